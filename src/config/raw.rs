@@ -1,0 +1,297 @@
+//! The layer config file exactly as written: serde types that reject unknown fields.
+//!
+//! Numbers that users get wrong (timeouts, retries, sizes) are read as wide signed
+//! or floating types so that validation, not the parser, says what is wrong with them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer};
+
+/// The whole file: layers by key, and per-environment overrides.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Layers by key (the key is how runs and other layers refer to a layer).
+    pub layers: BTreeMap<String, RawLayer>,
+    /// Overrides applied when a run names an environment.
+    #[serde(default)]
+    pub environment_overrides: BTreeMap<String, RawEnvironment>,
+    /// Addresses of required services for local runs (`host:port`), by service name.
+    #[serde(default)]
+    pub services: BTreeMap<String, RawService>,
+}
+
+/// How a layer's categories are run, as the original format names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionMode {
+    /// One at a time, in priority order.
+    Sequential,
+    /// All that are ready at once (bounded by the layer limit when set).
+    Parallel,
+    /// Dependency-aware with a parallel limit, critical path first.
+    Hybrid,
+    /// Like hybrid, and nothing waits for the result.
+    Background,
+}
+
+/// The execution strategy the planner uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub enum Strategy {
+    /// One category at a time, by priority order.
+    #[serde(rename = "SEQUENTIAL", alias = "sequential")]
+    Sequential,
+    /// Every ready category starts at once.
+    #[serde(rename = "PARALLEL_UNLIMITED", alias = "parallel_unlimited")]
+    ParallelUnlimited,
+    /// Ready categories start in priority order up to the parallel limit.
+    #[serde(rename = "PARALLEL_LIMITED", alias = "parallel_limited")]
+    ParallelLimited,
+    /// Ready categories start longest-remaining-path first, up to the limit.
+    #[serde(rename = "HYBRID_SMART", alias = "hybrid_smart")]
+    HybridSmart,
+}
+
+impl Strategy {
+    /// The name used in the config and in status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Sequential => "SEQUENTIAL",
+            Strategy::ParallelUnlimited => "PARALLEL_UNLIMITED",
+            Strategy::ParallelLimited => "PARALLEL_LIMITED",
+            Strategy::HybridSmart => "HYBRID_SMART",
+        }
+    }
+
+    /// Parses the config name (either case).
+    pub fn parse(s: &str) -> Option<Strategy> {
+        match s.to_ascii_uppercase().as_str() {
+            "SEQUENTIAL" => Some(Strategy::Sequential),
+            "PARALLEL_UNLIMITED" => Some(Strategy::ParallelUnlimited),
+            "PARALLEL_LIMITED" => Some(Strategy::ParallelLimited),
+            "HYBRID_SMART" => Some(Strategy::HybridSmart),
+            _ => None,
+        }
+    }
+}
+
+/// Whether tests talk to a mocked or a real LLM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LlmMode {
+    /// A mock (the default).
+    #[default]
+    Mock,
+    /// The real service.
+    Real,
+}
+
+impl LlmMode {
+    /// The config name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LlmMode::Mock => "mock",
+            LlmMode::Real => "real",
+        }
+    }
+}
+
+/// `llm_requirements` block.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLlm {
+    /// `mock` or `real`.
+    pub mode: LlmMode,
+}
+
+/// One layer as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLayer {
+    /// Display name.
+    pub name: Option<String>,
+    /// Free text.
+    pub description: Option<String>,
+    /// `sequential | parallel | hybrid | background`.
+    pub execution_mode: Option<ExecutionMode>,
+    /// Explicit strategy; by default derived from `execution_mode`.
+    pub strategy: Option<Strategy>,
+    /// Whole-layer deadline in minutes.
+    pub max_duration_minutes: Option<f64>,
+    /// The categories.
+    #[serde(default)]
+    pub categories: Vec<RawCategory>,
+    /// Layers that must have passed first.
+    #[serde(default)]
+    pub dependencies: Vec<String>,
+    /// Services that must be ready first.
+    #[serde(default)]
+    pub required_services: Vec<String>,
+    /// LLM mode.
+    pub llm_requirements: Option<RawLlm>,
+    /// Cancel everything on the first failure.
+    pub fail_fast: Option<bool>,
+    /// Layer-wide CPU, memory and parallelism limits.
+    pub resource_limits: Option<RawLayerLimits>,
+    /// Multiplies every timeout and the layer deadline.
+    pub timeout_multiplier: Option<f64>,
+    /// Default image for categories.
+    pub image: Option<String>,
+    /// Default command for categories; `{category}` and `{layer}` are substituted.
+    pub command: Option<String>,
+    /// Environment variables for every category.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Default retries for categories.
+    pub retries: Option<i64>,
+    /// Default resources for categories.
+    pub resources: Option<RawResources>,
+    /// How long to wait for required services before failing.
+    pub service_wait_seconds: Option<i64>,
+}
+
+/// Layer-wide limits.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLayerLimits {
+    /// Total CPU of categories running at once.
+    #[serde(default, deserialize_with = "quantity")]
+    pub cpu: Option<String>,
+    /// Total memory of categories running at once.
+    #[serde(default, deserialize_with = "quantity")]
+    pub memory: Option<String>,
+    /// Most categories running at once.
+    pub max_parallel_instances: Option<i64>,
+}
+
+/// Requests and limits of one category.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResources {
+    /// What the category is guaranteed.
+    pub requests: Option<RawQuantities>,
+    /// What the category may use at most.
+    pub limits: Option<RawQuantities>,
+}
+
+/// CPU and memory quantities in Kubernetes notation (`500m`, `2`, `512Mi`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuantities {
+    /// CPU.
+    #[serde(default, deserialize_with = "quantity")]
+    pub cpu: Option<String>,
+    /// Memory.
+    #[serde(default, deserialize_with = "quantity")]
+    pub memory: Option<String>,
+}
+
+/// One category as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCategory {
+    /// Name, unique in the layer.
+    pub name: String,
+    /// Per-attempt timeout.
+    pub timeout_seconds: Option<f64>,
+    /// Lower runs first.
+    pub priority_order: Option<i64>,
+    /// Categories of the same layer that must succeed first.
+    #[serde(default)]
+    pub dependencies: Vec<String>,
+    /// Shell command line.
+    pub command: Option<String>,
+    /// Container image.
+    pub image: Option<String>,
+    /// Extra environment.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Requests and limits.
+    pub resources: Option<RawResources>,
+    /// Retries after a failed test attempt.
+    pub retries: Option<i64>,
+    /// Retries after an infrastructure failure (eviction, node loss, image pull).
+    pub infra_retries: Option<i64>,
+    /// Backoff before the first retry; doubles each retry.
+    pub retry_backoff_seconds: Option<f64>,
+    /// Known duration, used to plan `HYBRID_SMART` (defaults to the timeout).
+    pub expected_duration_seconds: Option<f64>,
+    /// A JUnit XML file the category writes, read for test counts.
+    pub junit_report: Option<String>,
+    /// Working directory for local runs, relative to where `testlayer run` starts.
+    pub working_dir: Option<String>,
+}
+
+/// Overrides for one environment.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnvironment {
+    /// LLM mode for every layer.
+    pub llm_requirements: Option<RawLlm>,
+    /// Services every layer needs (replaces the layer's list).
+    pub required_services: Option<Vec<String>>,
+    /// Multiplies every timeout and deadline.
+    pub timeout_multiplier: Option<f64>,
+    /// Fail-fast for every layer.
+    pub fail_fast: Option<bool>,
+    /// Extra environment for every category.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Default image for every layer.
+    pub image: Option<String>,
+    /// Overrides for single layers, applied after the ones above.
+    #[serde(default)]
+    pub layers: BTreeMap<String, RawLayerOverride>,
+}
+
+/// Overrides for one layer in one environment.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLayerOverride {
+    /// LLM mode.
+    pub llm_requirements: Option<RawLlm>,
+    /// Required services (replaces).
+    pub required_services: Option<Vec<String>>,
+    /// Timeout multiplier.
+    pub timeout_multiplier: Option<f64>,
+    /// Fail-fast.
+    pub fail_fast: Option<bool>,
+    /// Strategy.
+    pub strategy: Option<Strategy>,
+    /// Layer limits (replaces the fields given).
+    pub resource_limits: Option<RawLayerLimits>,
+    /// Deadline in minutes.
+    pub max_duration_minutes: Option<f64>,
+    /// Extra environment.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Default image.
+    pub image: Option<String>,
+    /// Default retries.
+    pub retries: Option<i64>,
+}
+
+/// A service's address for local runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    /// `host:port` that accepts TCP connections when the service is ready.
+    pub address: String,
+}
+
+/// Reads a quantity written as a string (`"500m"`) or a bare number (`2`, `0.5`).
+fn quantity<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Q {
+        S(String),
+        I(i64),
+        F(f64),
+    }
+    Ok(match Option::<Q>::deserialize(d)? {
+        None => None,
+        Some(Q::S(s)) => Some(s),
+        Some(Q::I(i)) => Some(i.to_string()),
+        Some(Q::F(f)) => Some(f.to_string()),
+    })
+}

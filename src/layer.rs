@@ -1,0 +1,445 @@
+//! A resolved layer: one environment's view of a layer, self-contained and
+//! checked, with everything the planner and the executors need.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub use crate::config::raw::{ExecutionMode, LlmMode, Strategy};
+
+/// CPU in millicores and memory in bytes; `None` when not given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Quantities {
+    /// Millicores.
+    pub cpu_millis: Option<u64>,
+    /// Bytes.
+    pub memory_bytes: Option<u64>,
+}
+
+/// Requests and limits of one category.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Resources {
+    /// Guaranteed.
+    pub requests: Quantities,
+    /// Maximum.
+    pub limits: Quantities,
+}
+
+impl Resources {
+    /// What a running category counts against the layer budget: its limit where
+    /// set, else its request, else nothing.
+    pub fn budget_size(&self) -> Quantities {
+        Quantities {
+            cpu_millis: self.limits.cpu_millis.or(self.requests.cpu_millis),
+            memory_bytes: self.limits.memory_bytes.or(self.requests.memory_bytes),
+        }
+    }
+}
+
+/// One category of a resolved layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CategoryPlan {
+    /// Name as written in the config.
+    pub name: String,
+    /// Kubernetes name part (DNS label, unique in the layer).
+    pub k8s_name: String,
+    /// Per-attempt timeout, multiplier applied.
+    pub timeout: Duration,
+    /// Lower starts first among equals.
+    pub priority_order: i64,
+    /// Indices of the categories that must succeed first.
+    pub dependencies: Vec<usize>,
+    /// Shell command line, templates substituted.
+    pub command: Option<String>,
+    /// Container image.
+    pub image: Option<String>,
+    /// Environment (layer env, environment overrides and category env merged).
+    pub env: BTreeMap<String, String>,
+    /// Requests and limits.
+    pub resources: Resources,
+    /// Retries after failed test attempts.
+    pub retries: u32,
+    /// Retries after infrastructure failures.
+    pub infra_retries: u32,
+    /// Backoff before the first retry; doubles for each further one.
+    pub retry_backoff: Duration,
+    /// Expected duration for planning (known duration, else the timeout).
+    pub estimate: Duration,
+    /// JUnit XML the category writes.
+    pub junit_report: Option<String>,
+    /// Working directory for local runs.
+    pub working_dir: Option<String>,
+}
+
+impl CategoryPlan {
+    /// A category with defaults for everything but name and timeout (for tests and
+    /// simulations).
+    pub fn new(name: &str, timeout: Duration) -> Self {
+        CategoryPlan {
+            name: name.to_string(),
+            k8s_name: crate::config::names::slug(name).unwrap_or_else(|_| "category".into()),
+            timeout,
+            priority_order: 0,
+            dependencies: Vec::new(),
+            command: None,
+            image: None,
+            env: BTreeMap::new(),
+            resources: Resources::default(),
+            retries: 0,
+            infra_retries: 2,
+            retry_backoff: Duration::from_secs(1),
+            estimate: timeout,
+            junit_report: None,
+            working_dir: None,
+        }
+    }
+
+    /// Backoff before attempt number `attempt` (2 or more) given the attempts that
+    /// failed before it: the base doubled per earlier retry, at most ten minutes.
+    pub fn backoff_before(&self, failed_before: u32) -> Duration {
+        let doublings = failed_before.saturating_sub(1).min(16);
+        (self.retry_backoff * 2u32.pow(doublings)).min(Duration::from_secs(600))
+    }
+}
+
+/// A layer resolved for one environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerPlan {
+    /// Key in the config (`fast_feedback`).
+    pub key: String,
+    /// Display name (`Fast Feedback`).
+    pub display_name: String,
+    /// Kubernetes name part.
+    pub k8s_name: String,
+    /// Environment the overrides came from.
+    pub environment: Option<String>,
+    /// Mode as written.
+    pub execution_mode: ExecutionMode,
+    /// Strategy the planner follows.
+    pub strategy: Strategy,
+    /// Nobody waits for the result.
+    pub background: bool,
+    /// Most categories running at once (`None`: no limit).
+    pub max_parallel: Option<u32>,
+    /// Layer-wide CPU and memory budget of running categories.
+    pub budget: Quantities,
+    /// Cancel everything at the first failure.
+    pub fail_fast: bool,
+    /// Whole-layer deadline, multiplier applied.
+    pub deadline: Option<Duration>,
+    /// The multiplier that was applied.
+    pub timeout_multiplier: f64,
+    /// Layer keys that must have passed first.
+    pub dependencies: Vec<String>,
+    /// Services that must be ready first.
+    pub required_services: Vec<String>,
+    /// Addresses of required services for local runs.
+    pub service_addresses: BTreeMap<String, String>,
+    /// Bound on waiting for required services.
+    pub service_wait: Duration,
+    /// LLM mode.
+    pub llm_mode: LlmMode,
+    /// The categories.
+    pub categories: Vec<CategoryPlan>,
+    derived: Derived,
+}
+
+/// Graph facts computed once per plan.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Derived {
+    dependents: Vec<Vec<usize>>,
+    topo_order: Vec<usize>,
+    remaining_path: Vec<Duration>,
+}
+
+/// A dependency graph that cannot be run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GraphError {
+    /// A dependency index past the end.
+    #[error("category {category} depends on unknown index {index}")]
+    UnknownIndex {
+        /// The depending category.
+        category: usize,
+        /// The bad index.
+        index: usize,
+    },
+    /// A cycle, as category indices in order (first repeated at the end).
+    #[error("dependency cycle through categories {0:?}")]
+    Cycle(Vec<usize>),
+}
+
+/// The settings of a layer apart from its categories.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerSettings {
+    /// Key in the config.
+    pub key: String,
+    /// Display name.
+    pub display_name: String,
+    /// Kubernetes name part.
+    pub k8s_name: String,
+    /// Environment name.
+    pub environment: Option<String>,
+    /// Mode as written.
+    pub execution_mode: ExecutionMode,
+    /// Strategy.
+    pub strategy: Strategy,
+    /// Most categories at once.
+    pub max_parallel: Option<u32>,
+    /// CPU and memory budget.
+    pub budget: Quantities,
+    /// Fail-fast.
+    pub fail_fast: bool,
+    /// Deadline.
+    pub deadline: Option<Duration>,
+    /// Multiplier applied.
+    pub timeout_multiplier: f64,
+    /// Layer dependencies.
+    pub dependencies: Vec<String>,
+    /// Required services.
+    pub required_services: Vec<String>,
+    /// Local service addresses.
+    pub service_addresses: BTreeMap<String, String>,
+    /// Bound on waiting for services.
+    pub service_wait: Duration,
+    /// LLM mode.
+    pub llm_mode: LlmMode,
+}
+
+impl LayerSettings {
+    /// Plain settings for a layer with the given strategy and limit (for tests and
+    /// simulations).
+    pub fn new(key: &str, strategy: Strategy, max_parallel: Option<u32>) -> Self {
+        LayerSettings {
+            key: key.to_string(),
+            display_name: key.to_string(),
+            k8s_name: crate::config::names::slug(key).unwrap_or_else(|_| "layer".into()),
+            environment: None,
+            execution_mode: match strategy {
+                Strategy::Sequential => ExecutionMode::Sequential,
+                Strategy::ParallelUnlimited | Strategy::ParallelLimited => ExecutionMode::Parallel,
+                Strategy::HybridSmart => ExecutionMode::Hybrid,
+            },
+            strategy,
+            max_parallel,
+            budget: Quantities::default(),
+            fail_fast: false,
+            deadline: None,
+            timeout_multiplier: 1.0,
+            dependencies: Vec::new(),
+            required_services: Vec::new(),
+            service_addresses: BTreeMap::new(),
+            service_wait: Duration::from_secs(60),
+            llm_mode: LlmMode::Mock,
+        }
+    }
+}
+
+impl LayerPlan {
+    /// Builds a plan, checking the dependency graph and computing its derived facts.
+    pub fn new(settings: LayerSettings, categories: Vec<CategoryPlan>) -> Result<Self, GraphError> {
+        let derived = derive(&categories)?;
+        let s = settings;
+        Ok(LayerPlan {
+            key: s.key,
+            display_name: s.display_name,
+            k8s_name: s.k8s_name,
+            environment: s.environment,
+            background: s.execution_mode == ExecutionMode::Background,
+            execution_mode: s.execution_mode,
+            strategy: s.strategy,
+            max_parallel: s.max_parallel,
+            budget: s.budget,
+            fail_fast: s.fail_fast,
+            deadline: s.deadline,
+            timeout_multiplier: s.timeout_multiplier,
+            dependencies: s.dependencies,
+            required_services: s.required_services,
+            service_addresses: s.service_addresses,
+            service_wait: s.service_wait,
+            llm_mode: s.llm_mode,
+            categories,
+            derived,
+        })
+    }
+
+    /// Categories that depend directly on category `i`.
+    pub fn dependents(&self, i: usize) -> &[usize] {
+        &self.derived.dependents[i]
+    }
+
+    /// All categories, every one after those it depends on.
+    pub fn topo_order(&self) -> &[usize] {
+        &self.derived.topo_order
+    }
+
+    /// Longest chain of estimates from category `i` (itself included) to the end
+    /// of the layer: the `HYBRID_SMART` priority.
+    pub fn remaining_path(&self, i: usize) -> Duration {
+        self.derived.remaining_path[i]
+    }
+
+    /// The longest chain of estimates through the whole layer.
+    pub fn critical_path(&self) -> Duration {
+        self.derived
+            .remaining_path
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// Index of the category with this name.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.categories.iter().position(|c| c.name == name)
+    }
+
+    /// The limit on running categories the strategy enforces.
+    pub fn effective_parallelism(&self) -> Option<u32> {
+        match self.strategy {
+            Strategy::Sequential => Some(1),
+            _ => self.max_parallel,
+        }
+    }
+}
+
+/// Finds a dependency cycle, if any, as indices with the first repeated at the end.
+pub fn find_cycle(deps: &[Vec<usize>]) -> Option<Vec<usize>> {
+    // Iterative DFS with colours: 0 unvisited, 1 on stack, 2 done.
+    let n = deps.len();
+    let mut colour = vec![0u8; n];
+    let mut parent = vec![usize::MAX; n];
+    for root in 0..n {
+        if colour[root] != 0 {
+            continue;
+        }
+        let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+        colour[root] = 1;
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            if let Some(&d) = deps[node].get(*next) {
+                *next += 1;
+                if d >= n {
+                    continue;
+                }
+                match colour[d] {
+                    0 => {
+                        colour[d] = 1;
+                        parent[d] = node;
+                        stack.push((d, 0));
+                    }
+                    1 => {
+                        // node depends on d, which is on the stack: d -> ... -> node -> d.
+                        let mut cycle = vec![node];
+                        let mut cur = node;
+                        while cur != d {
+                            cur = parent[cur];
+                            cycle.push(cur);
+                        }
+                        // cycle is node, ..., d; reversed, each depends on the next,
+                        // and node closes the loop on d.
+                        cycle.reverse();
+                        cycle.push(d);
+                        return Some(cycle);
+                    }
+                    _ => {}
+                }
+            } else {
+                colour[node] = 2;
+                stack.pop();
+            }
+        }
+    }
+    None
+}
+
+fn derive(categories: &[CategoryPlan]) -> Result<Derived, GraphError> {
+    let n = categories.len();
+    let mut dependents = vec![Vec::new(); n];
+    let mut deps: Vec<Vec<usize>> = Vec::with_capacity(n);
+    for (i, c) in categories.iter().enumerate() {
+        for &d in &c.dependencies {
+            if d >= n {
+                return Err(GraphError::UnknownIndex {
+                    category: i,
+                    index: d,
+                });
+            }
+            dependents[d].push(i);
+        }
+        deps.push(c.dependencies.clone());
+    }
+    if let Some(cycle) = find_cycle(&deps) {
+        return Err(GraphError::Cycle(cycle));
+    }
+    // Kahn's algorithm, ties broken by index so the order is stable.
+    let mut indegree: Vec<usize> = deps.iter().map(Vec::len).collect();
+    let mut ready: std::collections::BTreeSet<usize> =
+        (0..n).filter(|&i| indegree[i] == 0).collect();
+    let mut topo_order = Vec::with_capacity(n);
+    while let Some(i) = ready.pop_first() {
+        topo_order.push(i);
+        for &j in &dependents[i] {
+            indegree[j] -= 1;
+            if indegree[j] == 0 {
+                ready.insert(j);
+            }
+        }
+    }
+    let mut remaining_path = vec![Duration::ZERO; n];
+    for &i in topo_order.iter().rev() {
+        let tail = dependents[i]
+            .iter()
+            .map(|&j| remaining_path[j])
+            .max()
+            .unwrap_or_default();
+        remaining_path[i] = categories[i].estimate + tail;
+    }
+    Ok(Derived {
+        dependents,
+        topo_order,
+        remaining_path,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cat(name: &str, secs: u64, deps: &[usize]) -> CategoryPlan {
+        let mut c = CategoryPlan::new(name, Duration::from_secs(secs));
+        c.dependencies = deps.to_vec();
+        c
+    }
+
+    #[test]
+    fn derived_facts() {
+        let cats = vec![
+            cat("a", 10, &[]),
+            cat("b", 5, &[0]),
+            cat("c", 30, &[0]),
+            cat("d", 1, &[1, 2]),
+        ];
+        let p = LayerPlan::new(
+            LayerSettings::new("l", Strategy::HybridSmart, Some(2)),
+            cats,
+        )
+        .unwrap();
+        assert_eq!(p.topo_order(), &[0, 1, 2, 3]);
+        assert_eq!(p.remaining_path(0), Duration::from_secs(41));
+        assert_eq!(p.remaining_path(1), Duration::from_secs(6));
+        assert_eq!(p.critical_path(), Duration::from_secs(41));
+        assert_eq!(p.dependents(0), &[1, 2]);
+    }
+
+    #[test]
+    fn cycles_are_named_in_order() {
+        // 0 -> 1 -> 2 -> 0 (each depends on the next)
+        let deps = vec![vec![1], vec![2], vec![0], vec![]];
+        let c = find_cycle(&deps).unwrap();
+        assert_eq!(c.first(), c.last());
+        assert_eq!(c.len(), 4);
+        for w in c.windows(2) {
+            assert!(deps[w[0]].contains(&w[1]), "{c:?}");
+        }
+        assert_eq!(find_cycle(&[vec![0]]), Some(vec![0, 0]));
+        assert_eq!(find_cycle(&[vec![], vec![0]]), None);
+    }
+}

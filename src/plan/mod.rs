@@ -1,0 +1,12 @@
+//! Planning: what to start, stop, retry, skip or cancel next. Pure code over
+//! plain data, shared by the Kubernetes and the local executor.
+
+mod planner;
+pub mod sim;
+mod state;
+
+pub use planner::plan;
+pub use state::{
+    Action, AttemptObs, AttemptOutcome, CategoryObs, Cause, Decision, LayerObs, LayerOutcome,
+    Phase, Terminal, WaitReason,
+};

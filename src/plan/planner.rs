@@ -1,0 +1,403 @@
+//! The planner: one pure function from a layer and what was observed to what to
+//! do next. No I/O and no clock: time comes in as [`LayerObs::now`].
+
+use std::cmp::Reverse;
+use std::time::Duration;
+
+use super::state::{
+    Action, AttemptOutcome, CategoryObs, Cause, Decision, LayerObs, LayerOutcome, Phase, Terminal,
+    WaitReason,
+};
+use crate::layer::{LayerPlan, Strategy};
+
+/// Where one category stands while planning.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum St {
+    /// Ended (recorded before, or decided now).
+    Done(Terminal),
+    /// An attempt runs; `stop` is set once it must be stopped.
+    Running {
+        started: Duration,
+        stop: Option<Terminal>,
+    },
+    /// Not running; the next attempt may start at `not_before`.
+    Idle {
+        next_attempt: u32,
+        not_before: Duration,
+    },
+}
+
+/// Decides what to do next for `layer`, given each category's observations
+/// (`cats[i]` belongs to `layer.categories[i]`; missing entries count as never
+/// started) and the layer-wide inputs.
+pub fn plan(layer: &LayerPlan, cats: &[CategoryObs], obs: &LayerObs) -> Decision {
+    let n = layer.categories.len();
+    let empty = CategoryObs::default();
+    let cat_obs = |i: usize| cats.get(i).unwrap_or(&empty);
+    let now = obs.now;
+    let mut actions = Vec::new();
+
+    // 1. Where each category stands, finishing those whose last attempt decides it.
+    let mut st: Vec<St> = (0..n)
+        .map(|i| {
+            let (s, finish) = derive(layer, i, cat_obs(i));
+            if finish {
+                if let St::Done(terminal) = s {
+                    actions.push(Action::Finish {
+                        category: i,
+                        terminal,
+                    });
+                }
+            }
+            s
+        })
+        .collect();
+
+    // 2. Attempts past their own timeout.
+    for (i, s) in st.iter_mut().enumerate() {
+        if let St::Running {
+            started,
+            stop: stop @ None,
+        } = s
+        {
+            if now >= *started + layer.categories[i].timeout {
+                *stop = Some(Terminal {
+                    phase: Phase::TimedOut,
+                    cause: Cause::Timeout,
+                });
+            }
+        }
+    }
+
+    // 3. Layer-wide ends: cancel, deadline, fail-fast.
+    let deadline_at = layer.deadline.map(|d| obs.started_at + d);
+    let layer_stop = if obs.cancel {
+        Some((
+            Terminal {
+                phase: Phase::Cancelled,
+                cause: Cause::CancelRequested,
+            },
+            Terminal {
+                phase: Phase::Cancelled,
+                cause: Cause::CancelRequested,
+            },
+        ))
+    } else if deadline_at.is_some_and(|d| now >= d) {
+        Some((
+            Terminal {
+                phase: Phase::TimedOut,
+                cause: Cause::LayerDeadline,
+            },
+            Terminal {
+                phase: Phase::Cancelled,
+                cause: Cause::LayerDeadline,
+            },
+        ))
+    } else if layer.fail_fast {
+        first_failure(&st).map(|f| {
+            let t = Terminal {
+                phase: Phase::Cancelled,
+                cause: Cause::FailFast(f),
+            };
+            (t, t)
+        })
+    } else {
+        None
+    };
+    if let Some((running_end, _)) = layer_stop {
+        for s in st.iter_mut() {
+            if let St::Running {
+                stop: stop @ None, ..
+            } = s
+            {
+                *stop = Some(running_end);
+            }
+        }
+    }
+
+    // 4. Dependents of anything that did not or will not succeed are skipped.
+    for &i in layer.topo_order() {
+        if !matches!(st[i], St::Idle { .. }) {
+            continue;
+        }
+        let failed_dep = layer.categories[i]
+            .dependencies
+            .iter()
+            .copied()
+            .find(|&d| match st[d] {
+                St::Done(t) => t.phase != Phase::Succeeded,
+                St::Running { stop, .. } => stop.is_some(),
+                St::Idle { .. } => false,
+            });
+        if let Some(d) = failed_dep {
+            let terminal = Terminal {
+                phase: Phase::Skipped,
+                cause: Cause::DependencyFailed(d),
+            };
+            st[i] = St::Done(terminal);
+            actions.push(Action::Finish {
+                category: i,
+                terminal,
+            });
+        }
+    }
+
+    // 5. Whatever still waits ends with the layer, if the layer ends.
+    if let Some((_, idle_end)) = layer_stop {
+        for (i, s) in st.iter_mut().enumerate() {
+            if matches!(s, St::Idle { .. }) {
+                *s = St::Done(idle_end);
+                actions.push(Action::Finish {
+                    category: i,
+                    terminal: idle_end,
+                });
+            }
+        }
+    }
+
+    // 6. Stops and interruptions of running attempts.
+    for (i, s) in st.iter().enumerate() {
+        if let St::Running { stop, .. } = s {
+            match stop {
+                Some(terminal) => actions.push(Action::Stop {
+                    category: i,
+                    terminal: *terminal,
+                }),
+                None if obs.suspend => actions.push(Action::Interrupt { category: i }),
+                None => {}
+            }
+        }
+    }
+
+    // 7. Admission.
+    let mut waiting: Vec<Option<WaitReason>> = vec![None; n];
+    let mut started = vec![false; n];
+    admit(layer, &st, obs, &mut actions, &mut waiting, &mut started);
+
+    // 8. Phases, next wake-up, outcome.
+    let mut wake_at: Option<Duration> = None;
+    let mut wake = |t: Duration| {
+        if t > now {
+            wake_at = Some(wake_at.map_or(t, |w: Duration| w.min(t)));
+        }
+    };
+    let mut phases = Vec::with_capacity(n);
+    let mut all_done = true;
+    for (i, s) in st.iter().enumerate() {
+        phases.push(match s {
+            St::Done(t) => t.phase,
+            St::Running { started, stop } => {
+                all_done = false;
+                if stop.is_none() {
+                    wake(*started + layer.categories[i].timeout);
+                }
+                Phase::Running
+            }
+            St::Idle { not_before, .. } => {
+                all_done = false;
+                if started[i] {
+                    wake(now + layer.categories[i].timeout);
+                    Phase::Running
+                } else {
+                    wake(*not_before);
+                    Phase::Waiting
+                }
+            }
+        });
+    }
+    let outcome = if all_done {
+        Some(outcome_of(&st))
+    } else {
+        None
+    };
+    if outcome.is_none() {
+        if let Some(d) = deadline_at {
+            wake(d);
+        }
+    }
+    Decision {
+        actions,
+        phases,
+        waiting,
+        wake_at,
+        outcome,
+    }
+}
+
+/// A category's standing from its observations; `true` when the standing was
+/// decided now (so a `Finish` must be recorded).
+fn derive(layer: &LayerPlan, i: usize, o: &CategoryObs) -> (St, bool) {
+    if let Some(t) = o.terminal {
+        return (St::Done(t), false);
+    }
+    let Some(last) = o.attempts.last() else {
+        return (
+            St::Idle {
+                next_attempt: 1,
+                not_before: Duration::ZERO,
+            },
+            false,
+        );
+    };
+    let next_attempt = o.attempts.len() as u32 + 1;
+    let Some((ended_at, outcome)) = last.ended else {
+        return (
+            St::Running {
+                started: last.started_at,
+                stop: None,
+            },
+            false,
+        );
+    };
+    let done = |phase, cause| (St::Done(Terminal { phase, cause }), true);
+    let c = &layer.categories[i];
+    match outcome {
+        AttemptOutcome::Succeeded => done(Phase::Succeeded, Cause::Passed),
+        AttemptOutcome::TimedOut => done(Phase::TimedOut, Cause::Timeout),
+        // Interrupted, not failed: start again, no backoff, no retry used.
+        AttemptOutcome::Stopped => (
+            St::Idle {
+                next_attempt,
+                not_before: ended_at,
+            },
+            false,
+        ),
+        AttemptOutcome::Failed { infra } => {
+            let (mut tests, mut infras) = (0u32, 0u32);
+            for a in &o.attempts {
+                match a.ended {
+                    Some((_, AttemptOutcome::Failed { infra: true })) => infras += 1,
+                    Some((_, AttemptOutcome::Failed { infra: false })) => tests += 1,
+                    _ => {}
+                }
+            }
+            let retry_left = if infra {
+                infras <= c.infra_retries
+            } else {
+                tests <= c.retries
+            };
+            if retry_left {
+                let not_before = ended_at + c.backoff_before(tests + infras);
+                (
+                    St::Idle {
+                        next_attempt,
+                        not_before,
+                    },
+                    false,
+                )
+            } else if infra {
+                done(Phase::Failed, Cause::InfraFailed)
+            } else {
+                done(Phase::Failed, Cause::TestsFailed)
+            }
+        }
+    }
+}
+
+/// The lowest-index category that failed or is being stopped at its timeout.
+fn first_failure(st: &[St]) -> Option<usize> {
+    st.iter().position(|s| match s {
+        St::Done(t) => t.phase.is_failure(),
+        St::Running { stop: Some(t), .. } => t.phase.is_failure(),
+        _ => false,
+    })
+}
+
+fn admit(
+    layer: &LayerPlan,
+    st: &[St],
+    obs: &LayerObs,
+    actions: &mut Vec<Action>,
+    waiting: &mut [Option<WaitReason>],
+    started: &mut [bool],
+) {
+    let mut running = 0u32;
+    let (mut cpu, mut mem) = (0u64, 0u64);
+    for (i, s) in st.iter().enumerate() {
+        if matches!(s, St::Running { .. }) {
+            running += 1;
+            let size = layer.categories[i].resources.budget_size();
+            cpu += size.cpu_millis.unwrap_or(0);
+            mem += size.memory_bytes.unwrap_or(0);
+        }
+    }
+    let mut ready: Vec<(usize, u32)> = Vec::new();
+    for (i, s) in st.iter().enumerate() {
+        let St::Idle {
+            next_attempt,
+            not_before,
+        } = *s
+        else {
+            continue;
+        };
+        let pending_dep = layer.categories[i]
+            .dependencies
+            .iter()
+            .copied()
+            .find(|&d| !matches!(st[d], St::Done(t) if t.phase == Phase::Succeeded));
+        waiting[i] = if let Some(d) = pending_dep {
+            Some(WaitReason::Dependency(d))
+        } else if obs.hold || obs.suspend {
+            Some(WaitReason::Hold)
+        } else if not_before > obs.now {
+            Some(WaitReason::Backoff(not_before))
+        } else {
+            ready.push((i, next_attempt));
+            None
+        };
+    }
+    match layer.strategy {
+        Strategy::HybridSmart => ready.sort_by_key(|&(i, _)| {
+            (
+                Reverse(layer.remaining_path(i)),
+                layer.categories[i].priority_order,
+                i,
+            )
+        }),
+        _ => ready.sort_by_key(|&(i, _)| (layer.categories[i].priority_order, i)),
+    }
+    let limit = layer.effective_parallelism().unwrap_or(u32::MAX);
+    for (i, attempt) in ready {
+        if running >= limit {
+            waiting[i] = Some(WaitReason::Slot);
+            continue;
+        }
+        let size = layer.categories[i].resources.budget_size();
+        let fits = |used: u64, need: Option<u64>, have: Option<u64>| match (need, have) {
+            (Some(need), Some(have)) => used + need <= have,
+            _ => true,
+        };
+        if !fits(cpu, size.cpu_millis, layer.budget.cpu_millis)
+            || !fits(mem, size.memory_bytes, layer.budget.memory_bytes)
+        {
+            waiting[i] = Some(WaitReason::Budget);
+            continue;
+        }
+        running += 1;
+        cpu += size.cpu_millis.unwrap_or(0);
+        mem += size.memory_bytes.unwrap_or(0);
+        started[i] = true;
+        actions.push(Action::Start {
+            category: i,
+            attempt,
+        });
+    }
+}
+
+fn outcome_of(st: &[St]) -> LayerOutcome {
+    let causes = || {
+        st.iter().filter_map(|s| match s {
+            St::Done(t) => Some(*t),
+            _ => None,
+        })
+    };
+    if causes().any(|t| t.cause == Cause::LayerDeadline) {
+        LayerOutcome::TimedOut
+    } else if causes().any(|t| t.cause == Cause::CancelRequested) {
+        LayerOutcome::Cancelled
+    } else if causes().all(|t| t.phase == Phase::Succeeded) {
+        LayerOutcome::Succeeded
+    } else {
+        LayerOutcome::Failed
+    }
+}

@@ -1,0 +1,251 @@
+//! What the planner is told (observations) and what it says (decisions).
+
+use std::time::Duration;
+
+/// Phase of a category.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub enum Phase {
+    /// Not looked at yet.
+    Pending,
+    /// Waiting on dependencies, services, a free slot or a retry backoff.
+    Waiting,
+    /// An attempt is running.
+    Running,
+    /// Passed.
+    Succeeded,
+    /// Failed after its retries.
+    Failed,
+    /// Stopped at its timeout, or running when the layer deadline passed.
+    TimedOut,
+    /// Cancelled: fail-fast, a cancel request, or the layer deadline.
+    Cancelled,
+    /// Not run because a dependency did not succeed.
+    Skipped,
+}
+
+impl Phase {
+    /// Whether the category is done.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Phase::Succeeded | Phase::Failed | Phase::TimedOut | Phase::Cancelled | Phase::Skipped
+        )
+    }
+
+    /// Whether a category in this phase counts as a failure for fail-fast.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Phase::Failed | Phase::TimedOut)
+    }
+
+    /// The name shown in status and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Waiting => "Waiting",
+            Phase::Running => "Running",
+            Phase::Succeeded => "Succeeded",
+            Phase::Failed => "Failed",
+            Phase::TimedOut => "TimedOut",
+            Phase::Cancelled => "Cancelled",
+            Phase::Skipped => "Skipped",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum AttemptOutcome {
+    /// Exit code 0.
+    Succeeded,
+    /// The tests failed (`infra: false`) or the infrastructure did (eviction,
+    /// node loss, image pull, OOM of the runtime: `infra: true`).
+    Failed {
+        /// Infrastructure rather than test failure.
+        infra: bool,
+    },
+    /// Stopped by the executor at the category timeout.
+    TimedOut,
+    /// Stopped by the executor for another reason (cancel, fail-fast, deadline).
+    Stopped,
+}
+
+/// One attempt as observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptObs {
+    /// When it started, on the layer's clock.
+    pub started_at: Duration,
+    /// When it ended and how; `None` while it runs.
+    pub ended: Option<(Duration, AttemptOutcome)>,
+}
+
+/// Why a category ended the way it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Cause {
+    /// Its last attempt passed.
+    Passed,
+    /// Its tests failed and no retries were left.
+    TestsFailed,
+    /// The infrastructure failed and no infrastructure retries were left.
+    InfraFailed,
+    /// It ran past its own timeout.
+    Timeout,
+    /// The layer's deadline passed.
+    LayerDeadline,
+    /// A dependency (index) did not succeed.
+    DependencyFailed(usize),
+    /// Fail-fast after the failure of the category with this index.
+    FailFast(usize),
+    /// The run was cancelled.
+    CancelRequested,
+}
+
+/// A category's end, once decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Terminal {
+    /// The final phase.
+    pub phase: Phase,
+    /// Why.
+    pub cause: Cause,
+}
+
+/// Everything observed about one category.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CategoryObs {
+    /// Attempts in order; at most the last one is running.
+    pub attempts: Vec<AttemptObs>,
+    /// The recorded end, once a decision made it final.
+    pub terminal: Option<Terminal>,
+}
+
+impl CategoryObs {
+    /// The attempt still running, if any.
+    pub fn running(&self) -> Option<&AttemptObs> {
+        self.attempts.last().filter(|a| a.ended.is_none())
+    }
+}
+
+/// Layer-wide inputs besides the categories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerObs {
+    /// Now, on the layer's clock (the same clock as the attempt times).
+    pub now: Duration,
+    /// When the layer started (its deadline counts from here).
+    pub started_at: Duration,
+    /// A user asked to cancel.
+    pub cancel: bool,
+    /// Start nothing new (waiting for services, or layer dependencies).
+    pub hold: bool,
+    /// Suspended: start nothing new and interrupt what runs; interrupted attempts
+    /// are started again on resume and do not count as retries.
+    pub suspend: bool,
+}
+
+impl LayerObs {
+    /// A layer observed at `now` that started at `started_at`, with no requests.
+    pub fn at(now: Duration, started_at: Duration) -> Self {
+        LayerObs {
+            now,
+            started_at,
+            cancel: false,
+            hold: false,
+            suspend: false,
+        }
+    }
+}
+
+/// Why a category is not started yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum WaitReason {
+    /// A dependency (index) has not succeeded yet.
+    Dependency(usize),
+    /// The parallel limit is reached.
+    Slot,
+    /// The layer's CPU or memory budget is used up.
+    Budget,
+    /// Backing off before a retry, until this time.
+    Backoff(Duration),
+    /// The layer holds (suspended, or waiting for services).
+    Hold,
+}
+
+/// One thing the executor must do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Start attempt number `attempt` (1-based) of a category.
+    Start {
+        /// Category index.
+        category: usize,
+        /// Attempt number.
+        attempt: u32,
+    },
+    /// Stop the running attempt; once it has stopped, record the category as
+    /// `terminal`. Repeated until the attempt is seen ended.
+    Stop {
+        /// Category index.
+        category: usize,
+        /// What to record once stopped.
+        terminal: Terminal,
+    },
+    /// Stop the running attempt without ending the category (suspension); it is
+    /// started again later as a new attempt.
+    Interrupt {
+        /// Category index.
+        category: usize,
+    },
+    /// Record the category as ended (nothing is running for it).
+    Finish {
+        /// Category index.
+        category: usize,
+        /// What to record.
+        terminal: Terminal,
+    },
+}
+
+/// How a whole layer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum LayerOutcome {
+    /// Every category passed.
+    Succeeded,
+    /// Some category failed, timed out or was skipped.
+    Failed,
+    /// The layer deadline passed.
+    TimedOut,
+    /// A user cancelled.
+    Cancelled,
+}
+
+impl LayerOutcome {
+    /// The name shown in status and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LayerOutcome::Succeeded => "Succeeded",
+            LayerOutcome::Failed => "Failed",
+            LayerOutcome::TimedOut => "TimedOut",
+            LayerOutcome::Cancelled => "Cancelled",
+        }
+    }
+}
+
+/// What the planner decided at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// What to do now.
+    pub actions: Vec<Action>,
+    /// The phase of every category once the actions are applied (stops count as
+    /// running until they are seen ended).
+    pub phases: Vec<Phase>,
+    /// Why each waiting category waits.
+    pub waiting: Vec<Option<WaitReason>>,
+    /// When to ask again at the latest, if nothing else happens first.
+    pub wake_at: Option<Duration>,
+    /// Set once every category has ended.
+    pub outcome: Option<LayerOutcome>,
+}

@@ -1,0 +1,1 @@
+//! Test support for testlayer: a real control plane and a scripted test kubelet.
