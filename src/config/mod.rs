@@ -14,6 +14,7 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use raw::RawConfig;
+pub use resolve::{Overrides, service_k8s_name};
 
 use error::Collector;
 

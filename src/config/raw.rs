@@ -12,12 +12,13 @@ use serde::{Deserialize, Deserializer};
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     /// Layers by key (the key is how runs and other layers refer to a layer).
+    #[serde(deserialize_with = "unique_keys")]
     pub layers: BTreeMap<String, RawLayer>,
     /// Overrides applied when a run names an environment.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub environment_overrides: BTreeMap<String, RawEnvironment>,
     /// Addresses of required services for local runs (`host:port`), by service name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub services: BTreeMap<String, RawService>,
 }
 
@@ -140,7 +141,7 @@ pub struct RawLayer {
     /// Default command for categories; `{category}` and `{layer}` are substituted.
     pub command: Option<String>,
     /// Environment variables for every category.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub env: BTreeMap<String, String>,
     /// Default retries for categories.
     pub retries: Option<i64>,
@@ -204,7 +205,7 @@ pub struct RawCategory {
     /// Container image.
     pub image: Option<String>,
     /// Extra environment.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub env: BTreeMap<String, String>,
     /// Requests and limits.
     pub resources: Option<RawResources>,
@@ -235,12 +236,12 @@ pub struct RawEnvironment {
     /// Fail-fast for every layer.
     pub fail_fast: Option<bool>,
     /// Extra environment for every category.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub env: BTreeMap<String, String>,
     /// Default image for every layer.
     pub image: Option<String>,
     /// Overrides for single layers, applied after the ones above.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub layers: BTreeMap<String, RawLayerOverride>,
 }
 
@@ -263,7 +264,7 @@ pub struct RawLayerOverride {
     /// Deadline in minutes.
     pub max_duration_minutes: Option<f64>,
     /// Extra environment.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub env: BTreeMap<String, String>,
     /// Default image.
     pub image: Option<String>,
@@ -294,4 +295,35 @@ fn quantity<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error>
         Some(Q::I(i)) => Some(i.to_string()),
         Some(Q::F(f)) => Some(f.to_string()),
     })
+}
+
+/// Reads a mapping into a map, refusing keys given twice (YAML parsers otherwise
+/// keep the last one silently).
+fn unique_keys<'de, D, V>(d: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Visit<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Visit<V> {
+        type Value = BTreeMap<String, V>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a mapping")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut m: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(k) = m.next_key::<String>()? {
+                if out.contains_key(&k) {
+                    return Err(serde::de::Error::custom(format!("duplicate key {k:?}")));
+                }
+                let v = m.next_value()?;
+                out.insert(k, v);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Visit(std::marker::PhantomData))
 }

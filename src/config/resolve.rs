@@ -34,6 +34,24 @@ const DEFAULT_BACKOFF_SECS: f64 = 2.0;
 /// Default retries after infrastructure failures.
 const DEFAULT_INFRA_RETRIES: i64 = 2;
 
+/// Settings a run gives on top of the config (command-line flags, or a
+/// TestLayerRun's `overrides`); they win over everything in the file.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    /// Names where they came from in errors (`command line`, `spec.overrides`).
+    pub source: String,
+    /// Strategy.
+    pub strategy: Option<Strategy>,
+    /// Most categories at once.
+    pub max_parallel: Option<i64>,
+    /// Fail-fast.
+    pub fail_fast: Option<bool>,
+    /// Retries of every category.
+    pub retries: Option<i64>,
+    /// Timeout multiplier.
+    pub timeout_multiplier: Option<f64>,
+}
+
 impl Config {
     /// Resolves `layer` for `environment` (or the base config when `None`) into a
     /// self-contained plan, or every problem found on the way.
@@ -42,8 +60,18 @@ impl Config {
         layer: &str,
         environment: Option<&str>,
     ) -> Result<LayerPlan, ConfigErrors> {
+        self.resolve_with(layer, environment, &Overrides::default())
+    }
+
+    /// Like [`Config::resolve`], with a run's overrides applied last.
+    pub fn resolve_with(
+        &self,
+        layer: &str,
+        environment: Option<&str>,
+        overrides: &Overrides,
+    ) -> Result<LayerPlan, ConfigErrors> {
         let mut c = Collector::new(&self.file);
-        match self.resolve_into(layer, environment, &mut c) {
+        match self.resolve_into(layer, environment, overrides, &mut c) {
             Some(p) => c.finish(p),
             None => {
                 if c.is_empty() {
@@ -75,7 +103,7 @@ impl Config {
             .collect();
         for key in self.raw.layers.keys() {
             for env in &envs {
-                let _ = self.resolve_into(key, *env, &mut c);
+                let _ = self.resolve_into(key, *env, &Overrides::default(), &mut c);
             }
         }
         for (env, o) in &self.raw.environment_overrides {
@@ -142,7 +170,13 @@ impl Config {
         }
     }
 
-    fn resolve_into(&self, key: &str, env: Option<&str>, c: &mut Collector) -> Option<LayerPlan> {
+    fn resolve_into(
+        &self,
+        key: &str,
+        env: Option<&str>,
+        ov: &Overrides,
+        c: &mut Collector,
+    ) -> Option<LayerPlan> {
         let Some(raw) = self.raw.layers.get(key) else {
             c.push(
                 "layers",
@@ -183,6 +217,7 @@ impl Config {
             raw,
             envo,
             lo,
+            ov,
             lp: format!("layers.{key}"),
             ep: ep.clone(),
             elp: format!("{ep}.layers.{key}"),
@@ -197,6 +232,7 @@ struct Resolver<'a> {
     raw: &'a RawLayer,
     envo: &'a RawEnvironment,
     lo: &'a RawLayerOverride,
+    ov: &'a Overrides,
     /// `layers.<key>`
     lp: String,
     /// `environment_overrides.<env>`
@@ -221,6 +257,24 @@ impl<'a> Resolver<'a> {
         env: Option<&T>,
         base: Option<&T>,
     ) -> Option<From<T>> {
+        self.pick_over(field, None, layer_override, env, base)
+    }
+
+    /// Like `pick`, with the run's override first.
+    fn pick_over<T: Clone>(
+        &self,
+        field: &str,
+        run: Option<&T>,
+        layer_override: Option<&T>,
+        env: Option<&T>,
+        base: Option<&T>,
+    ) -> Option<From<T>> {
+        if let Some(v) = run {
+            return Some(From {
+                value: v.clone(),
+                path: format!("{}: {field}", self.ov.source),
+            });
+        }
         if let Some(v) = layer_override {
             return Some(From {
                 value: v.clone(),
@@ -260,8 +314,9 @@ impl<'a> Resolver<'a> {
         let execution_mode = raw.execution_mode.unwrap_or(ExecutionMode::Sequential);
 
         let multiplier = self
-            .pick(
+            .pick_over(
                 "timeout_multiplier",
+                self.ov.timeout_multiplier.as_ref(),
                 self.lo.timeout_multiplier.as_ref(),
                 self.envo.timeout_multiplier.as_ref(),
                 raw.timeout_multiplier.as_ref(),
@@ -299,10 +354,17 @@ impl<'a> Resolver<'a> {
                 format!("{lp}.resource_limits.{field}")
             }
         };
-        let max_parallel = limits.max_parallel_instances.and_then(|n| {
+        let (max_parallel_raw, max_parallel_path) = match self.ov.max_parallel {
+            Some(n) => (Some(n), format!("{}: max_parallel", self.ov.source)),
+            None => (
+                limits.max_parallel_instances,
+                limits_path("max_parallel_instances"),
+            ),
+        };
+        let max_parallel = max_parallel_raw.and_then(|n| {
             if !(1..=MAX_PARALLEL).contains(&n) {
                 c.push(
-                    limits_path("max_parallel_instances"),
+                    max_parallel_path.clone(),
                     format!("must be between 1 and {MAX_PARALLEL}, got {n}"),
                 );
                 None
@@ -322,8 +384,9 @@ impl<'a> Resolver<'a> {
         };
 
         let strategy = self
-            .pick(
+            .pick_over(
                 "strategy",
+                self.ov.strategy.as_ref(),
                 self.lo.strategy.as_ref(),
                 None,
                 raw.strategy.as_ref(),
@@ -335,7 +398,7 @@ impl<'a> Resolver<'a> {
                 ExecutionMode::Parallel => Strategy::ParallelUnlimited,
                 ExecutionMode::Hybrid | ExecutionMode::Background => Strategy::HybridSmart,
             });
-        if strategy == Strategy::ParallelLimited && limits.max_parallel_instances.is_none() {
+        if strategy == Strategy::ParallelLimited && max_parallel_raw.is_none() {
             c.push(
                 format!("{lp}.resource_limits.max_parallel_instances"),
                 "strategy PARALLEL_LIMITED needs a limit: set resource_limits.max_parallel_instances",
@@ -343,8 +406,9 @@ impl<'a> Resolver<'a> {
         }
 
         let fail_fast = self
-            .pick(
+            .pick_over(
                 "fail_fast",
+                self.ov.fail_fast.as_ref(),
                 self.lo.fail_fast.as_ref(),
                 self.envo.fail_fast.as_ref(),
                 raw.fail_fast.as_ref(),
@@ -460,8 +524,9 @@ impl<'a> Resolver<'a> {
                 c.push(format!("{lp}.command"), "must not be empty");
             }
         }
-        let default_retries = self.pick(
+        let default_retries = self.pick_over(
             "retries",
+            self.ov.retries.as_ref(),
             self.lo.retries.as_ref(),
             None,
             raw.retries.as_ref(),
@@ -647,7 +712,12 @@ impl<'a> Resolver<'a> {
                 }
             }
         };
-        let retries = count(rc.retries, "retries", i64::from(d.retries), c);
+        let own_retries = if self.ov.retries.is_some() {
+            None
+        } else {
+            rc.retries
+        };
+        let retries = count(own_retries, "retries", i64::from(d.retries), c);
         let infra_retries = count(rc.infra_retries, "infra_retries", DEFAULT_INFRA_RETRIES, c);
         let backoff = match rc.retry_backoff_seconds {
             None => DEFAULT_BACKOFF_SECS,

@@ -1,9 +1,12 @@
 //! Planning: what to start, stop, retry, skip or cancel next. Pure code over
 //! plain data, shared by the Kubernetes and the local executor.
 
+pub mod describe;
 mod planner;
 pub mod sim;
 mod state;
+#[cfg(test)]
+mod tests;
 
 pub use planner::plan;
 pub use state::{

@@ -1,0 +1,394 @@
+//! Every kind of bad config gets an error that names the file, the field and the
+//! problem; good configs resolve into complete plans.
+
+use std::time::Duration;
+
+use testlayer::config::Config;
+use testlayer::layer::{LlmMode, Strategy};
+
+const FILE: &str = "layers.yaml";
+
+fn errors(yaml: &str) -> Vec<String> {
+    let config = match Config::parse(yaml, FILE) {
+        Ok(c) => c,
+        Err(e) => return e.0.iter().map(|e| e.to_string()).collect(),
+    };
+    match config.validate() {
+        Ok(()) => Vec::new(),
+        Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+/// Asserts that some error line contains every one of `parts`.
+#[track_caller]
+fn assert_error(yaml: &str, parts: &[&str]) {
+    let errs = errors(yaml);
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with(FILE) && parts.iter().all(|p| e.contains(p))),
+        "no error containing {parts:?} in {errs:#?}"
+    );
+}
+
+fn layer(body: &str) -> String {
+    format!("layers:\n  fast:\n    execution_mode: sequential\n{body}")
+}
+
+const CATS: &str = "    categories:\n      - name: smoke\n        timeout_seconds: 10\n";
+
+#[test]
+fn reference_config_is_valid_in_every_environment() {
+    let c = Config::load(std::path::Path::new("config/test_layers.yaml")).unwrap();
+    c.validate().unwrap();
+    assert_eq!(
+        c.layer_keys(),
+        [
+            "core_integration",
+            "e2e_background",
+            "fast_feedback",
+            "service_integration"
+        ]
+    );
+    for env in ["test", "development", "staging", "production"] {
+        for l in c.layer_keys() {
+            c.resolve(l, Some(env)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn environment_overrides_resolve_into_the_plan() {
+    let c = Config::load(std::path::Path::new("config/test_layers.yaml")).unwrap();
+    let base = c.resolve("fast_feedback", None).unwrap();
+    assert_eq!(base.display_name, "Fast Feedback");
+    assert_eq!(base.strategy, Strategy::Sequential);
+    assert!(base.fail_fast);
+    assert_eq!(base.llm_mode, LlmMode::Mock);
+    assert_eq!(base.deadline, Some(Duration::from_secs(120)));
+    assert_eq!(base.categories[0].timeout, Duration::from_secs(60));
+    assert_eq!(
+        base.categories[0].command.as_deref(),
+        Some("pytest -m smoke --junitxml=/tmp/junit.xml")
+    );
+    assert_eq!(base.categories[1].dependencies, vec![0]);
+
+    let staging = c.resolve("fast_feedback", Some("staging")).unwrap();
+    assert_eq!(staging.llm_mode, LlmMode::Real);
+    assert_eq!(
+        staging.required_services,
+        ["postgresql", "redis", "backend_service"]
+    );
+    assert_eq!(staging.categories[0].timeout, Duration::from_secs(90));
+    assert_eq!(staging.deadline, Some(Duration::from_secs(180)));
+
+    let prod = c.resolve("e2e_background", Some("production")).unwrap();
+    assert_eq!(prod.max_parallel, Some(1));
+    assert!(prod.background);
+    assert_eq!(prod.strategy, Strategy::HybridSmart);
+    let si = c.resolve("service_integration", None).unwrap();
+    assert_eq!(si.categories[1].k8s_name, "e2e-critical");
+    assert_eq!(si.categories[0].k8s_name, "agent-workflows");
+    assert_eq!(si.k8s_name, "service-integration");
+    assert_eq!(si.budget.cpu_millis, Some(8000));
+    assert_eq!(
+        si.categories[0].resources.limits.memory_bytes,
+        Some(8 << 30)
+    );
+}
+
+#[test]
+fn malformed_yaml_names_the_position() {
+    let errs = errors("layers:\n  fast: [unclosed\n");
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].starts_with("layers.yaml:"), "{errs:?}");
+    assert!(errs[0].contains(':'), "{errs:?}");
+}
+
+#[test]
+fn empty_file() {
+    assert_error("", &["empty"]);
+    assert_error("   \n", &["empty"]);
+}
+
+#[test]
+fn unknown_fields_are_rejected_with_their_path() {
+    assert_error(
+        &layer(&format!("{CATS}    colour: blue\n")),
+        &["layers.fast", "unknown field `colour`"],
+    );
+    assert_error(
+        &format!("{}        flaky: true\n", layer(CATS)),
+        &["layers.fast.categories[0]", "unknown field `flaky`"],
+    );
+    assert_error("layerz: {}\n", &["unknown field `layerz`"]);
+}
+
+#[test]
+fn wrong_types_and_enum_values() {
+    assert_error(
+        "layers:\n  fast:\n    execution_mode: sideways\n    categories: []\n",
+        &["layers.fast.execution_mode", "unknown variant `sideways`"],
+    );
+    assert_error(
+        &layer("    categories:\n      - name: a\n        timeout_seconds: soon\n"),
+        &["timeout_seconds"],
+    );
+    assert_error(
+        &layer(&format!("{CATS}    strategy: FASTEST\n")),
+        &["strategy", "FASTEST"],
+    );
+    assert_error(
+        &layer(&format!("{CATS}    llm_requirements:\n      mode: maybe\n")),
+        &["mode", "maybe"],
+    );
+}
+
+#[test]
+fn unknown_layer_and_category_references() {
+    assert_error(
+        &layer(
+            "    dependencies: [nope]\n    categories:\n      - name: a\n        timeout_seconds: 5\n",
+        ),
+        &["layers.fast.dependencies[0]", "unknown layer \"nope\""],
+    );
+    assert_error(
+        &layer(
+            "    categories:\n      - name: a\n        timeout_seconds: 5\n        dependencies: [b]\n",
+        ),
+        &[
+            "layers.fast.categories[0].dependencies[0]",
+            "unknown category \"b\"",
+        ],
+    );
+    assert_error(
+        &format!(
+            "{}environment_overrides:\n  staging:\n    layers:\n      ghost: {{}}\n",
+            layer(CATS)
+        ),
+        &[
+            "environment_overrides.staging.layers.ghost",
+            "unknown layer",
+        ],
+    );
+}
+
+#[test]
+fn dependency_cycles_are_named() {
+    let yaml = layer(
+        "    categories:\n      - name: a\n        timeout_seconds: 5\n        dependencies: [c]\n      - name: b\n        timeout_seconds: 5\n        dependencies: [a]\n      - name: c\n        timeout_seconds: 5\n        dependencies: [b]\n",
+    );
+    let errs = errors(&yaml);
+    let cycle = errs
+        .iter()
+        .find(|e| e.contains("dependency cycle"))
+        .expect("cycle error");
+    assert!(cycle.contains("layers.fast.categories"), "{cycle}");
+    // Every member is named, and the cycle closes on its first member.
+    for n in ["a", "b", "c"] {
+        assert!(cycle.contains(n), "{cycle}");
+    }
+    let tail = cycle.rsplit(": ").next().unwrap();
+    let names: Vec<&str> = tail.split(" -> ").collect();
+    assert_eq!(names.first(), names.last(), "{cycle}");
+    assert_eq!(names.len(), 4);
+
+    assert_error(
+        &layer(
+            "    categories:\n      - name: a\n        timeout_seconds: 5\n        dependencies: [a]\n",
+        ),
+        &["dependency cycle: a -> a"],
+    );
+    let layers = "layers:\n  x:\n    dependencies: [y]\n    categories: [{name: a, timeout_seconds: 1}]\n  y:\n    dependencies: [x]\n    categories: [{name: a, timeout_seconds: 1}]\n";
+    assert_error(layers, &["layer dependency cycle", "x -> y -> x"]);
+    assert_error(
+        "layers:\n  x:\n    dependencies: [x]\n    categories: [{name: a, timeout_seconds: 1}]\n",
+        &["layers.x.dependencies[0]", "cannot depend on itself"],
+    );
+}
+
+#[test]
+fn duplicate_names() {
+    assert_error(
+        &layer(
+            "    categories:\n      - name: a\n        timeout_seconds: 5\n      - name: a\n        timeout_seconds: 5\n",
+        ),
+        &[
+            "layers.fast.categories[1].name",
+            "duplicate category name \"a\"",
+        ],
+    );
+    // Duplicate keys in YAML itself.
+    assert_error(
+        &format!("{}{}", layer(CATS), "  fast:\n    categories: []\n"),
+        &["duplicate"],
+    );
+}
+
+#[test]
+fn bad_timeouts_and_numbers() {
+    for (value, needle) in [
+        ("0", "got 0"),
+        ("-5", "got -5"),
+        ("100000000", "at most 86400"),
+        (".nan", "NaN"),
+    ] {
+        assert_error(
+            &layer(&format!(
+                "    categories:\n      - name: a\n        timeout_seconds: {value}\n"
+            )),
+            &["layers.fast.categories[0].timeout_seconds", needle],
+        );
+    }
+    assert_error(
+        &layer("    categories:\n      - name: a\n"),
+        &["categories[0].timeout_seconds", "needs a timeout_seconds"],
+    );
+    assert_error(
+        &layer(&format!("{CATS}    max_duration_minutes: 0\n")),
+        &["layers.fast.max_duration_minutes", "more than 0"],
+    );
+    assert_error(
+        &layer(&format!("{CATS}    max_duration_minutes: 100000\n")),
+        &["max_duration_minutes", "one week"],
+    );
+    assert_error(
+        &format!("{}        retries: 99\n", layer(CATS)),
+        &["categories[0].retries", "between 0 and 10"],
+    );
+    assert_error(
+        &format!("{}        retries: -1\n", layer(CATS)),
+        &["categories[0].retries", "got -1"],
+    );
+    assert_error(
+        &layer(&format!("{CATS}    timeout_multiplier: 0\n")),
+        &["timeout_multiplier", "more than 0"],
+    );
+    assert_error(
+        &format!(
+            "{}environment_overrides:\n  slow:\n    timeout_multiplier: -2\n",
+            layer(CATS)
+        ),
+        &["environment_overrides.slow.timeout_multiplier", "got -2"],
+    );
+    assert_error(
+        &layer(&format!(
+            "{CATS}    resource_limits:\n      max_parallel_instances: 0\n"
+        )),
+        &["resource_limits.max_parallel_instances", "between 1"],
+    );
+    assert_error(
+        &layer("    categories: []\n"),
+        &["layers.fast.categories", "no categories"],
+    );
+    assert_error("layers: {}\n", &["no layers"]);
+}
+
+#[test]
+fn impossible_resources() {
+    let res = |r: &str| format!("{}        resources:\n{r}", layer(CATS));
+    assert_error(
+        &res("          limits: {cpu: lots}\n"),
+        &["categories[0].resources.limits.cpu", "not a CPU quantity"],
+    );
+    assert_error(
+        &res("          limits: {memory: 2GB}\n"),
+        &["resources.limits.memory", "not a memory quantity"],
+    );
+    assert_error(
+        &res("          requests: {cpu: 0}\n"),
+        &["resources.requests.cpu", "more than zero"],
+    );
+    assert_error(
+        &res("          limits: {cpu: 5000}\n"),
+        &["resources.limits.cpu", "more than any node"],
+    );
+    assert_error(
+        &res("          limits: {memory: 100Ti}\n"),
+        &["resources.limits.memory", "more than any node"],
+    );
+    assert_error(
+        &res("          requests: {cpu: 2}\n          limits: {cpu: 1}\n"),
+        &[
+            "resources.requests.cpu",
+            "request 2 is more than the limit 1",
+        ],
+    );
+    assert_error(
+        &format!(
+            "{}    resource_limits: {{cpu: 1, memory: 1Gi}}\n",
+            res("          limits: {cpu: 2, memory: 512Mi}\n")
+        ),
+        &[
+            "categories[0].resources",
+            "needs cpu 2",
+            "could never start",
+        ],
+    );
+    assert_error(
+        &layer(&format!("{CATS}    strategy: PARALLEL_LIMITED\n")),
+        &["max_parallel_instances", "PARALLEL_LIMITED needs a limit"],
+    );
+}
+
+#[test]
+fn names_that_cannot_become_kubernetes_names() {
+    assert_error(
+        &layer("    categories:\n      - name: \"!!!\"\n        timeout_seconds: 5\n"),
+        &["categories[0].name", "no ASCII letters or digits"],
+    );
+    assert_error(
+        &layer("    categories:\n      - name: \"\"\n        timeout_seconds: 5\n"),
+        &["categories[0].name", "empty"],
+    );
+    assert_error(
+        "layers:\n  \"???\":\n    categories: [{name: a, timeout_seconds: 1}]\n",
+        &["layers.???", "layer key"],
+    );
+    assert_error(
+        &layer(&format!("{CATS}    required_services: [\"9lives\"]\n")),
+        &["required_services[0]", "cannot name a Kubernetes Service"],
+    );
+    assert_error(
+        &layer(&format!("{CATS}    env:\n      \"1BAD\": x\n")),
+        &["env.1BAD", "not a valid environment variable name"],
+    );
+}
+
+#[test]
+fn unknown_environment_and_layer_on_resolve() {
+    let c = Config::parse(&layer(CATS), FILE).unwrap();
+    let e = c.resolve("fast", Some("mars")).unwrap_err().to_string();
+    assert!(
+        e.contains("unknown environment \"mars\"") && e.starts_with(FILE),
+        "{e}"
+    );
+    let e = c.resolve("slow", None).unwrap_err().to_string();
+    assert!(
+        e.contains("unknown layer \"slow\"") && e.contains("known layers: fast"),
+        "{e}"
+    );
+}
+
+#[test]
+fn colliding_names_map_to_distinct_kubernetes_names() {
+    let c = Config::parse(
+        &layer("    categories:\n      - name: E2E Critical\n        timeout_seconds: 5\n      - name: e2e_critical\n        timeout_seconds: 5\n"),
+        FILE,
+    )
+    .unwrap();
+    let p = c.resolve("fast", None).unwrap();
+    assert_ne!(p.categories[0].k8s_name, p.categories[1].k8s_name);
+    assert!(
+        p.categories
+            .iter()
+            .all(|c| c.k8s_name.starts_with("e2e-critical-"))
+    );
+}
+
+#[test]
+fn many_problems_are_reported_together() {
+    let errs = errors(&layer(
+        "    categories:\n      - name: a\n        timeout_seconds: 0\n      - name: b\n        timeout_seconds: 5\n        retries: 50\n        dependencies: [zzz]\n",
+    ));
+    assert!(errs.len() >= 3, "{errs:#?}");
+}
