@@ -38,7 +38,7 @@ pub fn parse_memory_bytes(s: &str) -> Option<u64> {
 
 /// Formats millicores the way Kubernetes prints them.
 pub fn format_cpu(millis: u64) -> String {
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         (millis / 1000).to_string()
     } else {
         format!("{millis}m")
@@ -53,7 +53,7 @@ pub fn format_memory(bytes: u64) -> String {
         ("Mi", 1 << 20),
         ("Ki", 1 << 10),
     ] {
-        if bytes >= mul && bytes % mul == 0 {
+        if bytes >= mul && bytes.is_multiple_of(mul) {
             return format!("{}{suf}", bytes / mul);
         }
     }

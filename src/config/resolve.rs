@@ -514,15 +514,15 @@ impl<'a> Resolver<'a> {
             self.envo.image.as_ref(),
             raw.image.as_ref(),
         );
-        if let Some(f) = &image {
-            if f.value.trim().is_empty() {
-                c.push(f.path.clone(), "must not be empty");
-            }
+        if let Some(f) = &image
+            && f.value.trim().is_empty()
+        {
+            c.push(f.path.clone(), "must not be empty");
         }
-        if let Some(cmd) = &raw.command {
-            if cmd.trim().is_empty() {
-                c.push(format!("{lp}.command"), "must not be empty");
-            }
+        if let Some(cmd) = &raw.command
+            && cmd.trim().is_empty()
+        {
+            c.push(format!("{lp}.command"), "must not be empty");
         }
         let default_retries = self.pick_over(
             "retries",
@@ -531,13 +531,13 @@ impl<'a> Resolver<'a> {
             None,
             raw.retries.as_ref(),
         );
-        if let Some(f) = &default_retries {
-            if !(0..=MAX_RETRIES).contains(&f.value) {
-                c.push(
-                    f.path.clone(),
-                    format!("must be between 0 and {MAX_RETRIES}, got {}", f.value),
-                );
-            }
+        if let Some(f) = &default_retries
+            && !(0..=MAX_RETRIES).contains(&f.value)
+        {
+            c.push(
+                f.path.clone(),
+                format!("must be between 0 and {MAX_RETRIES}, got {}", f.value),
+            );
         }
 
         let cats = self.categories(
@@ -807,46 +807,47 @@ impl<'a> Resolver<'a> {
                 slot.memory_bytes = memory(&v, &format!("{base}.resources.{which}.memory"), c);
             }
         }
-        if let (Some(r), Some(l)) = (out.requests.cpu_millis, out.limits.cpu_millis) {
-            if r > l {
-                c.push(
-                    format!("{cp}.resources.requests.cpu"),
-                    format!(
-                        "request {} is more than the limit {}",
-                        format_cpu(r),
-                        format_cpu(l)
-                    ),
-                );
-            }
+        if let (Some(r), Some(l)) = (out.requests.cpu_millis, out.limits.cpu_millis)
+            && r > l
+        {
+            c.push(
+                format!("{cp}.resources.requests.cpu"),
+                format!(
+                    "request {} is more than the limit {}",
+                    format_cpu(r),
+                    format_cpu(l)
+                ),
+            );
         }
-        if let (Some(r), Some(l)) = (out.requests.memory_bytes, out.limits.memory_bytes) {
-            if r > l {
-                c.push(
-                    format!("{cp}.resources.requests.memory"),
-                    format!(
-                        "request {} is more than the limit {}",
-                        format_memory(r),
-                        format_memory(l)
-                    ),
-                );
-            }
+        if let (Some(r), Some(l)) = (out.requests.memory_bytes, out.limits.memory_bytes)
+            && r > l
+        {
+            c.push(
+                format!("{cp}.resources.requests.memory"),
+                format!(
+                    "request {} is more than the limit {}",
+                    format_memory(r),
+                    format_memory(l)
+                ),
+            );
         }
         let size = out.budget_size();
-        if let (Some(need), Some(have)) = (size.cpu_millis, d.budget.cpu_millis) {
-            if need > have {
-                c.push(
-                    format!("{cp}.resources"),
-                    format!(
-                        "needs cpu {} but the layer's resource_limits.cpu is {}: it could never start",
-                        format_cpu(need),
-                        format_cpu(have)
-                    ),
-                );
-            }
+        if let (Some(need), Some(have)) = (size.cpu_millis, d.budget.cpu_millis)
+            && need > have
+        {
+            c.push(
+                format!("{cp}.resources"),
+                format!(
+                    "needs cpu {} but the layer's resource_limits.cpu is {}: it could never start",
+                    format_cpu(need),
+                    format_cpu(have)
+                ),
+            );
         }
-        if let (Some(need), Some(have)) = (size.memory_bytes, d.budget.memory_bytes) {
-            if need > have {
-                c.push(
+        if let (Some(need), Some(have)) = (size.memory_bytes, d.budget.memory_bytes)
+            && need > have
+        {
+            c.push(
                     format!("{cp}.resources"),
                     format!(
                         "needs memory {} but the layer's resource_limits.memory is {}: it could never start",
@@ -854,7 +855,6 @@ impl<'a> Resolver<'a> {
                         format_memory(have)
                     ),
                 );
-            }
         }
         out
     }

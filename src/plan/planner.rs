@@ -41,13 +41,11 @@ pub fn plan(layer: &LayerPlan, cats: &[CategoryObs], obs: &LayerObs) -> Decision
     let mut st: Vec<St> = (0..n)
         .map(|i| {
             let (s, finish) = derive(layer, i, cat_obs(i));
-            if finish {
-                if let St::Done(terminal) = s {
-                    actions.push(Action::Finish {
-                        category: i,
-                        terminal,
-                    });
-                }
+            if finish && let St::Done(terminal) = s {
+                actions.push(Action::Finish {
+                    category: i,
+                    terminal,
+                });
             }
             s
         })
@@ -59,13 +57,12 @@ pub fn plan(layer: &LayerPlan, cats: &[CategoryObs], obs: &LayerObs) -> Decision
             started,
             stop: stop @ None,
         } = s
+            && now >= *started + layer.categories[i].timeout
         {
-            if now >= *started + layer.categories[i].timeout {
-                *stop = Some(Terminal {
-                    phase: Phase::TimedOut,
-                    cause: Cause::Timeout,
-                });
-            }
+            *stop = Some(Terminal {
+                phase: Phase::TimedOut,
+                cause: Cause::Timeout,
+            });
         }
     }
 
@@ -126,7 +123,10 @@ pub fn plan(layer: &LayerPlan, cats: &[CategoryObs], obs: &LayerObs) -> Decision
             .copied()
             .find(|&d| match st[d] {
                 St::Done(t) => t.phase != Phase::Succeeded,
-                St::Running { stop, .. } => stop.is_some(),
+                // A dependency being stopped by the layer's own end (cancel,
+                // deadline, fail-fast) is not the reason its dependents end:
+                // they end with the layer in step 5.
+                St::Running { stop, .. } => stop.is_some() && layer_stop.is_none(),
                 St::Idle { .. } => false,
             });
         if let Some(d) = failed_dep {
@@ -210,10 +210,10 @@ pub fn plan(layer: &LayerPlan, cats: &[CategoryObs], obs: &LayerObs) -> Decision
     } else {
         None
     };
-    if outcome.is_none() {
-        if let Some(d) = deadline_at {
-            wake(d);
-        }
+    if outcome.is_none()
+        && let Some(d) = deadline_at
+    {
+        wake(d);
     }
     Decision {
         actions,
