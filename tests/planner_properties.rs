@@ -121,7 +121,10 @@ fn check(case: &Case, r: &SimResult) -> Result<(), String> {
                 }
                 for &d in &layer.categories[i].dependencies {
                     if !matches!(finished[d], Some((_, Phase::Succeeded, _))) {
-                        return Err(format!("{i} started at {:?} before dependency {d} succeeded", ev.at));
+                        return Err(format!(
+                            "{i} started at {:?} before dependency {d} succeeded",
+                            ev.at
+                        ));
                     }
                 }
                 if layer.fail_fast && first_failure.is_some() {
@@ -134,17 +137,30 @@ fn check(case: &Case, r: &SimResult) -> Result<(), String> {
                         .count() as u32;
                     let backoff = layer.categories[i].backoff_before(failed_before);
                     if ev.at < end + backoff {
-                        return Err(format!("{i} retried at {:?}, before its backoff ended", ev.at));
+                        return Err(format!(
+                            "{i} retried at {:?}, before its backoff ended",
+                            ev.at
+                        ));
                     }
                 }
                 running.insert(i, ev.at);
                 if running.len() > limit {
-                    return Err(format!("{} running at {:?}, limit {limit}", running.len(), ev.at));
+                    return Err(format!(
+                        "{} running at {:?}, limit {limit}",
+                        running.len(),
+                        ev.at
+                    ));
                 }
                 if let Some(cap) = layer.budget.cpu_millis {
                     let used: u64 = running
                         .keys()
-                        .map(|&j| layer.categories[j].resources.budget_size().cpu_millis.unwrap_or(0))
+                        .map(|&j| {
+                            layer.categories[j]
+                                .resources
+                                .budget_size()
+                                .cpu_millis
+                                .unwrap_or(0)
+                        })
                         .sum();
                     if used > cap {
                         return Err(format!("cpu {used} running at {:?}, budget {cap}", ev.at));
@@ -189,7 +205,9 @@ fn check(case: &Case, r: &SimResult) -> Result<(), String> {
         return Err(format!("still running at the end: {running:?}"));
     }
     for (i, f) in finished.iter().enumerate() {
-        let Some((_, phase, cause)) = f else { return Err(format!("{i} never finished")) };
+        let Some((_, phase, cause)) = f else {
+            return Err(format!("{i} never finished"));
+        };
         let attempts = &r.categories[i].attempts;
         let count = |infra| {
             attempts
@@ -197,34 +215,51 @@ fn check(case: &Case, r: &SimResult) -> Result<(), String> {
                 .filter(|a| a.ended.map(|e| e.1) == Some(AttemptOutcome::Failed { infra }))
                 .count() as u32
         };
-        if count(false) > layer.categories[i].retries + 1 || count(true) > layer.categories[i].infra_retries + 1 {
+        if count(false) > layer.categories[i].retries + 1
+            || count(true) > layer.categories[i].infra_retries + 1
+        {
             return Err(format!("{i} retried too often: {attempts:?}"));
         }
         if *phase == Phase::Skipped {
-            let Cause::DependencyFailed(d) = cause else { return Err(format!("{i} skipped for {cause:?}")) };
+            let Cause::DependencyFailed(d) = cause else {
+                return Err(format!("{i} skipped for {cause:?}"));
+            };
             if !layer.categories[i].dependencies.contains(d)
                 || matches!(finished[*d], Some((_, Phase::Succeeded, _)))
             {
                 return Err(format!("{i} skipped though dependency {d} did not fail"));
             }
         }
-        if *phase == Phase::Succeeded && attempts.last().and_then(|a| a.ended).map(|e| e.1) != Some(AttemptOutcome::Succeeded) {
+        if *phase == Phase::Succeeded
+            && attempts.last().and_then(|a| a.ended).map(|e| e.1) != Some(AttemptOutcome::Succeeded)
+        {
             return Err(format!("{i} succeeded without a passing attempt"));
         }
     }
-    if let (true, Some(t)) = (layer.fail_fast, first_failure) {
-        if r.makespan != t {
-            return Err(format!("fail-fast: failure at {t:?} but the layer ran until {:?}", r.makespan));
-        }
+    if let (true, Some(t)) = (layer.fail_fast, first_failure)
+        && r.makespan != t
+    {
+        return Err(format!(
+            "fail-fast: failure at {t:?} but the layer ran until {:?}",
+            r.makespan
+        ));
     }
-    if let Some(d) = layer.deadline {
-        if r.makespan > d {
-            return Err(format!("ran until {:?}, past the deadline {d:?}", r.makespan));
-        }
+    if let Some(d) = layer.deadline
+        && r.makespan > d
+    {
+        return Err(format!(
+            "ran until {:?}, past the deadline {d:?}",
+            r.makespan
+        ));
     }
-    let all_passed = finished.iter().all(|f| matches!(f, Some((_, Phase::Succeeded, _))));
+    let all_passed = finished
+        .iter()
+        .all(|f| matches!(f, Some((_, Phase::Succeeded, _))));
     if all_passed != (r.outcome == LayerOutcome::Succeeded) {
-        return Err(format!("outcome {:?} but all passed = {all_passed}", r.outcome));
+        return Err(format!(
+            "outcome {:?} but all passed = {all_passed}",
+            r.outcome
+        ));
     }
     if r.outcome == LayerOutcome::Cancelled && case.scenario.cancel_at.is_none() {
         return Err("cancelled without a cancel request".into());
@@ -257,19 +292,33 @@ proptest! {
 /// asked again after a restart with the same observations.
 #[test]
 fn replanning_the_same_state_is_idempotent_for_recorded_starts() {
-    use testlayer::plan::{AttemptObs, CategoryObs, LayerObs, plan, Action};
+    use testlayer::plan::{Action, AttemptObs, CategoryObs, LayerObs, plan};
     let mut cats = Vec::new();
     for i in 0..4 {
         cats.push(CategoryPlan::new(&format!("c{i}"), secs(10)));
     }
     cats[3].dependencies = vec![0];
-    let layer = LayerPlan::new(LayerSettings::new("l", Strategy::ParallelLimited, Some(2)), cats).unwrap();
+    let layer = LayerPlan::new(
+        LayerSettings::new("l", Strategy::ParallelLimited, Some(2)),
+        cats,
+    )
+    .unwrap();
     let mut obs = vec![CategoryObs::default(); 4];
     let d = plan(&layer, &obs, &LayerObs::at(secs(0), secs(0)));
-    let starts: Vec<usize> = d.actions.iter().filter_map(|a| match a { Action::Start { category, .. } => Some(*category), _ => None }).collect();
+    let starts: Vec<usize> = d
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Start { category, .. } => Some(*category),
+            _ => None,
+        })
+        .collect();
     assert_eq!(starts, vec![0, 1]);
     for &i in &starts {
-        obs[i].attempts.push(AttemptObs { started_at: secs(0), ended: None });
+        obs[i].attempts.push(AttemptObs {
+            started_at: secs(0),
+            ended: None,
+        });
     }
     // Same state, asked again (as after a controller restart): nothing new.
     let again = plan(&layer, &obs, &LayerObs::at(secs(1), secs(0)));

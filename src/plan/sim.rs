@@ -239,10 +239,10 @@ pub fn simulate(layer: &LayerPlan, scenario: &Scenario) -> Result<SimResult, Sim
         };
         now = next.max(now);
         for i in 0..n {
-            if let Some((end, outcome)) = running[i] {
-                if end <= now {
-                    end_attempt(&mut cats[i], &mut running[i], &mut trace, end, i, outcome);
-                }
+            if let Some((end, outcome)) = running[i]
+                && end <= now
+            {
+                end_attempt(&mut cats[i], &mut running[i], &mut trace, end, i, outcome);
             }
         }
     }

@@ -1,0 +1,83 @@
+//! Command-line interface: one binary, one subcommand per job.
+
+mod run;
+mod validate;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Exit code for bad input (config, flags).
+pub const EXIT_BAD_INPUT: i32 = 2;
+
+/// testlayer runs a test suite as layers of categories, in Kubernetes or on this machine.
+#[derive(Debug, Parser)]
+#[command(name = "testlayer", version, about, long_about = None)]
+pub struct Cli {
+    /// Log filter (e.g. `info`, `testlayer=debug`); also RUST_LOG.
+    #[arg(long, global = true, env = "TESTLAYER_LOG", default_value = "warn")]
+    pub log: String,
+    /// Log as JSON lines.
+    #[arg(long, global = true)]
+    pub log_json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a layer config: every layer, in every environment.
+    Validate(validate::ValidateArgs),
+    /// Show the plan of one layer in one environment, as resolved.
+    Plan(validate::PlanArgs),
+    /// Run one layer on this machine as child processes.
+    Run(run::RunArgs),
+}
+
+/// Report formats on standard output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// A summary table.
+    Text,
+    /// The full report as JSON.
+    Json,
+}
+
+/// Where the layer config comes from and which layer and environment.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LayerArgs {
+    /// Layer config file.
+    #[arg(long, short = 'c', default_value = "config/test_layers.yaml")]
+    pub config: PathBuf,
+    /// Layer key, e.g. `fast_feedback`.
+    #[arg(long, short = 'l')]
+    pub layer: String,
+    /// Environment whose overrides apply (test, development, staging, production, ...).
+    #[arg(long, short = 'e')]
+    pub env: Option<String>,
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn main(cli: Cli) -> i32 {
+    init_logging(&cli.log, cli.log_json);
+    match cli.command {
+        Command::Validate(a) => validate::validate(&a),
+        Command::Plan(a) => validate::plan(&a),
+        Command::Run(a) => run::run(&a),
+    }
+}
+
+fn init_logging(filter: &str, json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

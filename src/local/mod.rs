@@ -1,0 +1,370 @@
+//! The local executor: runs a layer's categories as child processes on this
+//! machine, through the same planner as the Kubernetes controller.
+
+mod attempt;
+pub mod progress;
+mod services;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::layer::LayerPlan;
+use crate::plan::describe::{describe_terminal, reason_code};
+use crate::plan::{
+    Action, AttemptObs, AttemptOutcome, CategoryObs, Cause, LayerObs, Phase, Terminal, plan,
+};
+use crate::report::{AttemptReport, CategoryReport, RunReport};
+use attempt::{AttemptHandle, AttemptResult, AttemptSpec};
+pub use progress::{PlainProgress, Progress, Silent, TerminalProgress};
+
+/// Problems that keep a local run from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// A category has no command to run.
+    #[error(
+        "category {category:?} of layer {layer} has no command: set `command` on the category or the layer"
+    )]
+    NoCommand {
+        /// Layer key.
+        layer: String,
+        /// Category name.
+        category: String,
+    },
+    /// A required service has no local address.
+    #[error(
+        "required service {0:?} has no local address: add `services: {{{0}: {{address: \"host:port\"}}}}` to the config"
+    )]
+    ServiceWithoutAddress(String),
+    /// Required services did not become reachable in time.
+    #[error("required services not reachable after {}: {}", crate::plan::describe::human_duration(*.bound), .services.join(", "))]
+    ServicesNotReady {
+        /// The services.
+        services: Vec<String>,
+        /// How long we waited.
+        bound: Duration,
+    },
+    /// The log directory could not be made.
+    #[error("cannot create the log directory {path}: {source}")]
+    LogDir {
+        /// Directory.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// How to run locally.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// Where commands run (a category's `working_dir` is relative to it).
+    pub working_dir: PathBuf,
+    /// Where full logs go, one file per attempt.
+    pub log_dir: Option<PathBuf>,
+}
+
+/// Why a local run stops early: a future that resolves on Ctrl-C or SIGTERM.
+pub type CancelSignal = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Runs `layer` to the end and reports every category.
+pub async fn run_layer(
+    layer: &LayerPlan,
+    opts: &LocalOptions,
+    progress: Arc<dyn Progress>,
+    mut cancel_signal: CancelSignal,
+) -> Result<RunReport, LocalError> {
+    for c in &layer.categories {
+        if c.command.is_none() {
+            return Err(LocalError::NoCommand {
+                layer: layer.key.clone(),
+                category: c.name.clone(),
+            });
+        }
+    }
+    if let Some(dir) = &opts.log_dir {
+        std::fs::create_dir_all(dir).map_err(|source| LocalError::LogDir {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    progress.layer_started(layer);
+    if !layer.required_services.is_empty() {
+        let mut addrs = Vec::new();
+        for s in &layer.required_services {
+            match layer.service_addresses.get(s) {
+                Some(a) => addrs.push((s.clone(), a.clone())),
+                None => return Err(LocalError::ServiceWithoutAddress(s.clone())),
+            }
+        }
+        progress.note(&format!(
+            "waiting for services: {}",
+            layer.required_services.join(", ")
+        ));
+        let missing = services::wait_for(&addrs, layer.service_wait).await;
+        if !missing.is_empty() {
+            progress.finished();
+            return Err(LocalError::ServicesNotReady {
+                services: missing,
+                bound: layer.service_wait,
+            });
+        }
+    }
+
+    let n = layer.categories.len();
+    let start = Instant::now();
+    let mut cats = vec![CategoryObs::default(); n];
+    let mut reports: Vec<CategoryReport> = layer
+        .categories
+        .iter()
+        .map(|c| CategoryReport {
+            name: c.name.clone(),
+            phase: Phase::Pending,
+            message: String::new(),
+            reason: String::new(),
+            attempts: Vec::new(),
+            duration_secs: 0.0,
+            counts: None,
+            log_tail: String::new(),
+            log_file: None,
+        })
+        .collect();
+    let mut first_start: Vec<Option<Duration>> = vec![None; n];
+    let mut running: HashMap<usize, (AttemptHandle, Option<Terminal>)> = HashMap::new();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<AttemptResult>();
+    let mut cancel = false;
+
+    let outcome = loop {
+        let now = start.elapsed();
+        let obs = LayerObs {
+            cancel,
+            ..LayerObs::at(now, Duration::ZERO)
+        };
+        let d = plan(layer, &cats, &obs);
+        for action in &d.actions {
+            match *action {
+                Action::Start {
+                    category: i,
+                    attempt,
+                } => {
+                    let c = &layer.categories[i];
+                    let log_file = opts
+                        .log_dir
+                        .as_ref()
+                        .map(|dir| dir.join(format!("{}.attempt-{attempt}.log", c.k8s_name)));
+                    let spec = AttemptSpec {
+                        category: i,
+                        attempt,
+                        command: c.command.clone().unwrap_or_default(),
+                        env: attempt_env(layer, i, attempt),
+                        working_dir: c
+                            .working_dir
+                            .as_ref()
+                            .map_or_else(|| opts.working_dir.clone(), |w| opts.working_dir.join(w)),
+                        log_file: log_file.clone(),
+                        junit_report: c.junit_report.clone(),
+                    };
+                    reports[i].log_file = log_file.map(|p| p.display().to_string());
+                    cats[i].attempts.push(AttemptObs {
+                        started_at: now,
+                        ended: None,
+                    });
+                    first_start[i].get_or_insert(now);
+                    reports[i].phase = Phase::Running;
+                    if let Some(prev) = reports[i].attempts.last() {
+                        progress.attempt_retried(
+                            i,
+                            &c.name,
+                            prev.number,
+                            &format!("failed ({})", prev.reason),
+                        );
+                    }
+                    progress.attempt_started(i, &c.name, attempt);
+                    let handle = attempt::spawn(spec, progress.clone(), done_tx.clone());
+                    running.insert(i, (handle, None));
+                }
+                Action::Stop {
+                    category: i,
+                    terminal,
+                } => {
+                    if let Some((h, stop)) = running.get_mut(&i)
+                        && stop.is_none()
+                    {
+                        *stop = Some(terminal);
+                        h.stop();
+                    }
+                }
+                Action::Interrupt { category: i } => {
+                    if let Some((h, _)) = running.get_mut(&i) {
+                        h.stop();
+                    }
+                }
+                Action::Finish {
+                    category: i,
+                    terminal,
+                } => {
+                    cats[i].terminal = Some(terminal);
+                    let took = first_start[i]
+                        .map(|s| now.saturating_sub(s))
+                        .unwrap_or_default();
+                    finish_report(layer, &mut reports[i], terminal, took);
+                    progress.category_finished(
+                        i,
+                        &layer.categories[i].name,
+                        terminal.phase,
+                        &reports[i].message,
+                        reports[i].counts,
+                        took,
+                    );
+                }
+            }
+        }
+        if let Some(o) = d.outcome {
+            break o;
+        }
+        let sleep = match d.wake_at {
+            Some(t) => tokio::time::sleep(t.saturating_sub(start.elapsed())),
+            None => tokio::time::sleep(Duration::from_secs(3600)),
+        };
+        tokio::select! {
+            r = done_rx.recv() => {
+                if let Some(r) = r {
+                    let now = start.elapsed();
+                    record(layer, &mut cats, &mut reports, &mut running, &first_start, r, now, progress.as_ref());
+                }
+                // Take everything else that ended meanwhile before planning again.
+                while let Ok(r) = done_rx.try_recv() {
+                    let now = start.elapsed();
+                    record(layer, &mut cats, &mut reports, &mut running, &first_start, r, now, progress.as_ref());
+                }
+            }
+            _ = sleep => {}
+            _ = &mut cancel_signal, if !cancel => {
+                cancel = true;
+                progress.note("cancelling: stopping every running category");
+            }
+        }
+    };
+    progress.finished();
+    let counts = reports.iter().filter_map(|r| r.counts).fold(
+        Default::default(),
+        |mut acc: crate::results::TestCounts, c| {
+            acc.add(c);
+            acc
+        },
+    );
+    Ok(RunReport {
+        layer: layer.key.clone(),
+        display_name: layer.display_name.clone(),
+        environment: layer.environment.clone(),
+        strategy: layer.strategy.as_str().to_string(),
+        outcome,
+        duration_secs: start.elapsed().as_secs_f64(),
+        counts,
+        categories: reports,
+    })
+}
+
+/// The environment of one attempt: the category's, plus what testlayer tells it.
+fn attempt_env(layer: &LayerPlan, i: usize, attempt: u32) -> Vec<(String, String)> {
+    let c = &layer.categories[i];
+    let mut env: Vec<(String, String)> =
+        c.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    env.extend([
+        ("TESTLAYER_LAYER".to_string(), layer.key.clone()),
+        ("TESTLAYER_CATEGORY".to_string(), c.name.clone()),
+        ("TESTLAYER_ATTEMPT".to_string(), attempt.to_string()),
+        (
+            "TESTLAYER_LLM_MODE".to_string(),
+            layer.llm_mode.as_str().to_string(),
+        ),
+        (
+            "TESTLAYER_ENVIRONMENT".to_string(),
+            layer.environment.clone().unwrap_or_default(),
+        ),
+    ]);
+    env
+}
+
+/// Records an attempt that ended.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    layer: &LayerPlan,
+    cats: &mut [CategoryObs],
+    reports: &mut [CategoryReport],
+    running: &mut HashMap<usize, (AttemptHandle, Option<Terminal>)>,
+    first_start: &[Option<Duration>],
+    r: AttemptResult,
+    now: Duration,
+    progress: &dyn Progress,
+) {
+    let i = r.category;
+    let stop = running.remove(&i).and_then(|(_, s)| s);
+    let outcome = match stop {
+        Some(t) if t.cause == Cause::Timeout => AttemptOutcome::TimedOut,
+        Some(_) => AttemptOutcome::Stopped,
+        None if r.spawn_error.is_some() => AttemptOutcome::Failed { infra: true },
+        None if r.exit_code == Some(0) => AttemptOutcome::Succeeded,
+        None => AttemptOutcome::Failed { infra: false },
+    };
+    let reason = match (outcome, r.exit_code, r.signal) {
+        (AttemptOutcome::TimedOut, ..) => "DeadlineExceeded".to_string(),
+        (AttemptOutcome::Stopped, ..) => "Stopped".to_string(),
+        (AttemptOutcome::Succeeded, ..) => "Completed".to_string(),
+        _ if r.spawn_error.is_some() => "StartError".to_string(),
+        (_, Some(code), _) => format!("ExitCode{code}"),
+        (_, None, Some(sig)) => format!("Signal{sig}"),
+        _ => "Error".to_string(),
+    };
+    let number = cats[i].attempts.len() as u32;
+    if let Some(last) = cats[i].attempts.last_mut() {
+        last.ended = Some((now, outcome));
+    }
+    let rep = &mut reports[i];
+    rep.attempts.push(AttemptReport {
+        number,
+        exit_code: r.exit_code,
+        reason: reason.clone(),
+        duration_secs: r.duration.as_secs_f64(),
+        infrastructure: matches!(outcome, AttemptOutcome::Failed { infra: true }),
+    });
+    rep.counts = r.counts.map(|c| c.1);
+    rep.log_tail = match (&r.spawn_error, &r.junit_error) {
+        (Some(e), _) => e.clone(),
+        (None, Some(j)) if !r.tail.is_empty() => format!("{}\n[testlayer] {j}", r.tail),
+        (None, Some(j)) => format!("[testlayer] {j}"),
+        (None, None) => r.tail,
+    };
+    if let Some(t) = stop {
+        cats[i].terminal = Some(t);
+        let took = first_start[i]
+            .map(|s| now.saturating_sub(s))
+            .unwrap_or_default();
+        finish_report(layer, rep, t, took);
+        progress.category_finished(
+            i,
+            &layer.categories[i].name,
+            t.phase,
+            &rep.message,
+            rep.counts,
+            took,
+        );
+    }
+}
+
+fn finish_report(layer: &LayerPlan, rep: &mut CategoryReport, t: Terminal, took: Duration) {
+    rep.phase = t.phase;
+    rep.reason = reason_code(t.cause).to_string();
+    rep.message = describe_terminal(layer, t);
+    if let (Cause::TestsFailed, Some(a)) = (t.cause, rep.attempts.last())
+        && let Some(code) = a.exit_code
+    {
+        rep.message = format!(
+            "tests failed (exit code {code}) after {} attempt(s)",
+            rep.attempts.len()
+        );
+    }
+    rep.duration_secs = took.as_secs_f64();
+}

@@ -1,0 +1,196 @@
+//! The result of a layer run, as the local executor and `submit` print and save
+//! it: a summary table, JSON, and JUnit XML.
+
+use std::time::Duration;
+
+use comfy_table::{Cell, Color, Table, presets::UTF8_FULL_CONDENSED};
+
+use crate::plan::describe::human_duration;
+use crate::plan::{LayerOutcome, Phase};
+use crate::results::{CaseOutcome, JunitCase, JunitSuite, ResultsError, TestCounts, write_junit};
+
+/// One attempt of one category.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AttemptReport {
+    /// 1-based.
+    pub number: u32,
+    /// Exit code, when the process exited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Why it ended: `Completed`, `Error`, `DeadlineExceeded`, `OOMKilled`, `Evicted`, ...
+    pub reason: String,
+    /// How long it ran.
+    pub duration_secs: f64,
+    /// Infrastructure rather than test failure.
+    #[serde(default)]
+    pub infrastructure: bool,
+}
+
+/// One category.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CategoryReport {
+    /// Name from the config.
+    pub name: String,
+    /// Final phase.
+    pub phase: Phase,
+    /// Why it ended so (a sentence).
+    pub message: String,
+    /// Machine-friendly reason.
+    pub reason: String,
+    /// Every attempt.
+    pub attempts: Vec<AttemptReport>,
+    /// Wall time from the first start to the end.
+    pub duration_secs: f64,
+    /// Test counts of the last attempt, when the runner's output had them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counts: Option<TestCounts>,
+    /// The end of the last attempt's output.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub log_tail: String,
+    /// Where the full log is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_file: Option<String>,
+}
+
+/// A whole layer run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunReport {
+    /// Layer key.
+    pub layer: String,
+    /// Display name.
+    pub display_name: String,
+    /// Environment, when one was named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Strategy used.
+    pub strategy: String,
+    /// How it ended.
+    pub outcome: LayerOutcome,
+    /// Wall time.
+    pub duration_secs: f64,
+    /// Test counts summed over categories.
+    pub counts: TestCounts,
+    /// Every category, in config order.
+    pub categories: Vec<CategoryReport>,
+}
+
+impl RunReport {
+    /// The process exit code for this result: 0 passed, 1 failed or timed out,
+    /// 130 cancelled.
+    pub fn exit_code(&self) -> i32 {
+        match self.outcome {
+            LayerOutcome::Succeeded => 0,
+            LayerOutcome::Failed | LayerOutcome::TimedOut => 1,
+            LayerOutcome::Cancelled => 130,
+        }
+    }
+
+    /// Pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+
+    /// A summary table followed by a closing line.
+    pub fn summary(&self, colour: bool) -> String {
+        let mut t = Table::new();
+        t.load_preset(UTF8_FULL_CONDENSED);
+        if !colour {
+            t.force_no_tty();
+        }
+        t.set_header([
+            "category", "phase", "attempts", "passed", "failed", "skipped", "duration", "reason",
+        ]);
+        for c in &self.categories {
+            let counts = c.counts.unwrap_or_default();
+            let show = |n: u64| {
+                if c.counts.is_some() {
+                    n.to_string()
+                } else {
+                    "-".into()
+                }
+            };
+            let mut phase = Cell::new(c.phase.as_str());
+            if colour {
+                phase = phase.fg(match c.phase {
+                    Phase::Succeeded => Color::Green,
+                    Phase::Skipped | Phase::Cancelled => Color::Yellow,
+                    _ => Color::Red,
+                });
+            }
+            t.add_row(vec![
+                Cell::new(&c.name),
+                phase,
+                Cell::new(c.attempts.len()),
+                Cell::new(show(counts.passed)),
+                Cell::new(show(counts.failed)),
+                Cell::new(show(counts.skipped)),
+                Cell::new(human_duration(Duration::from_secs_f64(c.duration_secs))),
+                Cell::new(if c.phase == Phase::Succeeded {
+                    String::new()
+                } else {
+                    c.message.clone()
+                }),
+            ]);
+        }
+        format!(
+            "{t}\n{} ({}): {} in {} — {} passed, {} failed, {} skipped\n",
+            self.display_name,
+            self.layer,
+            self.outcome.as_str(),
+            human_duration(Duration::from_secs_f64(self.duration_secs)),
+            self.counts.passed,
+            self.counts.failed,
+            self.counts.skipped,
+        )
+    }
+
+    /// JUnit XML: one test suite for the layer, one test case per category.
+    pub fn to_junit(&self) -> Result<String, ResultsError> {
+        let cases = self
+            .categories
+            .iter()
+            .map(|c| {
+                let last = c.attempts.last();
+                let detail = if c.log_tail.is_empty() {
+                    c.message.clone()
+                } else {
+                    c.log_tail.clone()
+                };
+                let outcome = match c.phase {
+                    Phase::Succeeded => CaseOutcome::Passed,
+                    Phase::Skipped | Phase::Cancelled => CaseOutcome::Skipped {
+                        message: c.message.clone(),
+                    },
+                    Phase::Failed if last.is_some_and(|a| a.infrastructure) => CaseOutcome::Error {
+                        message: format!("{}: {}", c.reason, c.message),
+                        detail,
+                    },
+                    _ => CaseOutcome::Failed {
+                        message: match last.and_then(|a| a.exit_code) {
+                            Some(code) => format!("{} (exit code {code}): {}", c.reason, c.message),
+                            None => format!("{}: {}", c.reason, c.message),
+                        },
+                        detail,
+                    },
+                };
+                JunitCase {
+                    classname: self.layer.clone(),
+                    name: c.name.clone(),
+                    time_secs: c.duration_secs,
+                    outcome,
+                    system_out: None,
+                }
+            })
+            .collect();
+        let mut properties = vec![("strategy".to_string(), self.strategy.clone())];
+        if let Some(env) = &self.environment {
+            properties.push(("environment".into(), env.clone()));
+        }
+        let suite = JunitSuite {
+            name: self.layer.clone(),
+            cases,
+            properties,
+        };
+        write_junit("testlayer", &[suite])
+    }
+}

@@ -1,0 +1,300 @@
+//! The local executor end to end, through the `testlayer` binary: the example
+//! project, reports, timeouts and Ctrl-C leaving no process behind.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn testlayer() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_testlayer"))
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run_json(args: &[&str], workdir: &Path, logs: &Path) -> (Output, serde_json::Value) {
+    let out = testlayer()
+        .args(args)
+        .args(["--output", "json", "--progress", "plain", "--workdir"])
+        .arg(workdir)
+        .arg("--log-dir")
+        .arg(logs)
+        .current_dir(repo())
+        .output()
+        .expect("run testlayer");
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out, json)
+}
+
+fn category<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap()
+}
+
+fn alive(pid: i32) -> bool {
+    // Signal 0 probes; a zombie would still count, so check /proc state too.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s.split_whitespace().nth(2).is_none_or(|st| st != "Z"),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn example_project_passes_with_counts_retries_and_reports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let junit = tmp.path().join("junit.xml");
+    let (out, report) = run_json(
+        &[
+            "run",
+            "-c",
+            "examples/shop/testlayer.yaml",
+            "-l",
+            "full",
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+        &repo().join("examples/shop"),
+        tmp.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{report:#}\n{stderr}");
+    assert_eq!(report["outcome"], "Succeeded");
+    assert_eq!(
+        category(&report, "unit")["counts"],
+        serde_json::json!({"passed": 5, "failed": 0, "skipped": 1})
+    );
+    assert_eq!(category(&report, "api")["counts"]["passed"], 2);
+    let flaky = category(&report, "flaky");
+    assert_eq!(flaky["attempts"].as_array().unwrap().len(), 2, "{flaky:#}");
+    assert_eq!(flaky["attempts"][0]["exit_code"], 1);
+    assert_eq!(category(&report, "compile")["counts"]["passed"], 1);
+    // checkout ran only after unit and api passed: its start follows their ends in the log.
+    let pos = |needle: &str| {
+        stderr
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} not in:\n{stderr}"))
+    };
+    assert!(pos("checkout: started") > pos("unit: Succeeded"));
+    assert!(pos("checkout: started") > pos("api: Succeeded"));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("<testsuite") && xml.contains("name=\"checkout\""),
+        "{xml}"
+    );
+    assert!(tmp.path().join("full/checkout.attempt-1.log").exists());
+}
+
+#[test]
+fn broken_example_fails_skips_dependents_and_times_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let (out, report) = run_json(
+        &[
+            "run",
+            "-c",
+            "examples/shop/testlayer-broken.yaml",
+            "-l",
+            "broken",
+        ],
+        &repo().join("examples/shop"),
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    assert_eq!(report["outcome"], "Failed");
+    assert_eq!(category(&report, "smoke")["phase"], "Succeeded");
+    let checkout = category(&report, "checkout");
+    assert_eq!(checkout["phase"], "Failed");
+    assert_eq!(checkout["counts"]["failed"], 1);
+    assert!(
+        checkout["log_tail"]
+            .as_str()
+            .unwrap()
+            .contains("test_discount_over_100_percent_is_rejected")
+    );
+    let skipped = category(&report, "report");
+    assert_eq!(skipped["phase"], "Skipped");
+    assert!(
+        skipped["message"].as_str().unwrap().contains("checkout"),
+        "{skipped:#}"
+    );
+    let hang = category(&report, "hang");
+    assert_eq!(hang["phase"], "TimedOut");
+    assert_eq!(hang["attempts"][0]["reason"], "DeadlineExceeded");
+    let took = hang["duration_secs"].as_f64().unwrap();
+    assert!((3.0..6.0).contains(&took), "hang ran {took}s, timeout 3s");
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+fn write_config(dir: &Path, body: &str) -> PathBuf {
+    let p = dir.join("layers.yaml");
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+fn pids_in(path: &Path) -> Vec<i32> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+#[test]
+fn timeout_kills_the_whole_process_group() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pids = tmp.path().join("pids");
+    let cfg = write_config(
+        tmp.path(),
+        &format!(
+            "layers:\n  l:\n    categories:\n      - name: spawner\n        timeout_seconds: 1\n        command: \"sleep 300 & echo $! >> {p}; sh -c 'sleep 300' & echo $! >> {p}; wait\"\n",
+            p = pids.display()
+        ),
+    );
+    let (out, report) = run_json(
+        &["run", "-c", cfg.to_str().unwrap(), "-l", "l"],
+        tmp.path(),
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(category(&report, "spawner")["phase"], "TimedOut");
+    let pids = pids_in(&pids);
+    assert_eq!(pids.len(), 2);
+    std::thread::sleep(Duration::from_millis(200));
+    for p in pids {
+        assert!(!alive(p), "process {p} outlived the timeout");
+    }
+}
+
+#[test]
+fn ctrl_c_cancels_and_leaves_no_children() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pids = tmp.path().join("pids");
+    let cfg = write_config(
+        tmp.path(),
+        &format!(
+            "layers:\n  l:\n    execution_mode: parallel\n    categories:\n      - name: a\n        timeout_seconds: 600\n        command: \"sleep 300 & echo $! >> {p}; wait\"\n      - name: b\n        timeout_seconds: 600\n        command: \"echo $$ >> {p}; sleep 300\"\n      - name: c\n        timeout_seconds: 600\n        dependencies: [a]\n        command: \"true\"\n",
+            p = pids.display()
+        ),
+    );
+    let child = testlayer()
+        .args([
+            "run",
+            "-c",
+            cfg.to_str().unwrap(),
+            "-l",
+            "l",
+            "--output",
+            "json",
+            "--progress",
+            "plain",
+            "--workdir",
+        ])
+        .arg(tmp.path())
+        .arg("--log-dir")
+        .arg(tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pids_in(&pids).len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(pids_in(&pids).len(), 2, "children did not start");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcome"], "Cancelled");
+    for name in ["a", "b", "c"] {
+        assert_eq!(category(&report, name)["phase"], "Cancelled", "{report:#}");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    for p in pids_in(&pids) {
+        assert!(!alive(p), "process {p} outlived Ctrl-C");
+    }
+}
+
+#[test]
+fn bad_config_exits_2_naming_the_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        tmp.path(),
+        "layers:\n  l:\n    categories:\n      - name: a\n        timeout_seconds: -1\n",
+    );
+    let out = testlayer()
+        .args(["run", "-c", cfg.to_str().unwrap(), "-l", "l"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("layers.yaml") && err.contains("layers.l.categories[0].timeout_seconds"),
+        "{err}"
+    );
+    let out = testlayer()
+        .args(["validate", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = testlayer()
+        .args(["validate", "config/test_layers.yaml"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn parallel_limit_is_respected_by_real_processes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("events");
+    let mut body = String::from(
+        "layers:\n  l:\n    execution_mode: parallel\n    resource_limits: {max_parallel_instances: 3}\n    categories:\n",
+    );
+    for i in 0..9 {
+        body += &format!(
+            "      - name: c{i}\n        timeout_seconds: 30\n        command: \"echo start >> {l}; sleep 0.3; echo end >> {l}\"\n",
+            l = log.display()
+        );
+    }
+    let cfg = write_config(tmp.path(), &body);
+    let (out, report) = run_json(
+        &["run", "-c", cfg.to_str().unwrap(), "-l", "l"],
+        tmp.path(),
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let mut running = 0;
+    let mut peak = 0;
+    for line in std::fs::read_to_string(&log).unwrap().lines() {
+        running += if line == "start" { 1 } else { -1 };
+        peak = peak.max(running);
+    }
+    assert_eq!(peak, 3, "at most 3 at once, and the limit was used");
+}
