@@ -1,0 +1,174 @@
+//! Child processes of the control plane: each writes to its own log file, dies
+//! with the test process (parent-death signal, and an exit hook), and is killed
+//! when its handle drops.
+
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, Once};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::TestkitError;
+
+/// Processes and directories to clean up when the test process exits.
+static CLEANUP: Mutex<(Vec<i32>, Vec<PathBuf>)> = Mutex::new((Vec::new(), Vec::new()));
+static HOOK: Once = Once::new();
+
+extern "C" fn cleanup_at_exit() {
+    let Ok(mut g) = CLEANUP.lock() else { return };
+    for pid in g.0.drain(..) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
+    }
+    for dir in g.1.drain(..) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+fn install_hook() {
+    HOOK.call_once(|| {
+        // SAFETY: registers a plain `extern "C"` function with no arguments.
+        unsafe {
+            libc::atexit(cleanup_at_exit);
+        }
+    });
+}
+
+/// Removes `dir` when the test process exits.
+pub(crate) fn remove_at_exit(dir: PathBuf) {
+    install_hook();
+    if let Ok(mut g) = CLEANUP.lock() {
+        g.1.push(dir);
+    }
+}
+
+/// A running child process.
+#[derive(Debug)]
+pub struct Component {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Component {
+    /// Starts `program args` with output to `log`.
+    pub fn spawn(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        log: PathBuf,
+    ) -> Result<Self, TestkitError> {
+        install_hook();
+        let out =
+            File::create(&log).map_err(TestkitError::io(format!("creating {}", log.display())))?;
+        let err = out
+            .try_clone()
+            .map_err(TestkitError::io("duplicating a log file handle"))?;
+        let mut cmd = Command::new(program);
+        cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .map_err(TestkitError::io(format!("starting {}", program.display())))?;
+        if let Ok(mut g) = CLEANUP.lock() {
+            g.0.push(child.id() as i32);
+        }
+        Ok(Self {
+            name: name.to_string(),
+            child,
+            log,
+        })
+    }
+
+    /// The last `lines` lines of its log.
+    pub fn tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// An error if the process has exited.
+    pub fn check_alive(&mut self) -> Result<(), TestkitError> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Err(TestkitError::Exited {
+                component: self.name.clone(),
+                status: status.to_string(),
+                log: self.log.clone(),
+                tail: self.tail(30),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Polls `ready` until it returns true, failing if the process exits or
+    /// `timeout` passes.
+    pub fn wait_ready(
+        &mut self,
+        timeout: Duration,
+        mut ready: impl FnMut() -> bool,
+    ) -> Result<(), TestkitError> {
+        let start = Instant::now();
+        loop {
+            self.check_alive()?;
+            if ready() {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                return Err(TestkitError::NotReady {
+                    component: self.name.clone(),
+                    seconds: timeout.as_secs(),
+                    log: self.log.clone(),
+                    tail: self.tail(30),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`.
+    pub fn stop(&mut self, grace: Duration) {
+        let pid = Pid::from_raw(self.child.id() as i32);
+        let _ = kill(pid, Signal::SIGTERM);
+        let start = Instant::now();
+        while start.elapsed() < grace {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Component {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(3));
+        if let Ok(mut g) = CLEANUP.lock() {
+            let id = self.child.id() as i32;
+            g.0.retain(|p| *p != id);
+        }
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests
+/// that start one control plane at a time).
+pub fn free_port() -> Result<u16, TestkitError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(TestkitError::io("binding a free port"))?;
+    Ok(l.local_addr()
+        .map_err(TestkitError::io("reading a bound port"))?
+        .port())
+}

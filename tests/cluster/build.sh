@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Builds the pinned Kubernetes control plane (kube-apiserver,
+# kube-controller-manager, kubectl) and etcd from the Go module proxy.
+#
+# `go install` refuses k8s.io/kubernetes and go.etcd.io/etcd/server/v3 because
+# their go.mod files hold `replace` lines. So a small wrapper module is
+# generated into the build directory: it requires the pinned k8s.io/kubernetes
+# and replaces every k8s.io staging module that version's go.mod lists (read
+# from the served go.mod, not hard-coded) with its published v0.Y.Z.
+#
+# Binaries and Go caches live under $TESTLAYER_CACHE (default
+# ~/.cache/testlayer), so a second run takes seconds.
+#
+# Usage: build.sh              build (or reuse) the binaries, print timings
+#        build.sh --print-bin-dir   print the directory holding the binaries
+set -euo pipefail
+
+K8S_VERSION="${TESTLAYER_K8S_VERSION:-v1.34.4}"
+ETCD_VERSION="${TESTLAYER_ETCD_VERSION:-v3.6.16}"
+
+cache="${TESTLAYER_CACHE:-$HOME/.cache/testlayer}"
+bin_dir="$cache/control-plane/k8s-$K8S_VERSION-etcd-$ETCD_VERSION/bin"
+work_dir="$cache/control-plane/k8s-$K8S_VERSION-etcd-$ETCD_VERSION/work"
+binaries=(kube-apiserver kube-controller-manager kubectl etcd)
+
+if [ "${1:-}" = "--print-bin-dir" ]; then
+  echo "$bin_dir"
+  exit 0
+fi
+
+have_all() {
+  for b in "${binaries[@]}"; do [ -x "$bin_dir/$b" ] || return 1; done
+  [ -f "$bin_dir/.complete" ]
+}
+
+if have_all; then
+  echo "control plane: reusing $bin_dir (kubernetes $K8S_VERSION, etcd $ETCD_VERSION)"
+  exit 0
+fi
+
+command -v go >/dev/null || { echo "error: the go toolchain is required to build the control plane" >&2; exit 1; }
+
+export GOMODCACHE="$cache/go/mod"
+export GOCACHE="$cache/go/build"
+export GOFLAGS="-mod=mod"
+export CGO_ENABLED=0
+export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
+mkdir -p "$bin_dir" "$work_dir" "$GOMODCACHE" "$GOCACHE"
+
+timer() { date +%s; }
+total_start=$(timer)
+measure=()
+if [ -x /usr/bin/time ]; then measure=(/usr/bin/time -f "    (%es wall, peak RSS %M KiB)"); fi
+
+# ---- Kubernetes -----------------------------------------------------------
+k8s_mod_dir="$work_dir/kubernetes"
+mkdir -p "$k8s_mod_dir"
+cd "$k8s_mod_dir"
+echo "control plane: resolving k8s.io/kubernetes@$K8S_VERSION"
+served_mod="$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')"
+[ -f "$served_mod" ] || { echo "error: could not download the go.mod of k8s.io/kubernetes@$K8S_VERSION" >&2; exit 1; }
+staging_version="v0.${K8S_VERSION#v1.}"
+# Every `k8s.io/x => ./staging/src/k8s.io/x` line names a staging module.
+mapfile -t staging < <(sed -n 's#^[[:space:]]*\(k8s.io/[A-Za-z0-9._/-]*\) => ./staging/.*#\1#p' "$served_mod" | sort -u)
+[ "${#staging[@]}" -gt 10 ] || { echo "error: found only ${#staging[@]} staging modules in $served_mod" >&2; exit 1; }
+go_line="$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$served_mod")"
+{
+  echo "module testlayer.dev/control-plane-build"
+  echo
+  echo "go ${go_line:-1.24.0}"
+  echo
+  echo "require k8s.io/kubernetes $K8S_VERSION"
+  echo
+  echo "replace ("
+  for m in "${staging[@]}"; do echo "	$m => $m $staging_version"; done
+  echo ")"
+} > go.mod
+cat > tools.go <<'GO'
+//go:build tools
+
+// Package tools pins the commands this module builds.
+package tools
+GO
+echo "control plane: wrapper module with ${#staging[@]} staging replacements ($staging_version)"
+
+git_major="${K8S_VERSION#v}"; git_major="${git_major%%.*}"
+git_minor="${K8S_VERSION#v*.}"; git_minor="${git_minor%%.*}"
+build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=$git_major -X $pkg.gitMinor=$git_minor"
+  ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
+done
+
+step_start=$(timer)
+go mod download k8s.io/kubernetes
+echo "control plane: modules resolved in $(( $(timer) - step_start ))s"
+for cmd in kube-apiserver kube-controller-manager kubectl; do
+  step_start=$(timer)
+  echo "control plane: building $cmd $K8S_VERSION"
+  "${measure[@]}" go build -trimpath -ldflags "$ldflags" -o "$bin_dir/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"
+  mv "$bin_dir/$cmd.tmp" "$bin_dir/$cmd"
+  echo "    built $cmd in $(( $(timer) - step_start ))s"
+done
+
+# ---- etcd -----------------------------------------------------------------
+etcd_mod_dir="$work_dir/etcd"
+mkdir -p "$etcd_mod_dir"
+cd "$etcd_mod_dir"
+cat > go.mod <<MOD
+module testlayer.dev/etcd-build
+
+go 1.24
+
+require go.etcd.io/etcd/server/v3 $ETCD_VERSION
+MOD
+step_start=$(timer)
+echo "control plane: building etcd $ETCD_VERSION"
+"${measure[@]}" go build -trimpath -ldflags "-s -w" -o "$bin_dir/etcd.tmp" go.etcd.io/etcd/server/v3
+mv "$bin_dir/etcd.tmp" "$bin_dir/etcd"
+echo "    built etcd in $(( $(timer) - step_start ))s"
+
+"$bin_dir/kube-apiserver" --version
+"$bin_dir/etcd" --version | head -1
+touch "$bin_dir/.complete"
+echo "control plane: built in $(( $(timer) - total_start ))s into $bin_dir"
