@@ -1,6 +1,7 @@
 //! testlayer: runs a test suite as layers of categories, in Kubernetes or as
 //! local processes, planned by one pure planner.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod layer;

@@ -34,6 +34,8 @@ pub enum Command {
     Plan(validate::PlanArgs),
     /// Run one layer on this machine as child processes.
     Run(run::RunArgs),
+    /// Print the CustomResourceDefinitions (TestLayerRun, CategoryRun) as YAML.
+    Crds,
 }
 
 /// Report formats on standard output.
@@ -66,6 +68,16 @@ pub fn main(cli: Cli) -> i32 {
         Command::Validate(a) => validate::validate(&a),
         Command::Plan(a) => validate::plan(&a),
         Command::Run(a) => run::run(&a),
+        Command::Crds => match crate::api::crds_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                0
+            }
+            Err(e) => {
+                eprintln!("error: cannot render the CRDs: {e}");
+                1
+            }
+        },
     }
 }
 

@@ -1,0 +1,154 @@
+//! `CategoryRun`: one category of one TestLayerRun, self-contained.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::test_layer_run::PodSettings;
+use crate::plan::Phase;
+use crate::results::TestCounts;
+
+/// One category of a TestLayerRun, owned by it. Its spec holds everything its
+/// Pods need; each attempt is one Pod.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "testlayer.dev",
+    version = "v1alpha1",
+    kind = "CategoryRun",
+    namespaced,
+    shortname = "cr",
+    category = "testlayer",
+    status = "CategoryRunStatus",
+    printcolumn = r#"{"name":"Run","type":"string","jsonPath":".spec.runName"}"#,
+    printcolumn = r#"{"name":"Category","type":"string","jsonPath":".spec.category"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Attempts","type":"integer","jsonPath":".status.attemptCount"}"#,
+    printcolumn = r#"{"name":"Passed","type":"integer","jsonPath":".status.counts.passed"}"#,
+    printcolumn = r#"{"name":"Failed","type":"integer","jsonPath":".status.counts.failed"}"#,
+    printcolumn = r#"{"name":"Duration","type":"string","jsonPath":".status.duration"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.reason","priority":1}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct CategoryRunSpec {
+    /// The owning TestLayerRun.
+    pub run_name: String,
+    /// Layer key.
+    pub layer: String,
+    /// Category name as written in the config.
+    pub category: String,
+    /// Container image.
+    pub image: String,
+    /// Shell command line (run with `/bin/sh -c`).
+    pub command: String,
+    /// Environment of the container (plain values; secrets come through
+    /// `pod.env` references).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// CPU request, Kubernetes quantity (`500m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_request: Option<String>,
+    /// CPU limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_limit: Option<String>,
+    /// Memory request (`256Mi`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_request: Option<String>,
+    /// Memory limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<String>,
+    /// Per-attempt timeout in seconds, multiplier applied.
+    pub timeout_seconds: f64,
+    /// Retries after a failed test attempt.
+    #[serde(default)]
+    pub retries: u32,
+    /// Retries after an infrastructure failure (eviction, image pull, node loss).
+    #[serde(default)]
+    pub infra_retries: u32,
+    /// Backoff before the first retry in seconds; doubles for each further one.
+    #[serde(default)]
+    pub retry_backoff_seconds: f64,
+    /// Categories of the same run that must succeed first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<String>,
+    /// JUnit XML file the command writes (relative to the working directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub junit_report: Option<String>,
+    /// Pod settings from the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodSettings>,
+}
+
+/// What a CategoryRun has done so far.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CategoryRunStatus {
+    /// Pending, Waiting, Running, Succeeded, Failed, TimedOut, Cancelled or Skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// The spec generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Succeeded, Complete, Ready, Reconciling and Stalled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Machine-friendly reason of the phase (`DependencyFailed`, `OOMKilled`, `ExitCode1`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// One sentence on the phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When the first attempt started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+    /// Wall time, for humans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    /// Number of attempts made.
+    #[serde(default)]
+    pub attempt_count: u32,
+    /// Every attempt, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<AttemptStatus>,
+    /// Test counts of the last attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<TestCounts>,
+    /// The end of the last attempt's log (bounded), kept after the Pod is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_tail: Option<String>,
+}
+
+/// One attempt: one Pod.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptStatus {
+    /// 1-based.
+    pub number: u32,
+    /// The Pod.
+    pub pod_name: String,
+    /// Exit code of the test container, once it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Why it ended: Completed, Error, OOMKilled, Evicted, DeadlineExceeded,
+    /// ImagePullBackOff, Cancelled, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The container's termination message or the Pod's status message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// An infrastructure failure rather than a test failure.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub infrastructure: bool,
+    /// When the Pod was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+}

@@ -1,0 +1,57 @@
+//! Types shared by both resources.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Phase of a whole layer run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum LayerPhase {
+    /// Accepted, not started (waiting for dependencies or services, or suspended).
+    #[default]
+    Pending,
+    /// Categories are running or waiting.
+    Running,
+    /// Every category passed.
+    Succeeded,
+    /// A category failed or was skipped.
+    Failed,
+    /// The layer passed its deadline.
+    TimedOut,
+    /// Cancelled by the user.
+    Cancelled,
+}
+
+impl LayerPhase {
+    /// Whether the phase is final.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, LayerPhase::Pending | LayerPhase::Running)
+    }
+}
+
+/// Condition types both resources publish, in `metav1.Condition` shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConditionType {
+    /// The run finished and passed (`kubectl wait --for=condition=Succeeded`).
+    Succeeded,
+    /// The run finished, whatever the outcome (`kubectl wait --for=condition=Complete`).
+    Complete,
+    /// GitOps health: True when finished and passed.
+    Ready,
+    /// GitOps progress: True while the run is still working.
+    Reconciling,
+    /// GitOps: True when the run cannot go on (bad config, missing dependency).
+    Stalled,
+}
+
+impl ConditionType {
+    /// The `type` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionType::Succeeded => "Succeeded",
+            ConditionType::Complete => "Complete",
+            ConditionType::Ready => "Ready",
+            ConditionType::Reconciling => "Reconciling",
+            ConditionType::Stalled => "Stalled",
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! The Kubernetes API of testlayer: `TestLayerRun` and `CategoryRun` in group
+//! `testlayer.dev`, version `v1alpha1`. Plain serde types (no untagged unions,
+//! optional fields skipped when empty) so the generated schemas are structural.
+
+mod category_run;
+mod common;
+mod crds;
+mod test_layer_run;
+
+pub use crate::plan::Phase as CategoryPhase;
+pub use crate::results::TestCounts;
+pub use category_run::{AttemptStatus, CategoryRun, CategoryRunSpec, CategoryRunStatus};
+pub use common::{ConditionType, LayerPhase};
+pub use crds::{all_crds, crds_yaml};
+pub use test_layer_run::{
+    CategorySummary, ConfigMapKeyRef, ConfigSource, PodSettings, RunOverrides, TestLayerRun,
+    TestLayerRunSpec, TestLayerRunStatus,
+};
+
+/// API group.
+pub const GROUP: &str = "testlayer.dev";
+/// API version.
+pub const VERSION: &str = "v1alpha1";
