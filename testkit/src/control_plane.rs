@@ -202,6 +202,7 @@ impl ControlPlane {
                 pki.sa_key.display()
             ),
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+            "--kubelet-preferred-address-types=InternalIP".into(),
             "--enable-priority-and-fairness=false".into(),
             "--max-requests-inflight=1000".into(),
             "--max-mutating-requests-inflight=500".into(),

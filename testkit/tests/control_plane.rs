@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use testlayer_testkit::kubelet::KubeletEventKind;
@@ -254,6 +254,26 @@ async fn test_kubelet_drives_pods_through_their_lifecycle() {
         .unwrap();
     assert_eq!(waiting.reason.as_deref(), Some("ErrImagePull"));
     assert!(started.elapsed() >= Duration::from_millis(300));
+
+    // Logs through the apiserver (pods/log), served by the kubelet, also
+    // after the container ended.
+    assert_eq!(
+        pods.logs("ok", &LogParams::default()).await.unwrap(),
+        "2 passed in 0.1s\n"
+    );
+    let tail = LogParams {
+        tail_lines: Some(1),
+        ..LogParams::default()
+    };
+    assert_eq!(
+        pods.logs("fails", &tail).await.unwrap(),
+        "1 failed in 0.1s\n"
+    );
+    let limited = LogParams {
+        limit_bytes: Some(6),
+        ..LogParams::default()
+    };
+    assert_eq!(pods.logs("fails", &limited).await.unwrap(), "assert");
 
     // Deleting a running, bound Pod completes: the kubelet confirms it.
     pods.delete("forever", &DeleteParams::default())

@@ -3,6 +3,7 @@
 //! [`PodScript`] says. It acts only through the API server, as a kubelet
 //! does, and finishes the deletion of Pods that are deleted while bound.
 
+mod logs;
 mod script;
 
 use std::collections::HashMap;
@@ -20,6 +21,8 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 
 pub use script::{PodEnd, PodScript};
+
+use logs::{LogServer, LogStore};
 
 use crate::TestkitError;
 
@@ -58,6 +61,7 @@ type Log = Arc<Mutex<Vec<KubeletEvent>>>;
 /// they are).
 pub struct TestKubelet {
     task: JoinHandle<()>,
+    _logs: LogServer,
     log: Log,
     nodes: Vec<String>,
 }
@@ -83,8 +87,10 @@ impl TestKubelet {
         let names: Vec<String> = (0..nodes.max(1))
             .map(|i| format!("{namespace}-node-{i}"))
             .collect();
-        for (i, n) in names.iter().enumerate() {
-            register_node(&client, n, i).await?;
+        let store: LogStore = Arc::default();
+        let server = LogServer::start(store.clone()).await?;
+        for n in &names {
+            register_node(&client, n, server.port).await?;
         }
         let log: Log = Arc::default();
         let task = tokio::spawn(run(
@@ -93,9 +99,11 @@ impl TestKubelet {
             names.clone(),
             script,
             log.clone(),
+            store,
         ));
         Ok(Self {
             task,
+            _logs: server,
             log,
             nodes: names,
         })
@@ -118,7 +126,7 @@ impl Drop for TestKubelet {
     }
 }
 
-async fn register_node(client: &Client, name: &str, index: usize) -> Result<(), TestkitError> {
+async fn register_node(client: &Client, name: &str, port: u16) -> Result<(), TestkitError> {
     let nodes: Api<Node> = Api::all(client.clone());
     let node: Node = serde_json::from_value(json!({
         "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "testlayer.dev/test-node": "true"}},
@@ -138,8 +146,9 @@ async fn register_node(client: &Client, name: &str, index: usize) -> Result<(), 
     let capacity = json!({"cpu": "64", "memory": "256Gi", "pods": "1000"});
     let status = json!({"status": {
         "capacity": capacity, "allocatable": capacity,
-        "addresses": [{"type": "InternalIP", "address": format!("10.1.{}.{}", index / 250, index % 250 + 1)},
-                      {"type": "Hostname", "address": name}],
+        // The apiserver reaches the log endpoint here (pods/log).
+        "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
         "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "test kubelet is ready",
                         "lastHeartbeatTime": now, "lastTransitionTime": now}],
         "nodeInfo": {"kubeletVersion": "v1.34.4-test", "kubeProxyVersion": "", "operatingSystem": "linux", "architecture": "amd64",
@@ -168,7 +177,14 @@ fn record(log: &Log, pod: &str, kind: KubeletEventKind) {
     }
 }
 
-async fn run(client: Client, namespace: String, nodes: Vec<String>, script: ScriptFn, log: Log) {
+async fn run(
+    client: Client,
+    namespace: String,
+    nodes: Vec<String>,
+    script: ScriptFn,
+    log: Log,
+    store: LogStore,
+) {
     let pods: Api<Pod> = Api::namespaced(client, &namespace);
     let mut running: HashMap<String, JoinHandle<()>> = HashMap::new();
     let mut deleting: HashMap<String, ()> = HashMap::new();
@@ -245,15 +261,31 @@ async fn run(client: Client, namespace: String, nodes: Vec<String>, script: Scri
         let s = script(&pod);
         running.insert(
             uid,
-            tokio::spawn(drive(pods.clone(), pod, node, ip, s, log.clone())),
+            tokio::spawn(drive(
+                pods.clone(),
+                pod,
+                node,
+                ip,
+                s,
+                log.clone(),
+                store.clone(),
+            )),
         );
         running.retain(|_, h| !h.is_finished());
     }
 }
 
-async fn drive(pods: Api<Pod>, pod: Pod, node: String, ip: String, script: PodScript, log: Log) {
+async fn drive(
+    pods: Api<Pod>,
+    pod: Pod,
+    node: String,
+    ip: String,
+    script: PodScript,
+    log: Log,
+    store: LogStore,
+) {
     let name = pod.name_any();
-    if let Err(e) = drive_inner(&pods, &pod, &node, &ip, script, &log).await {
+    if let Err(e) = drive_inner(&pods, &pod, &node, &ip, script, &log, &store).await {
         match &e {
             kube::Error::Api(a) if a.code == 404 || a.code == 409 || a.code == 422 => {
                 tracing::debug!(pod = %name, error = %e, "test kubelet: pod went away")
@@ -270,6 +302,7 @@ async fn drive_inner(
     ip: &str,
     script: PodScript,
     log: &Log,
+    store: &LogStore,
 ) -> Result<(), kube::Error> {
     let name = pod.name_any();
     let containers: Vec<(String, String)> = pod
@@ -341,6 +374,18 @@ async fn drive_inner(
         "containerStatuses": running}))
     .await?;
     record(log, &name, KubeletEventKind::Running);
+    if let (Ok(mut g), Some(ns)) = (store.lock(), pod.metadata.namespace.clone()) {
+        for (i, (c, _)) in containers.iter().enumerate() {
+            g.insert(
+                (ns.clone(), name.clone(), c.clone()),
+                if i == 0 {
+                    script.logs.clone()
+                } else {
+                    Vec::new()
+                },
+            );
+        }
+    }
 
     if script.end == PodEnd::RunForever {
         futures::future::pending::<()>().await;
