@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what the tests and the example need and the machine may lack:
+# rustfmt and clippy, Python's pytest (for the example project), GNU time.
+set -euo pipefail
+
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  rustup component add rustfmt clippy
+fi
+
+if ! python3 -m pytest --version >/dev/null 2>&1; then
+  python3 -m pip install --quiet pytest
+fi
+
+if [ ! -x /usr/bin/time ] && command -v apt-get >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq time >/dev/null
+  else
+    echo "note: /usr/bin/time is missing; peak memory of the control-plane build will not be measured" >&2
+  fi
+fi

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit, property, local-executor and
+# control-plane tests. Builds (or reuses) the Kubernetes control-plane binaries
+# first; the cluster tests fail loudly when they cannot be had.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "prerequisites"
+bash scripts/prerequisites.sh
+
+step "control plane binaries"
+bash tests/cluster/build.sh
+TESTLAYER_BIN_DIR="$(bash tests/cluster/build.sh --print-bin-dir)"
+export TESTLAYER_BIN_DIR
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --locked
