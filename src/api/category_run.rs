@@ -40,6 +40,14 @@ pub struct CategoryRunSpec {
     pub layer: String,
     /// Category name as written in the config.
     pub category: String,
+    /// Position of the category in the layer (0-based, config order).
+    pub index: u32,
+    /// Lower starts first among equals.
+    #[serde(default)]
+    pub priority_order: i64,
+    /// Expected duration in seconds, which HYBRID_SMART plans with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_duration_seconds: Option<f64>,
     /// Container image.
     pub image: String,
     /// Shell command line (run with `/bin/sh -c`).
@@ -122,6 +130,10 @@ pub struct CategoryRunStatus {
     /// The end of the last attempt's log (bounded), kept after the Pod is gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_tail: Option<String>,
+    /// The category that caused this end (the failed dependency, or the
+    /// failure that triggered fail-fast).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caused_by: Option<String>,
 }
 
 /// One attempt: one Pod.
@@ -145,6 +157,10 @@ pub struct AttemptStatus {
     /// An infrastructure failure rather than a test failure.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub infrastructure: bool,
+    /// The controller stopped this attempt (`TimedOut`, `Cancelled`,
+    /// `Interrupted`); it ends when its Pod is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<String>,
     /// When the Pod was created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,

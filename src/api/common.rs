@@ -22,6 +22,18 @@ pub enum LayerPhase {
 }
 
 impl LayerPhase {
+    /// The name shown in status and events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LayerPhase::Pending => "Pending",
+            LayerPhase::Running => "Running",
+            LayerPhase::Succeeded => "Succeeded",
+            LayerPhase::Failed => "Failed",
+            LayerPhase::TimedOut => "TimedOut",
+            LayerPhase::Cancelled => "Cancelled",
+        }
+    }
+
     /// Whether the phase is final.
     pub fn is_terminal(self) -> bool {
         !matches!(self, LayerPhase::Pending | LayerPhase::Running)

@@ -13,8 +13,8 @@ pub use category_run::{AttemptStatus, CategoryRun, CategoryRunSpec, CategoryRunS
 pub use common::{ConditionType, LayerPhase};
 pub use crds::{all_crds, crds_yaml};
 pub use test_layer_run::{
-    CategorySummary, ConfigMapKeyRef, ConfigSource, PodSettings, RunOverrides, TestLayerRun,
-    TestLayerRunSpec, TestLayerRunStatus,
+    CategorySummary, ConfigMapKeyRef, ConfigSource, PlanSnapshot, PodSettings, RunOverrides,
+    TestLayerRun, TestLayerRunSpec, TestLayerRunStatus,
 };
 
 /// API group.

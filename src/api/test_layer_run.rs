@@ -193,9 +193,57 @@ pub struct TestLayerRunStatus {
     /// One sentence on where the run stands or why it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Hash of the spec fields that define the run (everything but `cancel`,
+    /// `suspend` and `ttlSecondsAfterFinished`); when it changes, the run
+    /// starts over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_hash: Option<String>,
+    /// The layer's settings as resolved when the run started; the run follows
+    /// them (and its CategoryRuns' specs) even if the config changes later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanSnapshot>,
     /// Every category of the plan, compact; details are in its CategoryRun.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub categories: Vec<CategorySummary>,
+}
+
+/// Layer-wide settings of a run, frozen when it starts.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanSnapshot {
+    /// Display name of the layer.
+    pub display_name: String,
+    /// SEQUENTIAL, PARALLEL_UNLIMITED, PARALLEL_LIMITED or HYBRID_SMART.
+    pub strategy: String,
+    /// Most categories running at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallel: Option<u32>,
+    /// CPU budget of running categories (quantity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_budget: Option<String>,
+    /// Memory budget of running categories (quantity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_budget: Option<String>,
+    /// Cancel everything at the first failure.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fail_fast: bool,
+    /// Whole-layer deadline in seconds, multiplier applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_seconds: Option<f64>,
+    /// The timeout multiplier that was applied.
+    pub timeout_multiplier: f64,
+    /// Layers whose latest runs in this namespace must have succeeded first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layer_dependencies: Vec<String>,
+    /// Services that must have ready endpoints first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_services: Vec<String>,
+    /// Bound on waiting for the services, in seconds.
+    pub service_wait_seconds: f64,
+    /// LLM mode (`mock` or `real`).
+    pub llm_mode: String,
+    /// Categories in config order (their CategoryRuns carry the rest).
+    pub categories: Vec<String>,
 }
 
 /// One category in a TestLayerRun's status.
@@ -215,6 +263,19 @@ pub struct CategorySummary {
     /// Its test counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<TestCounts>,
+}
+
+impl CategorySummary {
+    /// A category that has not started.
+    pub fn pending(name: &str) -> Self {
+        CategorySummary {
+            name: name.to_string(),
+            phase: Phase::Pending,
+            attempts: 0,
+            reason: None,
+            counts: None,
+        }
+    }
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -1,5 +1,6 @@
 //! Command-line interface: one binary, one subcommand per job.
 
+mod controller;
 mod run;
 mod validate;
 
@@ -36,6 +37,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Print the CustomResourceDefinitions (TestLayerRun, CategoryRun) as YAML.
     Crds,
+    /// Run the Kubernetes operator.
+    Controller(controller::ControllerArgs),
 }
 
 /// Report formats on standard output.
@@ -68,6 +71,7 @@ pub fn main(cli: Cli) -> i32 {
         Command::Validate(a) => validate::validate(&a),
         Command::Plan(a) => validate::plan(&a),
         Command::Run(a) => run::run(&a),
+        Command::Controller(a) => controller::controller(&a),
         Command::Crds => match crate::api::crds_yaml() {
             Ok(yaml) => {
                 print!("{yaml}");

@@ -86,11 +86,7 @@ impl PodScript {
     /// Parses the tiny language of [`PodScript::from_pod`].
     pub fn parse(text: &str) -> Self {
         let mut s = Self::default();
-        let statements = text
-            .split(['\n', ';'])
-            .flat_map(|part| part.split("&&"))
-            .map(str::trim);
-        for st in statements {
+        for st in split_statements(text).iter().map(|s| s.trim()) {
             let (cmd, rest) = st.split_once(char::is_whitespace).unwrap_or((st, ""));
             let rest = unquote(rest.trim());
             match cmd {
@@ -131,6 +127,38 @@ impl PodScript {
     }
 }
 
+/// Splits on `;`, `&&` and new lines outside single or double quotes.
+fn split_statements(text: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut quote: Option<char> = None;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        let split = match (quote, c) {
+            (Some(q), c) if c == q => {
+                quote = None;
+                false
+            }
+            (Some(_), _) => false,
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                false
+            }
+            (None, ';' | '\n') => true,
+            (None, '&') if chars.peek() == Some(&'&') => {
+                chars.next();
+                true
+            }
+            _ => false,
+        };
+        if split {
+            out.push(String::new());
+        } else if let Some(s) = out.last_mut() {
+            s.push(c);
+        }
+    }
+    out
+}
+
 fn unquote(s: &str) -> &str {
     for q in ['\'', '"'] {
         if s.len() >= 2 && s.starts_with(q) && s.ends_with(q) {
@@ -158,6 +186,8 @@ mod tests {
         assert_eq!(PodScript::parse("evict").end, PodEnd::Evicted);
         assert_eq!(PodScript::parse("imagepull").end, PodEnd::ImagePullError);
         assert_eq!(PodScript::parse("python3 -m pytest").end, PodEnd::Exit(0));
+        let quoted = PodScript::parse("echo 'ok. 3 passed; 0 failed' && echo \"a && b\"; exit 0");
+        assert_eq!(quoted.logs, vec!["ok. 3 passed; 0 failed", "a && b"]);
         assert_eq!(
             PodScript::parse("sleep -1; sleep x").run_for,
             Duration::ZERO

@@ -1,0 +1,413 @@
+//! Pure builders: the CategoryRuns of a run from its resolved layer, the Pod of
+//! one attempt from a CategoryRun, and the layer plan back from those objects
+//! (a run follows what it froze at its start, not later config edits).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EnvVar, Pod, PodSecurityContext, PodSpec, ResourceRequirements,
+    SeccompProfile, SecurityContext,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::api::ObjectMeta;
+use kube::{Resource, ResourceExt};
+
+use crate::api::{CategoryRun, CategoryRunSpec, PlanSnapshot, TestLayerRun};
+use crate::config::names::short_hash;
+use crate::config::quantity::{format_cpu, format_memory, parse_cpu_millis, parse_memory_bytes};
+use crate::layer::{
+    CategoryPlan, LayerPlan, LayerSettings, LlmMode, Quantities, Resources, Strategy,
+};
+
+/// Label naming the TestLayerRun an object belongs to.
+pub const LABEL_RUN: &str = "testlayer.dev/run";
+/// Label naming the layer key (as a DNS label).
+pub const LABEL_LAYER: &str = "testlayer.dev/layer";
+/// Label naming the category (as a DNS label).
+pub const LABEL_CATEGORY: &str = "testlayer.dev/category";
+/// Label with the attempt number of a Pod.
+pub const LABEL_ATTEMPT: &str = "testlayer.dev/attempt";
+/// Standard label of what manages an object.
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// Its value.
+pub const MANAGER: &str = "testlayer";
+/// Name of the test container in every Pod.
+pub const CONTAINER: &str = "test";
+/// Longest CategoryRun name, so `<name>-<attempt>` stays a valid DNS label
+/// (Pod host names are cut at 63 characters).
+const MAX_CATEGORY_RUN_NAME: usize = 58;
+/// Extra seconds past the category timeout after which the kubelet itself
+/// stops a Pod (a backstop for a controller that is down).
+const DEADLINE_BACKSTOP_SECS: i64 = 60;
+/// Grace period of a stopped Pod.
+const STOP_GRACE_SECS: i64 = 10;
+/// User and group the restricted defaults run as.
+const NON_ROOT_ID: i64 = 1000;
+
+/// What cannot be built.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BuildError {
+    /// A category has no image, and the run names none.
+    #[error(
+        "category {category:?} has no image: set `image` in the layer config or `spec.image` on the TestLayerRun"
+    )]
+    NoImage {
+        /// The category.
+        category: String,
+    },
+    /// A category has no command, and the run names none.
+    #[error(
+        "category {category:?} has no command: set `command` in the layer config or `spec.command` on the TestLayerRun"
+    )]
+    NoCommand {
+        /// The category.
+        category: String,
+    },
+    /// The objects of a run do not form a plan (edited by hand, or from another version).
+    #[error("the run's plan cannot be rebuilt: {0}")]
+    Inconsistent(String),
+}
+
+/// `<run>-<category>`, shortened with a hash of the full name when too long.
+pub fn category_run_name(run: &str, category_k8s_name: &str) -> String {
+    let full = format!("{run}-{category_k8s_name}");
+    if full.len() <= MAX_CATEGORY_RUN_NAME {
+        return full;
+    }
+    let hash = short_hash(&full);
+    let keep = MAX_CATEGORY_RUN_NAME - hash.len() - 1;
+    let head = full[..keep].trim_end_matches('-');
+    format!("{head}-{hash}")
+}
+
+/// The Pod name of attempt `attempt` of a CategoryRun.
+pub fn pod_name(category_run: &str, attempt: u32) -> String {
+    format!("{category_run}-{attempt}")
+}
+
+/// A label value from any name: the slug, cut to 63 characters.
+fn label_value(s: &str) -> String {
+    let slug = crate::config::names::slug(s).unwrap_or_default();
+    slug.chars()
+        .take(63)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_string()
+}
+
+/// The layer-wide settings to freeze in the run's status.
+pub fn snapshot(layer: &LayerPlan) -> PlanSnapshot {
+    PlanSnapshot {
+        display_name: layer.display_name.clone(),
+        strategy: layer.strategy.as_str().to_string(),
+        max_parallel: layer.max_parallel,
+        cpu_budget: layer.budget.cpu_millis.map(format_cpu),
+        memory_budget: layer.budget.memory_bytes.map(format_memory),
+        fail_fast: layer.fail_fast,
+        deadline_seconds: layer.deadline.map(|d| d.as_secs_f64()),
+        timeout_multiplier: layer.timeout_multiplier,
+        layer_dependencies: layer.dependencies.clone(),
+        required_services: layer.required_services.clone(),
+        service_wait_seconds: layer.service_wait.as_secs_f64(),
+        llm_mode: layer.llm_mode.as_str().to_string(),
+        categories: layer.categories.iter().map(|c| c.name.clone()).collect(),
+    }
+}
+
+fn substitute(template: &str, layer: &str, category: &str) -> String {
+    template
+        .replace("{layer}", layer)
+        .replace("{category}", category)
+}
+
+/// The CategoryRun of category `i` of `layer` for `run`.
+pub fn category_run(
+    run: &TestLayerRun,
+    layer: &LayerPlan,
+    i: usize,
+) -> Result<CategoryRun, BuildError> {
+    let c = &layer.categories[i];
+    let image = c
+        .image
+        .clone()
+        .or_else(|| run.spec.image.clone())
+        .ok_or_else(|| BuildError::NoImage {
+            category: c.name.clone(),
+        })?;
+    let command = c
+        .command
+        .clone()
+        .or_else(|| {
+            run.spec
+                .command
+                .as_deref()
+                .map(|t| substitute(t, &layer.key, &c.name))
+        })
+        .ok_or_else(|| BuildError::NoCommand {
+            category: c.name.clone(),
+        })?;
+    let run_name = run.name_any();
+    let mut env = c.env.clone();
+    env.insert("TESTLAYER_LAYER".into(), layer.key.clone());
+    env.insert("TESTLAYER_CATEGORY".into(), c.name.clone());
+    env.insert("TESTLAYER_LLM_MODE".into(), layer.llm_mode.as_str().into());
+    env.insert(
+        "TESTLAYER_ENVIRONMENT".into(),
+        layer.environment.clone().unwrap_or_default(),
+    );
+    env.insert("TESTLAYER_RUN".into(), run_name.clone());
+    let spec = CategoryRunSpec {
+        run_name: run_name.clone(),
+        layer: layer.key.clone(),
+        category: c.name.clone(),
+        index: i as u32,
+        priority_order: c.priority_order,
+        expected_duration_seconds: (c.estimate != c.timeout).then_some(c.estimate.as_secs_f64()),
+        image,
+        command,
+        env,
+        cpu_request: c.resources.requests.cpu_millis.map(format_cpu),
+        cpu_limit: c.resources.limits.cpu_millis.map(format_cpu),
+        memory_request: c.resources.requests.memory_bytes.map(format_memory),
+        memory_limit: c.resources.limits.memory_bytes.map(format_memory),
+        timeout_seconds: c.timeout.as_secs_f64(),
+        retries: c.retries,
+        infra_retries: c.infra_retries,
+        retry_backoff_seconds: c.retry_backoff.as_secs_f64(),
+        dependencies: c
+            .dependencies
+            .iter()
+            .map(|&d| layer.categories[d].name.clone())
+            .collect(),
+        junit_report: c.junit_report.clone(),
+        pod: run.spec.pod.clone(),
+    };
+    let mut cr = CategoryRun::new(&category_run_name(&run_name, &c.k8s_name), spec);
+    cr.metadata.namespace = run.namespace();
+    cr.metadata.labels = Some(BTreeMap::from([
+        (LABEL_RUN.to_string(), run_name.clone()),
+        (LABEL_LAYER.to_string(), layer.k8s_name.clone()),
+        (LABEL_CATEGORY.to_string(), c.k8s_name.clone()),
+        (LABEL_MANAGED_BY.to_string(), MANAGER.to_string()),
+    ]));
+    cr.metadata.owner_references = run.controller_owner_ref(&()).map(|r| vec![r]);
+    Ok(cr)
+}
+
+fn seconds(s: f64) -> Duration {
+    Duration::from_secs_f64(if s.is_finite() && s > 0.0 { s } else { 0.0 })
+}
+
+/// The layer plan of a run, rebuilt from its frozen settings and its
+/// CategoryRuns (in any order; one per category of the snapshot).
+pub fn layer_from_objects(
+    key: &str,
+    environment: Option<&str>,
+    snap: &PlanSnapshot,
+    runs: &[&CategoryRun],
+) -> Result<LayerPlan, BuildError> {
+    let bad = |m: String| BuildError::Inconsistent(m);
+    let strategy = Strategy::parse(&snap.strategy)
+        .ok_or_else(|| bad(format!("unknown strategy {:?}", snap.strategy)))?;
+    let n = snap.categories.len();
+    let mut by_index: Vec<Option<&CategoryRun>> = vec![None; n];
+    for cr in runs {
+        let i = cr.spec.index as usize;
+        if i >= n || snap.categories[i] != cr.spec.category {
+            return Err(bad(format!(
+                "CategoryRun {} is category {:?} at index {i}, which the plan does not have",
+                cr.name_any(),
+                cr.spec.category
+            )));
+        }
+        by_index[i] = Some(cr);
+    }
+    let mut categories = Vec::with_capacity(n);
+    for (i, slot) in by_index.iter().enumerate() {
+        let cr = slot.ok_or_else(|| {
+            bad(format!(
+                "the CategoryRun of category {:?} is missing",
+                snap.categories[i]
+            ))
+        })?;
+        let s = &cr.spec;
+        let timeout = seconds(s.timeout_seconds);
+        let mut c = CategoryPlan::new(&s.category, timeout);
+        c.k8s_name = cr
+            .labels()
+            .get(LABEL_CATEGORY)
+            .cloned()
+            .unwrap_or_else(|| label_value(&s.category));
+        c.priority_order = s.priority_order;
+        c.dependencies = s
+            .dependencies
+            .iter()
+            .map(|d| {
+                snap.categories.iter().position(|n| n == d).ok_or_else(|| {
+                    bad(format!(
+                        "category {:?} depends on unknown {d:?}",
+                        s.category
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        c.command = Some(s.command.clone());
+        c.image = Some(s.image.clone());
+        c.env = s.env.clone();
+        c.resources = Resources {
+            requests: Quantities {
+                cpu_millis: s.cpu_request.as_deref().and_then(parse_cpu_millis),
+                memory_bytes: s.memory_request.as_deref().and_then(parse_memory_bytes),
+            },
+            limits: Quantities {
+                cpu_millis: s.cpu_limit.as_deref().and_then(parse_cpu_millis),
+                memory_bytes: s.memory_limit.as_deref().and_then(parse_memory_bytes),
+            },
+        };
+        c.retries = s.retries;
+        c.infra_retries = s.infra_retries;
+        c.retry_backoff = seconds(s.retry_backoff_seconds);
+        c.estimate = s.expected_duration_seconds.map(seconds).unwrap_or(timeout);
+        c.junit_report = s.junit_report.clone();
+        categories.push(c);
+    }
+    let mut settings = LayerSettings::new(key, strategy, snap.max_parallel);
+    settings.display_name = snap.display_name.clone();
+    settings.environment = environment.map(str::to_string);
+    settings.budget = Quantities {
+        cpu_millis: snap.cpu_budget.as_deref().and_then(parse_cpu_millis),
+        memory_bytes: snap.memory_budget.as_deref().and_then(parse_memory_bytes),
+    };
+    settings.fail_fast = snap.fail_fast;
+    settings.deadline = snap.deadline_seconds.map(seconds);
+    settings.timeout_multiplier = snap.timeout_multiplier;
+    settings.dependencies = snap.layer_dependencies.clone();
+    settings.required_services = snap.required_services.clone();
+    settings.service_wait = seconds(snap.service_wait_seconds);
+    settings.llm_mode = if snap.llm_mode == "real" {
+        LlmMode::Real
+    } else {
+        LlmMode::Mock
+    };
+    LayerPlan::new(settings, categories).map_err(|e| bad(e.to_string()))
+}
+
+/// The Pod of attempt `attempt` (1-based) of a CategoryRun.
+pub fn attempt_pod(cr: &CategoryRun, attempt: u32) -> Pod {
+    let s = &cr.spec;
+    let pod = s.pod.clone().unwrap_or_default();
+    let cr_name = cr.name_any();
+    let mut env: Vec<EnvVar> = s
+        .env
+        .iter()
+        .map(|(k, v)| EnvVar {
+            name: k.clone(),
+            value: Some(v.clone()),
+            value_from: None,
+        })
+        .collect();
+    env.push(EnvVar {
+        name: "TESTLAYER_ATTEMPT".into(),
+        value: Some(attempt.to_string()),
+        value_from: None,
+    });
+    // The run's pod env may hold secret references; it wins over plain values.
+    env.retain(|e| !pod.env.iter().any(|p| p.name == e.name));
+    env.extend(pod.env.iter().cloned());
+
+    let defaults = pod.resources.clone().unwrap_or_default();
+    let pick = |own: &Option<String>, defaults: &Option<BTreeMap<String, Quantity>>, key: &str| {
+        own.clone()
+            .map(Quantity)
+            .or_else(|| defaults.as_ref().and_then(|d| d.get(key).cloned()))
+            .map(|q| (key.to_string(), q))
+    };
+    let requests: BTreeMap<String, Quantity> = [
+        pick(&s.cpu_request, &defaults.requests, "cpu"),
+        pick(&s.memory_request, &defaults.requests, "memory"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let limits: BTreeMap<String, Quantity> = [
+        pick(&s.cpu_limit, &defaults.limits, "cpu"),
+        pick(&s.memory_limit, &defaults.limits, "memory"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+
+    let restricted = !pod.unrestricted;
+    let container = Container {
+        name: CONTAINER.into(),
+        image: Some(s.image.clone()),
+        command: Some(vec!["/bin/sh".into(), "-c".into(), s.command.clone()]),
+        env: Some(env),
+        env_from: (!pod.env_from.is_empty()).then(|| pod.env_from.clone()),
+        resources: Some(ResourceRequirements {
+            requests: (!requests.is_empty()).then_some(requests),
+            limits: (!limits.is_empty()).then_some(limits),
+            ..ResourceRequirements::default()
+        }),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        security_context: restricted.then(|| SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            run_as_non_root: Some(true),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                localhost_profile: None,
+            }),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    };
+
+    let mut labels = pod.labels.clone();
+    labels.extend(cr.labels().iter().map(|(k, v)| (k.clone(), v.clone())));
+    labels.insert(LABEL_ATTEMPT.into(), attempt.to_string());
+    let timeout_secs = s.timeout_seconds.max(0.0).ceil() as i64;
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(pod_name(&cr_name, attempt)),
+            namespace: cr.namespace(),
+            labels: Some(labels),
+            annotations: (!pod.annotations.is_empty()).then(|| pod.annotations.clone()),
+            owner_references: cr.controller_owner_ref(&()).map(|r| vec![r]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PodSpec {
+            restart_policy: Some("Never".into()),
+            containers: vec![container],
+            active_deadline_seconds: Some(timeout_secs + DEADLINE_BACKSTOP_SECS),
+            termination_grace_period_seconds: Some(STOP_GRACE_SECS),
+            service_account_name: pod.service_account_name.clone(),
+            automount_service_account_token: Some(pod.service_account_name.is_some()),
+            enable_service_links: Some(false),
+            node_selector: (!pod.node_selector.is_empty()).then(|| pod.node_selector.clone()),
+            tolerations: (!pod.tolerations.is_empty()).then(|| pod.tolerations.clone()),
+            image_pull_secrets: (!pod.image_pull_secrets.is_empty())
+                .then(|| pod.image_pull_secrets.clone()),
+            security_context: restricted.then(|| PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(NON_ROOT_ID),
+                run_as_group: Some(NON_ROOT_ID),
+                fs_group: Some(NON_ROOT_ID),
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".into(),
+                    localhost_profile: None,
+                }),
+                ..PodSecurityContext::default()
+            }),
+            ..PodSpec::default()
+        }),
+        status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

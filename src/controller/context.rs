@@ -1,0 +1,67 @@
+//! What every reconcile shares: the client, caches of the objects the
+//! controller watches, the event recorder and the metrics.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::Store;
+
+use super::metrics::Metrics;
+use crate::api::{CategoryRun, TestLayerRun};
+
+/// Field manager of every write (server-side apply and patches).
+pub const FIELD_MANAGER: &str = "testlayer-controller";
+
+/// Shared state of the reconcilers.
+#[derive(Clone)]
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// Every TestLayerRun (for layer dependencies).
+    pub runs: Store<TestLayerRun>,
+    /// Every CategoryRun.
+    pub category_runs: Store<CategoryRun>,
+    /// Every Pod the controller manages.
+    pub pods: Store<Pod>,
+    /// Publishes Events.
+    pub recorder: Recorder,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Why a reconcile failed (it is retried with backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// An API call failed.
+    #[error("{what}: {source}")]
+    Kube {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: kube::Error,
+    },
+    /// The object is missing its namespace or name.
+    #[error("object without {0}")]
+    Incomplete(&'static str),
+}
+
+impl ControllerError {
+    pub(crate) fn kube(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ControllerError {
+        let what = what.into();
+        move |source| ControllerError::Kube { what, source }
+    }
+
+    /// A label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            ControllerError::Kube {
+                source: kube::Error::Api(e),
+                ..
+            } if e.code == 409 => "conflict",
+            ControllerError::Kube { .. } => "kube",
+            ControllerError::Incomplete(_) => "incomplete",
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! What a run waits for before its first category starts: the runs of the
+//! layers it depends on, and ready endpoints of its required services.
+
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, ListParams};
+use kube::{Client, ResourceExt};
+
+use super::context::ControllerError;
+use crate::api::{LayerPhase, TestLayerRun};
+use crate::config::service_k8s_name;
+
+/// Where the gates stand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gate {
+    /// Everything is ready.
+    Open,
+    /// Still waiting (why).
+    Waiting(String),
+    /// Cannot open any more (why).
+    Failed {
+        /// CamelCase reason.
+        reason: String,
+        /// What happened.
+        message: String,
+    },
+}
+
+/// The runs this run depends on: the named ones, and the latest run of each
+/// layer its layer depends on.
+pub fn dependencies(
+    run: &TestLayerRun,
+    layers: &[String],
+    all: &[std::sync::Arc<TestLayerRun>],
+) -> Gate {
+    let ns = run.namespace();
+    let same_ns: Vec<&TestLayerRun> = all
+        .iter()
+        .map(|r| r.as_ref())
+        .filter(|r| r.namespace() == ns && r.uid() != run.uid())
+        .collect();
+    let mut waiting = Vec::new();
+    let check =
+        |label: String, dep: Option<&TestLayerRun>, waiting: &mut Vec<String>| -> Option<Gate> {
+            let Some(dep) = dep else {
+                waiting.push(format!("{label} (no such run yet)"));
+                return None;
+            };
+            match dep.status.as_ref().and_then(|s| s.phase) {
+                Some(LayerPhase::Succeeded) => None,
+                Some(p) if p.is_terminal() => Some(Gate::Failed {
+                    reason: "DependencyFailed".into(),
+                    message: format!("{label} ended {}", p.as_str()),
+                }),
+                _ => {
+                    waiting.push(label);
+                    None
+                }
+            }
+        };
+    for name in &run.spec.depends_on {
+        let dep = same_ns.iter().copied().find(|r| &r.name_any() == name);
+        if let Some(g) = check(format!("TestLayerRun {name}"), dep, &mut waiting) {
+            return g;
+        }
+    }
+    for layer in layers {
+        let latest = same_ns
+            .iter()
+            .copied()
+            .filter(|r| &r.spec.layer == layer)
+            .max_by(|a, b| {
+                a.metadata
+                    .creation_timestamp
+                    .cmp(&b.metadata.creation_timestamp)
+                    .then_with(|| a.name_any().cmp(&b.name_any()))
+            });
+        let label = match latest {
+            Some(r) => format!("layer {layer} (TestLayerRun {})", r.name_any()),
+            None => format!("layer {layer}"),
+        };
+        if let Some(g) = check(label, latest, &mut waiting) {
+            return g;
+        }
+    }
+    if waiting.is_empty() {
+        Gate::Open
+    } else {
+        Gate::Waiting(format!("waiting for {}", waiting.join(", ")))
+    }
+}
+
+/// Services (by config name) without a ready endpoint in `namespace`.
+pub async fn unready_services(
+    client: &Client,
+    namespace: &str,
+    services: &[String],
+) -> Result<Vec<String>, ControllerError> {
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), namespace);
+    let mut unready = Vec::new();
+    for s in services {
+        let name = service_k8s_name(s);
+        let lp = ListParams::default().labels(&format!("kubernetes.io/service-name={name}"));
+        let list = slices
+            .list(&lp)
+            .await
+            .map_err(ControllerError::kube(format!(
+                "listing endpoint slices of service {name}"
+            )))?;
+        let ready = list.items.iter().any(|sl| {
+            sl.endpoints
+                .iter()
+                .any(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
+        });
+        if !ready {
+            unready.push(s.clone());
+        }
+    }
+    Ok(unready)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    fn run(
+        name: &str,
+        layer: &str,
+        created: &str,
+        phase: Option<&str>,
+        depends_on: &[&str],
+    ) -> Arc<TestLayerRun> {
+        let mut v = json!({"apiVersion": "testlayer.dev/v1alpha1", "kind": "TestLayerRun",
+            "metadata": {"name": name, "namespace": "ci", "uid": name, "creationTimestamp": created},
+            "spec": {"layer": layer, "config": {}, "dependsOn": depends_on}});
+        if let Some(p) = phase {
+            v["status"] = json!({"phase": p});
+        }
+        Arc::new(serde_json::from_value(v).unwrap())
+    }
+
+    #[test]
+    fn layer_dependencies_follow_the_latest_run_of_the_layer() {
+        let me = run("e2e", "e2e", "2026-01-01T00:10:00Z", None, &[]);
+        let layers = vec!["fast".to_string()];
+        let old_ok = run(
+            "fast-1",
+            "fast",
+            "2026-01-01T00:00:00Z",
+            Some("Succeeded"),
+            &[],
+        );
+        let new_running = run(
+            "fast-2",
+            "fast",
+            "2026-01-01T00:05:00Z",
+            Some("Running"),
+            &[],
+        );
+        assert_eq!(
+            dependencies(&me, &layers, std::slice::from_ref(&me)),
+            Gate::Waiting("waiting for layer fast (no such run yet)".into())
+        );
+        assert!(
+            matches!(dependencies(&me, &layers, &[me.clone(), old_ok.clone(), new_running.clone()]), Gate::Waiting(m) if m.contains("fast-2"))
+        );
+        assert_eq!(
+            dependencies(&me, &layers, &[me.clone(), old_ok.clone()]),
+            Gate::Open
+        );
+        let new_failed = run(
+            "fast-2",
+            "fast",
+            "2026-01-01T00:05:00Z",
+            Some("Failed"),
+            &[],
+        );
+        assert!(
+            matches!(dependencies(&me, &layers, &[me.clone(), old_ok, new_failed]), Gate::Failed { reason, .. } if reason == "DependencyFailed")
+        );
+    }
+
+    #[test]
+    fn named_dependencies() {
+        let me = run("b", "x", "2026-01-01T00:10:00Z", None, &["a"]);
+        assert!(matches!(
+            dependencies(&me, &[], std::slice::from_ref(&me)),
+            Gate::Waiting(_)
+        ));
+        let a = run("a", "y", "2026-01-01T00:00:00Z", Some("Succeeded"), &[]);
+        assert_eq!(dependencies(&me, &[], &[me.clone(), a]), Gate::Open);
+        let a = run("a", "y", "2026-01-01T00:00:00Z", Some("Cancelled"), &[]);
+        assert!(
+            matches!(dependencies(&me, &[], &[me.clone(), a]), Gate::Failed { message, .. } if message == "TestLayerRun a ended Cancelled")
+        );
+    }
+}

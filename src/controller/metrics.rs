@@ -1,0 +1,126 @@
+//! Prometheus metrics of the controller, in the text format served on
+//! `/metrics`.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of error counts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// Kind of error.
+    pub error: String,
+}
+
+/// Labels of category counts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    /// Category phase.
+    pub phase: String,
+}
+
+/// The controller's metrics.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    /// Reconciles run.
+    pub reconciles: Counter,
+    /// Reconciles that failed, by kind.
+    pub errors: Family<ErrorLabels, Counter>,
+    /// Reconcile durations in seconds.
+    pub reconcile_duration: Histogram,
+    /// Categories by phase, over every run the controller watches.
+    pub categories: Family<PhaseLabels, Gauge>,
+    /// Seconds from a category's admission to its Pod being created.
+    pub pod_start_latency: Histogram,
+    /// Pods created.
+    pub pods_created: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let m = Metrics {
+            registry: Mutex::new(Registry::with_prefix("testlayer")),
+            reconciles: Counter::default(),
+            errors: Family::default(),
+            reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            categories: Family::default(),
+            pod_start_latency: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            pods_created: Counter::default(),
+        };
+        if let Ok(mut r) = m.registry.lock() {
+            r.register(
+                "reconciles",
+                "Reconciles of TestLayerRuns",
+                m.reconciles.clone(),
+            );
+            r.register(
+                "reconcile_errors",
+                "Failed reconciles by kind",
+                m.errors.clone(),
+            );
+            r.register(
+                "reconcile_duration_seconds",
+                "Duration of reconciles",
+                m.reconcile_duration.clone(),
+            );
+            r.register("categories", "Categories by phase", m.categories.clone());
+            r.register(
+                "pod_start_latency_seconds",
+                "Time from a category being admitted to its Pod being created",
+                m.pod_start_latency.clone(),
+            );
+            r.register(
+                "pods_created",
+                "Pods created for attempts",
+                m.pods_created.clone(),
+            );
+        }
+        m
+    }
+}
+
+impl Metrics {
+    /// Starts timing a reconcile; the duration is recorded when the guard drops.
+    pub fn reconcile(&self) -> ReconcileTimer<'_> {
+        self.reconciles.inc();
+        ReconcileTimer {
+            metrics: self,
+            start: Instant::now(),
+        }
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Ok(r) = self.registry.lock() {
+            let _ = prometheus_client::encoding::text::encode(&mut out, &r);
+        }
+        out
+    }
+
+    /// Records the time from admission to Pod creation.
+    pub fn pod_started(&self, latency: Duration) {
+        self.pods_created.inc();
+        self.pod_start_latency.observe(latency.as_secs_f64());
+    }
+}
+
+/// Records a reconcile's duration when dropped.
+pub struct ReconcileTimer<'a> {
+    metrics: &'a Metrics,
+    start: Instant,
+}
+
+impl Drop for ReconcileTimer<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .reconcile_duration
+            .observe(self.start.elapsed().as_secs_f64());
+    }
+}

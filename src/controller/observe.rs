@@ -1,0 +1,252 @@
+//! Pure reading of a Pod: is its attempt still going, and if not, how did it
+//! end (exit code, reason, test or infrastructure failure)?
+
+use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
+
+use super::build::CONTAINER;
+use crate::plan::AttemptOutcome;
+
+/// Container waiting reasons that mean the attempt cannot start: an
+/// infrastructure failure, retried as such.
+const FATAL_WAITING: [&str; 6] = [
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+];
+
+/// Pod-level failure reasons that are the node's or the cluster's doing.
+const INFRA_POD_REASONS: [&str; 8] = [
+    "Evicted",
+    "NodeLost",
+    "Terminated",
+    "Shutdown",
+    "NodeShutdown",
+    "UnexpectedAdmissionError",
+    "OutOfcpu",
+    "OutOfmemory",
+];
+
+/// How an attempt ended, as read from its Pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodEnd {
+    /// For the planner.
+    pub outcome: AttemptOutcome,
+    /// Exit code of the test container, when it ran and exited.
+    pub exit_code: Option<i32>,
+    /// Why: `Completed`, `ExitCode1`, `OOMKilled`, `Evicted`,
+    /// `DeadlineExceeded`, `ImagePullBackOff`, ...
+    pub reason: String,
+    /// The termination message, or the Pod's status message.
+    pub message: Option<String>,
+}
+
+/// Where an attempt's Pod stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodState {
+    /// Created, not running yet.
+    Pending,
+    /// The test container runs.
+    Running,
+    /// It ended.
+    Ended(PodEnd),
+}
+
+fn terminated(pod: &Pod) -> Option<&ContainerStateTerminated> {
+    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+    let st = statuses
+        .iter()
+        .find(|s| s.name == CONTAINER)
+        .or_else(|| statuses.first())?;
+    st.state.as_ref()?.terminated.as_ref()
+}
+
+fn fatal_waiting(pod: &Pod) -> Option<(String, Option<String>)> {
+    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+    statuses.iter().find_map(|s| {
+        let w = s.state.as_ref()?.waiting.as_ref()?;
+        let reason = w.reason.clone()?;
+        FATAL_WAITING
+            .contains(&reason.as_str())
+            .then(|| (reason, w.message.clone()))
+    })
+}
+
+fn nonempty(s: Option<String>) -> Option<String> {
+    s.filter(|m| !m.trim().is_empty())
+}
+
+/// Reads the state of an attempt from its Pod.
+pub fn pod_state(pod: &Pod) -> PodState {
+    let status = pod.status.as_ref();
+    let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+    let pod_reason = status.and_then(|s| s.reason.clone());
+    let pod_message = nonempty(status.and_then(|s| s.message.clone()));
+    match phase {
+        "Succeeded" => PodState::Ended(PodEnd {
+            outcome: AttemptOutcome::Succeeded,
+            exit_code: Some(terminated(pod).map_or(0, |t| t.exit_code)),
+            reason: "Completed".into(),
+            message: terminated(pod).and_then(|t| nonempty(t.message.clone())),
+        }),
+        "Failed" => {
+            if let Some(r) = pod_reason.as_deref() {
+                if r == "DeadlineExceeded" {
+                    return PodState::Ended(PodEnd {
+                        outcome: AttemptOutcome::TimedOut,
+                        exit_code: terminated(pod).map(|t| t.exit_code),
+                        reason: "DeadlineExceeded".into(),
+                        message: pod_message,
+                    });
+                }
+                if INFRA_POD_REASONS.contains(&r) {
+                    return PodState::Ended(PodEnd {
+                        outcome: AttemptOutcome::Failed { infra: true },
+                        exit_code: terminated(pod).map(|t| t.exit_code),
+                        reason: r.to_string(),
+                        message: pod_message,
+                    });
+                }
+            }
+            match terminated(pod) {
+                Some(t) => {
+                    let container_reason = t.reason.clone().unwrap_or_default();
+                    let (infra, reason) = match container_reason.as_str() {
+                        "OOMKilled" => (false, "OOMKilled".to_string()),
+                        "ContainerStatusUnknown" | "ContainerCannotRun" | "StartError" => {
+                            (true, container_reason.clone())
+                        }
+                        _ => (false, format!("ExitCode{}", t.exit_code)),
+                    };
+                    PodState::Ended(PodEnd {
+                        outcome: AttemptOutcome::Failed { infra },
+                        exit_code: Some(t.exit_code),
+                        reason,
+                        message: nonempty(t.message.clone()).or(pod_message),
+                    })
+                }
+                None => PodState::Ended(PodEnd {
+                    outcome: AttemptOutcome::Failed { infra: true },
+                    exit_code: None,
+                    reason: pod_reason.unwrap_or_else(|| "PodFailed".into()),
+                    message: pod_message,
+                }),
+            }
+        }
+        "Running" => PodState::Running,
+        _ => match fatal_waiting(pod) {
+            Some((reason, message)) => PodState::Ended(PodEnd {
+                outcome: AttemptOutcome::Failed { infra: true },
+                exit_code: None,
+                reason,
+                message: nonempty(message),
+            }),
+            None => PodState::Pending,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": "p"}, "status": status})).unwrap()
+    }
+
+    fn ended(p: &Pod) -> PodEnd {
+        match pod_state(p) {
+            PodState::Ended(e) => e,
+            other => panic!("expected an end, got {other:?}"),
+        }
+    }
+
+    fn term(code: i32, reason: &str, message: Option<&str>) -> serde_json::Value {
+        json!([{"name": "test", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"terminated": {"exitCode": code, "reason": reason, "message": message}}}])
+    }
+
+    #[test]
+    fn running_and_pending() {
+        assert_eq!(
+            pod_state(&pod(json!({"phase": "Running"}))),
+            PodState::Running
+        );
+        assert_eq!(
+            pod_state(&pod(json!({"phase": "Pending"}))),
+            PodState::Pending
+        );
+        assert_eq!(pod_state(&pod(json!(null))), PodState::Pending);
+        let creating = json!({"phase": "Pending", "containerStatuses": [{"name": "test", "image": "i", "imageID": "", "ready": false,
+            "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}]});
+        assert_eq!(pod_state(&pod(creating)), PodState::Pending);
+    }
+
+    #[test]
+    fn success_and_test_failures() {
+        let ok = ended(&pod(
+            json!({"phase": "Succeeded", "containerStatuses": term(0, "Completed", None)}),
+        ));
+        assert_eq!(
+            (ok.outcome, ok.exit_code, ok.reason.as_str()),
+            (AttemptOutcome::Succeeded, Some(0), "Completed")
+        );
+        let failed = ended(&pod(
+            json!({"phase": "Failed", "containerStatuses": term(3, "Error", Some("1 failed"))}),
+        ));
+        assert_eq!(failed.outcome, AttemptOutcome::Failed { infra: false });
+        assert_eq!(
+            (
+                failed.exit_code,
+                failed.reason.as_str(),
+                failed.message.as_deref()
+            ),
+            (Some(3), "ExitCode3", Some("1 failed"))
+        );
+        let oom = ended(&pod(
+            json!({"phase": "Failed", "containerStatuses": term(137, "OOMKilled", None)}),
+        ));
+        assert_eq!(
+            (oom.outcome, oom.reason.as_str()),
+            (AttemptOutcome::Failed { infra: false }, "OOMKilled")
+        );
+    }
+
+    #[test]
+    fn infrastructure_failures_and_deadlines() {
+        let evicted = ended(&pod(
+            json!({"phase": "Failed", "reason": "Evicted", "message": "low on memory"}),
+        ));
+        assert_eq!(evicted.outcome, AttemptOutcome::Failed { infra: true });
+        assert_eq!(
+            (evicted.reason.as_str(), evicted.message.as_deref()),
+            ("Evicted", Some("low on memory"))
+        );
+        let deadline = ended(&pod(
+            json!({"phase": "Failed", "reason": "DeadlineExceeded"}),
+        ));
+        assert_eq!(
+            (deadline.outcome, deadline.reason.as_str()),
+            (AttemptOutcome::TimedOut, "DeadlineExceeded")
+        );
+        let unknown = ended(&pod(
+            json!({"phase": "Failed", "containerStatuses": term(137, "ContainerStatusUnknown", None)}),
+        ));
+        assert_eq!(unknown.outcome, AttemptOutcome::Failed { infra: true });
+        let pull = json!({"phase": "Pending", "containerStatuses": [{"name": "test", "image": "i", "imageID": "", "ready": false,
+            "restartCount": 0, "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}}}]});
+        let pull = ended(&pod(pull));
+        assert_eq!(
+            (pull.outcome, pull.reason.as_str()),
+            (AttemptOutcome::Failed { infra: true }, "ImagePullBackOff")
+        );
+        let bare = ended(&pod(json!({"phase": "Failed"})));
+        assert_eq!(
+            (bare.outcome, bare.reason.as_str()),
+            (AttemptOutcome::Failed { infra: true }, "PodFailed")
+        );
+    }
+}

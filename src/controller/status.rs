@@ -1,0 +1,215 @@
+//! Pure status computation: `metav1.Condition`s that keep their transition
+//! times while unchanged (so a reconcile that changes nothing writes nothing),
+//! and the conditions of a run's phase.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::api::{ConditionType, LayerPhase};
+use crate::plan::Phase;
+
+/// One condition, keeping the transition time of `previous` when the status
+/// did not change.
+pub fn condition(
+    previous: &[Condition],
+    type_: ConditionType,
+    status: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) -> Condition {
+    let status = if status { "True" } else { "False" }.to_string();
+    let last_transition_time = previous
+        .iter()
+        .find(|c| c.type_ == type_.as_str() && c.status == status)
+        .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+    Condition {
+        type_: type_.as_str().to_string(),
+        status,
+        reason: reason.to_string(),
+        message: message.to_string(),
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+/// Why a run cannot go on, for the `Stalled` condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stall {
+    /// CamelCase reason (`InvalidConfig`, `DependencyFailed`, ...).
+    pub reason: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The five conditions of a run or category in `phase`:
+/// `Succeeded` and `Ready` (passed), `Complete` (ended), `Reconciling` (still
+/// working), `Stalled` (cannot go on).
+pub fn phase_conditions(
+    previous: &[Condition],
+    terminal: Option<bool>,
+    reason: &str,
+    message: &str,
+    stall: Option<&Stall>,
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    let passed = terminal == Some(true);
+    let done = terminal.is_some();
+    let (stall_reason, stall_message) = stall.map_or(("NotStalled", ""), |s| {
+        (s.reason.as_str(), s.message.as_str())
+    });
+    vec![
+        condition(
+            previous,
+            ConditionType::Succeeded,
+            passed,
+            reason,
+            message,
+            generation,
+            now,
+        ),
+        condition(
+            previous,
+            ConditionType::Complete,
+            done,
+            reason,
+            message,
+            generation,
+            now,
+        ),
+        condition(
+            previous,
+            ConditionType::Ready,
+            passed,
+            reason,
+            message,
+            generation,
+            now,
+        ),
+        condition(
+            previous,
+            ConditionType::Reconciling,
+            !done && stall.is_none(),
+            reason,
+            message,
+            generation,
+            now,
+        ),
+        condition(
+            previous,
+            ConditionType::Stalled,
+            stall.is_some(),
+            stall_reason,
+            stall_message,
+            generation,
+            now,
+        ),
+    ]
+}
+
+/// `Some(passed)` once a layer phase is final.
+pub fn layer_terminal(phase: LayerPhase) -> Option<bool> {
+    phase
+        .is_terminal()
+        .then_some(phase == LayerPhase::Succeeded)
+}
+
+/// `Some(passed)` once a category phase is final.
+pub fn category_terminal(phase: Phase) -> Option<bool> {
+    phase.is_terminal().then_some(phase == Phase::Succeeded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn t(s: i64) -> Time {
+        Time(Timestamp::from_second(s).unwrap())
+    }
+
+    #[test]
+    fn transition_times_hold_while_status_holds() {
+        let first = phase_conditions(&[], None, "Running", "1 of 3 done", None, Some(1), &t(100));
+        assert!(first.iter().all(|c| c.last_transition_time == t(100)));
+        let reconciling = first.iter().find(|c| c.type_ == "Reconciling").unwrap();
+        assert_eq!(reconciling.status, "True");
+        // Nothing changed but the message: same times, so only the message differs.
+        let again = phase_conditions(
+            &first,
+            None,
+            "Running",
+            "2 of 3 done",
+            None,
+            Some(1),
+            &t(200),
+        );
+        assert!(again.iter().all(|c| c.last_transition_time == t(100)));
+        // Success flips Succeeded, Complete, Ready and Reconciling at the new time.
+        let done = phase_conditions(
+            &again,
+            Some(true),
+            "Succeeded",
+            "all passed",
+            None,
+            Some(1),
+            &t(300),
+        );
+        let get = |n: &str| done.iter().find(|c| c.type_ == n).unwrap();
+        for n in ["Succeeded", "Complete", "Ready"] {
+            assert_eq!(
+                (get(n).status.as_str(), &get(n).last_transition_time),
+                ("True", &t(300)),
+                "{n}"
+            );
+        }
+        assert_eq!(
+            (
+                get("Reconciling").status.as_str(),
+                &get("Reconciling").last_transition_time
+            ),
+            ("False", &t(300))
+        );
+        assert_eq!(
+            (
+                get("Stalled").status.as_str(),
+                &get("Stalled").last_transition_time
+            ),
+            ("False", &t(100))
+        );
+        assert!(done.iter().all(|c| c.observed_generation == Some(1)));
+    }
+
+    #[test]
+    fn failure_and_stall() {
+        let stall = Stall {
+            reason: "InvalidConfig".into(),
+            message: "layers.x: unknown field".into(),
+        };
+        let c = phase_conditions(
+            &[],
+            Some(false),
+            "InvalidConfig",
+            "bad config",
+            Some(&stall),
+            Some(2),
+            &t(1),
+        );
+        let get = |n: &str| c.iter().find(|x| x.type_ == n).unwrap();
+        assert_eq!(get("Succeeded").status, "False");
+        assert_eq!(get("Complete").status, "True");
+        assert_eq!(get("Ready").status, "False");
+        assert_eq!(get("Reconciling").status, "False");
+        assert_eq!(
+            (
+                get("Stalled").status.as_str(),
+                get("Stalled").reason.as_str()
+            ),
+            ("True", "InvalidConfig")
+        );
+        assert_eq!(layer_terminal(LayerPhase::Running), None);
+        assert_eq!(layer_terminal(LayerPhase::TimedOut), Some(false));
+        assert_eq!(category_terminal(Phase::Skipped), Some(false));
+    }
+}

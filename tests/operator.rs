@@ -1,0 +1,551 @@
+//! The operator end to end against the real control plane, with the test
+//! kubelet playing the nodes: every behaviour of DESIGN.md's "Behaviour the
+//! controller guarantees".
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use testlayer::api::{CategoryRun, LayerPhase, TestLayerRun};
+use testlayer::controller::{ControllerOptions, run as run_controller};
+use testlayer::plan::Phase;
+use testlayer_testkit::kubelet::{KubeletEvent, KubeletEventKind};
+use testlayer_testkit::{ControlPlane, TestKubelet};
+use tokio::task::JoinHandle;
+
+struct Env {
+    cp: &'static ControlPlane,
+    client: Client,
+    ns: String,
+    kubelet: TestKubelet,
+    controller: Option<JoinHandle<()>>,
+}
+
+impl Env {
+    async fn new(prefix: &str) -> Env {
+        let cp = ControlPlane::shared();
+        install_crds(cp);
+        let ns = cp.create_namespace(prefix).await.unwrap();
+        let client = cp.admin_client().await.unwrap();
+        let kubelet = TestKubelet::start(client.clone(), &ns, 2).await.unwrap();
+        let mut env = Env {
+            cp,
+            client,
+            ns,
+            kubelet,
+            controller: None,
+        };
+        env.start_controller().await;
+        env
+    }
+
+    async fn start_controller(&mut self) {
+        let client = self.cp.admin_client().await.unwrap();
+        let opts = ControllerOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            namespace: Some(self.ns.clone()),
+            concurrency: 4,
+        };
+        self.controller = Some(tokio::spawn(async move {
+            run_controller(client, opts).await.unwrap();
+        }));
+    }
+
+    fn stop_controller(&mut self) {
+        if let Some(h) = self.controller.take() {
+            h.abort();
+        }
+    }
+
+    fn runs(&self) -> Api<TestLayerRun> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    fn crs(&self) -> Api<CategoryRun> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    async fn submit(
+        &self,
+        name: &str,
+        layer: &str,
+        config: &str,
+        extra: serde_json::Value,
+    ) -> TestLayerRun {
+        let mut spec = json!({"layer": layer, "config": {"inline": config}, "image": "busybox"});
+        if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+            s.extend(e.clone());
+        }
+        let run: TestLayerRun = serde_json::from_value(json!({
+            "apiVersion": "testlayer.dev/v1alpha1", "kind": "TestLayerRun", "metadata": {"name": name}, "spec": spec,
+        }))
+        .unwrap();
+        self.runs()
+            .create(&PostParams::default(), &run)
+            .await
+            .unwrap()
+    }
+
+    async fn wait_for(
+        &self,
+        name: &str,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&TestLayerRun) -> bool,
+    ) -> TestLayerRun {
+        let start = Instant::now();
+        loop {
+            let r = self.runs().get(name).await.unwrap();
+            if pred(&r) {
+                return r;
+            }
+            if start.elapsed() > timeout {
+                let crs = self.crs().list(&ListParams::default()).await.unwrap();
+                let detail: Vec<String> = crs
+                    .items
+                    .iter()
+                    .map(|c| format!("{}: {:?}", c.name_any(), c.status))
+                    .collect();
+                panic!(
+                    "timed out waiting for {what} of {name}; status: {:#?}\ncategory runs:\n{}",
+                    r.status,
+                    detail.join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn wait_done(&self, name: &str, timeout: Duration) -> TestLayerRun {
+        self.wait_for(name, timeout, "the end", |r| {
+            r.status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .is_some_and(|p| p.is_terminal())
+        })
+        .await
+    }
+
+    async fn category(&self, run: &str, category: &str) -> CategoryRun {
+        self.crs().get(&format!("{run}-{category}")).await.unwrap()
+    }
+}
+
+fn install_crds(cp: &ControlPlane) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
+        let out = cp
+            .kubectl()
+            .args(["apply", "--server-side", "-f", dir])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = cp
+            .kubectl()
+            .args([
+                "wait",
+                "--for=condition=Established",
+                "crd/testlayerruns.testlayer.dev",
+                "crd/categoryruns.testlayer.dev",
+                "--timeout=30s",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
+
+fn phase(r: &TestLayerRun) -> Option<LayerPhase> {
+    r.status.as_ref().and_then(|s| s.phase)
+}
+
+fn category_phases(r: &TestLayerRun) -> BTreeMap<String, Phase> {
+    r.status
+        .as_ref()
+        .map(|s| {
+            s.categories
+                .iter()
+                .map(|c| (c.name.clone(), c.phase))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Most Pods running at once, from the kubelet's record (a Pod counts from
+/// Running to its first end).
+fn peak_running(events: &[KubeletEvent]) -> usize {
+    let mut running = std::collections::BTreeSet::new();
+    let mut peak = 0;
+    for e in events {
+        match e.kind {
+            KubeletEventKind::Running => {
+                running.insert(e.pod.clone());
+            }
+            KubeletEventKind::Terminated(_)
+            | KubeletEventKind::Deleted
+            | KubeletEventKind::Evicted => {
+                running.remove(&e.pod);
+            }
+            KubeletEventKind::Bound => {}
+        }
+        peak = peak.max(running.len());
+    }
+    peak
+}
+
+fn first(events: &[KubeletEvent], pod_prefix: &str, kind: KubeletEventKind) -> Instant {
+    events
+        .iter()
+        .find(|e| e.pod.starts_with(pod_prefix) && e.kind == kind)
+        .map(|e| e.at)
+        .unwrap_or_else(|| panic!("no {kind:?} for {pod_prefix}: {events:#?}"))
+}
+
+const CHAIN: &str = r#"
+layers:
+  chain:
+    name: "Chain"
+    execution_mode: "parallel"
+    categories:
+      - name: "smoke"
+        timeout_seconds: 30
+        command: "echo '2 passed in 0.1s'; sleep 0.5"
+      - name: "unit"
+        timeout_seconds: 30
+        dependencies: ["smoke"]
+        command: "echo '5 passed, 1 skipped in 0.3s'; sleep 0.3"
+      - name: "API Tests"
+        timeout_seconds: 30
+        dependencies: ["smoke"]
+        command: "echo 'test result: ok. 3 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s'"
+      - name: "e2e"
+        timeout_seconds: 30
+        dependencies: ["unit", "API Tests"]
+        command: "echo '1 passed in 1.0s'"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_passes_in_dependency_order_with_counts() {
+    let env = Env::new("op-chain").await;
+    env.submit("chain", "chain", CHAIN, json!({})).await;
+    let done = env.wait_done("chain", Duration::from_secs(60)).await;
+    let st = done.status.clone().unwrap();
+    assert_eq!(st.phase, Some(LayerPhase::Succeeded), "{st:#?}");
+    assert_eq!(st.progress.as_deref(), Some("4/4"));
+    let counts = st.counts.unwrap();
+    assert_eq!((counts.passed, counts.failed, counts.skipped), (11, 0, 1));
+    assert!(
+        st.conditions
+            .iter()
+            .any(|c| c.type_ == "Succeeded" && c.status == "True")
+    );
+    assert!(st.start_time.is_some() && st.completion_time.is_some() && st.duration.is_some());
+
+    let ev = env.kubelet.events();
+    assert!(
+        first(&ev, "chain-unit-", KubeletEventKind::Running)
+            > first(&ev, "chain-smoke-", KubeletEventKind::Terminated(0))
+    );
+    assert!(
+        first(&ev, "chain-api-tests-", KubeletEventKind::Running)
+            > first(&ev, "chain-smoke-", KubeletEventKind::Terminated(0))
+    );
+    assert!(
+        first(&ev, "chain-e2e-", KubeletEventKind::Running)
+            > first(&ev, "chain-unit-", KubeletEventKind::Terminated(0))
+    );
+    assert!(
+        first(&ev, "chain-e2e-", KubeletEventKind::Running)
+            > first(&ev, "chain-api-tests-", KubeletEventKind::Terminated(0))
+    );
+
+    let api = env.category("chain", "api-tests").await;
+    let cst = api.status.unwrap();
+    assert_eq!(cst.phase, Some(Phase::Succeeded));
+    assert_eq!(cst.counts.map(|c| c.passed), Some(3));
+    assert_eq!(cst.attempts.len(), 1);
+    assert_eq!(cst.attempts[0].exit_code, Some(0));
+    assert!(cst.log_tail.unwrap().contains("test result: ok."));
+
+    // kubectl wait works on the condition.
+    let out = env
+        .cp
+        .kubectl()
+        .args([
+            "wait",
+            "--for=condition=Succeeded",
+            "-n",
+            &env.ns,
+            "tlr/chain",
+            "--timeout=5s",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const FAILING: &str = r#"
+layers:
+  failing:
+    name: "Failing"
+    execution_mode: "parallel"
+    categories:
+      - name: "flaky"
+        timeout_seconds: 30
+        retries: 2
+        retry_backoff_seconds: 0.2
+        command: "echo '1 failed in 0.1s'; exit 1"
+      - name: "after"
+        timeout_seconds: 30
+        dependencies: ["flaky"]
+        command: "true"
+      - name: "memory"
+        timeout_seconds: 30
+        command: "oom"
+      - name: "evicted"
+        timeout_seconds: 30
+        infra_retries: 1
+        retry_backoff_seconds: 0.2
+        command: "evict"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_retry_skip_dependents_and_name_their_reasons() {
+    let env = Env::new("op-fail").await;
+    env.submit("failing", "failing", FAILING, json!({})).await;
+    let done = env.wait_done("failing", Duration::from_secs(60)).await;
+    assert_eq!(phase(&done), Some(LayerPhase::Failed));
+    let phases = category_phases(&done);
+    assert_eq!(phases["flaky"], Phase::Failed);
+    assert_eq!(phases["after"], Phase::Skipped);
+    assert_eq!(phases["memory"], Phase::Failed);
+    assert_eq!(phases["evicted"], Phase::Failed);
+
+    let flaky = env.category("failing", "flaky").await.status.unwrap();
+    assert_eq!(flaky.attempts.len(), 3, "two retries: {flaky:#?}");
+    assert!(flaky.attempts.iter().all(|a| a.exit_code == Some(1)
+        && a.reason.as_deref() == Some("ExitCode1")
+        && !a.infrastructure));
+    assert_eq!(flaky.reason.as_deref(), Some("TestsFailed"));
+    assert_eq!(flaky.counts.map(|c| c.failed), Some(1));
+    let after = env.category("failing", "after").await.status.unwrap();
+    assert_eq!(
+        (after.reason.as_deref(), after.caused_by.as_deref()),
+        (Some("DependencyFailed"), Some("flaky"))
+    );
+    assert!(after.attempts.is_empty());
+    let memory = env.category("failing", "memory").await.status.unwrap();
+    assert_eq!(memory.attempts[0].reason.as_deref(), Some("OOMKilled"));
+    assert_eq!(memory.attempts[0].exit_code, Some(137));
+    let evicted = env.category("failing", "evicted").await.status.unwrap();
+    assert_eq!(
+        evicted.attempts.len(),
+        2,
+        "one infrastructure retry: {evicted:#?}"
+    );
+    assert!(
+        evicted
+            .attempts
+            .iter()
+            .all(|a| a.infrastructure && a.reason.as_deref() == Some("Evicted"))
+    );
+    assert_eq!(evicted.reason.as_deref(), Some("InfrastructureFailed"));
+    // No Pod was created for the skipped category.
+    let pods = env
+        .pods()
+        .list(&ListParams::default().labels("testlayer.dev/category=after"))
+        .await
+        .unwrap();
+    assert!(pods.items.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_parallel_limit_is_never_exceeded() {
+    let env = Env::new("op-limit").await;
+    let mut config = String::from(
+        "layers:\n  wide:\n    execution_mode: parallel\n    resource_limits: {max_parallel_instances: 3}\n    categories:\n",
+    );
+    for i in 0..9 {
+        config.push_str(&format!(
+            "      - name: c{i}\n        timeout_seconds: 30\n        command: \"sleep 0.6\"\n"
+        ));
+    }
+    env.submit("wide", "wide", &config, json!({})).await;
+    let done = env.wait_done("wide", Duration::from_secs(60)).await;
+    assert_eq!(phase(&done), Some(LayerPhase::Succeeded));
+    let ev = env.kubelet.events();
+    assert_eq!(
+        ev.iter()
+            .filter(|e| e.kind == KubeletEventKind::Running)
+            .count(),
+        9
+    );
+    let peak = peak_running(&ev);
+    assert!(peak <= 3, "peak {peak} above the limit of 3");
+    assert!(peak >= 2, "the limit should be used: peak {peak}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_stop_pods_and_cancel_stops_everything() {
+    let env = Env::new("op-stop").await;
+    let config = "layers:\n  slow:\n    execution_mode: parallel\n    categories:\n      - name: hang\n        timeout_seconds: 1\n        command: \"sleep infinity\"\n      - name: quick\n        timeout_seconds: 30\n        command: \"true\"\n";
+    env.submit("slow", "slow", config, json!({})).await;
+    let done = env.wait_done("slow", Duration::from_secs(30)).await;
+    assert_eq!(phase(&done), Some(LayerPhase::Failed));
+    assert_eq!(category_phases(&done)["hang"], Phase::TimedOut);
+    let hang = env.category("slow", "hang").await.status.unwrap();
+    assert_eq!(hang.reason.as_deref(), Some("DeadlineExceeded"));
+    assert_eq!(hang.attempts[0].stop.as_deref(), Some("TimedOut"));
+
+    // Cancel: everything running stops, nothing is left behind.
+    let config = "layers:\n  long:\n    execution_mode: parallel\n    categories:\n      - name: a\n        timeout_seconds: 300\n        command: \"sleep infinity\"\n      - name: b\n        timeout_seconds: 300\n        command: \"sleep infinity\"\n      - name: c\n        timeout_seconds: 300\n        dependencies: [a]\n        command: \"true\"\n";
+    env.submit("long", "long", config, json!({})).await;
+    env.wait_for(
+        "long",
+        Duration::from_secs(30),
+        "two running categories",
+        |r| {
+            category_phases(r)
+                .values()
+                .filter(|p| **p == Phase::Running)
+                .count()
+                == 2
+        },
+    )
+    .await;
+    env.runs()
+        .patch(
+            "long",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"cancel": true}})),
+        )
+        .await
+        .unwrap();
+    let done = env.wait_done("long", Duration::from_secs(30)).await;
+    assert_eq!(phase(&done), Some(LayerPhase::Cancelled));
+    assert!(
+        category_phases(&done)
+            .values()
+            .all(|p| *p == Phase::Cancelled),
+        "{:?}",
+        category_phases(&done)
+    );
+    let start = Instant::now();
+    while !env
+        .pods()
+        .list(&ListParams::default().labels("testlayer.dev/run=long"))
+        .await
+        .unwrap()
+        .items
+        .is_empty()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "pods left behind after cancel"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_config_is_a_clear_condition_and_creates_nothing() {
+    let env = Env::new("op-invalid").await;
+    let config = "layers:\n  bad:\n    categories:\n      - name: a\n        timeout_seconds: 10\n        dependencies: [b]\n      - name: b\n        timeout_seconds: 10\n        dependencies: [a]\n";
+    env.submit("bad", "bad", config, json!({"command": "true"}))
+        .await;
+    let done = env.wait_done("bad", Duration::from_secs(20)).await;
+    let st = done.status.unwrap();
+    assert_eq!(st.phase, Some(LayerPhase::Failed));
+    let stalled = st.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "InvalidConfig")
+    );
+    assert!(
+        stalled.message.contains("dependency cycle"),
+        "{}",
+        stalled.message
+    );
+    assert!(
+        env.crs()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(
+        env.pods()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    // An unknown layer too.
+    env.submit("nolayer", "missing", CHAIN, json!({})).await;
+    let done = env.wait_done("nolayer", Duration::from_secs(20)).await;
+    assert!(done.status.unwrap().message.unwrap().contains("missing"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_restart_loses_nothing_and_starts_nothing_twice() {
+    let mut env = Env::new("op-restart").await;
+    let mut config = String::from(
+        "layers:\n  steady:\n    execution_mode: parallel\n    resource_limits: {max_parallel_instances: 2}\n    categories:\n",
+    );
+    for i in 0..6 {
+        config.push_str(&format!("      - name: c{i}\n        timeout_seconds: 60\n        command: \"echo '1 passed in 0.1s'; sleep 0.8\"\n"));
+    }
+    env.submit("steady", "steady", &config, json!({})).await;
+    env.wait_for(
+        "steady",
+        Duration::from_secs(30),
+        "a first category to finish",
+        |r| category_phases(r).values().any(|p| *p == Phase::Succeeded),
+    )
+    .await;
+    env.stop_controller();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    env.start_controller().await;
+    let done = env.wait_done("steady", Duration::from_secs(60)).await;
+    assert_eq!(
+        phase(&done),
+        Some(LayerPhase::Succeeded),
+        "{:#?}",
+        done.status
+    );
+    let ev = env.kubelet.events();
+    let running: Vec<&str> = ev
+        .iter()
+        .filter(|e| e.kind == KubeletEventKind::Running)
+        .map(|e| e.pod.as_str())
+        .collect();
+    assert_eq!(
+        running.len(),
+        6,
+        "each category started exactly once: {running:?}"
+    );
+    assert_eq!(done.status.unwrap().counts.map(|c| c.passed), Some(6));
+    assert!(peak_running(&ev) <= 2);
+}
