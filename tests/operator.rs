@@ -549,3 +549,382 @@ async fn a_controller_restart_loses_nothing_and_starts_nothing_twice() {
     assert_eq!(done.status.unwrap().counts.map(|c| c.passed), Some(6));
     assert!(peak_running(&ev) <= 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_fast_cancels_what_runs_and_waits() {
+    let env = Env::new("op-failfast").await;
+    let config = "layers:\n  ff:\n    execution_mode: parallel\n    fail_fast: true\n    resource_limits: {max_parallel_instances: 2}\n    categories:\n      - name: bad\n        timeout_seconds: 30\n        command: \"sleep 0.3; exit 2\"\n      - name: long\n        timeout_seconds: 30\n        command: \"sleep infinity\"\n      - name: later\n        timeout_seconds: 30\n        command: \"true\"\n";
+    env.submit("ff", "ff", config, json!({})).await;
+    let done = env.wait_done("ff", Duration::from_secs(30)).await;
+    assert_eq!(phase(&done), Some(LayerPhase::Failed));
+    let phases = category_phases(&done);
+    assert_eq!(
+        (phases["bad"], phases["long"], phases["later"]),
+        (Phase::Failed, Phase::Cancelled, Phase::Cancelled)
+    );
+    let long = env.category("ff", "long").await.status.unwrap();
+    assert_eq!(
+        (long.reason.as_deref(), long.caused_by.as_deref()),
+        (Some("FailFast"), Some("bad"))
+    );
+    assert!(
+        env.category("ff", "later")
+            .await
+            .status
+            .unwrap()
+            .attempts
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_layer_deadline_times_out_what_runs() {
+    let env = Env::new("op-deadline").await;
+    // 0.05 minutes: a 3 second deadline.
+    let config = "layers:\n  dl:\n    execution_mode: sequential\n    max_duration_minutes: 0.05\n    categories:\n      - name: slow\n        timeout_seconds: 60\n        command: \"sleep infinity\"\n      - name: next\n        timeout_seconds: 60\n        command: \"true\"\n";
+    let started = Instant::now();
+    env.submit("dl", "dl", config, json!({})).await;
+    let done = env.wait_done("dl", Duration::from_secs(30)).await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "{:#?} after {:?}",
+        done.status,
+        started.elapsed()
+    );
+    assert_eq!(phase(&done), Some(LayerPhase::TimedOut));
+    let phases = category_phases(&done);
+    assert_eq!(
+        (phases["slow"], phases["next"]),
+        (Phase::TimedOut, Phase::Cancelled)
+    );
+    assert_eq!(
+        env.category("dl", "slow")
+            .await
+            .status
+            .unwrap()
+            .reason
+            .as_deref(),
+        Some("LayerDeadlineExceeded")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cpu_budget_limits_admission() {
+    let env = Env::new("op-budget").await;
+    // Each category takes 1 CPU of a 2 CPU budget: at most two at once, no slot limit.
+    let mut config = String::from(
+        "layers:\n  budget:\n    execution_mode: parallel\n    strategy: PARALLEL_UNLIMITED\n    resource_limits: {cpu: \"2\"}\n    categories:\n",
+    );
+    for i in 0..6 {
+        config.push_str(&format!("      - name: c{i}\n        timeout_seconds: 30\n        command: \"sleep 0.5\"\n        resources: {{limits: {{cpu: \"1\"}}}}\n"));
+    }
+    env.submit("budget", "budget", &config, json!({})).await;
+    let done = env.wait_done("budget", Duration::from_secs(60)).await;
+    assert_eq!(phase(&done), Some(LayerPhase::Succeeded));
+    let peak = peak_running(&env.kubelet.events());
+    assert!((1..=2).contains(&peak), "peak {peak} with a budget for 2");
+    let pod = env.pods().get("budget-c0-1").await.unwrap();
+    let limits = pod.spec.unwrap().containers[0]
+        .resources
+        .clone()
+        .unwrap()
+        .limits
+        .unwrap();
+    assert_eq!(limits["cpu"].0, "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspend_stops_pods_and_resume_finishes_the_run() {
+    let env = Env::new("op-suspend").await;
+    let config = "layers:\n  sus:\n    execution_mode: parallel\n    categories:\n      - name: a\n        timeout_seconds: 60\n        command: \"sleep 2\"\n      - name: b\n        timeout_seconds: 60\n        dependencies: [a]\n        command: \"true\"\n";
+    env.submit("sus", "sus", config, json!({})).await;
+    env.wait_for("sus", Duration::from_secs(20), "a running", |r| {
+        category_phases(r).get("a") == Some(&Phase::Running)
+    })
+    .await;
+    env.runs()
+        .patch(
+            "sus",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"suspend": true}})),
+        )
+        .await
+        .unwrap();
+    let start = Instant::now();
+    while !env
+        .pods()
+        .list(&ListParams::default().labels("testlayer.dev/run=sus"))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .all(|p| p.metadata.deletion_timestamp.is_some())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "suspend did not stop the running pod"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let suspended = env
+        .wait_for(
+            "sus",
+            Duration::from_secs(20),
+            "the suspended message",
+            |r| {
+                r.status
+                    .as_ref()
+                    .and_then(|s| s.message.as_deref())
+                    .is_some_and(|m| m.starts_with("suspended"))
+            },
+        )
+        .await;
+    assert!(!phase(&suspended).unwrap().is_terminal());
+    env.runs()
+        .patch(
+            "sus",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"suspend": false}})),
+        )
+        .await
+        .unwrap();
+    let done = env.wait_done("sus", Duration::from_secs(30)).await;
+    assert_eq!(phase(&done), Some(LayerPhase::Succeeded));
+    let a = env.category("sus", "a").await.status.unwrap();
+    assert_eq!(
+        a.attempts.len(),
+        2,
+        "the interrupted attempt and the one after resume: {a:#?}"
+    );
+    assert_eq!(a.attempts[0].stop.as_deref(), Some("Interrupted"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_run_leaves_no_pods_behind() {
+    let env = Env::new("op-delete").await;
+    let config = "layers:\n  del:\n    execution_mode: parallel\n    categories:\n      - name: a\n        timeout_seconds: 300\n        command: \"sleep infinity\"\n      - name: b\n        timeout_seconds: 300\n        command: \"sleep infinity\"\n";
+    env.submit("del", "del", config, json!({})).await;
+    env.wait_for("del", Duration::from_secs(20), "both running", |r| {
+        category_phases(r).values().all(|p| *p == Phase::Running)
+    })
+    .await;
+    env.runs().delete("del", &Default::default()).await.unwrap();
+    let start = Instant::now();
+    loop {
+        let pods = env
+            .pods()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len();
+        let crs = env
+            .crs()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len();
+        let run = env.runs().get_opt("del").await.unwrap();
+        if pods == 0 && crs == 0 && run.is_none() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "left behind: {pods} pods, {crs} category runs, run {:?}",
+            run.map(|r| r.name_any())
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_wait_for_layer_dependencies_and_config_maps() {
+    let env = Env::new("op-deps").await;
+    let config = "layers:\n  base:\n    execution_mode: sequential\n    categories:\n      - name: a\n        timeout_seconds: 30\n        command: \"sleep 1\"\n  top:\n    execution_mode: sequential\n    dependencies: [base]\n    categories:\n      - name: b\n        timeout_seconds: 30\n        command: \"true\"\n";
+    // The config comes from a ConfigMap that appears after the run.
+    env.submit(
+        "top",
+        "top",
+        config,
+        json!({"config": {"configMapRef": {"name": "layers"}}}),
+    )
+    .await;
+    let waiting = env
+        .wait_for(
+            "top",
+            Duration::from_secs(20),
+            "the missing config map",
+            |r| {
+                r.status
+                    .as_ref()
+                    .and_then(|s| s.message.as_deref())
+                    .is_some_and(|m| m.contains("ConfigMap layers not found"))
+            },
+        )
+        .await;
+    assert!(
+        waiting
+            .status
+            .unwrap()
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Stalled" && c.status == "True")
+    );
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(env.client.clone(), &env.ns);
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(
+            json!({"metadata": {"name": "layers"}, "data": {"test_layers.yaml": config}}),
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let waiting = env
+        .wait_for(
+            "top",
+            Duration::from_secs(30),
+            "waiting for layer base",
+            |r| {
+                r.status
+                    .as_ref()
+                    .and_then(|s| s.message.as_deref())
+                    .is_some_and(|m| m.contains("waiting for layer base"))
+            },
+        )
+        .await;
+    assert_eq!(phase(&waiting), Some(LayerPhase::Pending));
+    env.submit("base", "base", config, json!({})).await;
+    let base = env.wait_done("base", Duration::from_secs(30)).await;
+    let top = env.wait_done("top", Duration::from_secs(30)).await;
+    assert_eq!(
+        (phase(&base), phase(&top)),
+        (Some(LayerPhase::Succeeded), Some(LayerPhase::Succeeded))
+    );
+    let base_end = base.status.unwrap().completion_time.unwrap();
+    let top_start = top.status.unwrap().start_time.unwrap();
+    assert!(
+        top_start >= base_end,
+        "top started at {top_start:?} before base ended at {base_end:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_services_gate_the_start_with_a_bound() {
+    let env = Env::new("op-svc").await;
+    let config = "layers:\n  svc:\n    execution_mode: sequential\n    required_services: [backend_service]\n    service_wait_seconds: 60\n    categories:\n      - name: a\n        timeout_seconds: 30\n        command: \"true\"\n  nosvc:\n    execution_mode: sequential\n    required_services: [postgresql]\n    service_wait_seconds: 2\n    categories:\n      - name: a\n        timeout_seconds: 30\n        command: \"true\"\n";
+    env.submit("svc", "svc", config, json!({})).await;
+    env.wait_for(
+        "svc",
+        Duration::from_secs(20),
+        "waiting for the service",
+        |r| {
+            r.status
+                .as_ref()
+                .and_then(|s| s.message.as_deref())
+                .is_some_and(|m| m.contains("backend_service"))
+        },
+    )
+    .await;
+    assert!(
+        env.pods()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    // A Service with a ready Pod behind it (the endpoint controllers fill in the slices).
+    let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({
+        "metadata": {"name": "backend-service"},
+        "spec": {"selector": {"app": "backend"}, "ports": [{"port": 80}]}
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::core::v1::Service>::namespaced(env.client.clone(), &env.ns)
+        .create(&PostParams::default(), &svc)
+        .await
+        .unwrap();
+    let backend: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "backend", "labels": {"app": "backend"}},
+        "spec": {"containers": [{"name": "app", "image": "backend", "command": ["/bin/sh", "-c", "sleep infinity"]}]}
+    }))
+    .unwrap();
+    env.pods()
+        .create(&PostParams::default(), &backend)
+        .await
+        .unwrap();
+    let done = env.wait_done("svc", Duration::from_secs(60)).await;
+    assert_eq!(phase(&done), Some(LayerPhase::Succeeded));
+
+    env.submit("nosvc", "nosvc", config, json!({})).await;
+    let done = env.wait_done("nosvc", Duration::from_secs(30)).await;
+    let st = done.status.unwrap();
+    assert_eq!(st.phase, Some(LayerPhase::Failed));
+    assert!(
+        st.conditions
+            .iter()
+            .any(|c| c.type_ == "Stalled" && c.status == "True" && c.reason == "ServicesNotReady"),
+        "{:#?}",
+        st.conditions
+    );
+    assert!(st.message.unwrap().contains("postgresql"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_spec_starts_the_run_over_and_finished_runs_are_cleaned_up() {
+    let env = Env::new("op-rerun").await;
+    let config = "layers:\n  one:\n    execution_mode: sequential\n    categories:\n      - name: a\n        timeout_seconds: 30\n        command: \"exit 1\"\n";
+    env.submit("gitops", "one", config, json!({})).await;
+    let first = env.wait_done("gitops", Duration::from_secs(30)).await;
+    assert_eq!(phase(&first), Some(LayerPhase::Failed));
+    // GitOps pushes a fixed command: the run starts over.
+    env.runs()
+        .patch(
+            "gitops",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"command": "true", "image": "busybox:2"}})),
+        )
+        .await
+        .unwrap();
+    let fixed = config.replace("command: \"exit 1\"", "command: \"true\"");
+    env.runs()
+        .patch(
+            "gitops",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"config": {"inline": fixed}}})),
+        )
+        .await
+        .unwrap();
+    let second = env
+        .wait_for(
+            "gitops",
+            Duration::from_secs(30),
+            "the second run to pass",
+            |r| phase(r) == Some(LayerPhase::Succeeded),
+        )
+        .await;
+    assert_eq!(
+        second.status.unwrap().observed_generation,
+        second.metadata.generation
+    );
+
+    // Cleanup after a configurable time.
+    env.submit(
+        "short",
+        "one",
+        &fixed,
+        json!({"ttlSecondsAfterFinished": 1}),
+    )
+    .await;
+    env.wait_done("short", Duration::from_secs(30)).await;
+    let start = Instant::now();
+    while env.runs().get_opt("short").await.unwrap().is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the finished run was not cleaned up"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -26,6 +26,19 @@ pub struct SyncNeeds {
     pub missing: Vec<u32>,
 }
 
+/// A timestamp read back from a status. `metav1.Time` keeps whole seconds, so
+/// a stored time may be up to a second before the moment it records; reading
+/// a whole-second time as the end of its second makes timeouts, deadlines and
+/// backoffs at most a second late, never early.
+pub fn stored(t: &Time) -> Timestamp {
+    if t.0.subsec_nanosecond() == 0 {
+        t.0.checked_add(k8s_openapi::jiff::SignedDuration::from_millis(999))
+            .unwrap_or(t.0)
+    } else {
+        t.0
+    }
+}
+
 /// Time `t` on a run's clock that started at `start`.
 pub fn offset(start: &Timestamp, t: &Timestamp) -> Duration {
     let d = t.duration_since(*start);
@@ -193,11 +206,11 @@ pub fn category_obs(
             started_at: a
                 .start_time
                 .as_ref()
-                .map_or(Duration::ZERO, |t| offset(run_start, &t.0)),
+                .map_or(Duration::ZERO, |t| offset(run_start, &stored(t))),
             ended: a
                 .completion_time
                 .as_ref()
-                .map(|t| (offset(run_start, &t.0), outcome(a))),
+                .map(|t| (offset(run_start, &stored(t)), outcome(a))),
         })
         .collect();
     let terminal = status.phase.filter(|p| p.is_terminal()).and_then(|phase| {
@@ -269,8 +282,9 @@ mod tests {
         let before = st.clone();
         assert_eq!(sync_attempts(&mut st, &pods, &t(130)), SyncNeeds::default());
         assert_eq!(st, before);
-        // On the run's clock (started at 90 s).
-        let obs = category_obs(&layer(), &st, &t(90).0);
+        // On the run's clock (started at 90 s, as stored: whole seconds read
+        // as the end of their second, like the attempts' times).
+        let obs = category_obs(&layer(), &st, &stored(&t(90)));
         assert_eq!(
             obs.attempts[0],
             AttemptObs {
@@ -289,6 +303,13 @@ mod tests {
             }
         );
         assert_eq!(obs.terminal, None);
+    }
+
+    #[test]
+    fn stored_whole_seconds_are_read_as_late_as_they_may_be() {
+        assert_eq!(stored(&t(5)), Timestamp::from_millisecond(5_999).unwrap());
+        let precise = Time(Timestamp::from_millisecond(5_250).unwrap());
+        assert_eq!(stored(&precise), precise.0);
     }
 
     #[test]

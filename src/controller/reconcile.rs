@@ -396,7 +396,7 @@ pub async fn reconcile(
     }
 
     // Plan.
-    let run_start = status.start_time.clone().map(|t| t.0);
+    let run_start = status.start_time.as_ref().map(attempts::stored);
     let clock_start = run_start.unwrap_or_else(Timestamp::now);
     let obs: Vec<_> = crs
         .iter()
