@@ -202,7 +202,7 @@ async fn crds_are_accepted_and_serve_columns_descriptions_and_status() {
     let crs: Api<CategoryRun> = Api::namespaced(client, &ns);
     let cr: CategoryRun = serde_json::from_value(json!({
         "apiVersion": "testlayer.dev/v1alpha1", "kind": "CategoryRun", "metadata": {"name": "nightly-smoke"},
-        "spec": {"runName": "nightly", "layer": "fast_feedback", "category": "smoke", "image": "python:3.12",
+        "spec": {"runName": "nightly", "layer": "fast_feedback", "category": "smoke", "index": 0, "image": "python:3.12",
                  "command": "pytest tests/smoke", "timeoutSeconds": 60.0}
     }))
     .unwrap();

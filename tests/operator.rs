@@ -5,12 +5,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use testlayer::api::{CategoryRun, LayerPhase, TestLayerRun};
-use testlayer::controller::{ControllerOptions, run as run_controller};
+use testlayer::controller::{ControllerOptions, LeaderElection, run as run_controller};
 use testlayer::plan::Phase;
 use testlayer_testkit::kubelet::{KubeletEvent, KubeletEventKind};
 use testlayer_testkit::{ControlPlane, TestKubelet};
@@ -48,6 +49,8 @@ impl Env {
             listen: "127.0.0.1:0".parse().unwrap(),
             namespace: Some(self.ns.clone()),
             concurrency: 4,
+            identity: format!("{}-controller", self.ns),
+            leader_election: None,
         };
         self.controller = Some(tokio::spawn(async move {
             run_controller(client, opts).await.unwrap();
@@ -927,4 +930,114 @@ async fn a_changed_spec_starts_the_run_over_and_finished_runs_are_cleaned_up() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_under_leader_election_act_once_and_fail_over() {
+    let mut env = Env::new("op-leader").await;
+    env.stop_controller();
+    let start = |identity: &str| {
+        let cp = env.cp;
+        let opts = ControllerOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            namespace: Some(env.ns.clone()),
+            concurrency: 4,
+            identity: identity.to_string(),
+            leader_election: Some(LeaderElection {
+                namespace: env.ns.clone(),
+                lease_name: "testlayer-controller".into(),
+                lease_seconds: 4,
+                grace_seconds: 1,
+            }),
+        };
+        tokio::spawn(async move {
+            let client = cp.admin_client().await.unwrap();
+            let _ = run_controller(client, opts).await;
+        })
+    };
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), &env.ns);
+    let holder = || async {
+        leases
+            .get_opt("testlayer-controller")
+            .await
+            .unwrap()
+            .and_then(|l| l.spec.and_then(|s| s.holder_identity))
+    };
+    let a = start("replica-a");
+    let t0 = Instant::now();
+    while holder().await.as_deref() != Some("replica-a") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "replica-a never took the lease"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let b = start("replica-b");
+
+    let mut config = String::from(
+        "layers:\n  pair:\n    execution_mode: parallel\n    resource_limits: {max_parallel_instances: 2}\n    categories:\n",
+    );
+    for i in 0..6 {
+        config.push_str(&format!(
+            "      - name: c{i}\n        timeout_seconds: 30\n        command: \"sleep 0.3\"\n"
+        ));
+    }
+    env.submit("first", "pair", &config, json!({})).await;
+    let done = env.wait_done("first", Duration::from_secs(60)).await;
+    assert_eq!(phase(&done), Some(LayerPhase::Succeeded));
+    let bound: Vec<String> = env
+        .kubelet
+        .events()
+        .iter()
+        .filter(|e| e.kind == KubeletEventKind::Bound)
+        .map(|e| e.pod.clone())
+        .collect();
+    let unique: std::collections::BTreeSet<&String> = bound.iter().collect();
+    assert_eq!(
+        (bound.len(), unique.len()),
+        (6, 6),
+        "each pod created once: {bound:?}"
+    );
+    let reporters = || async {
+        let evs: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(env.client.clone(), &env.ns);
+        evs.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|e| Some((e.regarding?.name?, e.reporting_instance?)))
+            .collect::<Vec<(String, String)>>()
+    };
+    let seen = reporters().await;
+    assert!(
+        seen.iter().any(|(n, _)| n == "first"),
+        "the run published events: {seen:?}"
+    );
+    assert!(
+        seen.iter().all(|(_, r)| r == "replica-a"),
+        "only the leader acts: {seen:?}"
+    );
+
+    // The leader goes away: the other replica takes over and runs the next one.
+    a.abort();
+    let t0 = Instant::now();
+    while holder().await.as_deref() != Some("replica-b") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "replica-b never took over"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    env.submit("second", "pair", &config, json!({})).await;
+    let done = env.wait_done("second", Duration::from_secs(60)).await;
+    assert_eq!(phase(&done), Some(LayerPhase::Succeeded));
+    let seen = reporters().await;
+    assert!(
+        seen.iter()
+            .filter(|(n, _)| n == "second")
+            .all(|(_, r)| r == "replica-b"),
+        "{seen:?}"
+    );
+    b.abort();
 }

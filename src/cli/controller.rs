@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
-use crate::controller::{ControllerOptions, run};
+use crate::controller::{ControllerOptions, LeaderElection, run};
 
 /// Options of `testlayer controller`.
 #[derive(Debug, Clone, clap::Args)]
@@ -23,6 +23,31 @@ pub struct ControllerArgs {
     /// Kubeconfig file (default: in-cluster config, else $KUBECONFIG or ~/.kube/config).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+    /// Name of this replica (default: the host name and process id).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Act only while holding a Lease, so that of several replicas one acts.
+    #[arg(long, env = "TESTLAYER_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Namespace of the Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// Name of the Lease.
+    #[arg(long, default_value = "testlayer-controller")]
+    pub lease_name: String,
+    /// Seconds a leader holds the Lease without renewing it.
+    #[arg(long, default_value_t = 15)]
+    pub lease_seconds: u64,
+    /// Seconds before the Lease expires at which the leader renews it.
+    #[arg(long, default_value_t = 5)]
+    pub lease_grace_seconds: u64,
+}
+
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "testlayer".into());
+    format!("{host}-{}", std::process::id())
 }
 
 /// A client from a kubeconfig file, or the default (in-cluster, then
@@ -59,10 +84,24 @@ pub fn controller(a: &ControllerArgs) -> i32 {
                 return super::EXIT_BAD_INPUT;
             }
         };
+        if a.leader_elect && a.lease_grace_seconds >= a.lease_seconds {
+            eprintln!(
+                "error: --lease-grace-seconds ({}) must be less than --lease-seconds ({})",
+                a.lease_grace_seconds, a.lease_seconds
+            );
+            return super::EXIT_BAD_INPUT;
+        }
         let opts = ControllerOptions {
             listen: a.listen,
             namespace: a.namespace.clone(),
             concurrency: a.concurrency.max(1),
+            identity: a.identity.clone().unwrap_or_else(default_identity),
+            leader_election: a.leader_elect.then(|| LeaderElection {
+                namespace: a.lease_namespace.clone(),
+                lease_name: a.lease_name.clone(),
+                lease_seconds: a.lease_seconds,
+                grace_seconds: a.lease_grace_seconds,
+            }),
         };
         match run(client, opts).await {
             Ok(()) => 0,

@@ -16,4 +16,4 @@ pub mod runner;
 pub mod server;
 pub mod status;
 
-pub use runner::{ControllerOptions, run};
+pub use runner::{ControllerOptions, LeaderElection, RunError, run};

@@ -12,9 +12,10 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
+use kube_lease_manager::LeaseManagerBuilder;
 
 use super::build::{LABEL_MANAGED_BY, LABEL_RUN, MANAGER};
-use super::context::{Context, ControllerError};
+use super::context::{Context, ControllerError, FIELD_MANAGER};
 use super::metrics::{ErrorLabels, Metrics};
 use super::reconcile::reconcile;
 use super::server::{Readiness, serve};
@@ -29,11 +30,41 @@ pub struct ControllerOptions {
     pub namespace: Option<String>,
     /// Runs reconciled at once.
     pub concurrency: u16,
+    /// This replica's name (events name it as their reporting instance).
+    pub identity: String,
+    /// Act only while holding this Lease (for more than one replica).
+    pub leader_election: Option<LeaderElection>,
+}
+
+/// Leader election through a `coordination.k8s.io` Lease.
+#[derive(Debug, Clone)]
+pub struct LeaderElection {
+    /// Namespace of the Lease.
+    pub namespace: String,
+    /// Name of the Lease.
+    pub lease_name: String,
+    /// Seconds a leader holds the Lease without renewing it.
+    pub lease_seconds: u64,
+    /// Seconds before expiry at which the leader renews.
+    pub grace_seconds: u64,
 }
 
 /// Why the controller stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The Lease could not be used.
+    #[error("leader election through Lease {namespace}/{name}: {source}")]
+    Lease {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// Why.
+        source: kube_lease_manager::LeaseManagerError,
+    },
+    /// Another replica took the Lease over.
+    #[error("lost the leadership (Lease {0}); stopping so that only the leader acts")]
+    LostLeadership(String),
     /// The health endpoint could not be served.
     #[error("cannot serve {addr}: {source}")]
     Serve {
@@ -84,6 +115,40 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
         })?;
     tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
 
+    // With leader election, wait for the Lease before watching anything.
+    let mut leadership = match &opts.leader_election {
+        Some(le) => {
+            let lease_err = |source| RunError::Lease {
+                namespace: le.namespace.clone(),
+                name: le.lease_name.clone(),
+                source,
+            };
+            let manager = LeaseManagerBuilder::new(client.clone(), &le.lease_name)
+                .with_namespace(&le.namespace)
+                .with_identity(&opts.identity)
+                .with_duration(le.lease_seconds)
+                .with_grace(le.grace_seconds)
+                .with_field_manager(format!("{FIELD_MANAGER}-lease"))
+                .build()
+                .await
+                .map_err(lease_err)?;
+            let (mut channel, task) = manager.watch().await;
+            tracing::info!(lease = %le.lease_name, identity = %opts.identity, "waiting for the leadership");
+            while !*channel.borrow_and_update() {
+                if channel.changed().await.is_err() {
+                    let err = match task.await {
+                        Ok(Err(e)) => lease_err(e),
+                        _ => RunError::LostLeadership(le.lease_name.clone()),
+                    };
+                    return Err(err);
+                }
+            }
+            tracing::info!(lease = %le.lease_name, identity = %opts.identity, "leading");
+            Some((channel, task, le.lease_name.clone()))
+        }
+        None => None,
+    };
+
     let wc = watcher::Config::default();
     let (cr_reader, cr_writer) = reflector::store();
     let cr_stream = reflector::reflector(
@@ -104,7 +169,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
         client.clone(),
         Reporter {
             controller: "testlayer-controller".into(),
-            instance: std::env::var("POD_NAME").ok(),
+            instance: Some(opts.identity.clone()),
         },
     );
     let ctx = Arc::new(Context {
@@ -127,7 +192,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
         })
     };
 
-    controller
+    let controller = controller
         .owns_stream(cr_stream)
         .watches_stream(pod_stream, |pod: Pod| {
             let run = pod.labels().get(LABEL_RUN).cloned();
@@ -142,9 +207,32 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
             if let Err(e) = res {
                 tracing::debug!(error = %e, "reconcile error");
             }
-        })
-        .await;
+        });
+    let result = match leadership.as_mut() {
+        Some((channel, _, lease)) => {
+            let lost = async {
+                loop {
+                    if channel.changed().await.is_err() || !*channel.borrow_and_update() {
+                        return;
+                    }
+                }
+            };
+            tokio::select! {
+                _ = controller => Ok(()),
+                _ = lost => Err(RunError::LostLeadership(lease.clone())),
+            }
+        }
+        None => {
+            controller.await;
+            Ok(())
+        }
+    };
     readiness.abort();
+    if let Some((channel, task, _)) = leadership {
+        // Closing the channel makes the manager release the Lease.
+        drop(channel);
+        let _ = task.await;
+    }
     tracing::info!("controller stopped");
-    Ok(())
+    result
 }
