@@ -918,18 +918,19 @@ async fn a_changed_spec_starts_the_run_over_and_finished_runs_are_cleaned_up() {
         "short",
         "one",
         &fixed,
-        json!({"ttlSecondsAfterFinished": 1}),
+        json!({"ttlSecondsAfterFinished": 2}),
     )
     .await;
-    env.wait_done("short", Duration::from_secs(30)).await;
-    let start = Instant::now();
-    while env.runs().get_opt("short").await.unwrap().is_some() {
+    let (start, mut saw_done) = (Instant::now(), false);
+    while let Some(r) = env.runs().get_opt("short").await.unwrap() {
+        saw_done |= phase(&r) == Some(LayerPhase::Succeeded);
         assert!(
-            start.elapsed() < Duration::from_secs(20),
+            start.elapsed() < Duration::from_secs(30),
             "the finished run was not cleaned up"
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert!(saw_done, "the run was deleted without being seen finished");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1040,4 +1041,86 @@ async fn two_replicas_under_leader_election_act_once_and_fail_over() {
         "{seen:?}"
     );
     b.abort();
+}
+
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (
+        code,
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_metrics_are_served() {
+    let mut env = Env::new("op-metrics").await;
+    env.stop_controller();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let opts = ControllerOptions {
+        listen: format!("127.0.0.1:{port}").parse().unwrap(),
+        namespace: Some(env.ns.clone()),
+        concurrency: 4,
+        identity: "metrics".into(),
+        leader_election: None,
+    };
+    let client = env.cp.admin_client().await.unwrap();
+    env.controller = Some(tokio::spawn(async move {
+        run_controller(client, opts).await.unwrap();
+    }));
+    let t0 = Instant::now();
+    loop {
+        let ready = tokio::task::spawn_blocking(move || {
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .is_ok()
+                .then(|| http_get(port, "/readyz"))
+        })
+        .await
+        .unwrap();
+        if ready.as_ref().is_some_and(|(code, _)| *code == 200) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "never ready: {ready:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    env.submit("m", "chain", CHAIN, json!({})).await;
+    env.wait_done("m", Duration::from_secs(60)).await;
+    let (health, metrics) = tokio::task::spawn_blocking(move || {
+        (http_get(port, "/healthz"), http_get(port, "/metrics"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(health, (200, "ok\n".to_string()));
+    let (code, text) = metrics;
+    assert_eq!(code, 200);
+    for needle in [
+        "testlayer_reconciles_total",
+        "testlayer_pods_created_total 4",
+        "testlayer_pod_start_latency_seconds_bucket",
+        "testlayer_reconcile_duration_seconds_count",
+        "testlayer_categories{phase=\"Succeeded\"}",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
 }

@@ -36,7 +36,8 @@ pub struct Metrics {
     pub reconcile_duration: Histogram,
     /// Categories by phase, over every run the controller watches.
     pub categories: Family<PhaseLabels, Gauge>,
-    /// Seconds from a category's admission to its Pod being created.
+    /// Seconds from the start of the reconcile that admitted a category to
+    /// its Pod being created.
     pub pod_start_latency: Histogram,
     /// Pods created.
     pub pods_created: Counter,
@@ -72,7 +73,7 @@ impl Default for Metrics {
             r.register("categories", "Categories by phase", m.categories.clone());
             r.register(
                 "pod_start_latency_seconds",
-                "Time from a category being admitted to its Pod being created",
+                "Time from the start of the reconcile that admitted a category to its Pod being created",
                 m.pod_start_latency.clone(),
             );
             r.register(
@@ -102,6 +103,31 @@ impl Metrics {
             let _ = prometheus_client::encoding::text::encode(&mut out, &r);
         }
         out
+    }
+
+    /// Sets the categories-by-phase gauge from every CategoryRun known.
+    pub fn set_categories(&self, phases: impl IntoIterator<Item = &'static str>) {
+        let mut counts: std::collections::BTreeMap<&'static str, i64> =
+            std::collections::BTreeMap::new();
+        for p in phases {
+            *counts.entry(p).or_default() += 1;
+        }
+        for p in [
+            "Pending",
+            "Waiting",
+            "Running",
+            "Succeeded",
+            "Failed",
+            "TimedOut",
+            "Cancelled",
+            "Skipped",
+        ] {
+            self.categories
+                .get_or_create(&PhaseLabels {
+                    phase: p.to_string(),
+                })
+                .set(counts.get(p).copied().unwrap_or(0));
+        }
     }
 
     /// Records the time from admission to Pod creation.

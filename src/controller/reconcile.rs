@@ -136,6 +136,7 @@ pub async fn reconcile(
     ctx: Arc<Context>,
 ) -> Result<Requeue, ControllerError> {
     let _timer = ctx.metrics.reconcile();
+    let began = std::time::Instant::now();
     if run.metadata.deletion_timestamp.is_some() {
         // Owner references let the garbage collector remove CategoryRuns and Pods.
         return Ok(Requeue::await_change());
@@ -434,7 +435,7 @@ pub async fn reconcile(
                     )
                     .await
                 {
-                    Ok(_) => ctx.metrics.pod_started(Duration::ZERO),
+                    Ok(_) => ctx.metrics.pod_started(began.elapsed()),
                     Err(kube::Error::Api(e)) if e.code == 409 => {}
                     Err(e) => {
                         return Err(ControllerError::Kube {
@@ -616,6 +617,14 @@ pub async fn reconcile(
         run.metadata.generation,
         &wall,
     );
+    ctx.metrics
+        .set_categories(ctx.category_runs.state().iter().map(|c| {
+            c.status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .unwrap_or(Phase::Pending)
+                .as_str()
+        }));
     let changed = run.status.as_ref() != Some(&status);
     if changed {
         write_run_status(&ctx, &run, &status).await?;

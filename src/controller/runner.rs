@@ -75,6 +75,19 @@ pub enum RunError {
     },
 }
 
+/// Waits until a cache has had its first full list. Asks again every 200 ms
+/// rather than relying on one wake-up, which was seen to be missed when the
+/// list completes while the first wait is being set up.
+async fn synced<K: kube::Resource + Clone>(store: &reflector::Store<K>)
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    while tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready())
+        .await
+        .is_err()
+    {}
+}
+
 fn error_policy(_run: Arc<TestLayerRun>, err: &ControllerError, ctx: Arc<Context>) -> Requeue {
     ctx.metrics
         .errors
@@ -184,9 +197,9 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
     let readiness = {
         let (runs, crs, pods) = (runs.clone(), cr_reader.clone(), pod_reader.clone());
         tokio::spawn(async move {
-            let _ = runs.wait_until_ready().await;
-            let _ = crs.wait_until_ready().await;
-            let _ = pods.wait_until_ready().await;
+            synced(&runs).await;
+            synced(&crs).await;
+            synced(&pods).await;
             ready.set(true);
             tracing::info!("caches synced; ready");
         })
