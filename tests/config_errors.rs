@@ -392,3 +392,17 @@ fn many_problems_are_reported_together() {
     ));
     assert!(errs.len() >= 3, "{errs:#?}");
 }
+
+#[test]
+fn background_layers_cannot_block_others() {
+    let yaml = format!(
+        "layers:\n  e2e:\n    execution_mode: background\n{CATS}  fast:\n    execution_mode: sequential\n    dependencies: [e2e]\n{CATS}"
+    );
+    assert_error(
+        &yaml,
+        &[
+            "layers.fast.dependencies[0]",
+            "\"e2e\" runs in the background",
+        ],
+    );
+}

@@ -227,6 +227,10 @@ pub struct PlanSnapshot {
     /// Cancel everything at the first failure.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fail_fast: bool,
+    /// A background layer (or run): nobody waits for it and no layer may
+    /// depend on it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub background: bool,
     /// Whole-layer deadline in seconds, multiplier applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_seconds: Option<f64>,

@@ -161,6 +161,21 @@ impl Config {
                     .collect()
             })
             .collect();
+        for (k, l) in &self.raw.layers {
+            for (i, d) in l.dependencies.iter().enumerate() {
+                let background = self
+                    .raw
+                    .layers
+                    .get(d)
+                    .is_some_and(|dl| dl.execution_mode == Some(ExecutionMode::Background));
+                if background {
+                    c.push(
+                        format!("layers.{k}.dependencies[{i}]"),
+                        format!("layer {d:?} runs in the background and never blocks other layers; it cannot be a dependency"),
+                    );
+                }
+            }
+        }
         if let Some(cycle) = find_cycle(&deps) {
             let names: Vec<&str> = cycle.iter().map(|&i| keys[i].as_str()).collect();
             c.push(

@@ -105,6 +105,7 @@ pub fn snapshot(layer: &LayerPlan) -> PlanSnapshot {
         cpu_budget: layer.budget.cpu_millis.map(format_cpu),
         memory_budget: layer.budget.memory_bytes.map(format_memory),
         fail_fast: layer.fail_fast,
+        background: layer.background,
         deadline_seconds: layer.deadline.map(|d| d.as_secs_f64()),
         timeout_multiplier: layer.timeout_multiplier,
         layer_dependencies: layer.dependencies.clone(),

@@ -199,7 +199,9 @@ pub async fn reconcile(
                 }
             };
             if status.plan.is_none() {
-                status.plan = Some(build::snapshot(&layer));
+                let mut snap = build::snapshot(&layer);
+                snap.background |= run.spec.background;
+                status.plan = Some(snap);
                 status.spec_hash = Some(hash.clone());
                 status.strategy = Some(layer.strategy.as_str().to_string());
                 status.categories = layer
