@@ -13,6 +13,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -50,6 +51,8 @@ const LOG_READ_BYTES: i64 = 1 << 20;
 /// Bounds of the log tail kept in a CategoryRun's status.
 const TAIL_LINES: usize = 40;
 const TAIL_BYTES: usize = 4096;
+/// Writes a reconcile sends to the apiserver at once.
+const CONCURRENT_WRITES: usize = 32;
 /// At most this often when nothing else wakes a running run up.
 const IDLE_REQUEUE: Duration = Duration::from_secs(300);
 
@@ -159,7 +162,7 @@ pub async fn reconcile(
     }
 
     // Dereference and build the plan.
-    let owned: Vec<Arc<CategoryRun>> = ctx
+    let mut owned: Vec<Arc<CategoryRun>> = ctx
         .category_runs
         .state()
         .into_iter()
@@ -169,22 +172,8 @@ pub async fn reconcile(
                 && owned_by(cr.as_ref(), run.as_ref())
         })
         .collect();
-    let layer = match status.plan.as_ref() {
-        Some(snap) if owned.len() == snap.categories.len() => {
-            let refs: Vec<&CategoryRun> = owned.iter().map(|c| c.as_ref()).collect();
-            match build::layer_from_objects(
-                &run.spec.layer,
-                run.spec.environment.as_deref(),
-                snap,
-                &refs,
-            ) {
-                Ok(l) => l,
-                Err(e) => {
-                    return invalid(&run, &ctx, &ns, status, "Inconsistent", &e.to_string()).await;
-                }
-            }
-        }
-        _ => {
+    if status.plan.as_ref().map(|p| p.categories.len()) != Some(owned.len()) {
+        {
             let (text, origin) = match config_text(&run, &ctx, &ns).await {
                 Ok(t) => t,
                 Err(Deref::Missing(m)) => {
@@ -228,33 +217,45 @@ pub async fn reconcile(
                 .await;
             }
             let api: Api<CategoryRun> = Api::namespaced(ctx.client.clone(), &ns);
-            for cr in &crs {
-                if owned.iter().any(|o| o.name_any() == cr.name_any()) {
-                    continue;
-                }
-                match api
-                    .create(
-                        &PostParams {
-                            field_manager: Some(FIELD_MANAGER.into()),
-                            ..Default::default()
-                        },
-                        cr,
-                    )
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(e)) if e.code == 409 => {}
-                    Err(e) => {
-                        return Err(ControllerError::Kube {
-                            what: format!("creating CategoryRun {}", cr.name_any()),
-                            source: e,
-                        });
-                    }
-                }
+            // The cache may not show every CategoryRun created a moment ago:
+            // ask the apiserver which exist rather than creating them again.
+            let lp = kube::api::ListParams::default().labels(&format!("{LABEL_RUN}={name}"));
+            let listed = api
+                .list_metadata(&lp)
+                .await
+                .map_err(ControllerError::kube(format!(
+                    "listing the CategoryRuns of {name}"
+                )))?;
+            let existing: std::collections::BTreeSet<String> = listed
+                .items
+                .iter()
+                .map(|o| o.name_any())
+                .chain(owned.iter().map(|o| o.name_any()))
+                .collect();
+            let missing: Vec<CategoryRun> = crs
+                .into_iter()
+                .filter(|cr| !existing.contains(&cr.name_any()))
+                .collect();
+            let created = create_all(&api, missing, "CategoryRun").await?;
+            owned.extend(created.into_iter().map(Arc::new));
+            if owned.len() != layer.categories.len() {
+                // Some exist but are not cached yet: they arrive through the watch.
+                return Ok(Requeue::requeue(Duration::from_millis(500)));
             }
-            // The new objects arrive through the watch and reconcile again.
-            return Ok(Requeue::requeue(Duration::from_secs(5)));
         }
+    }
+    let Some(snap) = status.plan.as_ref() else {
+        return Err(ControllerError::Incomplete("plan"));
+    };
+    let refs: Vec<&CategoryRun> = owned.iter().map(|c| c.as_ref()).collect();
+    let layer = match build::layer_from_objects(
+        &run.spec.layer,
+        run.spec.environment.as_deref(),
+        snap,
+        &refs,
+    ) {
+        Ok(l) => l,
+        Err(e) => return invalid(&run, &ctx, &ns, status, "Inconsistent", &e.to_string()).await,
     };
     let snap_layers = status
         .plan
@@ -416,8 +417,9 @@ pub async fn reconcile(
     };
     let decision = plan(&layer, &obs, &layer_obs);
 
-    // Apply.
+    // Apply: stops and ends in order, Pod creations together.
     let mut started_any = false;
+    let mut to_create: Vec<Pod> = Vec::new();
     for action in &decision.actions {
         match *action {
             Action::Start {
@@ -427,25 +429,7 @@ pub async fn reconcile(
                 let (cr, st) = &mut crs[i];
                 let pod = build::attempt_pod(cr, attempt);
                 let pod_name = pod.metadata.name.clone().unwrap_or_default();
-                match pods_api
-                    .create(
-                        &PostParams {
-                            field_manager: Some(FIELD_MANAGER.into()),
-                            ..Default::default()
-                        },
-                        &pod,
-                    )
-                    .await
-                {
-                    Ok(_) => ctx.metrics.pod_started(began.elapsed()),
-                    Err(kube::Error::Api(e)) if e.code == 409 => {}
-                    Err(e) => {
-                        return Err(ControllerError::Kube {
-                            what: format!("creating pod {pod_name}"),
-                            source: e,
-                        });
-                    }
-                }
+                to_create.push(pod);
                 if !st.attempts.iter().any(|a| a.number == attempt) {
                     st.attempts.push(crate::api::AttemptStatus {
                         number: attempt,
@@ -519,7 +503,13 @@ pub async fn reconcile(
         }
     }
 
+    let created = create_all(&pods_api, to_create, "Pod").await?;
+    for _ in 0..created.len() {
+        ctx.metrics.pod_started(began.elapsed());
+    }
+
     // Category statuses.
+    let mut status_writes: Vec<(Arc<CategoryRun>, CategoryRunStatus)> = Vec::new();
     let mut summaries = Vec::with_capacity(crs.len());
     let mut total = TestCounts::default();
     let mut any_counts = false;
@@ -558,7 +548,7 @@ pub async fn reconcile(
         );
         st.observed_generation = cr.metadata.generation;
         if cr.status.as_ref() != Some(st) {
-            write_cr_status(&ctx, cr, st).await?;
+            status_writes.push((cr.clone(), st.clone()));
         }
         if let Some(c) = st.counts {
             total.add(c);
@@ -575,6 +565,20 @@ pub async fn reconcile(
             counts: st.counts,
         });
     }
+
+    let writes: Vec<_> = status_writes
+        .into_iter()
+        .map(|(cr, st)| {
+            let ctx = ctx.clone();
+            async move { write_cr_status(&ctx, &cr, &st).await }
+        })
+        .collect();
+    futures::stream::iter(writes)
+        .buffer_unordered(CONCURRENT_WRITES)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<()>, _>>()?;
 
     // Run status.
     let finished = summaries.iter().filter(|s| s.phase.is_terminal()).count();
@@ -817,6 +821,51 @@ async fn read_results(pods: &Api<Pod>, pod: &str, st: &mut CategoryRunStatus) {
             st.log_tail = msg.or_else(|| Some(format!("[logs unavailable: {e}]")));
         }
     }
+}
+
+/// Creates objects, `CONCURRENT_WRITES` at a time; ones that exist already
+/// (deterministic names) are fine. Returns the objects it created.
+async fn create_all<K>(api: &Api<K>, objs: Vec<K>, kind: &str) -> Result<Vec<K>, ControllerError>
+where
+    K: Resource
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let futs: Vec<_> = objs
+        .into_iter()
+        .map(|o| {
+            let api = api.clone();
+            let kind = kind.to_string();
+            async move {
+                let pp = PostParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                };
+                match api.create(&pp, &o).await {
+                    Ok(created) => Ok(Some(created)),
+                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(None),
+                    Err(e) => Err(ControllerError::Kube {
+                        what: format!("creating {kind} {}", o.name_any()),
+                        source: e,
+                    }),
+                }
+            }
+        })
+        .collect();
+    let results: Vec<Result<Option<K>, ControllerError>> = futures::stream::iter(futs)
+        .buffer_unordered(CONCURRENT_WRITES)
+        .collect()
+        .await;
+    let mut created = Vec::new();
+    for r in results {
+        created.extend(r?);
+    }
+    Ok(created)
 }
 
 async fn delete_pod(pods: &Api<Pod>, name: &str) -> Result<(), ControllerError> {

@@ -164,17 +164,22 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
 
     let wc = watcher::Config::default();
     let (cr_reader, cr_writer) = reflector::store();
+    // The caches keep no managedFields: they are large and never read.
     let cr_stream = reflector::reflector(
         cr_writer,
-        watcher(api::<CategoryRun>(&client, ns), wc.clone()),
+        watcher(api::<CategoryRun>(&client, ns), wc.clone())
+            .modify(|o| o.managed_fields_mut().clear()),
     )
     .default_backoff()
     .touched_objects();
     let (pod_reader, pod_writer) = reflector::store();
     let pod_wc = wc.clone().labels(&format!("{LABEL_MANAGED_BY}={MANAGER}"));
-    let pod_stream = reflector::reflector(pod_writer, watcher(api::<Pod>(&client, ns), pod_wc))
-        .default_backoff()
-        .touched_objects();
+    let pod_stream = reflector::reflector(
+        pod_writer,
+        watcher(api::<Pod>(&client, ns), pod_wc).modify(|o| o.managed_fields_mut().clear()),
+    )
+    .default_backoff()
+    .touched_objects();
 
     let controller = Controller::new(api::<TestLayerRun>(&client, ns), wc);
     let runs = controller.store();
