@@ -1124,3 +1124,68 @@ async fn health_readiness_and_metrics_are_served() {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_and_kubectl_wait_on_the_example() {
+    let env = Env::new("op-kubectl").await;
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/k8s/inline.yaml");
+    let out = env
+        .cp
+        .kubectl()
+        .args(["apply", "-n", &env.ns, "-f", file])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ns = env.ns.clone();
+    let cp = env.cp;
+    let out = tokio::task::spawn_blocking(move || {
+        cp.kubectl()
+            .args([
+                "wait",
+                "--for=condition=Succeeded",
+                "-n",
+                &ns,
+                "tlr/smoke-then-unit",
+                "--timeout=60s",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(
+        env.cp
+            .kubectl()
+            .args(["get", "tlr", "-n", &env.ns])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        &row[..6],
+        ["smoke-then-unit", "quick", "Succeeded", "2/2", "15", "0"],
+        "{table}"
+    );
+    let pod = env.pods().get("smoke-then-unit-unit-1").await.unwrap();
+    let limits = pod.spec.unwrap().containers[0]
+        .resources
+        .clone()
+        .unwrap()
+        .limits
+        .unwrap();
+    assert_eq!(
+        (limits["cpu"].0.as_str(), limits["memory"].0.as_str()),
+        ("1", "512Mi")
+    );
+}
