@@ -26,14 +26,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn crds_dir_matches_the_rust_types() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/testlayer.dev.yaml");
-        let committed = std::fs::read_to_string(path).unwrap_or_default();
+    fn crds_dir_and_chart_match_the_rust_types() {
         let generated = crds_yaml().unwrap();
-        assert!(
-            committed == generated,
-            "crds/testlayer.dev.yaml is out of date with the Rust types: run `cargo run -- crds > crds/testlayer.dev.yaml`"
-        );
+        for file in [
+            "crds/testlayer.dev.yaml",
+            "charts/testlayer/crds/testlayer.dev.yaml",
+        ] {
+            let path = format!("{}/{file}", env!("CARGO_MANIFEST_DIR"));
+            let committed = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                committed == generated,
+                "{file} is out of date with the Rust types: run `cargo run -- crds > {file}`"
+            );
+        }
     }
 
     #[test]
