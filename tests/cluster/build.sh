@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the pinned Kubernetes control plane (kube-apiserver,
-# kube-controller-manager, kubectl) and etcd from the Go module proxy.
+# kube-controller-manager, kubectl), etcd and helm from the Go module proxy.
 #
 # `go install` refuses k8s.io/kubernetes and go.etcd.io/etcd/server/v3 because
 # their go.mod files hold `replace` lines. So a small wrapper module is
@@ -17,24 +17,33 @@ set -euo pipefail
 
 K8S_VERSION="${TESTLAYER_K8S_VERSION:-v1.34.4}"
 ETCD_VERSION="${TESTLAYER_ETCD_VERSION:-v3.6.16}"
+HELM_VERSION="${TESTLAYER_HELM_VERSION:-v3.22.0}"
 
 cache="${TESTLAYER_CACHE:-$HOME/.cache/testlayer}"
 bin_dir="$cache/control-plane/k8s-$K8S_VERSION-etcd-$ETCD_VERSION/bin"
 work_dir="$cache/control-plane/k8s-$K8S_VERSION-etcd-$ETCD_VERSION/work"
-binaries=(kube-apiserver kube-controller-manager kubectl etcd)
+binaries=(kube-apiserver kube-controller-manager kubectl etcd helm)
 
 if [ "${1:-}" = "--print-bin-dir" ]; then
   echo "$bin_dir"
   exit 0
 fi
 
+have() { [ -x "$bin_dir/$1" ] && [ -f "$bin_dir/.$1.$2" ]; }
 have_all() {
-  for b in "${binaries[@]}"; do [ -x "$bin_dir/$b" ] || return 1; done
-  [ -f "$bin_dir/.complete" ]
+  have kube-apiserver "$K8S_VERSION" && have kube-controller-manager "$K8S_VERSION" && have kubectl "$K8S_VERSION" \
+    && have etcd "$ETCD_VERSION" && have helm "$HELM_VERSION"
 }
 
+# Binaries of an earlier layout of this cache count as built.
+if [ -f "$bin_dir/.complete" ]; then
+  for b in kube-apiserver kube-controller-manager kubectl; do [ -x "$bin_dir/$b" ] && touch "$bin_dir/.$b.$K8S_VERSION"; done
+  [ -x "$bin_dir/etcd" ] && touch "$bin_dir/.etcd.$ETCD_VERSION"
+  rm -f "$bin_dir/.complete"
+fi
+
 if have_all; then
-  echo "control plane: reusing $bin_dir (kubernetes $K8S_VERSION, etcd $ETCD_VERSION)"
+  echo "control plane: reusing $bin_dir (kubernetes $K8S_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION)"
   exit 0
 fi
 
@@ -53,6 +62,7 @@ measure=()
 if [ -x /usr/bin/time ]; then measure=(/usr/bin/time -f "    (%es wall, peak RSS %M KiB)"); fi
 
 # ---- Kubernetes -----------------------------------------------------------
+if ! { have kube-apiserver "$K8S_VERSION" && have kube-controller-manager "$K8S_VERSION" && have kubectl "$K8S_VERSION"; }; then
 k8s_mod_dir="$work_dir/kubernetes"
 mkdir -p "$k8s_mod_dir"
 cd "$k8s_mod_dir"
@@ -100,10 +110,13 @@ for cmd in kube-apiserver kube-controller-manager kubectl; do
   echo "control plane: building $cmd $K8S_VERSION"
   "${measure[@]}" go build -trimpath -ldflags "$ldflags" -o "$bin_dir/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"
   mv "$bin_dir/$cmd.tmp" "$bin_dir/$cmd"
+  touch "$bin_dir/.$cmd.$K8S_VERSION"
   echo "    built $cmd in $(( $(timer) - step_start ))s"
 done
+fi
 
 # ---- etcd -----------------------------------------------------------------
+if ! have etcd "$ETCD_VERSION"; then
 etcd_mod_dir="$work_dir/etcd"
 mkdir -p "$etcd_mod_dir"
 cd "$etcd_mod_dir"
@@ -118,9 +131,22 @@ step_start=$(timer)
 echo "control plane: building etcd $ETCD_VERSION"
 "${measure[@]}" go build -trimpath -ldflags "-s -w" -o "$bin_dir/etcd.tmp" go.etcd.io/etcd/server/v3
 mv "$bin_dir/etcd.tmp" "$bin_dir/etcd"
+touch "$bin_dir/.etcd.$ETCD_VERSION"
 echo "    built etcd in $(( $(timer) - step_start ))s"
+fi
+
+# ---- helm (its go.mod has no replace lines: go install works) --------------
+if ! have helm "$HELM_VERSION"; then
+step_start=$(timer)
+echo "control plane: building helm $HELM_VERSION"
+GOFLAGS= GOBIN="$work_dir/helm-bin" "${measure[@]}" go install -trimpath \
+  -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+mv "$work_dir/helm-bin/helm" "$bin_dir/helm"
+touch "$bin_dir/.helm.$HELM_VERSION"
+echo "    built helm in $(( $(timer) - step_start ))s"
+fi
 
 "$bin_dir/kube-apiserver" --version
 "$bin_dir/etcd" --version | head -1
-touch "$bin_dir/.complete"
+"$bin_dir/helm" version --short
 echo "control plane: built in $(( $(timer) - total_start ))s into $bin_dir"
