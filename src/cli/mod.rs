@@ -2,6 +2,7 @@
 
 mod controller;
 mod run;
+mod submit;
 mod validate;
 
 use std::path::PathBuf;
@@ -39,6 +40,8 @@ pub enum Command {
     Crds,
     /// Run the Kubernetes operator.
     Controller(controller::ControllerArgs),
+    /// Create a TestLayerRun in the cluster and, with --wait, follow it to its end.
+    Submit(submit::SubmitArgs),
 }
 
 /// Report formats on standard output.
@@ -72,6 +75,7 @@ pub fn main(cli: Cli) -> i32 {
         Command::Plan(a) => validate::plan(&a),
         Command::Run(a) => run::run(&a),
         Command::Controller(a) => controller::controller(&a),
+        Command::Submit(a) => submit::submit(&a),
         Command::Crds => match crate::api::crds_yaml() {
             Ok(yaml) => {
                 print!("{yaml}");

@@ -1,0 +1,291 @@
+//! `testlayer submit`: creates a TestLayerRun in the current kubeconfig
+//! context and, with `--wait`, follows it to the end: progress lines, a
+//! summary, reports, and an exit code that says whether it passed. Also a
+//! kubectl plugin when installed as `kubectl-testlayer`.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use super::{EXIT_BAD_INPUT, OutputFormat};
+use crate::api::{CategoryRun, LayerPhase, TestLayerRun};
+use crate::config::Config;
+use crate::plan::Phase;
+use crate::report::RunReport;
+
+/// Options of `testlayer submit`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SubmitArgs {
+    /// Layer key, e.g. `fast_feedback`.
+    #[arg(long, short = 'l')]
+    pub layer: String,
+    /// Environment whose overrides apply.
+    #[arg(long, short = 'e')]
+    pub env: Option<String>,
+    /// Layer config file, sent inline (checked here first).
+    #[arg(
+        long,
+        short = 'c',
+        default_value = "config/test_layers.yaml",
+        conflicts_with = "config_map"
+    )]
+    pub config: PathBuf,
+    /// Use the layer config in this ConfigMap (key `test_layers.yaml`) instead of a file.
+    #[arg(long)]
+    pub config_map: Option<String>,
+    /// Default image of the category Pods.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Default command template of the category Pods (`{category}`, `{layer}`).
+    #[arg(long)]
+    pub command: Option<String>,
+    /// Name of the run (default: `<layer>-` and a random suffix).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Namespace (default: the kubeconfig context's).
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+    /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config, or in-cluster).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Follow the run to its end and exit 0 only if it passed.
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this many seconds (exit 1; the run goes on).
+    #[arg(long, default_value_t = 3600)]
+    pub timeout: u64,
+    /// Report format on standard output, once the run ended.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Also write a JUnit XML report here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Delete the finished run this many seconds after it ends.
+    #[arg(long)]
+    pub ttl: Option<i64>,
+}
+
+/// Runs `submit`; returns the exit code.
+pub fn submit(a: &SubmitArgs) -> i32 {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(submit_async(a))
+}
+
+fn spec(a: &SubmitArgs) -> Result<serde_json::Value, String> {
+    let config = match &a.config_map {
+        Some(cm) => json!({"configMapRef": {"name": cm}}),
+        None => {
+            let text = std::fs::read_to_string(&a.config)
+                .map_err(|e| format!("{}: {e}", a.config.display()))?;
+            // Refuse bad config here, with the file's own name in the errors.
+            let origin = a.config.display().to_string();
+            Config::parse(&text, &origin)
+                .and_then(|c| c.resolve(&a.layer, a.env.as_deref()))
+                .map_err(|e| {
+                    e.0.iter()
+                        .map(|l| format!("error: {l}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })?;
+            json!({"inline": text})
+        }
+    };
+    let mut spec = json!({"layer": a.layer, "config": config});
+    for (k, v) in [
+        ("environment", &a.env),
+        ("image", &a.image),
+        ("command", &a.command),
+    ] {
+        if let Some(v) = v {
+            spec[k] = json!(v);
+        }
+    }
+    if let Some(ttl) = a.ttl {
+        spec["ttlSecondsAfterFinished"] = json!(ttl);
+    }
+    Ok(spec)
+}
+
+async fn submit_async(a: &SubmitArgs) -> i32 {
+    let spec = match spec(a) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "{}",
+                if e.starts_with("error:") {
+                    e
+                } else {
+                    format!("error: {e}")
+                }
+            );
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let client = match super::controller::client(a.kubeconfig.as_ref()).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let ns = a
+        .namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    let runs: Api<TestLayerRun> = Api::namespaced(client.clone(), &ns);
+    let mut meta = json!({});
+    match &a.name {
+        Some(n) => meta["name"] = json!(n),
+        None => {
+            meta["generateName"] = json!(format!(
+                "{}-",
+                crate::config::names::slug(&a.layer).unwrap_or_else(|_| "run".into())
+            ))
+        }
+    }
+    let obj = json!({"apiVersion": "testlayer.dev/v1alpha1", "kind": "TestLayerRun", "metadata": meta, "spec": spec});
+    let run: TestLayerRun = match serde_json::from_value(obj) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let created = match runs.create(&PostParams::default(), &run).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot create the TestLayerRun in namespace {ns}: {e}");
+            return 1;
+        }
+    };
+    let name = created.name_any();
+    eprintln!("testlayerrun.testlayer.dev/{name} created in namespace {ns}");
+    if !a.wait {
+        println!("{name}");
+        return 0;
+    }
+    follow(a, client, &ns, &name).await
+}
+
+async fn follow(a: &SubmitArgs, client: Client, ns: &str, name: &str) -> i32 {
+    let runs: Api<TestLayerRun> = Api::namespaced(client.clone(), ns);
+    let crs: Api<CategoryRun> = Api::namespaced(client, ns);
+    let start = Instant::now();
+    let mut seen: BTreeMap<String, (Phase, u32)> = BTreeMap::new();
+    let mut asked = false;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    loop {
+        let run = match runs.get(name).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: cannot read TestLayerRun {name}: {e}");
+                return 1;
+            }
+        };
+        let st = run.status.clone().unwrap_or_default();
+        for c in &st.categories {
+            let prev = seen.insert(c.name.clone(), (c.phase, c.attempts));
+            if prev != Some((c.phase, c.attempts)) && (prev.is_some() || c.phase != Phase::Pending)
+            {
+                let counts = c
+                    .counts
+                    .map(|n| {
+                        format!(
+                            " — {} passed, {} failed, {} skipped",
+                            n.passed, n.failed, n.skipped
+                        )
+                    })
+                    .unwrap_or_default();
+                let reason = c
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default();
+                eprintln!(
+                    "[{:>6.1}s] {}: {}{reason}{counts}",
+                    start.elapsed().as_secs_f64(),
+                    c.name,
+                    c.phase
+                );
+            }
+        }
+        if st.phase.is_some_and(LayerPhase::is_terminal) {
+            let list = crs
+                .list(&ListParams::default().labels(&format!("testlayer.dev/run={name}")))
+                .await
+                .map(|l| l.items)
+                .unwrap_or_default();
+            let report = RunReport::from_run(&run, &list);
+            return finish(a, &report);
+        }
+        if start.elapsed() > Duration::from_secs(a.timeout) {
+            eprintln!(
+                "error: {name} did not finish within {}s; it goes on in the cluster",
+                a.timeout
+            );
+            return 1;
+        }
+        let interrupted = tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => false,
+            _ = tokio::signal::ctrl_c() => true,
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => true,
+        };
+        if interrupted && !asked {
+            asked = true;
+            if confirm_cancel(name) {
+                let patch = json!({"spec": {"cancel": true}});
+                match runs
+                    .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                {
+                    Ok(_) => eprintln!("cancelling {name}; waiting for it to stop"),
+                    Err(e) => eprintln!("error: cannot cancel {name}: {e}"),
+                }
+            } else {
+                eprintln!("{name} goes on in the cluster; stopped waiting");
+                return 130;
+            }
+        }
+    }
+}
+
+/// On a terminal, asks; elsewhere (CI was cancelled) cancels.
+fn confirm_cancel(name: &str) -> bool {
+    if !std::io::stdin().is_terminal() {
+        return true;
+    }
+    eprint!("\ncancel the run {name} too? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    matches!(line.trim(), "y" | "Y" | "yes")
+}
+
+fn finish(a: &SubmitArgs, report: &RunReport) -> i32 {
+    if let Some(path) = &a.junit {
+        match report.to_junit() {
+            Ok(xml) => {
+                if let Err(e) = std::fs::write(path, xml) {
+                    eprintln!("error: cannot write {}: {e}", path.display());
+                }
+            }
+            Err(e) => eprintln!("error: {e}"),
+        }
+    }
+    match a.output {
+        OutputFormat::Json => println!("{}", report.to_json()),
+        OutputFormat::Text => print!("{}", report.summary(std::io::stdout().is_terminal())),
+    }
+    report.exit_code()
+}

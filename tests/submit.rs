@@ -1,0 +1,251 @@
+//! `testlayer submit` (and `kubectl testlayer`) against the real control
+//! plane, with the controller and the test kubelet running.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, ListParams};
+use testlayer::api::{LayerPhase, TestLayerRun};
+use testlayer::controller::{ControllerOptions, run as run_controller};
+use testlayer_testkit::{ControlPlane, TestKubelet};
+
+const CONFIG: &str = "layers:\n  pass:\n    execution_mode: parallel\n    categories:\n      - name: smoke\n        timeout_seconds: 30\n        command: \"echo '2 passed in 0.1s'; sleep 0.3\"\n      - name: unit\n        timeout_seconds: 30\n        dependencies: [smoke]\n        command: \"echo '3 passed, 1 skipped in 0.1s'\"\n  fail:\n    execution_mode: parallel\n    categories:\n      - name: broken\n        timeout_seconds: 30\n        command: \"echo '1 failed in 0.1s'; exit 1\"\n  slow:\n    execution_mode: parallel\n    categories:\n      - name: hang\n        timeout_seconds: 300\n        command: \"sleep infinity\"\n";
+
+struct Env {
+    cp: &'static ControlPlane,
+    ns: String,
+    dir: tempfile::TempDir,
+    _kubelet: TestKubelet,
+    _controller: tokio::task::JoinHandle<()>,
+}
+
+async fn env(prefix: &str) -> Env {
+    let cp = ControlPlane::shared();
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
+        assert!(
+            cp.kubectl()
+                .args(["apply", "--server-side", "-f", dir])
+                .status()
+                .unwrap()
+                .success()
+        );
+        assert!(
+            cp.kubectl()
+                .args([
+                    "wait",
+                    "--for=condition=Established",
+                    "crd/testlayerruns.testlayer.dev",
+                    "crd/categoryruns.testlayer.dev",
+                    "--timeout=30s"
+                ])
+                .status()
+                .unwrap()
+                .success()
+        );
+    });
+    let ns = cp.create_namespace(prefix).await.unwrap();
+    let admin = cp.admin_client().await.unwrap();
+    let kubelet = TestKubelet::start(admin.clone(), &ns, 2).await.unwrap();
+    let opts = ControllerOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        namespace: Some(ns.clone()),
+        concurrency: 4,
+        identity: "submit-test".into(),
+        leader_election: None,
+    };
+    let controller = tokio::spawn(async move {
+        run_controller(admin, opts).await.unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("layers.yaml"), CONFIG).unwrap();
+    Env {
+        cp,
+        ns,
+        dir,
+        _kubelet: kubelet,
+        _controller: controller,
+    }
+}
+
+impl Env {
+    fn submit(&self, extra: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_testlayer"));
+        c.arg("submit")
+            .arg("--kubeconfig")
+            .arg(self.cp.kubeconfig())
+            .args(["-n", &self.ns, "--image", "busybox", "-c"])
+            .arg(self.dir.path().join("layers.yaml"))
+            .args(extra)
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn path(&self, f: &str) -> PathBuf {
+        self.dir.path().join(f)
+    }
+}
+
+async fn output(mut c: Command) -> Output {
+    tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_wait_exits_with_the_result_and_writes_reports() {
+    let env = env("submit").await;
+    let junit = env.path("junit.xml");
+    let out = output(env.submit(&[
+        "-l",
+        "pass",
+        "--wait",
+        "--output",
+        "json",
+        "--junit",
+        junit.to_str().unwrap(),
+    ]))
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcome"], "Succeeded");
+    assert_eq!(
+        report["counts"],
+        serde_json::json!({"passed": 5, "failed": 0, "skipped": 1})
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("smoke: Succeeded") && stderr.contains("unit: Succeeded — 3 passed"),
+        "{stderr}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("name=\"unit\"") && xml.contains("failures=\"0\""),
+        "{xml}"
+    );
+
+    let out = output(env.submit(&["-l", "fail", "--wait"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let summary = text(&out.stdout);
+    assert!(
+        summary.contains("broken") && summary.contains("Failed"),
+        "{summary}"
+    );
+
+    // Without --wait: the name, at once.
+    let out = output(env.submit(&["-l", "pass", "--name", "nowait"])).await;
+    assert_eq!(
+        (out.status.code(), text(&out.stdout).trim()),
+        (Some(0), "nowait")
+    );
+
+    // Bad input: exit 2, nothing created.
+    let before = Api::<TestLayerRun>::namespaced(env.cp.admin_client().await.unwrap(), &env.ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .len();
+    let out = output(env.submit(&["-l", "nosuchlayer", "--wait"])).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("unknown layer \"nosuchlayer\""),
+        "{}",
+        text(&out.stderr)
+    );
+    let after = Api::<TestLayerRun>::namespaced(env.cp.admin_client().await.unwrap(), &env.ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .len();
+    assert_eq!(before, after);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_plugin_and_cancel_on_sigterm() {
+    let env = env("submit-plugin").await;
+    // As a kubectl plugin.
+    let bin_dir = env.dir.path().join("bin");
+    std::fs::create_dir(&bin_dir).unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_testlayer"),
+        bin_dir.join("kubectl-testlayer"),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // kubectl passes no flags to plugins: the current context comes from $KUBECONFIG.
+    let mut c = Command::new(env.cp.binary("kubectl"));
+    c.env("PATH", &path)
+        .env("KUBECONFIG", env.cp.kubeconfig())
+        .args(["testlayer", "submit"])
+        .args([
+            "-n", &env.ns, "--image", "busybox", "-l", "pass", "--wait", "-c",
+        ])
+        .arg(env.path("layers.yaml"))
+        .stdin(Stdio::null());
+    let out = output(c).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    // SIGTERM (a cancelled CI job, no terminal): the run is cancelled too.
+    let child = env
+        .submit(&["-l", "slow", "--name", "slow", "--wait"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let runs: Api<TestLayerRun> = Api::namespaced(env.cp.admin_client().await.unwrap(), &env.ns);
+    let t0 = Instant::now();
+    loop {
+        let running = runs
+            .get_opt("slow")
+            .await
+            .unwrap()
+            .and_then(|r| r.status)
+            .and_then(|s| s.phase)
+            == Some(LayerPhase::Running);
+        if running {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the slow run never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cancelling slow"),
+        "{}",
+        text(&out.stderr)
+    );
+    let run = runs.get("slow").await.unwrap();
+    assert_eq!(
+        run.status.and_then(|s| s.phase),
+        Some(LayerPhase::Cancelled)
+    );
+}
