@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the example need and the machine may lack:
-# rustfmt and clippy, Python's pytest (for the example project), GNU time.
+# rustfmt and clippy, Python's pytest (for the example project), Lua 5.4
+# (for the Argo CD health check test), GNU time.
 set -euo pipefail
 
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
@@ -9,6 +10,16 @@ fi
 
 if ! python3 -m pytest --version >/dev/null 2>&1; then
   python3 -m pip install --quiet pytest
+fi
+
+# Lua 5.4 runs the Argo CD health check in tests/gitops.rs.
+if ! command -v lua5.4 >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y -qq lua5.4 >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq lua5.4 >/dev/null; }
+  else
+    echo "error: lua5.4 is needed by tests/gitops.rs; install it (Debian: apt-get install lua5.4)" >&2
+    exit 1
+  fi
 fi
 
 if [ ! -x /usr/bin/time ] && command -v apt-get >/dev/null 2>&1; then
