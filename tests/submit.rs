@@ -249,3 +249,71 @@ async fn kubectl_plugin_and_cancel_on_sigterm() {
         Some(LayerPhase::Cancelled)
     );
 }
+
+/// Drives `submit --wait` on a terminal (a pty from Python's pty module):
+/// Ctrl-C asks whether to cancel the run, and "y" cancels it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_on_a_terminal_asks_before_cancelling() {
+    let env = env("submit-tty").await;
+    let driver = r#"
+import os, pty, sys, time, select
+argv = sys.argv[1:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(argv[0], argv)
+out = b""
+def read_until(needle, timeout):
+    global out
+    end = time.time() + timeout
+    while time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+            if needle in out:
+                return True
+    return False
+ok = read_until(b"hang: Running", 30)
+if not ok:
+    sys.stdout.write("NO-RUNNING\n" + out.decode(errors="replace")); sys.exit(3)
+os.write(fd, b"\x03")
+ok = read_until(b"[y/N]", 10)
+if not ok:
+    sys.stdout.write("NO-PROMPT\n" + out.decode(errors="replace")); sys.exit(4)
+os.write(fd, b"y\n")
+read_until(b"Cancelled", 30)
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.WEXITSTATUS(status))
+"#;
+    let script = env.path("drive.py");
+    std::fs::write(&script, driver).unwrap();
+    let mut c = Command::new("python3");
+    c.arg(&script)
+        .arg(env!("CARGO_BIN_EXE_testlayer"))
+        .args(["submit", "--kubeconfig"])
+        .arg(env.cp.kubeconfig())
+        .args([
+            "-n", &env.ns, "--image", "busybox", "-l", "slow", "--name", "tty", "--wait", "-c",
+        ])
+        .arg(env.path("layers.yaml"));
+    let out = output(c).await;
+    let shown = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{shown}\n{}",
+        text(&out.stderr)
+    );
+    assert!(shown.contains("cancel the run tty too? [y/N]"), "{shown}");
+    let runs: Api<TestLayerRun> = Api::namespaced(env.cp.admin_client().await.unwrap(), &env.ns);
+    assert_eq!(
+        runs.get("tty").await.unwrap().status.and_then(|s| s.phase),
+        Some(LayerPhase::Cancelled)
+    );
+}
