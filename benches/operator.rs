@@ -22,29 +22,12 @@ use testlayer_testkit::kubelet::KubeletEventKind;
 use testlayer_testkit::{ControlPlane, TestKubelet};
 
 fn install_crds(cp: &ControlPlane) {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
-    let out = cp
-        .kubectl()
-        .args(["apply", "--server-side", "-f", dir])
-        .output()
-        .expect("kubectl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = cp
-        .kubectl()
-        .args([
-            "wait",
-            "--for=condition=Established",
-            "crd/testlayerruns.testlayer.dev",
-            "crd/categoryruns.testlayer.dev",
-            "--timeout=30s",
-        ])
-        .output()
-        .expect("kubectl");
-    assert!(out.status.success());
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"));
+    cp.install_crds(
+        dir,
+        &["testlayerruns.testlayer.dev", "categoryruns.testlayer.dev"],
+    )
+    .expect("CRDs");
 }
 
 fn wide_layer(name: &str, n: usize, command: &str) -> String {

@@ -104,33 +104,11 @@ fn the_chart_lints_and_renders() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_completes_a_run_under_the_charts_rbac() {
     let cp = ControlPlane::shared();
-    let out = cp
-        .kubectl()
-        .args([
-            "apply",
-            "--server-side",
-            "-f",
-            chart().join("crds").to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = cp
-        .kubectl()
-        .args([
-            "wait",
-            "--for=condition=Established",
-            "crd/testlayerruns.testlayer.dev",
-            "crd/categoryruns.testlayer.dev",
-            "--timeout=30s",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    cp.install_crds(
+        &chart().join("crds"),
+        &["testlayerruns.testlayer.dev", "categoryruns.testlayer.dev"],
+    )
+    .unwrap();
 
     // Install the chart's manifests (two replicas: leader election on).
     let system = cp.create_namespace("tl-system").await.unwrap();

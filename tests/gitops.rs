@@ -108,27 +108,12 @@ async fn until(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_follows_a_real_run() {
     let cp = ControlPlane::shared();
-    let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
-    assert!(
-        cp.kubectl()
-            .args(["apply", "--server-side", "-f", crds])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(
-        cp.kubectl()
-            .args([
-                "wait",
-                "--for=condition=Established",
-                "crd/testlayerruns.testlayer.dev",
-                "crd/categoryruns.testlayer.dev",
-                "--timeout=30s"
-            ])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let crds = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"));
+    cp.install_crds(
+        crds,
+        &["testlayerruns.testlayer.dev", "categoryruns.testlayer.dev"],
+    )
+    .unwrap();
     let ns = cp.create_namespace("gitops").await.unwrap();
     let admin = cp.admin_client().await.unwrap();
     let _kubelet = TestKubelet::start(admin.clone(), &ns, 2).await.unwrap();

@@ -144,33 +144,12 @@ impl Env {
 fn install_crds(cp: &ControlPlane) {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
-        let out = cp
-            .kubectl()
-            .args(["apply", "--server-side", "-f", dir])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let out = cp
-            .kubectl()
-            .args([
-                "wait",
-                "--for=condition=Established",
-                "crd/testlayerruns.testlayer.dev",
-                "crd/categoryruns.testlayer.dev",
-                "--timeout=30s",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"));
+        cp.install_crds(
+            dir,
+            &["testlayerruns.testlayer.dev", "categoryruns.testlayer.dev"],
+        )
+        .unwrap();
     });
 }
 
@@ -445,13 +424,29 @@ async fn timeouts_stop_pods_and_cancel_stops_everything() {
         .await
         .unwrap();
     let done = env.wait_done("long", Duration::from_secs(30)).await;
-    assert_eq!(phase(&done), Some(LayerPhase::Cancelled));
+    let details = env
+        .crs()
+        .list(&ListParams::default().labels("testlayer.dev/run=long"))
+        .await
+        .unwrap();
+    let details: Vec<String> = details
+        .items
+        .iter()
+        .map(|c| format!("{}: {:?}", c.name_any(), c.status))
+        .collect();
+    assert_eq!(
+        phase(&done),
+        Some(LayerPhase::Cancelled),
+        "{}",
+        details.join("\n")
+    );
     assert!(
         category_phases(&done)
             .values()
             .all(|p| *p == Phase::Cancelled),
-        "{:?}",
-        category_phases(&done)
+        "{:?}\n{}",
+        category_phases(&done),
+        details.join("\n")
     );
     let start = Instant::now();
     while !env

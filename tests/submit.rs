@@ -24,27 +24,12 @@ async fn env(prefix: &str) -> Env {
     let cp = ControlPlane::shared();
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
-        assert!(
-            cp.kubectl()
-                .args(["apply", "--server-side", "-f", dir])
-                .status()
-                .unwrap()
-                .success()
-        );
-        assert!(
-            cp.kubectl()
-                .args([
-                    "wait",
-                    "--for=condition=Established",
-                    "crd/testlayerruns.testlayer.dev",
-                    "crd/categoryruns.testlayer.dev",
-                    "--timeout=30s"
-                ])
-                .status()
-                .unwrap()
-                .success()
-        );
+        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"));
+        cp.install_crds(
+            dir,
+            &["testlayerruns.testlayer.dev", "categoryruns.testlayer.dev"],
+        )
+        .unwrap();
     });
     let ns = cp.create_namespace(prefix).await.unwrap();
     let admin = cp.admin_client().await.unwrap();

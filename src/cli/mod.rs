@@ -101,3 +101,28 @@ fn init_logging(filter: &str, json: bool) {
         builder.try_init()
     };
 }
+
+/// Writes the JUnit report if asked, prints the summary or JSON on standard
+/// output, and returns the run's exit code.
+fn print_reports(
+    report: &crate::report::RunReport,
+    output: OutputFormat,
+    junit: Option<&std::path::Path>,
+) -> i32 {
+    use std::io::IsTerminal;
+    if let Some(path) = junit {
+        match report.to_junit() {
+            Ok(xml) => {
+                if let Err(e) = std::fs::write(path, xml) {
+                    eprintln!("error: cannot write {}: {e}", path.display());
+                }
+            }
+            Err(e) => eprintln!("error: cannot make the JUnit report: {e}"),
+        }
+    }
+    match output {
+        OutputFormat::Json => println!("{}", report.to_json()),
+        OutputFormat::Text => print!("{}", report.summary(std::io::stdout().is_terminal())),
+    }
+    report.exit_code()
+}

@@ -156,19 +156,5 @@ pub fn run(a: &RunArgs) -> i32 {
             };
         }
     };
-    if let Some(path) = &a.junit {
-        match report.to_junit() {
-            Ok(xml) => {
-                if let Err(e) = std::fs::write(path, xml) {
-                    eprintln!("error: cannot write {}: {e}", path.display());
-                }
-            }
-            Err(e) => eprintln!("error: cannot make the JUnit report: {e}"),
-        }
-    }
-    match a.output {
-        OutputFormat::Json => println!("{}", report.to_json()),
-        OutputFormat::Text => print!("{}", report.summary(std::io::stdout().is_terminal())),
-    }
-    report.exit_code()
+    super::print_reports(&report, a.output, a.junit.as_deref())
 }

@@ -273,19 +273,5 @@ fn confirm_cancel(name: &str) -> bool {
 }
 
 fn finish(a: &SubmitArgs, report: &RunReport) -> i32 {
-    if let Some(path) = &a.junit {
-        match report.to_junit() {
-            Ok(xml) => {
-                if let Err(e) = std::fs::write(path, xml) {
-                    eprintln!("error: cannot write {}: {e}", path.display());
-                }
-            }
-            Err(e) => eprintln!("error: {e}"),
-        }
-    }
-    match a.output {
-        OutputFormat::Json => println!("{}", report.to_json()),
-        OutputFormat::Text => print!("{}", report.summary(std::io::stdout().is_terminal())),
-    }
-    report.exit_code()
+    super::print_reports(report, a.output, a.junit.as_deref())
 }

@@ -113,6 +113,10 @@ pub fn plan(layer: &LayerPlan, cats: &[CategoryObs], obs: &LayerObs) -> Decision
     }
 
     // 4. Dependents of anything that did not or will not succeed are skipped.
+    // A dependency stopped or ended by the layer's own end (cancel, deadline,
+    // fail-fast) is not the reason: its dependents end with the layer in
+    // step 5, however often the executor asks (even with a stale view of what
+    // it recorded).
     for &i in layer.topo_order() {
         if !matches!(st[i], St::Idle { .. }) {
             continue;
@@ -122,10 +126,13 @@ pub fn plan(layer: &LayerPlan, cats: &[CategoryObs], obs: &LayerObs) -> Decision
             .iter()
             .copied()
             .find(|&d| match st[d] {
-                St::Done(t) => t.phase != Phase::Succeeded,
-                // A dependency being stopped by the layer's own end (cancel,
-                // deadline, fail-fast) is not the reason its dependents end:
-                // they end with the layer in step 5.
+                St::Done(t) => {
+                    t.phase != Phase::Succeeded
+                        && !matches!(
+                            t.cause,
+                            Cause::CancelRequested | Cause::LayerDeadline | Cause::FailFast(_)
+                        )
+                }
                 St::Running { stop, .. } => stop.is_some() && layer_stop.is_none(),
                 St::Idle { .. } => false,
             });

@@ -464,3 +464,86 @@ fn a_recorded_end_is_never_decided_again() {
     assert!(d.actions.is_empty());
     assert_eq!(d.outcome, Some(LayerOutcome::Succeeded));
 }
+
+#[test]
+fn a_stale_view_after_a_cancel_gives_the_same_ends() {
+    // a runs, c waits on it; the run is cancelled.
+    let l = layer(
+        Strategy::ParallelUnlimited,
+        None,
+        vec![cat("a", &[]), cat("c", &[0])],
+    );
+    let running = CategoryObs {
+        attempts: vec![AttemptObs {
+            started_at: s(0),
+            ended: None,
+        }],
+        terminal: None,
+    };
+    let obs = LayerObs {
+        cancel: true,
+        ..LayerObs::at(s(5), s(0))
+    };
+    let first = plan(&l, &[running, CategoryObs::default()], &obs);
+    let cancelled = Terminal {
+        phase: Phase::Cancelled,
+        cause: Cause::CancelRequested,
+    };
+    assert!(first.actions.contains(&Action::Finish {
+        category: 1,
+        terminal: cancelled
+    }));
+    // Asked again once a has ended as cancelled, but without c's recorded end
+    // (an executor whose cache is behind): c still ends Cancelled, not Skipped.
+    let a_done = CategoryObs {
+        attempts: vec![AttemptObs {
+            started_at: s(0),
+            ended: Some((s(6), AttemptOutcome::Stopped)),
+        }],
+        terminal: Some(cancelled),
+    };
+    let again = plan(
+        &l,
+        &[a_done, CategoryObs::default()],
+        &LayerObs { now: s(7), ..obs },
+    );
+    assert!(
+        again.actions.contains(&Action::Finish {
+            category: 1,
+            terminal: cancelled
+        }),
+        "{:?}",
+        again.actions
+    );
+    // The same after a layer deadline.
+    let mut settings = LayerSettings::new("t", Strategy::ParallelUnlimited, None);
+    settings.deadline = Some(s(3));
+    let l = LayerPlan::new(settings, vec![cat("a", &[]), cat("c", &[0])]).unwrap();
+    let timed_out = Terminal {
+        phase: Phase::TimedOut,
+        cause: Cause::LayerDeadline,
+    };
+    let a_done = CategoryObs {
+        attempts: vec![AttemptObs {
+            started_at: s(0),
+            ended: Some((s(4), AttemptOutcome::Stopped)),
+        }],
+        terminal: Some(timed_out),
+    };
+    let d = plan(
+        &l,
+        &[a_done, CategoryObs::default()],
+        &LayerObs::at(s(5), s(0)),
+    );
+    assert!(
+        d.actions.contains(&Action::Finish {
+            category: 1,
+            terminal: Terminal {
+                phase: Phase::Cancelled,
+                cause: Cause::LayerDeadline
+            }
+        }),
+        "{:?}",
+        d.actions
+    );
+}

@@ -339,6 +339,35 @@ impl ControlPlane {
         c
     }
 
+    /// Applies the CRD manifests in `dir` (server-side) and waits until the
+    /// CRDs named are Established.
+    pub fn install_crds(&self, dir: &Path, names: &[&str]) -> Result<(), TestkitError> {
+        let fail = |what: &str, out: std::process::Output| TestkitError::Io {
+            what: what.to_string(),
+            source: std::io::Error::other(String::from_utf8_lossy(&out.stderr).into_owned()),
+        };
+        let out = self
+            .kubectl()
+            .args(["apply", "--server-side", "-f"])
+            .arg(dir)
+            .output()
+            .map_err(TestkitError::io("running kubectl"))?;
+        if !out.status.success() {
+            return Err(fail(
+                &format!("applying the CRDs in {}", dir.display()),
+                out,
+            ));
+        }
+        let mut wait = self.kubectl();
+        wait.args(["wait", "--for=condition=Established", "--timeout=30s"]);
+        wait.args(names.iter().map(|n| format!("crd/{n}")));
+        let out = wait.output().map_err(TestkitError::io("running kubectl"))?;
+        if !out.status.success() {
+            return Err(fail("waiting for the CRDs", out));
+        }
+        Ok(())
+    }
+
     /// A new client for the admin.
     pub async fn admin_client(&self) -> Result<Client, TestkitError> {
         client_from_kubeconfig(&self.kubeconfig).await
