@@ -104,37 +104,56 @@ fn the_chart_lints_and_renders() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_completes_a_run_under_the_charts_rbac() {
     let cp = ControlPlane::shared();
-    cp.install_crds(
-        &chart().join("crds"),
-        &["testlayerruns.testlayer.dev", "categoryruns.testlayer.dev"],
-    )
-    .unwrap();
-
-    // Install the chart's manifests (two replicas: leader election on).
+    // `helm install` into the test control plane (two replicas: leader
+    // election on); it installs the CRDs from the chart too.
     let system = cp.create_namespace("tl-system").await.unwrap();
     let chart_path = chart();
-    let rendered = helm(&[
-        "template",
+    let kubeconfig = cp.kubeconfig().to_str().unwrap().to_string();
+    helm(&[
+        "install",
         "tl",
         chart_path.to_str().unwrap(),
+        "--kubeconfig",
+        &kubeconfig,
         "--namespace",
         &system,
         "--set",
         "replicaCount=2",
     ]);
-    let file = std::env::temp_dir().join(format!("testlayer-chart-{}.yaml", std::process::id()));
-    std::fs::write(&file, rendered).unwrap();
+    let listed = helm(&["list", "--kubeconfig", &kubeconfig, "--namespace", &system]);
+    assert!(
+        listed.contains("tl") && listed.contains("deployed"),
+        "{listed}"
+    );
     let out = cp
         .kubectl()
-        .args(["apply", "-n", &system, "-f", file.to_str().unwrap()])
+        .args([
+            "wait",
+            "--for=condition=Established",
+            "crd/testlayerruns.testlayer.dev",
+            "crd/categoryruns.testlayer.dev",
+            "--timeout=30s",
+        ])
         .output()
         .unwrap();
-    let _ = std::fs::remove_file(&file);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    for (kind, name) in [
+        ("deployment", "tl-testlayer"),
+        ("serviceaccount", "tl-testlayer"),
+        ("service", "tl-testlayer-metrics"),
+        ("role", "tl-testlayer-leader-election"),
+    ] {
+        let out = cp
+            .kubectl()
+            .args(["get", kind, name, "-n", &system])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{kind} {name} not installed");
+    }
 
     // The controller with the chart's ServiceAccount: nothing else grants it anything.
     let sa_client = cp
