@@ -185,6 +185,15 @@ pub fn stop_terminal(layer: &LayerPlan, status: &CategoryRunStatus) -> Option<Te
         "Failed" => Phase::Failed,
         _ => return None,
     };
+    recorded_terminal(layer, status, phase)
+}
+
+/// The terminal `phase` with the cause the status records for it.
+fn recorded_terminal(
+    layer: &LayerPlan,
+    status: &CategoryRunStatus,
+    phase: Phase,
+) -> Option<Terminal> {
     let cause = cause_from(
         layer,
         status.reason.as_deref()?,
@@ -213,14 +222,10 @@ pub fn category_obs(
                 .map(|t| (offset(run_start, &stored(t)), outcome(a))),
         })
         .collect();
-    let terminal = status.phase.filter(|p| p.is_terminal()).and_then(|phase| {
-        let cause = cause_from(
-            layer,
-            status.reason.as_deref()?,
-            status.caused_by.as_deref(),
-        )?;
-        Some(Terminal { phase, cause })
-    });
+    let terminal = status
+        .phase
+        .filter(|p| p.is_terminal())
+        .and_then(|phase| recorded_terminal(layer, status, phase));
     CategoryObs { attempts, terminal }
 }
 

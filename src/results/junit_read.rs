@@ -38,37 +38,22 @@ pub fn counts_from_junit_xml(xml: &str, origin: &str) -> Result<TestCounts, Resu
             .read_event()
             .map_err(|e| malformed(reader.error_position(), e.to_string()))?;
         match event {
-            Event::Start(e) => {
-                depth += 1;
-                let name = e.local_name();
-                match name.as_ref() {
-                    b"testsuite" | b"testsuites" => junit = true,
-                    b"testcase" => {
-                        junit = true;
-                        case = Some((depth, Case::Passed));
-                    }
-                    b"failure" | b"error" => {
-                        if let Some((_, c)) = &mut case {
-                            *c = Case::Failed;
-                        }
-                    }
-                    b"skipped" => {
-                        if let Some((_, c)) = &mut case
-                            && *c == Case::Passed
-                        {
-                            *c = Case::Skipped;
-                        }
-                    }
-                    _ => {}
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                // `<x/>` opens and closes at once: no depth, and a bare
+                // `<testcase/>` is a passed case.
+                let empty = matches!(event, Event::Empty(_));
+                if !empty {
+                    depth += 1;
                 }
-            }
-            Event::Empty(e) => {
-                let name = e.local_name();
-                match name.as_ref() {
+                match e.local_name().as_ref() {
                     b"testsuite" | b"testsuites" => junit = true,
                     b"testcase" => {
                         junit = true;
-                        counts.passed += 1;
+                        if empty {
+                            counts.passed += 1;
+                        } else {
+                            case = Some((depth, Case::Passed));
+                        }
                     }
                     b"failure" | b"error" => {
                         if let Some((_, c)) = &mut case {
