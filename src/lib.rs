@@ -1,12 +1,13 @@
 //! testlayer: runs a test suite as layers of categories, in Kubernetes or as
 //! local processes, planned by one pure planner.
+//!
+//! This crate is the `testlayer` command. The work lives in three crates it
+//! re-exports: `testlayer-core` (config, planner, results, reports; pure),
+//! `testlayer-local` (the local executor) and `testlayer-operator` (the API
+//! types and the Kubernetes controller).
 
-pub mod api;
 pub mod cli;
-pub mod config;
-pub mod controller;
-pub mod layer;
-pub mod local;
-pub mod plan;
-pub mod report;
-pub mod results;
+
+pub use testlayer_core::{config, layer, plan, report, results};
+pub use testlayer_local as local;
+pub use testlayer_operator::{api, controller};

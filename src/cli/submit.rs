@@ -226,7 +226,7 @@ async fn follow(a: &SubmitArgs, client: Client, ns: &str, name: &str) -> i32 {
                 .await
                 .map(|l| l.items)
                 .unwrap_or_default();
-            let report = RunReport::from_run(&run, &list);
+            let report = testlayer_operator::report::run_report(&run, &list);
             return finish(a, &report);
         }
         if start.elapsed() > Duration::from_secs(a.timeout) {

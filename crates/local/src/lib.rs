@@ -5,6 +5,8 @@ mod attempt;
 pub mod progress;
 mod services;
 
+pub(crate) use testlayer_core::{layer, plan, report, results};
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,0 +1,9 @@
+//! The Kubernetes operator of testlayer: the `TestLayerRun` and `CategoryRun`
+//! API types and the controller that drives them through the planner of
+//! `testlayer-core`.
+
+pub mod api;
+pub mod controller;
+pub mod report;
+
+pub(crate) use testlayer_core::{config, layer, plan, results};

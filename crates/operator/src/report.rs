@@ -1,0 +1,76 @@
+//! The report of a TestLayerRun read back from the cluster (its status and
+//! its CategoryRuns), in the shape both executors print.
+
+use testlayer_core::plan::{LayerOutcome, Phase};
+use testlayer_core::report::{AttemptReport, CategoryReport, RunReport};
+
+/// The report of a finished (or still running) TestLayerRun from its status
+/// and its CategoryRuns, as `testlayer submit` prints it.
+pub fn run_report(
+    run: &crate::api::TestLayerRun,
+    categories: &[crate::api::CategoryRun],
+) -> RunReport {
+    use crate::api::LayerPhase;
+    let st = run.status.clone().unwrap_or_default();
+    let outcome = match st.phase {
+        Some(LayerPhase::Succeeded) => LayerOutcome::Succeeded,
+        Some(LayerPhase::TimedOut) => LayerOutcome::TimedOut,
+        Some(LayerPhase::Cancelled) => LayerOutcome::Cancelled,
+        _ => LayerOutcome::Failed,
+    };
+    let secs =
+        |s: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+         e: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| match (s, e) {
+            (Some(s), Some(e)) => crate::controller::attempts::offset(&s.0, &e.0).as_secs_f64(),
+            _ => 0.0,
+        };
+    let names: Vec<String> = match &st.plan {
+        Some(p) => p.categories.clone(),
+        None => st.categories.iter().map(|c| c.name.clone()).collect(),
+    };
+    let cats = names
+        .iter()
+        .map(|name| {
+            let cr = categories.iter().find(|c| &c.spec.category == name);
+            let cs = cr.and_then(|c| c.status.clone()).unwrap_or_default();
+            CategoryReport {
+                name: name.clone(),
+                phase: cs.phase.unwrap_or(Phase::Pending),
+                message: cs.message.clone().unwrap_or_default(),
+                reason: cs.reason.clone().unwrap_or_default(),
+                attempts: cs
+                    .attempts
+                    .iter()
+                    .map(|a| AttemptReport {
+                        number: a.number,
+                        exit_code: a.exit_code,
+                        reason: a
+                            .reason
+                            .clone()
+                            .or_else(|| a.stop.clone())
+                            .unwrap_or_default(),
+                        duration_secs: secs(&a.start_time, &a.completion_time),
+                        infrastructure: a.infrastructure,
+                    })
+                    .collect(),
+                duration_secs: secs(&cs.start_time, &cs.completion_time),
+                counts: cs.counts,
+                log_tail: cs.log_tail.clone().unwrap_or_default(),
+                log_file: None,
+            }
+        })
+        .collect();
+    RunReport {
+        layer: run.spec.layer.clone(),
+        display_name: st
+            .plan
+            .as_ref()
+            .map_or_else(|| run.spec.layer.clone(), |p| p.display_name.clone()),
+        environment: run.spec.environment.clone(),
+        strategy: st.strategy.clone().unwrap_or_default(),
+        outcome,
+        duration_secs: secs(&st.start_time, &st.completion_time),
+        counts: st.counts.unwrap_or_default(),
+        categories: cats,
+    }
+}
