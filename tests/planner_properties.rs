@@ -315,10 +315,7 @@ fn replanning_the_same_state_is_idempotent_for_recorded_starts() {
         .collect();
     assert_eq!(starts, vec![0, 1]);
     for &i in &starts {
-        obs[i].attempts.push(AttemptObs {
-            started_at: secs(0),
-            ended: None,
-        });
+        obs[i].attempts.push(AttemptObs::running(secs(0)));
     }
     // Same state, asked again (as after a controller restart): nothing new.
     let again = plan(&layer, &obs, &LayerObs::at(secs(1), secs(0)));

@@ -184,7 +184,10 @@ async fn follow(a: &SubmitArgs, client: Client, ns: &str, name: &str) -> i32 {
     let start = Instant::now();
     let mut seen: BTreeMap<String, (Phase, u32)> = BTreeMap::new();
     let mut asked = false;
+    // Listeners made once, so that a signal that arrives while the loop reads
+    // the run is not lost.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
     loop {
         let run = match runs.get(name).await {
             Ok(r) => r,
@@ -209,7 +212,7 @@ async fn follow(a: &SubmitArgs, client: Client, ns: &str, name: &str) -> i32 {
                     .unwrap_or_default();
                 let reason = c
                     .reason
-                    .as_deref()
+                    .as_ref()
                     .map(|r| format!(" ({r})"))
                     .unwrap_or_default();
                 eprintln!(
@@ -238,7 +241,7 @@ async fn follow(a: &SubmitArgs, client: Client, ns: &str, name: &str) -> i32 {
         }
         let interrupted = tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(500)) => false,
-            _ = tokio::signal::ctrl_c() => true,
+            _ = async { match int.as_mut() { Some(i) => { i.recv().await; } None => std::future::pending().await } } => true,
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => true,
         };
         if interrupted && !asked {

@@ -287,6 +287,30 @@ impl LayerPlan {
             .unwrap_or_default()
     }
 
+    /// The environment testlayer gives the command of category `i`: the
+    /// category's own `env`, then `TESTLAYER_LAYER`, `TESTLAYER_CATEGORY`,
+    /// `TESTLAYER_ENVIRONMENT`, `TESTLAYER_LLM_MODE` and, in a cluster,
+    /// `TESTLAYER_RUN`. Each attempt adds [`ATTEMPT_ENV`].
+    pub fn command_env(&self, i: usize, run: Option<&str>) -> BTreeMap<String, String> {
+        let mut env = self
+            .categories
+            .get(i)
+            .map(|c| c.env.clone())
+            .unwrap_or_default();
+        let name = self.categories.get(i).map(|c| c.name.clone());
+        env.insert("TESTLAYER_LAYER".into(), self.key.clone());
+        env.insert("TESTLAYER_CATEGORY".into(), name.unwrap_or_default());
+        env.insert(
+            "TESTLAYER_ENVIRONMENT".into(),
+            self.environment.clone().unwrap_or_default(),
+        );
+        env.insert("TESTLAYER_LLM_MODE".into(), self.llm_mode.to_string());
+        if let Some(run) = run {
+            env.insert("TESTLAYER_RUN".into(), run.to_string());
+        }
+        env
+    }
+
     /// Index of the category with this name.
     pub fn index_of(&self, name: &str) -> Option<usize> {
         self.categories.iter().position(|c| c.name == name)
@@ -441,5 +465,46 @@ mod tests {
         }
         assert_eq!(find_cycle(&[vec![0]]), Some(vec![0, 0]));
         assert_eq!(find_cycle(&[vec![], vec![0]]), None);
+    }
+}
+
+/// The variable that tells a command which attempt it is (1-based).
+pub const ATTEMPT_ENV: &str = "TESTLAYER_ATTEMPT";
+
+/// A command template with `{category}` and `{layer}` substituted, in one
+/// pass (a substituted name is never substituted again).
+pub fn substitute_command(template: &str, layer: &str, category: &str) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(at) = rest.find('{') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        if let Some(t) = tail.strip_prefix("{category}") {
+            out.push_str(category);
+            rest = t;
+        } else if let Some(t) = tail.strip_prefix("{layer}") {
+            out.push_str(layer);
+            rest = t;
+        } else {
+            out.push('{');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod command_tests {
+    use super::*;
+
+    #[test]
+    fn substitution_is_one_pass() {
+        assert_eq!(
+            substitute_command("pytest -m {category} --layer={layer} {x}", "fast", "smoke"),
+            "pytest -m smoke --layer=fast {x}"
+        );
+        assert_eq!(substitute_command("{category}", "L", "{layer}"), "{layer}");
+        assert_eq!(substitute_command("{{category}}", "L", "c"), "{c}");
     }
 }

@@ -12,3 +12,4 @@ pub mod layer;
 pub mod plan;
 pub mod report;
 pub mod results;
+pub mod words;

@@ -8,6 +8,7 @@ use comfy_table::{Cell, Color, Table, presets::UTF8_FULL_CONDENSED};
 use crate::plan::describe::human_duration;
 use crate::plan::{LayerOutcome, Phase};
 use crate::results::{CaseOutcome, JunitCase, JunitSuite, ResultsError, TestCounts, write_junit};
+use crate::words::{AttemptReason, Reason};
 
 /// One attempt of one category.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -17,8 +18,8 @@ pub struct AttemptReport {
     /// Exit code, when the process exited.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
-    /// Why it ended: `Completed`, `Error`, `DeadlineExceeded`, `OOMKilled`, `Evicted`, ...
-    pub reason: String,
+    /// Why it ended: `Completed`, `ExitCode1`, `DeadlineExceeded`, `OOMKilled`, `Evicted`, ...
+    pub reason: AttemptReason,
     /// How long it ran.
     pub duration_secs: f64,
     /// Infrastructure rather than test failure.
@@ -36,7 +37,7 @@ pub struct CategoryReport {
     /// Why it ended so (a sentence).
     pub message: String,
     /// Machine-friendly reason.
-    pub reason: String,
+    pub reason: Reason,
     /// Every attempt.
     pub attempts: Vec<AttemptReport>,
     /// Wall time from the first start to the end.

@@ -5,7 +5,7 @@ mod attempt;
 pub mod progress;
 mod services;
 
-pub(crate) use testlayer_core::{layer, plan, report, results};
+pub(crate) use testlayer_core::{layer, plan, report, results, words};
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -14,12 +14,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::layer::LayerPlan;
-use crate::plan::describe::{describe_terminal, reason_code};
+use crate::layer::{ATTEMPT_ENV, LayerPlan};
+use crate::plan::describe::describe_end;
+use crate::plan::gate::{Gate, services_gate};
 use crate::plan::{
-    Action, AttemptObs, AttemptOutcome, CategoryObs, Cause, LayerObs, Phase, Terminal, plan,
+    Action, AttemptObs, AttemptOutcome, CategoryObs, Cause, LayerObs, Phase, Stop, Terminal, plan,
 };
 use crate::report::{AttemptReport, CategoryReport, RunReport};
+use crate::words::{AttemptReason, Reason};
 use attempt::{AttemptHandle, AttemptResult, AttemptSpec};
 pub use progress::{PlainProgress, Progress, Silent, TerminalProgress};
 
@@ -42,13 +44,8 @@ pub enum LocalError {
     )]
     ServiceWithoutAddress(String),
     /// Required services did not become reachable in time.
-    #[error("required services not reachable after {}: {}", crate::plan::describe::human_duration(*.bound), .services.join(", "))]
-    ServicesNotReady {
-        /// The services.
-        services: Vec<String>,
-        /// How long we waited.
-        bound: Duration,
-    },
+    #[error("{0}")]
+    ServicesNotReady(String),
     /// The log directory could not be made.
     #[error("cannot create the log directory {path}: {source}")]
     LogDir {
@@ -94,25 +91,7 @@ pub async fn run_layer(
     }
     progress.layer_started(layer);
     if !layer.required_services.is_empty() {
-        let mut addrs = Vec::new();
-        for s in &layer.required_services {
-            match layer.service_addresses.get(s) {
-                Some(a) => addrs.push((s.clone(), a.clone())),
-                None => return Err(LocalError::ServiceWithoutAddress(s.clone())),
-            }
-        }
-        progress.note(&format!(
-            "waiting for services: {}",
-            layer.required_services.join(", ")
-        ));
-        let missing = services::wait_for(&addrs, layer.service_wait).await;
-        if !missing.is_empty() {
-            progress.finished();
-            return Err(LocalError::ServicesNotReady {
-                services: missing,
-                bound: layer.service_wait,
-            });
-        }
+        wait_for_services(layer, progress.as_ref()).await?;
     }
 
     let n = layer.categories.len();
@@ -125,7 +104,7 @@ pub async fn run_layer(
             name: c.name.clone(),
             phase: Phase::Pending,
             message: String::new(),
-            reason: String::new(),
+            reason: Reason::Pending,
             attempts: Vec::new(),
             duration_secs: 0.0,
             counts: None,
@@ -134,7 +113,7 @@ pub async fn run_layer(
         })
         .collect();
     let mut first_start: Vec<Option<Duration>> = vec![None; n];
-    let mut running: HashMap<usize, (AttemptHandle, Option<Terminal>)> = HashMap::new();
+    let mut running: HashMap<usize, AttemptHandle> = HashMap::new();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<AttemptResult>();
     let mut cancel = false;
 
@@ -156,11 +135,14 @@ pub async fn run_layer(
                         .log_dir
                         .as_ref()
                         .map(|dir| dir.join(format!("{}.attempt-{attempt}.log", c.k8s_name)));
+                    let mut env: Vec<(String, String)> =
+                        layer.command_env(i, None).into_iter().collect();
+                    env.push((ATTEMPT_ENV.to_string(), attempt.to_string()));
                     let spec = AttemptSpec {
                         category: i,
                         attempt,
                         command: c.command.clone().unwrap_or_default(),
-                        env: attempt_env(layer, i, attempt),
+                        env,
                         working_dir: c
                             .working_dir
                             .as_ref()
@@ -169,10 +151,7 @@ pub async fn run_layer(
                         junit_report: c.junit_report.clone(),
                     };
                     reports[i].log_file = log_file.map(|p| p.display().to_string());
-                    cats[i].attempts.push(AttemptObs {
-                        started_at: now,
-                        ended: None,
-                    });
+                    cats[i].attempts.push(AttemptObs::running(now));
                     first_start[i].get_or_insert(now);
                     reports[i].phase = Phase::Running;
                     if let Some(prev) = reports[i].attempts.last() {
@@ -185,22 +164,18 @@ pub async fn run_layer(
                     }
                     progress.attempt_started(i, &c.name, attempt);
                     let handle = attempt::spawn(spec, progress.clone(), done_tx.clone());
-                    running.insert(i, (handle, None));
+                    running.insert(i, handle);
                 }
-                Action::Stop {
-                    category: i,
-                    terminal,
-                } => {
-                    if let Some((h, stop)) = running.get_mut(&i)
-                        && stop.is_none()
+                Action::Stop { category: i, stop } => {
+                    // Record the stop first; the planner ends the category as
+                    // it says once the attempt has ended.
+                    if let Some(a) = cats[i].attempts.last_mut()
+                        && a.stop.is_none()
                     {
-                        *stop = Some(terminal);
-                        h.stop();
-                    }
-                }
-                Action::Interrupt { category: i } => {
-                    if let Some((h, _)) = running.get_mut(&i) {
-                        h.stop();
+                        a.stop = Some(stop);
+                        if let Some(h) = running.get_mut(&i) {
+                            h.stop();
+                        }
                     }
                 }
                 Action::Finish {
@@ -233,13 +208,11 @@ pub async fn run_layer(
         tokio::select! {
             r = done_rx.recv() => {
                 if let Some(r) = r {
-                    let now = start.elapsed();
-                    record(layer, &mut cats, &mut reports, &mut running, &first_start, r, now, progress.as_ref());
+                    record(&mut cats, &mut reports, &mut running, r, start.elapsed());
                 }
                 // Take everything else that ended meanwhile before planning again.
                 while let Ok(r) = done_rx.try_recv() {
-                    let now = start.elapsed();
-                    record(layer, &mut cats, &mut reports, &mut running, &first_start, r, now, progress.as_ref());
+                    record(&mut cats, &mut reports, &mut running, r, start.elapsed());
                 }
             }
             _ = sleep => {}
@@ -269,66 +242,72 @@ pub async fn run_layer(
     })
 }
 
-/// The environment of one attempt: the category's, plus what testlayer tells it.
-fn attempt_env(layer: &LayerPlan, i: usize, attempt: u32) -> Vec<(String, String)> {
-    let c = &layer.categories[i];
-    let mut env: Vec<(String, String)> =
-        c.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    env.extend([
-        ("TESTLAYER_LAYER".to_string(), layer.key.clone()),
-        ("TESTLAYER_CATEGORY".to_string(), c.name.clone()),
-        ("TESTLAYER_ATTEMPT".to_string(), attempt.to_string()),
-        (
-            "TESTLAYER_LLM_MODE".to_string(),
-            layer.llm_mode.as_str().to_string(),
-        ),
-        (
-            "TESTLAYER_ENVIRONMENT".to_string(),
-            layer.environment.clone().unwrap_or_default(),
-        ),
-    ]);
-    env
+/// Waits for the layer's required services, up to its bound.
+async fn wait_for_services(layer: &LayerPlan, progress: &dyn Progress) -> Result<(), LocalError> {
+    let mut addrs = Vec::new();
+    for s in &layer.required_services {
+        match layer.service_addresses.get(s) {
+            Some(a) => addrs.push((s.clone(), a.clone())),
+            None => return Err(LocalError::ServiceWithoutAddress(s.clone())),
+        }
+    }
+    let began = Instant::now();
+    let mut said = String::new();
+    loop {
+        let unready = services::unreachable(&addrs).await;
+        match services_gate(&unready, began.elapsed(), layer.service_wait) {
+            Gate::Open => return Ok(()),
+            Gate::Waiting(m) => {
+                if m != said {
+                    progress.note(&m);
+                    said = m;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Gate::Failed { message, .. } => {
+                progress.finished();
+                return Err(LocalError::ServicesNotReady(message));
+            }
+        }
+    }
 }
 
-/// Records an attempt that ended.
-#[allow(clippy::too_many_arguments)]
+/// Records an attempt that ended: when and how, and what it printed. What
+/// that means for its category is the planner's to say.
 fn record(
-    layer: &LayerPlan,
     cats: &mut [CategoryObs],
     reports: &mut [CategoryReport],
-    running: &mut HashMap<usize, (AttemptHandle, Option<Terminal>)>,
-    first_start: &[Option<Duration>],
+    running: &mut HashMap<usize, AttemptHandle>,
     r: AttemptResult,
     now: Duration,
-    progress: &dyn Progress,
 ) {
     let i = r.category;
-    let stop = running.remove(&i).and_then(|(_, s)| s);
-    let outcome = match stop {
-        Some(t) if t.cause == Cause::Timeout => AttemptOutcome::TimedOut,
+    running.remove(&i);
+    let Some(last) = cats[i].attempts.last_mut() else {
+        return;
+    };
+    let outcome = match last.stop {
         Some(_) => AttemptOutcome::Stopped,
         None if r.spawn_error.is_some() => AttemptOutcome::Failed { infra: true },
         None if r.exit_code == Some(0) => AttemptOutcome::Succeeded,
         None => AttemptOutcome::Failed { infra: false },
     };
-    let reason = match (outcome, r.exit_code, r.signal) {
-        (AttemptOutcome::TimedOut, ..) => "DeadlineExceeded".to_string(),
-        (AttemptOutcome::Stopped, ..) => "Stopped".to_string(),
-        (AttemptOutcome::Succeeded, ..) => "Completed".to_string(),
-        _ if r.spawn_error.is_some() => "StartError".to_string(),
-        (_, Some(code), _) => format!("ExitCode{code}"),
-        (_, None, Some(sig)) => format!("Signal{sig}"),
-        _ => "Error".to_string(),
+    let reason = match (last.stop, r.exit_code, r.signal) {
+        (Some(Stop::End(t)), ..) if t.cause == Cause::Timeout => AttemptReason::DeadlineExceeded,
+        (Some(_), ..) => AttemptReason::Stopped,
+        _ if r.spawn_error.is_some() => AttemptReason::StartError,
+        (None, Some(0), _) => AttemptReason::Completed,
+        (None, Some(code), _) => AttemptReason::ExitCode(code),
+        (None, None, Some(sig)) => AttemptReason::Signal(sig),
+        _ => AttemptReason::Other("Error".into()),
     };
+    last.ended = Some((now, outcome));
     let number = cats[i].attempts.len() as u32;
-    if let Some(last) = cats[i].attempts.last_mut() {
-        last.ended = Some((now, outcome));
-    }
     let rep = &mut reports[i];
     rep.attempts.push(AttemptReport {
         number,
         exit_code: r.exit_code,
-        reason: reason.clone(),
+        reason,
         duration_secs: r.duration.as_secs_f64(),
         infrastructure: matches!(outcome, AttemptOutcome::Failed { infra: true }),
     });
@@ -339,34 +318,16 @@ fn record(
         (None, Some(j)) => format!("[testlayer] {j}"),
         (None, None) => r.tail,
     };
-    if let Some(t) = stop {
-        cats[i].terminal = Some(t);
-        let took = first_start[i]
-            .map(|s| now.saturating_sub(s))
-            .unwrap_or_default();
-        finish_report(layer, rep, t, took);
-        progress.category_finished(
-            i,
-            &layer.categories[i].name,
-            t.phase,
-            &rep.message,
-            rep.counts,
-            took,
-        );
-    }
 }
 
 fn finish_report(layer: &LayerPlan, rep: &mut CategoryReport, t: Terminal, took: Duration) {
     rep.phase = t.phase;
-    rep.reason = reason_code(t.cause).to_string();
-    rep.message = describe_terminal(layer, t);
-    if let (Cause::TestsFailed, Some(a)) = (t.cause, rep.attempts.last())
-        && let Some(code) = a.exit_code
-    {
-        rep.message = format!(
-            "tests failed (exit code {code}) after {} attempt(s)",
-            rep.attempts.len()
-        );
-    }
+    rep.reason = Reason::from(t.cause);
+    rep.message = describe_end(
+        layer,
+        t,
+        rep.attempts.last().map(|a| &a.reason),
+        rep.attempts.len(),
+    );
     rep.duration_secs = took.as_secs_f64();
 }

@@ -3,6 +3,7 @@
 
 use testlayer_core::plan::{LayerOutcome, Phase};
 use testlayer_core::report::{AttemptReport, CategoryReport, RunReport};
+use testlayer_core::words::{AttemptReason, Reason};
 
 /// The report of a finished (or still running) TestLayerRun from its status
 /// and its CategoryRuns, as `testlayer submit` prints it.
@@ -21,7 +22,7 @@ pub fn run_report(
     let secs =
         |s: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
          e: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| match (s, e) {
-            (Some(s), Some(e)) => crate::controller::attempts::offset(&s.0, &e.0).as_secs_f64(),
+            (Some(s), Some(e)) => crate::controller::step::offset(&s.0, &e.0).as_secs_f64(),
             _ => 0.0,
         };
     let names: Vec<String> = match &st.plan {
@@ -37,18 +38,18 @@ pub fn run_report(
                 name: name.clone(),
                 phase: cs.phase.unwrap_or(Phase::Pending),
                 message: cs.message.clone().unwrap_or_default(),
-                reason: cs.reason.clone().unwrap_or_default(),
+                reason: cs.reason.clone().unwrap_or(Reason::Pending),
                 attempts: cs
                     .attempts
                     .iter()
                     .map(|a| AttemptReport {
                         number: a.number,
                         exit_code: a.exit_code,
-                        reason: a
-                            .reason
-                            .clone()
-                            .or_else(|| a.stop.clone())
-                            .unwrap_or_default(),
+                        reason: a.reason.clone().unwrap_or(if a.stop.is_some() {
+                            AttemptReason::Stopped
+                        } else {
+                            AttemptReason::Other("Running".into())
+                        }),
                         duration_secs: secs(&a.start_time, &a.completion_time),
                         infrastructure: a.infrastructure,
                     })
@@ -67,7 +68,11 @@ pub fn run_report(
             .as_ref()
             .map_or_else(|| run.spec.layer.clone(), |p| p.display_name.clone()),
         environment: run.spec.environment.clone(),
-        strategy: st.strategy.clone().unwrap_or_default(),
+        strategy: st
+            .strategy
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
         outcome,
         duration_secs: secs(&st.start_time, &st.completion_time),
         counts: st.counts.unwrap_or_default(),

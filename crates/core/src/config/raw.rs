@@ -76,6 +76,23 @@ impl Strategy {
     }
 }
 
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Strategy {
+    type Err = crate::words::UnknownWord;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Strategy::parse(s).ok_or_else(|| crate::words::UnknownWord {
+            kind: "strategy",
+            value: s.to_string(),
+            expected: "SEQUENTIAL, PARALLEL_UNLIMITED, PARALLEL_LIMITED or HYBRID_SMART".into(),
+        })
+    }
+}
+
 /// Whether tests talk to a mocked or a real LLM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -93,6 +110,27 @@ impl LlmMode {
         match self {
             LlmMode::Mock => "mock",
             LlmMode::Real => "real",
+        }
+    }
+}
+
+impl std::fmt::Display for LlmMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for LlmMode {
+    type Err = crate::words::UnknownWord;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "mock" => Ok(LlmMode::Mock),
+            "real" => Ok(LlmMode::Real),
+            _ => Err(crate::words::UnknownWord {
+                kind: "LLM mode",
+                value: s.to_string(),
+                expected: "mock or real".into(),
+            }),
         }
     }
 }

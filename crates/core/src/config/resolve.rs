@@ -13,6 +13,7 @@ use super::raw::{
 use super::{Config, ConfigErrors};
 use crate::layer::{
     CategoryPlan, GraphError, LayerPlan, LayerSettings, Quantities, Resources, find_cycle,
+    substitute_command,
 };
 
 /// Longest per-category timeout: one day.
@@ -694,8 +695,8 @@ impl<'a> Resolver<'a> {
                 c.push(format!("{cp}.command"), "must not be empty");
                 None
             }
-            (Some(cmd), _) => Some(substitute(cmd, &rc.name, self.key)),
-            (None, Some(t)) => Some(substitute(t, &rc.name, self.key)),
+            (Some(cmd), _) => Some(substitute_command(cmd, self.key, &rc.name)),
+            (None, Some(t)) => Some(substitute_command(t, self.key, &rc.name)),
             (None, None) => None,
         };
         let image = match &rc.image {
@@ -944,13 +945,6 @@ fn memory(q: &str, path: &str, c: &mut Collector) -> Option<u64> {
         }
         Some(b) => Some(b),
     }
-}
-
-/// Substitutes `{category}` and `{layer}` in a command template.
-fn substitute(template: &str, category: &str, layer: &str) -> String {
-    template
-        .replace("{category}", category)
-        .replace("{layer}", layer)
 }
 
 fn check_env_name(k: &str) -> Result<(), String> {

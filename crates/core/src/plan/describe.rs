@@ -3,20 +3,6 @@
 use super::state::{Cause, Terminal, WaitReason};
 use crate::layer::LayerPlan;
 
-/// A short machine-friendly reason (CamelCase, as Kubernetes reasons are).
-pub fn reason_code(cause: Cause) -> &'static str {
-    match cause {
-        Cause::Passed => "Passed",
-        Cause::TestsFailed => "TestsFailed",
-        Cause::InfraFailed => "InfrastructureFailed",
-        Cause::Timeout => "DeadlineExceeded",
-        Cause::LayerDeadline => "LayerDeadlineExceeded",
-        Cause::DependencyFailed(_) => "DependencyFailed",
-        Cause::FailFast(_) => "FailFast",
-        Cause::CancelRequested => "Cancelled",
-    }
-}
-
 /// A sentence saying why a category ended as it did.
 pub fn describe_terminal(layer: &LayerPlan, t: Terminal) -> String {
     let name = |i: usize| {
@@ -37,6 +23,26 @@ pub fn describe_terminal(layer: &LayerPlan, t: Terminal) -> String {
         Cause::DependencyFailed(d) => format!("dependency {} did not succeed", name(d)),
         Cause::FailFast(f) => format!("fail-fast: {} failed", name(f)),
         Cause::CancelRequested => "the run was cancelled".into(),
+    }
+}
+
+/// The sentence a category's end is reported with, by both executors:
+/// [`describe_terminal`], and for a failure the last attempt's reason and
+/// the number of attempts (`tests failed and no retries were left (exit code
+/// 1, 2 attempts)`).
+pub fn describe_end(
+    layer: &LayerPlan,
+    t: Terminal,
+    last_attempt: Option<&crate::words::AttemptReason>,
+    attempts: usize,
+) -> String {
+    let base = describe_terminal(layer, t);
+    match (t.cause, last_attempt) {
+        (Cause::TestsFailed | Cause::InfraFailed, Some(why)) => {
+            let n = if attempts == 1 { "attempt" } else { "attempts" };
+            format!("{base} ({}, {attempts} {n})", why.describe())
+        }
+        _ => base,
     }
 }
 
@@ -77,6 +83,29 @@ pub fn human_duration(d: std::time::Duration) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn ends_name_the_last_attempt_of_a_failure() {
+        let l = LayerPlan::new(
+            crate::layer::LayerSettings::new("l", crate::layer::Strategy::Sequential, None),
+            vec![crate::layer::CategoryPlan::new("a", Duration::from_secs(1))],
+        )
+        .unwrap();
+        let failed = Terminal {
+            phase: crate::plan::Phase::Failed,
+            cause: Cause::TestsFailed,
+        };
+        let why = crate::words::AttemptReason::ExitCode(1);
+        assert_eq!(
+            describe_end(&l, failed, Some(&why), 2),
+            "tests failed and no retries were left (exit code 1, 2 attempts)"
+        );
+        let passed = Terminal {
+            phase: crate::plan::Phase::Succeeded,
+            cause: Cause::Passed,
+        };
+        assert_eq!(describe_end(&l, passed, None, 1), "passed");
+    }
 
     #[test]
     fn durations() {

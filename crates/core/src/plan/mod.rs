@@ -2,6 +2,7 @@
 //! plain data, shared by the Kubernetes and the local executor.
 
 pub mod describe;
+pub mod gate;
 mod planner;
 pub mod sim;
 mod state;
@@ -11,5 +12,5 @@ mod tests;
 pub use planner::plan;
 pub use state::{
     Action, AttemptObs, AttemptOutcome, CategoryObs, Cause, Decision, LayerObs, LayerOutcome,
-    Phase, Terminal, WaitReason,
+    Phase, Stop, Terminal, WaitReason,
 };

@@ -5,8 +5,8 @@ use std::cmp::Reverse;
 use std::time::Duration;
 
 use super::state::{
-    Action, AttemptOutcome, CategoryObs, Cause, Decision, LayerObs, LayerOutcome, Phase, Terminal,
-    WaitReason,
+    Action, AttemptOutcome, CategoryObs, Cause, Decision, LayerObs, LayerOutcome, Phase, Stop,
+    Terminal, WaitReason,
 };
 use crate::layer::{LayerPlan, Strategy};
 
@@ -18,7 +18,7 @@ enum St {
     /// An attempt runs; `stop` is set once it must be stopped.
     Running {
         started: Duration,
-        stop: Option<Terminal>,
+        stop: Option<Stop>,
     },
     /// Not running; the next attempt may start at `not_before`.
     Idle {
@@ -59,10 +59,10 @@ pub fn plan(layer: &LayerPlan, cats: &[CategoryObs], obs: &LayerObs) -> Decision
         } = s
             && now >= *started + layer.categories[i].timeout
         {
-            *stop = Some(Terminal {
+            *stop = Some(Stop::End(Terminal {
                 phase: Phase::TimedOut,
                 cause: Cause::Timeout,
-            });
+            }));
         }
     }
 
@@ -107,7 +107,7 @@ pub fn plan(layer: &LayerPlan, cats: &[CategoryObs], obs: &LayerObs) -> Decision
                 stop: stop @ None, ..
             } = s
             {
-                *stop = Some(running_end);
+                *stop = Some(Stop::End(running_end));
             }
         }
     }
@@ -133,7 +133,9 @@ pub fn plan(layer: &LayerPlan, cats: &[CategoryObs], obs: &LayerObs) -> Decision
                             Cause::CancelRequested | Cause::LayerDeadline | Cause::FailFast(_)
                         )
                 }
-                St::Running { stop, .. } => stop.is_some() && layer_stop.is_none(),
+                St::Running { stop, .. } => {
+                    matches!(stop, Some(Stop::End(_))) && layer_stop.is_none()
+                }
                 St::Idle { .. } => false,
             });
         if let Some(d) = failed_dep {
@@ -163,15 +165,13 @@ pub fn plan(layer: &LayerPlan, cats: &[CategoryObs], obs: &LayerObs) -> Decision
     }
 
     // 6. Stops and interruptions of running attempts.
-    for (i, s) in st.iter().enumerate() {
+    for (i, s) in st.iter_mut().enumerate() {
         if let St::Running { stop, .. } = s {
-            match stop {
-                Some(terminal) => actions.push(Action::Stop {
-                    category: i,
-                    terminal: *terminal,
-                }),
-                None if obs.suspend => actions.push(Action::Interrupt { category: i }),
-                None => {}
+            if stop.is_none() && obs.suspend {
+                *stop = Some(Stop::Interrupt);
+            }
+            if let Some(stop) = *stop {
+                actions.push(Action::Stop { category: i, stop });
             }
         }
     }
@@ -251,17 +251,33 @@ fn derive(layer: &LayerPlan, i: usize, o: &CategoryObs) -> (St, bool) {
         return (
             St::Running {
                 started: last.started_at,
-                stop: None,
+                stop: last.stop,
             },
             false,
         );
     };
     let done = |phase, cause| (St::Done(Terminal { phase, cause }), true);
     let c = &layer.categories[i];
+    // A stopped attempt ends its category as its stop said, however it ended.
+    match last.stop {
+        Some(Stop::End(t)) => return (St::Done(t), true),
+        // Interrupted, not failed: start again, no backoff, no retry used.
+        Some(Stop::Interrupt) => {
+            return (
+                St::Idle {
+                    next_attempt,
+                    not_before: ended_at,
+                },
+                false,
+            );
+        }
+        None => {}
+    }
     match outcome {
         AttemptOutcome::Succeeded => done(Phase::Succeeded, Cause::Passed),
         AttemptOutcome::TimedOut => done(Phase::TimedOut, Cause::Timeout),
-        // Interrupted, not failed: start again, no backoff, no retry used.
+        // Stopped without a recorded stop: the executor lost the record;
+        // start again, as after an interruption.
         AttemptOutcome::Stopped => (
             St::Idle {
                 next_attempt,
@@ -271,7 +287,7 @@ fn derive(layer: &LayerPlan, i: usize, o: &CategoryObs) -> (St, bool) {
         ),
         AttemptOutcome::Failed { infra } => {
             let (mut tests, mut infras) = (0u32, 0u32);
-            for a in &o.attempts {
+            for a in o.attempts.iter().filter(|a| a.stop.is_none()) {
                 match a.ended {
                     Some((_, AttemptOutcome::Failed { infra: true })) => infras += 1,
                     Some((_, AttemptOutcome::Failed { infra: false })) => tests += 1,
@@ -305,7 +321,10 @@ fn derive(layer: &LayerPlan, i: usize, o: &CategoryObs) -> (St, bool) {
 fn first_failure(st: &[St]) -> Option<usize> {
     st.iter().position(|s| match s {
         St::Done(t) => t.phase.is_failure(),
-        St::Running { stop: Some(t), .. } => t.phase.is_failure(),
+        St::Running {
+            stop: Some(Stop::End(t)),
+            ..
+        } => t.phase.is_failure(),
         _ => false,
     })
 }

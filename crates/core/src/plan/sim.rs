@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::planner::plan;
 use super::state::{
-    Action, AttemptObs, AttemptOutcome, CategoryObs, Cause, LayerObs, LayerOutcome, Terminal,
+    Action, AttemptObs, AttemptOutcome, CategoryObs, LayerObs, LayerOutcome, Terminal,
 };
 use crate::layer::LayerPlan;
 
@@ -144,10 +144,7 @@ pub fn simulate(layer: &LayerPlan, scenario: &Scenario) -> Result<SimResult, Sim
                         Scripted::Fail => AttemptOutcome::Failed { infra: false },
                         Scripted::InfraFail => AttemptOutcome::Failed { infra: true },
                     };
-                    cats[i].attempts.push(AttemptObs {
-                        started_at: now,
-                        ended: None,
-                    });
+                    cats[i].attempts.push(AttemptObs::running(now));
                     running[i] = Some((now + script.duration, outcome));
                     trace.push(SimEvent {
                         at: now,
@@ -155,29 +152,15 @@ pub fn simulate(layer: &LayerPlan, scenario: &Scenario) -> Result<SimResult, Sim
                         kind: SimEventKind::Started(attempt),
                     });
                 }
-                Action::Stop {
-                    category: i,
-                    terminal,
-                }
-                | Action::Finish {
+                Action::Finish {
                     category: i,
                     terminal,
                 } => {
                     if cats[i].terminal.is_some() {
                         return Err(bad(now, format!("{i} ended twice")));
                     }
-                    let is_stop = matches!(a, Action::Stop { .. });
-                    if is_stop != running[i].is_some() {
-                        return Err(bad(now, format!("{a:?} does not match whether {i} runs")));
-                    }
-                    if is_stop {
-                        let outcome = if terminal.cause == Cause::Timeout {
-                            AttemptOutcome::TimedOut
-                        } else {
-                            AttemptOutcome::Stopped
-                        };
-                        end_attempt(&mut cats[i], &mut running[i], &mut trace, now, i, outcome);
-                        replan = true;
+                    if running[i].is_some() {
+                        return Err(bad(now, format!("finish of {i} that runs")));
                     }
                     cats[i].terminal = Some(terminal);
                     trace.push(SimEvent {
@@ -186,9 +169,13 @@ pub fn simulate(layer: &LayerPlan, scenario: &Scenario) -> Result<SimResult, Sim
                         kind: SimEventKind::Finished(terminal),
                     });
                 }
-                Action::Interrupt { category: i } => {
+                Action::Stop { category: i, stop } => {
                     if running[i].is_none() {
-                        return Err(bad(now, format!("interrupt of {i} that does not run")));
+                        return Err(bad(now, format!("stop of {i} that does not run")));
+                    }
+                    // Record the stop, then stop at once.
+                    if let Some(last) = cats[i].attempts.last_mut() {
+                        last.stop.get_or_insert(stop);
                     }
                     end_attempt(
                         &mut cats[i],

@@ -81,10 +81,26 @@ pub enum AttemptOutcome {
         /// Infrastructure rather than test failure.
         infra: bool,
     },
-    /// Stopped by the executor at the category timeout.
+    /// Ran past its time and was ended by the node (a Pod's
+    /// `activeDeadlineSeconds` backstop), not by a stop the planner asked for.
     TimedOut,
-    /// Stopped by the executor for another reason (cancel, fail-fast, deadline).
+    /// Ended because the executor stopped it (killed, Pod deleted). What that
+    /// means for the category is the attempt's recorded [`Stop`], not this.
     Stopped,
+}
+
+/// Why the executor stops a running attempt, decided by the planner and
+/// recorded on the attempt before the executor acts on it; once the attempt
+/// has ended, the planner ends (or restarts) its category as the stop says.
+/// Executors never interpret it beyond recording it and stopping the attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Stop {
+    /// End the category as this once the attempt has stopped (timeout,
+    /// fail-fast, cancel, layer deadline).
+    End(Terminal),
+    /// Suspension: the category is started again later as a new attempt,
+    /// which uses no retry.
+    Interrupt,
 }
 
 /// One attempt as observed.
@@ -92,8 +108,30 @@ pub enum AttemptOutcome {
 pub struct AttemptObs {
     /// When it started, on the layer's clock.
     pub started_at: Duration,
+    /// The stop recorded for it, once the planner asked for one.
+    pub stop: Option<Stop>,
     /// When it ended and how; `None` while it runs.
     pub ended: Option<(Duration, AttemptOutcome)>,
+}
+
+impl AttemptObs {
+    /// An attempt that started at `at` and runs.
+    pub fn running(at: Duration) -> Self {
+        AttemptObs {
+            started_at: at,
+            stop: None,
+            ended: None,
+        }
+    }
+
+    /// An attempt that started at `at` and ended at `end` as `outcome`.
+    pub fn ended(at: Duration, end: Duration, outcome: AttemptOutcome) -> Self {
+        AttemptObs {
+            started_at: at,
+            stop: None,
+            ended: Some((end, outcome)),
+        }
+    }
 }
 
 /// Why a category ended the way it did.
@@ -118,7 +156,7 @@ pub enum Cause {
 }
 
 /// A category's end, once decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Terminal {
     /// The final phase.
     pub phase: Phase,
@@ -196,19 +234,14 @@ pub enum Action {
         /// Attempt number.
         attempt: u32,
     },
-    /// Stop the running attempt; once it has stopped, record the category as
-    /// `terminal`. Repeated until the attempt is seen ended.
+    /// Record `stop` on the running attempt (unless one is recorded), then
+    /// stop the attempt. Repeated until the attempt is seen ended; the planner
+    /// then finishes or restarts the category as the recorded stop says.
     Stop {
         /// Category index.
         category: usize,
-        /// What to record once stopped.
-        terminal: Terminal,
-    },
-    /// Stop the running attempt without ending the category (suspension); it is
-    /// started again later as a new attempt.
-    Interrupt {
-        /// Category index.
-        category: usize,
+        /// Why.
+        stop: Stop,
     },
     /// Record the category as ended (nothing is running for it).
     Finish {

@@ -193,9 +193,17 @@ fn timeouts_stop_the_attempt_and_mark_it_timed_out() {
             cause: Cause::Timeout
         }
     );
+    // Stopped by the executor, with the stop recorded that ended it.
     assert_eq!(
         r.categories[0].attempts[0].ended,
-        Some((s(10), AttemptOutcome::TimedOut))
+        Some((s(10), AttemptOutcome::Stopped))
+    );
+    assert_eq!(
+        r.categories[0].attempts[0].stop,
+        Some(Stop::End(Terminal {
+            phase: Phase::TimedOut,
+            cause: Cause::Timeout
+        }))
     );
     assert_eq!(terminal(&r, 1).phase, Phase::Skipped);
     assert_eq!(r.makespan, s(10));
@@ -429,6 +437,7 @@ fn wake_up_is_the_earliest_timeout_backoff_or_deadline() {
         CategoryObs {
             attempts: vec![AttemptObs {
                 started_at: s(10),
+                stop: None,
                 ended: None,
             }],
             terminal: None,
@@ -436,6 +445,7 @@ fn wake_up_is_the_earliest_timeout_backoff_or_deadline() {
         CategoryObs {
             attempts: vec![AttemptObs {
                 started_at: s(0),
+                stop: None,
                 ended: Some((s(12), AttemptOutcome::Failed { infra: false })),
             }],
             terminal: None,
@@ -453,6 +463,7 @@ fn a_recorded_end_is_never_decided_again() {
     let done = CategoryObs {
         attempts: vec![AttemptObs {
             started_at: s(0),
+            stop: None,
             ended: Some((s(1), AttemptOutcome::Succeeded)),
         }],
         terminal: Some(Terminal {
@@ -476,6 +487,7 @@ fn a_stale_view_after_a_cancel_gives_the_same_ends() {
     let running = CategoryObs {
         attempts: vec![AttemptObs {
             started_at: s(0),
+            stop: None,
             ended: None,
         }],
         terminal: None,
@@ -498,6 +510,7 @@ fn a_stale_view_after_a_cancel_gives_the_same_ends() {
     let a_done = CategoryObs {
         attempts: vec![AttemptObs {
             started_at: s(0),
+            stop: None,
             ended: Some((s(6), AttemptOutcome::Stopped)),
         }],
         terminal: Some(cancelled),
@@ -526,6 +539,7 @@ fn a_stale_view_after_a_cancel_gives_the_same_ends() {
     let a_done = CategoryObs {
         attempts: vec![AttemptObs {
             started_at: s(0),
+            stop: None,
             ended: Some((s(4), AttemptOutcome::Stopped)),
         }],
         terminal: Some(timed_out),
@@ -545,5 +559,75 @@ fn a_stale_view_after_a_cancel_gives_the_same_ends() {
         }),
         "{:?}",
         d.actions
+    );
+}
+
+#[test]
+fn a_recorded_stop_decides_the_end_however_the_attempt_ended() {
+    let mut c = cat("a", &[]);
+    c.retries = 3;
+    let l = layer(Strategy::ParallelUnlimited, None, vec![c]);
+    let cancelled = Terminal {
+        phase: Phase::Cancelled,
+        cause: Cause::CancelRequested,
+    };
+    // Still running with a stop recorded: the stop is asked for again, and
+    // nothing else is decided (not even when the cancel is no longer seen).
+    let mut a = AttemptObs::running(s(0));
+    a.stop = Some(Stop::End(cancelled));
+    let running = CategoryObs {
+        attempts: vec![a],
+        terminal: None,
+    };
+    let d = plan(&l, &[running], &LayerObs::at(s(3), s(0)));
+    assert_eq!(
+        d.actions,
+        vec![Action::Stop {
+            category: 0,
+            stop: Stop::End(cancelled)
+        }]
+    );
+    assert_eq!(d.phases, vec![Phase::Running]);
+    // Ended, as a failure or a pass: it ends as the stop said, retries unused.
+    for outcome in [
+        AttemptOutcome::Failed { infra: false },
+        AttemptOutcome::Succeeded,
+        AttemptOutcome::Stopped,
+    ] {
+        a.ended = Some((s(4), outcome));
+        let ended = CategoryObs {
+            attempts: vec![a],
+            terminal: None,
+        };
+        let d = plan(&l, &[ended], &LayerObs::at(s(5), s(0)));
+        assert_eq!(
+            d.actions,
+            vec![Action::Finish {
+                category: 0,
+                terminal: cancelled
+            }]
+        );
+        assert_eq!(d.outcome, Some(LayerOutcome::Cancelled));
+    }
+    // An interrupted attempt that ended failing uses no retry: it starts again.
+    let mut c = cat("a", &[]);
+    c.retries = 0;
+    let l = layer(Strategy::ParallelUnlimited, None, vec![c]);
+    let mut a = AttemptObs::ended(s(0), s(2), AttemptOutcome::Failed { infra: false });
+    a.stop = Some(Stop::Interrupt);
+    let d = plan(
+        &l,
+        &[CategoryObs {
+            attempts: vec![a],
+            terminal: None,
+        }],
+        &LayerObs::at(s(3), s(0)),
+    );
+    assert_eq!(
+        d.actions,
+        vec![Action::Start {
+            category: 0,
+            attempt: 2
+        }]
     );
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::test_layer_run::PodSettings;
 use crate::plan::Phase;
 use crate::results::TestCounts;
+use crate::words::{AttemptReason, Reason};
 
 /// One category of a TestLayerRun, owned by it. Its spec holds everything its
 /// Pods need; each attempt is one Pod.
@@ -56,18 +57,10 @@ pub struct CategoryRunSpec {
     /// `pod.env` references).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
-    /// CPU request, Kubernetes quantity (`500m`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu_request: Option<String>,
-    /// CPU limit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu_limit: Option<String>,
-    /// Memory request (`256Mi`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_request: Option<String>,
-    /// Memory limit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_limit: Option<String>,
+    /// CPU and memory requests and limits of the test container, as the
+    /// config resolved them.
+    #[serde(default, skip_serializing_if = "CategoryResources::is_empty")]
+    pub resources: CategoryResources,
     /// Per-attempt timeout in seconds, multiplier applied.
     pub timeout_seconds: f64,
     /// Retries after a failed test attempt.
@@ -103,9 +96,10 @@ pub struct CategoryRunStatus {
     /// Succeeded, Complete, Ready, Reconciling and Stalled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
-    /// Machine-friendly reason of the phase (`DependencyFailed`, `OOMKilled`, `ExitCode1`, ...).
+    /// Machine-friendly reason of the phase (`Running`, `WaitingForSlot`,
+    /// `TestsFailed`, `DependencyFailed`, `FailFast`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     /// One sentence on the phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -147,24 +141,72 @@ pub struct AttemptStatus {
     /// Exit code of the test container, once it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
-    /// Why it ended: Completed, Error, OOMKilled, Evicted, DeadlineExceeded,
-    /// ImagePullBackOff, Cancelled, ...
+    /// Why it ended: Completed, ExitCodeN, OOMKilled, Evicted,
+    /// DeadlineExceeded, ImagePullBackOff, PodDeleted, Stopped, ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<AttemptReason>,
     /// The container's termination message or the Pod's status message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// An infrastructure failure rather than a test failure.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub infrastructure: bool,
-    /// The controller stopped this attempt (`TimedOut`, `Cancelled`,
-    /// `Interrupted`); it ends when its Pod is gone.
+    /// The controller stopped this attempt: recorded before its Pod is
+    /// deleted; once the attempt has ended, the category ends as it says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop: Option<String>,
+    pub stop: Option<AttemptStop>,
     /// When the Pod was created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
     /// When it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<Time>,
+}
+
+/// Why the controller stopped an attempt.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptStop {
+    /// The phase the category ends in once the attempt has ended (TimedOut
+    /// or Cancelled); absent when the attempt was interrupted by suspension
+    /// and the category starts again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Why (`DeadlineExceeded`, `LayerDeadlineExceeded`, `FailFast`,
+    /// `Cancelled`, `Interrupted`).
+    pub reason: Reason,
+    /// The category whose failure caused it (fail-fast).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caused_by: Option<String>,
+}
+
+/// CPU (millicores) and memory (bytes) of a container.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Amounts {
+    /// CPU in millicores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_millis: Option<u64>,
+    /// Memory in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+}
+
+/// Requests and limits of a category's container.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CategoryResources {
+    /// What the container is guaranteed.
+    #[serde(default)]
+    pub requests: Amounts,
+    /// What it may use at most.
+    #[serde(default)]
+    pub limits: Amounts,
+}
+
+impl CategoryResources {
+    /// Whether nothing is set.
+    pub fn is_empty(&self) -> bool {
+        *self == CategoryResources::default()
+    }
 }

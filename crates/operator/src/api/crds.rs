@@ -32,7 +32,7 @@ mod tests {
             "crds/testlayer.dev.yaml",
             "charts/testlayer/crds/testlayer.dev.yaml",
         ] {
-            let path = format!("{}/{file}", env!("CARGO_MANIFEST_DIR"));
+            let path = format!("{}/../../{file}", env!("CARGO_MANIFEST_DIR"));
             let committed = std::fs::read_to_string(&path).unwrap_or_default();
             assert!(
                 committed == generated,

@@ -9,7 +9,10 @@ mod test_layer_run;
 
 pub use crate::plan::Phase as CategoryPhase;
 pub use crate::results::TestCounts;
-pub use category_run::{AttemptStatus, CategoryRun, CategoryRunSpec, CategoryRunStatus};
+pub use category_run::{
+    Amounts, AttemptStatus, AttemptStop, CategoryResources, CategoryRun, CategoryRunSpec,
+    CategoryRunStatus,
+};
 pub use common::{ConditionType, LayerPhase};
 pub use crds::{all_crds, crds_yaml};
 pub use test_layer_run::{

@@ -11,8 +11,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::LayerPhase;
+use crate::config::raw::{LlmMode, Strategy};
 use crate::plan::Phase;
 use crate::results::TestCounts;
+use crate::words::{Known, Multiplier, Reason};
 
 /// Runs one layer of a layer config: one CategoryRun per category, admitted by
 /// the planner (dependencies, parallel limit, budget, fail-fast, retries,
@@ -106,7 +108,7 @@ pub struct ConfigMapKeyRef {
 pub struct RunOverrides {
     /// SEQUENTIAL, PARALLEL_UNLIMITED, PARALLEL_LIMITED or HYBRID_SMART.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub strategy: Option<String>,
+    pub strategy: Option<Known<Strategy>>,
     /// Most categories running at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_parallel: Option<u32>,
@@ -118,7 +120,7 @@ pub struct RunOverrides {
     pub retries: Option<u32>,
     /// Multiplier of every timeout, as a decimal string (e.g. "1.5").
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_multiplier: Option<String>,
+    pub timeout_multiplier: Option<Known<Multiplier>>,
 }
 
 /// Settings of every category Pod of a run.
@@ -189,7 +191,7 @@ pub struct TestLayerRunStatus {
     pub counts: Option<TestCounts>,
     /// The strategy in effect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub strategy: Option<String>,
+    pub strategy: Option<Known<Strategy>>,
     /// One sentence on where the run stands or why it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -208,22 +210,19 @@ pub struct TestLayerRunStatus {
 }
 
 /// Layer-wide settings of a run, frozen when it starts.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PlanSnapshot {
     /// Display name of the layer.
     pub display_name: String,
     /// SEQUENTIAL, PARALLEL_UNLIMITED, PARALLEL_LIMITED or HYBRID_SMART.
-    pub strategy: String,
+    pub strategy: Known<Strategy>,
     /// Most categories running at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_parallel: Option<u32>,
-    /// CPU budget of running categories (quantity).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu_budget: Option<String>,
-    /// Memory budget of running categories (quantity).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_budget: Option<String>,
+    /// CPU (millicores) and memory (bytes) budget of running categories.
+    #[serde(default)]
+    pub budget: super::Amounts,
     /// Cancel everything at the first failure.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fail_fast: bool,
@@ -245,7 +244,7 @@ pub struct PlanSnapshot {
     /// Bound on waiting for the services, in seconds.
     pub service_wait_seconds: f64,
     /// LLM mode (`mock` or `real`).
-    pub llm_mode: String,
+    pub llm_mode: Known<LlmMode>,
     /// Categories in config order (their CategoryRuns carry the rest).
     pub categories: Vec<String>,
 }
@@ -261,9 +260,9 @@ pub struct CategorySummary {
     /// Attempts made.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub attempts: u32,
-    /// Machine-friendly reason of its end or wait (`DependencyFailed`, `ExitCode1`, ...).
+    /// Machine-friendly reason of its end or wait (`DependencyFailed`, `TestsFailed`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     /// Its test counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<TestCounts>,

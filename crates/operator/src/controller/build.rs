@@ -13,11 +13,13 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::ObjectMeta;
 use kube::{Resource, ResourceExt};
 
-use crate::api::{CategoryRun, CategoryRunSpec, PlanSnapshot, TestLayerRun};
+use crate::api::{
+    Amounts, CategoryResources, CategoryRun, CategoryRunSpec, PlanSnapshot, TestLayerRun,
+};
 use crate::config::names::short_hash;
-use crate::config::quantity::{format_cpu, format_memory, parse_cpu_millis, parse_memory_bytes};
+use crate::config::quantity::{format_cpu, format_memory};
 use crate::layer::{
-    CategoryPlan, LayerPlan, LayerSettings, LlmMode, Quantities, Resources, Strategy,
+    ATTEMPT_ENV, CategoryPlan, LayerPlan, LayerSettings, Quantities, Resources, substitute_command,
 };
 
 /// Label naming the TestLayerRun an object belongs to.
@@ -100,10 +102,9 @@ fn label_value(s: &str) -> String {
 pub fn snapshot(layer: &LayerPlan) -> PlanSnapshot {
     PlanSnapshot {
         display_name: layer.display_name.clone(),
-        strategy: layer.strategy.as_str().to_string(),
+        strategy: layer.strategy.into(),
         max_parallel: layer.max_parallel,
-        cpu_budget: layer.budget.cpu_millis.map(format_cpu),
-        memory_budget: layer.budget.memory_bytes.map(format_memory),
+        budget: amounts(layer.budget),
         fail_fast: layer.fail_fast,
         background: layer.background,
         deadline_seconds: layer.deadline.map(|d| d.as_secs_f64()),
@@ -111,15 +112,23 @@ pub fn snapshot(layer: &LayerPlan) -> PlanSnapshot {
         layer_dependencies: layer.dependencies.clone(),
         required_services: layer.required_services.clone(),
         service_wait_seconds: layer.service_wait.as_secs_f64(),
-        llm_mode: layer.llm_mode.as_str().to_string(),
+        llm_mode: layer.llm_mode.into(),
         categories: layer.categories.iter().map(|c| c.name.clone()).collect(),
     }
 }
 
-fn substitute(template: &str, layer: &str, category: &str) -> String {
-    template
-        .replace("{layer}", layer)
-        .replace("{category}", category)
+fn amounts(q: Quantities) -> Amounts {
+    Amounts {
+        cpu_millis: q.cpu_millis,
+        memory_bytes: q.memory_bytes,
+    }
+}
+
+fn quantities(a: Amounts) -> Quantities {
+    Quantities {
+        cpu_millis: a.cpu_millis,
+        memory_bytes: a.memory_bytes,
+    }
 }
 
 /// The CategoryRun of category `i` of `layer` for `run`.
@@ -143,21 +152,13 @@ pub fn category_run(
             run.spec
                 .command
                 .as_deref()
-                .map(|t| substitute(t, &layer.key, &c.name))
+                .map(|t| substitute_command(t, &layer.key, &c.name))
         })
         .ok_or_else(|| BuildError::NoCommand {
             category: c.name.clone(),
         })?;
     let run_name = run.name_any();
-    let mut env = c.env.clone();
-    env.insert("TESTLAYER_LAYER".into(), layer.key.clone());
-    env.insert("TESTLAYER_CATEGORY".into(), c.name.clone());
-    env.insert("TESTLAYER_LLM_MODE".into(), layer.llm_mode.as_str().into());
-    env.insert(
-        "TESTLAYER_ENVIRONMENT".into(),
-        layer.environment.clone().unwrap_or_default(),
-    );
-    env.insert("TESTLAYER_RUN".into(), run_name.clone());
+    let env = layer.command_env(i, Some(&run_name));
     let spec = CategoryRunSpec {
         run_name: run_name.clone(),
         layer: layer.key.clone(),
@@ -168,10 +169,10 @@ pub fn category_run(
         image,
         command,
         env,
-        cpu_request: c.resources.requests.cpu_millis.map(format_cpu),
-        cpu_limit: c.resources.limits.cpu_millis.map(format_cpu),
-        memory_request: c.resources.requests.memory_bytes.map(format_memory),
-        memory_limit: c.resources.limits.memory_bytes.map(format_memory),
+        resources: CategoryResources {
+            requests: amounts(c.resources.requests),
+            limits: amounts(c.resources.limits),
+        },
         timeout_seconds: c.timeout.as_secs_f64(),
         retries: c.retries,
         infra_retries: c.infra_retries,
@@ -209,8 +210,14 @@ pub fn layer_from_objects(
     runs: &[&CategoryRun],
 ) -> Result<LayerPlan, BuildError> {
     let bad = |m: String| BuildError::Inconsistent(m);
-    let strategy = Strategy::parse(&snap.strategy)
-        .ok_or_else(|| bad(format!("unknown strategy {:?}", snap.strategy)))?;
+    let strategy = *snap
+        .strategy
+        .get()
+        .map_err(|s| bad(format!("status.plan.strategy: unknown strategy {s:?}")))?;
+    let llm_mode = *snap
+        .llm_mode
+        .get()
+        .map_err(|m| bad(format!("status.plan.llmMode: unknown LLM mode {m:?}")))?;
     let n = snap.categories.len();
     let mut by_index: Vec<Option<&CategoryRun>> = vec![None; n];
     for cr in runs {
@@ -257,14 +264,8 @@ pub fn layer_from_objects(
         c.image = Some(s.image.clone());
         c.env = s.env.clone();
         c.resources = Resources {
-            requests: Quantities {
-                cpu_millis: s.cpu_request.as_deref().and_then(parse_cpu_millis),
-                memory_bytes: s.memory_request.as_deref().and_then(parse_memory_bytes),
-            },
-            limits: Quantities {
-                cpu_millis: s.cpu_limit.as_deref().and_then(parse_cpu_millis),
-                memory_bytes: s.memory_limit.as_deref().and_then(parse_memory_bytes),
-            },
+            requests: quantities(s.resources.requests),
+            limits: quantities(s.resources.limits),
         };
         c.retries = s.retries;
         c.infra_retries = s.infra_retries;
@@ -276,21 +277,14 @@ pub fn layer_from_objects(
     let mut settings = LayerSettings::new(key, strategy, snap.max_parallel);
     settings.display_name = snap.display_name.clone();
     settings.environment = environment.map(str::to_string);
-    settings.budget = Quantities {
-        cpu_millis: snap.cpu_budget.as_deref().and_then(parse_cpu_millis),
-        memory_bytes: snap.memory_budget.as_deref().and_then(parse_memory_bytes),
-    };
+    settings.budget = quantities(snap.budget);
     settings.fail_fast = snap.fail_fast;
     settings.deadline = snap.deadline_seconds.map(seconds);
     settings.timeout_multiplier = snap.timeout_multiplier;
     settings.dependencies = snap.layer_dependencies.clone();
     settings.required_services = snap.required_services.clone();
     settings.service_wait = seconds(snap.service_wait_seconds);
-    settings.llm_mode = if snap.llm_mode == "real" {
-        LlmMode::Real
-    } else {
-        LlmMode::Mock
-    };
+    settings.llm_mode = llm_mode;
     LayerPlan::new(settings, categories).map_err(|e| bad(e.to_string()))
 }
 
@@ -309,7 +303,7 @@ pub fn attempt_pod(cr: &CategoryRun, attempt: u32) -> Pod {
         })
         .collect();
     env.push(EnvVar {
-        name: "TESTLAYER_ATTEMPT".into(),
+        name: ATTEMPT_ENV.into(),
         value: Some(attempt.to_string()),
         value_from: None,
     });
@@ -318,22 +312,30 @@ pub fn attempt_pod(cr: &CategoryRun, attempt: u32) -> Pod {
     env.extend(pod.env.iter().cloned());
 
     let defaults = pod.resources.clone().unwrap_or_default();
-    let pick = |own: &Option<String>, defaults: &Option<BTreeMap<String, Quantity>>, key: &str| {
-        own.clone()
-            .map(Quantity)
+    let pick = |own: Option<String>, defaults: &Option<BTreeMap<String, Quantity>>, key: &str| {
+        own.map(Quantity)
             .or_else(|| defaults.as_ref().and_then(|d| d.get(key).cloned()))
             .map(|q| (key.to_string(), q))
     };
+    let (req, lim) = (s.resources.requests, s.resources.limits);
     let requests: BTreeMap<String, Quantity> = [
-        pick(&s.cpu_request, &defaults.requests, "cpu"),
-        pick(&s.memory_request, &defaults.requests, "memory"),
+        pick(req.cpu_millis.map(format_cpu), &defaults.requests, "cpu"),
+        pick(
+            req.memory_bytes.map(format_memory),
+            &defaults.requests,
+            "memory",
+        ),
     ]
     .into_iter()
     .flatten()
     .collect();
     let limits: BTreeMap<String, Quantity> = [
-        pick(&s.cpu_limit, &defaults.limits, "cpu"),
-        pick(&s.memory_limit, &defaults.limits, "memory"),
+        pick(lim.cpu_millis.map(format_cpu), &defaults.limits, "cpu"),
+        pick(
+            lim.memory_bytes.map(format_memory),
+            &defaults.limits,
+            "memory",
+        ),
     ]
     .into_iter()
     .flatten()

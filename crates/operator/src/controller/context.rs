@@ -9,6 +9,7 @@ use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 
 use super::metrics::Metrics;
+use super::own_writes::OwnWrites;
 use crate::api::{CategoryRun, TestLayerRun};
 
 /// Field manager of every write (server-side apply and patches).
@@ -29,6 +30,19 @@ pub struct Context {
     pub recorder: Recorder,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// This controller's recent writes, newer than the caches may be.
+    pub own: Arc<Own>,
+}
+
+/// This controller's recent writes, by kind.
+#[derive(Default)]
+pub struct Own {
+    /// TestLayerRun statuses.
+    pub runs: OwnWrites<TestLayerRun>,
+    /// CategoryRuns created and their statuses.
+    pub category_runs: OwnWrites<CategoryRun>,
+    /// Pods created and deleted.
+    pub pods: OwnWrites<Pod>,
 }
 
 /// Why a reconcile failed (it is retried with backoff).

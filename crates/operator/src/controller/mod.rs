@@ -1,19 +1,21 @@
 //! The Kubernetes operator: TestLayerRuns and CategoryRuns reconciled into
 //! Pods, driven by the same planner as the local executor.
 //!
-//! The pure parts (building objects, reading Pods, bookkeeping of attempts,
-//! conditions) live in their own modules and are tested exhaustively; the
-//! reconciler and the runner are thin drivers over them.
+//! The decision for a run is one pure function, [`step::step`], over what was
+//! observed (with the pure builders of objects in [`build`] and the reading
+//! of Pods in [`observe`]); the reconciler reads ([`read`]), steps and
+//! writes ([`apply`]), and the runner wires the watches and caches.
 
-pub mod attempts;
+mod apply;
 pub mod build;
 pub mod context;
-pub mod gates;
 pub mod metrics;
 pub mod observe;
+mod own_writes;
+mod read;
 pub mod reconcile;
 pub mod runner;
 pub mod server;
-pub mod status;
+pub mod step;
 
 pub use runner::{ControllerOptions, LeaderElection, RunError, run};

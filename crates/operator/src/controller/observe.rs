@@ -2,9 +2,11 @@
 //! end (exit code, reason, test or infrastructure failure)?
 
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::build::CONTAINER;
 use crate::plan::AttemptOutcome;
+use crate::words::AttemptReason;
 
 /// Container waiting reasons that mean the attempt cannot start: an
 /// infrastructure failure, retried as such.
@@ -38,7 +40,7 @@ pub struct PodEnd {
     pub exit_code: Option<i32>,
     /// Why: `Completed`, `ExitCode1`, `OOMKilled`, `Evicted`,
     /// `DeadlineExceeded`, `ImagePullBackOff`, ...
-    pub reason: String,
+    pub reason: AttemptReason,
     /// The termination message, or the Pod's status message.
     pub message: Option<String>,
 }
@@ -54,13 +56,19 @@ pub enum PodState {
     Ended(PodEnd),
 }
 
-fn terminated(pod: &Pod) -> Option<&ContainerStateTerminated> {
+/// The termination of the test container, once it ended.
+pub fn terminated(pod: &Pod) -> Option<&ContainerStateTerminated> {
     let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
     let st = statuses
         .iter()
         .find(|s| s.name == CONTAINER)
         .or_else(|| statuses.first())?;
     st.state.as_ref()?.terminated.as_ref()
+}
+
+/// When the test container ended, as the kubelet recorded it.
+pub fn finished_at(pod: &Pod) -> Option<Time> {
+    terminated(pod)?.finished_at.clone()
 }
 
 fn fatal_waiting(pod: &Pod) -> Option<(String, Option<String>)> {
@@ -88,7 +96,7 @@ pub fn pod_state(pod: &Pod) -> PodState {
         "Succeeded" => PodState::Ended(PodEnd {
             outcome: AttemptOutcome::Succeeded,
             exit_code: Some(terminated(pod).map_or(0, |t| t.exit_code)),
-            reason: "Completed".into(),
+            reason: AttemptReason::Completed,
             message: terminated(pod).and_then(|t| nonempty(t.message.clone())),
         }),
         "Failed" => {
@@ -97,7 +105,7 @@ pub fn pod_state(pod: &Pod) -> PodState {
                     return PodState::Ended(PodEnd {
                         outcome: AttemptOutcome::TimedOut,
                         exit_code: terminated(pod).map(|t| t.exit_code),
-                        reason: "DeadlineExceeded".into(),
+                        reason: AttemptReason::DeadlineExceeded,
                         message: pod_message,
                     });
                 }
@@ -105,7 +113,7 @@ pub fn pod_state(pod: &Pod) -> PodState {
                     return PodState::Ended(PodEnd {
                         outcome: AttemptOutcome::Failed { infra: true },
                         exit_code: terminated(pod).map(|t| t.exit_code),
-                        reason: r.to_string(),
+                        reason: AttemptReason::from(r),
                         message: pod_message,
                     });
                 }
@@ -114,11 +122,11 @@ pub fn pod_state(pod: &Pod) -> PodState {
                 Some(t) => {
                     let container_reason = t.reason.clone().unwrap_or_default();
                     let (infra, reason) = match container_reason.as_str() {
-                        "OOMKilled" => (false, "OOMKilled".to_string()),
+                        "OOMKilled" => (false, AttemptReason::OomKilled),
                         "ContainerStatusUnknown" | "ContainerCannotRun" | "StartError" => {
-                            (true, container_reason.clone())
+                            (true, AttemptReason::from(container_reason.as_str()))
                         }
-                        _ => (false, format!("ExitCode{}", t.exit_code)),
+                        _ => (false, AttemptReason::ExitCode(t.exit_code)),
                     };
                     PodState::Ended(PodEnd {
                         outcome: AttemptOutcome::Failed { infra },
@@ -130,7 +138,7 @@ pub fn pod_state(pod: &Pod) -> PodState {
                 None => PodState::Ended(PodEnd {
                     outcome: AttemptOutcome::Failed { infra: true },
                     exit_code: None,
-                    reason: pod_reason.unwrap_or_else(|| "PodFailed".into()),
+                    reason: AttemptReason::from(pod_reason.as_deref().unwrap_or("PodFailed")),
                     message: pod_message,
                 }),
             }
@@ -140,7 +148,7 @@ pub fn pod_state(pod: &Pod) -> PodState {
             Some((reason, message)) => PodState::Ended(PodEnd {
                 outcome: AttemptOutcome::Failed { infra: true },
                 exit_code: None,
-                reason,
+                reason: AttemptReason::from(reason.as_str()),
                 message: nonempty(message),
             }),
             None => PodState::Pending,
@@ -191,7 +199,7 @@ mod tests {
             json!({"phase": "Succeeded", "containerStatuses": term(0, "Completed", None)}),
         ));
         assert_eq!(
-            (ok.outcome, ok.exit_code, ok.reason.as_str()),
+            (ok.outcome, ok.exit_code, ok.reason.to_string().as_str()),
             (AttemptOutcome::Succeeded, Some(0), "Completed")
         );
         let failed = ended(&pod(
@@ -201,7 +209,7 @@ mod tests {
         assert_eq!(
             (
                 failed.exit_code,
-                failed.reason.as_str(),
+                failed.reason.to_string().as_str(),
                 failed.message.as_deref()
             ),
             (Some(3), "ExitCode3", Some("1 failed"))
@@ -210,7 +218,7 @@ mod tests {
             json!({"phase": "Failed", "containerStatuses": term(137, "OOMKilled", None)}),
         ));
         assert_eq!(
-            (oom.outcome, oom.reason.as_str()),
+            (oom.outcome, oom.reason.to_string().as_str()),
             (AttemptOutcome::Failed { infra: false }, "OOMKilled")
         );
     }
@@ -222,14 +230,17 @@ mod tests {
         ));
         assert_eq!(evicted.outcome, AttemptOutcome::Failed { infra: true });
         assert_eq!(
-            (evicted.reason.as_str(), evicted.message.as_deref()),
+            (
+                evicted.reason.to_string().as_str(),
+                evicted.message.as_deref()
+            ),
             ("Evicted", Some("low on memory"))
         );
         let deadline = ended(&pod(
             json!({"phase": "Failed", "reason": "DeadlineExceeded"}),
         ));
         assert_eq!(
-            (deadline.outcome, deadline.reason.as_str()),
+            (deadline.outcome, deadline.reason.to_string().as_str()),
             (AttemptOutcome::TimedOut, "DeadlineExceeded")
         );
         let unknown = ended(&pod(
@@ -240,12 +251,12 @@ mod tests {
             "restartCount": 0, "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}}}]});
         let pull = ended(&pod(pull));
         assert_eq!(
-            (pull.outcome, pull.reason.as_str()),
+            (pull.outcome, pull.reason.to_string().as_str()),
             (AttemptOutcome::Failed { infra: true }, "ImagePullBackOff")
         );
         let bare = ended(&pod(json!({"phase": "Failed"})));
         assert_eq!(
-            (bare.outcome, bare.reason.as_str()),
+            (bare.outcome, bare.reason.to_string().as_str()),
             (AttemptOutcome::Failed { infra: true }, "PodFailed")
         );
     }

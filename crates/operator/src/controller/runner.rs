@@ -197,6 +197,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
         pods: pod_reader.clone(),
         recorder,
         metrics,
+        own: Default::default(),
     });
 
     let readiness = {

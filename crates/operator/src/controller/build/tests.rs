@@ -89,8 +89,11 @@ fn category_runs_are_self_contained_and_owned() {
     );
     assert_eq!(s.timeout_seconds, 240.0, "staging doubles timeouts");
     assert_eq!(
-        (s.cpu_request.as_deref(), s.memory_limit.as_deref()),
-        (Some("500m"), Some("1Gi"))
+        (
+            s.resources.requests.cpu_millis,
+            s.resources.limits.memory_bytes
+        ),
+        (Some(500), Some(1 << 30))
     );
     assert_eq!(s.env.get("DB").map(String::as_str), Some("postgres"));
     assert_eq!(
@@ -161,7 +164,7 @@ fn the_plan_rebuilds_from_the_objects() {
             layer.deadline
         )
     );
-    assert_eq!(back.llm_mode, LlmMode::Real);
+    assert_eq!(back.llm_mode, crate::layer::LlmMode::Real);
     for (a, b) in back.categories.iter().zip(&layer.categories) {
         assert_eq!(
             (&a.name, &a.k8s_name, a.timeout, &a.dependencies),

@@ -1,29 +1,12 @@
-//! What a run waits for before its first category starts: the runs of the
-//! layers it depends on, and ready endpoints of its required services.
+//! The dependency gate: the runs a run waits for before its first category
+//! starts (the named ones, and the latest run of each layer its layer
+//! depends on). Pure: over the runs of the namespace the caller observed.
 
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{Api, ListParams};
-use kube::{Client, ResourceExt};
+use kube::ResourceExt;
 
-use super::context::ControllerError;
 use crate::api::{LayerPhase, TestLayerRun};
-use crate::config::service_k8s_name;
-
-/// Where the gates stand.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Gate {
-    /// Everything is ready.
-    Open,
-    /// Still waiting (why).
-    Waiting(String),
-    /// Cannot open any more (why).
-    Failed {
-        /// CamelCase reason.
-        reason: String,
-        /// What happened.
-        message: String,
-    },
-}
+use crate::plan::gate::Gate;
+use crate::words::Reason;
 
 /// The runs this run depends on: the named ones, and the latest run of each
 /// layer its layer depends on.
@@ -48,7 +31,7 @@ pub fn dependencies(
             match dep.status.as_ref().and_then(|s| s.phase) {
                 Some(LayerPhase::Succeeded) => None,
                 Some(p) if p.is_terminal() => Some(Gate::Failed {
-                    reason: "DependencyFailed".into(),
+                    reason: Reason::DependencyFailed,
                     message: format!("{label} ended {}", p.as_str()),
                 }),
                 _ => {
@@ -87,35 +70,6 @@ pub fn dependencies(
     } else {
         Gate::Waiting(format!("waiting for {}", waiting.join(", ")))
     }
-}
-
-/// Services (by config name) without a ready endpoint in `namespace`.
-pub async fn unready_services(
-    client: &Client,
-    namespace: &str,
-    services: &[String],
-) -> Result<Vec<String>, ControllerError> {
-    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), namespace);
-    let mut unready = Vec::new();
-    for s in services {
-        let name = service_k8s_name(s);
-        let lp = ListParams::default().labels(&format!("kubernetes.io/service-name={name}"));
-        let list = slices
-            .list(&lp)
-            .await
-            .map_err(ControllerError::kube(format!(
-                "listing endpoint slices of service {name}"
-            )))?;
-        let ready = list.items.iter().any(|sl| {
-            sl.endpoints
-                .iter()
-                .any(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
-        });
-        if !ready {
-            unready.push(s.clone());
-        }
-    }
-    Ok(unready)
 }
 
 #[cfg(test)]
@@ -177,7 +131,7 @@ mod tests {
             &[],
         );
         assert!(
-            matches!(dependencies(&me, &layers, &[me.clone(), old_ok, new_failed]), Gate::Failed { reason, .. } if reason == "DependencyFailed")
+            matches!(dependencies(&me, &layers, &[me.clone(), old_ok, new_failed]), Gate::Failed { reason, .. } if reason == Reason::DependencyFailed)
         );
     }
 

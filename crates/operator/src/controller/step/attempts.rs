@@ -1,5 +1,6 @@
-//! Pure bookkeeping of attempts: what a CategoryRun's status records, brought
-//! up to date with its Pods, and turned into the planner's observations.
+//! Pure bookkeeping of attempts: what a CategoryRun's status records,
+//! brought up to date with its Pods, and turned into the planner's
+//! observations; the one place where recorded words become planner values.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -8,21 +9,19 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use super::observe::{PodState, pod_state};
-use crate::api::{AttemptStatus, CategoryRunStatus};
+use crate::api::{AttemptStatus, AttemptStop, CategoryRunStatus};
+use crate::controller::observe::{PodState, finished_at, pod_state};
 use crate::layer::LayerPlan;
-use crate::plan::{AttemptObs, AttemptOutcome, CategoryObs, Cause, Phase, Terminal};
+use crate::plan::{AttemptObs, AttemptOutcome, CategoryObs, Cause, Phase, Stop, Terminal};
+use crate::words::{AttemptReason, Reason};
 
-/// `stop` value of an attempt interrupted by suspension (started again later).
-pub const INTERRUPTED: &str = "Interrupted";
-
-/// What syncing found that needs I/O.
+/// What syncing found that needs a fact only a request gives.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SyncNeeds {
-    /// Attempts that ended just now: read their logs.
+    /// Attempts that ended just now: their logs are read.
     pub ended: Vec<u32>,
-    /// Attempts whose Pod is not in the cache: confirm with the API server
-    /// before calling them lost.
+    /// Attempts whose Pod is not in the cache: the apiserver is asked before
+    /// they are called lost.
     pub missing: Vec<u32>,
 }
 
@@ -47,18 +46,6 @@ pub fn offset(start: &Timestamp, t: &Timestamp) -> Duration {
     } else {
         d.unsigned_abs()
     }
-}
-
-fn finished_at(pod: &Pod) -> Option<Time> {
-    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
-    statuses
-        .first()?
-        .state
-        .as_ref()?
-        .terminated
-        .as_ref()?
-        .finished_at
-        .clone()
 }
 
 /// Brings the recorded attempts up to date with the Pods of the category
@@ -121,48 +108,37 @@ pub fn complete_lost(status: &mut CategoryRunStatus, number: u32, now: &Time) {
         .iter_mut()
         .find(|a| a.number == number && a.completion_time.is_none())
     {
-        if a.stop.is_none() {
-            a.reason = Some("PodDeleted".into());
-            a.message = Some(format!("pod {} was deleted before it finished", a.pod_name));
-            a.infrastructure = true;
-        } else if a.reason.is_none() {
-            a.reason = a.stop.clone();
+        match &a.stop {
+            None => {
+                a.reason = Some(AttemptReason::PodDeleted);
+                a.message = Some(format!("pod {} was deleted before it finished", a.pod_name));
+                a.infrastructure = true;
+            }
+            Some(stop) => {
+                let reason = match stop.reason {
+                    Reason::DeadlineExceeded => AttemptReason::DeadlineExceeded,
+                    _ => AttemptReason::Stopped,
+                };
+                a.reason.get_or_insert(reason);
+            }
         }
         a.completion_time = Some(now.clone());
     }
 }
 
-/// The planner's outcome of a completed attempt.
+/// The planner's outcome of a completed attempt as its Pod ended it (a
+/// recorded stop decides what that means for the category, not this).
 pub fn outcome(a: &AttemptStatus) -> AttemptOutcome {
-    match a.stop.as_deref() {
-        Some("TimedOut") => return AttemptOutcome::TimedOut,
-        Some(_) => return AttemptOutcome::Stopped,
-        None => {}
+    if a.stop.is_some() {
+        return AttemptOutcome::Stopped;
     }
-    match a.reason.as_deref() {
-        Some("Completed") => AttemptOutcome::Succeeded,
-        Some("DeadlineExceeded") => AttemptOutcome::TimedOut,
+    match a.reason {
+        Some(AttemptReason::Completed) => AttemptOutcome::Succeeded,
+        Some(AttemptReason::DeadlineExceeded) => AttemptOutcome::TimedOut,
         _ => AttemptOutcome::Failed {
             infra: a.infrastructure,
         },
     }
-}
-
-/// The cause behind a recorded reason code (the inverse of
-/// [`crate::plan::describe::reason_code`]).
-pub fn cause_from(layer: &LayerPlan, reason: &str, caused_by: Option<&str>) -> Option<Cause> {
-    let by = || caused_by.and_then(|n| layer.index_of(n));
-    Some(match reason {
-        "Passed" => Cause::Passed,
-        "TestsFailed" => Cause::TestsFailed,
-        "InfrastructureFailed" => Cause::InfraFailed,
-        "DeadlineExceeded" => Cause::Timeout,
-        "LayerDeadlineExceeded" => Cause::LayerDeadline,
-        "DependencyFailed" => Cause::DependencyFailed(by()?),
-        "FailFast" => Cause::FailFast(by()?),
-        "Cancelled" => Cause::CancelRequested,
-        _ => return None,
-    })
 }
 
 /// The category named by a cause, for `causedBy`.
@@ -175,31 +151,43 @@ pub fn caused_by(layer: &LayerPlan, cause: Cause) -> Option<String> {
     }
 }
 
-/// The terminal a stopped attempt ends its category in, recorded when the
-/// stop was asked for (`None` for an interruption).
-pub fn stop_terminal(layer: &LayerPlan, status: &CategoryRunStatus) -> Option<Terminal> {
-    let a = status.attempts.last()?;
-    let phase = match a.stop.as_deref()? {
-        "TimedOut" => Phase::TimedOut,
-        "Cancelled" => Phase::Cancelled,
-        "Failed" => Phase::Failed,
-        _ => return None,
-    };
-    recorded_terminal(layer, status, phase)
+/// The record of a stop, as the status keeps it.
+pub fn stop_record(layer: &LayerPlan, stop: Stop) -> AttemptStop {
+    match stop {
+        Stop::End(t) => AttemptStop {
+            phase: Some(t.phase),
+            reason: Reason::from(t.cause),
+            caused_by: caused_by(layer, t.cause),
+        },
+        Stop::Interrupt => AttemptStop {
+            phase: None,
+            reason: Reason::Interrupted,
+            caused_by: None,
+        },
+    }
 }
 
-/// The terminal `phase` with the cause the status records for it.
-fn recorded_terminal(
+/// The stop a record says; `None` when it does not name one this layer has
+/// (then the attempt counts as interrupted and the category starts again).
+pub fn stop_of(layer: &LayerPlan, r: &AttemptStop) -> Option<Stop> {
+    match r.phase {
+        None => Some(Stop::Interrupt),
+        Some(phase) => terminal(layer, phase, &r.reason, r.caused_by.as_deref()).map(Stop::End),
+    }
+}
+
+/// The terminal that a phase, a reason and a `causedBy` record.
+pub fn terminal(
     layer: &LayerPlan,
-    status: &CategoryRunStatus,
     phase: Phase,
+    reason: &Reason,
+    caused_by: Option<&str>,
 ) -> Option<Terminal> {
-    let cause = cause_from(
-        layer,
-        status.reason.as_deref()?,
-        status.caused_by.as_deref(),
-    )?;
-    Some(Terminal { phase, cause })
+    let by = caused_by.and_then(|n| layer.index_of(n));
+    Some(Terminal {
+        phase,
+        cause: reason.cause(by)?,
+    })
 }
 
 /// The planner's view of one category, from its status.
@@ -216,16 +204,21 @@ pub fn category_obs(
                 .start_time
                 .as_ref()
                 .map_or(Duration::ZERO, |t| offset(run_start, &stored(t))),
+            stop: a.stop.as_ref().and_then(|r| stop_of(layer, r)),
             ended: a
                 .completion_time
                 .as_ref()
                 .map(|t| (offset(run_start, &stored(t)), outcome(a))),
         })
         .collect();
-    let terminal = status
-        .phase
-        .filter(|p| p.is_terminal())
-        .and_then(|phase| recorded_terminal(layer, status, phase));
+    let terminal = status.phase.filter(|p| p.is_terminal()).and_then(|phase| {
+        terminal(
+            layer,
+            phase,
+            status.reason.as_ref()?,
+            status.caused_by.as_deref(),
+        )
+    });
     CategoryObs { attempts, terminal }
 }
 
@@ -275,12 +268,8 @@ mod tests {
         assert_eq!(st.attempt_count, 2);
         let a1 = &st.attempts[0];
         assert_eq!(
-            (
-                a1.exit_code,
-                a1.reason.as_deref(),
-                a1.completion_time.clone()
-            ),
-            (Some(2), Some("ExitCode2"), Some(t(110)))
+            (a1.exit_code, a1.reason.clone(), a1.completion_time.clone()),
+            (Some(2), Some(AttemptReason::ExitCode(2)), Some(t(110)))
         );
         assert_eq!(outcome(a1), AttemptOutcome::Failed { infra: false });
         // Idempotent: a second sync changes nothing.
@@ -294,6 +283,7 @@ mod tests {
             obs.attempts[0],
             AttemptObs {
                 started_at: Duration::from_secs(10),
+                stop: None,
                 ended: Some((
                     Duration::from_secs(20),
                     AttemptOutcome::Failed { infra: false }
@@ -302,10 +292,7 @@ mod tests {
         );
         assert_eq!(
             obs.attempts[1],
-            AttemptObs {
-                started_at: Duration::from_secs(30),
-                ended: None
-            }
+            AttemptObs::running(Duration::from_secs(30))
         );
         assert_eq!(obs.terminal, None);
     }
@@ -329,37 +316,35 @@ mod tests {
             outcome(&st.attempts[0]),
             AttemptOutcome::Failed { infra: true }
         );
-        assert_eq!(st.attempts[0].reason.as_deref(), Some("PodDeleted"));
+        assert_eq!(st.attempts[0].reason, Some(AttemptReason::PodDeleted));
 
-        // A stop asked for by the controller ends the category as recorded.
+        // A stop recorded by the controller round-trips to what the planner asked.
         let l = layer();
-        let mut st = CategoryRunStatus::default();
-        let p = pod(1, "1970-01-01T00:00:10Z", json!({"phase": "Running"}));
-        sync_attempts(&mut st, &BTreeMap::from([(1, &p)]), &t(20));
-        st.attempts[0].stop = Some("Cancelled".into());
-        st.reason = Some("FailFast".into());
-        st.caused_by = Some("a".into());
-        complete_lost(&mut st, 1, &t(25));
-        assert_eq!(outcome(&st.attempts[0]), AttemptOutcome::Stopped);
-        assert_eq!(
-            stop_terminal(&l, &st),
-            Some(Terminal {
+        for stop in [
+            Stop::End(Terminal {
                 phase: Phase::Cancelled,
-                cause: Cause::FailFast(0)
-            })
-        );
-        st.attempts[0].stop = Some("TimedOut".into());
-        st.reason = Some("DeadlineExceeded".into());
-        assert_eq!(outcome(&st.attempts[0]), AttemptOutcome::TimedOut);
-        assert_eq!(
-            stop_terminal(&l, &st),
-            Some(Terminal {
+                cause: Cause::FailFast(0),
+            }),
+            Stop::End(Terminal {
                 phase: Phase::TimedOut,
-                cause: Cause::Timeout
-            })
-        );
-        st.attempts[0].stop = Some(INTERRUPTED.into());
-        assert_eq!(stop_terminal(&l, &st), None);
+                cause: Cause::Timeout,
+            }),
+            Stop::Interrupt,
+        ] {
+            let mut st = CategoryRunStatus::default();
+            let p = pod(1, "1970-01-01T00:00:10Z", json!({"phase": "Running"}));
+            sync_attempts(&mut st, &BTreeMap::from([(1, &p)]), &t(20));
+            st.attempts[0].stop = Some(stop_record(&l, stop));
+            complete_lost(&mut st, 1, &t(25));
+            assert_eq!(outcome(&st.attempts[0]), AttemptOutcome::Stopped);
+            let obs = category_obs(&l, &st, &t(0).0);
+            assert_eq!(obs.attempts[0].stop, Some(stop));
+            let expected = match stop {
+                Stop::End(t) if t.cause == Cause::Timeout => AttemptReason::DeadlineExceeded,
+                _ => AttemptReason::Stopped,
+            };
+            assert_eq!(st.attempts[0].reason, Some(expected));
+        }
     }
 
     #[test]
@@ -377,7 +362,7 @@ mod tests {
         ] {
             let st = CategoryRunStatus {
                 phase: Some(phase),
-                reason: Some(crate::plan::describe::reason_code(cause).into()),
+                reason: Some(Reason::from(cause)),
                 caused_by: caused_by(&l, cause),
                 ..CategoryRunStatus::default()
             };

@@ -1,0 +1,112 @@
+//! What this controller wrote a moment ago and its caches may not show yet.
+//!
+//! A reconcile is often woken by the events of its own earlier writes before
+//! the caches have all of them; deciding on such a stale view would start an
+//! attempt twice or record a start time again. Each write's answer (the
+//! object as the apiserver stored it) is kept here until the cache shows
+//! that version or a newer one, or for [`KEEP`] at most, and the reader
+//! overlays it on the cache. The controller is the only writer of these
+//! objects' statuses and of the Pods it creates, so its own last write is
+//! the newest state it can know of them. After a restart this is empty and
+//! the caches start from a consistent list.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kube::{Resource, ResourceExt};
+
+/// How long a write is kept at most.
+pub const KEEP: Duration = Duration::from_secs(60);
+
+/// Objects of one kind this controller wrote, by namespace and name.
+pub struct OwnWrites<K> {
+    written: Mutex<HashMap<(String, String), Entry<K>>>,
+}
+
+/// One remembered write.
+struct Entry<K> {
+    obj: Arc<K>,
+    at: Instant,
+    /// It was created by this write (so the cache may not hold it at all).
+    created: bool,
+}
+
+impl<K> Default for OwnWrites<K> {
+    fn default() -> Self {
+        OwnWrites {
+            written: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// The resourceVersion of an object as a number (etcd revisions are); `None`
+/// when it is not one, and then the cache is trusted.
+fn version<K: Resource>(o: &K) -> Option<u64> {
+    o.meta().resource_version.as_deref()?.parse().ok()
+}
+
+impl<K: Resource + Clone> OwnWrites<K> {
+    /// Remembers `obj` as this controller just wrote it (`created`: by a
+    /// create, so the cache may not hold it at all yet).
+    pub fn remember(&self, obj: K, created: bool) {
+        let key = (obj.namespace().unwrap_or_default(), obj.name_any());
+        if let Ok(mut w) = self.written.lock() {
+            w.insert(
+                key,
+                Entry {
+                    obj: Arc::new(obj),
+                    at: Instant::now(),
+                    created,
+                },
+            );
+        }
+    }
+
+    /// The newer of the cached object and this controller's own write of it.
+    pub fn fresher(&self, cached: Arc<K>) -> Arc<K> {
+        let key = (cached.namespace().unwrap_or_default(), cached.name_any());
+        let Ok(mut w) = self.written.lock() else {
+            return cached;
+        };
+        match w.get(&key) {
+            Some(e)
+                if e.at.elapsed() < KEEP
+                    && e.obj.meta().uid == cached.meta().uid
+                    && matches!((version(e.obj.as_ref()), version(cached.as_ref())), (Some(o), Some(c)) if o > c) =>
+            {
+                e.obj.clone()
+            }
+            Some(_) => {
+                w.remove(&key);
+                cached
+            }
+            None => cached,
+        }
+    }
+
+    /// Own writes in `namespace` that the cache does not hold at all yet
+    /// (objects just created), for which `keep` holds.
+    pub fn unseen(
+        &self,
+        namespace: &str,
+        seen: &dyn Fn(&str) -> bool,
+        keep: &dyn Fn(&K) -> bool,
+    ) -> Vec<Arc<K>> {
+        let Ok(mut w) = self.written.lock() else {
+            return Vec::new();
+        };
+        w.retain(|_, e| e.at.elapsed() < KEEP);
+        w.iter()
+            .filter(|((ns, name), e)| e.created && ns == namespace && !seen(name) && keep(&e.obj))
+            .map(|(_, e)| e.obj.clone())
+            .collect()
+    }
+
+    /// Forgets everything of `namespace` that `drop` says (a run that restarts).
+    pub fn forget(&self, namespace: &str, drop: &dyn Fn(&K) -> bool) {
+        if let Ok(mut w) = self.written.lock() {
+            w.retain(|(ns, _), e| ns != namespace || !drop(&e.obj));
+        }
+    }
+}

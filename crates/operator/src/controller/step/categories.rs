@@ -1,0 +1,382 @@
+//! Each category of a run in one step: its recorded status brought up to
+//! date with its Pods (asking for what only a request tells), the planner's
+//! actions carried out on it, and the status to record.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::{Resource, ResourceExt};
+
+use super::attempts::{
+    category_obs, caused_by, complete_lost, offset, stop_record, stored, sync_attempts,
+};
+use super::conditions::{category_terminal, phase_conditions};
+use super::note;
+use super::observed::{LogAnswer, Observed, Question};
+use super::writes::Note;
+use crate::api::{AttemptStatus, CategoryRun, CategoryRunStatus};
+use crate::controller::build::{self, LABEL_ATTEMPT, LABEL_CATEGORY};
+use crate::layer::LayerPlan;
+use crate::plan::describe::{describe_end, describe_terminal, describe_wait, human_duration};
+use crate::plan::{Action, CategoryObs, Decision, Phase, Stop};
+use crate::results::{LogTail, OutputScanner};
+use crate::words::Reason;
+
+/// Bounds of the log tail kept in a CategoryRun's status.
+const TAIL_LINES: usize = 40;
+const TAIL_BYTES: usize = 4096;
+/// A category that has just started is recorded as Running once it has run
+/// this long (one status write fewer for short categories: the Pod, found
+/// again by its name, is the record of the attempt until then).
+const RECORD_RUNNING_AFTER: Duration = Duration::from_secs(1);
+
+/// One category in this step.
+#[derive(Debug, Clone)]
+pub struct Cat {
+    /// Its CategoryRun as observed.
+    pub cr: Arc<CategoryRun>,
+    /// Its Pods by attempt number.
+    pub pods: BTreeMap<u32, Arc<Pod>>,
+    /// Its status as this step leaves it.
+    pub status: CategoryRunStatus,
+}
+
+/// Every category of the run, in config order.
+#[derive(Debug, Clone)]
+pub struct Categories {
+    /// By index.
+    pub items: Vec<Cat>,
+}
+
+/// What carrying out the planner's actions asks of the cluster.
+#[derive(Debug, Default)]
+pub struct Carried {
+    /// Attempts started.
+    pub started: usize,
+    /// Pods of started attempts.
+    pub pods_to_create: Vec<Pod>,
+    /// Pods of stopped attempts (their stops are recorded first).
+    pub pods_to_delete: Vec<String>,
+    /// Events about categories.
+    pub notes: Vec<Note>,
+}
+
+/// The CategoryRun statuses to record.
+#[derive(Debug, Default)]
+pub struct StatusWrites {
+    /// By CategoryRun name.
+    pub statuses: Vec<(String, CategoryRunStatus)>,
+    /// When a status held back (a category that just started) is due.
+    pub wake: Option<Duration>,
+}
+
+fn owned_by<K: Resource>(obj: &K, owner: &impl Resource) -> bool {
+    let uid = owner.meta().uid.as_deref();
+    obj.meta()
+        .owner_references
+        .as_ref()
+        .is_some_and(|refs| refs.iter().any(|r| Some(r.uid.as_str()) == uid))
+}
+
+impl Categories {
+    /// Every category brought up to date with its Pods, or the questions
+    /// whose answers that needs (a Pod missing from the cache, a log).
+    pub fn observe(
+        o: &Observed,
+        layer: &LayerPlan,
+        now: Timestamp,
+    ) -> Result<Categories, Vec<Question>> {
+        let wall = Time(now);
+        let mut by_index: Vec<Option<Arc<CategoryRun>>> = vec![None; layer.categories.len()];
+        for cr in &o.category_runs {
+            if let Some(slot) = by_index.get_mut(cr.spec.index as usize) {
+                *slot = Some(cr.clone());
+            }
+        }
+        let mut questions = Vec::new();
+        let mut items = Vec::with_capacity(by_index.len());
+        for (i, cr) in by_index.into_iter().enumerate() {
+            // The plan was rebuilt from these objects: each index has one.
+            let Some(cr) = cr else { continue };
+            let k8s = &layer.categories[i].k8s_name;
+            let pods: BTreeMap<u32, Arc<Pod>> = o
+                .pods
+                .iter()
+                .filter(|p| {
+                    p.labels().get(LABEL_CATEGORY) == Some(k8s) && owned_by(p.as_ref(), cr.as_ref())
+                })
+                .filter_map(|p| {
+                    Some((
+                        p.labels().get(LABEL_ATTEMPT)?.parse::<u32>().ok()?,
+                        p.clone(),
+                    ))
+                })
+                .collect();
+            let mut st = cr.status.clone().unwrap_or_default();
+            let refs: BTreeMap<u32, &Pod> = pods.iter().map(|(n, p)| (*n, p.as_ref())).collect();
+            let needs = sync_attempts(&mut st, &refs, &wall);
+            for n in needs.missing {
+                let pod = build::pod_name(&cr.name_any(), n);
+                match o.answers.pod_exists.get(&pod) {
+                    None => questions.push(Question::PodExists(pod)),
+                    Some(false) => complete_lost(&mut st, n, &wall),
+                    // The cache is behind: it still runs.
+                    Some(true) => {}
+                }
+            }
+            for n in needs.ended {
+                let pod = build::pod_name(&cr.name_any(), n);
+                match o.answers.logs.get(&pod) {
+                    None => questions.push(Question::Logs(pod)),
+                    Some(answer) => read_results(answer, &mut st),
+                }
+            }
+            items.push(Cat {
+                cr,
+                pods,
+                status: st,
+            });
+        }
+        if questions.is_empty() {
+            Ok(Categories { items })
+        } else {
+            Err(questions)
+        }
+    }
+
+    /// The planner's view of every category, on the run's clock.
+    pub fn planner_view(&self, layer: &LayerPlan, clock_start: &Timestamp) -> Vec<CategoryObs> {
+        self.items
+            .iter()
+            .map(|c| category_obs(layer, &c.status, clock_start))
+            .collect()
+    }
+
+    /// Carries out the planner's actions on the statuses, and says what the
+    /// cluster must do for them.
+    pub fn carry_out(&mut self, layer: &LayerPlan, d: &Decision, now: Timestamp) -> Carried {
+        let wall = Time(now);
+        let mut out = Carried::default();
+        for action in &d.actions {
+            match *action {
+                Action::Start {
+                    category: i,
+                    attempt,
+                } => {
+                    let Some(c) = self.items.get_mut(i) else {
+                        continue;
+                    };
+                    let pod = build::attempt_pod(&c.cr, attempt);
+                    let pod_name = pod.metadata.name.clone().unwrap_or_default();
+                    out.pods_to_create.push(pod);
+                    out.started += 1;
+                    let st = &mut c.status;
+                    if !st.attempts.iter().any(|a| a.number == attempt) {
+                        st.attempts.push(AttemptStatus {
+                            number: attempt,
+                            pod_name,
+                            exit_code: None,
+                            reason: None,
+                            message: None,
+                            infrastructure: false,
+                            stop: None,
+                            start_time: Some(wall.clone()),
+                            completion_time: None,
+                        });
+                        st.attempt_count = st.attempts.len() as u32;
+                    }
+                    st.start_time.get_or_insert_with(|| wall.clone());
+                }
+                Action::Stop { category: i, stop } => {
+                    let Some(c) = self.items.get_mut(i) else {
+                        continue;
+                    };
+                    let Some(a) = c
+                        .status
+                        .attempts
+                        .last_mut()
+                        .filter(|a| a.completion_time.is_none())
+                    else {
+                        continue;
+                    };
+                    a.stop.get_or_insert_with(|| stop_record(layer, stop));
+                    let number = a.number;
+                    let terminating = c
+                        .pods
+                        .get(&number)
+                        .is_some_and(|p| p.metadata.deletion_timestamp.is_some());
+                    if !terminating {
+                        out.pods_to_delete
+                            .push(build::pod_name(&c.cr.name_any(), number));
+                    }
+                    if let Stop::End(t) = stop {
+                        c.status.message =
+                            Some(format!("stopping: {}", describe_terminal(layer, t)));
+                    } else {
+                        c.status.message = Some("stopping: the run is suspended".into());
+                    }
+                }
+                Action::Finish {
+                    category: i,
+                    terminal,
+                } => {
+                    let Some(c) = self.items.get_mut(i) else {
+                        continue;
+                    };
+                    let st = &mut c.status;
+                    st.phase = Some(terminal.phase);
+                    st.reason = Some(Reason::from(terminal.cause));
+                    st.caused_by = caused_by(layer, terminal.cause);
+                    st.message = Some(describe_end(
+                        layer,
+                        terminal,
+                        st.attempts.last().and_then(|a| a.reason.as_ref()),
+                        st.attempts.len(),
+                    ));
+                    st.completion_time.get_or_insert_with(|| wall.clone());
+                    if terminal.phase != Phase::Succeeded {
+                        let text = st.message.clone().unwrap_or_default();
+                        out.notes
+                            .push(note(c.cr.as_ref(), true, terminal.phase.as_str(), &text));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Each category's status as the decision leaves it, and those worth
+    /// recording now.
+    pub fn status_writes(
+        &mut self,
+        layer: &LayerPlan,
+        d: &Decision,
+        hold: Option<&str>,
+        now: Timestamp,
+    ) -> StatusWrites {
+        let wall = Time(now);
+        let mut out = StatusWrites::default();
+        for (i, c) in self.items.iter_mut().enumerate() {
+            let st = &mut c.status;
+            let phase = d.phases.get(i).copied().unwrap_or(Phase::Pending);
+            if !phase.is_terminal() {
+                st.phase = Some(phase);
+                let stopping = st
+                    .attempts
+                    .last()
+                    .is_some_and(|a| a.stop.is_some() && a.completion_time.is_none());
+                if stopping {
+                    st.reason = Some(Reason::Stopping);
+                } else {
+                    let (reason, message) = match (phase, d.waiting.get(i).copied().flatten()) {
+                        (Phase::Running, _) => (
+                            Reason::Running,
+                            format!("attempt {} running", st.attempt_count.max(1)),
+                        ),
+                        (_, Some(w)) => (Reason::from(w), describe_wait(layer, w)),
+                        _ => (Reason::Pending, "not started".to_string()),
+                    };
+                    st.reason = Some(reason);
+                    st.message = Some(hold.map_or(message, str::to_string));
+                    st.caused_by = None;
+                }
+            }
+            if let (Some(s), Some(e)) = (&st.start_time, &st.completion_time) {
+                st.duration = Some(human_duration(offset(&s.0, &e.0)));
+            }
+            let reason = st
+                .reason
+                .as_ref()
+                .map(Reason::to_string)
+                .unwrap_or_default();
+            let message = st.message.clone().unwrap_or_default();
+            st.conditions = phase_conditions(
+                &st.conditions,
+                st.phase.and_then(category_terminal),
+                &reason,
+                &message,
+                None,
+                c.cr.metadata.generation,
+                &wall,
+            );
+            st.observed_generation = c.cr.metadata.generation;
+            match due(c.cr.status.as_ref(), st, now) {
+                Due::Now => out.statuses.push((c.cr.name_any(), st.clone())),
+                Due::In(wait) => out.wake = Some(out.wake.map_or(wait, |w| w.min(wait))),
+                Due::Never => {}
+            }
+        }
+        out
+    }
+}
+
+/// Whether a category's status is worth a write now.
+#[derive(Debug, PartialEq, Eq)]
+enum Due {
+    Now,
+    In(Duration),
+    Never,
+}
+
+/// A status is written when it records a fact (an end, a stop, an attempt
+/// that ended, a category that ran for a while); a category that only waits
+/// and was never recorded stays unwritten (its run shows it), and one that
+/// just started is recorded once it has run [`RECORD_RUNNING_AFTER`].
+fn due(recorded: Option<&CategoryRunStatus>, next: &CategoryRunStatus, now: Timestamp) -> Due {
+    if recorded == Some(next) {
+        return Due::Never;
+    }
+    let never_written = recorded.is_none_or(|r| *r == CategoryRunStatus::default());
+    if !never_written {
+        return Due::Now;
+    }
+    if next.phase.is_some_and(Phase::is_terminal)
+        || next
+            .attempts
+            .iter()
+            .any(|a| a.stop.is_some() || a.completion_time.is_some())
+    {
+        return Due::Now;
+    }
+    match next.phase {
+        Some(Phase::Running) => {
+            let started = next
+                .attempts
+                .last()
+                .and_then(|a| a.start_time.as_ref())
+                .map_or(now, stored);
+            let ran = offset(&started, &now);
+            if ran >= RECORD_RUNNING_AFTER {
+                Due::Now
+            } else {
+                Due::In(RECORD_RUNNING_AFTER - ran)
+            }
+        }
+        _ => Due::Never,
+    }
+}
+
+/// Test counts and the log tail of an attempt that ended, from its log.
+fn read_results(answer: &LogAnswer, st: &mut CategoryRunStatus) {
+    match answer {
+        Ok(text) => {
+            let mut scanner = OutputScanner::new();
+            let mut tail = LogTail::new(TAIL_LINES, TAIL_BYTES);
+            for line in text.lines() {
+                scanner.feed_line(line);
+                tail.push_line(line);
+            }
+            st.counts = scanner.counts().map(|(_, c)| c);
+            st.log_tail = Some(tail.text()).filter(|t| !t.is_empty());
+        }
+        Err(e) => {
+            // The Pod may be gone with its logs; keep what the status has.
+            let msg = st.attempts.iter().rev().find_map(|a| a.message.clone());
+            st.log_tail = msg.or_else(|| Some(format!("[logs unavailable: {e}]")));
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The controller's decision for one TestLayerRun, as one pure function:
+//! [`step`] takes what was [`Observed`] and the time, and returns a [`Step`]:
+//! the writes to make, in order, and when to look again; or the questions
+//! whose answers it needs first. No I/O and no clock reads happen here, so
+//! every scenario is a fast unit test (`tests.rs`), and the reconciler is a
+//! loop of read → step → ask or apply.
+//!
+//! The pipeline: spec changes and finished runs → the frozen plan (config
+//! read once, CategoryRuns created) → gates (layer dependencies, services)
+//! → each category brought up to date with its Pods → the planner → the
+//! writes. Ordering rules that crash safety rests on are visible in
+//! [`step`]: the run's clock is recorded before its first Pod is created, a
+//! stop is recorded before its Pod is deleted, and an attempt is recorded
+//! only after its Pod exists (a Pod is found again by its name).
+
+mod attempts;
+mod categories;
+pub(crate) mod conditions;
+mod gates;
+pub mod observed;
+mod plan_freeze;
+mod run_status;
+pub mod writes;
+
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::Resource;
+
+pub use attempts::{offset, stored};
+pub use observed::{Answers, ConfigAnswer, LogAnswer, Observed, Question};
+pub use plan_freeze::{DEFAULT_CONFIG_KEY, resolve, spec_hash};
+pub use writes::{Next, Note, Step, Write};
+
+use crate::api::LayerPhase;
+use crate::plan::gate::{Gate, services_gate};
+use crate::plan::{LayerObs, plan};
+use categories::Categories;
+use plan_freeze::Frozen;
+
+/// How often a run waiting on dependencies or services looks again.
+const GATE_POLL: Duration = Duration::from_secs(2);
+/// At most this long between looks at a run that works, if nothing wakes it.
+const IDLE_REQUEUE: Duration = Duration::from_secs(300);
+
+/// Decides what to do next for the run of `o` at `now`.
+pub fn step(o: &Observed, now: Timestamp) -> Step {
+    let run = o.run.as_ref();
+    if run.metadata.deletion_timestamp.is_some() {
+        // Owner references let the garbage collector remove the rest.
+        return Step::idle(Next::AwaitChange);
+    }
+    let status = run.status.clone().unwrap_or_default();
+    let hash = spec_hash(run);
+
+    // A changed definition starts the run over (GitOps: a new spec is a new run).
+    if status.spec_hash.as_deref().is_some_and(|h| h != hash) {
+        return run_status::restart(o);
+    }
+    if let Some(phase) = status.phase.filter(|p| p.is_terminal()) {
+        return run_status::finished(o, phase, &status, now);
+    }
+
+    // The frozen plan: resolved from the config once, then rebuilt from the
+    // run's own objects.
+    let (layer, status) = match plan_freeze::frozen(o, status, &hash, now) {
+        Frozen::Ready(ready) => *ready,
+        Frozen::Step(step) => return step,
+    };
+
+    // Gates, before the run's clock starts.
+    let mut hold = None;
+    if status.start_time.is_none() && !run.spec.cancel {
+        let gate = match gates::dependencies(run, &layer.dependencies, &o.runs) {
+            Gate::Open if !layer.required_services.is_empty() => {
+                let Some(unready) = &o.answers.unready_services else {
+                    return Step::ask(vec![Question::UnreadyServices(
+                        layer.required_services.clone(),
+                    )]);
+                };
+                let waited = run
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map_or(Duration::ZERO, |c| offset(&c.0, &now));
+                services_gate(unready, waited, layer.service_wait)
+            }
+            g => g,
+        };
+        match gate {
+            Gate::Open => {}
+            Gate::Waiting(m) => hold = Some(m),
+            Gate::Failed { reason, message } => {
+                return run_status::gate_failed(o, status, &layer, &reason, &message, now);
+            }
+        }
+    }
+
+    // Every category brought up to date with its Pods.
+    let mut cats = match Categories::observe(o, &layer, now) {
+        Ok(c) => c,
+        Err(questions) => return Step::ask(questions),
+    };
+
+    // The planner, on the run's clock.
+    let clock_start = status.start_time.as_ref().map_or(now, stored);
+    let obs: Vec<_> = cats.planner_view(&layer, &clock_start);
+    let layer_obs = LayerObs {
+        cancel: run.spec.cancel,
+        hold: hold.is_some(),
+        suspend: run.spec.suspend,
+        ..LayerObs::at(offset(&clock_start, &now), Duration::ZERO)
+    };
+    let decision = plan(&layer, &obs, &layer_obs);
+    let carried = cats.carry_out(&layer, &decision, now);
+    let cr_writes = cats.status_writes(&layer, &decision, hold.as_deref(), now);
+
+    // The run's status.
+    let mut next_status = status.clone();
+    let starting = carried.started > 0 && next_status.start_time.is_none();
+    run_status::update(
+        &mut next_status,
+        run,
+        &layer,
+        &cats,
+        decision.outcome,
+        hold.as_deref(),
+        now,
+    );
+    let run_changed = run.status.as_ref() != Some(&next_status);
+
+    // The writes, in the order crash safety needs.
+    let mut writes = Vec::new();
+    if starting && run_changed {
+        // The clock is recorded before the first Pod exists.
+        writes.push(Write::RunStatus(Box::new(next_status.clone())));
+    }
+    if !carried.pods_to_create.is_empty() {
+        writes.push(Write::CreatePods(carried.pods_to_create));
+    }
+    if !cr_writes.statuses.is_empty() {
+        // Stops are recorded here, before their Pods are deleted below.
+        writes.push(Write::CategoryRunStatuses(cr_writes.statuses));
+    }
+    if !carried.pods_to_delete.is_empty() {
+        writes.push(Write::DeletePods(carried.pods_to_delete));
+    }
+    if run_changed && !starting {
+        writes.push(Write::RunStatus(Box::new(next_status.clone())));
+    }
+    writes.extend(carried.notes.into_iter().map(Write::Event));
+    if run_changed {
+        writes.extend(run_status::phase_event(run, &next_status));
+    }
+
+    let phase = next_status.phase.unwrap_or(LayerPhase::Pending);
+    let next = if phase.is_terminal() {
+        match run.spec.ttl_seconds_after_finished {
+            Some(ttl) => Next::After(Duration::from_secs(ttl.max(0) as u64)),
+            None => Next::AwaitChange,
+        }
+    } else if hold.is_some() {
+        Next::After(GATE_POLL)
+    } else {
+        let planner_wake = decision
+            .wake_at
+            .map(|w| w.saturating_sub(layer_obs.now) + Duration::from_millis(50));
+        let wake = [planner_wake, cr_writes.wake]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(IDLE_REQUEUE);
+        Next::After(wake.min(IDLE_REQUEUE))
+    };
+    Step::write(writes, next)
+}
+
+/// A reference to an object for an Event.
+fn regarding<K: Resource<DynamicType = ()>>(
+    obj: &K,
+) -> k8s_openapi::api::core::v1::ObjectReference {
+    obj.object_ref(&())
+}
+
+/// A bounded Event note.
+fn note<K: Resource<DynamicType = ()>>(obj: &K, warning: bool, reason: &str, text: &str) -> Note {
+    Note {
+        regarding: regarding(obj),
+        warning,
+        reason: reason.to_string(),
+        note: text.chars().take(1000).collect(),
+    }
+}

@@ -1,0 +1,80 @@
+//! What [`step`](super::step) decides from: a run and everything it owns, as
+//! read from the caches (and this controller's own recent writes), plus the
+//! answers to the questions an earlier step of the same reconcile asked.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::api::{CategoryRun, TestLayerRun};
+
+/// A run and what it owns, as observed.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    /// The run, its status the newest this controller knows.
+    pub run: Arc<TestLayerRun>,
+    /// The CategoryRuns it owns (any order).
+    pub category_runs: Vec<Arc<CategoryRun>>,
+    /// The Pods labelled with the run.
+    pub pods: Vec<Arc<Pod>>,
+    /// The other TestLayerRuns of its namespace (for layer dependencies).
+    pub runs: Vec<Arc<TestLayerRun>>,
+    /// Answers to the questions asked so far.
+    pub answers: Answers,
+}
+
+/// A fact that only a request gives; the reconciler asks it and steps again.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Question {
+    /// The layer config text of the run (inline, or from its ConfigMap).
+    Config,
+    /// Does this Pod exist? (It is missing from the cache.)
+    PodExists(String),
+    /// The log of this Pod's test container.
+    Logs(String),
+    /// Which of these required services have no ready endpoint?
+    UnreadyServices(Vec<String>),
+}
+
+/// The config text of a run, or why there is none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigAnswer {
+    /// The YAML and where it came from (for messages).
+    Found {
+        /// The text.
+        text: String,
+        /// Where it came from.
+        origin: String,
+    },
+    /// What is missing (the ConfigMap, or its key).
+    Missing(String),
+}
+
+/// The log of a Pod, or why it could not be read.
+pub type LogAnswer = Result<String, String>;
+
+/// What the questions were answered with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Answers {
+    /// [`Question::Config`].
+    pub config: Option<ConfigAnswer>,
+    /// [`Question::PodExists`], by Pod name.
+    pub pod_exists: BTreeMap<String, bool>,
+    /// [`Question::Logs`], by Pod name.
+    pub logs: BTreeMap<String, LogAnswer>,
+    /// [`Question::UnreadyServices`]: the services without a ready endpoint.
+    pub unready_services: Option<Vec<String>>,
+}
+
+impl Answers {
+    /// Whether `q` is answered.
+    pub fn has(&self, q: &Question) -> bool {
+        match q {
+            Question::Config => self.config.is_some(),
+            Question::PodExists(p) => self.pod_exists.contains_key(p),
+            Question::Logs(p) => self.logs.contains_key(p),
+            Question::UnreadyServices(_) => self.unready_services.is_some(),
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! The run's own status and the steps that end or restart a run: pure
+//! functions from what was observed to the status to write.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+
+use super::categories::Categories;
+use super::conditions::{Stall, category_terminal, layer_terminal, phase_conditions};
+use super::observed::Observed;
+use super::writes::{Next, Step, Write};
+use super::{note, offset};
+use crate::api::{CategorySummary, LayerPhase, TestCounts, TestLayerRun, TestLayerRunStatus};
+use crate::layer::LayerPlan;
+use crate::plan::describe::human_duration;
+use crate::plan::{LayerOutcome, Phase};
+use crate::words::Reason;
+
+/// How often a run whose ConfigMap is missing looks again.
+const CONFIG_POLL: Duration = Duration::from_secs(10);
+/// Longest message kept in a status.
+const MAX_MESSAGE: usize = 4000;
+
+/// The run's status after this step: categories summed, phase, message and
+/// conditions.
+pub fn update(
+    status: &mut TestLayerRunStatus,
+    run: &TestLayerRun,
+    layer: &LayerPlan,
+    cats: &Categories,
+    outcome: Option<LayerOutcome>,
+    hold: Option<&str>,
+    now: Timestamp,
+) {
+    let wall = Time(now);
+    let mut total = TestCounts::default();
+    let mut any_counts = false;
+    let summaries: Vec<CategorySummary> = cats
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if let Some(n) = c.status.counts {
+                total.add(n);
+                any_counts = true;
+            }
+            CategorySummary {
+                name: layer.categories[i].name.clone(),
+                phase: c.status.phase.unwrap_or(Phase::Pending),
+                attempts: c.status.attempt_count,
+                reason: c.status.reason.clone().filter(Reason::is_notable),
+                counts: c.status.counts,
+            }
+        })
+        .collect();
+    let finished = summaries.iter().filter(|s| s.phase.is_terminal()).count();
+    if summaries.iter().any(|s| s.phase == Phase::Running) {
+        status.start_time.get_or_insert_with(|| wall.clone());
+    }
+    let phase = match outcome {
+        Some(LayerOutcome::Succeeded) => LayerPhase::Succeeded,
+        Some(LayerOutcome::Failed) => LayerPhase::Failed,
+        Some(LayerOutcome::TimedOut) => LayerPhase::TimedOut,
+        Some(LayerOutcome::Cancelled) => LayerPhase::Cancelled,
+        None if status.start_time.is_some() => LayerPhase::Running,
+        None => LayerPhase::Pending,
+    };
+    if phase.is_terminal() {
+        status.completion_time.get_or_insert_with(|| wall.clone());
+        if let (Some(s), Some(e)) = (&status.start_time, &status.completion_time) {
+            status.duration = Some(human_duration(offset(&s.0, &e.0)));
+        }
+    }
+    let (reason, message) = run_message(phase, &summaries, hold, run.spec.suspend);
+    status.phase = Some(phase);
+    status.progress = Some(format!("{finished}/{}", summaries.len()));
+    status.counts = any_counts.then_some(total);
+    status.message = Some(message.clone());
+    status.categories = summaries;
+    status.observed_generation = run.metadata.generation;
+    status.conditions = phase_conditions(
+        &status.conditions,
+        layer_terminal(phase),
+        &reason,
+        &message,
+        None,
+        run.metadata.generation,
+        &wall,
+    );
+}
+
+/// The Event of a run whose phase changed.
+pub fn phase_event(run: &TestLayerRun, next: &TestLayerRunStatus) -> Option<Write> {
+    let was = run.status.as_ref().and_then(|s| s.phase);
+    let phase = next.phase?;
+    if was == Some(phase) {
+        return None;
+    }
+    let warning = matches!(phase, LayerPhase::Failed | LayerPhase::TimedOut);
+    Some(Write::Event(note(
+        run,
+        warning,
+        phase.as_str(),
+        next.message.as_deref().unwrap_or_default(),
+    )))
+}
+
+fn run_message(
+    phase: LayerPhase,
+    cats: &[CategorySummary],
+    gate: Option<&str>,
+    suspended: bool,
+) -> (String, String) {
+    let count = |p: Phase| cats.iter().filter(|c| c.phase == p).count();
+    let bad: Vec<String> = cats
+        .iter()
+        .filter(|c| matches!(c.phase, Phase::Failed | Phase::TimedOut))
+        .map(|c| match &c.reason {
+            Some(r) => format!("{} ({r})", c.name),
+            None => format!("{} ({})", c.name, c.phase),
+        })
+        .collect();
+    match phase {
+        LayerPhase::Succeeded => (
+            "Succeeded".into(),
+            format!("all {} categories passed", cats.len()),
+        ),
+        LayerPhase::Failed => (
+            "Failed".into(),
+            format!(
+                "failed: {}; skipped: {}",
+                if bad.is_empty() {
+                    "-".into()
+                } else {
+                    bad.join(", ")
+                },
+                count(Phase::Skipped)
+            ),
+        ),
+        LayerPhase::TimedOut => ("TimedOut".into(), "the layer deadline passed".into()),
+        LayerPhase::Cancelled => ("Cancelled".into(), "the run was cancelled".into()),
+        _ if suspended => (
+            "Suspended".into(),
+            "suspended: nothing new starts and running categories were stopped".into(),
+        ),
+        _ if gate.is_some() => ("Waiting".into(), gate.unwrap_or_default().to_string()),
+        LayerPhase::Pending => ("Pending".into(), "starting".into()),
+        LayerPhase::Running => (
+            "Running".into(),
+            format!(
+                "{} running, {} waiting, {} done{}",
+                count(Phase::Running),
+                count(Phase::Waiting) + count(Phase::Pending),
+                cats.iter().filter(|c| c.phase.is_terminal()).count(),
+                if bad.is_empty() {
+                    String::new()
+                } else {
+                    format!("; failed: {}", bad.join(", "))
+                }
+            ),
+        ),
+    }
+}
+
+/// Bad config or an inconsistent run: Failed and Stalled, nothing created.
+pub fn invalid(
+    o: &Observed,
+    mut status: TestLayerRunStatus,
+    reason: &str,
+    problem: &str,
+    now: Timestamp,
+) -> Step {
+    status.spec_hash = Some(super::spec_hash(&o.run));
+    fail_run(o, status, reason, problem, now)
+}
+
+/// Ends a run as Failed and Stalled (it cannot go on) and says why.
+fn fail_run(
+    o: &Observed,
+    mut status: TestLayerRunStatus,
+    reason: &str,
+    message: &str,
+    now: Timestamp,
+) -> Step {
+    let run = o.run.as_ref();
+    let wall = Time(now);
+    let stall = Stall {
+        reason: reason.into(),
+        message: message.into(),
+    };
+    status.phase = Some(LayerPhase::Failed);
+    status.message = Some(message.chars().take(MAX_MESSAGE).collect());
+    status.observed_generation = run.metadata.generation;
+    status.completion_time.get_or_insert_with(|| wall.clone());
+    status.conditions = phase_conditions(
+        &status.conditions,
+        Some(false),
+        reason,
+        message,
+        Some(&stall),
+        run.metadata.generation,
+        &wall,
+    );
+    if run.status.as_ref() == Some(&status) {
+        return Step::idle(Next::AwaitChange);
+    }
+    Step::write(
+        vec![
+            Write::RunStatus(Box::new(status)),
+            Write::Event(note(run, true, reason, message)),
+        ],
+        Next::AwaitChange,
+    )
+}
+
+/// The run's ConfigMap (or its key) is missing: Pending and Stalled, and a
+/// look again later.
+pub fn waiting_for_config(
+    o: &Observed,
+    mut status: TestLayerRunStatus,
+    problem: &str,
+    now: Timestamp,
+) -> Step {
+    let run = o.run.as_ref();
+    let wall = Time(now);
+    let stall = Stall {
+        reason: "ConfigNotFound".into(),
+        message: problem.into(),
+    };
+    status.phase = Some(LayerPhase::Pending);
+    status.message = Some(problem.into());
+    status.observed_generation = run.metadata.generation;
+    status.conditions = phase_conditions(
+        &status.conditions,
+        None,
+        "ConfigNotFound",
+        problem,
+        Some(&stall),
+        run.metadata.generation,
+        &wall,
+    );
+    if run.status.as_ref() == Some(&status) {
+        return Step::idle(Next::After(CONFIG_POLL));
+    }
+    Step::write(
+        vec![
+            Write::RunStatus(Box::new(status)),
+            Write::Event(note(run, true, "ConfigNotFound", problem)),
+        ],
+        Next::After(CONFIG_POLL),
+    )
+}
+
+/// A dependency or service gate that cannot open: every category is
+/// skipped and the run fails.
+pub fn gate_failed(
+    o: &Observed,
+    mut status: TestLayerRunStatus,
+    layer: &LayerPlan,
+    reason: &Reason,
+    message: &str,
+    now: Timestamp,
+) -> Step {
+    let wall = Time(now);
+    let mut statuses = Vec::new();
+    for cr in &o.category_runs {
+        let mut st = cr.status.clone().unwrap_or_default();
+        st.phase = Some(Phase::Skipped);
+        st.reason = Some(reason.clone());
+        st.message = Some(message.into());
+        st.completion_time.get_or_insert_with(|| wall.clone());
+        st.conditions = phase_conditions(
+            &st.conditions,
+            category_terminal(Phase::Skipped),
+            reason.as_str(),
+            message,
+            None,
+            cr.metadata.generation,
+            &wall,
+        );
+        if cr.status.as_ref() != Some(&st) {
+            statuses.push((cr.name_any(), st));
+        }
+    }
+    status.progress = Some(format!("{0}/{0}", layer.categories.len()));
+    status.categories = layer
+        .categories
+        .iter()
+        .map(|c| CategorySummary {
+            name: c.name.clone(),
+            phase: Phase::Skipped,
+            attempts: 0,
+            reason: Some(reason.clone()),
+            counts: None,
+        })
+        .collect();
+    let mut step = fail_run(o, status, reason.as_str(), message, now);
+    if !statuses.is_empty() {
+        step.writes.insert(0, Write::CategoryRunStatuses(statuses));
+    }
+    step
+}
+
+/// The spec changed: delete what the old spec made and start over.
+pub fn restart(o: &Observed) -> Step {
+    let run = o.run.as_ref();
+    let mut writes = Vec::new();
+    let crs: Vec<String> = o.category_runs.iter().map(|c| c.name_any()).collect();
+    if !crs.is_empty() {
+        writes.push(Write::DeleteCategoryRuns(crs));
+    }
+    // Pods go with their CategoryRuns; delete them now so none keeps running.
+    let pods: Vec<String> = o.pods.iter().map(|p| p.name_any()).collect();
+    if !pods.is_empty() {
+        writes.push(Write::DeletePods(pods));
+    }
+    writes.push(Write::RunStatus(Box::new(TestLayerRunStatus {
+        observed_generation: run.metadata.generation,
+        message: Some("the spec changed: starting over".into()),
+        ..Default::default()
+    })));
+    writes.push(Write::Event(note(
+        run,
+        false,
+        "Restarted",
+        "the spec changed: the run starts over",
+    )));
+    Step::write(writes, Next::After(Duration::from_secs(1)))
+}
+
+/// A finished run: deleted once its TTL passed.
+pub fn finished(
+    o: &Observed,
+    _phase: LayerPhase,
+    status: &TestLayerRunStatus,
+    now: Timestamp,
+) -> Step {
+    let Some(ttl) = o.run.spec.ttl_seconds_after_finished else {
+        return Step::idle(Next::AwaitChange);
+    };
+    let done = status.completion_time.as_ref().map_or(now, |t| t.0);
+    let age = offset(&done, &now);
+    let ttl = Duration::from_secs(ttl.max(0) as u64);
+    if age < ttl {
+        return Step::idle(Next::After(ttl - age + Duration::from_millis(100)));
+    }
+    Step::write(vec![Write::DeleteRun], Next::AwaitChange)
+}
