@@ -373,6 +373,14 @@ impl ControlPlane {
         client_from_kubeconfig(&self.kubeconfig).await
     }
 
+    /// A new client for the admin that does not retry answers 429, 503 and
+    /// 504 (kube's default client retries them up to 15 times, with
+    /// back-offs that add up to minutes): to see a refused eviction or a
+    /// failing log request at once.
+    pub async fn admin_client_without_retries(&self) -> Result<Client, TestkitError> {
+        client_from_kubeconfig_with(&self.kubeconfig, false).await
+    }
+
     /// Writes a kubeconfig that authenticates as the ServiceAccount
     /// `namespace/name` (which must exist) with a one-hour token, and returns
     /// its path.
@@ -480,14 +488,19 @@ impl Drop for ControlPlane {
 
 /// A client from a kubeconfig file.
 pub async fn client_from_kubeconfig(path: &Path) -> Result<Client, TestkitError> {
+    client_from_kubeconfig_with(path, true).await
+}
+
+async fn client_from_kubeconfig_with(path: &Path, retry: bool) -> Result<Client, TestkitError> {
     let bad = |problem: String| TestkitError::Kubeconfig {
         path: path.to_path_buf(),
         problem,
     };
     let kc = Kubeconfig::read_from(path).map_err(|e| bad(e.to_string()))?;
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+    let mut config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
         .map_err(|e| bad(e.to_string()))?;
+    config.default_retry = retry;
     Client::try_from(config).map_err(TestkitError::kube("building a client"))
 }
 

@@ -61,6 +61,12 @@ pub enum TestkitError {
         /// Why it failed.
         source: kube::Error,
     },
+    /// The test kubelet was asked for something it cannot do.
+    #[error("test kubelet: {problem}")]
+    Kubelet {
+        /// What is wrong.
+        problem: String,
+    },
     /// The kubeconfig could not be used.
     #[error("kubeconfig {path}: {problem}")]
     Kubeconfig {

@@ -10,4 +10,6 @@ mod process;
 
 pub use control_plane::{BINARIES, ControlPlane, bin_dir, client_from_kubeconfig};
 pub use error::TestkitError;
-pub use kubelet::{PodEnd, PodScript, TestKubelet};
+pub use kubelet::{
+    KubeletOptions, LogServing, NodeFailure, OnSigterm, PodEnd, PodScript, TestKubelet,
+};

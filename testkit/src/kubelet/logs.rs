@@ -1,9 +1,13 @@
 //! The kubelet's read-only HTTPS endpoint for container logs, which the
 //! apiserver proxies `pods/log` requests to
 //! (`/containerLogs/{namespace}/{pod}/{container}?tailLines=N&limitBytes=N`).
+//!
+//! Each answer follows the Pod's [`LogServing`] or, without one, the
+//! kubelet-wide one: at once, after a delay, never, or an error. A Pod on a
+//! node that is down gets no answer: the connection is closed, as when the
+//! apiserver cannot reach a dead kubelet.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use http_body_util::Full;
@@ -13,15 +17,34 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use rcgen::{CertificateParams, KeyPair};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
+use super::NodeStates;
+use super::script::LogServing;
 use crate::TestkitError;
 
-/// Log lines per (namespace, pod, container).
-pub(crate) type LogStore = Arc<Mutex<HashMap<(String, String, String), Vec<String>>>>;
+/// What the endpoint knows of one container.
+#[derive(Debug, Clone)]
+pub(crate) struct ContainerLog {
+    /// Its log lines.
+    pub lines: Vec<String>,
+    /// How its Pod's logs are served, if the Pod says.
+    pub serving: Option<LogServing>,
+    /// The node its Pod runs on.
+    pub node: String,
+}
+
+/// Logs per (namespace, pod, container).
+pub(crate) type LogStore = Arc<Mutex<HashMap<(String, String, String), ContainerLog>>>;
+
+/// Why no answer is given: the connection is dropped.
+#[derive(Debug, thiserror::Error)]
+#[error("the node of the pod is down")]
+struct NodeDown;
 
 /// A running log endpoint.
 pub(crate) struct LogServer {
@@ -36,7 +59,12 @@ impl Drop for LogServer {
 }
 
 impl LogServer {
-    pub async fn start(store: LogStore) -> Result<Self, TestkitError> {
+    /// Serves `store`; `serving` is the kubelet-wide [`LogServing`].
+    pub async fn start(
+        store: LogStore,
+        serving: watch::Receiver<LogServing>,
+        nodes: Arc<NodeStates>,
+    ) -> Result<Self, TestkitError> {
         let key = KeyPair::generate()?;
         let cert = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])?
             .self_signed(&key)?;
@@ -65,13 +93,17 @@ impl LogServer {
             while let Ok((tcp, _)) = listener.accept().await {
                 let acceptor = acceptor.clone();
                 let store = store.clone();
+                let serving = serving.clone();
+                let nodes = nodes.clone();
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };
                     let svc = service_fn(move |req| {
                         let store = store.clone();
-                        async move { Ok::<_, Infallible>(respond(&store, &req)) }
+                        let serving = serving.clone();
+                        let nodes = nodes.clone();
+                        async move { respond(&store, serving, &nodes, &req).await }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tls), svc)
@@ -83,12 +115,18 @@ impl LogServer {
     }
 }
 
-fn respond<B>(store: &LogStore, req: &Request<B>) -> Response<Full<Bytes>> {
-    let reply = |code: StatusCode, body: String| {
-        let mut r = Response::new(Full::new(Bytes::from(body)));
-        *r.status_mut() = code;
-        r
-    };
+fn reply(code: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = code;
+    r
+}
+
+async fn respond<B>(
+    store: &LogStore,
+    mut serving: watch::Receiver<LogServing>,
+    nodes: &NodeStates,
+    req: &Request<B>,
+) -> Result<Response<Full<Bytes>>, NodeDown> {
     let parts: Vec<&str> = req
         .uri()
         .path()
@@ -96,13 +134,13 @@ fn respond<B>(store: &LogStore, req: &Request<B>) -> Response<Full<Bytes>> {
         .split('/')
         .collect();
     let ["containerLogs", ns, pod, container] = parts.as_slice() else {
-        return reply(
+        return Ok(reply(
             StatusCode::NOT_FOUND,
             format!(
                 "the test kubelet serves only /containerLogs, not {}",
                 req.uri().path()
             ),
-        );
+        ));
     };
     let query: HashMap<&str, &str> = req
         .uri()
@@ -111,15 +149,50 @@ fn respond<B>(store: &LogStore, req: &Request<B>) -> Response<Full<Bytes>> {
         .split('&')
         .filter_map(|kv| kv.split_once('='))
         .collect();
-    let lines = store.lock().ok().and_then(|g| {
-        g.get(&(ns.to_string(), pod.to_string(), container.to_string()))
-            .cloned()
-    });
-    let Some(lines) = lines else {
-        return reply(
+    let key = (ns.to_string(), pod.to_string(), container.to_string());
+    let lookup = || store.lock().ok().and_then(|g| g.get(&key).cloned());
+    loop {
+        let Some(entry) = lookup() else {
+            return Ok(reply(
+                StatusCode::NOT_FOUND,
+                format!("container {container} of pod {ns}/{pod} has not started"),
+            ));
+        };
+        if !nodes.is_up(&entry.node) {
+            return Err(NodeDown);
+        }
+        let mode = entry
+            .serving
+            .clone()
+            .unwrap_or_else(|| serving.borrow_and_update().clone());
+        match mode {
+            LogServing::Prompt => break,
+            LogServing::Slow(d) => {
+                tokio::time::sleep(d).await;
+                break;
+            }
+            LogServing::Error { status, message } => {
+                return Ok(reply(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    message,
+                ));
+            }
+            LogServing::Hang => {
+                // Until the kubelet-wide setting changes or the kubelet goes.
+                if serving.changed().await.is_err() {
+                    return Ok(reply(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the test kubelet stopped".into(),
+                    ));
+                }
+            }
+        }
+    }
+    let Some(ContainerLog { lines, .. }) = lookup() else {
+        return Ok(reply(
             StatusCode::NOT_FOUND,
-            format!("container {container} of pod {ns}/{pod} has not started"),
-        );
+            format!("container {container} of pod {ns}/{pod} is gone"),
+        ));
     };
     let tail = query
         .get("tailLines")
@@ -140,5 +213,5 @@ fn respond<B>(store: &LogStore, req: &Request<B>) -> Response<Full<Bytes>> {
         }
         text.truncate(cut);
     }
-    reply(StatusCode::OK, text)
+    Ok(reply(StatusCode::OK, text))
 }

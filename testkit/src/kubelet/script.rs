@@ -1,7 +1,34 @@
-//! What the test kubelet does with one Pod: how long its container "runs" and
-//! how it ends. Tests script it directly, or let it be read from the
-//! container's command in a tiny language, so a layer config can say what its
-//! categories do: `echo '3 passed in 0.1s'; sleep 2; exit 1`.
+//! What the test kubelet does with one Pod: how long its container "runs",
+//! how it ends, and how it behaves on the way. Tests script it directly, or
+//! let it be read from the container's command in a tiny language, so a
+//! layer config can say what its categories do:
+//! `echo '3 passed in 0.1s'; sleep 2; exit 1`.
+//!
+//! # Knobs
+//!
+//! Scripts that use none of these behave as they always did, except that a
+//! deleted running container now takes a short moment to stop (see SIGTERM).
+//!
+//! - **SIGTERM** ([`PodScript::sigterm`], words `trap '' TERM`,
+//!   `trap 'sleep 2; exit 0' TERM`, `trap - TERM`): what the container does
+//!   when its Pod is deleted while it runs. By default it handles SIGTERM
+//!   promptly: it ends with exit code 143 [`DEFAULT_SIGTERM_EXIT`] (75 ms)
+//!   after the signal. A handler given as a trap takes as long as its `sleep`s and ends
+//!   with its `exit` code (143 without one). With `trap '' TERM`
+//!   ([`OnSigterm::Ignore`]) it keeps running until the Pod's grace period
+//!   (`deletionGracePeriodSeconds`, from `terminationGracePeriodSeconds`,
+//!   default 30) runs out and is then killed (exit 137). A script that ends on
+//!   its own earlier ends as scripted. The trap applies to the whole run,
+//!   wherever it is written.
+//! - **Image pulls that fail, then succeed** ([`PodScript::pull_fails_for`],
+//!   word `imagepull SECONDS`): for that long the container waits with reason
+//!   `ErrImagePull`, then `ImagePullBackOff`, alternating with growing
+//!   back-offs as a kubelet does, and then starts normally with the rest of
+//!   the script. `imagepull` alone never pulls ([`PodEnd::ImagePullError`]).
+//! - **Logs** ([`PodScript::log_serving`], words `logs slow SECONDS`,
+//!   `logs hang`, `logs error [STATUS]`, `logs ok`): how the kubelet answers
+//!   `pods/log` for this Pod; without it the kubelet-wide setting applies
+//!   ([`LogServing`]).
 
 use std::time::Duration;
 
@@ -23,6 +50,60 @@ pub enum PodEnd {
     RunForever,
 }
 
+/// How long a container that handles SIGTERM by default takes to end after
+/// it: a short moment, as a process that exits on the signal.
+pub const DEFAULT_SIGTERM_EXIT: Duration = Duration::from_millis(75);
+
+/// What a scripted container does when the kubelet sends it SIGTERM (its Pod
+/// was deleted while it ran).
+#[derive(Debug, Clone, PartialEq)]
+pub enum OnSigterm {
+    /// It ends `after` the signal with exit `code` (a default process: 143,
+    /// after [`DEFAULT_SIGTERM_EXIT`]). If the grace period runs out first it
+    /// is killed (exit 137).
+    Exit {
+        /// Time from the signal to the exit.
+        after: Duration,
+        /// Exit code.
+        code: i32,
+    },
+    /// It ignores the signal and runs on until the grace period runs out,
+    /// then is killed (exit 137), unless it ends on its own first.
+    Ignore,
+}
+
+impl Default for OnSigterm {
+    fn default() -> Self {
+        Self::Exit {
+            after: DEFAULT_SIGTERM_EXIT,
+            code: 143,
+        }
+    }
+}
+
+/// How the kubelet answers `pods/log` requests (which the apiserver proxies
+/// to it) for a Pod's containers.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum LogServing {
+    /// At once (the default).
+    #[default]
+    Prompt,
+    /// After this delay.
+    Slow(Duration),
+    /// Never: the request hangs until the kubelet is dropped or this setting
+    /// is changed (kubelet-wide setting only).
+    Hang,
+    /// With this HTTP status and message; the apiserver passes the status on.
+    /// (kube's default client retries 429, 503 and 504 for minutes before it
+    /// gives up: other statuses show the error at once.)
+    Error {
+        /// HTTP status code (e.g. 500).
+        status: u16,
+        /// Body of the answer.
+        message: String,
+    },
+}
+
 /// The script for one Pod.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PodScript {
@@ -36,6 +117,15 @@ pub struct PodScript {
     pub logs: Vec<String>,
     /// The termination message the container writes, if any.
     pub message: Option<String>,
+    /// What the container does on SIGTERM (default: ends at once, exit 143).
+    pub sigterm: OnSigterm,
+    /// For how long the image pull fails (`ErrImagePull`, then
+    /// `ImagePullBackOff`) before it succeeds and the container starts;
+    /// zero: it succeeds at once.
+    pub pull_fails_for: Duration,
+    /// How `pods/log` is answered for this Pod; `None`: as the kubelet is
+    /// set to.
+    pub log_serving: Option<LogServing>,
 }
 
 impl Default for PodScript {
@@ -46,6 +136,9 @@ impl Default for PodScript {
             end: PodEnd::Exit(0),
             logs: Vec::new(),
             message: None,
+            sigterm: OnSigterm::default(),
+            pull_fails_for: Duration::ZERO,
+            log_serving: None,
         }
     }
 }
@@ -60,6 +153,24 @@ impl PodScript {
         }
     }
 
+    /// The same script with a container that ignores SIGTERM.
+    pub fn ignoring_sigterm(mut self) -> Self {
+        self.sigterm = OnSigterm::Ignore;
+        self
+    }
+
+    /// The same script with an image pull that fails for `d` first.
+    pub fn with_pull_failures(mut self, d: Duration) -> Self {
+        self.pull_fails_for = d;
+        self
+    }
+
+    /// The same script with its logs served as `serving` says.
+    pub fn with_log_serving(mut self, serving: LogServing) -> Self {
+        self.log_serving = Some(serving);
+        self
+    }
+
     /// Reads the script from the Pod's first container: the text after
     /// `sh -c` (or the whole command line), statements separated by `;`, `&&`
     /// or new lines:
@@ -69,6 +180,12 @@ impl PodScript {
     /// - `message TEXT` writes the termination message,
     /// - `exit N` ends with exit code N,
     /// - `oom`, `evict`, `imagepull` end in those failures,
+    /// - `imagepull SECONDS` fails the image pull for that long, then goes on,
+    /// - `trap '' TERM` ignores SIGTERM; `trap 'HANDLER' TERM` handles it by
+    ///   running HANDLER (its `sleep`s and `exit`, default 143);
+    ///   `trap - TERM` restores the default (see [`OnSigterm`]),
+    /// - `logs slow SECONDS`, `logs hang`, `logs error [STATUS]`, `logs ok`
+    ///   set how its logs are served (see [`LogServing`]),
     /// - anything else succeeds at once.
     pub fn from_pod(pod: &Pod) -> Self {
         let Some(c) = pod.spec.as_ref().and_then(|s| s.containers.first()) else {
@@ -87,8 +204,9 @@ impl PodScript {
     pub fn parse(text: &str) -> Self {
         let mut s = Self::default();
         for st in split_statements(text).iter().map(|s| s.trim()) {
-            let (cmd, rest) = st.split_once(char::is_whitespace).unwrap_or((st, ""));
-            let rest = unquote(rest.trim());
+            let (cmd, raw) = st.split_once(char::is_whitespace).unwrap_or((st, ""));
+            let raw = raw.trim();
+            let rest = unquote(raw);
             match cmd {
                 "sleep" if rest == "infinity" => {
                     s.end = PodEnd::RunForever;
@@ -116,15 +234,110 @@ impl PodScript {
                     s.end = PodEnd::Evicted;
                     return s;
                 }
-                "imagepull" => {
-                    s.end = PodEnd::ImagePullError;
-                    return s;
+                "imagepull" => match rest.parse::<f64>() {
+                    Ok(secs) if secs.is_finite() && secs >= 0.0 => {
+                        s.pull_fails_for += Duration::from_secs_f64(secs);
+                    }
+                    _ => {
+                        s.end = PodEnd::ImagePullError;
+                        return s;
+                    }
+                },
+                "trap" => {
+                    if let Some(t) = parse_trap(raw) {
+                        s.sigterm = t;
+                    }
+                }
+                "logs" => {
+                    if let Some(l) = parse_logs(rest) {
+                        s.log_serving = Some(l);
+                    }
                 }
                 _ => {}
             }
         }
         s
     }
+}
+
+/// `trap ACTION SIGNAL...`: what it says about TERM, if anything.
+fn parse_trap(args: &str) -> Option<OnSigterm> {
+    let words = shell_words(args);
+    let (action, signals) = words.split_first()?;
+    let term = signals
+        .iter()
+        .any(|s| matches!(s.as_str(), "TERM" | "SIGTERM" | "15"));
+    if !term {
+        return None;
+    }
+    Some(match action.as_str() {
+        "" => OnSigterm::Ignore,
+        "-" => OnSigterm::default(),
+        handler => {
+            let h = PodScript::parse(handler);
+            if h.end == PodEnd::RunForever {
+                return Some(OnSigterm::Ignore);
+            }
+            OnSigterm::Exit {
+                after: h.run_for,
+                code: match h.end {
+                    PodEnd::Exit(c) if handler_exits(handler) => c,
+                    _ => 143,
+                },
+            }
+        }
+    })
+}
+
+fn handler_exits(handler: &str) -> bool {
+    split_statements(handler)
+        .iter()
+        .any(|s| s.trim() == "exit" || s.trim().starts_with("exit "))
+}
+
+/// `logs MODE [ARG]`.
+fn parse_logs(args: &str) -> Option<LogServing> {
+    let (mode, arg) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
+    let arg = arg.trim();
+    match mode {
+        "slow" | "delay" => arg
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| LogServing::Slow(Duration::from_secs_f64(s))),
+        "hang" => Some(LogServing::Hang),
+        "error" | "fail" => Some(LogServing::Error {
+            status: arg
+                .parse()
+                .ok()
+                .filter(|c| (400..600).contains(c))
+                .unwrap_or(500),
+            message: "the test kubelet was told to fail this log request".into(),
+        }),
+        "ok" | "prompt" => Some(LogServing::Prompt),
+        _ => None,
+    }
+}
+
+/// Splits shell words on white space outside quotes, removing the quotes.
+fn shell_words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur: Option<String> = None;
+    let mut quote: Option<char> = None;
+    for c in text.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => cur.get_or_insert_with(String::new).push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                cur.get_or_insert_with(String::new);
+            }
+            (None, c) if c.is_whitespace() => out.extend(cur.take()),
+            (None, c) => cur.get_or_insert_with(String::new).push(c),
+        }
+    }
+    out.extend(cur);
+    out
 }
 
 /// Splits on `;`, `&&` and new lines outside single or double quotes.
@@ -192,6 +405,68 @@ mod tests {
             PodScript::parse("sleep -1; sleep x").run_for,
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn parses_the_realism_words() {
+        assert_eq!(PodScript::parse("sleep 1").sigterm, OnSigterm::default());
+        let ignore = PodScript::parse("trap '' TERM; sleep infinity");
+        assert_eq!(
+            (ignore.sigterm, ignore.end),
+            (OnSigterm::Ignore, PodEnd::RunForever)
+        );
+        assert_eq!(
+            PodScript::parse("trap \"\" INT SIGTERM").sigterm,
+            OnSigterm::Ignore
+        );
+        assert_eq!(
+            PodScript::parse("trap '' INT").sigterm,
+            OnSigterm::default()
+        );
+        assert_eq!(
+            PodScript::parse("trap '' TERM; trap - TERM").sigterm,
+            OnSigterm::default()
+        );
+        assert_eq!(
+            PodScript::parse("trap 'echo bye; sleep 2; exit 0' TERM; sleep 9").sigterm,
+            OnSigterm::Exit {
+                after: Duration::from_secs(2),
+                code: 0
+            }
+        );
+        assert_eq!(
+            PodScript::parse("trap 'sleep 0.5' TERM").sigterm,
+            OnSigterm::Exit {
+                after: Duration::from_millis(500),
+                code: 143
+            }
+        );
+        let pull = PodScript::parse("imagepull 2.5; echo hi; exit 4");
+        assert_eq!(
+            (pull.pull_fails_for, pull.end, pull.logs),
+            (
+                Duration::from_millis(2500),
+                PodEnd::Exit(4),
+                vec!["hi".to_string()]
+            )
+        );
+        assert_eq!(
+            PodScript::parse("logs slow 1.5").log_serving,
+            Some(LogServing::Slow(Duration::from_millis(1500)))
+        );
+        assert_eq!(
+            PodScript::parse("logs hang").log_serving,
+            Some(LogServing::Hang)
+        );
+        assert!(matches!(
+            PodScript::parse("logs error 503").log_serving,
+            Some(LogServing::Error { status: 503, .. })
+        ));
+        assert!(matches!(
+            PodScript::parse("logs error").log_serving,
+            Some(LogServing::Error { status: 500, .. })
+        ));
+        assert_eq!(PodScript::parse("logs nonsense").log_serving, None);
     }
 
     #[test]
