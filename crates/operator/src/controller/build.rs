@@ -71,6 +71,15 @@ pub enum BuildError {
     Inconsistent(String),
 }
 
+/// Whether `owner` (by uid) is among the owners of `obj`.
+pub fn owned_by<K: Resource>(obj: &K, owner: &impl Resource) -> bool {
+    let uid = owner.meta().uid.as_deref();
+    obj.meta()
+        .owner_references
+        .as_ref()
+        .is_some_and(|refs| refs.iter().any(|r| Some(r.uid.as_str()) == uid))
+}
+
 /// `<run>-<category>`, shortened with a hash of the full name when too long.
 pub fn category_run_name(run: &str, category_k8s_name: &str) -> String {
     let full = format!("{run}-{category_k8s_name}");

@@ -10,10 +10,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::ResourceExt;
 use kube::api::{Api, ListParams, LogParams};
-use kube::{Resource, ResourceExt};
 
-use super::build::{CONTAINER, LABEL_RUN};
+use super::build::{CONTAINER, LABEL_RUN, owned_by};
 use super::context::{Context, ControllerError};
 use super::step::{Answers, ConfigAnswer, DEFAULT_CONFIG_KEY, Observed, Question};
 use crate::api::TestLayerRun;
@@ -25,14 +25,6 @@ const LOG_READ_BYTES: i64 = 1 << 20;
 const CONCURRENT_READS: usize = 16;
 /// Longest a log read may take.
 const LOG_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn owned_by<K: Resource>(obj: &K, owner: &impl Resource) -> bool {
-    let uid = owner.meta().uid.as_deref();
-    obj.meta()
-        .owner_references
-        .as_ref()
-        .is_some_and(|refs| refs.iter().any(|r| Some(r.uid.as_str()) == uid))
-}
 
 /// What `run` owns, as the caches and this controller's own writes show it.
 pub fn observe(ctx: &Context, run: &Arc<TestLayerRun>, answers: Answers) -> Observed {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::{Resource, ResourceExt};
+use kube::ResourceExt;
 
 use super::attempts::{
     category_obs, caused_by, complete_lost, offset, stop_record, stored, sync_attempts,
@@ -19,7 +19,7 @@ use super::note;
 use super::observed::{LogAnswer, Observed, Question};
 use super::writes::Note;
 use crate::api::{AttemptStatus, CategoryRun, CategoryRunStatus};
-use crate::controller::build::{self, LABEL_ATTEMPT, LABEL_CATEGORY};
+use crate::controller::build::{self, LABEL_ATTEMPT, LABEL_CATEGORY, owned_by};
 use crate::layer::LayerPlan;
 use crate::plan::describe::{describe_end, describe_terminal, describe_wait, human_duration};
 use crate::plan::{Action, CategoryObs, Decision, Phase, Stop};
@@ -72,14 +72,6 @@ pub struct StatusWrites {
     pub statuses: Vec<(String, CategoryRunStatus)>,
     /// When a status held back (a category that just started) is due.
     pub wake: Option<Duration>,
-}
-
-fn owned_by<K: Resource>(obj: &K, owner: &impl Resource) -> bool {
-    let uid = owner.meta().uid.as_deref();
-    obj.meta()
-        .owner_references
-        .as_ref()
-        .is_some_and(|refs| refs.iter().any(|r| Some(r.uid.as_str()) == uid))
 }
 
 impl Categories {
