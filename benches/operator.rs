@@ -9,26 +9,19 @@
 //! (c) latency from a dependency's Pod finishing to its dependent's Pod;
 //! (d) peak RSS of a controller process running 100 runs of 20 categories.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use common::{Fixture, control_plane, eventually_every};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
-use testlayer::api::TestLayerRun;
-use testlayer::controller::{ControllerOptions, run as run_controller};
+use testlayer_testkit::ControlPlane;
 use testlayer_testkit::kubelet::KubeletEventKind;
-use testlayer_testkit::{ControlPlane, TestKubelet};
-
-fn install_crds(cp: &ControlPlane) {
-    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"));
-    cp.install_crds(
-        dir,
-        &["testlayerruns.testlayer.dev", "categoryruns.testlayer.dev"],
-    )
-    .expect("CRDs");
-}
 
 fn wide_layer(name: &str, n: usize, command: &str) -> String {
     let mut c = format!(
@@ -55,50 +48,18 @@ fn chain_layer(name: &str, n: usize) -> String {
     c
 }
 
-async fn submit(client: &Client, ns: &str, name: &str, layer: &str, config: &str) {
-    let run: TestLayerRun = serde_json::from_value(json!({
-        "apiVersion": "testlayer.dev/v1alpha1", "kind": "TestLayerRun", "metadata": {"name": name},
-        "spec": {"layer": layer, "config": {"inline": config}, "image": "busybox"}
-    }))
-    .expect("run");
-    Api::<TestLayerRun>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &run)
-        .await
-        .expect("create run");
-}
-
-async fn wait_done(client: &Client, ns: &str, name: &str, timeout: Duration) {
-    let api: Api<TestLayerRun> = Api::namespaced(client.clone(), ns);
-    let start = Instant::now();
-    loop {
-        let r = api.get(name).await.expect("get run");
-        if r.status
-            .as_ref()
-            .and_then(|s| s.phase)
-            .is_some_and(|p| p.is_terminal())
-        {
-            return;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "{name} did not finish in {timeout:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn spawn_controller(cp: &'static ControlPlane, ns: &str) -> tokio::task::JoinHandle<()> {
-    let opts = ControllerOptions {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        namespace: Some(ns.to_string()),
-        concurrency: 16,
-        identity: "bench".into(),
-        leader_election: None,
-    };
-    tokio::spawn(async move {
-        let client = cp.admin_client().await.expect("client");
-        let _ = run_controller(client, opts).await;
-    })
+/// A namespace with the controller running in-process as the benchmark
+/// runs it (concurrency 16), and a test kubelet with `nodes` Nodes (0: none,
+/// Pods stay Pending). Waits a second for the controller's caches.
+async fn bench_fixture(prefix: &str, nodes: usize) -> Fixture {
+    let fx = Fixture::builder(prefix)
+        .nodes(nodes)
+        .concurrency(16)
+        .identity("bench")
+        .start()
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    fx
 }
 
 /// Write requests the apiserver served, by `resource/subresource verb`.
@@ -180,37 +141,37 @@ async fn creation_rate(cp: &'static ControlPlane) {
     // the quieter moment of the machine.
     let raw_before = raw_loop(cp, &client, N).await;
 
-    let ns = cp.create_namespace("bench-wide").await.expect("ns");
-    let controller = spawn_controller(cp, &ns);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let mut fx = bench_fixture("bench-wide", 0).await;
+    let pods = fx.pods();
     let t = Instant::now();
-    submit(
-        &client,
-        &ns,
+    fx.submit(
         "wide",
         "wide",
         &wide_layer("wide", N, "sleep infinity"),
+        json!({}),
     )
     .await;
-    loop {
-        let n = pods
-            .list_metadata(&ListParams::default().labels("testlayer.dev/run=wide"))
-            .await
-            .expect("list")
-            .items
-            .len();
-        if n >= N {
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(600),
-            "only {n} pods after 10 minutes"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually_every(
+        Duration::from_millis(50),
+        Duration::from_secs(600),
+        format!("all {N} pods of the operator"),
+        async || {
+            let n = pods
+                .list_metadata(&ListParams::default().labels("testlayer.dev/run=wide"))
+                .await
+                .expect("list")
+                .items
+                .len();
+            if n >= N {
+                Ok(())
+            } else {
+                Err(format!("{n} pods"))
+            }
+        },
+    )
+    .await;
     let op = t.elapsed().as_secs_f64();
-    controller.abort();
+    fx.stop_controller();
     let raw_after = raw_loop(cp, &client, N).await;
     let raw = (raw_before + raw_after) / 2.0;
     let (op_rate, raw_rate) = (N as f64 / op, N as f64 / raw);
@@ -227,23 +188,16 @@ async fn creation_rate(cp: &'static ControlPlane) {
 
 async fn writes_and_latency(cp: &'static ControlPlane) {
     const N: usize = 100;
-    let client = cp.admin_client().await.expect("client");
-    let ns = cp.create_namespace("bench-writes").await.expect("ns");
-    let kubelet = TestKubelet::start(client.clone(), &ns, 4)
-        .await
-        .expect("kubelet");
-    let controller = spawn_controller(cp, &ns);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let fx = bench_fixture("bench-writes", 4).await;
     let before = apiserver_writes(cp);
-    submit(
-        &client,
-        &ns,
+    fx.submit(
         "writes",
         "writes",
         &wide_layer("writes", N, "echo '1 passed in 0.1s'; sleep 0.2"),
+        json!({}),
     )
     .await;
-    wait_done(&client, &ns, "writes", Duration::from_secs(300)).await;
+    fx.wait_done("writes", Duration::from_secs(300)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let d = diff(&apiserver_writes(cp), &before);
     let kubelet_keys = [
@@ -274,20 +228,15 @@ async fn writes_and_latency(cp: &'static ControlPlane) {
         "    total: {:.2} writes per category lifecycle (target <= 6)",
         total / N as f64
     );
-    controller.abort();
-    drop(kubelet);
+    drop(fx);
 
     // (c) A chain: each category waits for the one before.
     const CHAIN: usize = 40;
-    let ns = cp.create_namespace("bench-chain").await.expect("ns");
-    let kubelet = TestKubelet::start(client.clone(), &ns, 2)
-        .await
-        .expect("kubelet");
-    let controller = spawn_controller(cp, &ns);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    submit(&client, &ns, "chain", "chain", &chain_layer("chain", CHAIN)).await;
-    wait_done(&client, &ns, "chain", Duration::from_secs(300)).await;
-    let ev = kubelet.events();
+    let fx = bench_fixture("bench-chain", 2).await;
+    fx.submit("chain", "chain", &chain_layer("chain", CHAIN), json!({}))
+        .await;
+    fx.wait_done("chain", Duration::from_secs(300)).await;
+    let ev = fx.kubelet().events();
     let at = |pod: &str, kind: KubeletEventKind| {
         ev.iter()
             .find(|e| e.pod == pod && e.kind == kind)
@@ -315,18 +264,18 @@ async fn writes_and_latency(cp: &'static ControlPlane) {
         percentile(&lat, 0.99),
         lat[lat.len() - 1]
     );
-    controller.abort();
-    drop(kubelet);
 }
 
 async fn controller_memory(cp: &'static ControlPlane) {
     const RUNS: usize = 100;
     const CATS: usize = 20;
-    let client = cp.admin_client().await.expect("client");
-    let ns = cp.create_namespace("bench-rss").await.expect("ns");
-    let kubelet = TestKubelet::start(client.clone(), &ns, 8)
-        .await
-        .expect("kubelet");
+    // The controller runs as a process of its own here, to be measured.
+    let mut fx = Fixture::builder("bench-rss")
+        .nodes(8)
+        .without_controller()
+        .start()
+        .await;
+    let ns = fx.ns.clone();
     let bin = env!("CARGO_BIN_EXE_testlayer");
     let mut child = std::process::Command::new(bin)
         .args([
@@ -353,10 +302,12 @@ async fn controller_memory(cp: &'static ControlPlane) {
             "    categories:\n",
             "    resource_limits: {max_parallel_instances: 5}\n    categories:\n",
         );
-        submit(&client, &ns, &format!("run-{r}"), "mem", &config).await;
+        fx.submit(&format!("run-{r}"), "mem", &config, json!({}))
+            .await;
     }
     for r in 0..RUNS {
-        wait_done(&client, &ns, &format!("run-{r}"), Duration::from_secs(900)).await;
+        fx.wait_done(&format!("run-{r}"), Duration::from_secs(900))
+            .await;
     }
     let took = t.elapsed();
     let status =
@@ -371,9 +322,9 @@ async fn controller_memory(cp: &'static ControlPlane) {
     };
     let _ = child.kill();
     let _ = child.wait();
-    drop(kubelet);
-    let runs: Api<TestLayerRun> = Api::namespaced(client, &ns);
-    let ok = runs
+    fx.stop_kubelet();
+    let ok = fx
+        .runs()
         .list(&ListParams::default())
         .await
         .expect("list")
@@ -400,8 +351,7 @@ async fn controller_memory(cp: &'static ControlPlane) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let cp = ControlPlane::shared();
-    install_crds(cp);
+    let cp = control_plane();
     let version = std::process::Command::new(cp.binary("kube-apiserver"))
         .arg("--version")
         .output()
