@@ -1016,3 +1016,35 @@ async fn kubectl_apply_and_kubectl_wait_on_the_example() {
         ("1", "512Mi")
     );
 }
+
+/// The polling helper itself: the value when it comes, and on timeout a
+/// message with what was awaited and the state last seen.
+#[tokio::test]
+async fn eventually_returns_the_value_or_names_what_it_saw() {
+    let mut looks = 0;
+    let v = eventually(Duration::from_secs(5), "the third look", async || {
+        looks += 1;
+        (looks == 3).then_some(looks)
+    })
+    .await;
+    assert_eq!(v, 3);
+    let timed_out = tokio::spawn(async {
+        eventually(
+            Duration::from_millis(250),
+            "a count of 10",
+            async || -> Result<(), String> { Err("count 4".into()) },
+        )
+        .await
+    })
+    .await
+    .unwrap_err();
+    let message = timed_out
+        .into_panic()
+        .downcast::<String>()
+        .map(|m| *m)
+        .unwrap_or_default();
+    assert!(
+        message.contains("waiting for a count of 10") && message.contains("last seen:\ncount 4"),
+        "{message}"
+    );
+}
