@@ -8,6 +8,12 @@
 //!     request counters;
 //! (c) latency from a dependency's Pod finishing to its dependent's Pod;
 //! (d) peak RSS of a controller process running 100 runs of 20 categories.
+//!
+//! Arguments: the parts to run (`a`, `b`, `c`, `d`; default all), and
+//! `--reps=N` (or `TESTLAYER_BENCH_REPS=N`): how many times (a) and (b) are
+//! repeated, default 3; each repetition is printed, then min / median / max.
+//! Every repetition starts from a clean apiserver: the namespaces of the one
+//! before are deleted and gone.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -15,13 +21,54 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{Fixture, control_plane, eventually_every};
-use k8s_openapi::api::core::v1::Pod;
+use common::{Fixture, control_plane, eventually, eventually_every};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Client;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
 use testlayer_testkit::ControlPlane;
 use testlayer_testkit::kubelet::KubeletEventKind;
+
+/// Repetitions of (a) and (b) when neither `--reps=N` nor
+/// `TESTLAYER_BENCH_REPS` says otherwise.
+const DEFAULT_REPS: usize = 3;
+
+/// Min, median and max.
+fn spread(values: &[f64]) -> (f64, f64, f64) {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    (v[0], median, v[n - 1])
+}
+
+/// Deletes the namespaces and waits until they are gone, so that the next
+/// measurement neither pays for their deletion nor counts its writes.
+async fn delete_namespaces(client: &Client, names: &[String]) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    for n in names {
+        match api.delete(n, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => panic!("deleting namespace {n}: {e}"),
+        }
+    }
+    for n in names {
+        eventually(
+            Duration::from_secs(300),
+            format!("namespace {n} to be deleted"),
+            async || match api.get_opt(n).await.expect("get namespace") {
+                None => Ok(()),
+                Some(ns) => Err(format!("{:?}", ns.status)),
+            },
+        )
+        .await;
+    }
+}
 
 fn wide_layer(name: &str, n: usize, command: &str) -> String {
     let mut c = format!(
@@ -118,8 +165,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Seconds a plain loop of `n` Pod creates takes in a fresh namespace.
-async fn raw_loop(cp: &'static ControlPlane, client: &Client, n: usize) -> f64 {
+/// Seconds a plain loop of `n` Pod creates, one at a time, takes in a fresh
+/// namespace; and the namespace.
+async fn raw_loop(cp: &'static ControlPlane, client: &Client, n: usize) -> (f64, String) {
     let ns = cp.create_namespace("bench-raw").await.expect("ns");
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let t = Instant::now();
@@ -131,106 +179,185 @@ async fn raw_loop(cp: &'static ControlPlane, client: &Client, n: usize) -> f64 {
             .await
             .expect("create pod");
     }
-    t.elapsed().as_secs_f64()
+    (t.elapsed().as_secs_f64(), ns)
 }
 
-async fn creation_rate(cp: &'static ControlPlane) {
+/// One repetition of (a): seconds of each measurement.
+struct Creation {
+    operator: f64,
+    loop_before: f64,
+    loop_after: f64,
+}
+
+async fn creation_rate(cp: &'static ControlPlane, reps: usize) {
     const N: usize = 500;
     let client = cp.admin_client().await.expect("client");
-    // A plain loop before and after the operator, so that neither side gets
-    // the quieter moment of the machine.
-    let raw_before = raw_loop(cp, &client, N).await;
+    let config = wide_layer("wide", N, "sleep infinity");
+    println!(
+        "(a) {N}-category PARALLEL_UNLIMITED layer, apply to all Pods created, {reps} repetition(s):"
+    );
+    let mut all = Vec::new();
+    for rep in 1..=reps {
+        // A plain loop before and after the operator, so that neither side
+        // gets the quieter moment of the machine.
+        let mut namespaces = Vec::new();
+        let (loop_before, ns) = raw_loop(cp, &client, N).await;
+        namespaces.push(ns);
 
-    let mut fx = bench_fixture("bench-wide", 0).await;
-    let pods = fx.pods();
-    let t = Instant::now();
-    fx.submit(
-        "wide",
-        "wide",
-        &wide_layer("wide", N, "sleep infinity"),
-        json!({}),
-    )
-    .await;
-    eventually_every(
-        Duration::from_millis(50),
-        Duration::from_secs(600),
-        format!("all {N} pods of the operator"),
-        async || {
-            let n = pods
-                .list_metadata(&ListParams::default().labels("testlayer.dev/run=wide"))
-                .await
-                .expect("list")
-                .items
-                .len();
-            if n >= N {
-                Ok(())
-            } else {
-                Err(format!("{n} pods"))
-            }
-        },
-    )
-    .await;
-    let op = t.elapsed().as_secs_f64();
-    fx.stop_controller();
-    let raw_after = raw_loop(cp, &client, N).await;
-    let raw = (raw_before + raw_after) / 2.0;
-    let (op_rate, raw_rate) = (N as f64 / op, N as f64 / raw);
-    println!("(a) {N}-category PARALLEL_UNLIMITED layer, apply to all Pods created:");
-    println!("    operator: {op:.2} s, {op_rate:.0} pods/s (it also creates {N} CategoryRuns)");
-    println!(
-        "    plain loop of {N} Pod creates: {raw_before:.2} s before, {raw_after:.2} s after, mean {raw_rate:.0} pods/s"
+        let mut fx = bench_fixture("bench-wide", 0).await;
+        let pods = fx.pods();
+        let t = Instant::now();
+        fx.submit("wide", "wide", &config, json!({})).await;
+        eventually_every(
+            Duration::from_millis(50),
+            Duration::from_secs(600),
+            format!("all {N} pods of the operator"),
+            async || {
+                let n = pods
+                    .list_metadata(&ListParams::default().labels("testlayer.dev/run=wide"))
+                    .await
+                    .expect("list")
+                    .items
+                    .len();
+                if n >= N {
+                    Ok(())
+                } else {
+                    Err(format!("{n} pods"))
+                }
+            },
+        )
+        .await;
+        let operator = t.elapsed().as_secs_f64();
+        fx.stop_controller();
+        namespaces.push(fx.ns.clone());
+        drop(fx);
+
+        let (loop_after, ns) = raw_loop(cp, &client, N).await;
+        namespaces.push(ns);
+
+        let c = Creation {
+            operator,
+            loop_before,
+            loop_after,
+        };
+        let (op_rate, loop_rate) = c.rates(N);
+        println!("    repetition {rep} of {reps}:");
+        println!(
+            "      {:<50} {:<29} {op_rate:>4.0} pods/s  (TestLayerRun applied; {N} CategoryRuns and {N} Pods)",
+            "operator",
+            format!("{operator:.2} s"),
+        );
+        println!(
+            "      {:<50} {:<29} {loop_rate:>4.0} pods/s  ({N} Pods)",
+            "baseline: plain loop, one Pod create at a time",
+            format!("{loop_before:.2} s before, {loop_after:.2} s after"),
+        );
+        println!(
+            "      operator / one-at-a-time loop: {:.0}% (target >= 70%)",
+            100.0 * op_rate / loop_rate
+        );
+        all.push(c);
+        delete_namespaces(&client, &namespaces).await;
+    }
+    let rates: Vec<(f64, f64)> = all.iter().map(|c| c.rates(N)).collect();
+    let row = |label: &str, unit: &str, f: &dyn Fn(&(f64, f64)) -> f64| {
+        let (lo, mid, hi) = spread(&rates.iter().map(f).collect::<Vec<_>>());
+        println!("      {label:<52} {lo:>5.0} / {mid:>5.0} / {hi:>5.0} {unit}");
+    };
+    println!("    over {reps} repetition(s), min / median / max:");
+    row("operator", "pods/s", &|r| r.0);
+    row(
+        "baseline: plain loop, one Pod create at a time",
+        "pods/s",
+        &|r| r.1,
     );
-    println!(
-        "    operator / raw rate: {:.0}% (target >= 70%)",
-        100.0 * op_rate / raw_rate
-    );
+    row("operator / one-at-a-time loop (target >= 70%)", "%", &|r| {
+        100.0 * r.0 / r.1
+    });
 }
 
-async fn writes_and_latency(cp: &'static ControlPlane) {
+impl Creation {
+    /// Pods per second of the operator and of the one-at-a-time loop (mean
+    /// of before and after).
+    fn rates(&self, n: usize) -> (f64, f64) {
+        let n = n as f64;
+        (
+            n / self.operator,
+            n / ((self.loop_before + self.loop_after) / 2.0),
+        )
+    }
+}
+
+async fn writes(cp: &'static ControlPlane, reps: usize) {
     const N: usize = 100;
-    let fx = bench_fixture("bench-writes", 4).await;
-    let before = apiserver_writes(cp);
-    fx.submit(
-        "writes",
-        "writes",
-        &wide_layer("writes", N, "echo '1 passed in 0.1s'; sleep 0.2"),
-        json!({}),
-    )
-    .await;
-    fx.wait_done("writes", Duration::from_secs(300)).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let d = diff(&apiserver_writes(cp), &before);
+    let client = cp.admin_client().await.expect("client");
     let kubelet_keys = [
         "pods/binding POST",
         "pods/status PATCH",
         "nodes/status PATCH",
         "nodes POST",
     ];
-    let mut total = 0.0;
     println!(
-        "(b) apiserver writes for a {N}-category run, passing, one attempt each (test kubelet's own writes left out):"
+        "(b) apiserver writes for a {N}-category run, passing, one attempt each (test kubelet's own writes left out), {reps} repetition(s):"
     );
-    for (k, v) in &d {
-        let theirs = kubelet_keys.contains(&k.as_str())
-            || k.starts_with("leases")
-            || k.starts_with("endpoints")
-            || k.starts_with("endpointslices")
-            || k.starts_with("namespaces")
-            || k.starts_with("serviceaccounts")
-            || k.starts_with("configmaps")
-            || k.starts_with("secrets");
-        if !theirs {
-            total += v;
-            println!("    {k:<32} {v:>6.0}  ({:.2} per category)", v / N as f64);
+    let mut per_key: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut totals = Vec::new();
+    for rep in 1..=reps {
+        let mut fx = bench_fixture("bench-writes", 4).await;
+        let before = apiserver_writes(cp);
+        fx.submit(
+            "writes",
+            "writes",
+            &wide_layer("writes", N, "echo '1 passed in 0.1s'; sleep 0.2"),
+            json!({}),
+        )
+        .await;
+        fx.wait_done("writes", Duration::from_secs(300)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let d = diff(&apiserver_writes(cp), &before);
+        let mut total = 0.0;
+        for (k, v) in &d {
+            let theirs = kubelet_keys.contains(&k.as_str())
+                || k.starts_with("leases")
+                || k.starts_with("endpoints")
+                || k.starts_with("endpointslices")
+                || k.starts_with("namespaces")
+                || k.starts_with("serviceaccounts")
+                || k.starts_with("configmaps")
+                || k.starts_with("secrets");
+            if !theirs {
+                total += v;
+                per_key.entry(k.clone()).or_default().push(*v);
+            }
         }
+        println!(
+            "    repetition {rep} of {reps}: {:.2} writes per category lifecycle",
+            total / N as f64
+        );
+        totals.push(total / N as f64);
+        fx.stop_controller();
+        // The kubelet stays until the namespace is gone.
+        delete_namespaces(&client, std::slice::from_ref(&fx.ns)).await;
     }
     println!(
-        "    total: {:.2} writes per category lifecycle (target <= 6)",
-        total / N as f64
+        "    by request, min / median / max over {reps} repetition(s) (a request absent from a repetition counts 0 there):"
     );
-    drop(fx);
+    for (k, mut v) in per_key {
+        v.resize(reps, 0.0);
+        let (lo, mid, hi) = spread(&v);
+        println!(
+            "    {k:<32} {lo:>6.0} / {mid:>6.0} / {hi:>6.0}  ({:.2} per category, median)",
+            mid / N as f64
+        );
+    }
+    let (lo, mid, hi) = spread(&totals);
+    println!(
+        "    total: {lo:.2} / {mid:.2} / {hi:.2} writes per category lifecycle, min / median / max (target <= 6)"
+    );
+}
 
-    // (c) A chain: each category waits for the one before.
+async fn dependency_latency() {
+    // A chain: each category waits for the one before.
     const CHAIN: usize = 40;
     let fx = bench_fixture("bench-chain", 2).await;
     fx.submit("chain", "chain", &chain_layer("chain", CHAIN), json!({}))
@@ -361,16 +488,28 @@ async fn main() {
     println!(
         "testlayer operator benchmark ({cores} cores, {version}, etcd, test kubelet; controller, apiserver and load share the machine)"
     );
-    let which: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let want = |k: &str| which.is_empty() || which.iter().any(|w| w == k);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let which: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let want = |k: &str| which.is_empty() || which.iter().any(|w| *w == k);
+    let reps = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--reps=").map(str::to_string))
+        .or_else(|| std::env::var("TESTLAYER_BENCH_REPS").ok())
+        .map(|r| {
+            r.parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .unwrap_or_else(|| panic!("repetitions: {r:?} is not a positive number"))
+        })
+        .unwrap_or(DEFAULT_REPS);
     if want("a") {
-        creation_rate(cp).await;
+        creation_rate(cp, reps).await;
     }
-    if want("b") || want("c") {
-        writes_and_latency(cp).await;
+    if want("b") {
+        writes(cp, reps).await;
+    }
+    if want("c") {
+        dependency_latency().await;
     }
     if want("d") {
         controller_memory(cp).await;
