@@ -3,31 +3,82 @@
 //! `tests/cluster/build.sh`.
 //!
 //! (a) a 500-category PARALLEL_UNLIMITED layer: apply to all Pods created,
-//!     beside a plain loop of Pod creates on the same apiserver;
+//!     beside two baselines on the same apiserver: the objects the operator
+//!     creates for that run (one CategoryRun and one Pod per category, built
+//!     by the controller's own builders) created at the operator's
+//!     concurrency, and a plain loop creating Pods one at a time;
 //! (b) apiserver writes per category lifecycle, from the apiserver's own
 //!     request counters;
 //! (c) latency from a dependency's Pod finishing to its dependent's Pod;
 //! (d) peak RSS of a controller process running 100 runs of 20 categories.
+//!
+//! Arguments: the parts to run (`a`, `b`, `c`, `d`; default all), and
+//! `--reps=N` (or `TESTLAYER_BENCH_REPS=N`): how many times (a) and (b) are
+//! repeated, default 3; each repetition is printed, then min / median / max.
+//! Every repetition starts from a clean apiserver: the namespaces of the one
+//! before are deleted and gone.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::Client;
-use kube::api::{Api, ListParams, PostParams};
+use common::{Fixture, control_plane, eventually, eventually_every, test_layer_run};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::{Client, Resource};
 use serde_json::json;
-use testlayer::api::TestLayerRun;
-use testlayer::controller::{ControllerOptions, run as run_controller};
+use testlayer::api::{CategoryRun, TestLayerRun};
+use testlayer::controller::build::attempt_pod;
+use testlayer::controller::step::resolve;
+use testlayer_testkit::ControlPlane;
 use testlayer_testkit::kubelet::KubeletEventKind;
-use testlayer_testkit::{ControlPlane, TestKubelet};
 
-fn install_crds(cp: &ControlPlane) {
-    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"));
-    cp.install_crds(
-        dir,
-        &["testlayerruns.testlayer.dev", "categoryruns.testlayer.dev"],
-    )
-    .expect("CRDs");
+/// Writes the controller sends to the apiserver at once: `CONCURRENT_WRITES`
+/// of src/controller/reconcile.rs (private there; keep the two equal).
+const CONCURRENT_WRITES: usize = 32;
+
+/// Repetitions of (a) and (b) when neither `--reps=N` nor
+/// `TESTLAYER_BENCH_REPS` says otherwise.
+const DEFAULT_REPS: usize = 3;
+
+/// Min, median and max.
+fn spread(values: &[f64]) -> (f64, f64, f64) {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    (v[0], median, v[n - 1])
+}
+
+/// Deletes the namespaces and waits until they are gone, so that the next
+/// measurement neither pays for their deletion nor counts its writes.
+async fn delete_namespaces(client: &Client, names: &[String]) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    for n in names {
+        match api.delete(n, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => panic!("deleting namespace {n}: {e}"),
+        }
+    }
+    for n in names {
+        eventually(
+            Duration::from_secs(300),
+            format!("namespace {n} to be deleted"),
+            async || match api.get_opt(n).await.expect("get namespace") {
+                None => Ok(()),
+                Some(ns) => Err(format!("{:?}", ns.status)),
+            },
+        )
+        .await;
+    }
 }
 
 fn wide_layer(name: &str, n: usize, command: &str) -> String {
@@ -55,50 +106,18 @@ fn chain_layer(name: &str, n: usize) -> String {
     c
 }
 
-async fn submit(client: &Client, ns: &str, name: &str, layer: &str, config: &str) {
-    let run: TestLayerRun = serde_json::from_value(json!({
-        "apiVersion": "testlayer.dev/v1alpha1", "kind": "TestLayerRun", "metadata": {"name": name},
-        "spec": {"layer": layer, "config": {"inline": config}, "image": "busybox"}
-    }))
-    .expect("run");
-    Api::<TestLayerRun>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &run)
-        .await
-        .expect("create run");
-}
-
-async fn wait_done(client: &Client, ns: &str, name: &str, timeout: Duration) {
-    let api: Api<TestLayerRun> = Api::namespaced(client.clone(), ns);
-    let start = Instant::now();
-    loop {
-        let r = api.get(name).await.expect("get run");
-        if r.status
-            .as_ref()
-            .and_then(|s| s.phase)
-            .is_some_and(|p| p.is_terminal())
-        {
-            return;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "{name} did not finish in {timeout:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn spawn_controller(cp: &'static ControlPlane, ns: &str) -> tokio::task::JoinHandle<()> {
-    let opts = ControllerOptions {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        namespace: Some(ns.to_string()),
-        concurrency: 16,
-        identity: "bench".into(),
-        leader_election: None,
-    };
-    tokio::spawn(async move {
-        let client = cp.admin_client().await.expect("client");
-        let _ = run_controller(client, opts).await;
-    })
+/// A namespace with the controller running in-process as the benchmark
+/// runs it (concurrency 16), and a test kubelet with `nodes` Nodes (0: none,
+/// Pods stay Pending). Waits a second for the controller's caches.
+async fn bench_fixture(prefix: &str, nodes: usize) -> Fixture {
+    let fx = Fixture::builder(prefix)
+        .nodes(nodes)
+        .concurrency(16)
+        .identity("bench")
+        .start()
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    fx
 }
 
 /// Write requests the apiserver served, by `resource/subresource verb`.
@@ -157,8 +176,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Seconds a plain loop of `n` Pod creates takes in a fresh namespace.
-async fn raw_loop(cp: &'static ControlPlane, client: &Client, n: usize) -> f64 {
+/// Seconds a plain loop of `n` Pod creates, one at a time, takes in a fresh
+/// namespace; and the namespace.
+async fn raw_loop(cp: &'static ControlPlane, client: &Client, n: usize) -> (f64, String) {
     let ns = cp.create_namespace("bench-raw").await.expect("ns");
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let t = Instant::now();
@@ -170,124 +190,269 @@ async fn raw_loop(cp: &'static ControlPlane, client: &Client, n: usize) -> f64 {
             .await
             .expect("create pod");
     }
-    t.elapsed().as_secs_f64()
+    (t.elapsed().as_secs_f64(), ns)
 }
 
-async fn creation_rate(cp: &'static ControlPlane) {
-    const N: usize = 500;
-    let client = cp.admin_client().await.expect("client");
-    // A plain loop before and after the operator, so that neither side gets
-    // the quieter moment of the machine.
-    let raw_before = raw_loop(cp, &client, N).await;
+/// Creates `objs`, `CONCURRENT_WRITES` at a time, as the controller does;
+/// returns them as created.
+async fn create_concurrently<K>(api: &Api<K>, objs: Vec<K>) -> Vec<K>
+where
+    K: Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    futures::stream::iter(objs.into_iter().map(|o| {
+        let api = api.clone();
+        async move {
+            api.create(&PostParams::default(), &o)
+                .await
+                .expect("create")
+        }
+    }))
+    .buffer_unordered(CONCURRENT_WRITES)
+    .collect()
+    .await
+}
 
-    let ns = cp.create_namespace("bench-wide").await.expect("ns");
-    let controller = spawn_controller(cp, &ns);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+/// Seconds it takes, in a fresh namespace with no controller, to create
+/// what the operator creates for a run of `config`'s layer `layer` until its
+/// last Pod: the TestLayerRun, then the CategoryRun of every category, then
+/// the Pod of every category's first attempt, built by the controller's own
+/// builders (`resolve`, `attempt_pod`: same specs, labels and owner
+/// references) and created `CONCURRENT_WRITES` at a time. CategoryRuns go
+/// first because each Pod is owned by its CategoryRun and needs its uid, as
+/// in the controller. Returns the seconds and the namespace.
+async fn concurrent_baseline(
+    cp: &'static ControlPlane,
+    client: &Client,
+    layer: &str,
+    config: &str,
+) -> (f64, String) {
+    let ns = cp.create_namespace("bench-conc").await.expect("ns");
+    let runs: Api<TestLayerRun> = Api::namespaced(client.clone(), &ns);
+    let crs: Api<CategoryRun> = Api::namespaced(client.clone(), &ns);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let t = Instant::now();
-    submit(
-        &client,
-        &ns,
-        "wide",
-        "wide",
-        &wide_layer("wide", N, "sleep infinity"),
-    )
-    .await;
-    loop {
-        let n = pods
-            .list_metadata(&ListParams::default().labels("testlayer.dev/run=wide"))
-            .await
-            .expect("list")
-            .items
-            .len();
-        if n >= N {
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(600),
-            "only {n} pods after 10 minutes"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let op = t.elapsed().as_secs_f64();
-    controller.abort();
-    let raw_after = raw_loop(cp, &client, N).await;
-    let raw = (raw_before + raw_after) / 2.0;
-    let (op_rate, raw_rate) = (N as f64 / op, N as f64 / raw);
-    println!("(a) {N}-category PARALLEL_UNLIMITED layer, apply to all Pods created:");
-    println!("    operator: {op:.2} s, {op_rate:.0} pods/s (it also creates {N} CategoryRuns)");
-    println!(
-        "    plain loop of {N} Pod creates: {raw_before:.2} s before, {raw_after:.2} s after, mean {raw_rate:.0} pods/s"
-    );
-    println!(
-        "    operator / raw rate: {:.0}% (target >= 70%)",
-        100.0 * op_rate / raw_rate
-    );
+    let run = runs
+        .create(
+            &PostParams::default(),
+            &test_layer_run(layer, layer, config, json!({})),
+        )
+        .await
+        .expect("create run");
+    let origin = format!("TestLayerRun {ns}/{layer} spec.config.inline");
+    let (_, objs) = resolve(&run, config, &origin).expect("the layer resolves");
+    let created = create_concurrently(&crs, objs).await;
+    let attempts: Vec<Pod> = created.iter().map(|cr| attempt_pod(cr, 1)).collect();
+    create_concurrently(&pods, attempts).await;
+    (t.elapsed().as_secs_f64(), ns)
 }
 
-async fn writes_and_latency(cp: &'static ControlPlane) {
+/// One repetition of (a): seconds of each measurement.
+struct Creation {
+    operator: f64,
+    conc_before: f64,
+    conc_after: f64,
+    loop_before: f64,
+    loop_after: f64,
+}
+
+async fn creation_rate(cp: &'static ControlPlane, reps: usize) {
+    const N: usize = 500;
+    let client = cp.admin_client().await.expect("client");
+    let config = wide_layer("wide", N, "sleep infinity");
+    println!(
+        "(a) {N}-category PARALLEL_UNLIMITED layer, apply to all Pods created, {reps} repetition(s):"
+    );
+    let mut all = Vec::new();
+    for rep in 1..=reps {
+        // Both baselines before and after the operator, so that no side gets
+        // the quieter moment of the machine.
+        let mut namespaces = Vec::new();
+        let (loop_before, ns) = raw_loop(cp, &client, N).await;
+        namespaces.push(ns);
+        let (conc_before, ns) = concurrent_baseline(cp, &client, "wide", &config).await;
+        namespaces.push(ns);
+
+        let mut fx = bench_fixture("bench-wide", 0).await;
+        let pods = fx.pods();
+        let t = Instant::now();
+        fx.submit("wide", "wide", &config, json!({})).await;
+        eventually_every(
+            Duration::from_millis(50),
+            Duration::from_secs(600),
+            format!("all {N} pods of the operator"),
+            async || {
+                let n = pods
+                    .list_metadata(&ListParams::default().labels("testlayer.dev/run=wide"))
+                    .await
+                    .expect("list")
+                    .items
+                    .len();
+                if n >= N {
+                    Ok(())
+                } else {
+                    Err(format!("{n} pods"))
+                }
+            },
+        )
+        .await;
+        let operator = t.elapsed().as_secs_f64();
+        fx.stop_controller();
+        namespaces.push(fx.ns.clone());
+        drop(fx);
+
+        let (conc_after, ns) = concurrent_baseline(cp, &client, "wide", &config).await;
+        namespaces.push(ns);
+        let (loop_after, ns) = raw_loop(cp, &client, N).await;
+        namespaces.push(ns);
+
+        let c = Creation {
+            operator,
+            conc_before,
+            conc_after,
+            loop_before,
+            loop_after,
+        };
+        let (op_rate, conc_rate, loop_rate) = c.rates(N);
+        println!("    repetition {rep} of {reps}:");
+        println!(
+            "      {:<50} {:<29} {op_rate:>4.0} pods/s  (TestLayerRun applied; {N} CategoryRuns and {N} Pods)",
+            "operator",
+            format!("{operator:.2} s"),
+        );
+        println!(
+            "      {:<50} {:<29} {conc_rate:>4.0} pods/s  (1 TestLayerRun, {N} CategoryRuns, {N} Pods)",
+            format!("baseline: operator's objects, {CONCURRENT_WRITES} writes at a time"),
+            format!("{conc_before:.2} s before, {conc_after:.2} s after"),
+        );
+        println!(
+            "      {:<50} {:<29} {loop_rate:>4.0} pods/s  ({N} Pods)",
+            "baseline: plain loop, one Pod create at a time",
+            format!("{loop_before:.2} s before, {loop_after:.2} s after"),
+        );
+        println!(
+            "      operator / operator's objects at its concurrency: {:.0}%; operator / one-at-a-time loop: {:.0}% (target >= 70%)",
+            100.0 * op_rate / conc_rate,
+            100.0 * op_rate / loop_rate
+        );
+        all.push(c);
+        delete_namespaces(&client, &namespaces).await;
+    }
+    let rates: Vec<(f64, f64, f64)> = all.iter().map(|c| c.rates(N)).collect();
+    let row = |label: &str, unit: &str, f: &dyn Fn(&(f64, f64, f64)) -> f64| {
+        let (lo, mid, hi) = spread(&rates.iter().map(f).collect::<Vec<_>>());
+        println!("      {label:<52} {lo:>5.0} / {mid:>5.0} / {hi:>5.0} {unit}");
+    };
+    println!("    over {reps} repetition(s), min / median / max:");
+    row("operator", "pods/s", &|r| r.0);
+    row(
+        &format!("baseline: operator's objects, {CONCURRENT_WRITES} writes at a time"),
+        "pods/s",
+        &|r| r.1,
+    );
+    row(
+        "baseline: plain loop, one Pod create at a time",
+        "pods/s",
+        &|r| r.2,
+    );
+    row(
+        "operator / operator's objects at its concurrency",
+        "%",
+        &|r| 100.0 * r.0 / r.1,
+    );
+    row("operator / one-at-a-time loop (target >= 70%)", "%", &|r| {
+        100.0 * r.0 / r.2
+    });
+}
+
+impl Creation {
+    /// Pods per second of the operator, of the concurrent baseline (mean of
+    /// before and after) and of the one-at-a-time loop (the same).
+    fn rates(&self, n: usize) -> (f64, f64, f64) {
+        let n = n as f64;
+        (
+            n / self.operator,
+            n / ((self.conc_before + self.conc_after) / 2.0),
+            n / ((self.loop_before + self.loop_after) / 2.0),
+        )
+    }
+}
+
+async fn writes(cp: &'static ControlPlane, reps: usize) {
     const N: usize = 100;
     let client = cp.admin_client().await.expect("client");
-    let ns = cp.create_namespace("bench-writes").await.expect("ns");
-    let kubelet = TestKubelet::start(client.clone(), &ns, 4)
-        .await
-        .expect("kubelet");
-    let controller = spawn_controller(cp, &ns);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let before = apiserver_writes(cp);
-    submit(
-        &client,
-        &ns,
-        "writes",
-        "writes",
-        &wide_layer("writes", N, "echo '1 passed in 0.1s'; sleep 0.2"),
-    )
-    .await;
-    wait_done(&client, &ns, "writes", Duration::from_secs(300)).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let d = diff(&apiserver_writes(cp), &before);
     let kubelet_keys = [
         "pods/binding POST",
         "pods/status PATCH",
         "nodes/status PATCH",
         "nodes POST",
     ];
-    let mut total = 0.0;
     println!(
-        "(b) apiserver writes for a {N}-category run, passing, one attempt each (test kubelet's own writes left out):"
+        "(b) apiserver writes for a {N}-category run, passing, one attempt each (test kubelet's own writes left out), {reps} repetition(s):"
     );
-    for (k, v) in &d {
-        let theirs = kubelet_keys.contains(&k.as_str())
-            || k.starts_with("leases")
-            || k.starts_with("endpoints")
-            || k.starts_with("endpointslices")
-            || k.starts_with("namespaces")
-            || k.starts_with("serviceaccounts")
-            || k.starts_with("configmaps")
-            || k.starts_with("secrets");
-        if !theirs {
-            total += v;
-            println!("    {k:<32} {v:>6.0}  ({:.2} per category)", v / N as f64);
+    let mut per_key: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut totals = Vec::new();
+    for rep in 1..=reps {
+        let mut fx = bench_fixture("bench-writes", 4).await;
+        let before = apiserver_writes(cp);
+        fx.submit(
+            "writes",
+            "writes",
+            &wide_layer("writes", N, "echo '1 passed in 0.1s'; sleep 0.2"),
+            json!({}),
+        )
+        .await;
+        fx.wait_done("writes", Duration::from_secs(300)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let d = diff(&apiserver_writes(cp), &before);
+        let mut total = 0.0;
+        for (k, v) in &d {
+            let theirs = kubelet_keys.contains(&k.as_str())
+                || k.starts_with("leases")
+                || k.starts_with("endpoints")
+                || k.starts_with("endpointslices")
+                || k.starts_with("namespaces")
+                || k.starts_with("serviceaccounts")
+                || k.starts_with("configmaps")
+                || k.starts_with("secrets");
+            if !theirs {
+                total += v;
+                per_key.entry(k.clone()).or_default().push(*v);
+            }
         }
+        println!(
+            "    repetition {rep} of {reps}: {:.2} writes per category lifecycle",
+            total / N as f64
+        );
+        totals.push(total / N as f64);
+        fx.stop_controller();
+        // The kubelet stays until the namespace is gone.
+        delete_namespaces(&client, std::slice::from_ref(&fx.ns)).await;
     }
     println!(
-        "    total: {:.2} writes per category lifecycle (target <= 6)",
-        total / N as f64
+        "    by request, min / median / max over {reps} repetition(s) (a request absent from a repetition counts 0 there):"
     );
-    controller.abort();
-    drop(kubelet);
+    for (k, mut v) in per_key {
+        v.resize(reps, 0.0);
+        let (lo, mid, hi) = spread(&v);
+        println!(
+            "    {k:<32} {lo:>6.0} / {mid:>6.0} / {hi:>6.0}  ({:.2} per category, median)",
+            mid / N as f64
+        );
+    }
+    let (lo, mid, hi) = spread(&totals);
+    println!(
+        "    total: {lo:.2} / {mid:.2} / {hi:.2} writes per category lifecycle, min / median / max (target <= 6)"
+    );
+}
 
-    // (c) A chain: each category waits for the one before.
+async fn dependency_latency() {
+    // A chain: each category waits for the one before.
     const CHAIN: usize = 40;
-    let ns = cp.create_namespace("bench-chain").await.expect("ns");
-    let kubelet = TestKubelet::start(client.clone(), &ns, 2)
-        .await
-        .expect("kubelet");
-    let controller = spawn_controller(cp, &ns);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    submit(&client, &ns, "chain", "chain", &chain_layer("chain", CHAIN)).await;
-    wait_done(&client, &ns, "chain", Duration::from_secs(300)).await;
-    let ev = kubelet.events();
+    let fx = bench_fixture("bench-chain", 2).await;
+    fx.submit("chain", "chain", &chain_layer("chain", CHAIN), json!({}))
+        .await;
+    fx.wait_done("chain", Duration::from_secs(300)).await;
+    let ev = fx.kubelet().events();
     let at = |pod: &str, kind: KubeletEventKind| {
         ev.iter()
             .find(|e| e.pod == pod && e.kind == kind)
@@ -315,18 +480,18 @@ async fn writes_and_latency(cp: &'static ControlPlane) {
         percentile(&lat, 0.99),
         lat[lat.len() - 1]
     );
-    controller.abort();
-    drop(kubelet);
 }
 
 async fn controller_memory(cp: &'static ControlPlane) {
     const RUNS: usize = 100;
     const CATS: usize = 20;
-    let client = cp.admin_client().await.expect("client");
-    let ns = cp.create_namespace("bench-rss").await.expect("ns");
-    let kubelet = TestKubelet::start(client.clone(), &ns, 8)
-        .await
-        .expect("kubelet");
+    // The controller runs as a process of its own here, to be measured.
+    let mut fx = Fixture::builder("bench-rss")
+        .nodes(8)
+        .without_controller()
+        .start()
+        .await;
+    let ns = fx.ns.clone();
     let bin = env!("CARGO_BIN_EXE_testlayer");
     let mut child = std::process::Command::new(bin)
         .args([
@@ -353,10 +518,12 @@ async fn controller_memory(cp: &'static ControlPlane) {
             "    categories:\n",
             "    resource_limits: {max_parallel_instances: 5}\n    categories:\n",
         );
-        submit(&client, &ns, &format!("run-{r}"), "mem", &config).await;
+        fx.submit(&format!("run-{r}"), "mem", &config, json!({}))
+            .await;
     }
     for r in 0..RUNS {
-        wait_done(&client, &ns, &format!("run-{r}"), Duration::from_secs(900)).await;
+        fx.wait_done(&format!("run-{r}"), Duration::from_secs(900))
+            .await;
     }
     let took = t.elapsed();
     let status =
@@ -371,9 +538,9 @@ async fn controller_memory(cp: &'static ControlPlane) {
     };
     let _ = child.kill();
     let _ = child.wait();
-    drop(kubelet);
-    let runs: Api<TestLayerRun> = Api::namespaced(client, &ns);
-    let ok = runs
+    fx.stop_kubelet();
+    let ok = fx
+        .runs()
         .list(&ListParams::default())
         .await
         .expect("list")
@@ -400,8 +567,7 @@ async fn controller_memory(cp: &'static ControlPlane) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let cp = ControlPlane::shared();
-    install_crds(cp);
+    let cp = control_plane();
     let version = std::process::Command::new(cp.binary("kube-apiserver"))
         .arg("--version")
         .output()
@@ -411,16 +577,28 @@ async fn main() {
     println!(
         "testlayer operator benchmark ({cores} cores, {version}, etcd, test kubelet; controller, apiserver and load share the machine)"
     );
-    let which: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let want = |k: &str| which.is_empty() || which.iter().any(|w| w == k);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let which: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let want = |k: &str| which.is_empty() || which.iter().any(|w| *w == k);
+    let reps = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--reps=").map(str::to_string))
+        .or_else(|| std::env::var("TESTLAYER_BENCH_REPS").ok())
+        .map(|r| {
+            r.parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .unwrap_or_else(|| panic!("repetitions: {r:?} is not a positive number"))
+        })
+        .unwrap_or(DEFAULT_REPS);
     if want("a") {
-        creation_rate(cp).await;
+        creation_rate(cp, reps).await;
     }
-    if want("b") || want("c") {
-        writes_and_latency(cp).await;
+    if want("b") {
+        writes(cp, reps).await;
+    }
+    if want("c") {
+        dependency_latency().await;
     }
     if want("d") {
         controller_memory(cp).await;

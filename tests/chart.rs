@@ -3,9 +3,12 @@
 //! controller running with the chart's ServiceAccount credentials (RBAC on)
 //! completes a run that uses every permission the controller needs.
 
+mod common;
+
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::api::{Api, PostParams};
@@ -13,6 +16,8 @@ use serde_json::json;
 use testlayer::api::{LayerPhase, TestLayerRun};
 use testlayer::controller::{ControllerOptions, LeaderElection, run as run_controller};
 use testlayer_testkit::{ControlPlane, TestKubelet, bin_dir};
+
+use common::eventually;
 
 fn chart() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("charts/testlayer")
@@ -212,26 +217,31 @@ async fn the_controller_completes_a_run_under_the_charts_rbac() {
     )
     .await
     .unwrap();
-    let start = Instant::now();
-    let mut saw = None;
-    while let Some(r) = runs.get_opt("checked").await.unwrap() {
-        if let Some(p) = r
-            .status
-            .as_ref()
-            .and_then(|s| s.phase)
-            .filter(|p| p.is_terminal())
-        {
-            saw = Some((p, r.status.clone()));
-        }
-        assert!(!controller.is_finished(), "the controller stopped");
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "the run did not finish and go: {:#?}",
-            r.status
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let (phase, status) = saw.expect("the run was deleted before it was seen finished");
+    // It finishes, and its TTL deletes it.
+    let saw = RefCell::new(None);
+    eventually(
+        Duration::from_secs(90),
+        "the run to finish and go",
+        async || {
+            let Some(r) = runs.get_opt("checked").await.unwrap() else {
+                return Ok(());
+            };
+            if let Some(p) = r
+                .status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .filter(|p| p.is_terminal())
+            {
+                *saw.borrow_mut() = Some((p, r.status.clone()));
+            }
+            assert!(!controller.is_finished(), "the controller stopped");
+            Err(format!("{:#?}", r.status))
+        },
+    )
+    .await;
+    let (phase, status) = saw
+        .into_inner()
+        .expect("the run was deleted before it was seen finished");
     assert_eq!(phase, LayerPhase::Succeeded, "{status:#?}");
     assert_eq!(status.unwrap().counts.map(|c| c.passed), Some(6));
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(admin, &ns);

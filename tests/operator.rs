@@ -2,172 +2,22 @@
 //! kubelet playing the nodes: every behaviour of DESIGN.md's "Behaviour the
 //! controller guarantees".
 
-use std::collections::BTreeMap;
+mod common;
+
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
+use common::{Fixture, category_phases, eventually, phase};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::events::v1::Event;
+use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
 use serde_json::json;
-use testlayer::api::{CategoryRun, LayerPhase, TestLayerRun};
-use testlayer::controller::{ControllerOptions, LeaderElection, run as run_controller};
+use testlayer::api::LayerPhase;
+use testlayer::controller::LeaderElection;
 use testlayer::plan::Phase;
 use testlayer_testkit::kubelet::{KubeletEvent, KubeletEventKind};
-use testlayer_testkit::{ControlPlane, TestKubelet};
-use tokio::task::JoinHandle;
-
-struct Env {
-    cp: &'static ControlPlane,
-    client: Client,
-    ns: String,
-    kubelet: TestKubelet,
-    controller: Option<JoinHandle<()>>,
-}
-
-impl Env {
-    async fn new(prefix: &str) -> Env {
-        let cp = ControlPlane::shared();
-        install_crds(cp);
-        let ns = cp.create_namespace(prefix).await.unwrap();
-        let client = cp.admin_client().await.unwrap();
-        let kubelet = TestKubelet::start(client.clone(), &ns, 2).await.unwrap();
-        let mut env = Env {
-            cp,
-            client,
-            ns,
-            kubelet,
-            controller: None,
-        };
-        env.start_controller().await;
-        env
-    }
-
-    async fn start_controller(&mut self) {
-        let client = self.cp.admin_client().await.unwrap();
-        let opts = ControllerOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            namespace: Some(self.ns.clone()),
-            concurrency: 4,
-            identity: format!("{}-controller", self.ns),
-            leader_election: None,
-        };
-        self.controller = Some(tokio::spawn(async move {
-            run_controller(client, opts).await.unwrap();
-        }));
-    }
-
-    fn stop_controller(&mut self) {
-        if let Some(h) = self.controller.take() {
-            h.abort();
-        }
-    }
-
-    fn runs(&self) -> Api<TestLayerRun> {
-        Api::namespaced(self.client.clone(), &self.ns)
-    }
-
-    fn crs(&self) -> Api<CategoryRun> {
-        Api::namespaced(self.client.clone(), &self.ns)
-    }
-
-    fn pods(&self) -> Api<Pod> {
-        Api::namespaced(self.client.clone(), &self.ns)
-    }
-
-    async fn submit(
-        &self,
-        name: &str,
-        layer: &str,
-        config: &str,
-        extra: serde_json::Value,
-    ) -> TestLayerRun {
-        let mut spec = json!({"layer": layer, "config": {"inline": config}, "image": "busybox"});
-        if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
-            s.extend(e.clone());
-        }
-        let run: TestLayerRun = serde_json::from_value(json!({
-            "apiVersion": "testlayer.dev/v1alpha1", "kind": "TestLayerRun", "metadata": {"name": name}, "spec": spec,
-        }))
-        .unwrap();
-        self.runs()
-            .create(&PostParams::default(), &run)
-            .await
-            .unwrap()
-    }
-
-    async fn wait_for(
-        &self,
-        name: &str,
-        timeout: Duration,
-        what: &str,
-        pred: impl Fn(&TestLayerRun) -> bool,
-    ) -> TestLayerRun {
-        let start = Instant::now();
-        loop {
-            let r = self.runs().get(name).await.unwrap();
-            if pred(&r) {
-                return r;
-            }
-            if start.elapsed() > timeout {
-                let crs = self.crs().list(&ListParams::default()).await.unwrap();
-                let detail: Vec<String> = crs
-                    .items
-                    .iter()
-                    .map(|c| format!("{}: {:?}", c.name_any(), c.status))
-                    .collect();
-                panic!(
-                    "timed out waiting for {what} of {name}; status: {:#?}\ncategory runs:\n{}",
-                    r.status,
-                    detail.join("\n")
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn wait_done(&self, name: &str, timeout: Duration) -> TestLayerRun {
-        self.wait_for(name, timeout, "the end", |r| {
-            r.status
-                .as_ref()
-                .and_then(|s| s.phase)
-                .is_some_and(|p| p.is_terminal())
-        })
-        .await
-    }
-
-    async fn category(&self, run: &str, category: &str) -> CategoryRun {
-        self.crs().get(&format!("{run}-{category}")).await.unwrap()
-    }
-}
-
-fn install_crds(cp: &ControlPlane) {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"));
-        cp.install_crds(
-            dir,
-            &["testlayerruns.testlayer.dev", "categoryruns.testlayer.dev"],
-        )
-        .unwrap();
-    });
-}
-
-fn phase(r: &TestLayerRun) -> Option<LayerPhase> {
-    r.status.as_ref().and_then(|s| s.phase)
-}
-
-fn category_phases(r: &TestLayerRun) -> BTreeMap<String, Phase> {
-    r.status
-        .as_ref()
-        .map(|s| {
-            s.categories
-                .iter()
-                .map(|c| (c.name.clone(), c.phase))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 /// Most Pods running at once, from the kubelet's record (a Pod counts from
 /// Running to its first end).
@@ -224,9 +74,9 @@ layers:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_passes_in_dependency_order_with_counts() {
-    let env = Env::new("op-chain").await;
-    env.submit("chain", "chain", CHAIN, json!({})).await;
-    let done = env.wait_done("chain", Duration::from_secs(60)).await;
+    let fx = Fixture::new("op-chain").await;
+    fx.submit("chain", "chain", CHAIN, json!({})).await;
+    let done = fx.wait_done("chain", Duration::from_secs(60)).await;
     let st = done.status.clone().unwrap();
     assert_eq!(st.phase, Some(LayerPhase::Succeeded), "{st:#?}");
     assert_eq!(st.progress.as_deref(), Some("4/4"));
@@ -239,7 +89,7 @@ async fn a_run_passes_in_dependency_order_with_counts() {
     );
     assert!(st.start_time.is_some() && st.completion_time.is_some() && st.duration.is_some());
 
-    let ev = env.kubelet.events();
+    let ev = fx.kubelet().events();
     assert!(
         first(&ev, "chain-unit-", KubeletEventKind::Running)
             > first(&ev, "chain-smoke-", KubeletEventKind::Terminated(0))
@@ -257,7 +107,7 @@ async fn a_run_passes_in_dependency_order_with_counts() {
             > first(&ev, "chain-api-tests-", KubeletEventKind::Terminated(0))
     );
 
-    let api = env.category("chain", "api-tests").await;
+    let api = fx.category("chain", "api-tests").await;
     let cst = api.status.unwrap();
     assert_eq!(cst.phase, Some(Phase::Succeeded));
     assert_eq!(cst.counts.map(|c| c.passed), Some(3));
@@ -266,14 +116,14 @@ async fn a_run_passes_in_dependency_order_with_counts() {
     assert!(cst.log_tail.unwrap().contains("test result: ok."));
 
     // kubectl wait works on the condition.
-    let out = env
+    let out = fx
         .cp
         .kubectl()
         .args([
             "wait",
             "--for=condition=Succeeded",
             "-n",
-            &env.ns,
+            &fx.ns,
             "tlr/chain",
             "--timeout=5s",
         ])
@@ -313,9 +163,9 @@ layers:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_retry_skip_dependents_and_name_their_reasons() {
-    let env = Env::new("op-fail").await;
-    env.submit("failing", "failing", FAILING, json!({})).await;
-    let done = env.wait_done("failing", Duration::from_secs(60)).await;
+    let fx = Fixture::new("op-fail").await;
+    fx.submit("failing", "failing", FAILING, json!({})).await;
+    let done = fx.wait_done("failing", Duration::from_secs(60)).await;
     assert_eq!(phase(&done), Some(LayerPhase::Failed));
     let phases = category_phases(&done);
     assert_eq!(phases["flaky"], Phase::Failed);
@@ -323,7 +173,7 @@ async fn failures_retry_skip_dependents_and_name_their_reasons() {
     assert_eq!(phases["memory"], Phase::Failed);
     assert_eq!(phases["evicted"], Phase::Failed);
 
-    let flaky = env.category("failing", "flaky").await.status.unwrap();
+    let flaky = fx.category("failing", "flaky").await.status.unwrap();
     assert_eq!(flaky.attempts.len(), 3, "two retries: {flaky:#?}");
     assert!(flaky.attempts.iter().all(|a| a.exit_code == Some(1)
         && a.reason.as_ref().map(ToString::to_string).as_deref() == Some("ExitCode1")
@@ -333,7 +183,7 @@ async fn failures_retry_skip_dependents_and_name_their_reasons() {
         Some("TestsFailed")
     );
     assert_eq!(flaky.counts.map(|c| c.failed), Some(1));
-    let after = env.category("failing", "after").await.status.unwrap();
+    let after = fx.category("failing", "after").await.status.unwrap();
     assert_eq!(
         (
             after.reason.as_ref().map(ToString::to_string).as_deref(),
@@ -342,7 +192,7 @@ async fn failures_retry_skip_dependents_and_name_their_reasons() {
         (Some("DependencyFailed"), Some("flaky"))
     );
     assert!(after.attempts.is_empty());
-    let memory = env.category("failing", "memory").await.status.unwrap();
+    let memory = fx.category("failing", "memory").await.status.unwrap();
     assert_eq!(
         memory.attempts[0]
             .reason
@@ -352,7 +202,7 @@ async fn failures_retry_skip_dependents_and_name_their_reasons() {
         Some("OOMKilled")
     );
     assert_eq!(memory.attempts[0].exit_code, Some(137));
-    let evicted = env.category("failing", "evicted").await.status.unwrap();
+    let evicted = fx.category("failing", "evicted").await.status.unwrap();
     assert_eq!(
         evicted.attempts.len(),
         2,
@@ -365,7 +215,7 @@ async fn failures_retry_skip_dependents_and_name_their_reasons() {
         Some("InfrastructureFailed")
     );
     // No Pod was created for the skipped category.
-    let pods = env
+    let pods = fx
         .pods()
         .list(&ListParams::default().labels("testlayer.dev/category=after"))
         .await
@@ -375,7 +225,7 @@ async fn failures_retry_skip_dependents_and_name_their_reasons() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_parallel_limit_is_never_exceeded() {
-    let env = Env::new("op-limit").await;
+    let fx = Fixture::new("op-limit").await;
     let mut config = String::from(
         "layers:\n  wide:\n    execution_mode: parallel\n    resource_limits: {max_parallel_instances: 3}\n    categories:\n",
     );
@@ -384,10 +234,10 @@ async fn the_parallel_limit_is_never_exceeded() {
             "      - name: c{i}\n        timeout_seconds: 30\n        command: \"sleep 0.6\"\n"
         ));
     }
-    env.submit("wide", "wide", &config, json!({})).await;
-    let done = env.wait_done("wide", Duration::from_secs(60)).await;
+    fx.submit("wide", "wide", &config, json!({})).await;
+    let done = fx.wait_done("wide", Duration::from_secs(60)).await;
     assert_eq!(phase(&done), Some(LayerPhase::Succeeded));
-    let ev = env.kubelet.events();
+    let ev = fx.kubelet().events();
     assert_eq!(
         ev.iter()
             .filter(|e| e.kind == KubeletEventKind::Running)
@@ -401,13 +251,13 @@ async fn the_parallel_limit_is_never_exceeded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_stop_pods_and_cancel_stops_everything() {
-    let env = Env::new("op-stop").await;
+    let fx = Fixture::new("op-stop").await;
     let config = "layers:\n  slow:\n    execution_mode: parallel\n    categories:\n      - name: hang\n        timeout_seconds: 1\n        command: \"sleep infinity\"\n      - name: quick\n        timeout_seconds: 30\n        command: \"true\"\n";
-    env.submit("slow", "slow", config, json!({})).await;
-    let done = env.wait_done("slow", Duration::from_secs(30)).await;
+    fx.submit("slow", "slow", config, json!({})).await;
+    let done = fx.wait_done("slow", Duration::from_secs(30)).await;
     assert_eq!(phase(&done), Some(LayerPhase::Failed));
     assert_eq!(category_phases(&done)["hang"], Phase::TimedOut);
-    let hang = env.category("slow", "hang").await.status.unwrap();
+    let hang = fx.category("slow", "hang").await.status.unwrap();
     assert_eq!(
         hang.reason.as_ref().map(ToString::to_string).as_deref(),
         Some("DeadlineExceeded")
@@ -419,8 +269,8 @@ async fn timeouts_stop_pods_and_cancel_stops_everything() {
 
     // Cancel: everything running stops, nothing is left behind.
     let config = "layers:\n  long:\n    execution_mode: parallel\n    categories:\n      - name: a\n        timeout_seconds: 300\n        command: \"sleep infinity\"\n      - name: b\n        timeout_seconds: 300\n        command: \"sleep infinity\"\n      - name: c\n        timeout_seconds: 300\n        dependencies: [a]\n        command: \"true\"\n";
-    env.submit("long", "long", config, json!({})).await;
-    env.wait_for(
+    fx.submit("long", "long", config, json!({})).await;
+    fx.wait_for(
         "long",
         Duration::from_secs(30),
         "two running categories",
@@ -433,7 +283,7 @@ async fn timeouts_stop_pods_and_cancel_stops_everything() {
         },
     )
     .await;
-    env.runs()
+    fx.runs()
         .patch(
             "long",
             &PatchParams::default(),
@@ -441,55 +291,38 @@ async fn timeouts_stop_pods_and_cancel_stops_everything() {
         )
         .await
         .unwrap();
-    let done = env.wait_done("long", Duration::from_secs(30)).await;
-    let details = env
-        .crs()
-        .list(&ListParams::default().labels("testlayer.dev/run=long"))
-        .await
-        .unwrap();
-    let details: Vec<String> = details
-        .items
-        .iter()
-        .map(|c| format!("{}: {:?}", c.name_any(), c.status))
-        .collect();
-    assert_eq!(
-        phase(&done),
-        Some(LayerPhase::Cancelled),
-        "{}",
-        details.join("\n")
-    );
+    let done = fx.wait_done("long", Duration::from_secs(30)).await;
+    let details = fx.describe_category_runs("testlayer.dev/run=long").await;
+    assert_eq!(phase(&done), Some(LayerPhase::Cancelled), "{details}");
     assert!(
         category_phases(&done)
             .values()
             .all(|p| *p == Phase::Cancelled),
-        "{:?}\n{}",
+        "{:?}\n{details}",
         category_phases(&done),
-        details.join("\n")
     );
-    let start = Instant::now();
-    while !env
-        .pods()
-        .list(&ListParams::default().labels("testlayer.dev/run=long"))
-        .await
-        .unwrap()
-        .items
-        .is_empty()
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "pods left behind after cancel"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(20),
+        "no pods left behind after cancel",
+        async || {
+            let left = fx.pod_names("testlayer.dev/run=long").await;
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("pods {left:?}"))
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_config_is_a_clear_condition_and_creates_nothing() {
-    let env = Env::new("op-invalid").await;
+    let fx = Fixture::new("op-invalid").await;
     let config = "layers:\n  bad:\n    categories:\n      - name: a\n        timeout_seconds: 10\n        dependencies: [b]\n      - name: b\n        timeout_seconds: 10\n        dependencies: [a]\n";
-    env.submit("bad", "bad", config, json!({"command": "true"}))
+    fx.submit("bad", "bad", config, json!({"command": "true"}))
         .await;
-    let done = env.wait_done("bad", Duration::from_secs(20)).await;
+    let done = fx.wait_done("bad", Duration::from_secs(20)).await;
     let st = done.status.unwrap();
     assert_eq!(st.phase, Some(LayerPhase::Failed));
     let stalled = st.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
@@ -503,7 +336,7 @@ async fn invalid_config_is_a_clear_condition_and_creates_nothing() {
         stalled.message
     );
     assert!(
-        env.crs()
+        fx.crs()
             .list(&ListParams::default())
             .await
             .unwrap()
@@ -511,7 +344,7 @@ async fn invalid_config_is_a_clear_condition_and_creates_nothing() {
             .is_empty()
     );
     assert!(
-        env.pods()
+        fx.pods()
             .list(&ListParams::default())
             .await
             .unwrap()
@@ -519,39 +352,37 @@ async fn invalid_config_is_a_clear_condition_and_creates_nothing() {
             .is_empty()
     );
     // An unknown layer too.
-    env.submit("nolayer", "missing", CHAIN, json!({})).await;
-    let done = env.wait_done("nolayer", Duration::from_secs(20)).await;
+    fx.submit("nolayer", "missing", CHAIN, json!({})).await;
+    let done = fx.wait_done("nolayer", Duration::from_secs(20)).await;
     assert!(done.status.unwrap().message.unwrap().contains("missing"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_restart_loses_nothing_and_starts_nothing_twice() {
-    let mut env = Env::new("op-restart").await;
+    let mut fx = Fixture::new("op-restart").await;
     let mut config = String::from(
         "layers:\n  steady:\n    execution_mode: parallel\n    resource_limits: {max_parallel_instances: 2}\n    categories:\n",
     );
     for i in 0..6 {
         config.push_str(&format!("      - name: c{i}\n        timeout_seconds: 60\n        command: \"echo '1 passed in 0.1s'; sleep 0.8\"\n"));
     }
-    env.submit("steady", "steady", &config, json!({})).await;
-    env.wait_for(
+    fx.submit("steady", "steady", &config, json!({})).await;
+    fx.wait_for(
         "steady",
         Duration::from_secs(30),
         "a first category to finish",
         |r| category_phases(r).values().any(|p| *p == Phase::Succeeded),
     )
     .await;
-    env.stop_controller();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    env.start_controller().await;
-    let done = env.wait_done("steady", Duration::from_secs(60)).await;
+    fx.restart_controller(Duration::from_millis(1500)).await;
+    let done = fx.wait_done("steady", Duration::from_secs(60)).await;
     assert_eq!(
         phase(&done),
         Some(LayerPhase::Succeeded),
         "{:#?}",
         done.status
     );
-    let ev = env.kubelet.events();
+    let ev = fx.kubelet().events();
     let running: Vec<&str> = ev
         .iter()
         .filter(|e| e.kind == KubeletEventKind::Running)
@@ -568,17 +399,17 @@ async fn a_controller_restart_loses_nothing_and_starts_nothing_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_fast_cancels_what_runs_and_waits() {
-    let env = Env::new("op-failfast").await;
+    let fx = Fixture::new("op-failfast").await;
     let config = "layers:\n  ff:\n    execution_mode: parallel\n    fail_fast: true\n    resource_limits: {max_parallel_instances: 2}\n    categories:\n      - name: bad\n        timeout_seconds: 30\n        command: \"sleep 0.3; exit 2\"\n      - name: long\n        timeout_seconds: 30\n        command: \"sleep infinity\"\n      - name: later\n        timeout_seconds: 30\n        command: \"true\"\n";
-    env.submit("ff", "ff", config, json!({})).await;
-    let done = env.wait_done("ff", Duration::from_secs(30)).await;
+    fx.submit("ff", "ff", config, json!({})).await;
+    let done = fx.wait_done("ff", Duration::from_secs(30)).await;
     assert_eq!(phase(&done), Some(LayerPhase::Failed));
     let phases = category_phases(&done);
     assert_eq!(
         (phases["bad"], phases["long"], phases["later"]),
         (Phase::Failed, Phase::Cancelled, Phase::Cancelled)
     );
-    let long = env.category("ff", "long").await.status.unwrap();
+    let long = fx.category("ff", "long").await.status.unwrap();
     assert_eq!(
         (
             long.reason.as_ref().map(ToString::to_string).as_deref(),
@@ -587,7 +418,7 @@ async fn fail_fast_cancels_what_runs_and_waits() {
         (Some("FailFast"), Some("bad"))
     );
     assert!(
-        env.category("ff", "later")
+        fx.category("ff", "later")
             .await
             .status
             .unwrap()
@@ -598,12 +429,12 @@ async fn fail_fast_cancels_what_runs_and_waits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_layer_deadline_times_out_what_runs() {
-    let env = Env::new("op-deadline").await;
+    let fx = Fixture::new("op-deadline").await;
     // 0.05 minutes: a 3 second deadline.
     let config = "layers:\n  dl:\n    execution_mode: sequential\n    max_duration_minutes: 0.05\n    categories:\n      - name: slow\n        timeout_seconds: 60\n        command: \"sleep infinity\"\n      - name: next\n        timeout_seconds: 60\n        command: \"true\"\n";
     let started = Instant::now();
-    env.submit("dl", "dl", config, json!({})).await;
-    let done = env.wait_done("dl", Duration::from_secs(30)).await;
+    fx.submit("dl", "dl", config, json!({})).await;
+    let done = fx.wait_done("dl", Duration::from_secs(30)).await;
     assert!(
         started.elapsed() >= Duration::from_secs(3),
         "{:#?} after {:?}",
@@ -617,7 +448,7 @@ async fn the_layer_deadline_times_out_what_runs() {
         (Phase::TimedOut, Phase::Cancelled)
     );
     assert_eq!(
-        env.category("dl", "slow")
+        fx.category("dl", "slow")
             .await
             .status
             .unwrap()
@@ -631,7 +462,7 @@ async fn the_layer_deadline_times_out_what_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cpu_budget_limits_admission() {
-    let env = Env::new("op-budget").await;
+    let fx = Fixture::new("op-budget").await;
     // Each category takes 1 CPU of a 2 CPU budget: at most two at once, no slot limit.
     let mut config = String::from(
         "layers:\n  budget:\n    execution_mode: parallel\n    strategy: PARALLEL_UNLIMITED\n    resource_limits: {cpu: \"2\"}\n    categories:\n",
@@ -639,12 +470,12 @@ async fn the_cpu_budget_limits_admission() {
     for i in 0..6 {
         config.push_str(&format!("      - name: c{i}\n        timeout_seconds: 30\n        command: \"sleep 0.5\"\n        resources: {{limits: {{cpu: \"1\"}}}}\n"));
     }
-    env.submit("budget", "budget", &config, json!({})).await;
-    let done = env.wait_done("budget", Duration::from_secs(60)).await;
+    fx.submit("budget", "budget", &config, json!({})).await;
+    let done = fx.wait_done("budget", Duration::from_secs(60)).await;
     assert_eq!(phase(&done), Some(LayerPhase::Succeeded));
-    let peak = peak_running(&env.kubelet.events());
+    let peak = peak_running(&fx.kubelet().events());
     assert!((1..=2).contains(&peak), "peak {peak} with a budget for 2");
-    let pod = env.pods().get("budget-c0-1").await.unwrap();
+    let pod = fx.pods().get("budget-c0-1").await.unwrap();
     let limits = pod.spec.unwrap().containers[0]
         .resources
         .clone()
@@ -656,14 +487,14 @@ async fn the_cpu_budget_limits_admission() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn suspend_stops_pods_and_resume_finishes_the_run() {
-    let env = Env::new("op-suspend").await;
+    let fx = Fixture::new("op-suspend").await;
     let config = "layers:\n  sus:\n    execution_mode: parallel\n    categories:\n      - name: a\n        timeout_seconds: 60\n        command: \"sleep 2\"\n      - name: b\n        timeout_seconds: 60\n        dependencies: [a]\n        command: \"true\"\n";
-    env.submit("sus", "sus", config, json!({})).await;
-    env.wait_for("sus", Duration::from_secs(20), "a running", |r| {
+    fx.submit("sus", "sus", config, json!({})).await;
+    fx.wait_for("sus", Duration::from_secs(20), "a running", |r| {
         category_phases(r).get("a") == Some(&Phase::Running)
     })
     .await;
-    env.runs()
+    fx.runs()
         .patch(
             "sus",
             &PatchParams::default(),
@@ -671,23 +502,30 @@ async fn suspend_stops_pods_and_resume_finishes_the_run() {
         )
         .await
         .unwrap();
-    let start = Instant::now();
-    while !env
-        .pods()
-        .list(&ListParams::default().labels("testlayer.dev/run=sus"))
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .all(|p| p.metadata.deletion_timestamp.is_some())
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "suspend did not stop the running pod"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let suspended = env
+    eventually(
+        Duration::from_secs(20),
+        "suspend to stop the running pod",
+        async || {
+            let pods = fx
+                .pods()
+                .list(&ListParams::default().labels("testlayer.dev/run=sus"))
+                .await
+                .unwrap();
+            let live: Vec<String> = pods
+                .items
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .map(|p| p.name_any())
+                .collect();
+            if live.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("pods not being deleted: {live:?}"))
+            }
+        },
+    )
+    .await;
+    let suspended = fx
         .wait_for(
             "sus",
             Duration::from_secs(20),
@@ -701,7 +539,7 @@ async fn suspend_stops_pods_and_resume_finishes_the_run() {
         )
         .await;
     assert!(!phase(&suspended).unwrap().is_terminal());
-    env.runs()
+    fx.runs()
         .patch(
             "sus",
             &PatchParams::default(),
@@ -709,9 +547,9 @@ async fn suspend_stops_pods_and_resume_finishes_the_run() {
         )
         .await
         .unwrap();
-    let done = env.wait_done("sus", Duration::from_secs(30)).await;
+    let done = fx.wait_done("sus", Duration::from_secs(30)).await;
     assert_eq!(phase(&done), Some(LayerPhase::Succeeded));
-    let a = env.category("sus", "a").await.status.unwrap();
+    let a = fx.category("sus", "a").await.status.unwrap();
     assert_eq!(
         a.attempts.len(),
         2,
@@ -729,56 +567,58 @@ async fn suspend_stops_pods_and_resume_finishes_the_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_run_leaves_no_pods_behind() {
-    let env = Env::new("op-delete").await;
+    let fx = Fixture::new("op-delete").await;
     let config = "layers:\n  del:\n    execution_mode: parallel\n    categories:\n      - name: a\n        timeout_seconds: 300\n        command: \"sleep infinity\"\n      - name: b\n        timeout_seconds: 300\n        command: \"sleep infinity\"\n";
-    env.submit("del", "del", config, json!({})).await;
-    env.wait_for("del", Duration::from_secs(20), "both running", |r| {
+    fx.submit("del", "del", config, json!({})).await;
+    fx.wait_for("del", Duration::from_secs(20), "both running", |r| {
         category_phases(r).values().all(|p| *p == Phase::Running)
     })
     .await;
-    env.runs().delete("del", &Default::default()).await.unwrap();
-    let start = Instant::now();
-    loop {
-        let pods = env
-            .pods()
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .len();
-        let crs = env
-            .crs()
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .len();
-        let run = env.runs().get_opt("del").await.unwrap();
-        if pods == 0 && crs == 0 && run.is_none() {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "left behind: {pods} pods, {crs} category runs, run {:?}",
-            run.map(|r| r.name_any())
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    fx.runs().delete("del", &Default::default()).await.unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "the run, its category runs and its pods to go",
+        async || {
+            let pods = fx
+                .pods()
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .len();
+            let crs = fx
+                .crs()
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .len();
+            let run = fx.runs().get_opt("del").await.unwrap();
+            if pods == 0 && crs == 0 && run.is_none() {
+                return Ok(());
+            }
+            Err(format!(
+                "left behind: {pods} pods, {crs} category runs, run {:?}",
+                run.map(|r| r.name_any())
+            ))
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_wait_for_layer_dependencies_and_config_maps() {
-    let env = Env::new("op-deps").await;
+    let fx = Fixture::new("op-deps").await;
     let config = "layers:\n  base:\n    execution_mode: sequential\n    categories:\n      - name: a\n        timeout_seconds: 30\n        command: \"sleep 1\"\n  top:\n    execution_mode: sequential\n    dependencies: [base]\n    categories:\n      - name: b\n        timeout_seconds: 30\n        command: \"true\"\n";
     // The config comes from a ConfigMap that appears after the run.
-    env.submit(
+    fx.submit(
         "top",
         "top",
         config,
         json!({"config": {"configMapRef": {"name": "layers"}}}),
     )
     .await;
-    let waiting = env
+    let waiting = fx
         .wait_for(
             "top",
             Duration::from_secs(20),
@@ -799,18 +639,17 @@ async fn runs_wait_for_layer_dependencies_and_config_maps() {
             .iter()
             .any(|c| c.type_ == "Stalled" && c.status == "True")
     );
-    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
-        Api::namespaced(env.client.clone(), &env.ns);
-    cms.create(
-        &PostParams::default(),
-        &serde_json::from_value(
-            json!({"metadata": {"name": "layers"}, "data": {"test_layers.yaml": config}}),
+    fx.api::<ConfigMap>()
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "layers"}, "data": {"test_layers.yaml": config}}),
+            )
+            .unwrap(),
         )
-        .unwrap(),
-    )
-    .await
-    .unwrap();
-    let waiting = env
+        .await
+        .unwrap();
+    let waiting = fx
         .wait_for(
             "top",
             Duration::from_secs(30),
@@ -824,9 +663,9 @@ async fn runs_wait_for_layer_dependencies_and_config_maps() {
         )
         .await;
     assert_eq!(phase(&waiting), Some(LayerPhase::Pending));
-    env.submit("base", "base", config, json!({})).await;
-    let base = env.wait_done("base", Duration::from_secs(30)).await;
-    let top = env.wait_done("top", Duration::from_secs(30)).await;
+    fx.submit("base", "base", config, json!({})).await;
+    let base = fx.wait_done("base", Duration::from_secs(30)).await;
+    let top = fx.wait_done("top", Duration::from_secs(30)).await;
     assert_eq!(
         (phase(&base), phase(&top)),
         (Some(LayerPhase::Succeeded), Some(LayerPhase::Succeeded))
@@ -841,10 +680,10 @@ async fn runs_wait_for_layer_dependencies_and_config_maps() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn required_services_gate_the_start_with_a_bound() {
-    let env = Env::new("op-svc").await;
+    let fx = Fixture::new("op-svc").await;
     let config = "layers:\n  svc:\n    execution_mode: sequential\n    required_services: [backend_service]\n    service_wait_seconds: 60\n    categories:\n      - name: a\n        timeout_seconds: 30\n        command: \"true\"\n  nosvc:\n    execution_mode: sequential\n    required_services: [postgresql]\n    service_wait_seconds: 2\n    categories:\n      - name: a\n        timeout_seconds: 30\n        command: \"true\"\n";
-    env.submit("svc", "svc", config, json!({})).await;
-    env.wait_for(
+    fx.submit("svc", "svc", config, json!({})).await;
+    fx.wait_for(
         "svc",
         Duration::from_secs(20),
         "waiting for the service",
@@ -857,7 +696,7 @@ async fn required_services_gate_the_start_with_a_bound() {
     )
     .await;
     assert!(
-        env.pods()
+        fx.pods()
             .list(&ListParams::default())
             .await
             .unwrap()
@@ -865,12 +704,12 @@ async fn required_services_gate_the_start_with_a_bound() {
             .is_empty()
     );
     // A Service with a ready Pod behind it (the endpoint controllers fill in the slices).
-    let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({
+    let svc: Service = serde_json::from_value(json!({
         "metadata": {"name": "backend-service"},
         "spec": {"selector": {"app": "backend"}, "ports": [{"port": 80}]}
     }))
     .unwrap();
-    Api::<k8s_openapi::api::core::v1::Service>::namespaced(env.client.clone(), &env.ns)
+    fx.api::<Service>()
         .create(&PostParams::default(), &svc)
         .await
         .unwrap();
@@ -879,15 +718,15 @@ async fn required_services_gate_the_start_with_a_bound() {
         "spec": {"containers": [{"name": "app", "image": "backend", "command": ["/bin/sh", "-c", "sleep infinity"]}]}
     }))
     .unwrap();
-    env.pods()
+    fx.pods()
         .create(&PostParams::default(), &backend)
         .await
         .unwrap();
-    let done = env.wait_done("svc", Duration::from_secs(60)).await;
+    let done = fx.wait_done("svc", Duration::from_secs(60)).await;
     assert_eq!(phase(&done), Some(LayerPhase::Succeeded));
 
-    env.submit("nosvc", "nosvc", config, json!({})).await;
-    let done = env.wait_done("nosvc", Duration::from_secs(30)).await;
+    fx.submit("nosvc", "nosvc", config, json!({})).await;
+    let done = fx.wait_done("nosvc", Duration::from_secs(30)).await;
     let st = done.status.unwrap();
     assert_eq!(st.phase, Some(LayerPhase::Failed));
     assert!(
@@ -902,13 +741,13 @@ async fn required_services_gate_the_start_with_a_bound() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_spec_starts_the_run_over_and_finished_runs_are_cleaned_up() {
-    let env = Env::new("op-rerun").await;
+    let fx = Fixture::new("op-rerun").await;
     let config = "layers:\n  one:\n    execution_mode: sequential\n    categories:\n      - name: a\n        timeout_seconds: 30\n        command: \"exit 1\"\n";
-    env.submit("gitops", "one", config, json!({})).await;
-    let first = env.wait_done("gitops", Duration::from_secs(30)).await;
+    fx.submit("gitops", "one", config, json!({})).await;
+    let first = fx.wait_done("gitops", Duration::from_secs(30)).await;
     assert_eq!(phase(&first), Some(LayerPhase::Failed));
     // GitOps pushes a fixed command: the run starts over.
-    env.runs()
+    fx.runs()
         .patch(
             "gitops",
             &PatchParams::default(),
@@ -917,7 +756,7 @@ async fn a_changed_spec_starts_the_run_over_and_finished_runs_are_cleaned_up() {
         .await
         .unwrap();
     let fixed = config.replace("command: \"exit 1\"", "command: \"true\"");
-    env.runs()
+    fx.runs()
         .patch(
             "gitops",
             &PatchParams::default(),
@@ -925,7 +764,7 @@ async fn a_changed_spec_starts_the_run_over_and_finished_runs_are_cleaned_up() {
         )
         .await
         .unwrap();
-    let second = env
+    let second = fx
         .wait_for(
             "gitops",
             Duration::from_secs(30),
@@ -939,66 +778,69 @@ async fn a_changed_spec_starts_the_run_over_and_finished_runs_are_cleaned_up() {
     );
 
     // Cleanup after a configurable time.
-    env.submit(
+    fx.submit(
         "short",
         "one",
         &fixed,
         json!({"ttlSecondsAfterFinished": 2}),
     )
     .await;
-    let (start, mut saw_done) = (Instant::now(), false);
-    while let Some(r) = env.runs().get_opt("short").await.unwrap() {
-        saw_done |= phase(&r) == Some(LayerPhase::Succeeded);
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the finished run was not cleaned up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(saw_done, "the run was deleted without being seen finished");
+    let saw_done = Cell::new(false);
+    eventually(
+        Duration::from_secs(30),
+        "the finished run to be cleaned up",
+        async || match fx.runs().get_opt("short").await.unwrap() {
+            None => Ok(()),
+            Some(r) => {
+                saw_done.set(saw_done.get() || phase(&r) == Some(LayerPhase::Succeeded));
+                Err(format!("still there: {:#?}", r.status))
+            }
+        },
+    )
+    .await;
+    assert!(
+        saw_done.get(),
+        "the run was deleted without being seen finished"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_under_leader_election_act_once_and_fail_over() {
-    let mut env = Env::new("op-leader").await;
-    env.stop_controller();
-    let start = |identity: &str| {
-        let cp = env.cp;
-        let opts = ControllerOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            namespace: Some(env.ns.clone()),
-            concurrency: 4,
-            identity: identity.to_string(),
-            leader_election: Some(LeaderElection {
-                namespace: env.ns.clone(),
-                lease_name: "testlayer-controller".into(),
-                lease_seconds: 4,
-                grace_seconds: 1,
-            }),
-        };
-        tokio::spawn(async move {
-            let client = cp.admin_client().await.unwrap();
-            let _ = run_controller(client, opts).await;
-        })
+    let mut fx = Fixture::new("op-leader").await;
+    fx.stop_controller();
+    let replica = |identity: &str| {
+        let mut opts = fx.controller_options();
+        opts.identity = identity.to_string();
+        opts.leader_election = Some(LeaderElection {
+            namespace: fx.ns.clone(),
+            lease_name: "testlayer-controller".into(),
+            lease_seconds: 4,
+            grace_seconds: 1,
+        });
+        // A replica that loses the Lease stops with an error: that is expected.
+        fx.spawn_controller(opts)
     };
-    let leases: Api<Lease> = Api::namespaced(env.client.clone(), &env.ns);
-    let holder = || async {
-        leases
+    let leases: Api<Lease> = fx.api();
+    let holder_is = async |identity: &str| {
+        let holder = leases
             .get_opt("testlayer-controller")
             .await
             .unwrap()
-            .and_then(|l| l.spec.and_then(|s| s.holder_identity))
+            .and_then(|l| l.spec.and_then(|s| s.holder_identity));
+        if holder.as_deref() == Some(identity) {
+            Ok(())
+        } else {
+            Err(format!("the Lease is held by {holder:?}"))
+        }
     };
-    let a = start("replica-a");
-    let t0 = Instant::now();
-    while holder().await.as_deref() != Some("replica-a") {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "replica-a never took the lease"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let b = start("replica-b");
+    let a = replica("replica-a").await;
+    eventually(
+        Duration::from_secs(20),
+        "replica-a to take the lease",
+        async || holder_is("replica-a").await,
+    )
+    .await;
+    let b = replica("replica-b").await;
 
     let mut config = String::from(
         "layers:\n  pair:\n    execution_mode: parallel\n    resource_limits: {max_parallel_instances: 2}\n    categories:\n",
@@ -1008,11 +850,11 @@ async fn two_replicas_under_leader_election_act_once_and_fail_over() {
             "      - name: c{i}\n        timeout_seconds: 30\n        command: \"sleep 0.3\"\n"
         ));
     }
-    env.submit("first", "pair", &config, json!({})).await;
-    let done = env.wait_done("first", Duration::from_secs(60)).await;
+    fx.submit("first", "pair", &config, json!({})).await;
+    let done = fx.wait_done("first", Duration::from_secs(60)).await;
     assert_eq!(phase(&done), Some(LayerPhase::Succeeded));
-    let bound: Vec<String> = env
-        .kubelet
+    let bound: Vec<String> = fx
+        .kubelet()
         .events()
         .iter()
         .filter(|e| e.kind == KubeletEventKind::Bound)
@@ -1025,8 +867,7 @@ async fn two_replicas_under_leader_election_act_once_and_fail_over() {
         "each pod created once: {bound:?}"
     );
     let reporters = || async {
-        let evs: Api<k8s_openapi::api::events::v1::Event> =
-            Api::namespaced(env.client.clone(), &env.ns);
+        let evs: Api<Event> = fx.api();
         evs.list(&ListParams::default())
             .await
             .unwrap()
@@ -1047,16 +888,14 @@ async fn two_replicas_under_leader_election_act_once_and_fail_over() {
 
     // The leader goes away: the other replica takes over and runs the next one.
     a.abort();
-    let t0 = Instant::now();
-    while holder().await.as_deref() != Some("replica-b") {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "replica-b never took over"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    env.submit("second", "pair", &config, json!({})).await;
-    let done = env.wait_done("second", Duration::from_secs(60)).await;
+    eventually(
+        Duration::from_secs(30),
+        "replica-b to take over",
+        async || holder_is("replica-b").await,
+    )
+    .await;
+    fx.submit("second", "pair", &config, json!({})).await;
+    let done = fx.wait_done("second", Duration::from_secs(60)).await;
     assert_eq!(phase(&done), Some(LayerPhase::Succeeded));
     let seen = reporters().await;
     assert!(
@@ -1093,44 +932,37 @@ fn http_get(port: u16, path: &str) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_and_metrics_are_served() {
-    let mut env = Env::new("op-metrics").await;
-    env.stop_controller();
+    let mut fx = Fixture::new("op-metrics").await;
+    fx.stop_controller();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let opts = ControllerOptions {
-        listen: format!("127.0.0.1:{port}").parse().unwrap(),
-        namespace: Some(env.ns.clone()),
-        concurrency: 4,
-        identity: "metrics".into(),
-        leader_election: None,
-    };
-    let client = env.cp.admin_client().await.unwrap();
-    env.controller = Some(tokio::spawn(async move {
-        run_controller(client, opts).await.unwrap();
-    }));
-    let t0 = Instant::now();
-    loop {
-        let ready = tokio::task::spawn_blocking(move || {
-            std::net::TcpStream::connect(("127.0.0.1", port))
-                .is_ok()
-                .then(|| http_get(port, "/readyz"))
-        })
-        .await
-        .unwrap();
-        if ready.as_ref().is_some_and(|(code, _)| *code == 200) {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "never ready: {ready:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    env.submit("m", "chain", CHAIN, json!({})).await;
-    env.wait_done("m", Duration::from_secs(60)).await;
+    let mut opts = fx.controller_options();
+    opts.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    opts.identity = "metrics".into();
+    fx.start_controller_with(opts).await;
+    eventually(
+        Duration::from_secs(20),
+        "/readyz to answer 200",
+        async || {
+            let ready = tokio::task::spawn_blocking(move || {
+                std::net::TcpStream::connect(("127.0.0.1", port))
+                    .is_ok()
+                    .then(|| http_get(port, "/readyz"))
+            })
+            .await
+            .unwrap();
+            match ready {
+                Some((200, _)) => Ok(()),
+                other => Err(format!("never ready: {other:?}")),
+            }
+        },
+    )
+    .await;
+    fx.submit("m", "chain", CHAIN, json!({})).await;
+    fx.wait_done("m", Duration::from_secs(60)).await;
     let (health, metrics) = tokio::task::spawn_blocking(move || {
         (http_get(port, "/healthz"), http_get(port, "/metrics"))
     })
@@ -1152,12 +984,12 @@ async fn health_readiness_and_metrics_are_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_apply_and_kubectl_wait_on_the_example() {
-    let env = Env::new("op-kubectl").await;
+    let fx = Fixture::new("op-kubectl").await;
     let file = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/k8s/inline.yaml");
-    let out = env
+    let out = fx
         .cp
         .kubectl()
-        .args(["apply", "-n", &env.ns, "-f", file])
+        .args(["apply", "-n", &fx.ns, "-f", file])
         .output()
         .unwrap();
     assert!(
@@ -1165,8 +997,8 @@ async fn kubectl_apply_and_kubectl_wait_on_the_example() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let ns = env.ns.clone();
-    let cp = env.cp;
+    let ns = fx.ns.clone();
+    let cp = fx.cp;
     let out = tokio::task::spawn_blocking(move || {
         cp.kubectl()
             .args([
@@ -1188,9 +1020,9 @@ async fn kubectl_apply_and_kubectl_wait_on_the_example() {
         String::from_utf8_lossy(&out.stderr)
     );
     let table = String::from_utf8(
-        env.cp
+        fx.cp
             .kubectl()
-            .args(["get", "tlr", "-n", &env.ns])
+            .args(["get", "tlr", "-n", &fx.ns])
             .output()
             .unwrap()
             .stdout,
@@ -1202,7 +1034,7 @@ async fn kubectl_apply_and_kubectl_wait_on_the_example() {
         ["smoke-then-unit", "quick", "Succeeded", "2/2", "15", "0"],
         "{table}"
     );
-    let pod = env.pods().get("smoke-then-unit-unit-1").await.unwrap();
+    let pod = fx.pods().get("smoke-then-unit-unit-1").await.unwrap();
     let limits = pod.spec.unwrap().containers[0]
         .resources
         .clone()
@@ -1212,5 +1044,37 @@ async fn kubectl_apply_and_kubectl_wait_on_the_example() {
     assert_eq!(
         (limits["cpu"].0.as_str(), limits["memory"].0.as_str()),
         ("1", "512Mi")
+    );
+}
+
+/// The polling helper itself: the value when it comes, and on timeout a
+/// message with what was awaited and the state last seen.
+#[tokio::test]
+async fn eventually_returns_the_value_or_names_what_it_saw() {
+    let mut looks = 0;
+    let v = eventually(Duration::from_secs(5), "the third look", async || {
+        looks += 1;
+        (looks == 3).then_some(looks)
+    })
+    .await;
+    assert_eq!(v, 3);
+    let timed_out = tokio::spawn(async {
+        eventually(
+            Duration::from_millis(250),
+            "a count of 10",
+            async || -> Result<(), String> { Err("count 4".into()) },
+        )
+        .await
+    })
+    .await
+    .unwrap_err();
+    let message = timed_out
+        .into_panic()
+        .downcast::<String>()
+        .map(|m| *m)
+        .unwrap_or_default();
+    assert!(
+        message.contains("waiting for a count of 10") && message.contains("last seen:\ncount 4"),
+        "{message}"
     );
 }

@@ -1,58 +1,33 @@
 //! `testlayer submit` (and `kubectl testlayer`) against the real control
 //! plane, with the controller and the test kubelet running.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use kube::api::{Api, ListParams};
-use testlayer::api::{LayerPhase, TestLayerRun};
-use testlayer::controller::{ControllerOptions, run as run_controller};
-use testlayer_testkit::{ControlPlane, TestKubelet};
+use common::{Fixture, eventually, phase};
+use kube::api::ListParams;
+use testlayer::api::LayerPhase;
 
 const CONFIG: &str = "layers:\n  pass:\n    execution_mode: parallel\n    categories:\n      - name: smoke\n        timeout_seconds: 30\n        command: \"echo '2 passed in 0.1s'; sleep 0.3\"\n      - name: unit\n        timeout_seconds: 30\n        dependencies: [smoke]\n        command: \"echo '3 passed, 1 skipped in 0.1s'\"\n  fail:\n    execution_mode: parallel\n    categories:\n      - name: broken\n        timeout_seconds: 30\n        command: \"echo '1 failed in 0.1s'; exit 1\"\n  slow:\n    execution_mode: parallel\n    categories:\n      - name: hang\n        timeout_seconds: 300\n        command: \"sleep infinity\"\n";
 
+/// The fixture (namespace, kubelet, controller) and a directory holding
+/// `layers.yaml` with [`CONFIG`].
 struct Env {
-    cp: &'static ControlPlane,
-    ns: String,
+    fx: Fixture,
     dir: tempfile::TempDir,
-    _kubelet: TestKubelet,
-    _controller: tokio::task::JoinHandle<()>,
 }
 
 async fn env(prefix: &str) -> Env {
-    let cp = ControlPlane::shared();
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"));
-        cp.install_crds(
-            dir,
-            &["testlayerruns.testlayer.dev", "categoryruns.testlayer.dev"],
-        )
-        .unwrap();
-    });
-    let ns = cp.create_namespace(prefix).await.unwrap();
-    let admin = cp.admin_client().await.unwrap();
-    let kubelet = TestKubelet::start(admin.clone(), &ns, 2).await.unwrap();
-    let opts = ControllerOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        namespace: Some(ns.clone()),
-        concurrency: 4,
-        identity: "submit-test".into(),
-        leader_election: None,
-    };
-    let controller = tokio::spawn(async move {
-        run_controller(admin, opts).await.unwrap();
-    });
+    let fx = Fixture::builder(prefix)
+        .identity("submit-test")
+        .start()
+        .await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("layers.yaml"), CONFIG).unwrap();
-    Env {
-        cp,
-        ns,
-        dir,
-        _kubelet: kubelet,
-        _controller: controller,
-    }
+    Env { fx, dir }
 }
 
 impl Env {
@@ -60,8 +35,8 @@ impl Env {
         let mut c = Command::new(env!("CARGO_BIN_EXE_testlayer"));
         c.arg("submit")
             .arg("--kubeconfig")
-            .arg(self.cp.kubeconfig())
-            .args(["-n", &self.ns, "--image", "busybox", "-c"])
+            .arg(self.fx.cp.kubeconfig())
+            .args(["-n", &self.fx.ns, "--image", "busybox", "-c"])
             .arg(self.dir.path().join("layers.yaml"))
             .args(extra)
             .stdin(Stdio::null());
@@ -137,7 +112,9 @@ async fn submit_wait_exits_with_the_result_and_writes_reports() {
     );
 
     // Bad input: exit 2, nothing created.
-    let before = Api::<TestLayerRun>::namespaced(env.cp.admin_client().await.unwrap(), &env.ns)
+    let before = env
+        .fx
+        .runs()
         .list(&ListParams::default())
         .await
         .unwrap()
@@ -150,7 +127,9 @@ async fn submit_wait_exits_with_the_result_and_writes_reports() {
         "{}",
         text(&out.stderr)
     );
-    let after = Api::<TestLayerRun>::namespaced(env.cp.admin_client().await.unwrap(), &env.ns)
+    let after = env
+        .fx
+        .runs()
         .list(&ListParams::default())
         .await
         .unwrap()
@@ -176,12 +155,12 @@ async fn kubectl_plugin_and_cancel_on_sigterm() {
         std::env::var("PATH").unwrap_or_default()
     );
     // kubectl passes no flags to plugins: the current context comes from $KUBECONFIG.
-    let mut c = Command::new(env.cp.binary("kubectl"));
+    let mut c = Command::new(env.fx.cp.binary("kubectl"));
     c.env("PATH", &path)
-        .env("KUBECONFIG", env.cp.kubeconfig())
+        .env("KUBECONFIG", env.fx.cp.kubeconfig())
         .args(["testlayer", "submit"])
         .args([
-            "-n", &env.ns, "--image", "busybox", "-l", "pass", "--wait", "-c",
+            "-n", &env.fx.ns, "--image", "busybox", "-l", "pass", "--wait", "-c",
         ])
         .arg(env.path("layers.yaml"))
         .stdin(Stdio::null());
@@ -195,25 +174,18 @@ async fn kubectl_plugin_and_cancel_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let runs: Api<TestLayerRun> = Api::namespaced(env.cp.admin_client().await.unwrap(), &env.ns);
-    let t0 = Instant::now();
-    loop {
-        let running = runs
-            .get_opt("slow")
-            .await
-            .unwrap()
-            .and_then(|r| r.status)
-            .and_then(|s| s.phase)
-            == Some(LayerPhase::Running);
-        if running {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "the slow run never ran"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let runs = env.fx.runs();
+    // The run does not exist until the child has created it.
+    eventually(
+        Duration::from_secs(30),
+        "the slow run to run",
+        async || match runs.get_opt("slow").await.unwrap() {
+            Some(r) if phase(&r) == Some(LayerPhase::Running) => Ok(()),
+            Some(r) => Err(format!("{:#?}", r.status)),
+            None => Err("not created yet".to_string()),
+        },
+    )
+    .await;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -282,9 +254,9 @@ sys.exit(os.WEXITSTATUS(status))
     c.arg(&script)
         .arg(env!("CARGO_BIN_EXE_testlayer"))
         .args(["submit", "--kubeconfig"])
-        .arg(env.cp.kubeconfig())
+        .arg(env.fx.cp.kubeconfig())
         .args([
-            "-n", &env.ns, "--image", "busybox", "-l", "slow", "--name", "tty", "--wait", "-c",
+            "-n", &env.fx.ns, "--image", "busybox", "-l", "slow", "--name", "tty", "--wait", "-c",
         ])
         .arg(env.path("layers.yaml"));
     let out = output(c).await;
@@ -296,9 +268,14 @@ sys.exit(os.WEXITSTATUS(status))
         text(&out.stderr)
     );
     assert!(shown.contains("cancel the run tty too? [y/N]"), "{shown}");
-    let runs: Api<TestLayerRun> = Api::namespaced(env.cp.admin_client().await.unwrap(), &env.ns);
     assert_eq!(
-        runs.get("tty").await.unwrap().status.and_then(|s| s.phase),
+        env.fx
+            .runs()
+            .get("tty")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.phase),
         Some(LayerPhase::Cancelled)
     );
 }

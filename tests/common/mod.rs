@@ -1,0 +1,459 @@
+//! Test support shared by the test binaries that run against the real control
+//! plane (`mod common;`) and by the operator benchmark
+//! (`#[path = "../tests/common/mod.rs"] mod common;`):
+//!
+//! - [`control_plane`]: the process's shared control plane, with the CRDs
+//!   installed once per process;
+//! - [`Fixture`]: a fresh namespace with an admin client, a test kubelet and
+//!   the controller running in-process, typed APIs and submit helpers;
+//! - [`eventually`]: the one way to wait for something, polling every 100 ms
+//!   and panicking with the state last seen when it does not happen in time.
+//!
+//! Not every binary uses every helper.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, PostParams};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::{Value, json};
+use testlayer::api::{CategoryRun, LayerPhase, TestLayerRun};
+use testlayer::controller::{ControllerOptions, RunError, run as run_controller};
+use testlayer::plan::Phase;
+use testlayer_testkit::{ControlPlane, TestKubelet};
+use tokio::task::JoinHandle;
+
+/// The CRDs the controller needs, as `kubectl wait` names them.
+pub const CRDS: [&str; 2] = ["testlayerruns.testlayer.dev", "categoryruns.testlayer.dev"];
+
+/// How often [`eventually`] looks.
+pub const POLL: Duration = Duration::from_millis(100);
+
+/// Installs the project's CRDs (`crds/`) into `cp` and waits until they are
+/// Established; once per process, whoever asks first.
+pub fn install_crds(cp: &ControlPlane) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"));
+        cp.install_crds(dir, &CRDS)
+            .unwrap_or_else(|e| panic!("installing the CRDs in {}: {e}", dir.display()));
+    });
+}
+
+/// The control plane shared by this process, with the CRDs installed.
+pub fn control_plane() -> &'static ControlPlane {
+    let cp = ControlPlane::shared();
+    install_crds(cp);
+    cp
+}
+
+// ---------------------------------------------------------------------------
+// Waiting
+
+/// What one look of [`eventually`] found: the awaited value, or the state
+/// seen instead (shown when time runs out).
+pub trait Look {
+    /// The awaited value.
+    type Output;
+    /// `Ok` when done, else a description of what was seen.
+    fn look(self) -> Result<Self::Output, String>;
+}
+
+/// `Some(value)` when done; `None` when not yet (nothing more to show).
+impl<T> Look for Option<T> {
+    type Output = T;
+    fn look(self) -> Result<T, String> {
+        self.ok_or_else(|| "(not yet, no detail)".to_string())
+    }
+}
+
+/// `Ok(value)` when done; `Err(state)` with what was seen instead.
+impl<T, S: Display> Look for Result<T, S> {
+    type Output = T;
+    fn look(self) -> Result<T, String> {
+        self.map_err(|s| s.to_string())
+    }
+}
+
+/// Calls `check` every 100 ms until it gives a value, and returns that value.
+/// Panics after `timeout` with `what` and the state that the last look saw.
+///
+/// ```ignore
+/// let pod = eventually(Duration::from_secs(20), "the pod", async || {
+///     pods.get_opt("p").await.unwrap()
+/// })
+/// .await;
+/// ```
+pub async fn eventually<L: Look>(
+    timeout: Duration,
+    what: impl Display,
+    check: impl AsyncFnMut() -> L,
+) -> L::Output {
+    eventually_every(POLL, timeout, what, check).await
+}
+
+/// [`eventually`] with another polling interval (the benchmark times with a
+/// finer one).
+pub async fn eventually_every<L: Look>(
+    every: Duration,
+    timeout: Duration,
+    what: impl Display,
+    mut check: impl AsyncFnMut() -> L,
+) -> L::Output {
+    let start = Instant::now();
+    loop {
+        let seen = match check().await.look() {
+            Ok(v) => return v,
+            Err(seen) => seen,
+        };
+        if start.elapsed() > timeout {
+            panic!(
+                "timed out after {:.1} s waiting for {what}; last seen:\n{seen}",
+                timeout.as_secs_f64()
+            );
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Runs
+
+/// A TestLayerRun `name` of `layer` with an inline `config` and image busybox;
+/// the fields of `extra` (camelCase, as in YAML) replace or add spec fields.
+pub fn test_layer_run(name: &str, layer: &str, config: &str, extra: Value) -> TestLayerRun {
+    let mut spec = json!({"layer": layer, "config": {"inline": config}, "image": "busybox"});
+    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+        s.extend(e.clone());
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "testlayer.dev/v1alpha1", "kind": "TestLayerRun",
+        "metadata": {"name": name}, "spec": spec,
+    }))
+    .unwrap_or_else(|e| panic!("TestLayerRun {name} does not deserialize: {e}"))
+}
+
+/// The run's phase, if it has one yet.
+pub fn phase(r: &TestLayerRun) -> Option<LayerPhase> {
+    r.status.as_ref().and_then(|s| s.phase)
+}
+
+/// Whether the run has ended.
+pub fn is_done(r: &TestLayerRun) -> bool {
+    phase(r).is_some_and(|p| p.is_terminal())
+}
+
+/// Phase of each category, by category name, as the run's status shows them.
+pub fn category_phases(r: &TestLayerRun) -> BTreeMap<String, Phase> {
+    r.status
+        .as_ref()
+        .map(|s| {
+            s.categories
+                .iter()
+                .map(|c| (c.name.clone(), c.phase))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Starts the controller in-process with `client`; the task ends with what
+/// the controller returned (abort it to stop the controller).
+pub fn spawn_controller(
+    client: Client,
+    opts: ControllerOptions,
+) -> JoinHandle<Result<(), RunError>> {
+    tokio::spawn(run_controller(client, opts))
+}
+
+// ---------------------------------------------------------------------------
+// The fixture
+
+/// A fresh namespace on the shared control plane (CRDs installed), with an
+/// admin client, a test kubelet playing some Nodes for the namespace, and
+/// the controller running in-process watching only that namespace.
+pub struct Fixture {
+    /// The shared control plane.
+    pub cp: &'static ControlPlane,
+    /// An admin client.
+    pub client: Client,
+    /// The namespace, fresh for this fixture.
+    pub ns: String,
+    kubelet: Option<TestKubelet>,
+    options: ControllerOptions,
+    controller: Option<JoinHandle<()>>,
+}
+
+/// How a [`Fixture`] starts: see [`Fixture::builder`].
+pub struct FixtureBuilder {
+    prefix: String,
+    nodes: usize,
+    controller: bool,
+    concurrency: u16,
+    identity: Option<String>,
+}
+
+impl FixtureBuilder {
+    /// Nodes the test kubelet plays (default 2); 0: no kubelet at all, Pods
+    /// stay Pending.
+    pub fn nodes(mut self, n: usize) -> Self {
+        self.nodes = n;
+        self
+    }
+
+    /// Do not start the controller (start it later with
+    /// [`Fixture::start_controller`]).
+    pub fn without_controller(mut self) -> Self {
+        self.controller = false;
+        self
+    }
+
+    /// Runs the controller reconciles at once (default 4).
+    pub fn concurrency(mut self, n: u16) -> Self {
+        self.concurrency = n;
+        self
+    }
+
+    /// The controller's identity, its events' reporting instance (default
+    /// `<namespace>-controller`).
+    pub fn identity(mut self, identity: &str) -> Self {
+        self.identity = Some(identity.to_string());
+        self
+    }
+
+    /// Creates the namespace and starts the kubelet and the controller.
+    pub async fn start(self) -> Fixture {
+        let cp = control_plane();
+        let ns = cp
+            .create_namespace(&self.prefix)
+            .await
+            .unwrap_or_else(|e| panic!("creating a namespace {}-…: {e}", self.prefix));
+        let client = cp.admin_client().await.expect("admin client");
+        let kubelet = match self.nodes {
+            0 => None,
+            n => Some(
+                TestKubelet::start(client.clone(), &ns, n)
+                    .await
+                    .unwrap_or_else(|e| panic!("starting the test kubelet in {ns}: {e}")),
+            ),
+        };
+        let options = ControllerOptions {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            namespace: Some(ns.clone()),
+            concurrency: self.concurrency,
+            identity: self.identity.unwrap_or_else(|| format!("{ns}-controller")),
+            leader_election: None,
+        };
+        let mut fx = Fixture {
+            cp,
+            client,
+            ns,
+            kubelet,
+            options,
+            controller: None,
+        };
+        if self.controller {
+            fx.start_controller().await;
+        }
+        fx
+    }
+}
+
+impl Fixture {
+    /// A fixture with the defaults: 2 Nodes, the controller running with
+    /// concurrency 4. Namespaces are named `<prefix>-<pid>-<n>`.
+    pub async fn new(prefix: &str) -> Fixture {
+        Self::builder(prefix).start().await
+    }
+
+    /// A fixture to set up before it starts.
+    pub fn builder(prefix: &str) -> FixtureBuilder {
+        FixtureBuilder {
+            prefix: prefix.to_string(),
+            nodes: 2,
+            controller: true,
+            concurrency: 4,
+            identity: None,
+        }
+    }
+
+    /// The test kubelet (panics if the fixture was built with `nodes(0)`).
+    pub fn kubelet(&self) -> &TestKubelet {
+        self.kubelet
+            .as_ref()
+            .expect("this fixture was started without a kubelet")
+    }
+
+    /// Stops the test kubelet (Pods stay as they are).
+    pub fn stop_kubelet(&mut self) {
+        self.kubelet = None;
+    }
+
+    /// The options the fixture's controller runs with: listens on a free
+    /// port, watches the fixture's namespace, no leader election. A start
+    /// point for controllers of a test's own.
+    pub fn controller_options(&self) -> ControllerOptions {
+        self.options.clone()
+    }
+
+    /// Starts the fixture's controller with its options (stopping one that runs).
+    pub async fn start_controller(&mut self) {
+        self.start_controller_with(self.options.clone()).await;
+    }
+
+    /// Starts the fixture's controller with `opts` instead (stopping one that
+    /// runs); it has its own admin client. The controller task panics if the
+    /// controller stops with an error.
+    pub async fn start_controller_with(&mut self, opts: ControllerOptions) {
+        self.stop_controller();
+        let client = self.cp.admin_client().await.expect("admin client");
+        self.controller = Some(tokio::spawn(async move {
+            run_controller(client, opts).await.unwrap();
+        }));
+    }
+
+    /// Stops the fixture's controller (aborts its task), if it runs.
+    pub fn stop_controller(&mut self) {
+        if let Some(h) = self.controller.take() {
+            h.abort();
+        }
+    }
+
+    /// Stops the fixture's controller, waits `downtime`, and starts it again.
+    pub async fn restart_controller(&mut self, downtime: Duration) {
+        self.stop_controller();
+        tokio::time::sleep(downtime).await;
+        self.start_controller().await;
+    }
+
+    /// Whether the fixture's controller was started and has not stopped.
+    pub fn controller_running(&self) -> bool {
+        self.controller.as_ref().is_some_and(|h| !h.is_finished())
+    }
+
+    /// Starts one more controller with `opts` and its own admin client,
+    /// besides the fixture's (replicas under leader election).
+    pub async fn spawn_controller(
+        &self,
+        opts: ControllerOptions,
+    ) -> JoinHandle<Result<(), RunError>> {
+        let client = self.cp.admin_client().await.expect("admin client");
+        spawn_controller(client, opts)
+    }
+
+    /// Any namespaced resource in the fixture's namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// TestLayerRuns.
+    pub fn runs(&self) -> Api<TestLayerRun> {
+        self.api()
+    }
+
+    /// CategoryRuns.
+    pub fn crs(&self) -> Api<CategoryRun> {
+        self.api()
+    }
+
+    /// Pods.
+    pub fn pods(&self) -> Api<Pod> {
+        self.api()
+    }
+
+    /// Creates the TestLayerRun of [`test_layer_run`] and returns it as created.
+    pub async fn submit(
+        &self,
+        name: &str,
+        layer: &str,
+        config: &str,
+        extra: Value,
+    ) -> TestLayerRun {
+        self.runs()
+            .create(
+                &PostParams::default(),
+                &test_layer_run(name, layer, config, extra),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("creating TestLayerRun {name}: {e}"))
+    }
+
+    /// Names of the Pods matching `selector` ("" for all).
+    pub async fn pod_names(&self, selector: &str) -> Vec<String> {
+        self.pods()
+            .list_metadata(&ListParams::default().labels(selector))
+            .await
+            .unwrap_or_else(|e| panic!("listing pods {selector:?}: {e}"))
+            .items
+            .iter()
+            .map(|p| p.name_any())
+            .collect()
+    }
+
+    /// The CategoryRun of `category` (its Kubernetes name) in run `run`.
+    pub async fn category(&self, run: &str, category: &str) -> CategoryRun {
+        let name = format!("{run}-{category}");
+        self.crs()
+            .get(&name)
+            .await
+            .unwrap_or_else(|e| panic!("reading CategoryRun {name}: {e}"))
+    }
+
+    /// One line per CategoryRun matching `selector` ("" for all): its name
+    /// and status, for failure messages.
+    pub async fn describe_category_runs(&self, selector: &str) -> String {
+        let lp = ListParams::default().labels(selector);
+        match self.crs().list(&lp).await {
+            Ok(list) => list
+                .items
+                .iter()
+                .map(|c| format!("{}: {:?}", c.name_any(), c.status))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Err(e) => format!("(cannot list the CategoryRuns: {e})"),
+        }
+    }
+
+    /// Waits until run `name` (which must exist) satisfies `pred`, and returns
+    /// it; on timeout panics with its status and its CategoryRuns.
+    pub async fn wait_for(
+        &self,
+        name: &str,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&TestLayerRun) -> bool,
+    ) -> TestLayerRun {
+        eventually(timeout, format!("{what} of {name}"), async || {
+            let r = self
+                .runs()
+                .get(name)
+                .await
+                .unwrap_or_else(|e| panic!("reading TestLayerRun {name}: {e}"));
+            if pred(&r) {
+                return Ok(r);
+            }
+            let crs = self
+                .describe_category_runs(&format!("testlayer.dev/run={name}"))
+                .await;
+            Err(format!("status: {:#?}\ncategory runs:\n{crs}", r.status))
+        })
+        .await
+    }
+
+    /// Waits until run `name` has ended, and returns it.
+    pub async fn wait_done(&self, name: &str, timeout: Duration) -> TestLayerRun {
+        self.wait_for(name, timeout, "the end", is_done).await
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.stop_controller();
+    }
+}
