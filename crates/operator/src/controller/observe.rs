@@ -71,6 +71,13 @@ pub fn finished_at(pod: &Pod) -> Option<Time> {
     terminated(pod)?.finished_at.clone()
 }
 
+/// When the test container started running, while it runs.
+pub fn running_since(pod: &Pod) -> Option<Time> {
+    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+    let st = statuses.iter().find(|s| s.name == CONTAINER)?;
+    st.state.as_ref()?.running.as_ref()?.started_at.clone()
+}
+
 fn fatal_waiting(pod: &Pod) -> Option<(String, Option<String>)> {
     let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
     statuses.iter().find_map(|s| {

@@ -15,11 +15,12 @@ use super::attempts::{
     category_obs, caused_by, complete_lost, offset, stop_record, stored, sync_attempts,
 };
 use super::conditions::{category_terminal, phase_conditions};
-use super::note;
 use super::observed::{LogAnswer, Observed, Question};
 use super::writes::Note;
+use super::{note, wall_clock};
 use crate::api::{AttemptStatus, CategoryRun, CategoryRunStatus};
 use crate::controller::build::{self, LABEL_ATTEMPT, LABEL_CATEGORY, owned_by};
+use crate::controller::observe::running_since;
 use crate::layer::LayerPlan;
 use crate::plan::describe::{describe_end, describe_terminal, describe_wait, human_duration};
 use crate::plan::{Action, CategoryObs, Decision, Phase, Stop};
@@ -29,10 +30,14 @@ use crate::words::Reason;
 /// Bounds of the log tail kept in a CategoryRun's status.
 const TAIL_LINES: usize = 40;
 const TAIL_BYTES: usize = 4096;
-/// A category that has just started is recorded as Running once it has run
-/// this long (one status write fewer for short categories: the Pod, found
-/// again by its name, is the record of the attempt until then).
+/// A category that has just started is recorded as Running once its
+/// container has run this long (one status write fewer for short
+/// categories: the Pod, found again by its name, is the record of the
+/// attempt until then).
 const RECORD_RUNNING_AFTER: Duration = Duration::from_secs(1);
+/// ... or once its Pod has waited this long to run (an image pull, a full
+/// node), so that a slow start shows.
+const RECORD_PENDING_AFTER: Duration = Duration::from_secs(10);
 
 /// One category in this step.
 #[derive(Debug, Clone)]
@@ -82,7 +87,7 @@ impl Categories {
         layer: &LayerPlan,
         now: Timestamp,
     ) -> Result<Categories, Vec<Question>> {
-        let wall = Time(now);
+        let wall = wall_clock(now);
         let mut by_index: Vec<Option<Arc<CategoryRun>>> = vec![None; layer.categories.len()];
         for cr in &o.category_runs {
             if let Some(slot) = by_index.get_mut(cr.spec.index as usize) {
@@ -111,6 +116,9 @@ impl Categories {
             let mut st = cr.status.clone().unwrap_or_default();
             let refs: BTreeMap<u32, &Pod> = pods.iter().map(|(n, p)| (*n, p.as_ref())).collect();
             let needs = sync_attempts(&mut st, &refs, &wall);
+            if st.start_time.is_none() {
+                st.start_time = st.attempts.first().and_then(|a| a.start_time.clone());
+            }
             for n in needs.missing {
                 let pod = build::pod_name(&cr.name_any(), n);
                 match o.answers.pod_exists.get(&pod) {
@@ -151,7 +159,7 @@ impl Categories {
     /// Carries out the planner's actions on the statuses, and says what the
     /// cluster must do for them.
     pub fn carry_out(&mut self, layer: &LayerPlan, d: &Decision, now: Timestamp) -> Carried {
-        let wall = Time(now);
+        let wall = wall_clock(now);
         let mut out = Carried::default();
         for action in &d.actions {
             match *action {
@@ -250,7 +258,7 @@ impl Categories {
         hold: Option<&str>,
         now: Timestamp,
     ) -> StatusWrites {
-        let wall = Time(now);
+        let wall = wall_clock(now);
         let mut out = StatusWrites::default();
         for (i, c) in self.items.iter_mut().enumerate() {
             let st = &mut c.status;
@@ -296,7 +304,12 @@ impl Categories {
                 &wall,
             );
             st.observed_generation = c.cr.metadata.generation;
-            match due(c.cr.status.as_ref(), st, now) {
+            let running_since = st
+                .attempts
+                .last()
+                .and_then(|a| c.pods.get(&a.number))
+                .and_then(|p| running_since(p));
+            match due(c.cr.status.as_ref(), st, running_since.as_ref(), now) {
                 Due::Now => out.statuses.push((c.cr.name_any(), st.clone())),
                 Due::In(wait) => out.wake = Some(out.wake.map_or(wait, |w| w.min(wait))),
                 Due::Never => {}
@@ -318,7 +331,12 @@ enum Due {
 /// that ended, a category that ran for a while); a category that only waits
 /// and was never recorded stays unwritten (its run shows it), and one that
 /// just started is recorded once it has run [`RECORD_RUNNING_AFTER`].
-fn due(recorded: Option<&CategoryRunStatus>, next: &CategoryRunStatus, now: Timestamp) -> Due {
+fn due(
+    recorded: Option<&CategoryRunStatus>,
+    next: &CategoryRunStatus,
+    running_since: Option<&Time>,
+    now: Timestamp,
+) -> Due {
     if recorded == Some(next) {
         return Due::Never;
     }
@@ -336,16 +354,22 @@ fn due(recorded: Option<&CategoryRunStatus>, next: &CategoryRunStatus, now: Time
     }
     match next.phase {
         Some(Phase::Running) => {
-            let started = next
-                .attempts
-                .last()
-                .and_then(|a| a.start_time.as_ref())
-                .map_or(now, stored);
-            let ran = offset(&started, &now);
-            if ran >= RECORD_RUNNING_AFTER {
+            let (since, bound) = match running_since {
+                Some(t) => (stored(t), RECORD_RUNNING_AFTER),
+                None => {
+                    let created = next
+                        .attempts
+                        .last()
+                        .and_then(|a| a.start_time.as_ref())
+                        .map_or(now, stored);
+                    (created, RECORD_PENDING_AFTER)
+                }
+            };
+            let waited = offset(&since, &now);
+            if waited >= bound {
                 Due::Now
             } else {
-                Due::In(RECORD_RUNNING_AFTER - ran)
+                Due::In(bound - waited)
             }
         }
         _ => Due::Never,

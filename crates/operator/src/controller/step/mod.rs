@@ -178,6 +178,13 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
     Step::write(writes, next)
 }
 
+/// `now` as a status records it: `metav1.Time` keeps whole seconds, so a
+/// time written with more would come back different and be written again.
+pub(crate) fn wall_clock(now: Timestamp) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    let whole = Timestamp::from_second(now.as_second()).unwrap_or(now);
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(whole)
+}
+
 /// A reference to an object for an Event.
 fn regarding<K: Resource<DynamicType = ()>>(
     obj: &K,

@@ -11,7 +11,7 @@ use super::categories::Categories;
 use super::conditions::{Stall, category_terminal, layer_terminal, phase_conditions};
 use super::observed::Observed;
 use super::writes::{Next, Step, Write};
-use super::{note, offset};
+use super::{note, offset, wall_clock};
 use crate::api::{CategorySummary, LayerPhase, TestCounts, TestLayerRun, TestLayerRunStatus};
 use crate::layer::LayerPlan;
 use crate::plan::describe::human_duration;
@@ -34,7 +34,7 @@ pub fn update(
     hold: Option<&str>,
     now: Timestamp,
 ) {
-    let wall = Time(now);
+    let wall = wall_clock(now);
     let mut total = TestCounts::default();
     let mut any_counts = false;
     let summaries: Vec<CategorySummary> = cats
@@ -185,7 +185,7 @@ fn fail_run(
     now: Timestamp,
 ) -> Step {
     let run = o.run.as_ref();
-    let wall = Time(now);
+    let wall = wall_clock(now);
     let stall = Stall {
         reason: reason.into(),
         message: message.into(),
@@ -224,7 +224,7 @@ pub fn waiting_for_config(
     now: Timestamp,
 ) -> Step {
     let run = o.run.as_ref();
-    let wall = Time(now);
+    let wall = wall_clock(now);
     let stall = Stall {
         reason: "ConfigNotFound".into(),
         message: problem.into(),
@@ -263,7 +263,7 @@ pub fn gate_failed(
     message: &str,
     now: Timestamp,
 ) -> Step {
-    let wall = Time(now);
+    let wall = wall_clock(now);
     let mut statuses = Vec::new();
     for cr in &o.category_runs {
         let mut st = cr.status.clone().unwrap_or_default();

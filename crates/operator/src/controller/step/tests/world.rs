@@ -109,6 +109,27 @@ pub struct World {
     ends: BTreeMap<String, Timestamp>,
 }
 
+/// A status as the apiserver stores and returns it: through JSON, with
+/// `metav1.Time` cut to whole seconds.
+fn stored<T: serde::Serialize + serde::de::DeserializeOwned>(st: &T) -> T {
+    let mut v = serde_json::to_value(st).unwrap();
+    cut_times(&mut v);
+    serde_json::from_value(v).unwrap()
+}
+
+fn cut_times(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => {
+            if let Ok(t) = s.parse::<Timestamp>() {
+                *s = Timestamp::from_second(t.as_second()).unwrap().to_string();
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(cut_times),
+        serde_json::Value::Object(o) => o.values_mut().for_each(cut_times),
+        _ => {}
+    }
+}
+
 pub fn t0() -> Timestamp {
     Timestamp::from_second(1_800_000_000).unwrap()
 }
@@ -262,7 +283,7 @@ impl World {
             match w {
                 Write::RunStatus(st) => {
                     self.writes.push("run status".into());
-                    self.run.status = Some(*st);
+                    self.run.status = Some(stored(&*st));
                     self.run.metadata.resource_version = Some(self.rv());
                 }
                 Write::CreateCategoryRuns(crs) => {
@@ -306,7 +327,8 @@ impl World {
                             .get_or_insert_with(Default::default)
                             .insert("end".into(), format!("{:?}", script.end));
                         p.status =
-                            Some(serde_json::from_value(json!({"phase": "Running"})).unwrap());
+                            Some(serde_json::from_value(json!({"phase": "Running", "containerStatuses": [{"name": "test", "image": "busybox", "imageID": "", "ready": true, "restartCount": 0,
+                            "state": {"running": {"startedAt": Timestamp::from_second(self.now.as_second()).unwrap().to_string()}}}]})).unwrap());
                         if !matches!(script.end, End::Forever) {
                             self.ends
                                 .insert(name.clone(), later(self.now, script.run_for));
@@ -321,7 +343,7 @@ impl World {
                         self.writes.push(format!("cr status {name}"));
                         let rv = self.rv();
                         if let Some(cr) = self.crs.get_mut(&name) {
-                            cr.status = Some(st);
+                            cr.status = Some(stored(&st));
                             cr.metadata.resource_version = Some(rv);
                         }
                     }
