@@ -1,10 +1,21 @@
 //! A resolved layer: one environment's view of a layer, self-contained and
 //! checked, with everything the planner and the executors need.
+//!
+//! This file holds the plan types; `graph` checks the category dependency
+//! graph and computes its derived facts; `command` substitutes command
+//! templates.
+
+mod command;
+mod graph;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use crate::config::raw::{ExecutionMode, LlmMode, Strategy};
+pub use command::{ATTEMPT_ENV, substitute_command};
+pub use graph::{GraphError, find_cycle};
+
+use graph::{Derived, derive};
 
 /// CPU in millicores and memory in bytes; `None` when not given.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -141,30 +152,6 @@ pub struct LayerPlan {
     /// The categories.
     pub categories: Vec<CategoryPlan>,
     derived: Derived,
-}
-
-/// Graph facts computed once per plan.
-#[derive(Debug, Clone, PartialEq, Default)]
-struct Derived {
-    dependents: Vec<Vec<usize>>,
-    topo_order: Vec<usize>,
-    remaining_path: Vec<Duration>,
-}
-
-/// A dependency graph that cannot be run.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GraphError {
-    /// A dependency index past the end.
-    #[error("category {category} depends on unknown index {index}")]
-    UnknownIndex {
-        /// The depending category.
-        category: usize,
-        /// The bad index.
-        index: usize,
-    },
-    /// A cycle, as category indices in order (first repeated at the end).
-    #[error("dependency cycle through categories {0:?}")]
-    Cycle(Vec<usize>),
 }
 
 /// The settings of a layer apart from its categories.
@@ -325,104 +312,6 @@ impl LayerPlan {
     }
 }
 
-/// Finds a dependency cycle, if any, as indices with the first repeated at the end.
-pub fn find_cycle(deps: &[Vec<usize>]) -> Option<Vec<usize>> {
-    // Iterative DFS with colours: 0 unvisited, 1 on stack, 2 done.
-    let n = deps.len();
-    let mut colour = vec![0u8; n];
-    let mut parent = vec![usize::MAX; n];
-    for root in 0..n {
-        if colour[root] != 0 {
-            continue;
-        }
-        let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
-        colour[root] = 1;
-        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
-            if let Some(&d) = deps[node].get(*next) {
-                *next += 1;
-                if d >= n {
-                    continue;
-                }
-                match colour[d] {
-                    0 => {
-                        colour[d] = 1;
-                        parent[d] = node;
-                        stack.push((d, 0));
-                    }
-                    1 => {
-                        // node depends on d, which is on the stack: d -> ... -> node -> d.
-                        let mut cycle = vec![node];
-                        let mut cur = node;
-                        while cur != d {
-                            cur = parent[cur];
-                            cycle.push(cur);
-                        }
-                        // cycle is node, ..., d; reversed, each depends on the next,
-                        // and node closes the loop on d.
-                        cycle.reverse();
-                        cycle.push(d);
-                        return Some(cycle);
-                    }
-                    _ => {}
-                }
-            } else {
-                colour[node] = 2;
-                stack.pop();
-            }
-        }
-    }
-    None
-}
-
-fn derive(categories: &[CategoryPlan]) -> Result<Derived, GraphError> {
-    let n = categories.len();
-    let mut dependents = vec![Vec::new(); n];
-    let mut deps: Vec<Vec<usize>> = Vec::with_capacity(n);
-    for (i, c) in categories.iter().enumerate() {
-        for &d in &c.dependencies {
-            if d >= n {
-                return Err(GraphError::UnknownIndex {
-                    category: i,
-                    index: d,
-                });
-            }
-            dependents[d].push(i);
-        }
-        deps.push(c.dependencies.clone());
-    }
-    if let Some(cycle) = find_cycle(&deps) {
-        return Err(GraphError::Cycle(cycle));
-    }
-    // Kahn's algorithm, ties broken by index so the order is stable.
-    let mut indegree: Vec<usize> = deps.iter().map(Vec::len).collect();
-    let mut ready: std::collections::BTreeSet<usize> =
-        (0..n).filter(|&i| indegree[i] == 0).collect();
-    let mut topo_order = Vec::with_capacity(n);
-    while let Some(i) = ready.pop_first() {
-        topo_order.push(i);
-        for &j in &dependents[i] {
-            indegree[j] -= 1;
-            if indegree[j] == 0 {
-                ready.insert(j);
-            }
-        }
-    }
-    let mut remaining_path = vec![Duration::ZERO; n];
-    for &i in topo_order.iter().rev() {
-        let tail = dependents[i]
-            .iter()
-            .map(|&j| remaining_path[j])
-            .max()
-            .unwrap_or_default();
-        remaining_path[i] = categories[i].estimate + tail;
-    }
-    Ok(Derived {
-        dependents,
-        topo_order,
-        remaining_path,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,60 +340,5 @@ mod tests {
         assert_eq!(p.remaining_path(1), Duration::from_secs(6));
         assert_eq!(p.critical_path(), Duration::from_secs(41));
         assert_eq!(p.dependents(0), &[1, 2]);
-    }
-
-    #[test]
-    fn cycles_are_named_in_order() {
-        // 0 -> 1 -> 2 -> 0 (each depends on the next)
-        let deps = vec![vec![1], vec![2], vec![0], vec![]];
-        let c = find_cycle(&deps).unwrap();
-        assert_eq!(c.first(), c.last());
-        assert_eq!(c.len(), 4);
-        for w in c.windows(2) {
-            assert!(deps[w[0]].contains(&w[1]), "{c:?}");
-        }
-        assert_eq!(find_cycle(&[vec![0]]), Some(vec![0, 0]));
-        assert_eq!(find_cycle(&[vec![], vec![0]]), None);
-    }
-}
-
-/// The variable that tells a command which attempt it is (1-based).
-pub const ATTEMPT_ENV: &str = "TESTLAYER_ATTEMPT";
-
-/// A command template with `{category}` and `{layer}` substituted, in one
-/// pass (a substituted name is never substituted again).
-pub fn substitute_command(template: &str, layer: &str, category: &str) -> String {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(at) = rest.find('{') {
-        out.push_str(&rest[..at]);
-        let tail = &rest[at..];
-        if let Some(t) = tail.strip_prefix("{category}") {
-            out.push_str(category);
-            rest = t;
-        } else if let Some(t) = tail.strip_prefix("{layer}") {
-            out.push_str(layer);
-            rest = t;
-        } else {
-            out.push('{');
-            rest = &tail[1..];
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-#[cfg(test)]
-mod command_tests {
-    use super::*;
-
-    #[test]
-    fn substitution_is_one_pass() {
-        assert_eq!(
-            substitute_command("pytest -m {category} --layer={layer} {x}", "fast", "smoke"),
-            "pytest -m smoke --layer=fast {x}"
-        );
-        assert_eq!(substitute_command("{category}", "L", "{layer}"), "{layer}");
-        assert_eq!(substitute_command("{{category}}", "L", "c"), "{c}");
     }
 }

@@ -1,0 +1,138 @@
+//! Checking a config and resolving one layer in one environment: the
+//! entry points on [`Config`], the limits every check uses, and the
+//! re-exports of this module's public items.
+//!
+//! The work is split by concern: `overrides` (where a setting comes from),
+//! `layer` (the layer's own settings), `category` (each category),
+//! `resources` (CPU and memory), `validate` (the whole-config check) and
+//! `checks` (names and addresses).
+
+mod category;
+mod checks;
+mod layer;
+mod overrides;
+mod resources;
+mod validate;
+
+pub use checks::service_k8s_name;
+pub use overrides::Overrides;
+
+use super::error::Collector;
+use super::raw::{RawEnvironment, RawLayerOverride};
+use super::{Config, ConfigErrors};
+use crate::layer::LayerPlan;
+use overrides::Resolver;
+
+/// Longest per-category timeout: one day.
+const MAX_TIMEOUT_SECS: f64 = 86_400.0;
+/// Longest layer deadline: one week.
+const MAX_DEADLINE_MINUTES: f64 = 10_080.0;
+/// Most CPU one category or layer may name: 1024 cores.
+const MAX_CPU_MILLIS: u64 = 1_024_000;
+/// Most memory one category or layer may name: 16 TiB.
+const MAX_MEMORY_BYTES: u64 = 16 << 40;
+/// Most retries of either kind.
+const MAX_RETRIES: i64 = 10;
+/// Most categories running at once.
+const MAX_PARALLEL: i64 = 10_000;
+/// Default bound on waiting for required services.
+const DEFAULT_SERVICE_WAIT_SECS: i64 = 300;
+/// Default backoff before the first retry.
+const DEFAULT_BACKOFF_SECS: f64 = 2.0;
+/// Default retries after infrastructure failures.
+const DEFAULT_INFRA_RETRIES: i64 = 2;
+
+impl Config {
+    /// Resolves `layer` for `environment` (or the base config when `None`) into a
+    /// self-contained plan, or every problem found on the way.
+    pub fn resolve(
+        &self,
+        layer: &str,
+        environment: Option<&str>,
+    ) -> Result<LayerPlan, ConfigErrors> {
+        self.resolve_with(layer, environment, &Overrides::default())
+    }
+
+    /// Like [`Config::resolve`], with a run's overrides applied last.
+    pub fn resolve_with(
+        &self,
+        layer: &str,
+        environment: Option<&str>,
+        overrides: &Overrides,
+    ) -> Result<LayerPlan, ConfigErrors> {
+        let mut c = Collector::new(&self.file);
+        match self.resolve_into(layer, environment, overrides, &mut c) {
+            Some(p) => c.finish(p),
+            None => {
+                if c.is_empty() {
+                    c.push("", format!("layer {layer:?} could not be resolved"));
+                }
+                Err(c.into_errors())
+            }
+        }
+    }
+
+    fn known_layers(&self) -> String {
+        self.raw
+            .layers
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn resolve_into(
+        &self,
+        key: &str,
+        env: Option<&str>,
+        ov: &Overrides,
+        c: &mut Collector,
+    ) -> Option<LayerPlan> {
+        let Some(raw) = self.raw.layers.get(key) else {
+            c.push(
+                "layers",
+                format!(
+                    "unknown layer {key:?}; known layers: {}",
+                    self.known_layers()
+                ),
+            );
+            return None;
+        };
+        let empty_env = RawEnvironment::default();
+        let empty_lo = RawLayerOverride::default();
+        let (envo, ep) = match env {
+            None => (&empty_env, String::new()),
+            Some(e) => match self.raw.environment_overrides.get(e) {
+                Some(o) => (o, format!("environment_overrides.{e}")),
+                None => {
+                    let known: Vec<&str> = self.environments();
+                    c.push(
+                        "environment_overrides",
+                        format!(
+                            "unknown environment {e:?}; known environments: {}",
+                            if known.is_empty() {
+                                "none".to_string()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                    );
+                    return None;
+                }
+            },
+        };
+        let lo = envo.layers.get(key).unwrap_or(&empty_lo);
+        let r = Resolver {
+            config: self,
+            key,
+            raw,
+            envo,
+            lo,
+            ov,
+            lp: format!("layers.{key}"),
+            ep: ep.clone(),
+            elp: format!("{ep}.layers.{key}"),
+        };
+        r.resolve(env, c)
+    }
+}

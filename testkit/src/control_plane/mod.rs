@@ -1,0 +1,151 @@
+//! A real etcd + kube-apiserver + kube-controller-manager on loopback ports,
+//! started from the binaries `tests/cluster/build.sh` builds.
+//!
+//! The flags follow controller-runtime's envtest, with client-certificate
+//! auth for the admin, service-account tokens, and RBAC authorization on.
+//!
+//! This file holds [`ControlPlane`] itself (the shared one, what it offers,
+//! stopping it); `start` starts its processes; `clients` makes clients and
+//! kubeconfigs; `setup` installs CRDs and creates namespaces.
+
+mod clients;
+mod setup;
+mod start;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+pub use clients::client_from_kubeconfig;
+
+use crate::TestkitError;
+use crate::certs::Pki;
+use crate::process::{Component, remove_at_exit};
+
+/// Binaries the control plane is made of.
+pub const BINARIES: [&str; 4] = [
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kubectl",
+];
+
+/// Where the control-plane binaries are: `$TESTLAYER_BIN_DIR`, else what
+/// `tests/cluster/build.sh --print-bin-dir` names.
+pub fn bin_dir() -> Result<PathBuf, TestkitError> {
+    if let Some(d) = std::env::var_os("TESTLAYER_BIN_DIR").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d));
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/cluster/build.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .arg("--print-bin-dir")
+        .output()
+        .map_err(TestkitError::io(format!("running {}", script.display())))?;
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+/// A running control plane. Dropping it stops every process and removes its
+/// directory; the shared one is cleaned up when the test process exits.
+#[derive(Debug)]
+pub struct ControlPlane {
+    dir: PathBuf,
+    bin_dir: PathBuf,
+    server: String,
+    kubeconfig: PathBuf,
+    pki: Pki,
+    components: Mutex<Vec<Component>>,
+    owns_dir: bool,
+}
+
+static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+
+impl ControlPlane {
+    /// The control plane shared by every test of this test binary, started on
+    /// first use. Panics with the reason when it cannot be started, so that a
+    /// missing build fails the test loudly instead of skipping it.
+    pub fn shared() -> &'static ControlPlane {
+        let r = SHARED.get_or_init(|| {
+            // Started from a thread that never ends: the children's
+            // parent-death signal fires when the thread that started them
+            // exits, and test threads end with their test.
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::Builder::new()
+                .name("control-plane".into())
+                .spawn(move || {
+                    let _ = tx.send(ControlPlane::start_in(None));
+                    loop {
+                        std::thread::park();
+                    }
+                })
+                .map_err(|e| e.to_string())
+                .and_then(|_| rx.recv().map_err(|e| e.to_string()))
+                .and_then(|r| r.map_err(|e| e.to_string()))
+                .map(|mut cp| {
+                    cp.owns_dir = false;
+                    remove_at_exit(cp.dir.clone());
+                    cp
+                })
+        });
+        match r {
+            Ok(cp) => cp,
+            Err(e) => panic!("the test control plane could not be started: {e}"),
+        }
+    }
+
+    /// An error naming the first component that has exited, if any.
+    pub fn check_alive(&self) -> Result<(), TestkitError> {
+        if let Ok(mut g) = self.components.lock() {
+            for c in g.iter_mut() {
+                c.check_alive()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The apiserver URL.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// An admin kubeconfig file (client certificate in `system:masters`).
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// The directory holding certificates, logs and etcd data.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The cluster CA certificate (PEM).
+    pub fn ca_pem(&self) -> &str {
+        &self.pki.ca_pem
+    }
+
+    /// Path of one of the control-plane binaries.
+    pub fn binary(&self, name: &str) -> PathBuf {
+        self.bin_dir.join(name)
+    }
+
+    /// A `kubectl` command for the admin.
+    pub fn kubectl(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(self.binary("kubectl"));
+        c.arg(format!("--kubeconfig={}", self.kubeconfig.display()));
+        c
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        if let Ok(mut g) = self.components.lock() {
+            // Stop in reverse order: controllers, apiserver, etcd.
+            while let Some(mut c) = g.pop() {
+                c.stop(Duration::from_secs(5));
+            }
+        }
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Starting a control plane: etcd, kube-apiserver and
+//! kube-controller-manager with their flags, each waited for until ready.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::clients::write_kubeconfig;
+use super::{BINARIES, ControlPlane, bin_dir};
+use crate::TestkitError;
+use crate::certs;
+use crate::process::{Component, free_port};
+
+/// Controllers of kube-controller-manager that tests rely on: garbage
+/// collection of owned objects, namespace deletion, default service accounts,
+/// endpoints for services, and the root CA config map.
+const CONTROLLERS: &str =
+    "garbagecollector,namespace,serviceaccount,endpoint,endpointslice,root-ca-cert-publisher";
+
+impl ControlPlane {
+    /// Starts a control plane in a new temporary directory.
+    pub fn start() -> Result<ControlPlane, TestkitError> {
+        Self::start_in(None)
+    }
+
+    /// Starts a control plane in `dir` (a new temporary directory if `None`).
+    pub fn start_in(dir: Option<PathBuf>) -> Result<ControlPlane, TestkitError> {
+        let started = Instant::now();
+        let bin_dir = bin_dir()?;
+        for b in BINARIES {
+            if !bin_dir.join(b).is_file() {
+                return Err(TestkitError::MissingBinary {
+                    binary: b.into(),
+                    dir: bin_dir,
+                });
+            }
+        }
+        let (dir, owns_dir) = match dir {
+            Some(d) => {
+                std::fs::create_dir_all(&d)
+                    .map_err(TestkitError::io(format!("creating {}", d.display())))?;
+                (d, false)
+            }
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("testlayer-cp-")
+                    .tempdir()
+                    .map_err(TestkitError::io("creating a temporary directory"))?;
+                (t.keep(), true)
+            }
+        };
+        let pki = certs::generate(&dir)?;
+        let admin_crt = dir.join("admin.crt");
+        let admin_key = dir.join("admin.key");
+        std::fs::write(&admin_crt, &pki.admin_cert_pem)
+            .map_err(TestkitError::io("writing admin.crt"))?;
+        std::fs::write(&admin_key, &pki.admin_key_pem)
+            .map_err(TestkitError::io("writing admin.key"))?;
+
+        let etcd_port = free_port()?;
+        let peer_port = free_port()?;
+        let api_port = free_port()?;
+        let kcm_port = free_port()?;
+        let server = format!("https://127.0.0.1:{api_port}");
+        let kubeconfig = dir.join("admin.kubeconfig");
+        write_kubeconfig(
+            &kubeconfig,
+            &server,
+            &pki.ca_cert,
+            &format!(
+                "client-certificate: {}\n    client-key: {}",
+                admin_crt.display(),
+                admin_key.display()
+            ),
+        )?;
+
+        let mut cp = ControlPlane {
+            dir: dir.clone(),
+            bin_dir: bin_dir.clone(),
+            server: server.clone(),
+            kubeconfig: kubeconfig.clone(),
+            pki: pki.clone(),
+            components: Mutex::new(Vec::new()),
+            owns_dir,
+        };
+
+        let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+        let peer_url = format!("http://127.0.0.1:{peer_port}");
+        let etcd_args: Vec<String> = vec![
+            format!("--data-dir={}", dir.join("etcd").display()),
+            format!("--listen-client-urls={etcd_url}"),
+            format!("--advertise-client-urls={etcd_url}"),
+            format!("--listen-peer-urls={peer_url}"),
+            format!("--initial-advertise-peer-urls={peer_url}"),
+            format!("--initial-cluster=default={peer_url}"),
+            "--unsafe-no-fsync=true".into(),
+            "--log-level=warn".into(),
+        ];
+        let mut etcd = Component::spawn(
+            "etcd",
+            &bin_dir.join("etcd"),
+            &etcd_args,
+            dir.join("etcd.log"),
+        )?;
+        etcd.wait_ready(Duration::from_secs(60), || tcp_open(etcd_port))?;
+        cp.push(etcd);
+
+        let api_args: Vec<String> = vec![
+            format!("--etcd-servers={etcd_url}"),
+            "--advertise-address=127.0.0.1".into(),
+            "--bind-address=127.0.0.1".into(),
+            format!("--secure-port={api_port}"),
+            format!("--cert-dir={}", dir.join("apiserver-certs").display()),
+            format!("--tls-cert-file={}", pki.serving_cert.display()),
+            format!("--tls-private-key-file={}", pki.serving_key.display()),
+            format!("--client-ca-file={}", pki.ca_cert.display()),
+            "--authorization-mode=RBAC".into(),
+            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            "--allow-privileged=true".into(),
+            format!("--service-account-key-file={}", pki.sa_pub.display()),
+            format!(
+                "--service-account-signing-key-file={}",
+                pki.sa_key.display()
+            ),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+            "--kubelet-preferred-address-types=InternalIP".into(),
+            "--enable-priority-and-fairness=false".into(),
+            "--max-requests-inflight=1000".into(),
+            "--max-mutating-requests-inflight=500".into(),
+            "--v=1".into(),
+        ];
+        let mut api = Component::spawn(
+            "kube-apiserver",
+            &bin_dir.join("kube-apiserver"),
+            &api_args,
+            dir.join("kube-apiserver.log"),
+        )?;
+        let kubectl = bin_dir.join("kubectl");
+        api.wait_ready(Duration::from_secs(120), || {
+            std::process::Command::new(&kubectl)
+                .arg(format!("--kubeconfig={}", kubeconfig.display()))
+                .args(["get", "--raw=/readyz", "--request-timeout=5s"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })?;
+        cp.push(api);
+
+        let kcm_args: Vec<String> = vec![
+            format!("--kubeconfig={}", kubeconfig.display()),
+            format!("--authentication-kubeconfig={}", kubeconfig.display()),
+            format!("--authorization-kubeconfig={}", kubeconfig.display()),
+            format!("--controllers={CONTROLLERS}"),
+            format!("--root-ca-file={}", pki.ca_cert.display()),
+            format!(
+                "--service-account-private-key-file={}",
+                pki.sa_key.display()
+            ),
+            "--leader-elect=false".into(),
+            "--bind-address=127.0.0.1".into(),
+            format!("--secure-port={kcm_port}"),
+            format!("--cert-dir={}", dir.join("kcm-certs").display()),
+            "--concurrent-gc-syncs=5".into(),
+            "--v=1".into(),
+        ];
+        let mut kcm = Component::spawn(
+            "kube-controller-manager",
+            &bin_dir.join("kube-controller-manager"),
+            &kcm_args,
+            dir.join("kube-controller-manager.log"),
+        )?;
+        kcm.wait_ready(Duration::from_secs(60), || tcp_open(kcm_port))?;
+        cp.push(kcm);
+        // The service-account controller creating `default` in `default`
+        // shows the controllers are running.
+        let default_sa = bin_dir.join("kubectl");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ok = std::process::Command::new(&default_sa)
+                .arg(format!("--kubeconfig={}", kubeconfig.display()))
+                .args([
+                    "get",
+                    "serviceaccount",
+                    "default",
+                    "-n",
+                    "default",
+                    "--request-timeout=5s",
+                ])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if ok {
+                break;
+            }
+            cp.check_alive()?;
+            if Instant::now() > deadline {
+                let log = dir.join("kube-controller-manager.log");
+                return Err(TestkitError::NotReady {
+                    component: "kube-controller-manager (default service account)".into(),
+                    seconds: 60,
+                    tail: std::fs::read_to_string(&log)
+                        .unwrap_or_default()
+                        .lines()
+                        .rev()
+                        .take(30)
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                    log,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        tracing::info!(server = %server, dir = %dir.display(), took_ms = started.elapsed().as_millis() as u64, "test control plane ready");
+        Ok(cp)
+    }
+
+    fn push(&mut self, c: Component) {
+        if let Ok(mut g) = self.components.lock() {
+            g.push(c);
+        }
+    }
+}
+
+fn tcp_open(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(200),
+    )
+    .is_ok()
+}

@@ -1,0 +1,326 @@
+//! One Pod's worker, as a kubelet's pod worker: binds the Pod, starts its
+//! container (after image pull failures, if scripted), runs it, stops it on
+//! deletion (SIGTERM, then SIGKILL when the grace period runs out), preemption
+//! or drain, writes its end to the Pod status, and finishes its deletion.
+//!
+//! Every write waits while the Pod's node is down; the container itself runs
+//! on (as under a dead kubelet), and its end is reported when the node is
+//! back.
+//!
+//! This file holds the worker's lifecycle (its state, waiting, binding,
+//! finishing the deletion); `status` the status writes; `stop` how a
+//! running or not yet started container is stopped.
+
+mod status;
+mod stop;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use kube::api::{DeleteParams, PostParams, Preconditions};
+use tokio::sync::{mpsc, watch};
+
+use super::script::{PodEnd, PodScript};
+use super::shared::Shared;
+use super::{KubeletEventKind, KubeletNoteKind};
+
+/// Orders for a worker from the kubelet.
+#[derive(Debug)]
+pub(crate) enum Cmd {
+    /// Kill the container now (exit 137) and end the Pod `Failed`: the Pod
+    /// was preempted (its DisruptionTarget condition is written).
+    Preempt,
+}
+
+/// Why a worker stops waiting.
+#[derive(Debug, PartialEq)]
+enum Stop {
+    /// The Pod's deletion was first seen.
+    Deleted,
+    /// The Pod is gone from the API (or the kubelet stopped).
+    Gone,
+    /// [`Cmd::Preempt`].
+    Preempted,
+}
+
+/// Why a worker ends early.
+#[derive(Debug)]
+pub(crate) enum Halt {
+    /// The Pod (this uid) is gone, or the kubelet stopped.
+    Gone,
+    /// An API call failed.
+    Api(kube::Error),
+}
+
+impl From<kube::Error> for Halt {
+    fn from(e: kube::Error) -> Self {
+        match &e {
+            // Gone, replaced by a Pod of the same name, or no longer ours.
+            kube::Error::Api(a) if a.code == 404 || a.code == 409 || a.code == 422 => Halt::Gone,
+            _ => Halt::Api(e),
+        }
+    }
+}
+
+/// How the container ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Ending {
+    /// As scripted.
+    Natural,
+    /// It exited on SIGTERM with this code.
+    Term(i32),
+    /// Killed (SIGKILL: grace period over, drain, preemption).
+    Killed,
+}
+
+/// What the loop gives a worker.
+pub(crate) struct WorkerInput {
+    pub pod: Pod,
+    pub node: String,
+    pub ip: String,
+    pub script: PodScript,
+    pub pod_rx: watch::Receiver<Pod>,
+    pub cmd_rx: mpsc::UnboundedReceiver<Cmd>,
+}
+
+pub(crate) struct PodWorker {
+    sh: Arc<Shared>,
+    name: String,
+    uid: String,
+    node: String,
+    ip: String,
+    script: PodScript,
+    up: watch::Receiver<bool>,
+    pod_rx: watch::Receiver<Pod>,
+    cmd_rx: mpsc::UnboundedReceiver<Cmd>,
+    /// The newest Pod seen.
+    pod: Pod,
+    /// Whether its deletion was seen.
+    deletion_seen: bool,
+    /// Containers: (name, image).
+    containers: Vec<(String, String)>,
+    /// When the container started (for its status).
+    started: Option<Time>,
+}
+
+fn terminal(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+impl PodWorker {
+    pub(crate) fn new(sh: Arc<Shared>, up: watch::Receiver<bool>, input: WorkerInput) -> Self {
+        let containers = input
+            .pod
+            .spec
+            .as_ref()
+            .map(|s| {
+                s.containers
+                    .iter()
+                    .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            sh,
+            name: input.pod.name_any(),
+            uid: input.pod.metadata.uid.clone().unwrap_or_default(),
+            node: input.node,
+            ip: input.ip,
+            script: input.script,
+            up,
+            pod_rx: input.pod_rx,
+            cmd_rx: input.cmd_rx,
+            deletion_seen: input.pod.metadata.deletion_timestamp.is_some(),
+            pod: input.pod,
+            containers,
+            started: None,
+        }
+    }
+
+    /// Plays the Pod until it is gone.
+    pub(crate) async fn run(mut self) {
+        match self.play().await {
+            Ok(()) | Err(Halt::Gone) => {}
+            Err(Halt::Api(e)) => {
+                tracing::warn!(pod = %self.name, error = %e, "test kubelet could not drive a pod")
+            }
+        }
+    }
+
+    fn record(&self, kind: KubeletEventKind, at: Instant) {
+        self.sh.record_at(&self.name, kind, at);
+    }
+
+    fn note(&self, kind: KubeletNoteKind) {
+        self.sh.note(&self.name, kind);
+    }
+
+    fn deleting(&self) -> bool {
+        self.pod.metadata.deletion_timestamp.is_some()
+    }
+
+    /// Takes the newest Pod; false if it is gone.
+    fn take_pod(&mut self, changed: bool) -> bool {
+        if changed {
+            self.pod = self.pod_rx.borrow_and_update().clone();
+        }
+        changed
+    }
+
+    /// Waits for the next thing that stops what the worker is doing.
+    async fn interrupt(&mut self) -> Stop {
+        loop {
+            if self.deleting() && !self.deletion_seen {
+                self.deletion_seen = true;
+                return Stop::Deleted;
+            }
+            let changed = tokio::select! {
+                r = self.pod_rx.changed() => Ok(r.is_ok()),
+                c = self.cmd_rx.recv() => Err(c),
+            };
+            match changed {
+                Ok(changed) => {
+                    if !self.take_pod(changed) {
+                        return Stop::Gone;
+                    }
+                }
+                Err(Some(Cmd::Preempt)) => return Stop::Preempted,
+                Err(None) => return Stop::Gone,
+            }
+        }
+    }
+
+    /// Sleeps until `deadline` (`None`: for ever) unless stopped first.
+    async fn until(&mut self, deadline: Option<Instant>) -> Option<Stop> {
+        match deadline {
+            Some(d) => tokio::time::timeout_at(d.into(), self.interrupt())
+                .await
+                .ok(),
+            None => Some(self.interrupt().await),
+        }
+    }
+
+    /// Waits while the node is down, keeping the newest Pod.
+    async fn wait_up(&mut self) -> Result<(), Halt> {
+        loop {
+            if *self.up.borrow_and_update() {
+                return Ok(());
+            }
+            let pod = tokio::select! {
+                r = self.up.changed() => r.map(|_| false).map_err(|_| Halt::Gone),
+                r = self.pod_rx.changed() => r.map(|_| true).map_err(|_| Halt::Gone),
+            }?;
+            self.take_pod(pod);
+        }
+    }
+
+    async fn play(&mut self) -> Result<(), Halt> {
+        if terminal(&self.pod) {
+            return self.finish().await;
+        }
+        let bound = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_ref())
+            .is_some();
+        if !bound {
+            self.bind().await?;
+        }
+        if self.deleting() {
+            return self.stopped_before_start(Stop::Deleted).await;
+        }
+        self.wait_up().await?;
+        if let Some(stop) = self
+            .until(Some(Instant::now() + self.script.start_delay))
+            .await
+        {
+            return self.stopped_before_start(stop).await;
+        }
+        if !self.script.pull_fails_for.is_zero()
+            && let Some(stop) = self.pull_failures().await?
+        {
+            return self.stopped_before_start(stop).await;
+        }
+        if self.script.end == PodEnd::ImagePullError {
+            self.write_waiting("ErrImagePull").await?;
+            let stop = self.interrupt().await;
+            return self.stopped_before_start(stop).await;
+        }
+        self.start_container().await?;
+        let natural = match self.script.end {
+            PodEnd::RunForever => None,
+            _ => Some(Instant::now() + self.script.run_for),
+        };
+        let (ending, at) = self.run_container(natural).await?;
+        self.write_end(ending, at).await?;
+        self.finish().await
+    }
+
+    async fn bind(&mut self) -> Result<(), Halt> {
+        let binding = Binding {
+            metadata: kube::api::ObjectMeta {
+                name: Some(self.name.clone()),
+                ..Default::default()
+            },
+            target: ObjectReference {
+                kind: Some("Node".into()),
+                name: Some(self.node.clone()),
+                api_version: Some("v1".into()),
+                ..Default::default()
+            },
+        };
+        let _: serde_json::Value = self
+            .sh
+            .pods
+            .create_subresource("binding", &self.name, &PostParams::default(), &binding)
+            .await?;
+        self.record(KubeletEventKind::Bound, Instant::now());
+        Ok(())
+    }
+
+    /// The Pod is terminal (or never ran): finishes its deletion when it
+    /// comes, then waits until it is gone.
+    async fn finish(&mut self) -> Result<(), Halt> {
+        loop {
+            if self.deleting() {
+                self.deletion_seen = true;
+                self.wait_up().await?;
+                let dp = DeleteParams {
+                    grace_period_seconds: Some(0),
+                    preconditions: Some(Preconditions {
+                        uid: Some(self.uid.clone()),
+                        resource_version: None,
+                    }),
+                    ..DeleteParams::default()
+                };
+                match self.sh.pods.delete(&self.name, &dp).await {
+                    Ok(_) => self.record(KubeletEventKind::Deleted, Instant::now()),
+                    Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+                    Err(e) => return Err(Halt::Api(e)),
+                }
+                // Finalizers may keep it a while; nothing more to do.
+                while self.interrupt().await != Stop::Gone {}
+                return Ok(());
+            }
+            if let Stop::Gone = self.interrupt().await {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Starts a worker for a Pod.
+pub(crate) fn spawn(
+    sh: Arc<Shared>,
+    up: watch::Receiver<bool>,
+    input: WorkerInput,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(PodWorker::new(sh, up, input).run())
+}
