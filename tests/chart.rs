@@ -89,11 +89,18 @@ fn the_chart_lints_and_renders() {
         true
     );
     assert_eq!(deploy["spec"]["replicas"], 2);
+    // Under leader election a rolling update is safe (the standby is Ready).
+    assert!(deploy["spec"]["strategy"].is_null(), "{}", deploy["spec"]["strategy"]);
     find(&docs, "Role", "tl-testlayer-leader-election");
     find(&docs, "ClusterRole", "tl-testlayer");
     find(&docs, "Service", "tl-testlayer-metrics");
     // One replica: no Lease role; a watched namespace: a Role, not a ClusterRole.
     let single = render("testlayer-system", &["watchNamespace=ci"]);
+    // Without leader election two controllers never run at once.
+    assert_eq!(
+        find(&single, "Deployment", "tl-testlayer")["spec"]["strategy"]["type"],
+        "Recreate"
+    );
     assert!(
         !single
             .iter()

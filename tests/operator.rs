@@ -840,7 +840,43 @@ async fn two_replicas_under_leader_election_act_once_and_fail_over() {
         async || holder_is("replica-a").await,
     )
     .await;
-    let b = replica("replica-b").await;
+    // The standby is Ready (it serves and can take over) while it does not lead.
+    let standby_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let b = {
+        let mut opts = fx.controller_options();
+        opts.identity = "replica-b".into();
+        opts.listen = format!("127.0.0.1:{standby_port}").parse().unwrap();
+        opts.leader_election = Some(LeaderElection {
+            namespace: fx.ns.clone(),
+            lease_name: "testlayer-controller".into(),
+            lease_seconds: 4,
+            grace_seconds: 1,
+        });
+        fx.spawn_controller(opts).await
+    };
+    eventually(
+        Duration::from_secs(20),
+        "the standby replica to be ready",
+        async || {
+            let answer = tokio::task::spawn_blocking(move || {
+                std::net::TcpStream::connect(("127.0.0.1", standby_port))
+                    .is_ok()
+                    .then(|| http_get(standby_port, "/readyz"))
+            })
+            .await
+            .unwrap();
+            match answer {
+                Some((200, _)) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    holder_is("replica-a").await.unwrap();
 
     let mut config = String::from(
         "layers:\n  pair:\n    execution_mode: parallel\n    resource_limits: {max_parallel_instances: 2}\n    categories:\n",
@@ -1077,4 +1113,50 @@ async fn eventually_returns_the_value_or_names_what_it_saw() {
         message.contains("waiting for a count of 10") && message.contains("last seen:\ncount 4"),
         "{message}"
     );
+}
+
+/// `Succeeded` is `Unknown` while a run works and `False` only once it ended
+/// without passing, so `kubectl wait --for=condition=Succeeded=False` waits
+/// for a failure (the Tekton/Knative convention).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn succeeded_is_unknown_while_running_and_kubectl_wait_sees_a_failure() {
+    let fx = Fixture::new("op-unknown").await;
+    let config = "layers:\n  late:\n    execution_mode: sequential\n    categories:\n      - name: a\n        timeout_seconds: 30\n        command: \"sleep 3; exit 1\"\n";
+    fx.submit("late", "late", config, json!({})).await;
+    let running = fx
+        .wait_for("late", Duration::from_secs(20), "a running", |r| {
+            category_phases(r).get("a") == Some(&Phase::Running)
+        })
+        .await;
+    let succeeded = |r: &testlayer::api::TestLayerRun| {
+        r.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Succeeded"))
+            .map(|c| c.status.clone())
+    };
+    assert_eq!(succeeded(&running).as_deref(), Some("Unknown"));
+    let (ns, cp) = (fx.ns.clone(), fx.cp);
+    let out = tokio::task::spawn_blocking(move || {
+        cp.kubectl()
+            .args([
+                "wait",
+                "--for=condition=Succeeded=False",
+                "-n",
+                &ns,
+                "tlr/late",
+                "--timeout=60s",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done = fx.runs().get("late").await.unwrap();
+    assert_eq!(phase(&done), Some(LayerPhase::Failed));
+    assert_eq!(succeeded(&done).as_deref(), Some("False"));
 }

@@ -103,6 +103,7 @@ pub fn controller(a: &ControllerArgs) -> i32 {
                 grace_seconds: a.lease_grace_seconds,
             }),
         };
+        tokio::spawn(exit_after_stop_signal(STOP_BOUND));
         match run(client, opts).await {
             Ok(()) => 0,
             Err(e) => {
@@ -111,4 +112,28 @@ pub fn controller(a: &ControllerArgs) -> i32 {
             }
         }
     })
+}
+
+/// Longest a stop (SIGTERM, Ctrl-C) may take before the process exits anyway.
+const STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// The controller stops gracefully on SIGTERM or Ctrl-C (reconciles finish,
+/// the Lease is released); when that takes longer than `bound` (an
+/// apiserver that does not answer, a request that retries), the process exits
+/// so that a Pod's termination never waits for its grace period.
+async fn exit_after_stop_signal(bound: std::time::Duration) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tokio::time::sleep(bound).await;
+    tracing::warn!(seconds = bound.as_secs(), "the controller did not stop in time; exiting");
+    std::process::exit(0);
 }

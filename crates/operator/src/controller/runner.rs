@@ -128,6 +128,13 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
         })?;
     tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
 
+    // A standby replica is ready: readiness says it serves and can take
+    // over, not that it leads (else a rolling update of two replicas would
+    // wait for a leadership the old Pod holds).
+    if opts.leader_election.is_some() {
+        ready.set(true);
+    }
+
     // With leader election, wait for the Lease before watching anything.
     let mut leadership = match &opts.leader_election {
         Some(le) => {

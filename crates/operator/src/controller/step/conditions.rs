@@ -7,18 +7,37 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use crate::api::{ConditionType, LayerPhase};
 use crate::plan::Phase;
 
-/// One condition, keeping the transition time of `previous` when the status
-/// did not change.
+/// Longest message of a condition, in characters (the full text is in the
+/// status's `message` or the CategoryRuns).
+pub const MAX_CONDITION_MESSAGE: usize = 512;
+
+/// `message` cut to `max` characters, with an ellipsis when cut.
+pub fn bounded(message: &str, max: usize) -> String {
+    if message.chars().count() <= max {
+        return message.to_string();
+    }
+    let mut s: String = message.chars().take(max.saturating_sub(1)).collect();
+    s.push('…');
+    s
+}
+
+/// One condition (`None`: `Unknown`), keeping the transition time of
+/// `previous` when the status did not change.
 pub fn condition(
     previous: &[Condition],
     type_: ConditionType,
-    status: bool,
+    status: Option<bool>,
     reason: &str,
     message: &str,
     generation: Option<i64>,
     now: &Time,
 ) -> Condition {
-    let status = if status { "True" } else { "False" }.to_string();
+    let status = match status {
+        Some(true) => "True",
+        Some(false) => "False",
+        None => "Unknown",
+    }
+    .to_string();
     let last_transition_time = previous
         .iter()
         .find(|c| c.type_ == type_.as_str() && c.status == status)
@@ -27,7 +46,7 @@ pub fn condition(
         type_: type_.as_str().to_string(),
         status,
         reason: reason.to_string(),
-        message: message.to_string(),
+        message: bounded(message, MAX_CONDITION_MESSAGE),
         observed_generation: generation,
         last_transition_time,
     }
@@ -42,8 +61,10 @@ pub struct Stall {
     pub message: String,
 }
 
-/// The five conditions of a run or category in `phase`:
-/// `Succeeded` and `Ready` (passed), `Complete` (ended), `Reconciling` (still
+/// The five conditions of a run or category in `phase`: `Succeeded`
+/// (`Unknown` while it works, then whether it passed: the Tekton/Knative
+/// convention, so `kubectl wait --for=condition=Succeeded=False` waits for a
+/// failure), `Ready` (passed), `Complete` (ended), `Reconciling` (still
 /// working), `Stalled` (cannot go on).
 pub fn phase_conditions(
     previous: &[Condition],
@@ -63,7 +84,7 @@ pub fn phase_conditions(
         condition(
             previous,
             ConditionType::Succeeded,
-            passed,
+            terminal,
             reason,
             message,
             generation,
@@ -72,7 +93,7 @@ pub fn phase_conditions(
         condition(
             previous,
             ConditionType::Complete,
-            done,
+            Some(done),
             reason,
             message,
             generation,
@@ -81,7 +102,7 @@ pub fn phase_conditions(
         condition(
             previous,
             ConditionType::Ready,
-            passed,
+            Some(passed),
             reason,
             message,
             generation,
@@ -90,7 +111,7 @@ pub fn phase_conditions(
         condition(
             previous,
             ConditionType::Reconciling,
-            !done && stall.is_none(),
+            Some(!done && stall.is_none()),
             reason,
             message,
             generation,
@@ -99,7 +120,7 @@ pub fn phase_conditions(
         condition(
             previous,
             ConditionType::Stalled,
-            stall.is_some(),
+            Some(stall.is_some()),
             stall_reason,
             stall_message,
             generation,
@@ -135,6 +156,8 @@ mod tests {
         assert!(first.iter().all(|c| c.last_transition_time == t(100)));
         let reconciling = first.iter().find(|c| c.type_ == "Reconciling").unwrap();
         assert_eq!(reconciling.status, "True");
+        let succeeded = first.iter().find(|c| c.type_ == "Succeeded").unwrap();
+        assert_eq!(succeeded.status, "Unknown", "not decided while it works");
         // Nothing changed but the message: same times, so only the message differs.
         let again = phase_conditions(
             &first,
@@ -179,6 +202,15 @@ mod tests {
             ("False", &t(100))
         );
         assert!(done.iter().all(|c| c.observed_generation == Some(1)));
+    }
+
+    #[test]
+    fn messages_are_bounded() {
+        let long = "x".repeat(10_000);
+        let c = phase_conditions(&[], Some(false), "Failed", &long, None, None, &t(1));
+        assert!(c.iter().all(|c| c.message.chars().count() <= MAX_CONDITION_MESSAGE));
+        assert!(c[0].message.ends_with('…'));
+        assert_eq!(bounded("short", 10), "short");
     }
 
     #[test]

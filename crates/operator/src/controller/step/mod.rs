@@ -32,7 +32,7 @@ use kube::Resource;
 
 pub use attempts::{offset, stored};
 pub use observed::{Answers, ConfigAnswer, LogAnswer, Observed, Question};
-pub use plan_freeze::{DEFAULT_CONFIG_KEY, resolve, spec_hash};
+pub use plan_freeze::{DEFAULT_CONFIG_KEY, resolve, spec_changed, spec_hash};
 pub use writes::{Next, Note, Step, Write};
 
 use crate::api::LayerPhase;
@@ -57,7 +57,7 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
     let hash = spec_hash(run);
 
     // A changed definition starts the run over (GitOps: a new spec is a new run).
-    if status.spec_hash.as_deref().is_some_and(|h| h != hash) {
+    if spec_changed(status.spec_hash.as_deref(), &hash) {
         return run_status::restart(o);
     }
     if let Some(phase) = status.phase.filter(|p| p.is_terminal()) {

@@ -22,9 +22,15 @@ pub const DEFAULT_CONFIG_KEY: &str = "test_layers.yaml";
 /// Longest TestLayerRun name: it is a label value on every object of the run.
 const MAX_RUN_NAME: usize = 63;
 
-/// Hash of the spec fields that define what runs.
+/// Prefix of a spec hash in the current format.
+const HASH_PREFIX: &str = "sha256:";
+
+/// Digest of the spec fields that define what runs (everything but
+/// `cancel`, `suspend`, `background` and `ttlSecondsAfterFinished`): SHA-256
+/// of their JSON, whose field order is the API types' and whose maps are
+/// sorted, so it is the same on every build of the controller.
 pub fn spec_hash(run: &TestLayerRun) -> String {
-    use std::hash::{Hash, Hasher};
+    use sha2::{Digest, Sha256};
     let s = &run.spec;
     let defining = json!([
         s.layer,
@@ -36,9 +42,16 @@ pub fn spec_hash(run: &TestLayerRun) -> String {
         s.pod,
         s.depends_on
     ]);
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    defining.to_string().hash(&mut h);
-    format!("{:016x}", h.finish())
+    let digest = Sha256::digest(defining.to_string().as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{HASH_PREFIX}{hex}")
+}
+
+/// Whether a recorded spec hash says the spec changed. A hash in an older
+/// format (from an earlier version of the controller) is no change: an
+/// upgrade never starts a run over.
+pub fn spec_changed(recorded: Option<&str>, current: &str) -> bool {
+    recorded.is_some_and(|h| h.starts_with(HASH_PREFIX) && h != current)
 }
 
 /// Overrides of a run's spec, as the config resolver takes them.

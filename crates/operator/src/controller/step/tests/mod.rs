@@ -619,3 +619,34 @@ fn writes_stay_within_the_budget() {
     w.run_to_end(LONG);
     assert_eq!(w.count("cr status"), 20);
 }
+
+#[test]
+fn the_spec_hash_is_a_stable_digest_and_an_older_format_starts_nothing_over() {
+    use super::{spec_changed, spec_hash};
+    let mut w = World::new("wide", &wide(2, "", ""), json!({"command": "true"}));
+    let h = spec_hash(&w.run);
+    assert!(h.starts_with("sha256:") && h.len() == 7 + 64, "{h}");
+    // Pinned: the same spec gives the same digest on every build.
+    assert_eq!(h, PINNED_HASH);
+    w.run.spec.cancel = true;
+    assert_eq!(spec_hash(&w.run), h, "cancel does not define the run");
+    w.run.spec.image = Some("other".into());
+    assert_ne!(spec_hash(&w.run), h);
+    assert!(!spec_changed(None, &h));
+    assert!(!spec_changed(Some(&h), &h));
+    assert!(spec_changed(Some("sha256:00"), &h));
+    assert!(!spec_changed(Some("0123456789abcdef"), &h), "an older format is no change");
+    // A run that started under an older controller goes on, finished or not.
+    let mut w = World::new("wide", &wide(2, "", ""), json!({"command": "true"})).scripts(|_, _| Script::forever());
+    w.reconcile();
+    w.run.status.as_mut().unwrap().spec_hash = Some("0123456789abcdef".into());
+    w.reconcile();
+    assert_eq!(w.count("delete"), 0);
+    w.run.spec.cancel = true;
+    w.run_to_end(LONG);
+    w.run.status.as_mut().unwrap().spec_hash = Some("0123456789abcdef".into());
+    w.reconcile();
+    assert_eq!(w.count("delete"), 2, "only the stopped Pods: {:?}", w.writes);
+}
+
+const PINNED_HASH: &str = "sha256:";
