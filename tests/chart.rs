@@ -90,7 +90,11 @@ fn the_chart_lints_and_renders() {
     );
     assert_eq!(deploy["spec"]["replicas"], 2);
     // Under leader election a rolling update is safe (the standby is Ready).
-    assert!(deploy["spec"]["strategy"].is_null(), "{}", deploy["spec"]["strategy"]);
+    assert!(
+        deploy["spec"]["strategy"].is_null(),
+        "{}",
+        deploy["spec"]["strategy"]
+    );
     find(&docs, "Role", "tl-testlayer-leader-election");
     find(&docs, "ClusterRole", "tl-testlayer");
     find(&docs, "Service", "tl-testlayer-metrics");

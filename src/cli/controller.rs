@@ -134,6 +134,9 @@ async fn exit_after_stop_signal(bound: std::time::Duration) {
         _ = int.recv() => {}
     }
     tokio::time::sleep(bound).await;
-    tracing::warn!(seconds = bound.as_secs(), "the controller did not stop in time; exiting");
+    tracing::warn!(
+        seconds = bound.as_secs(),
+        "the controller did not stop in time; exiting"
+    );
     std::process::exit(0);
 }

@@ -208,7 +208,10 @@ mod tests {
     fn messages_are_bounded() {
         let long = "x".repeat(10_000);
         let c = phase_conditions(&[], Some(false), "Failed", &long, None, None, &t(1));
-        assert!(c.iter().all(|c| c.message.chars().count() <= MAX_CONDITION_MESSAGE));
+        assert!(
+            c.iter()
+                .all(|c| c.message.chars().count() <= MAX_CONDITION_MESSAGE)
+        );
         assert!(c[0].message.ends_with('…'));
         assert_eq!(bounded("short", 10), "short");
     }

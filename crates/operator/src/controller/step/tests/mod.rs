@@ -635,9 +635,13 @@ fn the_spec_hash_is_a_stable_digest_and_an_older_format_starts_nothing_over() {
     assert!(!spec_changed(None, &h));
     assert!(!spec_changed(Some(&h), &h));
     assert!(spec_changed(Some("sha256:00"), &h));
-    assert!(!spec_changed(Some("0123456789abcdef"), &h), "an older format is no change");
+    assert!(
+        !spec_changed(Some("0123456789abcdef"), &h),
+        "an older format is no change"
+    );
     // A run that started under an older controller goes on, finished or not.
-    let mut w = World::new("wide", &wide(2, "", ""), json!({"command": "true"})).scripts(|_, _| Script::forever());
+    let mut w = World::new("wide", &wide(2, "", ""), json!({"command": "true"}))
+        .scripts(|_, _| Script::forever());
     w.reconcile();
     w.run.status.as_mut().unwrap().spec_hash = Some("0123456789abcdef".into());
     w.reconcile();
@@ -646,7 +650,12 @@ fn the_spec_hash_is_a_stable_digest_and_an_older_format_starts_nothing_over() {
     w.run_to_end(LONG);
     w.run.status.as_mut().unwrap().spec_hash = Some("0123456789abcdef".into());
     w.reconcile();
-    assert_eq!(w.count("delete"), 2, "only the stopped Pods: {:?}", w.writes);
+    assert_eq!(
+        w.count("delete"),
+        2,
+        "only the stopped Pods: {:?}",
+        w.writes
+    );
 }
 
-const PINNED_HASH: &str = "sha256:";
+const PINNED_HASH: &str = "sha256:8cccc609ed1fe7a51dc3e9eafda2b36b15cdad884c0028e19550786955dbc33d";
