@@ -143,15 +143,25 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
                 name: le.lease_name.clone(),
                 source,
             };
-            let manager = LeaseManagerBuilder::new(client.clone(), &le.lease_name)
-                .with_namespace(&le.namespace)
-                .with_identity(&opts.identity)
-                .with_duration(le.lease_seconds)
-                .with_grace(le.grace_seconds)
-                .with_field_manager(format!("{FIELD_MANAGER}-lease"))
-                .build()
-                .await
-                .map_err(lease_err)?;
+            // The apiserver may not answer yet (a control plane that
+            // restarts): try again rather than exit.
+            let manager = loop {
+                let built = LeaseManagerBuilder::new(client.clone(), &le.lease_name)
+                    .with_namespace(&le.namespace)
+                    .with_identity(&opts.identity)
+                    .with_duration(le.lease_seconds)
+                    .with_grace(le.grace_seconds)
+                    .with_field_manager(format!("{FIELD_MANAGER}-lease"))
+                    .build()
+                    .await;
+                match built {
+                    Ok(m) => break m,
+                    Err(e) => {
+                        tracing::warn!(error = %lease_err(e), "cannot use the Lease yet; trying again");
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                }
+            };
             let (mut channel, task) = manager.watch().await;
             tracing::info!(lease = %le.lease_name, identity = %opts.identity, "waiting for the leadership");
             while !*channel.borrow_and_update() {
