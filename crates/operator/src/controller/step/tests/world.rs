@@ -2,6 +2,8 @@
 //! writes the way the apiserver and a kubelet would, on a virtual clock, and
 //! keeps a record of every write and of every Pod's life. No apiserver, no
 //! time passing: a scenario of minutes runs in microseconds.
+//!
+//! Longer than most files: one cluster whose parts share its private state.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,0 +1,143 @@
+//! Runs stopped: timeouts, cancel, fail-fast, the layer deadline, suspension, deletion.
+
+use super::*;
+
+#[test]
+fn timeouts_stop_pods_and_cancel_stops_everything() {
+    let config = "layers:\n  slow:\n    execution_mode: parallel\n    categories:\n      - name: hang\n        timeout_seconds: 1\n      - name: quick\n        timeout_seconds: 30\n";
+    let mut w = World::new("slow", config, json!({"command": "true"})).scripts(|c, _| match c {
+        "hang" => Script::forever(),
+        _ => Script::pass(0.1, ""),
+    });
+    w.run_to_end(LONG);
+    assert_eq!(w.phase(), Some(LayerPhase::Failed));
+    assert_eq!(w.summary()["hang"], Phase::TimedOut);
+    let hang = w.category("hang").status.clone().unwrap();
+    assert_eq!(hang.reason, Some(Reason::DeadlineExceeded));
+    assert_eq!(
+        hang.attempts[0].stop.as_ref().and_then(|s| s.phase),
+        Some(Phase::TimedOut)
+    );
+    assert_eq!(
+        hang.attempts[0].reason,
+        Some(AttemptReason::DeadlineExceeded)
+    );
+    assert_eq!(w.live_pods(), 0);
+
+    // Cancel: everything running stops, what waits is cancelled.
+    let config = "layers:\n  long:\n    execution_mode: parallel\n    categories:\n      - name: a\n        timeout_seconds: 300\n      - name: b\n        timeout_seconds: 300\n      - name: c\n        timeout_seconds: 300\n        dependencies: [a]\n";
+    let mut w =
+        World::new("long", config, json!({"command": "true"})).scripts(|_, _| Script::forever());
+    w.run_until(LONG, |w| {
+        w.summary()
+            .values()
+            .filter(|p| **p == Phase::Running)
+            .count()
+            == 2
+    });
+    w.run.spec.cancel = true;
+    w.run_to_end(LONG);
+    assert_eq!(w.phase(), Some(LayerPhase::Cancelled));
+    assert!(
+        w.summary().values().all(|p| *p == Phase::Cancelled),
+        "{:?}",
+        w.summary()
+    );
+    assert_eq!(w.live_pods(), 0);
+}
+
+#[test]
+fn fail_fast_cancels_what_runs_and_waits() {
+    let config = "layers:\n  ff:\n    execution_mode: parallel\n    fail_fast: true\n    resource_limits: {max_parallel_instances: 2}\n    categories:\n      - name: bad\n        timeout_seconds: 30\n      - name: long\n        timeout_seconds: 30\n      - name: later\n        timeout_seconds: 30\n";
+    let mut w = World::new("ff", config, json!({"command": "true"})).scripts(|c, _| match c {
+        "bad" => Script::fail(0.3, 2, ""),
+        "long" => Script::forever(),
+        _ => Script::pass(0.1, ""),
+    });
+    w.run_to_end(LONG);
+    assert_eq!(w.phase(), Some(LayerPhase::Failed));
+    let s = w.summary();
+    assert_eq!(
+        (s["bad"], s["long"], s["later"]),
+        (Phase::Failed, Phase::Cancelled, Phase::Cancelled)
+    );
+    let long = w.category("long").status.clone().unwrap();
+    assert_eq!(
+        (long.reason, long.caused_by.as_deref()),
+        (Some(Reason::FailFast), Some("bad"))
+    );
+    assert!(
+        w.category("later")
+            .status
+            .clone()
+            .unwrap()
+            .attempts
+            .is_empty()
+    );
+}
+
+#[test]
+fn the_layer_deadline_times_out_what_runs() {
+    let config = "layers:\n  dl:\n    execution_mode: sequential\n    max_duration_minutes: 0.05\n    categories:\n      - name: slow\n        timeout_seconds: 60\n      - name: next\n        timeout_seconds: 60\n";
+    let mut w = World::new("dl", config, json!({"command": "true"})).scripts(|c, _| match c {
+        "slow" => Script::forever(),
+        _ => Script::pass(0.1, ""),
+    });
+    w.run_to_end(LONG);
+    assert_eq!(w.phase(), Some(LayerPhase::TimedOut));
+    let elapsed = w.now.duration_since(world::t0()).as_secs_f64();
+    assert!((3.0..5.0).contains(&elapsed), "ended after {elapsed}s");
+    let s = w.summary();
+    assert_eq!((s["slow"], s["next"]), (Phase::TimedOut, Phase::Cancelled));
+    assert_eq!(
+        w.category("slow").status.clone().unwrap().reason,
+        Some(Reason::LayerDeadlineExceeded)
+    );
+}
+
+#[test]
+fn suspend_stops_pods_and_resume_finishes_the_run() {
+    let config = "layers:\n  sus:\n    execution_mode: parallel\n    categories:\n      - name: a\n        timeout_seconds: 60\n      - name: b\n        timeout_seconds: 60\n        dependencies: [a]\n";
+    let mut w =
+        World::new("sus", config, json!({"command": "true"})).scripts(|_, _| Script::pass(2.0, ""));
+    w.run_until(LONG, |w| w.summary().get("a") == Some(&Phase::Running));
+    w.run.spec.suspend = true;
+    w.reconcile();
+    assert_eq!(w.live_pods(), 0, "suspend stops the running Pod");
+    let st = w.run.status.clone().unwrap();
+    assert!(st.message.unwrap().starts_with("suspended"));
+    assert!(!st.phase.unwrap().is_terminal());
+    // Nothing starts while suspended.
+    w.advance_to(
+        w.now
+            .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(30))
+            .unwrap(),
+    );
+    w.reconcile();
+    assert_eq!(w.live_pods(), 0);
+    w.run.spec.suspend = false;
+    w.run_to_end(LONG);
+    assert_eq!(w.phase(), Some(LayerPhase::Succeeded));
+    let a = w.category("a").status.clone().unwrap();
+    assert_eq!(
+        a.attempts.len(),
+        2,
+        "the interrupted attempt and the one after: {a:#?}"
+    );
+    assert_eq!(
+        a.attempts[0].stop.as_ref().map(|s| s.reason.clone()),
+        Some(Reason::Interrupted)
+    );
+}
+
+#[test]
+fn a_deleted_run_is_left_to_the_garbage_collector() {
+    let mut w = World::new("wide", &wide(2, "", ""), json!({"command": "true"}))
+        .scripts(|_, _| Script::forever());
+    w.reconcile();
+    w.run.metadata.deletion_timestamp =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(w.now));
+    let s = w.peek(Answers::default());
+    assert!(s.writes.is_empty() && s.questions.is_empty());
+    assert_eq!(s.next, Next::AwaitChange);
+}
