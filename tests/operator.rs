@@ -858,24 +858,7 @@ async fn two_replicas_under_leader_election_act_once_and_fail_over() {
         });
         fx.spawn_controller(opts).await
     };
-    eventually(
-        Duration::from_secs(20),
-        "the standby replica to be ready",
-        async || {
-            let answer = tokio::task::spawn_blocking(move || {
-                std::net::TcpStream::connect(("127.0.0.1", standby_port))
-                    .is_ok()
-                    .then(|| http_get(standby_port, "/readyz"))
-            })
-            .await
-            .unwrap();
-            match answer {
-                Some((200, _)) => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        },
-    )
-    .await;
+    wait_ready(standby_port, "the standby replica to be ready").await;
     holder_is("replica-a").await.unwrap();
 
     let mut config = String::from(
@@ -943,6 +926,24 @@ async fn two_replicas_under_leader_election_act_once_and_fail_over() {
     b.abort();
 }
 
+/// Waits until a controller serving on `port` answers 200 on `/readyz`.
+async fn wait_ready(port: u16, what: &str) {
+    eventually(Duration::from_secs(20), what, async || {
+        let answer = tokio::task::spawn_blocking(move || {
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .is_ok()
+                .then(|| http_get(port, "/readyz"))
+        })
+        .await
+        .unwrap();
+        match answer {
+            Some((200, _)) => Ok(()),
+            other => Err(format!("not ready: {other:?}")),
+        }
+    })
+    .await;
+}
+
 fn http_get(port: u16, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -979,24 +980,7 @@ async fn health_readiness_and_metrics_are_served() {
     opts.listen = format!("127.0.0.1:{port}").parse().unwrap();
     opts.identity = "metrics".into();
     fx.start_controller_with(opts).await;
-    eventually(
-        Duration::from_secs(20),
-        "/readyz to answer 200",
-        async || {
-            let ready = tokio::task::spawn_blocking(move || {
-                std::net::TcpStream::connect(("127.0.0.1", port))
-                    .is_ok()
-                    .then(|| http_get(port, "/readyz"))
-            })
-            .await
-            .unwrap();
-            match ready {
-                Some((200, _)) => Ok(()),
-                other => Err(format!("never ready: {other:?}")),
-            }
-        },
-    )
-    .await;
+    wait_ready(port, "/readyz to answer 200").await;
     fx.submit("m", "chain", CHAIN, json!({})).await;
     fx.wait_done("m", Duration::from_secs(60)).await;
     let (health, metrics) = tokio::task::spawn_blocking(move || {
