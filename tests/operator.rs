@@ -1144,3 +1144,50 @@ async fn succeeded_is_unknown_while_running_and_kubectl_wait_sees_a_failure() {
     assert_eq!(phase(&done), Some(LayerPhase::Failed));
     assert_eq!(succeeded(&done).as_deref(), Some("False"));
 }
+
+/// A run recorded by an older controller (its spec hash in an older format)
+/// is neither started over nor left: after an upgrade it finishes as it was,
+/// and a finished one stays finished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_starts_no_run_over() {
+    let mut fx = Fixture::new("op-upgrade").await;
+    let config = "layers:\n  up:\n    execution_mode: sequential\n    categories:\n      - name: a\n        timeout_seconds: 30\n        command: \"sleep 2\"\n      - name: b\n        timeout_seconds: 30\n        command: \"true\"\n";
+    fx.submit("done", "up", config, json!({})).await;
+    fx.wait_done("done", Duration::from_secs(30)).await;
+    fx.submit("running", "up", config, json!({})).await;
+    fx.wait_for("running", Duration::from_secs(20), "a running", |r| {
+        category_phases(r).get("a") == Some(&Phase::Running)
+    })
+    .await;
+    // The controller is replaced by one whose hash format differs: the
+    // recorded hashes are of an older format.
+    fx.stop_controller();
+    for name in ["done", "running"] {
+        fx.runs()
+            .patch_status(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"specHash": "0123456789abcdef"}})),
+            )
+            .await
+            .unwrap();
+    }
+    fx.start_controller().await;
+    let running = fx.wait_done("running", Duration::from_secs(30)).await;
+    assert_eq!(phase(&running), Some(LayerPhase::Succeeded));
+    let a = fx.category("running", "a").await.status.unwrap();
+    assert_eq!(a.attempts.len(), 1, "not started over: {a:#?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let done = fx.runs().get("done").await.unwrap();
+    assert_eq!(phase(&done), Some(LayerPhase::Succeeded));
+    assert!(
+        done.status.unwrap().plan.is_some(),
+        "the finished run kept its plan"
+    );
+    let pods = fx
+        .pods()
+        .list(&ListParams::default().labels("testlayer.dev/run=done"))
+        .await
+        .unwrap();
+    assert_eq!(pods.items.len(), 2, "nothing ran again");
+}
