@@ -1191,3 +1191,31 @@ async fn an_upgrade_starts_no_run_over() {
         .unwrap();
     assert_eq!(pods.items.len(), 2, "nothing ran again");
 }
+
+/// The wait for required services counts from when the run reached that gate
+/// (its layer dependencies passed), not from its creation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_services_wait_counts_from_the_gate() {
+    let fx = Fixture::new("op-svcgate").await;
+    let config = "layers:\n  base:\n    execution_mode: sequential\n    categories:\n      - name: a\n        timeout_seconds: 30\n        command: \"sleep 6\"\n  top:\n    execution_mode: sequential\n    required_services: [postgresql]\n    service_wait_seconds: 4\n    categories:\n      - name: b\n        timeout_seconds: 30\n        command: \"true\"\n";
+    fx.submit("base", "base", config, json!({})).await;
+    fx.submit("top", "top", config, json!({"dependsOn": ["base"]}))
+        .await;
+    fx.wait_done("base", Duration::from_secs(30)).await;
+    let gate = Instant::now();
+    let done = fx.wait_done("top", Duration::from_secs(30)).await;
+    let waited = gate.elapsed();
+    let st = done.status.unwrap();
+    assert_eq!(st.phase, Some(LayerPhase::Failed));
+    assert!(
+        st.conditions
+            .iter()
+            .any(|c| c.type_ == "Stalled" && c.reason == "ServicesNotReady"),
+        "{:#?}",
+        st.conditions
+    );
+    assert!(
+        waited >= Duration::from_secs(3),
+        "failed {waited:?} after its dependency passed: the 4 s wait counted from its creation"
+    );
+}

@@ -195,6 +195,10 @@ pub struct TestLayerRunStatus {
     /// One sentence on where the run stands or why it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// When the run reached its required-services gate (its layer
+    /// dependencies had passed); the wait for the services counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services_wait_start: Option<Time>,
     /// Hash of the spec fields that define the run (everything but `cancel`,
     /// `suspend` and `ttlSecondsAfterFinished`); when it changes, the run
     /// starts over.

@@ -66,7 +66,7 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
 
     // The frozen plan: resolved from the config once, then rebuilt from the
     // run's own objects.
-    let (layer, status) = match plan_freeze::frozen(o, status, &hash, now) {
+    let (layer, mut status) = match plan_freeze::frozen(o, status, &hash, now) {
         Frozen::Ready(ready) => *ready,
         Frozen::Step(step) => return step,
     };
@@ -81,12 +81,12 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
                         layer.required_services.clone(),
                     )]);
                 };
-                let waited = run
-                    .metadata
-                    .creation_timestamp
-                    .as_ref()
-                    .map_or(Duration::ZERO, |c| offset(&c.0, &now));
-                services_gate(unready, waited, layer.service_wait)
+                // The wait counts from when the run reached this gate.
+                let since = status
+                    .services_wait_start
+                    .get_or_insert_with(|| wall_clock(now))
+                    .clone();
+                services_gate(unready, offset(&stored(&since), &now), layer.service_wait)
             }
             g => g,
         };

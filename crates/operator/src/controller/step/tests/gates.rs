@@ -181,3 +181,41 @@ fn a_changed_spec_starts_the_run_over_and_finished_runs_are_cleaned_up() {
     w.reconcile();
     assert!(w.run_deleted);
 }
+
+#[test]
+fn the_services_wait_counts_from_the_gate_not_from_creation() {
+    let config = "layers:\n  base:\n    execution_mode: sequential\n    categories:\n      - name: a\n        timeout_seconds: 30\n  top:\n    execution_mode: sequential\n    dependencies: [base]\n    required_services: [postgresql]\n    service_wait_seconds: 5\n    categories:\n      - name: b\n        timeout_seconds: 30\n";
+    let mut w = World::new("top", config, json!({"command": "true"}));
+    w.unready = vec!["postgresql".into()];
+    let mut base: crate::api::TestLayerRun = serde_json::from_value(json!({
+        "apiVersion": "testlayer.dev/v1alpha1", "kind": "TestLayerRun",
+        "metadata": {"name": "base", "namespace": "ns", "uid": "base-uid", "creationTimestamp": world::t0().to_string()},
+        "spec": {"layer": "base", "config": {"inline": config}},
+        "status": {"phase": "Running"}}))
+    .unwrap();
+    w.others = vec![base.clone()];
+    // The dependency runs for a minute: longer than the services may take.
+    w.run_until(Duration::from_secs(60), |w| w.now >= later_secs(60));
+    assert!(w.run.status.clone().unwrap().services_wait_start.is_none());
+    base.status.as_mut().unwrap().phase = Some(LayerPhase::Succeeded);
+    w.others = vec![base];
+    w.reconcile();
+    assert!(
+        !w.phase().unwrap().is_terminal(),
+        "not failed on reaching the gate"
+    );
+    assert!(w.run.status.clone().unwrap().services_wait_start.is_some());
+    w.run_to_end(LONG);
+    assert_eq!(w.phase(), Some(LayerPhase::Failed));
+    let waited = w.now.duration_since(world::t0()).as_secs_f64() - 60.0;
+    assert!(
+        (5.0..8.0).contains(&waited),
+        "failed {waited}s after the gate"
+    );
+}
+
+fn later_secs(s: i64) -> k8s_openapi::jiff::Timestamp {
+    world::t0()
+        .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(s))
+        .unwrap()
+}
