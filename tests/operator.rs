@@ -1219,3 +1219,42 @@ async fn the_services_wait_counts_from_the_gate() {
         "failed {waited:?} after its dependency passed: the 4 s wait counted from its creation"
     );
 }
+
+/// A dependency that has no run (never created, or deleted by its TTL before
+/// the dependent saw it end) fails the dependent within its bound instead of
+/// leaving it waiting forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_dependency_fails_the_run_within_its_bound() {
+    let fx = Fixture::new("op-nodep").await;
+    let config = "layers:\n  top:\n    execution_mode: sequential\n    categories:\n      - name: b\n        timeout_seconds: 30\n        command: \"true\"\n";
+    let started = Instant::now();
+    fx.submit(
+        "top",
+        "top",
+        config,
+        json!({"dependsOn": ["gone"], "dependencyWaitSeconds": 3}),
+    )
+    .await;
+    let done = fx.wait_done("top", Duration::from_secs(30)).await;
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    let st = done.status.unwrap();
+    assert_eq!(st.phase, Some(LayerPhase::Failed));
+    let stalled = st.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "DependencyNotFound")
+    );
+    assert!(
+        stalled.message.contains("TestLayerRun gone"),
+        "{}",
+        stalled.message
+    );
+    assert!(
+        fx.pods()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}

@@ -74,6 +74,11 @@ pub struct TestLayerRunSpec {
     /// Cancel the run: running Pods are stopped, the rest is marked Cancelled.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cancel: bool,
+    /// Seconds to wait for a dependency that has no run at all (not created
+    /// yet, or deleted by its TTL before this run saw it end) before the run
+    /// fails with `DependencyNotFound`; 3600 when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependency_wait_seconds: Option<u32>,
     /// Delete the run (and everything it owns) this many seconds after it finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_seconds_after_finished: Option<i64>,
@@ -195,6 +200,9 @@ pub struct TestLayerRunStatus {
     /// One sentence on where the run stands or why it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Since when a dependency of the run has had no run at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependency_missing_since: Option<Time>,
     /// When the run reached its required-services gate (its layer
     /// dependencies had passed); the wait for the services counts from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -10,11 +10,22 @@ use crate::words::Reason;
 
 /// The runs this run depends on: the named ones, and the latest run of each
 /// layer its layer depends on.
+#[cfg(test)]
 pub fn dependencies(
     run: &TestLayerRun,
     layers: &[String],
     all: &[std::sync::Arc<TestLayerRun>],
 ) -> Gate {
+    dependencies_and_missing(run, layers, all).0
+}
+
+/// [`dependencies`], and the dependencies that have no run at all (not
+/// created yet, or deleted before this run saw them end).
+pub fn dependencies_and_missing(
+    run: &TestLayerRun,
+    layers: &[String],
+    all: &[std::sync::Arc<TestLayerRun>],
+) -> (Gate, Vec<String>) {
     let ns = run.namespace();
     let same_ns: Vec<&TestLayerRun> = all
         .iter()
@@ -22,10 +33,12 @@ pub fn dependencies(
         .filter(|r| r.namespace() == ns && r.uid() != run.uid())
         .collect();
     let mut waiting = Vec::new();
-    let check =
+    let mut missing = Vec::new();
+    let mut check =
         |label: String, dep: Option<&TestLayerRun>, waiting: &mut Vec<String>| -> Option<Gate> {
             let Some(dep) = dep else {
                 waiting.push(format!("{label} (no such run yet)"));
+                missing.push(label);
                 return None;
             };
             match dep.status.as_ref().and_then(|s| s.phase) {
@@ -43,7 +56,7 @@ pub fn dependencies(
     for name in &run.spec.depends_on {
         let dep = same_ns.iter().copied().find(|r| &r.name_any() == name);
         if let Some(g) = check(format!("TestLayerRun {name}"), dep, &mut waiting) {
-            return g;
+            return (g, Vec::new());
         }
     }
     for layer in layers {
@@ -62,14 +75,15 @@ pub fn dependencies(
             None => format!("layer {layer}"),
         };
         if let Some(g) = check(label, latest, &mut waiting) {
-            return g;
+            return (g, Vec::new());
         }
     }
-    if waiting.is_empty() {
+    let gate = if waiting.is_empty() {
         Gate::Open
     } else {
         Gate::Waiting(format!("waiting for {}", waiting.join(", ")))
-    }
+    };
+    (gate, missing)
 }
 
 #[cfg(test)]

@@ -43,6 +43,10 @@ use plan_freeze::Frozen;
 
 /// How often a run waiting on dependencies or services looks again.
 const GATE_POLL: Duration = Duration::from_secs(2);
+/// Seconds a run waits for a dependency that has no run, by default.
+const DEPENDENCY_WAIT_SECONDS: u32 = 3600;
+/// The reason of a run whose dependency never had a run.
+const DEPENDENCY_NOT_FOUND: &str = "DependencyNotFound";
 /// At most this long between looks at a run that works, if nothing wakes it.
 const IDLE_REQUEUE: Duration = Duration::from_secs(300);
 
@@ -74,7 +78,36 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
     // Gates, before the run's clock starts.
     let mut hold = None;
     if status.start_time.is_none() && !run.spec.cancel {
-        let gate = match gates::dependencies(run, &layer.dependencies, &o.runs) {
+        let (deps, missing) = gates::dependencies_and_missing(run, &layer.dependencies, &o.runs);
+        let deps = if missing.is_empty() {
+            status.dependency_missing_since = None;
+            deps
+        } else {
+            // A dependency with no run may never come (deleted by its TTL
+            // before this run saw it): wait for it within a bound.
+            let since = status
+                .dependency_missing_since
+                .get_or_insert_with(|| wall_clock(now))
+                .clone();
+            let bound = Duration::from_secs(u64::from(
+                run.spec
+                    .dependency_wait_seconds
+                    .unwrap_or(DEPENDENCY_WAIT_SECONDS),
+            ));
+            if offset(&stored(&since), &now) >= bound {
+                Gate::Failed {
+                    reason: crate::words::Reason::Other(DEPENDENCY_NOT_FOUND.into()),
+                    message: format!(
+                        "no run of {} after {}",
+                        missing.join(", "),
+                        crate::plan::describe::human_duration(bound)
+                    ),
+                }
+            } else {
+                deps
+            }
+        };
+        let gate = match deps {
             Gate::Open if !layer.required_services.is_empty() => {
                 let Some(unready) = &o.answers.unready_services else {
                     return Step::ask(vec![Question::UnreadyServices(

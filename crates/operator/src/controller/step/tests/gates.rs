@@ -219,3 +219,35 @@ fn later_secs(s: i64) -> k8s_openapi::jiff::Timestamp {
         .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(s))
         .unwrap()
 }
+
+#[test]
+fn a_dependency_that_never_has_a_run_fails_the_run_within_its_bound() {
+    let config = "layers:\n  top:\n    execution_mode: sequential\n    categories:\n      - name: b\n        timeout_seconds: 30\n";
+    let mut w = World::new(
+        "top",
+        config,
+        json!({"command": "true", "dependsOn": ["gone"], "dependencyWaitSeconds": 30}),
+    );
+    w.reconcile();
+    assert!(
+        w.run
+            .status
+            .clone()
+            .unwrap()
+            .message
+            .unwrap()
+            .contains("no such run yet")
+    );
+    w.run_to_end(LONG);
+    let st = w.run.status.clone().unwrap();
+    assert_eq!(st.phase, Some(LayerPhase::Failed));
+    assert!(
+        st.conditions
+            .iter()
+            .any(|c| c.type_ == "Stalled" && c.reason == "DependencyNotFound")
+    );
+    let waited = w.now.duration_since(world::t0()).as_secs_f64();
+    assert!((30.0..34.0).contains(&waited), "failed after {waited}s");
+    assert_eq!(w.count("create pod"), 0);
+    assert_eq!(w.cat_phase("b"), Some(Phase::Skipped));
+}
