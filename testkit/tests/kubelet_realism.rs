@@ -95,6 +95,22 @@ impl History {
             .find(|(_, p)| p.is_none())
             .map(|(t, _)| t)
     }
+
+    /// When the history's watch saw `name` go, waiting a little for the
+    /// watch to catch up with the apiserver.
+    async fn wait_gone_at(&self, name: &str) -> Instant {
+        let start = Instant::now();
+        loop {
+            if let Some(t) = self.gone_at(name) {
+                return t;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "the watch never saw {name} go"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 fn pod(name: &str, script: &str) -> Pod {
@@ -235,7 +251,7 @@ async fn deleted_pods_terminate_within_their_grace_period() {
     wait_gone(&pods, "pulling", Duration::from_secs(5)).await;
     wait_gone(&pods, "handles", Duration::from_secs(5)).await;
     assert!(
-        history.gone_at("handles").unwrap() - deleted < Duration::from_secs(3),
+        history.wait_gone_at("handles").await - deleted < Duration::from_secs(3),
         "a container that handles SIGTERM ends promptly"
     );
     let handles = history.of("handles");
@@ -480,17 +496,28 @@ async fn disruptions_set_the_disruption_target_condition() {
 
     // Eviction by the kubelet: the condition comes before the end.
     wait_phase(&pods, "evicted", "Failed", Duration::from_secs(20)).await;
-    let evicted = history.of("evicted");
-    let marked = evicted
-        .iter()
-        .filter_map(|(_, p)| p.as_ref())
-        .find(|p| disruption(p).is_some())
-        .expect("a DisruptionTarget condition");
+    // The history's watch may be a moment behind the apiserver.
+    let start = Instant::now();
+    let marked = loop {
+        let seen = history
+            .of("evicted")
+            .into_iter()
+            .filter_map(|(_, p)| p)
+            .find(|p| disruption(p).is_some());
+        if let Some(p) = seen {
+            break p;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "a DisruptionTarget condition"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(
-        disruption(marked),
+        disruption(&marked),
         Some(("True".into(), "TerminationByKubelet".into()))
     );
-    assert_eq!(phase(marked), "Running", "marked before it ends");
+    assert_eq!(phase(&marked), "Running", "marked before it ends");
     let end = pods.get("evicted").await.unwrap();
     assert_eq!(
         end.status.as_ref().unwrap().reason.as_deref(),
