@@ -8,20 +8,10 @@ use crate::api::{LayerPhase, TestLayerRun};
 use crate::plan::gate::Gate;
 use crate::words::Reason;
 
-/// The runs this run depends on: the named ones, and the latest run of each
-/// layer its layer depends on.
-#[cfg(test)]
+/// The gate of the runs this run depends on (the named ones, and the latest
+/// run of each layer its layer depends on), and those dependencies that have
+/// no run at all (not created yet, or deleted before this run saw them end).
 pub fn dependencies(
-    run: &TestLayerRun,
-    layers: &[String],
-    all: &[std::sync::Arc<TestLayerRun>],
-) -> Gate {
-    dependencies_and_missing(run, layers, all).0
-}
-
-/// [`dependencies`], and the dependencies that have no run at all (not
-/// created yet, or deleted before this run saw them end).
-pub fn dependencies_and_missing(
     run: &TestLayerRun,
     layers: &[String],
     all: &[std::sync::Arc<TestLayerRun>],
@@ -127,14 +117,14 @@ mod tests {
             &[],
         );
         assert_eq!(
-            dependencies(&me, &layers, std::slice::from_ref(&me)),
+            dependencies(&me, &layers, std::slice::from_ref(&me)).0,
             Gate::Waiting("waiting for layer fast (no such run yet)".into())
         );
         assert!(
-            matches!(dependencies(&me, &layers, &[me.clone(), old_ok.clone(), new_running.clone()]), Gate::Waiting(m) if m.contains("fast-2"))
+            matches!(dependencies(&me, &layers, &[me.clone(), old_ok.clone(), new_running.clone()]).0, Gate::Waiting(m) if m.contains("fast-2"))
         );
         assert_eq!(
-            dependencies(&me, &layers, &[me.clone(), old_ok.clone()]),
+            dependencies(&me, &layers, &[me.clone(), old_ok.clone()]).0,
             Gate::Open
         );
         let new_failed = run(
@@ -145,7 +135,7 @@ mod tests {
             &[],
         );
         assert!(
-            matches!(dependencies(&me, &layers, &[me.clone(), old_ok, new_failed]), Gate::Failed { reason, .. } if reason == Reason::DependencyFailed)
+            matches!(dependencies(&me, &layers, &[me.clone(), old_ok, new_failed]).0, Gate::Failed { reason, .. } if reason == Reason::DependencyFailed)
         );
     }
 
@@ -153,14 +143,14 @@ mod tests {
     fn named_dependencies() {
         let me = run("b", "x", "2026-01-01T00:10:00Z", None, &["a"]);
         assert!(matches!(
-            dependencies(&me, &[], std::slice::from_ref(&me)),
+            dependencies(&me, &[], std::slice::from_ref(&me)).0,
             Gate::Waiting(_)
         ));
         let a = run("a", "y", "2026-01-01T00:00:00Z", Some("Succeeded"), &[]);
-        assert_eq!(dependencies(&me, &[], &[me.clone(), a]), Gate::Open);
+        assert_eq!(dependencies(&me, &[], &[me.clone(), a]).0, Gate::Open);
         let a = run("a", "y", "2026-01-01T00:00:00Z", Some("Cancelled"), &[]);
         assert!(
-            matches!(dependencies(&me, &[], &[me.clone(), a]), Gate::Failed { message, .. } if message == "TestLayerRun a ended Cancelled")
+            matches!(dependencies(&me, &[], &[me.clone(), a]).0, Gate::Failed { message, .. } if message == "TestLayerRun a ended Cancelled")
         );
     }
 }

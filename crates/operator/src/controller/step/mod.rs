@@ -78,7 +78,7 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
     // Gates, before the run's clock starts.
     let mut hold = None;
     if status.start_time.is_none() && !run.spec.cancel {
-        let (deps, missing) = gates::dependencies_and_missing(run, &layer.dependencies, &o.runs);
+        let (deps, missing) = gates::dependencies(run, &layer.dependencies, &o.runs);
         let deps = if missing.is_empty() {
             status.dependency_missing_since = None;
             deps

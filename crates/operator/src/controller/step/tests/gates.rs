@@ -81,12 +81,7 @@ fn runs_wait_for_layer_dependencies_and_config_maps() {
     );
     assert_eq!(w.count("create pod"), 0);
     // A run of the base layer passes: the dependent starts.
-    let mut base: crate::api::TestLayerRun = serde_json::from_value(json!({
-        "apiVersion": "testlayer.dev/v1alpha1", "kind": "TestLayerRun",
-        "metadata": {"name": "base", "namespace": "ns", "uid": "base-uid", "creationTimestamp": world::t0().to_string()},
-        "spec": {"layer": "base", "config": {"inline": config}},
-        "status": {"phase": "Running"}}))
-    .unwrap();
+    let mut base = running_base(config);
     w.others.push(base.clone());
     w.reconcile();
     assert_eq!(w.count("create pod"), 0);
@@ -187,12 +182,7 @@ fn the_services_wait_counts_from_the_gate_not_from_creation() {
     let config = "layers:\n  base:\n    execution_mode: sequential\n    categories:\n      - name: a\n        timeout_seconds: 30\n  top:\n    execution_mode: sequential\n    dependencies: [base]\n    required_services: [postgresql]\n    service_wait_seconds: 5\n    categories:\n      - name: b\n        timeout_seconds: 30\n";
     let mut w = World::new("top", config, json!({"command": "true"}));
     w.unready = vec!["postgresql".into()];
-    let mut base: crate::api::TestLayerRun = serde_json::from_value(json!({
-        "apiVersion": "testlayer.dev/v1alpha1", "kind": "TestLayerRun",
-        "metadata": {"name": "base", "namespace": "ns", "uid": "base-uid", "creationTimestamp": world::t0().to_string()},
-        "spec": {"layer": "base", "config": {"inline": config}},
-        "status": {"phase": "Running"}}))
-    .unwrap();
+    let mut base = running_base(config);
     w.others = vec![base.clone()];
     // The dependency runs for a minute: longer than the services may take.
     w.run_until(Duration::from_secs(60), |w| w.now >= later_secs(60));
@@ -250,4 +240,14 @@ fn a_dependency_that_never_has_a_run_fails_the_run_within_its_bound() {
     assert!((30.0..34.0).contains(&waited), "failed after {waited}s");
     assert_eq!(w.count("create pod"), 0);
     assert_eq!(w.cat_phase("b"), Some(Phase::Skipped));
+}
+
+/// A running run of layer `base` in the same namespace, from `config`.
+fn running_base(config: &str) -> crate::api::TestLayerRun {
+    serde_json::from_value(json!({
+        "apiVersion": "testlayer.dev/v1alpha1", "kind": "TestLayerRun",
+        "metadata": {"name": "base", "namespace": "ns", "uid": "base-uid", "creationTimestamp": world::t0().to_string()},
+        "spec": {"layer": "base", "config": {"inline": config}},
+        "status": {"phase": "Running"}}))
+    .unwrap()
 }
