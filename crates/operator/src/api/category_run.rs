@@ -42,12 +42,14 @@ pub struct CategoryRunSpec {
     /// Category name as written in the config.
     pub category: String,
     /// Position of the category in the layer (0-based, config order).
+    #[schemars(range(max = super::limits::MAX_INDEX))]
     pub index: u32,
     /// Lower starts first among equals.
     #[serde(default)]
     pub priority_order: i64,
     /// Expected duration in seconds, which HYBRID_SMART plans with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = super::limits::MAX_SECONDS))]
     pub expected_duration_seconds: Option<f64>,
     /// Container image.
     pub image: String,
@@ -62,15 +64,19 @@ pub struct CategoryRunSpec {
     #[serde(default, skip_serializing_if = "CategoryResources::is_empty")]
     pub resources: CategoryResources,
     /// Per-attempt timeout in seconds, multiplier applied.
+    #[schemars(range(min = 0, max = super::limits::MAX_SECONDS))]
     pub timeout_seconds: f64,
     /// Retries after a failed test attempt.
     #[serde(default)]
+    #[schemars(range(max = super::limits::MAX_RETRIES))]
     pub retries: u32,
     /// Retries after an infrastructure failure (eviction, image pull, node loss).
     #[serde(default)]
+    #[schemars(range(max = super::limits::MAX_RETRIES))]
     pub infra_retries: u32,
     /// Backoff before the first retry in seconds; doubles for each further one.
     #[serde(default)]
+    #[schemars(range(min = 0, max = super::limits::MAX_SECONDS))]
     pub retry_backoff_seconds: f64,
     /// Categories of the same run that must succeed first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -186,9 +192,11 @@ pub struct AttemptStop {
 pub struct Amounts {
     /// CPU in millicores.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = super::limits::MAX_CPU_MILLIS))]
     pub cpu_millis: Option<u64>,
     /// Memory in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = super::limits::MAX_MEMORY_BYTES))]
     pub memory_bytes: Option<u64>,
 }
 

@@ -5,6 +5,8 @@
 mod category_run;
 mod common;
 mod crds;
+mod decoded;
+pub mod limits;
 mod test_layer_run;
 
 pub use crate::plan::Phase as CategoryPhase;
@@ -15,6 +17,7 @@ pub use category_run::{
 };
 pub use common::{ConditionType, LayerPhase};
 pub use crds::{all_crds, crds_yaml};
+pub use decoded::{Decoded, Undecodable};
 pub use test_layer_run::{
     CategorySummary, ConfigMapKeyRef, ConfigSource, PlanSnapshot, PodSettings, RunOverrides,
     TestLayerRun, TestLayerRunSpec, TestLayerRunStatus,

@@ -78,9 +78,11 @@ pub struct TestLayerRunSpec {
     /// yet, or deleted by its TTL before this run saw it end) before the run
     /// fails with `DependencyNotFound`; 3600 when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = super::limits::MAX_WHOLE_SECONDS))]
     pub dependency_wait_seconds: Option<u32>,
     /// Delete the run (and everything it owns) this many seconds after it finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = super::limits::MAX_WHOLE_SECONDS))]
     pub ttl_seconds_after_finished: Option<i64>,
 }
 
@@ -116,12 +118,14 @@ pub struct RunOverrides {
     pub strategy: Option<Known<Strategy>>,
     /// Most categories running at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = super::limits::MAX_PARALLEL))]
     pub max_parallel: Option<u32>,
     /// Cancel everything at the first failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_fast: Option<bool>,
     /// Retries of every category after a failed attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = super::limits::MAX_RETRIES))]
     pub retries: Option<u32>,
     /// Multiplier of every timeout, as a decimal string (e.g. "1.5").
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -14,23 +14,26 @@ use serde_json::json;
 
 use super::context::{Context, ControllerError, FIELD_MANAGER};
 use super::step::{Note, Write};
-use crate::api::{CategoryRun, TestLayerRun};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+use crate::api::{CategoryRun, Decoded, TestLayerRun};
 
 /// Writes sent to the apiserver at once.
 const CONCURRENT_WRITES: usize = 32;
 
-/// Applies `writes` for `run`, in order.
+/// Applies `writes` for the run `run_name` in `ns`, in order.
 pub async fn apply(
     ctx: &Context,
-    run: &TestLayerRun,
+    ns: &str,
+    run_name: &str,
     writes: Vec<Write>,
 ) -> Result<(), ControllerError> {
-    let ns = run.namespace().unwrap_or_default();
+    let ns = ns.to_string();
     for w in writes {
         match w {
             Write::RunStatus(status) => {
                 let api: Api<TestLayerRun> = Api::namespaced(ctx.client.clone(), &ns);
-                let stored = patch_status(&api, &run.name_any(), &*status).await?;
+                let stored = patch_status(&api, run_name, &*status).await?;
                 ctx.own.runs.remember(stored, false);
             }
             Write::CreateCategoryRuns(crs) => {
@@ -71,12 +74,11 @@ pub async fn apply(
             }
             Write::DeleteCategoryRuns(names) => {
                 let api: Api<CategoryRun> = Api::namespaced(ctx.client.clone(), &ns);
-                let run_name = run.name_any();
                 ctx.own
                     .category_runs
                     .forget(&ns, &|cr| cr.spec.run_name == run_name);
                 ctx.own.pods.forget(&ns, &|p| {
-                    p.labels().get(super::build::LABEL_RUN) == Some(&run_name)
+                    p.labels().get(super::build::LABEL_RUN).map(String::as_str) == Some(run_name)
                 });
                 delete_all(
                     &api,
@@ -90,11 +92,21 @@ pub async fn apply(
                 let api: Api<TestLayerRun> = Api::namespaced(ctx.client.clone(), &ns);
                 delete_all(
                     &api,
-                    vec![run.name_any()],
+                    vec![run_name.to_string()],
                     "finished TestLayerRun",
                     Some(PropagationPolicy::Background),
                 )
                 .await?;
+            }
+            Write::RunConditions(conditions) => {
+                let api: Api<Decoded<TestLayerRun>> = Api::namespaced(ctx.client.clone(), &ns);
+                merge_conditions(&api, run_name, conditions).await?;
+            }
+            Write::CategoryRunConditions(marks) => {
+                let api: Api<Decoded<CategoryRun>> = Api::namespaced(ctx.client.clone(), &ns);
+                for (name, conditions) in marks {
+                    merge_conditions(&api, &name, conditions).await?;
+                }
             }
             Write::Event(n) => publish(ctx, n).await,
         }
@@ -123,6 +135,33 @@ where
         "updating the status of {} {name}",
         K::kind(&())
     )))
+}
+
+/// A JSON merge patch of the conditions of an object's status (which may
+/// not decode, so its whole status cannot be applied).
+async fn merge_conditions<K>(
+    api: &Api<Decoded<K>>,
+    name: &str,
+    conditions: Vec<Condition>,
+) -> Result<(), ControllerError>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = json!({"status": {"conditions": conditions}});
+    api.patch_status(
+        name,
+        &PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        },
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(ControllerError::kube(format!(
+        "marking {} {name} stalled",
+        K::kind(&())
+    )))?;
+    Ok(())
 }
 
 /// Creates objects, [`CONCURRENT_WRITES`] at a time; ones that exist already

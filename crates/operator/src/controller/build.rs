@@ -206,8 +206,14 @@ pub fn category_run(
     Ok(cr)
 }
 
+/// Seconds as a duration: none for what is not a positive number, and at
+/// most what a duration holds (the values are checked before; this only
+/// keeps an unchecked one from ending the process).
 fn seconds(s: f64) -> Duration {
-    Duration::from_secs_f64(if s.is_finite() && s > 0.0 { s } else { 0.0 })
+    if !(s.is_finite() && s > 0.0) {
+        return Duration::ZERO;
+    }
+    Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX)
 }
 
 /// The layer plan of a run, rebuilt from its frozen settings and its

@@ -10,7 +10,7 @@ use kube::runtime::reflector::Store;
 
 use super::metrics::Metrics;
 use super::own_writes::OwnWrites;
-use crate::api::{CategoryRun, TestLayerRun};
+use crate::api::{CategoryRun, Decoded, TestLayerRun};
 
 /// Field manager of every write (server-side apply and patches).
 pub const FIELD_MANAGER: &str = "testlayer-controller";
@@ -20,10 +20,10 @@ pub const FIELD_MANAGER: &str = "testlayer-controller";
 pub struct Context {
     /// API client.
     pub client: Client,
-    /// Every TestLayerRun (for layer dependencies).
-    pub runs: Store<TestLayerRun>,
-    /// Every CategoryRun.
-    pub category_runs: Store<CategoryRun>,
+    /// Every TestLayerRun (for layer dependencies), valid or not.
+    pub runs: Store<Decoded<TestLayerRun>>,
+    /// Every CategoryRun, valid or not.
+    pub category_runs: Store<Decoded<CategoryRun>>,
     /// Every Pod the controller manages.
     pub pods: Store<Pod>,
     /// Publishes Events.
@@ -59,6 +59,10 @@ pub enum ControllerError {
     /// The object is missing its namespace or name.
     #[error("object without {0}")]
     Incomplete(&'static str),
+    /// The reconcile of this object panicked (a defect of the controller);
+    /// the object is marked Stalled and the others go on.
+    #[error("the controller failed on this object: {0}")]
+    Panicked(String),
 }
 
 impl ControllerError {
@@ -76,6 +80,7 @@ impl ControllerError {
             } if e.code == 409 => "conflict",
             ControllerError::Kube { .. } => "kube",
             ControllerError::Incomplete(_) => "incomplete",
+            ControllerError::Panicked(_) => "panic",
         }
     }
 }

@@ -16,7 +16,7 @@ use kube::api::{Api, ListParams, LogParams};
 use super::build::{CONTAINER, LABEL_RUN, owned_by};
 use super::context::{Context, ControllerError};
 use super::step::{Answers, ConfigAnswer, DEFAULT_CONFIG_KEY, Observed, Question};
-use crate::api::TestLayerRun;
+use crate::api::{Decoded, TestLayerRun};
 use crate::config::service_k8s_name;
 
 /// Log bytes read from a finished attempt for test counts and the tail.
@@ -32,18 +32,27 @@ pub fn observe(ctx: &Context, run: &Arc<TestLayerRun>, answers: Answers) -> Obse
     let name = run.name_any();
     let run = ctx.own.runs.fresher(run.clone());
 
-    let mut category_runs: Vec<_> = ctx
-        .category_runs
-        .state()
-        .into_iter()
-        .filter(|cr| {
-            cr.namespace().as_deref() == Some(&ns)
-                && cr.spec.run_name == name
-                && owned_by(cr.as_ref(), run.as_ref())
-        })
-        .map(|cr| ctx.own.category_runs.fresher(cr))
+    let mut category_runs = Vec::new();
+    let mut invalid = Vec::new();
+    for cr in ctx.category_runs.state() {
+        if cr.namespace().as_deref() != Some(&ns) || !owned_by(cr.as_ref(), run.as_ref()) {
+            continue;
+        }
+        match cr.as_ref() {
+            Decoded::Valid(cr) if cr.spec.run_name == name => {
+                category_runs.push(ctx.own.category_runs.fresher(cr.clone()));
+            }
+            Decoded::Valid(_) => {}
+            Decoded::Invalid(u) => invalid.push(u.clone()),
+        }
+    }
+    // An object that no longer decodes is not replaced by this
+    // controller's older, valid copy of it.
+    let seen: BTreeSet<String> = category_runs
+        .iter()
+        .map(|c| c.name_any())
+        .chain(invalid.iter().filter_map(|u| u.metadata.name.clone()))
         .collect();
-    let seen: BTreeSet<String> = category_runs.iter().map(|c| c.name_any()).collect();
     category_runs.extend(
         ctx.own
             .category_runs
@@ -71,11 +80,13 @@ pub fn observe(ctx: &Context, run: &Arc<TestLayerRun>, answers: Answers) -> Obse
         .state()
         .into_iter()
         .filter(|r| r.namespace().as_deref() == Some(&ns))
+        .filter_map(|r| r.valid().cloned())
         .map(|r| ctx.own.runs.fresher(r))
         .collect();
     Observed {
         run,
         category_runs,
+        invalid,
         pods,
         runs,
         answers,

@@ -2,17 +2,27 @@
 //! step has nothing more to do in this pass. Every decision is the pure
 //! step's; this loop only reads (caches, and the facts a step asks for) and
 //! writes what the step said, in its order.
+//!
+//! A run that does not decode is marked Stalled with the field named, and a
+//! reconcile that panics is caught and reported on its run: neither stops
+//! the controller for the other runs.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action as Requeue;
+use kube::{Resource, ResourceExt};
 
 use super::context::{Context, ControllerError};
+use super::step::invalid::{
+    CONTROLLER_ERROR, INVALID_SPEC, panic_message, stalled_object, stored_conditions,
+};
 use super::step::{Answers, Next, step};
 use super::{apply, read};
-use crate::api::TestLayerRun;
+use crate::api::{Decoded, TestLayerRun};
 use crate::plan::Phase;
 
 /// Passes of one reconcile at most (a step that asks, then one that writes,
@@ -21,20 +31,82 @@ const MAX_PASSES: usize = 6;
 /// When a reconcile used its passes up.
 const AGAIN_SOON: Duration = Duration::from_millis(200);
 
-/// Reconciles one TestLayerRun.
+/// Longest wait before a run is looked at again: a far wake-up (a long TTL)
+/// is reached by looking again, never by one timer past what a clock holds.
+const LONGEST_WAIT: Duration = Duration::from_secs(3600);
+
+/// Reconciles one TestLayerRun as stored; a panic is caught and reported
+/// on the run.
 pub async fn reconcile(
-    run: Arc<TestLayerRun>,
+    obj: Arc<Decoded<TestLayerRun>>,
     ctx: Arc<Context>,
 ) -> Result<Requeue, ControllerError> {
     let _timer = ctx.metrics.reconcile();
-    let began = std::time::Instant::now();
-    if run.metadata.namespace.is_none() {
+    let Some(ns) = obj.namespace() else {
         return Err(ControllerError::Incomplete("namespace"));
+    };
+    let name = obj.name_any();
+    let outcome = AssertUnwindSafe(reconcile_object(&obj, &ctx, &ns, &name))
+        .catch_unwind()
+        .await;
+    let panic = match outcome {
+        Ok(result) => return result,
+        Err(payload) => panic_message(payload.as_ref()),
+    };
+    tracing::error!(namespace = %ns, run = %name, panic = %panic, "the reconcile of a run panicked");
+    let problem =
+        format!("the controller failed on this run ({panic}); it tries again in a minute");
+    let s = stalled_object(
+        obj.meta(),
+        &stored_conditions(&obj),
+        CONTROLLER_ERROR,
+        &problem,
+        Timestamp::now(),
+    );
+    if let Err(e) = apply::apply(&ctx, &ns, &name, s.writes).await {
+        tracing::warn!(error = %e, "cannot mark the run stalled");
     }
+    Err(ControllerError::Panicked(panic))
+}
+
+async fn reconcile_object(
+    obj: &Decoded<TestLayerRun>,
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+) -> Result<Requeue, ControllerError> {
+    match obj {
+        Decoded::Valid(run) => reconcile_run(run, ctx, ns, name).await,
+        Decoded::Invalid(u) => {
+            tracing::warn!(namespace = %ns, run = %name, problem = %u.problem, "a run does not decode");
+            let problem = format!(
+                "{}; the controller cannot use this run until it is fixed",
+                u.problem
+            );
+            let s = stalled_object(
+                &u.metadata,
+                &u.conditions,
+                INVALID_SPEC,
+                &problem,
+                Timestamp::now(),
+            );
+            apply::apply(ctx, ns, name, s.writes).await?;
+            Ok(Requeue::await_change())
+        }
+    }
+}
+
+async fn reconcile_run(
+    run: &Arc<TestLayerRun>,
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+) -> Result<Requeue, ControllerError> {
+    let began = std::time::Instant::now();
     let mut answers = Answers::default();
     let mut result = Requeue::requeue(AGAIN_SOON);
     for _ in 0..MAX_PASSES {
-        let observed = read::observe(&ctx, &run, answers.clone());
+        let observed = read::observe(ctx, run, answers.clone());
         let s = step(&observed, Timestamp::now());
         if !s.questions.is_empty() {
             if s.questions.iter().all(|q| answers.has(q)) {
@@ -42,30 +114,32 @@ pub async fn reconcile(
                 tracing::warn!(questions = ?s.questions, "a step asked again what it was answered");
                 break;
             }
-            read::ask(&ctx, &observed.run, s.questions, &mut answers).await?;
+            read::ask(ctx, &observed.run, s.questions, &mut answers).await?;
             continue;
         }
         for _ in 0..s.pods_created() {
             ctx.metrics.pod_started(began.elapsed());
         }
-        apply::apply(&ctx, &observed.run, s.writes).await?;
+        apply::apply(ctx, ns, name, s.writes).await?;
         match s.next {
             Next::Again => {
                 answers = Answers::default();
                 continue;
             }
-            Next::After(d) => result = Requeue::requeue(d),
+            Next::After(d) => result = Requeue::requeue(d.min(LONGEST_WAIT)),
             Next::AwaitChange => result = Requeue::await_change(),
         }
         break;
     }
     ctx.metrics
-        .set_categories(ctx.category_runs.state().iter().map(|c| {
-            c.status
-                .as_ref()
-                .and_then(|s| s.phase)
-                .unwrap_or(Phase::Pending)
-                .as_str()
+        .set_categories(ctx.category_runs.state().iter().filter_map(|c| {
+            c.valid().map(|c| {
+                c.status
+                    .as_ref()
+                    .and_then(|s| s.phase)
+                    .unwrap_or(Phase::Pending)
+                    .as_str()
+            })
         }));
     Ok(result)
 }

@@ -19,7 +19,7 @@ use super::context::{Context, ControllerError, FIELD_MANAGER};
 use super::metrics::{ErrorLabels, Metrics};
 use super::reconcile::reconcile;
 use super::server::{Readiness, serve};
-use crate::api::{CategoryRun, TestLayerRun};
+use crate::api::{CategoryRun, Decoded, TestLayerRun};
 
 /// How the controller runs.
 #[derive(Debug, Clone)]
@@ -88,7 +88,11 @@ where
     {}
 }
 
-fn error_policy(_run: Arc<TestLayerRun>, err: &ControllerError, ctx: Arc<Context>) -> Requeue {
+fn error_policy(
+    _run: Arc<Decoded<TestLayerRun>>,
+    err: &ControllerError,
+    ctx: Arc<Context>,
+) -> Requeue {
     ctx.metrics
         .errors
         .get_or_create(&ErrorLabels {
@@ -98,6 +102,7 @@ fn error_policy(_run: Arc<TestLayerRun>, err: &ControllerError, ctx: Arc<Context
     tracing::warn!(error = %err, "reconcile failed");
     match err.metric_label() {
         "conflict" => Requeue::requeue(Duration::from_millis(200)),
+        "panic" => Requeue::requeue(Duration::from_secs(60)),
         _ => Requeue::requeue(Duration::from_secs(2)),
     }
 }
@@ -184,7 +189,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
     // The caches keep no managedFields: they are large and never read.
     let cr_stream = reflector::reflector(
         cr_writer,
-        watcher(api::<CategoryRun>(&client, ns), wc.clone())
+        watcher(api::<Decoded<CategoryRun>>(&client, ns), wc.clone())
             .modify(|o| o.managed_fields_mut().clear()),
     )
     .default_backoff()
@@ -198,7 +203,9 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
     .default_backoff()
     .touched_objects();
 
-    let controller = Controller::new(api::<TestLayerRun>(&client, ns), wc);
+    // Runs and CategoryRuns are watched as stored, valid or not: one object
+    // that does not decode must not stop the watch of all the others.
+    let controller = Controller::new(api::<Decoded<TestLayerRun>>(&client, ns), wc);
     let runs = controller.store();
     let recorder = Recorder::new(
         client.clone(),
@@ -234,7 +241,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
             let run = pod.labels().get(LABEL_RUN).cloned();
             let ns = pod.namespace();
             run.zip(ns)
-                .map(|(run, ns)| ObjectRef::<TestLayerRun>::new(&run).within(&ns))
+                .map(|(run, ns)| ObjectRef::<Decoded<TestLayerRun>>::new(&run).within(&ns))
         })
         .with_config(controller::Config::default().concurrency(opts.concurrency))
         .shutdown_on_signal()

@@ -17,6 +17,7 @@ mod attempts;
 mod categories;
 pub(crate) mod conditions;
 mod gates;
+pub mod invalid;
 pub mod observed;
 mod plan_freeze;
 mod run_status;
@@ -66,6 +67,14 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
     }
     if let Some(phase) = status.phase.filter(|p| p.is_terminal()) {
         return run_status::finished(o, phase, &status, now);
+    }
+
+    // CategoryRuns the controller cannot use (edited by hand, or stored
+    // under an older CRD) stall the run until they are fixed.
+    let planned = status.plan.as_ref().map(|p| p.categories.len());
+    let bad = invalid::unusable(o, planned);
+    if !bad.is_empty() {
+        return invalid::stalled_run(o, status, &bad, now);
     }
 
     // The frozen plan: resolved from the config once, then rebuilt from the

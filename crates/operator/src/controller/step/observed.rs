@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::api::{CategoryRun, TestLayerRun};
+use crate::api::{CategoryRun, TestLayerRun, Undecodable};
 
 /// A run and what it owns, as observed.
 #[derive(Debug, Clone)]
@@ -16,6 +16,9 @@ pub struct Observed {
     pub run: Arc<TestLayerRun>,
     /// The CategoryRuns it owns (any order).
     pub category_runs: Vec<Arc<CategoryRun>>,
+    /// The CategoryRuns it owns that did not decode (edited by hand, or
+    /// stored under an older CRD).
+    pub invalid: Vec<Arc<Undecodable>>,
     /// The Pods labelled with the run.
     pub pods: Vec<Arc<Pod>>,
     /// The other TestLayerRuns of its namespace (for layer dependencies).

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use super::observed::Question;
 use crate::api::{CategoryRun, CategoryRunStatus, TestLayerRunStatus};
@@ -26,6 +27,11 @@ pub enum Write {
     DeleteCategoryRuns(Vec<String>),
     /// Delete the run itself (its TTL after finishing passed).
     DeleteRun,
+    /// Merge these conditions into the run's status (for a run that may not
+    /// decode, so its whole status cannot be applied).
+    RunConditions(Vec<Condition>),
+    /// Merge these conditions into these CategoryRuns' statuses, by name.
+    CategoryRunConditions(Vec<(String, Vec<Condition>)>),
     /// Publish an Event.
     Event(Note),
 }

@@ -3,6 +3,7 @@
 //! look at the order of writes, which the end-to-end tests cannot.
 
 mod gates;
+mod invalid;
 mod runs;
 mod stops;
 mod world;

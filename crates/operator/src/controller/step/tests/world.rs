@@ -16,7 +16,7 @@ use kube::ResourceExt;
 use serde_json::json;
 
 use super::super::{Answers, ConfigAnswer, Next, Note, Observed, Question, Step, Write, step};
-use crate::api::{CategoryRun, LayerPhase, TestLayerRun};
+use crate::api::{CategoryRun, LayerPhase, TestLayerRun, Undecodable};
 use crate::controller::build::{LABEL_CATEGORY, LABEL_RUN};
 use crate::plan::Phase;
 
@@ -89,6 +89,8 @@ pub enum PodEvent {
 pub struct World {
     pub run: TestLayerRun,
     pub crs: BTreeMap<String, CategoryRun>,
+    /// CategoryRuns that do not decode, by name.
+    pub invalid: BTreeMap<String, Undecodable>,
     pub pods: BTreeMap<String, Pod>,
     pub others: Vec<TestLayerRun>,
     pub config_maps: BTreeMap<String, String>,
@@ -158,6 +160,7 @@ impl World {
         World {
             run,
             crs: BTreeMap::new(),
+            invalid: BTreeMap::new(),
             pods: BTreeMap::new(),
             others: Vec::new(),
             config_maps: BTreeMap::new(),
@@ -196,6 +199,7 @@ impl World {
         Observed {
             run: Arc::new(self.run.clone()),
             category_runs: self.crs.values().cloned().map(Arc::new).collect(),
+            invalid: self.invalid.values().cloned().map(Arc::new).collect(),
             pods: self.pods.values().cloned().map(Arc::new).collect(),
             runs: self
                 .others
@@ -375,6 +379,25 @@ impl World {
                 Write::DeleteRun => {
                     self.writes.push("delete run".into());
                     self.run_deleted = true;
+                }
+                Write::RunConditions(conditions) => {
+                    self.writes.push("run conditions".into());
+                    self.run
+                        .status
+                        .get_or_insert_with(Default::default)
+                        .conditions = stored(&conditions);
+                    self.run.metadata.resource_version = Some(self.rv());
+                }
+                Write::CategoryRunConditions(marks) => {
+                    for (name, conditions) in marks {
+                        self.writes.push(format!("cr conditions {name}"));
+                        let conditions = stored(&conditions);
+                        if let Some(cr) = self.crs.get_mut(&name) {
+                            cr.status.get_or_insert_with(Default::default).conditions = conditions;
+                        } else if let Some(u) = self.invalid.get_mut(&name) {
+                            u.conditions = conditions;
+                        }
+                    }
                 }
                 Write::Event(n) => self.events.push(n),
             }
