@@ -46,12 +46,9 @@ pub async fn reconcile(
         return Err(ControllerError::Incomplete("namespace"));
     };
     let name = obj.name_any();
-    let outcome = AssertUnwindSafe(reconcile_object(&obj, &ctx, &ns, &name))
-        .catch_unwind()
-        .await;
-    let panic = match outcome {
+    let panic = match caught(reconcile_object(&obj, &ctx, &ns, &name)).await {
         Ok(result) => return result,
-        Err(payload) => panic_message(payload.as_ref()),
+        Err(panic) => panic,
     };
     tracing::error!(namespace = %ns, run = %name, panic = %panic, "the reconcile of a run panicked");
     let problem =
@@ -67,6 +64,14 @@ pub async fn reconcile(
         tracing::warn!(error = %e, "cannot mark the run stalled");
     }
     Err(ControllerError::Panicked(panic))
+}
+
+/// The output of `fut`, or the message of its panic.
+async fn caught<T>(fut: impl Future<Output = T>) -> Result<T, String> {
+    AssertUnwindSafe(fut)
+        .catch_unwind()
+        .await
+        .map_err(|payload| panic_message(payload.as_ref()))
 }
 
 async fn reconcile_object(
@@ -142,4 +147,23 @@ async fn reconcile_run(
             })
         }));
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::caught;
+
+    #[tokio::test]
+    async fn a_panic_is_caught_with_its_message() {
+        let index = 7;
+        let fut = async move {
+            let plan: Vec<u32> = Vec::new();
+            plan[index]
+        };
+        let err = caught(fut).await.expect_err("the panic escaped");
+        assert!(err.contains("index out of bounds"), "{err}");
+        assert_eq!(caught(async { 3 }).await, Ok(3));
+        let fmt = caught(async { panic!("run {} is odd", "r") }).await;
+        assert_eq!(fmt, Err::<(), _>("run r is odd".into()));
+    }
 }
