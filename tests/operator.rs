@@ -1258,3 +1258,24 @@ async fn a_missing_dependency_fails_the_run_within_its_bound() {
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_and_tail_come_from_the_end_of_a_long_log_that_is_not_utf8() {
+    let fx = Fixture::new("op-biglog").await;
+    // 40,000 lines of 41 bytes (1.6 MB) before the summary, and a line that
+    // is not UTF-8 (Latin-1 "café").
+    let config = "layers:\n  big:\n    execution_mode: parallel\n    categories:\n      - name: noisy\n        timeout_seconds: 60\n        command: \"yes 'filler line that is forty bytes long.' | head -n 40000; printf 'caf\\\\351\\\\n'; echo '7 passed, 2 failed in 1.5s'; exit 1\"\n";
+    fx.submit("big", "big", config, json!({})).await;
+    let done = fx.wait_done("big", Duration::from_secs(60)).await;
+    assert_eq!(phase(&done), Some(LayerPhase::Failed));
+    let cr = fx.category("big", "noisy").await;
+    let st = cr.status.expect("status");
+    let counts = st.counts.expect("counts from the end of the log");
+    assert_eq!((counts.passed, counts.failed), (7, 2));
+    let tail = st.log_tail.expect("tail");
+    assert!(
+        tail.ends_with("caf\u{fffd}\n7 passed, 2 failed in 1.5s\n")
+            || tail.ends_with("caf\u{fffd}\n7 passed, 2 failed in 1.5s"),
+        "{tail:?}"
+    );
+}

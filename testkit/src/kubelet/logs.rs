@@ -30,8 +30,8 @@ use crate::TestkitError;
 /// What the endpoint knows of one container.
 #[derive(Debug, Clone)]
 pub(crate) struct ContainerLog {
-    /// Its log lines.
-    pub lines: Vec<String>,
+    /// Its log lines, as bytes.
+    pub lines: Vec<Vec<u8>>,
     /// How its Pod's logs are served, if the Pod says.
     pub serving: Option<LogServing>,
     /// The node its Pod runs on.
@@ -115,8 +115,8 @@ impl LogServer {
     }
 }
 
-fn reply(code: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+fn reply(code: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = code;
     r
 }
@@ -182,7 +182,7 @@ async fn respond<B>(
                 if serving.changed().await.is_err() {
                     return Ok(reply(
                         StatusCode::SERVICE_UNAVAILABLE,
-                        "the test kubelet stopped".into(),
+                        "the test kubelet stopped",
                     ));
                 }
             }
@@ -198,20 +198,18 @@ async fn respond<B>(
         .get("tailLines")
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(lines.len());
-    let mut text: String = lines[lines.len().saturating_sub(tail)..]
-        .iter()
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let mut text: Vec<u8> = Vec::new();
+    for l in &lines[lines.len().saturating_sub(tail)..] {
+        text.extend_from_slice(l);
+        text.push(b'\n');
+    }
+    // As the kubelet does: the first limitBytes bytes of the (tailed) log,
+    // cut anywhere.
     if let Some(limit) = query
         .get("limitBytes")
         .and_then(|v| v.parse::<usize>().ok())
-        && text.len() > limit
     {
-        let mut cut = limit;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
+        text.truncate(limit);
     }
     Ok(reply(StatusCode::OK, text))
 }

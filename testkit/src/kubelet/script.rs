@@ -113,8 +113,8 @@ pub struct PodScript {
     pub run_for: Duration,
     /// How it ends.
     pub end: PodEnd,
-    /// The container's log lines.
-    pub logs: Vec<String>,
+    /// The container's log lines, as bytes (a container may write any).
+    pub logs: Vec<Vec<u8>>,
     /// The termination message the container writes, if any.
     pub message: Option<String>,
     /// What the container does on SIGTERM (default: ends at once, exit 143).
@@ -177,6 +177,10 @@ impl PodScript {
     ///
     /// - `sleep SECONDS` runs that much longer (`sleep infinity` never ends),
     /// - `echo TEXT` writes a log line,
+    /// - `printf 'FORMAT'` writes FORMAT with its escapes (`\n`, `\t`,
+    ///   `\\`, octal `\NNN`, `\xHH`), so logs may hold bytes that are not
+    ///   UTF-8; lines end at each `\n`,
+    /// - `yes TEXT | head -n N` writes N lines of TEXT,
     /// - `message TEXT` writes the termination message,
     /// - `exit N` ends with exit code N,
     /// - `oom`, `evict`, `imagepull` end in those failures,
@@ -220,7 +224,13 @@ impl PodScript {
                         s.run_for += Duration::from_secs_f64(secs);
                     }
                 }
-                "echo" => s.logs.push(rest.to_string()),
+                "echo" => s.logs.push(rest.as_bytes().to_vec()),
+                "printf" => s.logs.extend(printf_lines(rest)),
+                "yes" => {
+                    if let Some((text, n)) = yes_head(raw) {
+                        s.logs.extend(std::iter::repeat_n(text.into_bytes(), n));
+                    }
+                }
                 "message" => s.message = Some(rest.to_string()),
                 "exit" => {
                     s.end = PodEnd::Exit(rest.parse().unwrap_or(1));
@@ -372,6 +382,66 @@ fn split_statements(text: &str) -> Vec<String> {
     out
 }
 
+/// The lines `printf FORMAT` writes: its escapes turned into bytes.
+fn printf_lines(format: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut bytes = format.bytes().peekable();
+    while let Some(b) = bytes.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        match bytes.next() {
+            Some(b'n') => out.push(b'\n'),
+            Some(b't') => out.push(b'\t'),
+            Some(b'x') => {
+                let mut v = 0u8;
+                for _ in 0..2 {
+                    match bytes.peek().and_then(|c| (*c as char).to_digit(16)) {
+                        Some(d) => {
+                            v = v.wrapping_mul(16).wrapping_add(d as u8);
+                            bytes.next();
+                        }
+                        None => break,
+                    }
+                }
+                out.push(v);
+            }
+            Some(d @ b'0'..=b'7') => {
+                let mut v = u32::from(d - b'0');
+                for _ in 0..2 {
+                    match bytes.peek() {
+                        Some(c @ b'0'..=b'7') => {
+                            v = v * 8 + u32::from(c - b'0');
+                            bytes.next();
+                        }
+                        _ => break,
+                    }
+                }
+                out.push((v & 0xff) as u8);
+            }
+            Some(other) => out.push(other),
+            None => out.push(b'\\'),
+        }
+    }
+    let mut lines: Vec<Vec<u8>> = out.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+    if lines.last().is_some_and(Vec::is_empty) {
+        lines.pop();
+    }
+    lines
+}
+
+/// `TEXT | head -n N` (the arguments of `yes`): the text and the count.
+fn yes_head(args: &str) -> Option<(String, usize)> {
+    let (text, head) = args.split_once('|')?;
+    let words = shell_words(head);
+    let n = match words.as_slice() {
+        [h, flag, n] if h == "head" && flag == "-n" => n.parse().ok()?,
+        _ => return None,
+    };
+    Some((unquote(text.trim()).to_string(), n))
+}
+
 fn unquote(s: &str) -> &str {
     for q in ['\'', '"'] {
         if s.len() >= 2 && s.starts_with(q) && s.ends_with(q) {
@@ -386,11 +456,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn printf_and_yes_write_bytes_and_many_lines() {
+        let s = PodScript::parse(r"printf 'caf\351\n\x41b\tc\n'; yes 'fill' | head -n 3");
+        assert_eq!(
+            s.logs,
+            vec![
+                b"caf\xe9".to_vec(),
+                b"Ab\tc".to_vec(),
+                b"fill".to_vec(),
+                b"fill".to_vec(),
+                b"fill".to_vec()
+            ]
+        );
+    }
+
+    #[test]
     fn parses_statements() {
         let s = PodScript::parse(
             "echo '3 passed in 0.1s'; sleep 1.5 && sleep 0.5\nmessage \"boom\"; exit 3; sleep 100",
         );
-        assert_eq!(s.logs, vec!["3 passed in 0.1s"]);
+        assert_eq!(s.logs, vec![b"3 passed in 0.1s".to_vec()]);
         assert_eq!(s.run_for, Duration::from_secs(2));
         assert_eq!(s.message.as_deref(), Some("boom"));
         assert_eq!(s.end, PodEnd::Exit(3));
@@ -400,7 +485,10 @@ mod tests {
         assert_eq!(PodScript::parse("imagepull").end, PodEnd::ImagePullError);
         assert_eq!(PodScript::parse("python3 -m pytest").end, PodEnd::Exit(0));
         let quoted = PodScript::parse("echo 'ok. 3 passed; 0 failed' && echo \"a && b\"; exit 0");
-        assert_eq!(quoted.logs, vec!["ok. 3 passed; 0 failed", "a && b"]);
+        assert_eq!(
+            quoted.logs,
+            vec![b"ok. 3 passed; 0 failed".to_vec(), b"a && b".to_vec()]
+        );
         assert_eq!(
             PodScript::parse("sleep -1; sleep x").run_for,
             Duration::ZERO
@@ -447,7 +535,7 @@ mod tests {
             (
                 Duration::from_millis(2500),
                 PodEnd::Exit(4),
-                vec!["hi".to_string()]
+                vec![b"hi".to_vec()]
             )
         );
         assert_eq!(

@@ -19,8 +19,11 @@ use super::step::{Answers, ConfigAnswer, DEFAULT_CONFIG_KEY, Observed, Question}
 use crate::api::{Decoded, TestLayerRun};
 use crate::config::service_k8s_name;
 
-/// Log bytes read from a finished attempt for test counts and the tail.
-const LOG_READ_BYTES: i64 = 1 << 20;
+/// Log bytes kept from the end of a finished attempt's log, for test
+/// counts and the tail.
+const LOG_READ_BYTES: usize = 1 << 20;
+/// Lines asked for from the end of a log (the kubelet sends no more).
+const LOG_READ_LINES: i64 = 20_000;
 /// Questions asked at once.
 const CONCURRENT_READS: usize = 16;
 /// Longest a log read may take.
@@ -154,15 +157,73 @@ pub async fn ask(
 
 async fn logs(ctx: &Context, ns: &str, pod: &str) -> Result<String, String> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    // The end of the log holds the summary and the tail: ask for its last
+    // lines, and keep only its last bytes of whatever comes.
     let lp = LogParams {
         container: Some(CONTAINER.into()),
-        limit_bytes: Some(LOG_READ_BYTES),
+        tail_lines: Some(LOG_READ_LINES),
         ..LogParams::default()
     };
-    match tokio::time::timeout(LOG_READ_TIMEOUT, pods.logs(pod, &lp)).await {
-        Ok(Ok(text)) => Ok(text),
-        Ok(Err(e)) => Err(e.to_string()),
+    let read = async {
+        let stream = pods.log_stream(pod, &lp).await.map_err(|e| e.to_string())?;
+        let mut end = LogEnd::new(LOG_READ_BYTES);
+        let mut stream = std::pin::pin!(stream);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = futures::AsyncReadExt::read(&mut stream, &mut buf)
+                .await
+                .map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            end.push(&buf[..n]);
+        }
+        Ok(end.text())
+    };
+    match tokio::time::timeout(LOG_READ_TIMEOUT, read).await {
+        Ok(r) => r,
         Err(_) => Err(format!("no answer in {}s", LOG_READ_TIMEOUT.as_secs())),
+    }
+}
+
+/// The last bytes of a log as it streams in, read as text: bytes that are
+/// not UTF-8 become U+FFFD, and a line cut at the start is dropped.
+struct LogEnd {
+    bytes: std::collections::VecDeque<u8>,
+    keep: usize,
+    cut: bool,
+}
+
+impl LogEnd {
+    fn new(keep: usize) -> Self {
+        Self {
+            bytes: std::collections::VecDeque::with_capacity(keep.min(64 * 1024)),
+            keep,
+            cut: false,
+        }
+    }
+
+    fn push(&mut self, chunk: &[u8]) {
+        if chunk.len() > self.keep {
+            self.cut = true;
+        }
+        let chunk = &chunk[chunk.len().saturating_sub(self.keep)..];
+        let over = (self.bytes.len() + chunk.len()).saturating_sub(self.keep);
+        if over > 0 {
+            self.bytes.drain(..over);
+            self.cut = true;
+        }
+        self.bytes.extend(chunk);
+    }
+
+    fn text(self) -> String {
+        let cut = self.cut;
+        let mut bytes: Vec<u8> = self.bytes.into();
+        if cut {
+            let first = bytes.iter().position(|b| *b == b'\n').map_or(0, |i| i + 1);
+            bytes.drain(..first);
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 }
 
@@ -235,4 +296,26 @@ async fn unready_services(
         }
     }
     Ok(unready)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogEnd;
+
+    #[test]
+    fn the_end_of_a_log_is_kept_whole_lines_and_lossy() {
+        let mut end = LogEnd::new(16);
+        end.push(b"first line\nsecond line\n");
+        end.push(b"caf\xe9 3 passed\n");
+        assert_eq!(end.text(), "caf\u{fffd} 3 passed\n");
+
+        let mut short = LogEnd::new(1024);
+        short.push(b"a\nb\n");
+        assert_eq!(short.text(), "a\nb\n");
+
+        // One chunk larger than what is kept.
+        let mut big = LogEnd::new(8);
+        big.push(b"0123456789\nabc\n");
+        assert_eq!(big.text(), "abc\n");
+    }
 }

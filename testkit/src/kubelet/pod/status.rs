@@ -149,7 +149,7 @@ impl PodWorker {
                     .and_then(|c| c.termination_message_policy.clone());
                 (policy.as_deref() == Some("FallbackToLogsOnError")).then(|| {
                     let lines = &self.script.logs[self.script.logs.len().saturating_sub(80)..];
-                    let text = lines.join("\n");
+                    let text = String::from_utf8_lossy(&lines.join(&b'\n')).into_owned();
                     let cut = text.len().saturating_sub(2048);
                     text[text
                         .char_indices()
