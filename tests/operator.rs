@@ -1279,3 +1279,22 @@ async fn counts_and_tail_come_from_the_end_of_a_long_log_that_is_not_utf8() {
         "{tail:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_of_a_timed_out_attempt_is_kept() {
+    let fx = Fixture::new("op-stoplog").await;
+    let config = "layers:\n  stop:\n    execution_mode: parallel\n    categories:\n      - name: hang\n        timeout_seconds: 2\n        command: \"echo 'collected 3 items'; echo 'test_a PASSED'; sleep 60\"\n";
+    fx.submit("stop", "stop", config, json!({})).await;
+    let done = fx.wait_done("stop", Duration::from_secs(60)).await;
+    assert_eq!(phase(&done), Some(LayerPhase::Failed));
+    let st = fx.category("stop", "hang").await.status.expect("status");
+    assert_eq!(st.phase, Some(Phase::TimedOut));
+    let attempt = st.attempts.first().expect("an attempt");
+    let tail = attempt.log_tail.as_deref().unwrap_or_default();
+    assert!(
+        tail.contains("collected 3 items\ntest_a PASSED"),
+        "{attempt:#?}"
+    );
+    let tail = st.log_tail.unwrap_or_default();
+    assert!(tail.contains("test_a PASSED"), "{tail:?}");
+}

@@ -157,6 +157,10 @@ pub struct AttemptStatus {
     /// An infrastructure failure rather than a test failure.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub infrastructure: bool,
+    /// The end of this attempt's log (at most 10 lines, 1 KiB), read when it
+    /// ended or, for a stopped attempt, before its Pod was deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_tail: Option<String>,
     /// The controller stopped this attempt: recorded before its Pod is
     /// deleted; once the attempt has ended, the category ends as it says.
     #[serde(default, skip_serializing_if = "Option::is_none")]

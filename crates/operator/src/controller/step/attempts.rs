@@ -66,6 +66,7 @@ pub fn sync_attempts(
             reason: None,
             message: None,
             infrastructure: false,
+            log_tail: None,
             stop: None,
             start_time: pod
                 .metadata

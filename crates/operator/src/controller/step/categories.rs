@@ -15,7 +15,7 @@ use super::attempts::{
     category_obs, caused_by, complete_lost, offset, stop_record, stored, sync_attempts,
 };
 use super::conditions::{category_terminal, phase_conditions};
-use super::observed::{LogAnswer, Observed, Question};
+use super::observed::{Answers, LogAnswer, Observed, Question};
 use super::writes::Note;
 use super::{note, wall_clock};
 use crate::api::{AttemptStatus, CategoryRun, CategoryRunStatus};
@@ -30,6 +30,9 @@ use crate::words::Reason;
 /// Bounds of the log tail kept in a CategoryRun's status.
 const TAIL_LINES: usize = 40;
 const TAIL_BYTES: usize = 4096;
+/// Bounds of the log tail kept with each attempt.
+const ATTEMPT_TAIL_LINES: usize = 10;
+const ATTEMPT_TAIL_BYTES: usize = 1024;
 /// A category that has just started is recorded as Running once its
 /// container has run this long (one status write fewer for short
 /// categories: the Pod, found again by its name, is the record of the
@@ -68,6 +71,9 @@ pub struct Carried {
     pub pods_to_delete: Vec<String>,
     /// Events about categories.
     pub notes: Vec<Note>,
+    /// Logs to read first: of attempts about to be stopped, whose Pods are
+    /// deleted in this step (their logs may go with them).
+    pub questions: Vec<Question>,
 }
 
 /// The CategoryRun statuses to record.
@@ -132,7 +138,7 @@ impl Categories {
                 let pod = build::pod_name(&cr.name_any(), n);
                 match o.answers.logs.get(&pod) {
                     None => questions.push(Question::Logs(pod)),
-                    Some(answer) => read_results(answer, &mut st),
+                    Some(answer) => read_results(answer, &mut st, n),
                 }
             }
             items.push(Cat {
@@ -158,7 +164,13 @@ impl Categories {
 
     /// Carries out the planner's actions on the statuses, and says what the
     /// cluster must do for them.
-    pub fn carry_out(&mut self, layer: &LayerPlan, d: &Decision, now: Timestamp) -> Carried {
+    pub fn carry_out(
+        &mut self,
+        layer: &LayerPlan,
+        d: &Decision,
+        answers: &Answers,
+        now: Timestamp,
+    ) -> Carried {
         let wall = wall_clock(now);
         let mut out = Carried::default();
         for action in &d.actions {
@@ -183,6 +195,7 @@ impl Categories {
                             reason: None,
                             message: None,
                             infrastructure: false,
+                            log_tail: None,
                             stop: None,
                             start_time: Some(wall.clone()),
                             completion_time: None,
@@ -203,15 +216,28 @@ impl Categories {
                     else {
                         continue;
                     };
-                    a.stop.get_or_insert_with(|| stop_record(layer, stop));
                     let number = a.number;
-                    let terminating = c
+                    let pod = build::pod_name(&c.cr.name_any(), number);
+                    let live = c
                         .pods
                         .get(&number)
-                        .is_some_and(|p| p.metadata.deletion_timestamp.is_some());
-                    if !terminating {
-                        out.pods_to_delete
-                            .push(build::pod_name(&c.cr.name_any(), number));
+                        .is_some_and(|p| p.metadata.deletion_timestamp.is_none());
+                    if live && a.stop.is_none() {
+                        // Its log is read before its Pod is deleted.
+                        match answers.logs.get(&pod) {
+                            None => {
+                                out.questions.push(Question::Logs(pod));
+                                continue;
+                            }
+                            Some(answer) => read_results(answer, &mut c.status, number),
+                        }
+                    }
+                    let Some(a) = c.status.attempts.iter_mut().find(|a| a.number == number) else {
+                        continue;
+                    };
+                    a.stop.get_or_insert_with(|| stop_record(layer, stop));
+                    if live {
+                        out.pods_to_delete.push(pod);
                     }
                     if let Stop::End(t) = stop {
                         c.status.message =
@@ -376,18 +402,28 @@ fn due(
     }
 }
 
-/// Test counts and the log tail of an attempt that ended, from its log.
-fn read_results(answer: &LogAnswer, st: &mut CategoryRunStatus) {
+/// Test counts and the log tail of attempt `number` (one that ended, or is
+/// about to be stopped), from its log.
+fn read_results(answer: &LogAnswer, st: &mut CategoryRunStatus, number: u32) {
+    let attempt = st.attempts.iter().position(|a| a.number == number);
     match answer {
         Ok(text) => {
             let mut scanner = OutputScanner::new();
             let mut tail = LogTail::new(TAIL_LINES, TAIL_BYTES);
+            let mut short = LogTail::new(ATTEMPT_TAIL_LINES, ATTEMPT_TAIL_BYTES);
             for line in text.lines() {
                 scanner.feed_line(line);
                 tail.push_line(line);
+                short.push_line(line);
             }
             st.counts = scanner.counts().map(|(_, c)| c);
             st.log_tail = Some(tail.text()).filter(|t| !t.is_empty());
+            if let Some(a) = attempt.and_then(|i| st.attempts.get_mut(i)) {
+                a.log_tail = Some(short.text()).filter(|t| !t.is_empty());
+            }
+        }
+        Err(_) if attempt.is_some_and(|i| st.attempts[i].log_tail.is_some()) => {
+            // Read before its Pod was deleted; the Pod is gone with its log.
         }
         Err(e) => {
             // The Pod may be gone with its logs; keep what the status has.

@@ -157,7 +157,11 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
         ..LayerObs::at(offset(&clock_start, &now), Duration::ZERO)
     };
     let decision = plan(&layer, &obs, &layer_obs);
-    let carried = cats.carry_out(&layer, &decision, now);
+    let carried = cats.carry_out(&layer, &decision, &o.answers, now);
+    if !carried.questions.is_empty() {
+        // The logs of attempts about to be stopped, read before their Pods go.
+        return Step::ask(carried.questions);
+    }
     let cr_writes = cats.status_writes(&layer, &decision, hold.as_deref(), now);
 
     // The run's status.

@@ -3,6 +3,50 @@
 use super::*;
 
 #[test]
+fn the_log_of_a_stopped_attempt_is_read_before_its_pod_is_deleted() {
+    let config = "layers:\n  slow:\n    execution_mode: parallel\n    categories:\n      - name: hang\n        timeout_seconds: 1\n        retries: 1\n";
+    // The first attempt fails, the second hangs and times out.
+    let mut w = World::new("slow", config, json!({"command": "true"})).scripts(|_, n| {
+        let log = format!("attempt {n}\ncollected 3 items\ntest_a PASSED");
+        match n {
+            1 => Script::fail(0.5, 1, &log),
+            _ => Script {
+                log,
+                ..Script::forever()
+            },
+        }
+    });
+    w.run_to_end(LONG);
+    assert_eq!(w.summary()["hang"], Phase::TimedOut);
+    let hang = w.category("hang").status.clone().unwrap();
+    // Each attempt keeps the end of its own log.
+    assert_eq!(hang.attempts.len(), 2);
+    for (i, a) in hang.attempts.iter().enumerate() {
+        let tail = a.log_tail.as_deref().unwrap_or_default();
+        assert!(
+            tail.starts_with(&format!("attempt {}\n", i + 1)) && tail.ends_with("test_a PASSED"),
+            "{tail:?}"
+        );
+    }
+    let tail = hang.log_tail.unwrap();
+    assert!(tail.starts_with("attempt 2\n"), "{tail:?}");
+    // Asked before the stop is recorded and the Pod deleted.
+    for pod in ["r-hang-1", "r-hang-2"] {
+        let asked = w
+            .questions
+            .iter()
+            .position(|q| *q == Question::Logs(pod.into()));
+        assert!(asked.is_some(), "{pod}: {:?}", w.questions);
+    }
+    let deleted = w
+        .writes
+        .iter()
+        .position(|x| x == "delete pod r-hang-2")
+        .unwrap();
+    assert!(w.writes[..deleted].iter().any(|x| x == "cr status r-hang"));
+}
+
+#[test]
 fn timeouts_stop_pods_and_cancel_stops_everything() {
     let config = "layers:\n  slow:\n    execution_mode: parallel\n    categories:\n      - name: hang\n        timeout_seconds: 1\n      - name: quick\n        timeout_seconds: 30\n";
     let mut w = World::new("slow", config, json!({"command": "true"})).scripts(|c, _| match c {
