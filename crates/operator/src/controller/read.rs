@@ -1,7 +1,8 @@
 //! The reading side of a reconcile: what a run owns, from the caches with
-//! this controller's own recent writes laid over them, and the answers to a
-//! step's questions (a ConfigMap, a Pod missing from the cache, a log, the
-//! endpoints of services). No decisions are made here.
+//! this controller's own recent writes laid over them, the Pod creates the
+//! apiserver refused, and the answers to a step's questions (a ConfigMap, a
+//! Pod missing from the cache, a log, the endpoints of services). No
+//! decisions are made here.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -92,6 +93,7 @@ pub fn observe(ctx: &Context, run: &Arc<TestLayerRun>, answers: Answers) -> Obse
         invalid,
         pods,
         runs,
+        refused: ctx.own.refused.of_run(&ns, &name),
         answers,
     }
 }
