@@ -107,14 +107,21 @@ async fn refusal_shows(fx: &Fixture, run: &str) {
             let all = events.list(&ListParams::default()).await.unwrap().items;
             let seen: Vec<(Option<String>, Option<String>)> = all
                 .iter()
-                .map(|e| (e.reason.clone(), e.regarding.as_ref().and_then(|r| r.name.clone())))
+                .map(|e| {
+                    (
+                        e.reason.clone(),
+                        e.regarding.as_ref().and_then(|r| r.name.clone()),
+                    )
+                })
                 .collect();
             all.iter()
                 .find(|e| {
                     e.reason.as_deref() == Some("PodCreateFailed")
                         && e.type_.as_deref() == Some("Warning")
                         && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(&cr)
-                        && e.note.as_deref().is_some_and(|n| n.contains("exceeded quota"))
+                        && e.note
+                            .as_deref()
+                            .is_some_and(|n| n.contains("exceeded quota"))
                 })
                 .cloned()
                 .ok_or(format!("{seen:?}"))
@@ -138,7 +145,12 @@ async fn a_refused_pod_shows_at_once_and_the_run_goes_on_once_the_quota_is_lifte
         .await
         .unwrap_or_else(|e| panic!("deleting the quota: {e}"));
     let done = fx.wait_done("lifted", Duration::from_secs(90)).await;
-    assert_eq!(phase(&done), Some(LayerPhase::Succeeded), "{:#?}", done.status);
+    assert_eq!(
+        phase(&done),
+        Some(LayerPhase::Succeeded),
+        "{:#?}",
+        done.status
+    );
     assert!(stalled(&done).is_none(), "{:#?}", done.status);
     let a = fx.category("lifted", "a").await.status.unwrap();
     assert_eq!(a.attempts.len(), 1, "{a:#?}");
