@@ -63,9 +63,9 @@ pub async fn apply(
                     match c {
                         Created::New(cr) => ctx.own.category_runs.remember(cr, true),
                         Created::Existed(_) => {}
-                        Created::Refused { error, name } => {
+                        Created::Refused { error, obj } => {
                             return Err(ControllerError::Kube {
-                                what: format!("creating CategoryRun {name}"),
+                                what: format!("creating CategoryRun {}", obj.name_any()),
                                 source: kube::Error::Api(error),
                             });
                         }
@@ -82,11 +82,17 @@ pub async fn apply(
                             ctx.own.pods.remember(p, true);
                         }
                         Created::Existed(name) => ctx.own.refused.created(&ns, &name),
-                        Created::Refused { error, name } => {
+                        Created::Refused { error, obj } => {
+                            let name = obj.name_any();
                             tracing::info!(pod = %name, code = error.code, message = %error.message, "the apiserver refused a pod");
+                            let owner = obj
+                                .owner_references()
+                                .first()
+                                .map(|o| o.uid.clone())
+                                .unwrap_or_default();
                             ctx.own.refused.record(
                                 &ns,
-                                run_name,
+                                &owner,
                                 &name,
                                 &error.message,
                                 Timestamp::now(),
@@ -125,7 +131,6 @@ pub async fn apply(
             }
             Write::DeleteCategoryRuns(names) => {
                 let api: Api<CategoryRun> = Api::namespaced(ctx.client.clone(), &ns);
-                ctx.own.refused.forget_run(&ns, run_name);
                 ctx.own
                     .category_runs
                     .forget(&ns, &|cr| cr.spec.run_name == run_name);
@@ -224,8 +229,8 @@ enum Created<K> {
     Existed(String),
     /// The apiserver refused it ([`is_refusal`]).
     Refused {
-        /// The object's name.
-        name: String,
+        /// The object.
+        obj: K,
         /// The apiserver's answer.
         error: Box<kube::core::Status>,
     },
@@ -258,10 +263,9 @@ where
             match api.create(&pp, &o).await {
                 Ok(created) => Ok(Created::New(created)),
                 Err(kube::Error::Api(e)) if e.code == 409 => Ok(Created::Existed(o.name_any())),
-                Err(kube::Error::Api(e)) if is_refusal(e.code) => Ok(Created::Refused {
-                    name: o.name_any(),
-                    error: e,
-                }),
+                Err(kube::Error::Api(e)) if is_refusal(e.code) => {
+                    Ok(Created::Refused { obj: o, error: e })
+                }
                 Err(e) => Err(ControllerError::Kube {
                     what: format!("creating {kind} {}", o.name_any()),
                     source: e,

@@ -87,13 +87,18 @@ pub fn observe(ctx: &Context, run: &Arc<TestLayerRun>, answers: Answers) -> Obse
         .filter_map(|r| r.valid().cloned())
         .map(|r| ctx.own.runs.fresher(r))
         .collect();
+    let owners: BTreeSet<&str> = category_runs
+        .iter()
+        .filter_map(|c| c.metadata.uid.as_deref())
+        .collect();
+    let refused = ctx.own.refused.owned_by(&ns, &owners);
     Observed {
         run,
         category_runs,
         invalid,
         pods,
         runs,
-        refused: ctx.own.refused.of_run(&ns, &name),
+        refused,
         answers,
     }
 }

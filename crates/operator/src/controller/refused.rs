@@ -1,11 +1,13 @@
 //! The Pod creates the apiserver refused, as this controller remembers
 //! them: the facts a step decides a refused Pod's backoff from (see
-//! `step::refusals`). Each refusal is recorded as it is answered and
-//! forgotten once a create of that Pod goes through, or when its run starts
-//! over; after a restart this is empty, and the first step tries each
-//! refused Pod again at once. No decisions are made here.
+//! `step::refusals`). Each refusal is recorded as it is answered, with the
+//! uid of the CategoryRun that owns the Pod (so a run that starts over, or
+//! is deleted and created again under its name, starts with none), and
+//! forgotten once a create of that Pod goes through or it is old. After a
+//! restart this is empty, and the first step tries each refused Pod again
+//! at once. No decisions are made here.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -17,15 +19,17 @@ use super::step::Refusal;
 /// longest backoff: nothing tries that Pod any more).
 const FORGET_AFTER: Duration = Duration::from_secs(600);
 
-/// Refused Pod creates, by namespace and Pod name, with the run they are of.
+/// Refused Pod creates, by namespace and Pod name, with the uid of the
+/// Pod's owner.
 #[derive(Default)]
 pub struct RefusedCreates {
     refused: Mutex<HashMap<(String, String), (String, Refusal)>>,
 }
 
 impl RefusedCreates {
-    /// Records that the apiserver refused Pod `pod` of run `run` at `at`.
-    pub fn record(&self, namespace: &str, run: &str, pod: &str, message: &str, at: Timestamp) {
+    /// Records that the apiserver refused Pod `pod`, owned by the object
+    /// with uid `owner`, at `at`.
+    pub fn record(&self, namespace: &str, owner: &str, pod: &str, message: &str, at: Timestamp) {
         let Ok(mut m) = self.refused.lock() else {
             return;
         };
@@ -34,8 +38,9 @@ impl RefusedCreates {
             .unwrap_or(Timestamp::MIN);
         m.retain(|_, (_, r)| r.last > horizon);
         let key = (namespace.to_string(), pod.to_string());
-        let next = Refusal::after(m.get(&key).map(|(_, r)| r), message, at);
-        m.insert(key, (run.to_string(), next));
+        let previous = m.get(&key).filter(|(o, _)| o == owner).map(|(_, r)| r);
+        let next = Refusal::after(previous, message, at);
+        m.insert(key, (owner.to_string(), next));
     }
 
     /// Forgets the refusals of Pod `pod` (it was created, or exists).
@@ -45,20 +50,13 @@ impl RefusedCreates {
         }
     }
 
-    /// Forgets the refusals of run `run` (it starts over).
-    pub fn forget_run(&self, namespace: &str, run: &str) {
-        if let Ok(mut m) = self.refused.lock() {
-            m.retain(|(ns, _), (r, _)| ns != namespace || r != run);
-        }
-    }
-
-    /// The refusals of run `run`, by Pod name.
-    pub fn of_run(&self, namespace: &str, run: &str) -> BTreeMap<String, Refusal> {
+    /// The refusals of Pods owned by one of `owners` (uids), by Pod name.
+    pub fn owned_by(&self, namespace: &str, owners: &BTreeSet<&str>) -> BTreeMap<String, Refusal> {
         let Ok(m) = self.refused.lock() else {
             return BTreeMap::new();
         };
         m.iter()
-            .filter(|((ns, _), (r, _))| ns == namespace && r == run)
+            .filter(|((ns, _), (owner, _))| ns == namespace && owners.contains(owner.as_str()))
             .map(|((_, pod), (_, refusal))| (pod.clone(), refusal.clone()))
             .collect()
     }
@@ -72,23 +70,30 @@ mod tests {
     fn refusals_count_up_until_the_pod_is_created() {
         let t = |s: i64| Timestamp::from_second(s).unwrap();
         let m = RefusedCreates::default();
-        m.record("ns", "r", "r-a-1", "quota", t(100));
-        m.record("ns", "r", "r-a-1", "quota!", t(102));
-        m.record("ns", "other", "other-a-1", "quota", t(102));
-        let of_r = m.of_run("ns", "r");
-        assert_eq!(of_r.len(), 1);
-        let r = &of_r["r-a-1"];
+        let a = BTreeSet::from(["uid-a"]);
+        m.record("ns", "uid-a", "r-a-1", "quota", t(100));
+        m.record("ns", "uid-a", "r-a-1", "quota!", t(102));
+        m.record("ns", "uid-b", "r-b-1", "quota", t(102));
+        m.record("other", "uid-a", "r-a-1", "quota", t(102));
+        let of_a = m.owned_by("ns", &a);
+        assert_eq!(of_a.len(), 1);
+        let r = &of_a["r-a-1"];
         assert_eq!(
             (r.message.as_str(), r.first, r.last, r.count),
             ("quota!", t(100), t(102), 2)
         );
         m.created("ns", "r-a-1");
-        assert!(m.of_run("ns", "r").is_empty());
-        m.forget_run("ns", "other");
-        assert!(m.of_run("ns", "other").is_empty());
+        assert!(m.owned_by("ns", &a).is_empty());
+
+        // A Pod of the same name with another owner (the run started over)
+        // starts with no refusals before it.
+        m.record("ns", "uid-a", "r-b-1", "quota", t(103));
+        let r = &m.owned_by("ns", &a)["r-b-1"];
+        assert_eq!((r.first, r.count), (t(103), 1));
+        assert!(m.owned_by("ns", &BTreeSet::from(["uid-b"])).is_empty());
+
         // Old refusals are forgotten.
-        m.record("ns", "r", "r-a-1", "quota", t(100));
-        m.record("ns", "r", "r-b-1", "quota", t(2000));
-        assert_eq!(m.of_run("ns", "r").keys().collect::<Vec<_>>(), ["r-b-1"]);
+        m.record("ns", "uid-a", "r-c-1", "quota", t(2000));
+        assert_eq!(m.owned_by("ns", &a).keys().collect::<Vec<_>>(), ["r-c-1"]);
     }
 }

@@ -25,8 +25,8 @@ pub struct Observed {
     pub pods: Vec<Arc<Pod>>,
     /// The other TestLayerRuns of its namespace (for layer dependencies).
     pub runs: Vec<Arc<TestLayerRun>>,
-    /// The run's Pod creates the apiserver refused, by Pod name, as this
-    /// controller remembers them (empty after a restart).
+    /// The Pods of its CategoryRuns that the apiserver refused to create, by
+    /// Pod name, as this controller remembers them (none after a restart).
     pub refused: BTreeMap<String, Refusal>,
     /// Answers to the questions asked so far.
     pub answers: Answers,
