@@ -331,3 +331,18 @@ async fn publish(ctx: &Context, n: Note) {
         tracing::warn!(error = %e, "cannot publish an event");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_refusal;
+
+    #[test]
+    fn only_a_refusal_is_a_fact_for_the_step_and_transient_failures_stay_errors() {
+        for code in [400, 403, 422] {
+            assert!(is_refusal(code), "{code}");
+        }
+        for code in [401, 404, 408, 409, 429, 500, 503, 504] {
+            assert!(!is_refusal(code), "{code}");
+        }
+    }
+}
