@@ -125,6 +125,9 @@ pub enum Reason {
     Cancelled,
     /// An attempt interrupted by suspension; the category starts again.
     Interrupted,
+    /// The apiserver refuses to create the attempt's Pod (admission, quota,
+    /// validation); the create is retried with backoff.
+    PodCreateFailed,
     /// Anything else (a gate's reason, or a word of another version).
     Other(String),
 }
@@ -147,6 +150,7 @@ open_vocabulary!(Reason {
     FailFast => "FailFast",
     Cancelled => "Cancelled",
     Interrupted => "Interrupted",
+    PodCreateFailed => "PodCreateFailed",
 });
 
 impl From<Cause> for Reason {
@@ -223,6 +227,9 @@ pub enum AttemptReason {
     PodDeleted,
     /// Could not be started.
     StartError,
+    /// Its Pod was refused by the apiserver (admission, quota, validation):
+    /// while the attempt has not ended, its Pod is still being created.
+    PodCreateFailed,
     /// Anything else (a kubelet reason such as `ImagePullBackOff`).
     Other(String),
 }
@@ -240,6 +247,7 @@ impl AttemptReason {
             AttemptReason::Stopped => "Stopped".into(),
             AttemptReason::PodDeleted => "PodDeleted".into(),
             AttemptReason::StartError => "StartError".into(),
+            AttemptReason::PodCreateFailed => "PodCreateFailed".into(),
             AttemptReason::Other(s) => s.clone(),
         }
     }
@@ -265,6 +273,7 @@ impl From<&str> for AttemptReason {
             "Stopped" => AttemptReason::Stopped,
             "PodDeleted" => AttemptReason::PodDeleted,
             "StartError" => AttemptReason::StartError,
+            "PodCreateFailed" => AttemptReason::PodCreateFailed,
             _ => {
                 if let Some(c) = number("ExitCode") {
                     AttemptReason::ExitCode(c)
@@ -450,6 +459,7 @@ mod tests {
             AttemptReason::Stopped,
             AttemptReason::PodDeleted,
             AttemptReason::StartError,
+            AttemptReason::PodCreateFailed,
             AttemptReason::Other("ImagePullBackOff".into()),
         ] {
             let s = serde_json::to_string(&r).unwrap();

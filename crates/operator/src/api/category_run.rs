@@ -103,7 +103,7 @@ pub struct CategoryRunStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Machine-friendly reason of the phase (`Running`, `WaitingForSlot`,
-    /// `TestsFailed`, `DependencyFailed`, `FailFast`, ...).
+    /// `PodCreateFailed`, `TestsFailed`, `DependencyFailed`, `FailFast`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<Reason>,
     /// One sentence on the phase.
@@ -148,7 +148,9 @@ pub struct AttemptStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     /// Why it ended: Completed, ExitCodeN, OOMKilled, Evicted,
-    /// DeadlineExceeded, ImagePullBackOff, PodDeleted, Stopped, ...
+    /// DeadlineExceeded, ImagePullBackOff, PodDeleted, Stopped, ...;
+    /// PodCreateFailed: the apiserver refused its Pod (the message says
+    /// why), which is retried while the attempt has not ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<AttemptReason>,
     /// The container's termination message or the Pod's status message.

@@ -2,11 +2,15 @@
 //! requests concurrently; every answer is remembered as this controller's
 //! own write (see [`own_writes`](super::own_writes)). No decisions are made
 //! here: a create of an object that exists is fine (names are
-//! deterministic), a delete of one that is gone is fine, anything else stops
-//! the reconcile with its error and it is retried.
+//! deterministic), a delete of one that is gone is fine, a Pod the apiserver
+//! refuses (400, 403, 422: admission, quota, validation) is remembered as a
+//! fact for the next step (see [`refused`](super::refused)) and the step's
+//! later writes are left to it, anything else (a conflict, a 5xx, a
+//! timeout) stops the reconcile with its error and it is retried.
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
@@ -21,13 +25,30 @@ use crate::api::{CategoryRun, Decoded, TestLayerRun};
 /// Writes sent to the apiserver at once.
 const CONCURRENT_WRITES: usize = 32;
 
+/// What applying a step's writes came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Every write was made.
+    All,
+    /// The apiserver refused a Pod create; the writes after it were not
+    /// made (the next step decides them knowing of the refusal).
+    PodRefused,
+}
+
+/// Whether an error answer to a create is the apiserver refusing the object
+/// (bad request, forbidden by admission or a quota, invalid), rather than a
+/// failure that passes (a conflict, too many requests, a 5xx, a timeout).
+fn is_refusal(code: u16) -> bool {
+    matches!(code, 400 | 403 | 422)
+}
+
 /// Applies `writes` for the run `run_name` in `ns`, in order.
 pub async fn apply(
     ctx: &Context,
     ns: &str,
     run_name: &str,
     writes: Vec<Write>,
-) -> Result<(), ControllerError> {
+) -> Result<Applied, ControllerError> {
     let ns = ns.to_string();
     for w in writes {
         match w {
@@ -38,14 +59,50 @@ pub async fn apply(
             }
             Write::CreateCategoryRuns(crs) => {
                 let api: Api<CategoryRun> = Api::namespaced(ctx.client.clone(), &ns);
-                for cr in create_all(&api, crs, "CategoryRun").await? {
-                    ctx.own.category_runs.remember(cr, true);
+                for c in create_all(&api, crs, "CategoryRun").await? {
+                    match c {
+                        Created::New(cr) => ctx.own.category_runs.remember(cr, true),
+                        Created::Existed(_) => {}
+                        Created::Refused { error, obj } => {
+                            return Err(ControllerError::Kube {
+                                what: format!("creating CategoryRun {}", obj.name_any()),
+                                source: kube::Error::Api(error),
+                            });
+                        }
+                    }
                 }
             }
             Write::CreatePods(pods) => {
                 let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-                for p in create_all(&api, pods, "Pod").await? {
-                    ctx.own.pods.remember(p, true);
+                let mut refused = false;
+                for c in create_all(&api, pods, "Pod").await? {
+                    match c {
+                        Created::New(p) => {
+                            ctx.own.refused.created(&ns, &p.name_any());
+                            ctx.own.pods.remember(p, true);
+                        }
+                        Created::Existed(name) => ctx.own.refused.created(&ns, &name),
+                        Created::Refused { error, obj } => {
+                            let name = obj.name_any();
+                            tracing::info!(pod = %name, code = error.code, message = %error.message, "the apiserver refused a pod");
+                            let owner = obj
+                                .owner_references()
+                                .first()
+                                .map(|o| o.uid.clone())
+                                .unwrap_or_default();
+                            ctx.own.refused.record(
+                                &ns,
+                                &owner,
+                                &name,
+                                &error.message,
+                                Timestamp::now(),
+                            );
+                            refused = true;
+                        }
+                    }
+                }
+                if refused {
+                    return Ok(Applied::PodRefused);
                 }
             }
             Write::CategoryRunStatuses(statuses) => {
@@ -111,7 +168,7 @@ pub async fn apply(
             Write::Event(n) => publish(ctx, n).await,
         }
     }
-    Ok(())
+    Ok(Applied::All)
 }
 
 /// Server-side apply of a whole status (with apiVersion and kind, as apply
@@ -164,9 +221,28 @@ where
     Ok(())
 }
 
+/// What became of one create.
+enum Created<K> {
+    /// Created: the object as stored.
+    New(K),
+    /// It exists already (by this name).
+    Existed(String),
+    /// The apiserver refused it ([`is_refusal`]).
+    Refused {
+        /// The object.
+        obj: K,
+        /// The apiserver's answer.
+        error: Box<kube::core::Status>,
+    },
+}
+
 /// Creates objects, [`CONCURRENT_WRITES`] at a time; ones that exist already
-/// are fine. Returns the objects it created.
-async fn create_all<K>(api: &Api<K>, objs: Vec<K>, kind: &str) -> Result<Vec<K>, ControllerError>
+/// are fine. Returns what became of each.
+async fn create_all<K>(
+    api: &Api<K>,
+    objs: Vec<K>,
+    kind: &str,
+) -> Result<Vec<Created<K>>, ControllerError>
 where
     K: Resource
         + Clone
@@ -185,8 +261,11 @@ where
                 ..Default::default()
             };
             match api.create(&pp, &o).await {
-                Ok(created) => Ok(Some(created)),
-                Err(kube::Error::Api(e)) if e.code == 409 => Ok(None),
+                Ok(created) => Ok(Created::New(created)),
+                Err(kube::Error::Api(e)) if e.code == 409 => Ok(Created::Existed(o.name_any())),
+                Err(kube::Error::Api(e)) if is_refusal(e.code) => {
+                    Ok(Created::Refused { obj: o, error: e })
+                }
                 Err(e) => Err(ControllerError::Kube {
                     what: format!("creating {kind} {}", o.name_any()),
                     source: e,
@@ -194,15 +273,11 @@ where
             }
         }
     });
-    let results: Vec<Result<Option<K>, ControllerError>> = futures::stream::iter(futs)
+    let results: Vec<Result<Created<K>, ControllerError>> = futures::stream::iter(futs)
         .buffer_unordered(CONCURRENT_WRITES)
         .collect()
         .await;
-    let mut created = Vec::new();
-    for r in results {
-        created.extend(r?);
-    }
-    Ok(created)
+    results.into_iter().collect()
 }
 
 /// Deletes objects by name; ones that are gone are fine. Returns what the
@@ -254,5 +329,20 @@ async fn publish(ctx: &Context, n: Note) {
     };
     if let Err(e) = ctx.recorder.publish(&ev, &n.regarding).await {
         tracing::warn!(error = %e, "cannot publish an event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_refusal;
+
+    #[test]
+    fn only_a_refusal_is_a_fact_for_the_step_and_transient_failures_stay_errors() {
+        for code in [400, 403, 422] {
+            assert!(is_refusal(code), "{code}");
+        }
+        for code in [401, 404, 408, 409, 429, 500, 503, 504] {
+            assert!(!is_refusal(code), "{code}");
+        }
     }
 }

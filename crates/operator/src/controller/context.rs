@@ -10,6 +10,7 @@ use kube::runtime::reflector::Store;
 
 use super::metrics::Metrics;
 use super::own_writes::OwnWrites;
+use super::refused::RefusedCreates;
 use crate::api::{CategoryRun, Decoded, TestLayerRun};
 
 /// Field manager of every write (server-side apply and patches).
@@ -43,6 +44,8 @@ pub struct Own {
     pub category_runs: OwnWrites<CategoryRun>,
     /// Pods created and deleted.
     pub pods: OwnWrites<Pod>,
+    /// Pod creates the apiserver refused.
+    pub refused: RefusedCreates,
 }
 
 /// Why a reconcile failed (it is retried with backoff).

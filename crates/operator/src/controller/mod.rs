@@ -14,6 +14,7 @@ pub mod observe;
 mod own_writes;
 mod read;
 pub mod reconcile;
+mod refused;
 pub mod runner;
 pub mod server;
 pub mod step;

@@ -1,7 +1,8 @@
 //! The reading side of a reconcile: what a run owns, from the caches with
-//! this controller's own recent writes laid over them, and the answers to a
-//! step's questions (a ConfigMap, a Pod missing from the cache, a log, the
-//! endpoints of services). No decisions are made here.
+//! this controller's own recent writes laid over them, the Pod creates the
+//! apiserver refused, and the answers to a step's questions (a ConfigMap, a
+//! Pod missing from the cache, a log, the endpoints of services). No
+//! decisions are made here.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -86,12 +87,18 @@ pub fn observe(ctx: &Context, run: &Arc<TestLayerRun>, answers: Answers) -> Obse
         .filter_map(|r| r.valid().cloned())
         .map(|r| ctx.own.runs.fresher(r))
         .collect();
+    let owners: BTreeSet<&str> = category_runs
+        .iter()
+        .filter_map(|c| c.metadata.uid.as_deref())
+        .collect();
+    let refused = ctx.own.refused.owned_by(&ns, &owners);
     Observed {
         run,
         category_runs,
         invalid,
         pods,
         runs,
+        refused,
         answers,
     }
 }

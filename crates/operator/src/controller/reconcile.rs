@@ -125,7 +125,11 @@ async fn reconcile_run(
         for _ in 0..s.pods_created() {
             ctx.metrics.pod_started(began.elapsed());
         }
-        apply::apply(ctx, ns, name, s.writes).await?;
+        if apply::apply(ctx, ns, name, s.writes).await? == apply::Applied::PodRefused {
+            // The next step decides, knowing of the refusal.
+            answers = Answers::default();
+            continue;
+        }
         match s.next {
             Next::Again => {
                 answers = Answers::default();

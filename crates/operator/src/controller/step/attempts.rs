@@ -50,7 +50,10 @@ pub fn offset(start: &Timestamp, t: &Timestamp) -> Duration {
 
 /// Brings the recorded attempts up to date with the Pods of the category
 /// (by attempt number): Pods the status does not know yet are added as
-/// running, attempts whose Pod ended are completed.
+/// running, attempts whose Pod ended are completed. An attempt whose Pod the
+/// apiserver refused (reason `PodCreateFailed`) has no Pod and is not lost
+/// while it is not stopped (its Pod is being created); once its Pod exists
+/// the refusal is over.
 pub fn sync_attempts(
     status: &mut CategoryRunStatus,
     pods: &BTreeMap<u32, &Pod>,
@@ -81,18 +84,28 @@ pub fn sync_attempts(
         .iter_mut()
         .filter(|a| a.completion_time.is_none())
     {
+        let refused = a.reason == Some(AttemptReason::PodCreateFailed);
         match pods.get(&a.number) {
-            Some(pod) => match pod_state(pod) {
-                PodState::Ended(e) => {
-                    a.exit_code = e.exit_code;
-                    a.reason = Some(e.reason);
-                    a.message = e.message;
-                    a.infrastructure = matches!(e.outcome, AttemptOutcome::Failed { infra: true });
-                    a.completion_time = Some(finished_at(pod).unwrap_or_else(|| now.clone()));
-                    needs.ended.push(a.number);
+            Some(pod) => {
+                if refused {
+                    // Created at last: the refusal is over.
+                    a.reason = None;
+                    a.message = None;
                 }
-                PodState::Pending | PodState::Running => {}
-            },
+                match pod_state(pod) {
+                    PodState::Ended(e) => {
+                        a.exit_code = e.exit_code;
+                        a.reason = Some(e.reason);
+                        a.message = e.message;
+                        a.infrastructure =
+                            matches!(e.outcome, AttemptOutcome::Failed { infra: true });
+                        a.completion_time = Some(finished_at(pod).unwrap_or_else(|| now.clone()));
+                        needs.ended.push(a.number);
+                    }
+                    PodState::Pending | PodState::Running => {}
+                }
+            }
+            None if refused && a.stop.is_none() => {}
             None => needs.missing.push(a.number),
         }
     }

@@ -15,7 +15,8 @@ use super::attempts::{
     category_obs, caused_by, complete_lost, offset, stop_record, stored, sync_attempts,
 };
 use super::conditions::{category_terminal, phase_conditions};
-use super::observed::{Answers, LogAnswer, Observed, Question};
+use super::observed::{Answers, LogAnswer, Observed, Question, Refusal};
+use super::refusals;
 use super::writes::Note;
 use super::{note, wall_clock};
 use crate::api::{AttemptStatus, CategoryRun, CategoryRunStatus};
@@ -63,9 +64,9 @@ pub struct Categories {
 /// What carrying out the planner's actions asks of the cluster.
 #[derive(Debug, Default)]
 pub struct Carried {
-    /// Attempts started.
+    /// Pods created (attempts started, refused Pods tried again).
     pub started: usize,
-    /// Pods of started attempts.
+    /// Pods of started attempts, and refused ones whose backoff is over.
     pub pods_to_create: Vec<Pod>,
     /// Pods of stopped attempts (their stops are recorded first).
     pub pods_to_delete: Vec<String>,
@@ -74,6 +75,8 @@ pub struct Carried {
     /// Logs to read first: of attempts about to be stopped, whose Pods are
     /// deleted in this step (their logs may go with them).
     pub questions: Vec<Question>,
+    /// When the next refused Pod is due to be tried again.
+    pub wake: Option<Duration>,
 }
 
 /// The CategoryRun statuses to record.
@@ -81,6 +84,8 @@ pub struct Carried {
 pub struct StatusWrites {
     /// By CategoryRun name.
     pub statuses: Vec<(String, CategoryRunStatus)>,
+    /// Events of refusals that are new.
+    pub notes: Vec<Note>,
     /// When a status held back (a category that just started) is due.
     pub wake: Option<Duration>,
 }
@@ -163,12 +168,14 @@ impl Categories {
     }
 
     /// Carries out the planner's actions on the statuses, and says what the
-    /// cluster must do for them.
+    /// cluster must do for them; Pods the apiserver refused (`refused`) are
+    /// created again once their backoff is over.
     pub fn carry_out(
         &mut self,
         layer: &LayerPlan,
         d: &Decision,
         answers: &Answers,
+        refused: &BTreeMap<String, Refusal>,
         now: Timestamp,
     ) -> Carried {
         let wall = wall_clock(now);
@@ -184,11 +191,17 @@ impl Categories {
                     };
                     let pod = build::attempt_pod(&c.cr, attempt);
                     let pod_name = pod.metadata.name.clone().unwrap_or_default();
-                    out.pods_to_create.push(pod);
-                    out.started += 1;
+                    // A Pod refused a moment ago is recorded as refused, and
+                    // tried again below once its backoff is over.
+                    let refusal = refused.get(&pod_name);
+                    if refusal.is_none() {
+                        out.pods_to_create.push(pod);
+                        out.started += 1;
+                    }
+                    let started = refusal.map_or_else(|| wall.clone(), |r| wall_clock(r.first));
                     let st = &mut c.status;
                     if !st.attempts.iter().any(|a| a.number == attempt) {
-                        st.attempts.push(AttemptStatus {
+                        let mut a = AttemptStatus {
                             number: attempt,
                             pod_name,
                             exit_code: None,
@@ -197,12 +210,16 @@ impl Categories {
                             infrastructure: false,
                             log_tail: None,
                             stop: None,
-                            start_time: Some(wall.clone()),
+                            start_time: Some(started.clone()),
                             completion_time: None,
-                        });
+                        };
+                        if let Some(r) = refusal {
+                            refusals::mark(&mut a, r);
+                        }
+                        st.attempts.push(a);
                         st.attempt_count = st.attempts.len() as u32;
                     }
-                    st.start_time.get_or_insert_with(|| wall.clone());
+                    st.start_time.get_or_insert(started);
                 }
                 Action::Stop { category: i, stop } => {
                     let Some(c) = self.items.get_mut(i) else {
@@ -257,12 +274,16 @@ impl Categories {
                     st.phase = Some(terminal.phase);
                     st.reason = Some(Reason::from(terminal.cause));
                     st.caused_by = caused_by(layer, terminal.cause);
-                    st.message = Some(describe_end(
+                    let end = describe_end(
                         layer,
                         terminal,
                         st.attempts.last().and_then(|a| a.reason.as_ref()),
                         st.attempts.len(),
-                    ));
+                    );
+                    st.message = Some(match refusals::never_created(st) {
+                        Some(why) => format!("{end}; {why}"),
+                        None => end,
+                    });
                     st.completion_time.get_or_insert_with(|| wall.clone());
                     if terminal.phase != Phase::Succeeded {
                         let text = st.message.clone().unwrap_or_default();
@@ -272,7 +293,37 @@ impl Categories {
                 }
             }
         }
+        self.retry_refused(refused, now, &mut out);
         out
+    }
+
+    /// The Pods of refused attempts (not being stopped) created again once
+    /// their backoff is over; the words of newer refusals recorded.
+    fn retry_refused(
+        &mut self,
+        refused: &BTreeMap<String, Refusal>,
+        now: Timestamp,
+        out: &mut Carried,
+    ) {
+        for c in &mut self.items {
+            let Some(a) = c.status.attempts.last_mut() else {
+                continue;
+            };
+            if !refusals::is_refused(a) || a.stop.is_some() || c.pods.contains_key(&a.number) {
+                continue;
+            }
+            let refusal = refused.get(&a.pod_name);
+            if let Some(r) = refusal {
+                refusals::mark(a, r);
+            }
+            match refusals::retry_in(refusal, now) {
+                None => {
+                    out.pods_to_create.push(build::attempt_pod(&c.cr, a.number));
+                    out.started += 1;
+                }
+                Some(wait) => out.wake = Some(out.wake.map_or(wait, |w| w.min(wait))),
+            }
+        }
     }
 
     /// Each category's status as the decision leaves it, and those worth
@@ -297,6 +348,10 @@ impl Categories {
                     .is_some_and(|a| a.stop.is_some() && a.completion_time.is_none());
                 if stopping {
                     st.reason = Some(Reason::Stopping);
+                } else if let Some(a) = refusals::open_refusal(st) {
+                    st.message = Some(refusals::describe(a));
+                    st.reason = Some(Reason::PodCreateFailed);
+                    st.caused_by = None;
                 } else {
                     let (reason, message) = match (phase, d.waiting.get(i).copied().flatten()) {
                         (Phase::Running, _) => (
@@ -325,7 +380,7 @@ impl Categories {
                 st.phase.and_then(category_terminal),
                 &reason,
                 &message,
-                None,
+                refusals::category_stall(st).as_ref(),
                 c.cr.metadata.generation,
                 &wall,
             );
@@ -336,7 +391,10 @@ impl Categories {
                 .and_then(|a| c.pods.get(&a.number))
                 .and_then(|p| running_since(p));
             match due(c.cr.status.as_ref(), st, running_since.as_ref(), now) {
-                Due::Now => out.statuses.push((c.cr.name_any(), st.clone())),
+                Due::Now => {
+                    out.notes.extend(refusals::changed(&c.cr, st));
+                    out.statuses.push((c.cr.name_any(), st.clone()));
+                }
                 Due::In(wait) => out.wake = Some(out.wake.map_or(wait, |w| w.min(wait))),
                 Due::Never => {}
             }
@@ -354,9 +412,10 @@ enum Due {
 }
 
 /// A status is written when it records a fact (an end, a stop, an attempt
-/// that ended, a category that ran for a while); a category that only waits
-/// and was never recorded stays unwritten (its run shows it), and one that
-/// just started is recorded once it has run [`RECORD_RUNNING_AFTER`].
+/// that ended, a Pod refused, a category that ran for a while); a category
+/// that only waits and was never recorded stays unwritten (its run shows
+/// it), and one that just started is recorded once it has run
+/// [`RECORD_RUNNING_AFTER`].
 fn due(
     recorded: Option<&CategoryRunStatus>,
     next: &CategoryRunStatus,
@@ -374,7 +433,7 @@ fn due(
         || next
             .attempts
             .iter()
-            .any(|a| a.stop.is_some() || a.completion_time.is_some())
+            .any(|a| a.stop.is_some() || a.completion_time.is_some() || refusals::is_refused(a))
     {
         return Due::Now;
     }

@@ -11,7 +11,8 @@
 //! writes. Ordering rules that crash safety rests on are visible in
 //! [`step`]: the run's clock is recorded before its first Pod is created, a
 //! stop is recorded before its Pod is deleted, and an attempt is recorded
-//! only after its Pod exists (a Pod is found again by its name).
+//! only after its Pod exists (a Pod is found again by its name) or the
+//! apiserver refused it (see [`refusals`]).
 
 mod attempts;
 mod categories;
@@ -20,6 +21,7 @@ mod gates;
 pub mod invalid;
 pub mod observed;
 mod plan_freeze;
+mod refusals;
 mod run_status;
 pub mod writes;
 
@@ -32,7 +34,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Resource;
 
 pub use attempts::{offset, stored};
-pub use observed::{Answers, ConfigAnswer, LogAnswer, Observed, Question};
+pub use observed::{Answers, ConfigAnswer, LogAnswer, Observed, Question, Refusal};
 pub use plan_freeze::{DEFAULT_CONFIG_KEY, resolve, spec_changed, spec_hash};
 pub use writes::{Next, Note, Step, Write};
 
@@ -157,7 +159,7 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
         ..LayerObs::at(offset(&clock_start, &now), Duration::ZERO)
     };
     let decision = plan(&layer, &obs, &layer_obs);
-    let carried = cats.carry_out(&layer, &decision, &o.answers, now);
+    let carried = cats.carry_out(&layer, &decision, &o.answers, &o.refused, now);
     if !carried.questions.is_empty() {
         // The logs of attempts about to be stopped, read before their Pods go.
         return Step::ask(carried.questions);
@@ -198,6 +200,7 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
         writes.push(Write::RunStatus(Box::new(next_status.clone())));
     }
     writes.extend(carried.notes.into_iter().map(Write::Event));
+    writes.extend(cr_writes.notes.into_iter().map(Write::Event));
     if run_changed {
         writes.extend(run_status::phase_event(run, &next_status));
     }
@@ -214,7 +217,7 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
         let planner_wake = decision
             .wake_at
             .map(|w| w.saturating_sub(layer_obs.now) + Duration::from_millis(50));
-        let wake = [planner_wake, cr_writes.wake]
+        let wake = [planner_wake, cr_writes.wake, carried.wake]
             .into_iter()
             .flatten()
             .min()

@@ -1,11 +1,13 @@
 //! What [`step`](super::step) decides from: a run and everything it owns, as
-//! read from the caches (and this controller's own recent writes), plus the
-//! answers to the questions an earlier step of the same reconcile asked.
+//! read from the caches (and this controller's own recent writes), the Pod
+//! creates the apiserver refused, plus the answers to the questions an
+//! earlier step of the same reconcile asked.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{CategoryRun, TestLayerRun, Undecodable};
 
@@ -23,6 +25,9 @@ pub struct Observed {
     pub pods: Vec<Arc<Pod>>,
     /// The other TestLayerRuns of its namespace (for layer dependencies).
     pub runs: Vec<Arc<TestLayerRun>>,
+    /// The Pods of its CategoryRuns that the apiserver refused to create, by
+    /// Pod name, as this controller remembers them (none after a restart).
+    pub refused: BTreeMap<String, Refusal>,
     /// Answers to the questions asked so far.
     pub answers: Answers,
 }
@@ -38,6 +43,34 @@ pub enum Question {
     Logs(String),
     /// Which of these required services have no ready endpoint?
     UnreadyServices(Vec<String>),
+}
+
+/// A Pod the apiserver refused to create (a 4xx answer other than "it
+/// exists": admission such as Pod Security, a quota, validation, a missing
+/// ServiceAccount), each time since the last create that went through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The apiserver's words, last time.
+    pub message: String,
+    /// When it was first refused.
+    pub first: Timestamp,
+    /// When it was last refused.
+    pub last: Timestamp,
+    /// Refusals in a row.
+    pub count: u32,
+}
+
+impl Refusal {
+    /// The record after one more refusal at `at` (`previous`: the one before,
+    /// if the Pod was refused before).
+    pub fn after(previous: Option<&Refusal>, message: &str, at: Timestamp) -> Refusal {
+        Refusal {
+            message: message.to_string(),
+            first: previous.map_or(at, |p| p.first),
+            last: at,
+            count: previous.map_or(1, |p| p.count.saturating_add(1)),
+        }
+    }
 }
 
 /// The config text of a run, or why there is none.

@@ -9,6 +9,7 @@ use kube::ResourceExt;
 use super::categories::Categories;
 use super::conditions::{Stall, category_terminal, layer_terminal, phase_conditions};
 use super::observed::Observed;
+use super::refusals;
 use super::writes::{Next, Step, Write};
 use super::{note, offset, wall_clock};
 use crate::api::{CategorySummary, LayerPhase, TestCounts, TestLayerRun, TestLayerRunStatus};
@@ -73,6 +74,12 @@ pub fn update(
         }
     }
     let (reason, message) = run_message(phase, &summaries, hold, run.spec.suspend);
+    // Pods the apiserver refuses: the run cannot go on until they are created.
+    let stall = refusals::run_stall(
+        cats.items
+            .iter()
+            .map(|c| (c.cr.spec.category.as_str(), &c.status)),
+    );
     status.phase = Some(phase);
     status.progress = Some(format!("{finished}/{}", summaries.len()));
     status.counts = any_counts.then_some(total);
@@ -84,7 +91,7 @@ pub fn update(
         layer_terminal(phase),
         &reason,
         &message,
-        None,
+        stall.as_ref(),
         run.metadata.generation,
         &wall,
     );

@@ -4,6 +4,7 @@
 
 mod gates;
 mod invalid;
+mod refused;
 mod runs;
 mod stops;
 mod world;

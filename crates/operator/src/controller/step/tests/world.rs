@@ -15,7 +15,9 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 use serde_json::json;
 
-use super::super::{Answers, ConfigAnswer, Next, Note, Observed, Question, Step, Write, step};
+use super::super::{
+    Answers, ConfigAnswer, Next, Note, Observed, Question, Refusal, Step, Write, step,
+};
 use crate::api::{CategoryRun, LayerPhase, TestLayerRun, Undecodable};
 use crate::controller::build::{LABEL_CATEGORY, LABEL_RUN};
 use crate::plan::Phase;
@@ -106,6 +108,13 @@ pub struct World {
     pub questions: Vec<Question>,
     /// Seconds a deleted Pod takes to go away.
     pub grace: Duration,
+    /// Categories (Kubernetes names) whose Pods the apiserver refuses to
+    /// create, with its words.
+    pub refuse: BTreeMap<String, String>,
+    /// The refusals the controller remembers (cleared: a controller restart).
+    pub refused: BTreeMap<String, Refusal>,
+    /// Every refused create: (seconds since start, pod).
+    pub refusal_log: Vec<(f64, String)>,
     scripts: ScriptFn,
     start: Timestamp,
     next_rv: u64,
@@ -172,6 +181,9 @@ impl World {
             pod_log: Vec::new(),
             questions: Vec::new(),
             grace: Duration::ZERO,
+            refuse: BTreeMap::new(),
+            refused: BTreeMap::new(),
+            refusal_log: Vec::new(),
             scripts: Box::new(|_, _| Script::pass(1.0, "1 passed in 0.1s")),
             start: t0(),
             next_rv: 2,
@@ -208,6 +220,7 @@ impl World {
                 .cloned()
                 .map(Arc::new)
                 .collect(),
+            refused: self.refused.clone(),
             answers,
         }
     }
@@ -228,8 +241,8 @@ impl World {
                 }
                 continue;
             }
-            self.apply(s.writes);
-            if s.next != Next::Again {
+            let refused = self.apply(s.writes);
+            if !refused && s.next != Next::Again {
                 return s.next;
             }
             answers = Answers::default();
@@ -283,7 +296,9 @@ impl World {
         }
     }
 
-    fn apply(&mut self, writes: Vec<Write>) {
+    /// Applies writes in order, as the apiserver would; `true` when it
+    /// refused a Pod (the writes after it are not made).
+    fn apply(&mut self, writes: Vec<Write>) -> bool {
         let wall = Time(self.now);
         for w in writes {
             match w {
@@ -307,13 +322,23 @@ impl World {
                     }
                 }
                 Write::CreatePods(pods) => {
+                    let mut refused = false;
                     for mut p in pods {
                         let name = p.name_any();
+                        let category = p.labels().get(LABEL_CATEGORY).cloned().unwrap_or_default();
+                        if let Some(message) = self.refuse.get(&category) {
+                            self.writes.push(format!("refused pod {name}"));
+                            let r = Refusal::after(self.refused.get(&name), message, self.now);
+                            self.refused.insert(name.clone(), r);
+                            self.refusal_log.push((self.secs(), name));
+                            refused = true;
+                            continue;
+                        }
                         self.writes.push(format!("create pod {name}"));
+                        self.refused.remove(&name);
                         if self.pods.contains_key(&name) {
                             continue;
                         }
-                        let category = p.labels().get(LABEL_CATEGORY).cloned().unwrap_or_default();
                         let attempt: u32 = name
                             .rsplit('-')
                             .next()
@@ -342,6 +367,9 @@ impl World {
                         self.pod_log
                             .push((self.secs(), name.clone(), PodEvent::Created));
                         self.pods.insert(name, p);
+                    }
+                    if refused {
+                        return true;
                     }
                 }
                 Write::CategoryRunStatuses(sts) => {
@@ -402,6 +430,7 @@ impl World {
                 Write::Event(n) => self.events.push(n),
             }
         }
+        false
     }
 
     fn delete_pod(&mut self, name: &str) {
