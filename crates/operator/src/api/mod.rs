@@ -16,8 +16,9 @@ pub use category_run::{
 pub use common::{ConditionType, LayerPhase};
 pub use crds::{all_crds, crds_yaml};
 pub use test_layer_run::{
-    CategorySummary, ConfigMapKeyRef, ConfigSource, PlanSnapshot, PodSettings, RunOverrides,
-    TestLayerRun, TestLayerRunSpec, TestLayerRunStatus,
+    CategorySummary, ConfigMapKeyRef, ConfigSource, FrozenPlanRef, LISTED_FAILURES,
+    MAX_LISTED_CATEGORIES, PhaseCounts, PlanSnapshot, PodSettings, RunOverrides, TestLayerRun,
+    TestLayerRunSpec, TestLayerRunStatus,
 };
 
 /// API group.

@@ -31,7 +31,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Resource;
 
 pub use attempts::{offset, stored};
-pub use observed::{Answers, ConfigAnswer, LogAnswer, Observed, Question};
+pub use observed::{Answers, ConfigAnswer, FrozenPlanAnswer, LogAnswer, Observed, Question};
 pub use plan_freeze::{DEFAULT_CONFIG_KEY, resolve, spec_changed, spec_hash};
 pub use writes::{Next, Note, Step, Write};
 
