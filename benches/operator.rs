@@ -10,9 +10,13 @@
 //! (b) apiserver writes per category lifecycle, from the apiserver's own
 //!     request counters;
 //! (c) latency from a dependency's Pod finishing to its dependent's Pod;
-//! (d) peak RSS of a controller process running 100 runs of 20 categories.
+//! (d) peak RSS of a controller process running 100 runs of 20 categories;
+//! (e) bytes of a finished TestLayerRun's status and whole object for 100,
+//!     1,000 and 10,000 categories with names of 95 characters (40 at
+//!     10,000, for the config to fit in its ConfigMap), all passing and all
+//!     failing, each run from a ConfigMap.
 //!
-//! Arguments: the parts to run (`a`, `b`, `c`, `d`; default all), and
+//! Arguments: the parts to run (`a`, `b`, `c`, `d`, `e`; default all), and
 //! `--reps=N` (or `TESTLAYER_BENCH_REPS=N`): how many times (a) and (b) are
 //! repeated, default 3; each repetition is printed, then min / median / max.
 //! Every repetition starts from a clean apiserver: the namespaces of the one
@@ -571,6 +575,78 @@ async fn controller_memory(cp: &'static ControlPlane) {
     );
 }
 
+/// One run of `n` categories with 95-character names, every one exiting
+/// `code`, its config from a ConfigMap: seconds to its end, and the bytes of
+/// its status and of its whole object as the apiserver returns them.
+async fn status_size(n: usize, code: i32) -> (f64, usize, usize) {
+    let fx = bench_fixture("bench-size", 4).await;
+    // A ConfigMap holds 1 MiB: 10,000 names of 95 characters do not fit in
+    // one, so that size has names of 40.
+    let repeat = if n > 5000 { 2 } else { 5 };
+    let mut config = String::from(
+        "layers:\n  size:\n    execution_mode: parallel\n    retries: 0\n    categories:\n",
+    );
+    for i in 0..n {
+        config.push_str(&format!(
+            "      - {{name: \"{i:05}-{}\", timeout_seconds: 600}}\n",
+            "integration-suite-".repeat(repeat)
+        ));
+    }
+    fx.api::<k8s_openapi::api::core::v1::ConfigMap>()
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "size"}, "data": {"test_layers.yaml": config}}),
+            )
+            .expect("config map"),
+        )
+        .await
+        .expect("create config map");
+    let t = Instant::now();
+    fx.submit(
+        "size",
+        "size",
+        "",
+        json!({"config": {"configMapRef": {"name": "size"}}, "command": format!("exit {code}")}),
+    )
+    .await;
+    let runs = fx.runs();
+    let done = eventually(Duration::from_secs(3600), "the run to end", async || {
+        let r = runs.get("size").await.expect("get run");
+        if common::is_done(&r) {
+            Ok(r)
+        } else {
+            Err(format!("{:?}", r.status.and_then(|s| s.progress)))
+        }
+    })
+    .await;
+    let took = t.elapsed().as_secs_f64();
+    let status = serde_json::to_vec(&done.status).expect("json").len();
+    let object = serde_json::to_vec(&done).expect("json").len();
+    let client = fx.client.clone();
+    let ns = fx.ns.clone();
+    drop(fx);
+    delete_namespaces(&client, &[ns]).await;
+    (took, status, object)
+}
+
+async fn status_sizes() {
+    println!(
+        "(e) a finished TestLayerRun, categories with 95-character names (40 at 10,000), config from a ConfigMap:"
+    );
+    for n in [100, 1000, 10_000] {
+        for (code, label) in [(0, "all passing"), (1, "all failing")] {
+            let (took, status, object) = status_size(n, code).await;
+            println!(
+                "    {n:>6} categories, {label}: status {:>6.1} KiB, object {:>6.1} KiB, run took {took:.0} s",
+                status as f64 / 1024.0,
+                object as f64 / 1024.0
+            );
+        }
+    }
+    println!("    (targets: status <= 64 KiB at 1,000 categories, object < 1 MiB at 10,000)");
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let cp = control_plane();
@@ -608,5 +684,8 @@ async fn main() {
     }
     if want("d") {
         controller_memory(cp).await;
+    }
+    if want("e") {
+        status_sizes().await;
     }
 }

@@ -1160,14 +1160,28 @@ async fn an_upgrade_starts_no_run_over() {
     })
     .await;
     // The controller is replaced by one whose hash format differs: the
-    // recorded hashes are of an older format.
+    // recorded hashes are of an older format, and the plans are as
+    // controllers before the frozen plan recorded them (category names in
+    // the status, no plan ConfigMap).
     fx.stop_controller();
     for name in ["done", "running"] {
+        // Written as that controller wrote it: a server-side apply of the
+        // whole status under the controller's field manager.
+        let mut st = fx.runs().get(name).await.unwrap().status.unwrap();
+        st.spec_hash = Some("0123456789abcdef".into());
+        let plan = st.plan.as_mut().unwrap();
+        (plan.category_count, plan.frozen) = (0, None);
+        plan.categories = vec!["a".into(), "b".into()];
+        let mut status = serde_json::to_value(&st).unwrap();
+        for new_field in ["phases", "failedCategories"] {
+            status.as_object_mut().unwrap().remove(new_field);
+        }
         fx.runs()
             .patch_status(
                 name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"status": {"specHash": "0123456789abcdef"}})),
+                &PatchParams::apply(testlayer::controller::context::FIELD_MANAGER).force(),
+                &Patch::Apply(json!({"apiVersion": "testlayer.dev/v1alpha1",
+                    "kind": "TestLayerRun", "status": status})),
             )
             .await
             .unwrap();
@@ -1177,6 +1191,11 @@ async fn an_upgrade_starts_no_run_over() {
     assert_eq!(phase(&running), Some(LayerPhase::Succeeded));
     let a = fx.category("running", "a").await.status.unwrap();
     assert_eq!(a.attempts.len(), 1, "not started over: {a:#?}");
+    let plan = running.status.clone().unwrap().plan.unwrap();
+    assert!(
+        plan.frozen.is_some() && plan.categories.is_empty(),
+        "the running run's plan is frozen after the upgrade: {plan:#?}"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let done = fx.runs().get("done").await.unwrap();
     assert_eq!(phase(&done), Some(LayerPhase::Succeeded));
@@ -1297,4 +1316,142 @@ async fn the_log_of_a_timed_out_attempt_is_kept() {
     );
     let tail = st.log_tail.unwrap_or_default();
     assert!(tail.contains("test_a PASSED"), "{tail:?}");
+}
+
+/// The plan is frozen when the run is accepted: its ConfigMap edited to
+/// invalid YAML and then deleted, and a CategoryRun deleted by hand, change
+/// nothing: the CategoryRun is recreated from the frozen plan and the run
+/// completes as planned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_follows_its_frozen_plan_whatever_becomes_of_its_config() {
+    let fx = Fixture::new("op-frozen").await;
+    let config = "layers:\n  seq:\n    execution_mode: sequential\n    categories:\n      - name: a\n        timeout_seconds: 30\n        command: \"sleep 3\"\n      - name: b\n        timeout_seconds: 30\n        command: \"true\"\n      - name: c\n        timeout_seconds: 30\n        command: \"echo '4 passed in 0.1s'\"\n";
+    let cms = fx.api::<ConfigMap>();
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(
+            json!({"metadata": {"name": "layers"}, "data": {"test_layers.yaml": config}}),
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    fx.submit(
+        "seq",
+        "seq",
+        "",
+        json!({"config": {"configMapRef": {"name": "layers"}}}),
+    )
+    .await;
+    let running = fx
+        .wait_for("seq", Duration::from_secs(30), "a running", |r| {
+            category_phases(r).get("a") == Some(&Phase::Running)
+        })
+        .await;
+    let frozen = running.status.unwrap().plan.unwrap().frozen.unwrap();
+    let plan = cms.get(&frozen.config_map).await.unwrap();
+    assert_eq!(plan.immutable, Some(true));
+    assert_eq!(
+        plan.owner_references().first().map(|o| o.name.as_str()),
+        Some("seq")
+    );
+    let c_before = fx.category("seq", "c").await;
+
+    cms.patch(
+        "layers",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"test_layers.yaml": "layers: [unclosed"}})),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cms.delete("layers", &Default::default()).await.unwrap();
+    fx.crs().delete("seq-c", &Default::default()).await.unwrap();
+
+    let done = fx.wait_done("seq", Duration::from_secs(60)).await;
+    let st = done.status.unwrap();
+    assert_eq!(st.phase, Some(LayerPhase::Succeeded), "{st:#?}");
+    assert_eq!(st.counts.map(|c| c.passed), Some(4));
+    let c = fx.category("seq", "c").await;
+    assert_ne!(c.metadata.uid, c_before.metadata.uid, "recreated");
+    assert_eq!(c.spec, c_before.spec);
+    assert_eq!(
+        c.status.and_then(|s| s.phase),
+        Some(Phase::Succeeded),
+        "the recreated category ran"
+    );
+}
+
+/// 1,000 categories with names near the 100-character limit, every one
+/// failing: the run's whole object stays under 64 KiB (the detail is in the
+/// CategoryRuns), and says how many failed and which first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_failing_categories_keep_the_run_small() {
+    const N: usize = 1000;
+    let fx = Fixture::builder("op-big").nodes(4).start().await;
+    let name = |i: usize| format!("{i:04}-{}", "integration-suite-".repeat(5));
+    let mut config =
+        String::from("layers:\n  big:\n    execution_mode: parallel\n    categories:\n");
+    for i in 0..N {
+        config.push_str(&format!(
+            "      - name: \"{}\"\n        timeout_seconds: 120\n        retries: 0\n        command: \"exit 1\"\n",
+            name(i)
+        ));
+    }
+    fx.api::<ConfigMap>()
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "big"}, "data": {"test_layers.yaml": config}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    fx.submit(
+        "big",
+        "big",
+        "",
+        json!({"config": {"configMapRef": {"name": "big"}}}),
+    )
+    .await;
+    let runs = fx.runs();
+    let largest = Cell::new(0usize);
+    let done = eventually(
+        Duration::from_secs(600),
+        "the 1000-category run to end",
+        async || {
+            let r = runs.get("big").await.unwrap();
+            let bytes = serde_json::to_vec(&r).unwrap().len();
+            largest.set(largest.get().max(bytes));
+            if common::is_done(&r) {
+                return Ok(r);
+            }
+            Err(format!(
+                "progress {:?}, {bytes} bytes",
+                r.status.and_then(|s| s.progress)
+            ))
+        },
+    )
+    .await;
+    let bytes = serde_json::to_vec(&done).unwrap().len();
+    assert!(bytes < 64 * 1024, "the TestLayerRun is {bytes} bytes");
+    assert!(
+        largest.get() < 64 * 1024,
+        "the TestLayerRun was {} bytes on the way",
+        largest.get()
+    );
+    let st = done.status.unwrap();
+    assert_eq!(st.phase, Some(LayerPhase::Failed));
+    assert_eq!(st.phases.map(|p| p.failed as usize), Some(N));
+    assert_eq!(st.failed_categories.first(), Some(&name(0)));
+    assert!(
+        st.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("and 990 more"),
+        "{:?}",
+        st.message
+    );
+    assert!(st.categories.is_empty());
 }

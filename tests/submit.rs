@@ -32,12 +32,16 @@ async fn env(prefix: &str) -> Env {
 
 impl Env {
     fn submit(&self, extra: &[&str]) -> Command {
+        self.submit_file("layers.yaml", extra)
+    }
+
+    fn submit_file(&self, config: &str, extra: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_testlayer"));
         c.arg("submit")
             .arg("--kubeconfig")
             .arg(self.fx.cp.kubeconfig())
             .args(["-n", &self.fx.ns, "--image", "busybox", "-c"])
-            .arg(self.dir.path().join("layers.yaml"))
+            .arg(self.dir.path().join(config))
             .args(extra)
             .stdin(Stdio::null());
         c
@@ -278,4 +282,58 @@ sys.exit(os.WEXITSTATUS(status))
             .and_then(|s| s.phase),
         Some(LayerPhase::Cancelled)
     );
+}
+
+/// A run too large for its status to list its categories: `submit` follows
+/// it by its counts and reads every category's detail from the CategoryRuns
+/// for the summary and the JUnit report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_reports_every_category_of_a_large_run() {
+    const N: usize = 80;
+    let env = env("submit-big").await;
+    let mut config =
+        String::from("layers:\n  big:\n    execution_mode: parallel\n    categories:\n");
+    for i in 0..N {
+        let command = if i % 20 == 7 {
+            "echo '1 failed in 0.1s'; exit 1"
+        } else {
+            "echo '2 passed in 0.1s'"
+        };
+        config.push_str(&format!(
+            "      - name: category-{i:03}\n        timeout_seconds: 60\n        retries: 0\n        command: \"{command}\"\n"
+        ));
+    }
+    std::fs::write(env.path("big.yaml"), config).unwrap();
+    let junit = env.path("big.xml");
+    let out = output(env.submit_file(
+        "big.yaml",
+        &["-l", "big", "--wait", "--junit", junit.to_str().unwrap()],
+    ))
+    .await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains(&format!("{N}/{N} done")), "{stderr}");
+    assert!(
+        stdout.contains("category-007") && stdout.contains("category-079"),
+        "{stdout}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let missing: Vec<usize> = (0..N)
+        .filter(|i| !xml.contains(&format!("category-{i:03}")))
+        .collect();
+    assert!(missing.is_empty(), "categories {missing:?} not in {xml}");
+    let run = env
+        .fx
+        .runs()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    let st = run[0].status.clone().unwrap();
+    assert!(
+        st.categories.is_empty(),
+        "listed {} categories",
+        st.categories.len()
+    );
+    assert_eq!(st.phases.map(|p| p.failed), Some(4));
 }

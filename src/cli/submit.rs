@@ -183,6 +183,7 @@ async fn follow(a: &SubmitArgs, client: Client, ns: &str, name: &str) -> i32 {
     let crs: Api<CategoryRun> = Api::namespaced(client, ns);
     let start = Instant::now();
     let mut seen: BTreeMap<String, (Phase, u32)> = BTreeMap::new();
+    let mut last_progress = None;
     let mut asked = false;
     // Listeners made once, so that a signal that arrives while the loop reads
     // the run is not lost.
@@ -223,12 +224,22 @@ async fn follow(a: &SubmitArgs, client: Client, ns: &str, name: &str) -> i32 {
                 );
             }
         }
+        if st.categories.is_empty() {
+            // A large run lists no category in its status: its counts say
+            // how far it got.
+            if let Some(line) = progress_line(&st).filter(|l| last_progress.as_ref() != Some(l)) {
+                eprintln!("[{:>6.1}s] {line}", start.elapsed().as_secs_f64());
+                last_progress = Some(line);
+            }
+        }
         if st.phase.is_some_and(LayerPhase::is_terminal) {
-            let list = crs
-                .list(&ListParams::default().labels(&format!("testlayer.dev/run={name}")))
-                .await
-                .map(|l| l.items)
-                .unwrap_or_default();
+            let list = match category_runs(&crs, name).await {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("error: cannot list the CategoryRuns of {name}: {e}");
+                    Vec::new()
+                }
+            };
             let report = testlayer_operator::report::run_report(&run, &list);
             return finish(a, &report);
         }
@@ -261,6 +272,53 @@ async fn follow(a: &SubmitArgs, client: Client, ns: &str, name: &str) -> i32 {
             }
         }
     }
+}
+
+/// CategoryRuns listed per request.
+const LIST_PAGE: u32 = 500;
+
+/// Every CategoryRun of the run `name`, a page at a time (a large run has
+/// thousands).
+async fn category_runs(
+    crs: &Api<CategoryRun>,
+    name: &str,
+) -> Result<Vec<CategoryRun>, kube::Error> {
+    let mut lp = ListParams::default()
+        .labels(&format!("testlayer.dev/run={name}"))
+        .limit(LIST_PAGE);
+    let mut all = Vec::new();
+    loop {
+        let page = crs.list(&lp).await?;
+        all.extend(page.items);
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => lp = lp.continue_token(&token),
+            None => return Ok(all),
+        }
+    }
+}
+
+/// `done/all: N passed, N failed, ...` from a run's counts per phase.
+fn progress_line(st: &crate::api::TestLayerRunStatus) -> Option<String> {
+    let p = st.phases?;
+    let parts: Vec<String> = [
+        (p.running, "running"),
+        (p.succeeded, "passed"),
+        (p.failed, "failed"),
+        (p.timed_out, "timed out"),
+        (p.cancelled, "cancelled"),
+        (p.skipped, "skipped"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, w)| format!("{n} {w}"))
+    .collect();
+    Some(format!(
+        "{}/{} done{}{}",
+        p.finished(),
+        p.total(),
+        if parts.is_empty() { "" } else { ": " },
+        parts.join(", ")
+    ))
 }
 
 /// On a terminal, asks; elsewhere (CI was cancelled) cancels.

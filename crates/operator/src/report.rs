@@ -25,17 +25,17 @@ pub fn run_report(
             (Some(s), Some(e)) => crate::controller::step::offset(&s.0, &e.0).as_secs_f64(),
             _ => 0.0,
         };
-    let names: Vec<String> = match &st.plan {
-        Some(p) => p.categories.clone(),
-        None => st.categories.iter().map(|c| c.name.clone()).collect(),
-    };
-    let cats = names
-        .iter()
-        .map(|name| {
-            let cr = categories.iter().find(|c| &c.spec.category == name);
-            let cs = cr.and_then(|c| c.status.clone()).unwrap_or_default();
+    // Every category's detail is in its CategoryRun (a large run's status
+    // lists none), in config order.
+    let mut crs: Vec<&crate::api::CategoryRun> = categories.iter().collect();
+    crs.sort_by_key(|c| c.spec.index);
+    crs.dedup_by_key(|c| c.spec.index);
+    let cats = crs
+        .into_iter()
+        .map(|cr| {
+            let cs = cr.status.clone().unwrap_or_default();
             CategoryReport {
-                name: name.clone(),
+                name: cr.spec.category.clone(),
                 phase: cs.phase.unwrap_or(Phase::Pending),
                 message: cs.message.clone().unwrap_or_default(),
                 reason: cs.reason.clone().unwrap_or(Reason::Pending),

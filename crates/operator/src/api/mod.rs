@@ -19,8 +19,9 @@ pub use common::{ConditionType, LayerPhase};
 pub use crds::{all_crds, crds_yaml};
 pub use decoded::{Decoded, Undecodable};
 pub use test_layer_run::{
-    CategorySummary, ConfigMapKeyRef, ConfigSource, PlanSnapshot, PodSettings, RunOverrides,
-    TestLayerRun, TestLayerRunSpec, TestLayerRunStatus,
+    CategorySummary, ConfigMapKeyRef, ConfigSource, FrozenPlanRef, LISTED_FAILURES,
+    MAX_LISTED_CATEGORIES, PhaseCounts, PlanSnapshot, PodSettings, RunOverrides, TestLayerRun,
+    TestLayerRunSpec, TestLayerRunStatus,
 };
 
 /// API group.

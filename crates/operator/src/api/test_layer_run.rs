@@ -220,9 +220,80 @@ pub struct TestLayerRunStatus {
     /// them (and its CategoryRuns' specs) even if the config changes later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<PlanSnapshot>,
-    /// Every category of the plan, compact; details are in its CategoryRun.
+    /// Categories by phase (the whole plan, however large).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phases: Option<PhaseCounts>,
+    /// The first failed or timed-out categories, in config order, at most
+    /// [`LISTED_FAILURES`]; `phases` has how many there are in all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_categories: Vec<String>,
+    /// Every category of the plan, compact, while the run has at most
+    /// [`MAX_LISTED_CATEGORIES`] (a larger run lists none: details are in
+    /// each category's CategoryRun).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub categories: Vec<CategorySummary>,
+}
+
+/// Most categories a run's status lists one by one (`status.categories`).
+pub const MAX_LISTED_CATEGORIES: usize = 50;
+/// Most failed categories a run's status and message name.
+pub const LISTED_FAILURES: usize = 10;
+
+/// How many categories of a run are in each phase.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseCounts {
+    /// Not looked at yet.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pending: u32,
+    /// Waiting on dependencies, a slot, the budget or a backoff.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub waiting: u32,
+    /// Running an attempt.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub running: u32,
+    /// Passed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub succeeded: u32,
+    /// Failed after their retries.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed: u32,
+    /// Stopped at a timeout.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub timed_out: u32,
+    /// Cancelled.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cancelled: u32,
+    /// Not run because a dependency did not pass.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped: u32,
+}
+
+impl PhaseCounts {
+    /// Counts one category in `phase`.
+    pub fn add(&mut self, phase: Phase) {
+        let n = match phase {
+            Phase::Pending => &mut self.pending,
+            Phase::Waiting => &mut self.waiting,
+            Phase::Running => &mut self.running,
+            Phase::Succeeded => &mut self.succeeded,
+            Phase::Failed => &mut self.failed,
+            Phase::TimedOut => &mut self.timed_out,
+            Phase::Cancelled => &mut self.cancelled,
+            Phase::Skipped => &mut self.skipped,
+        };
+        *n += 1;
+    }
+
+    /// Categories that ended.
+    pub fn finished(&self) -> u32 {
+        self.succeeded + self.failed + self.timed_out + self.cancelled + self.skipped
+    }
+
+    /// Every category counted.
+    pub fn total(&self) -> u32 {
+        self.pending + self.waiting + self.running + self.finished()
+    }
 }
 
 /// Layer-wide settings of a run, frozen when it starts.
@@ -261,8 +332,40 @@ pub struct PlanSnapshot {
     pub service_wait_seconds: f64,
     /// LLM mode (`mock` or `real`).
     pub llm_mode: Known<LlmMode>,
-    /// Categories in config order (their CategoryRuns carry the rest).
+    /// Number of categories (each has a CategoryRun whose spec holds it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub category_count: u32,
+    /// Category names in config order, as controllers before the frozen
+    /// plan recorded them; empty in runs accepted since.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub categories: Vec<String>,
+    /// The immutable ConfigMap that holds every CategoryRun's spec as
+    /// resolved when the run was accepted; a CategoryRun deleted mid-run is
+    /// recreated from it, never from the config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frozen: Option<FrozenPlanRef>,
+}
+
+impl PlanSnapshot {
+    /// Number of categories in the plan (from the count, or from the name
+    /// list of a run accepted by an older controller).
+    pub fn count(&self) -> usize {
+        if self.category_count > 0 {
+            self.category_count as usize
+        } else {
+            self.categories.len()
+        }
+    }
+}
+
+/// Where a run's frozen plan is.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FrozenPlanRef {
+    /// Name of the ConfigMap (in the run's namespace, owned by the run).
+    pub config_map: String,
+    /// SHA-256 of its compressed content (`sha256:<hex>`).
+    pub digest: String,
 }
 
 /// One category in a TestLayerRun's status.

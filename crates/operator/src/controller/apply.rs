@@ -9,7 +9,7 @@
 //! timeout) stops the reconcile with its error and it is retried.
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use kube::runtime::events::{Event, EventType};
@@ -56,6 +56,10 @@ pub async fn apply(
                 let api: Api<TestLayerRun> = Api::namespaced(ctx.client.clone(), &ns);
                 let stored = patch_status(&api, run_name, &*status).await?;
                 ctx.own.runs.remember(stored, false);
+            }
+            Write::CreatePlan(cm) => {
+                let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+                create_all(&api, vec![*cm], "ConfigMap").await?;
             }
             Write::CreateCategoryRuns(crs) => {
                 let api: Api<CategoryRun> = Api::namespaced(ctx.client.clone(), &ns);

@@ -122,7 +122,9 @@ pub fn snapshot(layer: &LayerPlan) -> PlanSnapshot {
         required_services: layer.required_services.clone(),
         service_wait_seconds: layer.service_wait.as_secs_f64(),
         llm_mode: layer.llm_mode.into(),
-        categories: layer.categories.iter().map(|c| c.name.clone()).collect(),
+        category_count: layer.categories.len() as u32,
+        categories: Vec::new(),
+        frozen: None,
     }
 }
 
@@ -194,16 +196,29 @@ pub fn category_run(
         junit_report: c.junit_report.clone(),
         pod: run.spec.pod.clone(),
     };
-    let mut cr = CategoryRun::new(&category_run_name(&run_name, &c.k8s_name), spec);
+    Ok(category_run_object(run, &layer.k8s_name, &c.k8s_name, spec))
+}
+
+/// The CategoryRun of `run` with this spec: its name, labels and owner
+/// reference (`layer_k8s_name` and `category_k8s_name` are the layer's and
+/// the category's names as DNS labels).
+pub fn category_run_object(
+    run: &TestLayerRun,
+    layer_k8s_name: &str,
+    category_k8s_name: &str,
+    spec: CategoryRunSpec,
+) -> CategoryRun {
+    let run_name = run.name_any();
+    let mut cr = CategoryRun::new(&category_run_name(&run_name, category_k8s_name), spec);
     cr.metadata.namespace = run.namespace();
     cr.metadata.labels = Some(BTreeMap::from([
-        (LABEL_RUN.to_string(), run_name.clone()),
-        (LABEL_LAYER.to_string(), layer.k8s_name.clone()),
-        (LABEL_CATEGORY.to_string(), c.k8s_name.clone()),
+        (LABEL_RUN.to_string(), run_name),
+        (LABEL_LAYER.to_string(), layer_k8s_name.to_string()),
+        (LABEL_CATEGORY.to_string(), category_k8s_name.to_string()),
         (LABEL_MANAGED_BY.to_string(), MANAGER.to_string()),
     ]));
     cr.metadata.owner_references = run.controller_owner_ref(&()).map(|r| vec![r]);
-    Ok(cr)
+    cr
 }
 
 /// Seconds as a duration: none for what is not a positive number, and at
@@ -217,7 +232,9 @@ fn seconds(s: f64) -> Duration {
 }
 
 /// The layer plan of a run, rebuilt from its frozen settings and its
-/// CategoryRuns (in any order; one per category of the snapshot).
+/// CategoryRuns (in any order; exactly one per index of the plan). A run
+/// accepted by an older controller also has the category names in the
+/// snapshot, which must match.
 pub fn layer_from_objects(
     key: &str,
     environment: Option<&str>,
@@ -233,11 +250,15 @@ pub fn layer_from_objects(
         .llm_mode
         .get()
         .map_err(|m| bad(format!("status.plan.llmMode: unknown LLM mode {m:?}")))?;
-    let n = snap.categories.len();
+    let n = snap.count();
     let mut by_index: Vec<Option<&CategoryRun>> = vec![None; n];
     for cr in runs {
         let i = cr.spec.index as usize;
-        if i >= n || snap.categories[i] != cr.spec.category {
+        let named = snap
+            .categories
+            .get(i)
+            .is_none_or(|c| *c == cr.spec.category);
+        if i >= n || !named || by_index[i].is_some() {
             return Err(bad(format!(
                 "CategoryRun {} is category {:?} at index {i}, which the plan does not have",
                 cr.name_any(),
@@ -246,14 +267,25 @@ pub fn layer_from_objects(
         }
         by_index[i] = Some(cr);
     }
+    let by_index: Vec<&CategoryRun> = by_index
+        .into_iter()
+        .enumerate()
+        .map(|(i, slot)| {
+            slot.ok_or_else(|| {
+                bad(match snap.categories.get(i) {
+                    Some(name) => format!("the CategoryRun of category {name:?} is missing"),
+                    None => format!("the CategoryRun of category {i} (0-based) is missing"),
+                })
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let index: BTreeMap<&str, usize> = by_index
+        .iter()
+        .enumerate()
+        .map(|(i, cr)| (cr.spec.category.as_str(), i))
+        .collect();
     let mut categories = Vec::with_capacity(n);
-    for (i, slot) in by_index.iter().enumerate() {
-        let cr = slot.ok_or_else(|| {
-            bad(format!(
-                "the CategoryRun of category {:?} is missing",
-                snap.categories[i]
-            ))
-        })?;
+    for cr in by_index {
         let s = &cr.spec;
         let timeout = seconds(s.timeout_seconds);
         let mut c = CategoryPlan::new(&s.category, timeout);
@@ -267,7 +299,7 @@ pub fn layer_from_objects(
             .dependencies
             .iter()
             .map(|d| {
-                snap.categories.iter().position(|n| n == d).ok_or_else(|| {
+                index.get(d.as_str()).copied().ok_or_else(|| {
                     bad(format!(
                         "category {:?} depends on unknown {d:?}",
                         s.category

@@ -9,6 +9,7 @@
 mod apply;
 pub mod build;
 pub mod context;
+pub mod frozen_plan;
 pub mod metrics;
 pub mod observe;
 mod own_writes;

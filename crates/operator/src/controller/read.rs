@@ -16,7 +16,10 @@ use kube::api::{Api, ListParams, LogParams};
 
 use super::build::{CONTAINER, LABEL_RUN, owned_by};
 use super::context::{Context, ControllerError};
-use super::step::{Answers, ConfigAnswer, DEFAULT_CONFIG_KEY, Observed, Question};
+use super::frozen_plan;
+use super::step::{
+    Answers, ConfigAnswer, DEFAULT_CONFIG_KEY, FrozenPlanAnswer, Observed, Question,
+};
 use crate::api::{Decoded, TestLayerRun};
 use crate::config::service_k8s_name;
 
@@ -106,6 +109,7 @@ pub fn observe(ctx: &Context, run: &Arc<TestLayerRun>, answers: Answers) -> Obse
 /// One answer.
 enum Answer {
     Config(ConfigAnswer),
+    FrozenPlan(FrozenPlanAnswer),
     PodExists(String, bool),
     Logs(String, Result<String, String>),
     Unready(Vec<String>),
@@ -124,6 +128,7 @@ pub async fn ask(
         async move {
             Ok::<_, ControllerError>(match q {
                 Question::Config => Answer::Config(config_text(ctx, run, &ns).await?),
+                Question::FrozenPlan => Answer::FrozenPlan(frozen(ctx, run, &ns).await?),
                 Question::PodExists(p) => {
                     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
                     let exists = pods
@@ -150,6 +155,7 @@ pub async fn ask(
     for r in results {
         match r? {
             Answer::Config(c) => answers.config = Some(c),
+            Answer::FrozenPlan(p) => answers.frozen_plan = Some(p),
             Answer::PodExists(p, e) => {
                 answers.pod_exists.insert(p, e);
             }
@@ -273,6 +279,37 @@ async fn config_text(
             origin: format!("ConfigMap {}/{} key {key}", ns, r.name),
         },
         None => ConfigAnswer::Missing(format!("ConfigMap {} has no key {key:?}", r.name)),
+    })
+}
+
+/// The run's frozen plan, from the ConfigMap its status names.
+async fn frozen(
+    ctx: &Context,
+    run: &TestLayerRun,
+    ns: &str,
+) -> Result<FrozenPlanAnswer, ControllerError> {
+    let Some(reference) = run
+        .status
+        .as_ref()
+        .and_then(|s| s.plan.as_ref())
+        .and_then(|p| p.frozen.as_ref())
+    else {
+        return Ok(FrozenPlanAnswer::Missing(
+            "the run records no frozen plan".into(),
+        ));
+    };
+    let name = &reference.config_map;
+    let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    let cm = cms
+        .get_opt(name)
+        .await
+        .map_err(ControllerError::kube(format!("reading ConfigMap {name}")))?;
+    Ok(match cm {
+        None => FrozenPlanAnswer::Missing(format!("ConfigMap {name} not found")),
+        Some(cm) => match frozen_plan::decode(&cm, run, reference) {
+            Ok(plan) => FrozenPlanAnswer::Found(Arc::new(plan)),
+            Err(e) => FrozenPlanAnswer::Missing(e.to_string()),
+        },
     })
 }
 

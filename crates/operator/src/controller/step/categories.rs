@@ -105,22 +105,28 @@ impl Categories {
                 *slot = Some(cr.clone());
             }
         }
+        // The run's Pods by category, once (a large run has thousands).
+        let mut by_category: BTreeMap<&str, Vec<&Arc<Pod>>> = BTreeMap::new();
+        for p in &o.pods {
+            if let Some(k8s) = p.labels().get(LABEL_CATEGORY) {
+                by_category.entry(k8s.as_str()).or_default().push(p);
+            }
+        }
         let mut questions = Vec::new();
         let mut items = Vec::with_capacity(by_index.len());
         for (i, cr) in by_index.into_iter().enumerate() {
             // The plan was rebuilt from these objects: each index has one.
             let Some(cr) = cr else { continue };
-            let k8s = &layer.categories[i].k8s_name;
-            let pods: BTreeMap<u32, Arc<Pod>> = o
-                .pods
-                .iter()
-                .filter(|p| {
-                    p.labels().get(LABEL_CATEGORY) == Some(k8s) && owned_by(p.as_ref(), cr.as_ref())
-                })
+            let k8s = layer.categories[i].k8s_name.as_str();
+            let pods: BTreeMap<u32, Arc<Pod>> = by_category
+                .get(k8s)
+                .into_iter()
+                .flatten()
+                .filter(|p| owned_by(p.as_ref(), cr.as_ref()))
                 .filter_map(|p| {
                     Some((
                         p.labels().get(LABEL_ATTEMPT)?.parse::<u32>().ok()?,
-                        p.clone(),
+                        Arc::clone(p),
                     ))
                 })
                 .collect();

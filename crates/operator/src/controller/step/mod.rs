@@ -34,7 +34,9 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Resource;
 
 pub use attempts::{offset, stored};
-pub use observed::{Answers, ConfigAnswer, LogAnswer, Observed, Question, Refusal};
+pub use observed::{
+    Answers, ConfigAnswer, FrozenPlanAnswer, LogAnswer, Observed, Question, Refusal,
+};
 pub use plan_freeze::{DEFAULT_CONFIG_KEY, resolve, spec_changed, spec_hash};
 pub use writes::{Next, Note, Step, Write};
 
@@ -73,7 +75,7 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
 
     // CategoryRuns the controller cannot use (edited by hand, or stored
     // under an older CRD) stall the run until they are fixed.
-    let planned = status.plan.as_ref().map(|p| p.categories.len());
+    let planned = status.plan.as_ref().map(|p| p.count());
     let bad = invalid::unusable(o, planned);
     if !bad.is_empty() {
         return invalid::stalled_run(o, status, &bad, now);

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{CategoryRun, TestLayerRun, Undecodable};
+use crate::controller::frozen_plan::FrozenPlan;
 
 /// A run and what it owns, as observed.
 #[derive(Debug, Clone)]
@@ -37,6 +38,8 @@ pub struct Observed {
 pub enum Question {
     /// The layer config text of the run (inline, or from its ConfigMap).
     Config,
+    /// The run's frozen plan (from the ConfigMap its status names).
+    FrozenPlan,
     /// Does this Pod exist? (It is missing from the cache.)
     PodExists(String),
     /// The log of this Pod's test container.
@@ -87,6 +90,28 @@ pub enum ConfigAnswer {
     Missing(String),
 }
 
+/// The frozen plan of a run, or why there is none to use.
+#[derive(Debug, Clone)]
+pub enum FrozenPlanAnswer {
+    /// The plan, as decoded and checked.
+    Found(Arc<FrozenPlan>),
+    /// Why it cannot be had (the ConfigMap is gone, or not the run's).
+    Missing(String),
+}
+
+impl PartialEq for FrozenPlanAnswer {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Found(a), Self::Found(b)) => Arc::ptr_eq(a, b) || a == b,
+            (Self::Missing(a), Self::Missing(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+// A decoded plan compares equal to itself (its numbers are never NaN).
+impl Eq for FrozenPlanAnswer {}
+
 /// The log of a Pod, or why it could not be read.
 pub type LogAnswer = Result<String, String>;
 
@@ -95,6 +120,8 @@ pub type LogAnswer = Result<String, String>;
 pub struct Answers {
     /// [`Question::Config`].
     pub config: Option<ConfigAnswer>,
+    /// [`Question::FrozenPlan`].
+    pub frozen_plan: Option<FrozenPlanAnswer>,
     /// [`Question::PodExists`], by Pod name.
     pub pod_exists: BTreeMap<String, bool>,
     /// [`Question::Logs`], by Pod name.
@@ -108,6 +135,7 @@ impl Answers {
     pub fn has(&self, q: &Question) -> bool {
         match q {
             Question::Config => self.config.is_some(),
+            Question::FrozenPlan => self.frozen_plan.is_some(),
             Question::PodExists(p) => self.pod_exists.contains_key(p),
             Question::Logs(p) => self.logs.contains_key(p),
             Question::UnreadyServices(_) => self.unready_services.is_some(),

@@ -1,7 +1,10 @@
 //! The frozen plan of a run: resolved from the layer config once, when the
-//! run is accepted (its layer-wide settings into the run's status, each
-//! category into its CategoryRun's spec), and rebuilt from those objects on
-//! every later step.
+//! run is accepted (its layer-wide settings and category count into the
+//! run's status, every category's CategoryRun spec into an immutable
+//! ConfigMap the run owns, see [`frozen_plan`], and into the CategoryRuns),
+//! and rebuilt from those objects on every later step. The config is never
+//! read again: a CategoryRun deleted mid-run is recreated from the frozen
+//! plan.
 
 use std::collections::BTreeSet;
 
@@ -9,12 +12,16 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use serde_json::json;
 
-use super::observed::{ConfigAnswer, Observed, Question};
+use super::observed::{ConfigAnswer, FrozenPlanAnswer, Observed, Question};
 use super::writes::{Next, Step, Write};
 use super::{note, run_status};
-use crate::api::{CategoryRun, CategorySummary, LayerPhase, TestLayerRun, TestLayerRunStatus};
+use crate::api::{
+    CategoryRun, CategorySummary, LISTED_FAILURES, LayerPhase, MAX_LISTED_CATEGORIES, PhaseCounts,
+    TestLayerRun, TestLayerRunStatus,
+};
 use crate::config::{Config, Overrides};
 use crate::controller::build;
+use crate::controller::frozen_plan::{self, FrozenPlan};
 use crate::layer::LayerPlan;
 
 /// Key of the layer config in a ConfigMap when the reference names none.
@@ -120,98 +127,232 @@ pub enum Frozen {
     Step(Step),
 }
 
-/// The frozen plan of the run of `o`: from the config when the run has no
-/// plan or misses CategoryRuns, else rebuilt from its objects.
-pub fn frozen(o: &Observed, mut status: TestLayerRunStatus, hash: &str, now: Timestamp) -> Frozen {
-    let run = o.run.as_ref();
-    let complete = status.plan.as_ref().map(|p| p.categories.len()) == Some(o.category_runs.len());
-    if !complete {
-        let Some(answer) = &o.answers.config else {
-            return Frozen::Step(Step::ask(vec![Question::Config]));
-        };
-        let (text, origin) = match answer {
-            ConfigAnswer::Found { text, origin } => (text, origin),
-            ConfigAnswer::Missing(m) => {
-                return Frozen::Step(run_status::waiting_for_config(o, status, m, now));
-            }
-        };
-        let (layer, crs) = match resolve(run, text, origin) {
-            Ok(r) => r,
-            Err(problem) => {
-                return Frozen::Step(run_status::invalid(
-                    o,
-                    status,
-                    "InvalidConfig",
-                    &problem,
-                    now,
-                ));
-            }
-        };
-        let mut writes = Vec::new();
-        let mut events = Vec::new();
-        if status.plan.is_none() {
-            let mut snap = build::snapshot(&layer);
-            snap.background |= run.spec.background;
-            status.plan = Some(snap);
-            status.spec_hash = Some(hash.to_string());
-            status.strategy = Some(layer.strategy.into());
-            status.categories = layer
-                .categories
-                .iter()
-                .map(|c| CategorySummary::pending(&c.name))
-                .collect();
-            status.phase = Some(LayerPhase::Pending);
-            status.message = Some("created its categories".into());
-            writes.push(Write::RunStatus(Box::new(status.clone())));
-            events.push(Write::Event(note(
-                run,
-                false,
-                "Accepted",
-                &format!(
-                    "layer {} ({}), {} categories, {}",
-                    layer.key,
-                    layer.display_name,
-                    layer.categories.len(),
-                    layer.strategy
-                ),
-            )));
-        }
-        let existing: BTreeSet<String> = o.category_runs.iter().map(|c| c.name_any()).collect();
-        let missing: Vec<CategoryRun> = crs
-            .into_iter()
-            .filter(|cr| !existing.contains(&cr.name_any()))
-            .collect();
-        if !missing.is_empty() {
-            writes.push(Write::CreateCategoryRuns(missing));
-        }
-        if !writes.is_empty() {
-            writes.extend(events);
-            return Frozen::Step(Step::write(writes, Next::Again));
-        }
-    }
-    let Some(snap) = status.plan.as_ref() else {
-        return Frozen::Step(run_status::invalid(
-            o,
-            status,
-            "Inconsistent",
-            "the run has no plan",
-            now,
-        ));
+/// The frozen plan of the run of `o`: resolved from the config when the run
+/// has no plan yet (the only time the config is read), else rebuilt from
+/// the run's objects, a missing CategoryRun recreated from the frozen plan.
+pub fn frozen(o: &Observed, status: TestLayerRunStatus, hash: &str, now: Timestamp) -> Frozen {
+    let Some(snap) = status.plan.clone() else {
+        return accept(o, status, hash, now);
     };
+    if o.category_runs.len() < snap.count() {
+        return Frozen::Step(match snap.frozen {
+            Some(_) => recreate(o, status, snap.count(), now),
+            None => legacy_recreate(o, status, now),
+        });
+    }
+    let run = o.run.as_ref();
     let refs: Vec<&CategoryRun> = o.category_runs.iter().map(|c| c.as_ref()).collect();
-    match build::layer_from_objects(
+    let layer = match build::layer_from_objects(
         &run.spec.layer,
         run.spec.environment.as_deref(),
-        snap,
+        &snap,
         &refs,
     ) {
-        Ok(layer) => Frozen::Ready(Box::new((layer, status))),
-        Err(e) => Frozen::Step(run_status::invalid(
+        Ok(layer) => layer,
+        Err(e) => {
+            return Frozen::Step(run_status::invalid(
+                o,
+                status,
+                "Inconsistent",
+                &e.to_string(),
+                now,
+            ));
+        }
+    };
+    if snap.frozen.is_none() {
+        // Accepted by an older controller: its plan is frozen now, from
+        // its CategoryRuns, so that it never needs the config again.
+        if let Ok((cm, reference)) = frozen_plan::encode(run, &FrozenPlan::of(refs)) {
+            let mut status = status;
+            if let Some(p) = status.plan.as_mut() {
+                p.category_count = p.count() as u32;
+                p.categories = Vec::new();
+                p.frozen = Some(reference);
+            }
+            return Frozen::Step(Step::write(
+                vec![
+                    Write::CreatePlan(Box::new(cm)),
+                    Write::RunStatus(Box::new(status)),
+                ],
+                Next::Again,
+            ));
+        }
+    }
+    Frozen::Ready(Box::new((layer, status)))
+}
+
+/// The config text as answered, or the step that gets it.
+fn config_text<'a>(
+    o: &'a Observed,
+    status: &TestLayerRunStatus,
+    now: Timestamp,
+) -> Result<(&'a str, &'a str), Step> {
+    let Some(answer) = &o.answers.config else {
+        return Err(Step::ask(vec![Question::Config]));
+    };
+    match answer {
+        ConfigAnswer::Found { text, origin } => Ok((text, origin)),
+        ConfigAnswer::Missing(m) => Err(run_status::waiting_for_config(o, status.clone(), m, now)),
+    }
+}
+
+/// Accepts a run: resolves its config, freezes the plan (its ConfigMap
+/// first, then the run's status naming it, then the CategoryRuns).
+fn accept(o: &Observed, mut status: TestLayerRunStatus, hash: &str, now: Timestamp) -> Frozen {
+    let run = o.run.as_ref();
+    let (text, origin) = match config_text(o, &status, now) {
+        Ok(t) => t,
+        Err(step) => return Frozen::Step(step),
+    };
+    let resolved = resolve(run, text, origin).and_then(|(layer, crs)| {
+        let (cm, reference) =
+            frozen_plan::encode(run, &FrozenPlan::of(&crs)).map_err(|e| e.to_string())?;
+        Ok((layer, crs, cm, reference))
+    });
+    let (layer, crs, cm, reference) = match resolved {
+        Ok(r) => r,
+        Err(problem) => {
+            return Frozen::Step(run_status::invalid(
+                o,
+                status,
+                "InvalidConfig",
+                &problem,
+                now,
+            ));
+        }
+    };
+    let n = layer.categories.len();
+    let mut snap = build::snapshot(&layer);
+    snap.background |= run.spec.background;
+    snap.frozen = Some(reference);
+    status.plan = Some(snap);
+    status.spec_hash = Some(hash.to_string());
+    status.strategy = Some(layer.strategy.into());
+    status.phases = Some(PhaseCounts {
+        pending: n as u32,
+        ..PhaseCounts::default()
+    });
+    status.progress = Some(format!("0/{n}"));
+    status.categories = if n <= MAX_LISTED_CATEGORIES {
+        layer
+            .categories
+            .iter()
+            .map(|c| CategorySummary::pending(&c.name))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    status.phase = Some(LayerPhase::Pending);
+    status.message = Some("created its categories".into());
+    let existing: BTreeSet<String> = o.category_runs.iter().map(|c| c.name_any()).collect();
+    let missing: Vec<CategoryRun> = crs
+        .into_iter()
+        .filter(|cr| !existing.contains(&cr.name_any()))
+        .collect();
+    let mut writes = vec![
+        Write::CreatePlan(Box::new(cm)),
+        Write::RunStatus(Box::new(status)),
+    ];
+    if !missing.is_empty() {
+        writes.push(Write::CreateCategoryRuns(missing));
+    }
+    writes.push(Write::Event(note(
+        run,
+        false,
+        "Accepted",
+        &format!(
+            "layer {} ({}), {n} categories, {}",
+            layer.key, layer.display_name, layer.strategy
+        ),
+    )));
+    Frozen::Step(Step::write(writes, Next::Again))
+}
+
+/// CategoryRuns are missing (deleted by hand): recreated from the frozen
+/// plan, never from the config; a run whose frozen plan is gone too fails,
+/// since nothing says what the missing categories were.
+fn recreate(o: &Observed, status: TestLayerRunStatus, count: usize, now: Timestamp) -> Step {
+    let run = o.run.as_ref();
+    let Some(answer) = &o.answers.frozen_plan else {
+        return Step::ask(vec![Question::FrozenPlan]);
+    };
+    let present: BTreeSet<u32> = o.category_runs.iter().map(|c| c.spec.index).collect();
+    let missing: Vec<usize> = (0..count)
+        .filter(|i| !present.contains(&(*i as u32)))
+        .collect();
+    let plan = match answer {
+        FrozenPlanAnswer::Found(plan) if plan.categories.len() == count => plan,
+        FrozenPlanAnswer::Found(plan) => {
+            let problem = format!(
+                "the frozen plan has {} categories and the run {count}",
+                plan.categories.len()
+            );
+            return run_status::invalid(o, status, "Inconsistent", &problem, now);
+        }
+        FrozenPlanAnswer::Missing(why) => {
+            let problem = format!(
+                "{} of its {count} CategoryRuns were deleted (category {} first) and cannot be recreated: {why}",
+                missing.len(),
+                missing.first().copied().unwrap_or_default()
+            );
+            return run_status::invalid(o, status, "PlanLost", &problem, now);
+        }
+    };
+    let crs: Vec<CategoryRun> = missing
+        .iter()
+        .filter_map(|&i| plan.category_run(run, i))
+        .collect();
+    let names: Vec<String> = crs.iter().map(|c| c.spec.category.clone()).collect();
+    let shown = names
+        .iter()
+        .take(LISTED_FAILURES)
+        .cloned()
+        .collect::<Vec<_>>();
+    let more = names.len().saturating_sub(shown.len());
+    let text = format!(
+        "recreated {} deleted CategoryRun(s) from the frozen plan: {}{}",
+        names.len(),
+        shown.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    );
+    Step::write(
+        vec![
+            Write::CreateCategoryRuns(crs),
+            Write::Event(note(run, true, "Recreated", &text)),
+        ],
+        Next::Again,
+    )
+}
+
+/// A run accepted by an older controller that misses CategoryRuns before
+/// its plan was frozen: the config is the only record of them left.
+fn legacy_recreate(o: &Observed, status: TestLayerRunStatus, now: Timestamp) -> Step {
+    let run = o.run.as_ref();
+    let (text, origin) = match config_text(o, &status, now) {
+        Ok(t) => t,
+        Err(step) => return step,
+    };
+    let crs = match resolve(run, text, origin) {
+        Ok((_, crs)) => crs,
+        Err(problem) => return run_status::invalid(o, status, "InvalidConfig", &problem, now),
+    };
+    let existing: BTreeSet<String> = o.category_runs.iter().map(|c| c.name_any()).collect();
+    let missing: Vec<CategoryRun> = crs
+        .into_iter()
+        .filter(|cr| !existing.contains(&cr.name_any()))
+        .collect();
+    if missing.is_empty() {
+        return run_status::invalid(
             o,
             status,
             "Inconsistent",
-            &e.to_string(),
+            "its CategoryRuns do not match its plan",
             now,
-        )),
+        );
     }
+    Step::write(vec![Write::CreateCategoryRuns(missing)], Next::Again)
 }

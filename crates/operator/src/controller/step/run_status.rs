@@ -12,7 +12,10 @@ use super::observed::Observed;
 use super::refusals;
 use super::writes::{Next, Step, Write};
 use super::{note, offset, wall_clock};
-use crate::api::{CategorySummary, LayerPhase, TestCounts, TestLayerRun, TestLayerRunStatus};
+use crate::api::{
+    CategorySummary, LISTED_FAILURES, LayerPhase, MAX_LISTED_CATEGORIES, PhaseCounts, TestCounts,
+    TestLayerRun, TestLayerRunStatus,
+};
 use crate::layer::LayerPlan;
 use crate::plan::describe::human_duration;
 use crate::plan::{LayerOutcome, Phase};
@@ -24,7 +27,9 @@ const CONFIG_POLL: Duration = Duration::from_secs(10);
 const MAX_MESSAGE: usize = 4000;
 
 /// The run's status after this step: categories summed, phase, message and
-/// conditions.
+/// conditions. Its size does not grow with the run: counts per phase, the
+/// first [`LISTED_FAILURES`] failures, and the per-category list only while
+/// the run has at most [`MAX_LISTED_CATEGORIES`] categories.
 pub fn update(
     status: &mut TestLayerRunStatus,
     run: &TestLayerRun,
@@ -37,26 +42,38 @@ pub fn update(
     let wall = wall_clock(now);
     let mut total = TestCounts::default();
     let mut any_counts = false;
-    let summaries: Vec<CategorySummary> = cats
-        .items
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            if let Some(n) = c.status.counts {
-                total.add(n);
-                any_counts = true;
-            }
-            CategorySummary {
-                name: layer.categories[i].name.clone(),
-                phase: c.status.phase.unwrap_or(Phase::Pending),
+    let mut phases = PhaseCounts::default();
+    let mut failed = Vec::new();
+    let mut failed_names = Vec::new();
+    let small = layer.categories.len() <= MAX_LISTED_CATEGORIES;
+    let mut summaries = Vec::new();
+    for (i, c) in cats.items.iter().enumerate() {
+        if let Some(n) = c.status.counts {
+            total.add(n);
+            any_counts = true;
+        }
+        let phase = c.status.phase.unwrap_or(Phase::Pending);
+        phases.add(phase);
+        let reason = c.status.reason.clone().filter(Reason::is_notable);
+        let name = &layer.categories[i].name;
+        if matches!(phase, Phase::Failed | Phase::TimedOut) && failed.len() < LISTED_FAILURES {
+            failed_names.push(name.clone());
+            failed.push(match &reason {
+                Some(r) => format!("{name} ({r})"),
+                None => format!("{name} ({phase})"),
+            });
+        }
+        if small {
+            summaries.push(CategorySummary {
+                name: name.clone(),
+                phase,
                 attempts: c.status.attempt_count,
-                reason: c.status.reason.clone().filter(Reason::is_notable),
+                reason,
                 counts: c.status.counts,
-            }
-        })
-        .collect();
-    let finished = summaries.iter().filter(|s| s.phase.is_terminal()).count();
-    if summaries.iter().any(|s| s.phase == Phase::Running) {
+            });
+        }
+    }
+    if phases.running > 0 {
         status.start_time.get_or_insert_with(|| wall.clone());
     }
     let phase = match outcome {
@@ -73,7 +90,7 @@ pub fn update(
             status.duration = Some(human_duration(offset(&s.0, &e.0)));
         }
     }
-    let (reason, message) = run_message(phase, &summaries, hold, run.spec.suspend);
+    let (reason, message) = run_message(phase, &phases, &failed, hold, run.spec.suspend);
     // Pods the apiserver refuses: the run cannot go on until they are created.
     let stall = refusals::run_stall(
         cats.items
@@ -81,9 +98,11 @@ pub fn update(
             .map(|c| (c.cr.spec.category.as_str(), &c.status)),
     );
     status.phase = Some(phase);
-    status.progress = Some(format!("{finished}/{}", summaries.len()));
+    status.progress = Some(format!("{}/{}", phases.finished(), phases.total()));
     status.counts = any_counts.then_some(total);
     status.message = Some(message.clone());
+    status.phases = Some(phases);
+    status.failed_categories = failed_names;
     status.categories = summaries;
     status.observed_generation = run.metadata.generation;
     status.conditions = phase_conditions(
@@ -113,36 +132,39 @@ pub fn phase_event(run: &TestLayerRun, next: &TestLayerRunStatus) -> Option<Writ
     )))
 }
 
+/// `first` (at most [`LISTED_FAILURES`] entries) of `total`, with "and N
+/// more" when there are more.
+fn bounded_list(first: &[String], total: u32) -> String {
+    if first.is_empty() {
+        return "-".into();
+    }
+    let more = (total as usize).saturating_sub(first.len());
+    let mut s = first.join(", ");
+    if more > 0 {
+        s.push_str(&format!(" and {more} more"));
+    }
+    s
+}
+
 fn run_message(
     phase: LayerPhase,
-    cats: &[CategorySummary],
+    phases: &PhaseCounts,
+    failed: &[String],
     gate: Option<&str>,
     suspended: bool,
 ) -> (String, String) {
-    let count = |p: Phase| cats.iter().filter(|c| c.phase == p).count();
-    let bad: Vec<String> = cats
-        .iter()
-        .filter(|c| matches!(c.phase, Phase::Failed | Phase::TimedOut))
-        .map(|c| match &c.reason {
-            Some(r) => format!("{} ({r})", c.name),
-            None => format!("{} ({})", c.name, c.phase),
-        })
-        .collect();
+    let bad = phases.failed + phases.timed_out;
     match phase {
         LayerPhase::Succeeded => (
             "Succeeded".into(),
-            format!("all {} categories passed", cats.len()),
+            format!("all {} categories passed", phases.total()),
         ),
         LayerPhase::Failed => (
             "Failed".into(),
             format!(
                 "failed: {}; skipped: {}",
-                if bad.is_empty() {
-                    "-".into()
-                } else {
-                    bad.join(", ")
-                },
-                count(Phase::Skipped)
+                bounded_list(failed, bad),
+                phases.skipped
             ),
         ),
         LayerPhase::TimedOut => ("TimedOut".into(), "the layer deadline passed".into()),
@@ -157,13 +179,13 @@ fn run_message(
             "Running".into(),
             format!(
                 "{} running, {} waiting, {} done{}",
-                count(Phase::Running),
-                count(Phase::Waiting) + count(Phase::Pending),
-                cats.iter().filter(|c| c.phase.is_terminal()).count(),
-                if bad.is_empty() {
+                phases.running,
+                phases.waiting + phases.pending,
+                phases.finished(),
+                if bad == 0 {
                     String::new()
                 } else {
-                    format!("; failed: {}", bad.join(", "))
+                    format!("; failed: {}", bounded_list(failed, bad))
                 }
             ),
         ),
@@ -290,18 +312,28 @@ pub fn gate_failed(
             statuses.push((cr.name_any(), st));
         }
     }
-    status.progress = Some(format!("{0}/{0}", layer.categories.len()));
-    status.categories = layer
-        .categories
-        .iter()
-        .map(|c| CategorySummary {
-            name: c.name.clone(),
-            phase: Phase::Skipped,
-            attempts: 0,
-            reason: Some(reason.clone()),
-            counts: None,
-        })
-        .collect();
+    let n = layer.categories.len();
+    status.progress = Some(format!("{n}/{n}"));
+    status.phases = Some(PhaseCounts {
+        skipped: n as u32,
+        ..PhaseCounts::default()
+    });
+    status.failed_categories = Vec::new();
+    status.categories = if n <= MAX_LISTED_CATEGORIES {
+        layer
+            .categories
+            .iter()
+            .map(|c| CategorySummary {
+                name: c.name.clone(),
+                phase: Phase::Skipped,
+                attempts: 0,
+                reason: Some(reason.clone()),
+                counts: None,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut step = fail_run(o, status, reason.as_str(), message, now);
     if !statuses.is_empty() {
         step.writes.insert(0, Write::CategoryRunStatuses(statuses));

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use super::observed::Question;
@@ -15,6 +15,9 @@ use crate::api::{CategoryRun, CategoryRunStatus, TestLayerRunStatus};
 pub enum Write {
     /// Server-side apply of the run's whole status.
     RunStatus(Box<TestLayerRunStatus>),
+    /// Create the run's frozen plan (one that exists already is fine: its
+    /// name holds the digest of its content).
+    CreatePlan(Box<ConfigMap>),
     /// Create these CategoryRuns (one that exists already is fine).
     CreateCategoryRuns(Vec<CategoryRun>),
     /// Create these Pods (one that exists already is fine).

@@ -2,6 +2,7 @@
 //! an in-memory cluster ([`world::World`]): fast, deterministic, and able to
 //! look at the order of writes, which the end-to-end tests cannot.
 
+mod frozen;
 mod gates;
 mod invalid;
 mod refused;

@@ -16,11 +16,14 @@ use kube::ResourceExt;
 use serde_json::json;
 
 use super::super::{
-    Answers, ConfigAnswer, Next, Note, Observed, Question, Refusal, Step, Write, step,
+    Answers, ConfigAnswer, FrozenPlanAnswer, Next, Note, Observed, Question, Refusal, Step, Write,
+    step,
 };
 use crate::api::{CategoryRun, LayerPhase, TestLayerRun, Undecodable};
 use crate::controller::build::{LABEL_CATEGORY, LABEL_RUN};
+use crate::controller::frozen_plan;
 use crate::plan::Phase;
+use k8s_openapi::api::core::v1::ConfigMap;
 
 /// How a scripted container behaves.
 #[derive(Debug, Clone)]
@@ -96,6 +99,8 @@ pub struct World {
     pub pods: BTreeMap<String, Pod>,
     pub others: Vec<TestLayerRun>,
     pub config_maps: BTreeMap<String, String>,
+    /// ConfigMaps the controller created (frozen plans), by name.
+    pub plans: BTreeMap<String, ConfigMap>,
     pub unready: Vec<String>,
     pub now: Timestamp,
     pub run_deleted: bool,
@@ -173,6 +178,7 @@ impl World {
             pods: BTreeMap::new(),
             others: Vec::new(),
             config_maps: BTreeMap::new(),
+            plans: BTreeMap::new(),
             unready: Vec::new(),
             now: t0(),
             run_deleted: false,
@@ -278,6 +284,27 @@ impl World {
                     },
                 });
             }
+            Question::FrozenPlan => {
+                let reference = self
+                    .run
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.plan.as_ref())
+                    .and_then(|p| p.frozen.clone());
+                answers.frozen_plan = Some(match reference {
+                    None => FrozenPlanAnswer::Missing("no frozen plan recorded".into()),
+                    Some(r) => match self.plans.get(&r.config_map) {
+                        None => FrozenPlanAnswer::Missing(format!(
+                            "ConfigMap {} not found",
+                            r.config_map
+                        )),
+                        Some(cm) => match frozen_plan::decode(cm, &self.run, &r) {
+                            Ok(p) => FrozenPlanAnswer::Found(Arc::new(p)),
+                            Err(e) => FrozenPlanAnswer::Missing(e.to_string()),
+                        },
+                    },
+                });
+            }
             Question::PodExists(p) => {
                 let exists = self.pods.contains_key(&p);
                 answers.pod_exists.insert(p, exists);
@@ -306,6 +333,11 @@ impl World {
                     self.writes.push("run status".into());
                     self.run.status = Some(stored(&*st));
                     self.run.metadata.resource_version = Some(self.rv());
+                }
+                Write::CreatePlan(cm) => {
+                    let name = cm.name_any();
+                    self.writes.push(format!("create plan {name}"));
+                    self.plans.entry(name).or_insert(*cm);
                 }
                 Write::CreateCategoryRuns(crs) => {
                     for mut cr in crs {
