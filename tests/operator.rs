@@ -1455,3 +1455,142 @@ async fn a_thousand_failing_categories_keep_the_run_small() {
     );
     assert!(st.categories.is_empty());
 }
+
+/// A Pod deleted by someone else, or preempted, is the cluster's doing: the
+/// attempt is an infrastructure failure and uses `infra_retries`, never
+/// `retries` (0 here: a test failure would end the category).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_deleted_or_preempted_by_others_use_infra_retries() {
+    let fx = Fixture::new("op-infra").await;
+    let config = "layers:\n  infra:\n    execution_mode: parallel\n    categories:\n      - name: deleted\n        timeout_seconds: 60\n        retries: 0\n        infra_retries: 2\n        command: \"sleep 5\"\n      - name: preempted\n        timeout_seconds: 60\n        retries: 0\n        infra_retries: 2\n        command: \"sleep 5\"\n";
+    fx.submit("infra", "infra", config, json!({})).await;
+    let pods = fx.pods();
+    let crs = fx.crs();
+    // Once each attempt is recorded as running (a Pod gone before that was
+    // never an attempt of record, and is simply started again).
+    for c in ["infra-deleted", "infra-preempted"] {
+        eventually(
+            Duration::from_secs(30),
+            format!("{c} running"),
+            async || {
+                let cr = crs.get_opt(c).await.unwrap()?;
+                (cr.status?.attempts.len() == 1).then_some(())
+            },
+        )
+        .await;
+    }
+    pods.delete("infra-deleted-1", &Default::default())
+        .await
+        .unwrap();
+    fx.kubelet().preempt_pod("infra-preempted-1").await.unwrap();
+    let done = fx.wait_done("infra", Duration::from_secs(60)).await;
+    assert_eq!(
+        phase(&done),
+        Some(LayerPhase::Succeeded),
+        "{:#?}",
+        done.status
+    );
+    for (category, reason) in [("deleted", "PodDeleted"), ("preempted", "Preempted")] {
+        let st = fx.category("infra", category).await.status.unwrap();
+        assert_eq!(st.attempts.len(), 2, "{category}: {:#?}", st.attempts);
+        let first = &st.attempts[0];
+        assert!(first.infrastructure, "{category}: {first:#?}");
+        assert_eq!(
+            first.reason.as_ref().map(|r| r.to_string()).as_deref(),
+            Some(reason),
+            "{category}: {first:#?}"
+        );
+    }
+}
+
+/// A stopped attempt whose node no longer answers stays Terminating; after
+/// its grace period and `terminationBoundSeconds` it ends as its stop said,
+/// and the run ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_on_a_dead_node_ends_after_the_bound() {
+    let fx = Fixture::builder("op-nodelost").nodes(1).start().await;
+    let config = "layers:\n  dead:\n    execution_mode: parallel\n    categories:\n      - name: hang\n        timeout_seconds: 3\n        command: \"sleep 120\"\n";
+    fx.submit(
+        "dead",
+        "dead",
+        config,
+        json!({"terminationBoundSeconds": 2}),
+    )
+    .await;
+    let pods = fx.pods();
+    let node = eventually(Duration::from_secs(30), "dead-hang-1 running", async || {
+        let pod = pods.get_opt("dead-hang-1").await.unwrap()?;
+        let running = pod.status.as_ref()?.phase.as_deref() == Some("Running");
+        running.then(|| pod.spec?.node_name).flatten()
+    })
+    .await;
+    fx.kubelet()
+        .fail_node(&node, testlayer_testkit::kubelet::NodeFailure::Unreachable)
+        .await
+        .unwrap();
+    let done = fx.wait_done("dead", Duration::from_secs(45)).await;
+    assert_eq!(phase(&done), Some(LayerPhase::Failed));
+    let st = fx.category("dead", "hang").await.status.unwrap();
+    assert_eq!(st.phase, Some(Phase::TimedOut), "{st:#?}");
+    // The Pod is still there, Terminating on its dead node.
+    let pod = pods.get("dead-hang-1").await.unwrap();
+    assert!(pod.metadata.deletion_timestamp.is_some());
+}
+
+/// A CategoryRun deleted by hand while its Pod still runs is made again
+/// from the frozen plan; its first attempt never adopts the old Pod of the
+/// same name (owned by the deleted CategoryRun): it waits for it to go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_category_never_adopts_the_pod_of_its_predecessor() {
+    let fx = Fixture::new("op-adopt").await;
+    let config = "layers:\n  adopt:\n    execution_mode: parallel\n    categories:\n      - name: lingering\n        timeout_seconds: 60\n        command: \"trap '' TERM; sleep 6\"\n";
+    fx.submit("adopt", "adopt", config, json!({})).await;
+    let pods = fx.pods();
+    let old = eventually(
+        Duration::from_secs(30),
+        "adopt-lingering-1 running",
+        async || {
+            let pod = pods.get_opt("adopt-lingering-1").await.unwrap()?;
+            (pod.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(pod)
+        },
+    )
+    .await;
+    fx.crs()
+        .delete("adopt-lingering", &Default::default())
+        .await
+        .unwrap();
+    // The old Pod stays (until the garbage collector, which may take a
+    // while to notice a CategoryRun of a new kind, removes it): the new
+    // attempt waits for it, and says so.
+    eventually(
+        Duration::from_secs(30),
+        "the new attempt waits",
+        async || {
+            let cr = fx.crs().get_opt("adopt-lingering").await.unwrap()?;
+            let msg = cr.status?.message?;
+            msg.contains("belongs to another owner").then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        pods.get("adopt-lingering-1").await.unwrap().metadata.uid,
+        old.metadata.uid
+    );
+    pods.delete("adopt-lingering-1", &Default::default())
+        .await
+        .unwrap();
+    let done = fx.wait_done("adopt", Duration::from_secs(60)).await;
+    assert_eq!(
+        phase(&done),
+        Some(LayerPhase::Succeeded),
+        "{:#?}",
+        done.status
+    );
+    let st = fx.category("adopt", "lingering").await.status.unwrap();
+    assert_eq!(st.attempts.len(), 1, "{:#?}", st.attempts);
+    let pod = pods.get("adopt-lingering-1").await.unwrap();
+    assert_ne!(
+        pod.metadata.uid, old.metadata.uid,
+        "the old Pod was adopted"
+    );
+}

@@ -80,6 +80,12 @@ pub struct TestLayerRunSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(max = super::limits::MAX_WHOLE_SECONDS))]
     pub dependency_wait_seconds: Option<u32>,
+    /// Seconds a category Pod may stay Terminating past its deletion time
+    /// (its grace period) before its attempt is ended anyway: as its stop
+    /// said, or as `NodeLost` (its node does not answer); 60 when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = super::limits::MAX_WHOLE_SECONDS))]
+    pub termination_bound_seconds: Option<u32>,
     /// Delete the run (and everything it owns) this many seconds after it finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = super::limits::MAX_WHOLE_SECONDS))]

@@ -85,7 +85,27 @@ pub async fn apply(
                             ctx.own.refused.created(&ns, &p.name_any());
                             ctx.own.pods.remember(p, true);
                         }
-                        Created::Existed(name) => ctx.own.refused.created(&ns, &name),
+                        Created::Existed(ours) => {
+                            let name = ours.name_any();
+                            match foreign_pod(&api, &ours).await? {
+                                // A Pod of an earlier CategoryRun of the same
+                                // name (deleted, made again): never adopted;
+                                // its create is tried again once it is gone.
+                                Some(owner) => {
+                                    ctx.own.refused.record(
+                                        &ns,
+                                        &controller_uid(&ours).unwrap_or_default(),
+                                        &name,
+                                        &format!(
+                                            "pod {name} exists and belongs to another owner ({owner}); waiting for it to be removed"
+                                        ),
+                                        Timestamp::now(),
+                                    );
+                                    refused = true;
+                                }
+                                None => ctx.own.refused.created(&ns, &name),
+                            }
+                        }
                         Created::Refused { error, obj } => {
                             let name = obj.name_any();
                             tracing::info!(pod = %name, code = error.code, message = %error.message, "the apiserver refused a pod");
@@ -229,8 +249,8 @@ where
 enum Created<K> {
     /// Created: the object as stored.
     New(K),
-    /// It exists already (by this name).
-    Existed(String),
+    /// One of this name exists already (this one, as it was to be created).
+    Existed(K),
     /// The apiserver refused it ([`is_refusal`]).
     Refused {
         /// The object.
@@ -238,6 +258,37 @@ enum Created<K> {
         /// The apiserver's answer.
         error: Box<kube::core::Status>,
     },
+}
+
+/// The uid of an object's controller.
+fn controller_uid(obj: &impl Resource) -> Option<String> {
+    obj.meta()
+        .owner_references
+        .as_ref()?
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.uid.clone())
+}
+
+/// When a Pod of the name of `ours` exists with another controller: that
+/// owner (kind and name), else `None` (it is ours, or gone by now).
+async fn foreign_pod(api: &Api<Pod>, ours: &Pod) -> Result<Option<String>, ControllerError> {
+    let name = ours.name_any();
+    let theirs = api
+        .get_opt(&name)
+        .await
+        .map_err(ControllerError::kube(format!("reading pod {name}")))?;
+    Ok(theirs.and_then(|p| {
+        (controller_uid(&p) != controller_uid(ours)).then(|| {
+            p.owner_references()
+                .iter()
+                .find(|o| o.controller == Some(true))
+                .map_or_else(
+                    || "no owner".to_string(),
+                    |o| format!("{} {} with uid {}", o.kind, o.name, o.uid),
+                )
+        })
+    }))
 }
 
 /// Creates objects, [`CONCURRENT_WRITES`] at a time; ones that exist already
@@ -266,7 +317,7 @@ where
             };
             match api.create(&pp, &o).await {
                 Ok(created) => Ok(Created::New(created)),
-                Err(kube::Error::Api(e)) if e.code == 409 => Ok(Created::Existed(o.name_any())),
+                Err(kube::Error::Api(e)) if e.code == 409 => Ok(Created::Existed(o)),
                 Err(kube::Error::Api(e)) if is_refusal(e.code) => {
                     Ok(Created::Refused { obj: o, error: e })
                 }

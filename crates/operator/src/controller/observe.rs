@@ -89,6 +89,26 @@ fn fatal_waiting(pod: &Pod) -> Option<(String, Option<String>)> {
     })
 }
 
+/// The Pod's `DisruptionTarget` condition, when it is True: the reason of
+/// the attempt's end (`Preempted`, `Evicted`, `NodeLost`, `Disrupted`) and
+/// its message.
+fn disruption(pod: &Pod) -> Option<(&'static str, Option<String>)> {
+    let c = pod
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "DisruptionTarget" && c.status == "True")?;
+    let reason = match c.reason.as_deref() {
+        Some("PreemptionByScheduler" | "PreemptionByKubeScheduler") => "Preempted",
+        Some("EvictionByEvictionAPI" | "TerminationByKubelet") => "Evicted",
+        Some("DeletionByTaintManager" | "DeletionByPodGC") => "NodeLost",
+        _ => "Disrupted",
+    };
+    Some((reason, nonempty(c.message.clone())))
+}
+
 fn nonempty(s: Option<String>) -> Option<String> {
     s.filter(|m| !m.trim().is_empty())
 }
@@ -124,6 +144,16 @@ pub fn pod_state(pod: &Pod) -> PodState {
                         message: pod_message,
                     });
                 }
+            }
+            if let Some((reason, message)) = disruption(pod) {
+                // Preempted, drained, evicted or removed with its node: the
+                // cluster's doing, whatever the container's exit code.
+                return PodState::Ended(PodEnd {
+                    outcome: AttemptOutcome::Failed { infra: true },
+                    exit_code: terminated(pod).map(|t| t.exit_code),
+                    reason: AttemptReason::from(reason),
+                    message: message.or(pod_message),
+                });
             }
             match terminated(pod) {
                 Some(t) => {
@@ -260,6 +290,24 @@ mod tests {
         assert_eq!(
             (pull.outcome, pull.reason.to_string().as_str()),
             (AttemptOutcome::Failed { infra: true }, "ImagePullBackOff")
+        );
+        let preempted = ended(&pod(json!({"phase": "Failed",
+            "conditions": [{"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler",
+                            "message": "preempted by a higher priority pod"}],
+            "containerStatuses": term(137, "Error", None)})));
+        assert_eq!(
+            (
+                preempted.outcome,
+                preempted.reason.to_string().as_str(),
+                preempted.exit_code,
+                preempted.message.as_deref()
+            ),
+            (
+                AttemptOutcome::Failed { infra: true },
+                "Preempted",
+                Some(137),
+                Some("preempted by a higher priority pod")
+            )
         );
         let bare = ended(&pod(json!({"phase": "Failed"})));
         assert_eq!(

@@ -23,6 +23,12 @@ pub struct SyncNeeds {
     /// Attempts whose Pod is not in the cache: the apiserver is asked before
     /// they are called lost.
     pub missing: Vec<u32>,
+    /// Attempts that ended while their Pod may still start its container
+    /// (an image that cannot be pulled): their Pods are deleted, so nothing
+    /// runs outside the parallel limit and the budget when it can.
+    pub delete: Vec<u32>,
+    /// When a Pod that stays Terminating is next due to be called lost.
+    pub wake: Option<Duration>,
 }
 
 /// A timestamp read back from a status. `metav1.Time` keeps whole seconds, so
@@ -54,12 +60,20 @@ pub fn offset(start: &Timestamp, t: &Timestamp) -> Duration {
 /// apiserver refused (reason `PodCreateFailed`) has no Pod and is not lost
 /// while it is not stopped (its Pod is being created); once its Pod exists
 /// the refusal is over.
+///
+/// A Pod deleted by someone else (not stopped by the controller) that ends
+/// is an infrastructure failure (`PodDeleted`), whatever its exit code; a
+/// Pod that stays Terminating `terminating_bound` past its deletion time
+/// (its node does not answer) ends its attempt: as its stop says, or as
+/// `NodeLost`.
 pub fn sync_attempts(
     status: &mut CategoryRunStatus,
     pods: &BTreeMap<u32, &Pod>,
     now: &Time,
+    terminating_bound: Duration,
 ) -> SyncNeeds {
     let mut needs = SyncNeeds::default();
+    let mut node_lost = Vec::new();
     let known = status.attempts.iter().map(|a| a.number).max().unwrap_or(0);
     for (&n, pod) in pods.range(known + 1..) {
         status.attempts.push(AttemptStatus {
@@ -92,6 +106,7 @@ pub fn sync_attempts(
                     a.reason = None;
                     a.message = None;
                 }
+                let deleting = pod.metadata.deletion_timestamp.as_ref();
                 match pod_state(pod) {
                     PodState::Ended(e) => {
                         a.exit_code = e.exit_code;
@@ -99,18 +114,87 @@ pub fn sync_attempts(
                         a.message = e.message;
                         a.infrastructure =
                             matches!(e.outcome, AttemptOutcome::Failed { infra: true });
+                        if deleting.is_some()
+                            && a.stop.is_none()
+                            && matches!(e.outcome, AttemptOutcome::Failed { infra: false })
+                        {
+                            // Deleted by someone else, killed on the way out.
+                            a.reason = Some(AttemptReason::PodDeleted);
+                            a.message = Some(format!(
+                                "pod {} was deleted by someone else before it finished{}",
+                                a.pod_name,
+                                e.exit_code
+                                    .map(|c| format!(" (exit code {c})"))
+                                    .unwrap_or_default()
+                            ));
+                            a.infrastructure = true;
+                        }
                         a.completion_time = Some(finished_at(pod).unwrap_or_else(|| now.clone()));
                         needs.ended.push(a.number);
+                        if deleting.is_none() && !finished_phase(pod) {
+                            needs.delete.push(a.number);
+                        }
                     }
-                    PodState::Pending | PodState::Running => {}
+                    PodState::Pending | PodState::Running => {
+                        if let Some(gone_by) = deleting {
+                            let past = offset(&stored(gone_by), &now.0);
+                            if past >= terminating_bound {
+                                node_lost.push(a.number);
+                            } else {
+                                let wait = terminating_bound - past;
+                                needs.wake = Some(needs.wake.map_or(wait, |w| w.min(wait)));
+                            }
+                        }
+                    }
                 }
             }
             None if refused && a.stop.is_none() => {}
             None => needs.missing.push(a.number),
         }
     }
+    for n in node_lost {
+        complete_node_lost(status, n, now, terminating_bound);
+    }
     status.attempt_count = status.attempts.len() as u32;
     needs
+}
+
+/// Whether the Pod itself has ended (it runs nothing any more).
+fn finished_phase(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+/// Completes an attempt whose Pod stayed Terminating `bound` past its
+/// deletion time: its node does not answer. A stopped attempt ends as its
+/// stop said; any other is lost with its node (an infrastructure failure).
+/// A node that comes back may briefly run the old container beside the
+/// attempt that replaces it.
+fn complete_node_lost(status: &mut CategoryRunStatus, number: u32, now: &Time, bound: Duration) {
+    let stopped = status
+        .attempts
+        .iter()
+        .any(|a| a.number == number && a.stop.is_some());
+    if stopped {
+        complete_lost(status, number, now);
+        return;
+    }
+    if let Some(a) = status
+        .attempts
+        .iter_mut()
+        .find(|a| a.number == number && a.completion_time.is_none())
+    {
+        a.reason = Some(AttemptReason::from("NodeLost"));
+        a.message = Some(format!(
+            "pod {} stayed Terminating {} past its grace period: its node does not answer",
+            a.pod_name,
+            crate::plan::describe::human_duration(bound)
+        ));
+        a.infrastructure = true;
+        a.completion_time = Some(now.clone());
+    }
 }
 
 /// Completes an attempt whose Pod is gone: as stopped when the controller
@@ -271,12 +355,12 @@ mod tests {
         );
         let p2 = pod(2, "1970-01-01T00:02:00Z", json!({"phase": "Running"}));
         let pods = BTreeMap::from([(1, &p1), (2, &p2)]);
-        let needs = sync_attempts(&mut st, &pods, &t(125));
+        let needs = sync_attempts(&mut st, &pods, &t(125), BOUND);
         assert_eq!(
             needs,
             SyncNeeds {
                 ended: vec![1],
-                missing: vec![]
+                ..SyncNeeds::default()
             }
         );
         assert_eq!(st.attempt_count, 2);
@@ -288,7 +372,10 @@ mod tests {
         assert_eq!(outcome(a1), AttemptOutcome::Failed { infra: false });
         // Idempotent: a second sync changes nothing.
         let before = st.clone();
-        assert_eq!(sync_attempts(&mut st, &pods, &t(130)), SyncNeeds::default());
+        assert_eq!(
+            sync_attempts(&mut st, &pods, &t(130), BOUND),
+            SyncNeeds::default()
+        );
         assert_eq!(st, before);
         // On the run's clock (started at 90 s, as stored: whole seconds read
         // as the end of their second, like the attempts' times).
@@ -318,12 +405,100 @@ mod tests {
         assert_eq!(stored(&precise), precise.0);
     }
 
+    const BOUND: Duration = Duration::from_secs(60);
+
+    fn deleted(mut p: Pod, at: i64) -> Pod {
+        p.metadata.deletion_timestamp = Some(t(at));
+        p
+    }
+
+    #[test]
+    fn a_pod_deleted_by_someone_else_is_an_infrastructure_failure() {
+        let mut st = CategoryRunStatus::default();
+        let p = pod(1, "1970-01-01T00:00:10Z", json!({"phase": "Running"}));
+        sync_attempts(&mut st, &BTreeMap::from([(1, &p)]), &t(20), BOUND);
+        let killed = deleted(
+            pod(
+                1,
+                "1970-01-01T00:00:10Z",
+                json!({"phase": "Failed", "containerStatuses": [{"name": "test", "image": "i", "imageID": "",
+                    "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 143, "reason": "Error"}}}]}),
+            ),
+            40,
+        );
+        let needs = sync_attempts(&mut st, &BTreeMap::from([(1, &killed)]), &t(31), BOUND);
+        assert_eq!(needs.ended, vec![1]);
+        assert!(needs.delete.is_empty());
+        let a = &st.attempts[0];
+        assert_eq!(a.reason, Some(AttemptReason::PodDeleted));
+        assert_eq!(a.exit_code, Some(143));
+        assert_eq!(outcome(a), AttemptOutcome::Failed { infra: true });
+
+        // Stopped by the controller, the same end is the stop's.
+        let mut st = CategoryRunStatus::default();
+        sync_attempts(&mut st, &BTreeMap::from([(1, &p)]), &t(20), BOUND);
+        st.attempts[0].stop = Some(stop_record(&layer(), Stop::Interrupt));
+        sync_attempts(&mut st, &BTreeMap::from([(1, &killed)]), &t(31), BOUND);
+        assert_eq!(outcome(&st.attempts[0]), AttemptOutcome::Stopped);
+        assert_eq!(st.attempts[0].reason, Some(AttemptReason::ExitCode(143)));
+    }
+
+    #[test]
+    fn an_image_that_cannot_be_pulled_ends_the_attempt_and_its_pod() {
+        let mut st = CategoryRunStatus::default();
+        let pull = pod(
+            1,
+            "1970-01-01T00:00:10Z",
+            json!({"phase": "Pending", "containerStatuses": [{"name": "test", "image": "i", "imageID": "",
+                "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ErrImagePull"}}}]}),
+        );
+        let needs = sync_attempts(&mut st, &BTreeMap::from([(1, &pull)]), &t(20), BOUND);
+        assert_eq!((needs.ended, needs.delete), (vec![1], vec![1]));
+        assert_eq!(
+            outcome(&st.attempts[0]),
+            AttemptOutcome::Failed { infra: true }
+        );
+    }
+
+    #[test]
+    fn a_pod_that_stays_terminating_is_lost_after_the_bound() {
+        let running = pod(1, "1970-01-01T00:00:10Z", json!({"phase": "Running"}));
+        let stuck = deleted(running.clone(), 30);
+        // Not yet: the step looks again when the bound is reached.
+        let mut st = CategoryRunStatus::default();
+        sync_attempts(&mut st, &BTreeMap::from([(1, &running)]), &t(20), BOUND);
+        let needs = sync_attempts(&mut st, &BTreeMap::from([(1, &stuck)]), &t(60), BOUND);
+        // (A deletion time in whole seconds is read as late as it may be.)
+        assert_eq!(needs.wake, Some(Duration::from_millis(30_999)));
+        assert!(st.attempts[0].completion_time.is_none());
+        // Past it: lost with its node.
+        sync_attempts(&mut st, &BTreeMap::from([(1, &stuck)]), &t(91), BOUND);
+        let a = &st.attempts[0];
+        assert_eq!(
+            a.reason.as_ref().map(|r| r.to_string()).as_deref(),
+            Some("NodeLost")
+        );
+        assert_eq!(outcome(a), AttemptOutcome::Failed { infra: true });
+        assert_eq!(a.completion_time, Some(t(91)));
+        // A stopped attempt ends as its stop said.
+        let mut st = CategoryRunStatus::default();
+        sync_attempts(&mut st, &BTreeMap::from([(1, &running)]), &t(20), BOUND);
+        let timeout = Stop::End(Terminal {
+            phase: Phase::TimedOut,
+            cause: Cause::Timeout,
+        });
+        st.attempts[0].stop = Some(stop_record(&layer(), timeout));
+        sync_attempts(&mut st, &BTreeMap::from([(1, &stuck)]), &t(91), BOUND);
+        assert_eq!(outcome(&st.attempts[0]), AttemptOutcome::Stopped);
+        assert_eq!(st.attempts[0].reason, Some(AttemptReason::DeadlineExceeded));
+    }
+
     #[test]
     fn lost_pods_and_stops() {
         let mut st = CategoryRunStatus::default();
         let p = pod(1, "1970-01-01T00:00:10Z", json!({"phase": "Running"}));
-        sync_attempts(&mut st, &BTreeMap::from([(1, &p)]), &t(20));
-        let needs = sync_attempts(&mut st, &BTreeMap::new(), &t(30));
+        sync_attempts(&mut st, &BTreeMap::from([(1, &p)]), &t(20), BOUND);
+        let needs = sync_attempts(&mut st, &BTreeMap::new(), &t(30), BOUND);
         assert_eq!(needs.missing, vec![1]);
         complete_lost(&mut st, 1, &t(30));
         assert_eq!(
@@ -347,7 +522,7 @@ mod tests {
         ] {
             let mut st = CategoryRunStatus::default();
             let p = pod(1, "1970-01-01T00:00:10Z", json!({"phase": "Running"}));
-            sync_attempts(&mut st, &BTreeMap::from([(1, &p)]), &t(20));
+            sync_attempts(&mut st, &BTreeMap::from([(1, &p)]), &t(20), BOUND);
             st.attempts[0].stop = Some(stop_record(&l, stop));
             complete_lost(&mut st, 1, &t(25));
             assert_eq!(outcome(&st.attempts[0]), AttemptOutcome::Stopped);

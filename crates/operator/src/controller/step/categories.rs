@@ -59,7 +59,15 @@ pub struct Cat {
 pub struct Categories {
     /// By index.
     pub items: Vec<Cat>,
+    /// Pods of attempts that ended while their container could still start
+    /// (deleted once the end is recorded).
+    pub pods_to_delete: Vec<String>,
+    /// When a Terminating Pod is next due to be called lost.
+    pub wake: Option<Duration>,
 }
+
+/// Seconds a Pod may stay Terminating past its deletion time, by default.
+const TERMINATION_BOUND_SECONDS: u32 = 60;
 
 /// What carrying out the planner's actions asks of the cluster.
 #[derive(Debug, Default)]
@@ -114,6 +122,14 @@ impl Categories {
         }
         let mut questions = Vec::new();
         let mut items = Vec::with_capacity(by_index.len());
+        let mut pods_to_delete = Vec::new();
+        let mut wake: Option<Duration> = None;
+        let bound = Duration::from_secs(u64::from(
+            o.run
+                .spec
+                .termination_bound_seconds
+                .unwrap_or(TERMINATION_BOUND_SECONDS),
+        ));
         for (i, cr) in by_index.into_iter().enumerate() {
             // The plan was rebuilt from these objects: each index has one.
             let Some(cr) = cr else { continue };
@@ -132,7 +148,16 @@ impl Categories {
                 .collect();
             let mut st = cr.status.clone().unwrap_or_default();
             let refs: BTreeMap<u32, &Pod> = pods.iter().map(|(n, p)| (*n, p.as_ref())).collect();
-            let needs = sync_attempts(&mut st, &refs, &wall);
+            let needs = sync_attempts(&mut st, &refs, &wall, bound);
+            pods_to_delete.extend(
+                needs
+                    .delete
+                    .iter()
+                    .map(|n| build::pod_name(&cr.name_any(), *n)),
+            );
+            if let Some(w) = needs.wake {
+                wake = Some(wake.map_or(w, |x| x.min(w)));
+            }
             if st.start_time.is_none() {
                 st.start_time = st.attempts.first().and_then(|a| a.start_time.clone());
             }
@@ -159,7 +184,11 @@ impl Categories {
             });
         }
         if questions.is_empty() {
-            Ok(Categories { items })
+            Ok(Categories {
+                items,
+                pods_to_delete,
+                wake,
+            })
         } else {
             Err(questions)
         }

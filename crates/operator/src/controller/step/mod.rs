@@ -161,12 +161,17 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
         ..LayerObs::at(offset(&clock_start, &now), Duration::ZERO)
     };
     let decision = plan(&layer, &obs, &layer_obs);
-    let carried = cats.carry_out(&layer, &decision, &o.answers, &o.refused, now);
+    let mut carried = cats.carry_out(&layer, &decision, &o.answers, &o.refused, now);
     if !carried.questions.is_empty() {
         // The logs of attempts about to be stopped, read before their Pods go.
         return Step::ask(carried.questions);
     }
     let cr_writes = cats.status_writes(&layer, &decision, hold.as_deref(), now);
+    // Pods of attempts that ended before their container ran (an image that
+    // cannot be pulled) go, once the end is recorded below.
+    carried
+        .pods_to_delete
+        .extend(cats.pods_to_delete.iter().cloned());
 
     // The run's status.
     let mut next_status = status.clone();
@@ -219,7 +224,7 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
         let planner_wake = decision
             .wake_at
             .map(|w| w.saturating_sub(layer_obs.now) + Duration::from_millis(50));
-        let wake = [planner_wake, cr_writes.wake, carried.wake]
+        let wake = [planner_wake, cr_writes.wake, carried.wake, cats.wake]
             .into_iter()
             .flatten()
             .min()
