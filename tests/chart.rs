@@ -68,6 +68,19 @@ fn find<'a>(docs: &'a [serde_json::Value], kind: &str, name: &str) -> &'a serde_
 #[test]
 fn the_chart_lints_and_renders() {
     helm(&["lint", "--strict", chart().to_str().unwrap()]);
+    // The admission policy: on by default, tightened or left out by values.
+    let validations = |sets: &[&str]| {
+        render("testlayer-system", sets)
+            .iter()
+            .find(|d| d["kind"] == "ValidatingAdmissionPolicy")
+            .map(|p| p["spec"]["validations"].as_array().unwrap().len())
+    };
+    assert_eq!(validations(&[]), Some(4));
+    assert_eq!(
+        validations(&["admissionPolicy.requirePodCreateForEveryRun=true"]),
+        Some(5)
+    );
+    assert_eq!(validations(&["admissionPolicy.enabled=false"]), None);
     let docs = render("testlayer-system", &["replicaCount=2"]);
     let deploy = find(&docs, "Deployment", "tl-testlayer");
     let c = &deploy["spec"]["template"]["spec"]["containers"][0];
@@ -266,4 +279,183 @@ async fn the_controller_completes_a_run_under_the_charts_rbac() {
         .count();
     assert!(ours > 0, "the controller could not publish events");
     controller.abort();
+}
+
+/// Applies one YAML document set with kubectl.
+fn kubectl_apply(cp: &ControlPlane, yaml: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("objects.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let out = cp
+        .kubectl()
+        .args(["apply", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl apply:\n{yaml}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The chart's ValidatingAdmissionPolicy: a user who may only create
+/// TestLayerRuns cannot use one to run Pods as another ServiceAccount, with
+/// Secrets or unrestricted; a user who may create Pods can, and
+/// `pod.unrestricted` only where the namespace allows privileged Pods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_layer_run_gives_no_more_than_a_pod_of_ones_own() {
+    let cp = common::control_plane();
+    let chart_path = chart();
+    let policy = helm(&[
+        "template",
+        "guard",
+        chart_path.to_str().unwrap(),
+        "--show-only",
+        "templates/admission-policy.yaml",
+    ]);
+    kubectl_apply(cp, &policy);
+
+    let ns = cp.create_namespace("guard").await.unwrap();
+    let restricted = cp.create_namespace("guard-restricted").await.unwrap();
+    let mut rbac = String::new();
+    for n in [&ns, &restricted] {
+        rbac.push_str(&format!(
+            "---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: alice, namespace: {n}}}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: bob, namespace: {n}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: runs, namespace: {n}}}
+rules: [{{apiGroups: [testlayer.dev], resources: [testlayerruns], verbs: [create]}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: pods, namespace: {n}}}
+rules: [{{apiGroups: [''], resources: [pods], verbs: [create]}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: runs, namespace: {n}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: runs}}
+subjects:
+  - {{kind: ServiceAccount, name: alice, namespace: {n}}}
+  - {{kind: ServiceAccount, name: bob, namespace: {n}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: pods, namespace: {n}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: pods}}
+subjects: [{{kind: ServiceAccount, name: bob, namespace: {n}}}]
+"
+        ));
+    }
+    rbac.push_str(&format!(
+        "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: {restricted}\n  labels: {{pod-security.kubernetes.io/enforce: restricted}}\n"
+    ));
+    kubectl_apply(cp, &rbac);
+
+    let config =
+        "layers:\n  unit:\n    categories:\n      - name: unit\n        timeout_seconds: 30\n";
+    let run = |name: &str, pod: serde_json::Value| -> TestLayerRun {
+        serde_json::from_value(json!({
+            "apiVersion": "testlayer.dev/v1alpha1", "kind": "TestLayerRun",
+            "metadata": {"name": name},
+            "spec": {"layer": "unit", "config": {"inline": config}, "image": "busybox", "pod": pod},
+        }))
+        .unwrap()
+    };
+    let alice: Api<TestLayerRun> =
+        Api::namespaced(cp.service_account_client(&ns, "alice").await.unwrap(), &ns);
+    let bob: Api<TestLayerRun> =
+        Api::namespaced(cp.service_account_client(&ns, "bob").await.unwrap(), &ns);
+    let bob_restricted: Api<TestLayerRun> = Api::namespaced(
+        cp.service_account_client(&restricted, "bob").await.unwrap(),
+        &restricted,
+    );
+    let pp = PostParams::default();
+    let escalations = [
+        (
+            "as-builder",
+            json!({"serviceAccountName": "builder"}),
+            "spec.pod.serviceAccountName",
+        ),
+        (
+            "with-secret",
+            json!({"env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}),
+            "spec.pod.env, spec.pod.envFrom or spec.pod.imagePullSecrets",
+        ),
+        (
+            "with-secrets",
+            json!({"envFrom": [{"secretRef": {"name": "s"}}]}),
+            "spec.pod.env, spec.pod.envFrom or spec.pod.imagePullSecrets",
+        ),
+        (
+            "root",
+            json!({"unrestricted": true}),
+            "spec.pod.unrestricted",
+        ),
+    ];
+    // The policy takes effect within moments of being applied.
+    let (name, pod, field) = &escalations[0];
+    let refused = eventually(
+        Duration::from_secs(20),
+        "the policy in force",
+        async || match alice.create(&pp, &run(name, pod.clone())).await {
+            Err(kube::Error::Api(e)) => Ok(e),
+            Ok(r) => {
+                let _ = alice.delete(name, &Default::default()).await;
+                Err(format!("{} admitted", r.metadata.name.unwrap_or_default()))
+            }
+            Err(e) => Err(e.to_string()),
+        },
+    )
+    .await;
+    assert!(refused.code == 403 || refused.code == 422, "{refused:?}");
+    assert!(refused.message.contains(field), "{}", refused.message);
+    assert!(
+        refused.message.contains("no escalation"),
+        "{}",
+        refused.message
+    );
+    for (name, pod, field) in &escalations[1..] {
+        let e = alice
+            .create(&pp, &run(name, pod.clone()))
+            .await
+            .expect_err("admitted");
+        assert!(e.to_string().contains(field), "{name}: {e}");
+    }
+    // A plain run is fine for whoever may create runs.
+    alice
+        .create(&pp, &run("plain", json!({"nodeSelector": {"pool": "ci"}})))
+        .await
+        .unwrap();
+    // Whoever may create Pods may do all of it, where the namespace allows.
+    for (name, pod, _) in &escalations {
+        bob.create(&pp, &run(name, pod.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let e = bob_restricted
+        .create(&pp, &run("root", json!({"unrestricted": true})))
+        .await
+        .expect_err("unrestricted admitted in a restricted namespace");
+    assert!(
+        e.to_string()
+            .contains("enforces Pod Security level restricted"),
+        "{e}"
+    );
+    bob_restricted
+        .create(
+            &pp,
+            &run("as-builder", json!({"serviceAccountName": "builder"})),
+        )
+        .await
+        .unwrap();
 }
