@@ -1,0 +1,175 @@
+//! Chaos: the `testlayer controller` process is SIGKILLed at random moments
+//! while runs with dependencies, a parallel limit, retries and timeouts go
+//! on, and started again. Every run must complete as it would have without
+//! the kills; the test kubelet's record must show no attempt started twice
+//! and never more Pods running than the limit.
+//!
+//! Its own test binary: it runs the controller as a child process against
+//! the control plane of this binary alone.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Fixture;
+use kube::ResourceExt;
+use serde_json::json;
+use testlayer::api::LayerPhase;
+use testlayer::plan::Phase;
+use testlayer_testkit::kubelet::{KubeletEvent, KubeletEventKind};
+
+const DEPS: &str = "layers:\n  deps:\n    execution_mode: parallel\n    resource_limits: {max_parallel_instances: 2}\n    categories:\n      - {name: a, timeout_seconds: 60, command: \"sleep 2\"}\n      - {name: b, timeout_seconds: 60, command: \"sleep 1\", dependencies: [a]}\n      - {name: c, timeout_seconds: 60, command: \"sleep 2\", dependencies: [a]}\n      - {name: d, timeout_seconds: 60, command: \"sleep 1\"}\n      - {name: e, timeout_seconds: 60, command: \"sleep 1\", dependencies: [b, c]}\n      - {name: f, timeout_seconds: 60, command: \"sleep 2\"}\n";
+
+const RETRIES: &str = "layers:\n  retries:\n    execution_mode: parallel\n    categories:\n      - {name: flaky, timeout_seconds: 60, retries: 2, retry_backoff_seconds: 1, command: \"sleep 1; exit 1\"}\n      - {name: steady, timeout_seconds: 60, command: \"sleep 3\"}\n";
+
+const TIMEOUTS: &str = "layers:\n  timeouts:\n    execution_mode: parallel\n    categories:\n      - {name: hang, timeout_seconds: 3, command: \"sleep 60\"}\n      - {name: after, timeout_seconds: 60, command: \"sleep 1\"}\n";
+
+/// A small deterministic generator (the seed is printed, to replay a failure).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+    fn millis(&mut self, lo: u64, hi: u64) -> Duration {
+        Duration::from_millis(lo + self.next() % (hi - lo))
+    }
+}
+
+fn spawn_controller(fx: &Fixture) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_testlayer"))
+        .args(["controller", "--listen", "127.0.0.1:0", "--kubeconfig"])
+        .arg(fx.cp.kubeconfig())
+        .args(["--namespace", &fx.ns])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the controller")
+}
+
+/// Most Pods of `prefix` with a running container at once.
+fn peak_running(events: &[KubeletEvent], prefix: &str) -> usize {
+    let mut running = BTreeSet::new();
+    let mut peak = 0;
+    for e in events.iter().filter(|e| e.pod.starts_with(prefix)) {
+        match e.kind {
+            KubeletEventKind::Running => {
+                running.insert(e.pod.clone());
+            }
+            KubeletEventKind::Terminated(_)
+            | KubeletEventKind::Evicted
+            | KubeletEventKind::Deleted => {
+                running.remove(&e.pod);
+            }
+            KubeletEventKind::Bound => {}
+        }
+        peak = peak.max(running.len());
+    }
+    peak
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_controller_loses_nothing_and_starts_nothing_twice() {
+    let fx = Fixture::builder("chaos").without_controller().start().await;
+    let seed = std::env::var("TESTLAYER_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    eprintln!("chaos seed {seed} (TESTLAYER_CHAOS_SEED replays it)");
+    let mut rng = Lcg(seed);
+
+    fx.submit("deps", "deps", DEPS, json!({})).await;
+    fx.submit("retries", "retries", RETRIES, json!({})).await;
+    fx.submit("timeouts", "timeouts", TIMEOUTS, json!({})).await;
+
+    // Kill it at random moments while the runs go on, 8 times.
+    let mut controller = spawn_controller(&fx);
+    let started = Instant::now();
+    for _ in 0..8 {
+        tokio::time::sleep(rng.millis(300, 2500)).await;
+        controller.kill().expect("SIGKILL the controller");
+        let _ = controller.wait();
+        tokio::time::sleep(rng.millis(0, 800)).await;
+        controller = spawn_controller(&fx);
+    }
+    let runs = fx.runs();
+    let mut done = BTreeMap::new();
+    for name in ["deps", "retries", "timeouts"] {
+        let r = fx.wait_done(name, Duration::from_secs(120)).await;
+        done.insert(name, r);
+    }
+    controller.kill().ok();
+    let _ = controller.wait();
+    eprintln!(
+        "all runs done {:.1} s after the first start",
+        started.elapsed().as_secs_f64()
+    );
+
+    let phase = |n: &str| done[n].status.as_ref().and_then(|s| s.phase);
+    assert_eq!(phase("deps"), Some(LayerPhase::Succeeded), "seed {seed}");
+    assert_eq!(phase("retries"), Some(LayerPhase::Failed), "seed {seed}");
+    assert_eq!(phase("timeouts"), Some(LayerPhase::Failed), "seed {seed}");
+
+    // Every category as it would have ended without the kills.
+    let crs = fx.crs().list(&Default::default()).await.unwrap().items;
+    let by_name: BTreeMap<String, _> = crs.iter().map(|c| (c.name_any(), c)).collect();
+    let expect = [
+        ("deps-a", Phase::Succeeded, 1),
+        ("deps-b", Phase::Succeeded, 1),
+        ("deps-c", Phase::Succeeded, 1),
+        ("deps-d", Phase::Succeeded, 1),
+        ("deps-e", Phase::Succeeded, 1),
+        ("deps-f", Phase::Succeeded, 1),
+        ("retries-flaky", Phase::Failed, 3),
+        ("retries-steady", Phase::Succeeded, 1),
+        ("timeouts-hang", Phase::TimedOut, 1),
+        ("timeouts-after", Phase::Succeeded, 1),
+    ];
+    let events = fx.kubelet().events();
+    for (name, phase, attempts) in expect {
+        let st = by_name[name].status.clone().unwrap_or_default();
+        assert_eq!(st.phase, Some(phase), "{name}, seed {seed}: {st:#?}");
+        assert_eq!(
+            st.attempts.len(),
+            attempts,
+            "{name}, seed {seed}: {:#?}",
+            st.attempts
+        );
+        // Each attempt is one Pod, started once.
+        for a in &st.attempts {
+            let bound = events
+                .iter()
+                .filter(|e| e.pod == a.pod_name && e.kind == KubeletEventKind::Bound)
+                .count();
+            assert_eq!(bound, 1, "{} bound {bound} times, seed {seed}", a.pod_name);
+        }
+    }
+    // No Pod that is not an attempt of record, and never beyond the limit.
+    let recorded: BTreeSet<&str> = crs
+        .iter()
+        .flat_map(|c| c.status.iter().flat_map(|s| s.attempts.iter()))
+        .map(|a| a.pod_name.as_str())
+        .collect();
+    for e in events.iter().filter(|e| e.kind == KubeletEventKind::Bound) {
+        assert!(
+            recorded.contains(e.pod.as_str()),
+            "pod {} ran but is no attempt, seed {seed}",
+            e.pod
+        );
+    }
+    assert!(
+        peak_running(&events, "deps-") <= 2,
+        "more than 2 deps Pods ran at once, seed {seed}"
+    );
+    assert!(runs.get("deps").await.is_ok());
+}
