@@ -52,6 +52,8 @@ pub struct Component {
     name: String,
     child: Child,
     log: PathBuf,
+    program: PathBuf,
+    args: Vec<String>,
 }
 
 impl Component {
@@ -65,6 +67,53 @@ impl Component {
         install_hook();
         let out =
             File::create(&log).map_err(TestkitError::io(format!("creating {}", log.display())))?;
+        let child = Self::start(program, args, out)?;
+        Ok(Self {
+            name: name.to_string(),
+            child,
+            log,
+            program: program.to_path_buf(),
+            args: args.to_vec(),
+        })
+    }
+
+    /// The component's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Kills the process (SIGKILL, as a crash would), waits `down`, and
+    /// starts it again with the same arguments, its output appended to the
+    /// same log.
+    pub fn restart(&mut self, down: Duration) -> Result<(), TestkitError> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(down);
+        let out = File::options()
+            .append(true)
+            .open(&self.log)
+            .map_err(TestkitError::io(format!("opening {}", self.log.display())))?;
+        // Started from a thread that never ends, as the first start was: the
+        // parent-death signal fires when the starting thread exits.
+        let (program, args) = (self.program.clone(), self.args.clone());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name(format!("{}-restarted", self.name))
+            .spawn(move || {
+                let _ = tx.send(Self::start(&program, &args, out));
+                loop {
+                    std::thread::park();
+                }
+            })
+            .map_err(TestkitError::io("starting a thread"))?;
+        self.child = rx.recv().map_err(|e| TestkitError::Io {
+            what: format!("restarting {}", self.name),
+            source: std::io::Error::other(e),
+        })??;
+        Ok(())
+    }
+
+    fn start(program: &Path, args: &[String], out: File) -> Result<Child, TestkitError> {
         let err = out
             .try_clone()
             .map_err(TestkitError::io("duplicating a log file handle"))?;
@@ -85,11 +134,7 @@ impl Component {
         if let Ok(mut g) = CLEANUP.lock() {
             g.0.push(child.id() as i32);
         }
-        Ok(Self {
-            name: name.to_string(),
-            child,
-            log,
-        })
+        Ok(child)
     }
 
     /// The last `lines` lines of its log.

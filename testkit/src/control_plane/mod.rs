@@ -128,6 +128,46 @@ impl ControlPlane {
         self.bin_dir.join(name)
     }
 
+    /// Kills one of its processes (`etcd`, `kube-apiserver`,
+    /// `kube-controller-manager`) as a crash would, starts it again after
+    /// `down` with the same arguments and data, and waits until the
+    /// apiserver is ready again. Blocking: call it from a blocking task.
+    pub fn restart(&self, component: &str, down: Duration) -> Result<(), TestkitError> {
+        {
+            let mut g = self.components.lock().map_err(|_| TestkitError::Io {
+                what: "locking the control plane's processes".into(),
+                source: std::io::Error::other("poisoned"),
+            })?;
+            let c = g
+                .iter_mut()
+                .find(|c| c.name() == component)
+                .ok_or_else(|| TestkitError::Io {
+                    what: format!("restarting {component}"),
+                    source: std::io::Error::other("no such component"),
+                })?;
+            c.restart(down)?;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let ready = self
+                .kubectl()
+                .args(["get", "--raw=/readyz", "--request-timeout=5s"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if ready {
+                return Ok(());
+            }
+            self.check_alive()?;
+            if std::time::Instant::now() > deadline {
+                return Err(TestkitError::Io {
+                    what: format!("waiting for the apiserver after restarting {component}"),
+                    source: std::io::Error::other("not ready in 120 s"),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// A `kubectl` command for the admin.
     pub fn kubectl(&self) -> std::process::Command {
         let mut c = std::process::Command::new(self.binary("kubectl"));

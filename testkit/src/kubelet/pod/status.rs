@@ -24,15 +24,26 @@ impl PodWorker {
         // (DisruptionTarget); the uid makes a write to a new Pod of the same
         // name fail.
         let patch = json!({"metadata": {"uid": self.uid}, "status": status});
-        self.sh
-            .pods
-            .patch_status(
-                &self.name,
-                &PatchParams::default(),
-                &Patch::Strategic(&patch),
-            )
-            .await?;
-        Ok(())
+        // As a kubelet's status manager: a write the apiserver did not answer
+        // (it restarts, etcd is away) is tried again, for up to a minute.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let r = self
+                .sh
+                .pods
+                .patch_status(
+                    &self.name,
+                    &PatchParams::default(),
+                    &Patch::Strategic(&patch),
+                )
+                .await;
+            match r {
+                Ok(_) => return Ok(()),
+                Err(kube::Error::Api(e)) if e.code < 500 => return Err(kube::Error::Api(e).into()),
+                Err(e) if std::time::Instant::now() > deadline => return Err(e.into()),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+            }
+        }
     }
 
     fn host_ip(&self) -> String {
