@@ -16,7 +16,11 @@
 //!     10,000, for the config to fit in its ConfigMap), all passing and all
 //!     failing, each run from a ConfigMap.
 //!
-//! Arguments: the parts to run (`a`, `b`, `c`, `d`, `e`; default all), and
+//! (f) 10,000 categories started at once (their Pods left Pending): apply
+//!     to all Pods created beside a plain client creating as many, the
+//!     controller's peak RSS, and the bytes of the live run.
+//!
+//! Arguments: the parts to run (`a` to `f`; default all), and
 //! `--reps=N` (or `TESTLAYER_BENCH_REPS=N`): how many times (a) and (b) are
 //! repeated, default 3; each repetition is printed, then min / median / max.
 //! Every repetition starts from a clean apiserver: the namespaces of the one
@@ -28,7 +32,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{Fixture, control_plane, eventually, test_layer_run};
+use common::{Fixture, control_plane, eventually, eventually_every, test_layer_run};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -647,6 +651,130 @@ async fn status_sizes() {
     println!("    (targets: status <= 64 KiB at 1,000 categories, object < 1 MiB at 10,000)");
 }
 
+/// (f) 10,000 categories, all started at once (no kubelet: their Pods stay
+/// Pending, so every category stays live): seconds from the apply to the
+/// last Pod created, the controller process's peak RSS, and the bytes of the
+/// live TestLayerRun; beside the same number of Pods created by a plain
+/// client `CONCURRENT_WRITES` at a time, on the same apiserver.
+async fn ten_thousand(cp: &'static ControlPlane) {
+    const N: usize = 10_000;
+    let fx = Fixture::builder("bench-10k")
+        .nodes(0)
+        .without_controller()
+        .start()
+        .await;
+    let ns = fx.ns.clone();
+    let config = wide_layer("big", N, "sleep 600");
+    fx.api::<k8s_openapi::api::core::v1::ConfigMap>()
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "big"}, "data": {"test_layers.yaml": config}}),
+            )
+            .expect("config map"),
+        )
+        .await
+        .expect("create config map");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_testlayer"))
+        .args([
+            "controller",
+            "--listen",
+            "127.0.0.1:0",
+            "--namespace",
+            &ns,
+            "--identity",
+            "big",
+        ])
+        .arg("--kubeconfig")
+        .arg(cp.kubeconfig())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("controller process");
+    let t = Instant::now();
+    fx.submit(
+        "big",
+        "big",
+        "",
+        json!({"config": {"configMapRef": {"name": "big"}}}),
+    )
+    .await;
+    let pods = fx.pods();
+    eventually_every(
+        Duration::from_secs(1),
+        Duration::from_secs(1800),
+        "every Pod of the 10,000-category run",
+        async || {
+            let n = pods
+                .list_metadata(&ListParams::default())
+                .await
+                .map(|l| l.items.len())
+                .unwrap_or(0);
+            if n >= N {
+                Ok(())
+            } else {
+                Err(format!("{n} Pods"))
+            }
+        },
+    )
+    .await;
+    let operator = t.elapsed().as_secs_f64();
+    // Let the statuses settle, then read the run and the controller's peak.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let run = fx.runs().get("big").await.expect("run");
+    let object = serde_json::to_vec(&run).expect("json").len();
+    let status = serde_json::to_vec(&run.status).expect("json").len();
+    let proc_status =
+        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    let field = |k: &str| {
+        proc_status
+            .lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let (peak, now) = (field("VmHWM:") / 1024.0, field("VmRSS:") / 1024.0);
+    let _ = child.kill();
+    let _ = child.wait();
+    let client = fx.client.clone();
+    drop(fx);
+    delete_namespaces(&client, &[ns]).await;
+
+    // The same number of Pods from a plain client, as fast as it goes.
+    let raw_ns = cp.create_namespace("bench-10k-raw").await.expect("ns");
+    let raw: Api<Pod> = Api::namespaced(client.clone(), &raw_ns);
+    let objs: Vec<Pod> = (0..N)
+        .map(|i| {
+            serde_json::from_value(json!({"metadata": {"name": format!("raw-{i}")},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "test", "image": "busybox", "command": ["/bin/sh", "-c", "true"]}]}}))
+            .expect("pod")
+        })
+        .collect();
+    let t = Instant::now();
+    create_concurrently(&raw, objs).await;
+    let baseline = t.elapsed().as_secs_f64();
+    delete_namespaces(&client, &[raw_ns]).await;
+
+    println!(
+        "(f) 10,000-category PARALLEL_UNLIMITED run from a ConfigMap, Pods left Pending (no kubelet):"
+    );
+    println!(
+        "    apply to all Pods created {operator:.1} s ({:.0} pods/s); plain client, {CONCURRENT_WRITES} at a time: {baseline:.1} s ({:.0} pods/s); operator / plain {:.0} %",
+        N as f64 / operator,
+        N as f64 / baseline,
+        100.0 * baseline / operator
+    );
+    println!(
+        "    controller peak RSS {peak:.1} MiB, {now:.1} MiB with 10,000 live categories (target <= 256 MiB)"
+    );
+    println!(
+        "    live TestLayerRun: status {:.1} KiB, object {:.1} KiB (target: object < 1 MiB)",
+        status as f64 / 1024.0,
+        object as f64 / 1024.0
+    );
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let cp = control_plane();
@@ -687,5 +815,8 @@ async fn main() {
     }
     if want("e") {
         status_sizes().await;
+    }
+    if want("f") {
+        ten_thousand(cp).await;
     }
 }

@@ -11,6 +11,8 @@ pub(super) struct Derived {
     pub(super) dependents: Vec<Vec<usize>>,
     pub(super) topo_order: Vec<usize>,
     pub(super) remaining_path: Vec<Duration>,
+    /// Index of each category by name (the first, if two share one).
+    pub(super) by_name: std::collections::HashMap<String, usize>,
 }
 
 /// A dependency graph that cannot be run.
@@ -120,10 +122,15 @@ pub(super) fn derive(categories: &[CategoryPlan]) -> Result<Derived, GraphError>
             .unwrap_or_default();
         remaining_path[i] = categories[i].estimate + tail;
     }
+    let mut by_name = std::collections::HashMap::with_capacity(categories.len());
+    for (i, c) in categories.iter().enumerate() {
+        by_name.entry(c.name.clone()).or_insert(i);
+    }
     Ok(Derived {
         dependents,
         topo_order,
         remaining_path,
+        by_name,
     })
 }
 

@@ -300,7 +300,11 @@ impl LayerPlan {
 
     /// Index of the category with this name.
     pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.categories.iter().position(|c| c.name == name)
+        // The index of names, unless the categories were changed since.
+        match self.derived.by_name.get(name) {
+            Some(&i) if self.categories.get(i).is_some_and(|c| c.name == name) => Some(i),
+            _ => self.categories.iter().position(|c| c.name == name),
+        }
     }
 
     /// The limit on running categories the strategy enforces.

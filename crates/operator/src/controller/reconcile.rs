@@ -23,7 +23,6 @@ use super::step::invalid::{
 use super::step::{Answers, Next, step};
 use super::{apply, read};
 use crate::api::{Decoded, TestLayerRun};
-use crate::plan::Phase;
 
 /// Passes of one reconcile at most (a step that asks, then one that writes,
 /// then one that goes on with what the writes made, ...).
@@ -140,16 +139,6 @@ async fn reconcile_run(
         }
         break;
     }
-    ctx.metrics
-        .set_categories(ctx.category_runs.state().iter().filter_map(|c| {
-            c.valid().map(|c| {
-                c.status
-                    .as_ref()
-                    .and_then(|s| s.phase)
-                    .unwrap_or(Phase::Pending)
-                    .as_str()
-            })
-        }));
     Ok(result)
 }
 

@@ -224,6 +224,25 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
         own: Default::default(),
     });
 
+    // The gauge of CategoryRuns by phase: a pass over the whole cache once
+    // a second, not one per reconcile.
+    let gauge = {
+        let (crs, metrics) = (cr_reader.clone(), ctx.metrics.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                metrics.set_categories(crs.state().iter().filter_map(|c| {
+                    c.valid().map(|c| {
+                        c.status
+                            .as_ref()
+                            .and_then(|s| s.phase)
+                            .unwrap_or(crate::plan::Phase::Pending)
+                            .as_str()
+                    })
+                }));
+            }
+        })
+    };
     let readiness = {
         let (runs, crs, pods) = (runs.clone(), cr_reader.clone(), pod_reader.clone());
         tokio::spawn(async move {
@@ -271,6 +290,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
         }
     };
     readiness.abort();
+    gauge.abort();
     if let Some((channel, task, _)) = leadership {
         // Closing the channel makes the manager release the Lease.
         drop(channel);
