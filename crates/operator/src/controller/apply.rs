@@ -81,8 +81,9 @@ pub async fn apply(
                 let mut refused = false;
                 for c in create_all(&api, pods, "Pod").await? {
                     match c {
-                        Created::New(p) => {
+                        Created::New(mut p) => {
                             ctx.own.refused.created(&ns, &p.name_any());
+                            super::runner::trim_pod(&mut p);
                             ctx.own.pods.remember(p, true);
                         }
                         Created::Existed(ours) => {
@@ -145,11 +146,12 @@ pub async fn apply(
             }
             Write::DeletePods(names) => {
                 let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-                for p in delete_all(&api, names, "pod", None)
+                for mut p in delete_all(&api, names, "pod", None)
                     .await?
                     .into_iter()
                     .flatten()
                 {
+                    super::runner::trim_pod(&mut p);
                     ctx.own.pods.remember(p, false);
                 }
             }

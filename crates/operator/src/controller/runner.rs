@@ -88,6 +88,13 @@ where
     {}
 }
 
+/// What the Pod cache keeps of a Pod: its metadata and status, which is all
+/// a step reads (the spec is the controller's own, from its CategoryRun).
+pub(crate) fn trim_pod(pod: &mut Pod) {
+    pod.managed_fields_mut().clear();
+    pod.spec = None;
+}
+
 fn error_policy(
     _run: Arc<Decoded<TestLayerRun>>,
     err: &ControllerError,
@@ -198,7 +205,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
     let pod_wc = wc.clone().labels(&format!("{LABEL_MANAGED_BY}={MANAGER}"));
     let pod_stream = reflector::reflector(
         pod_writer,
-        watcher(api::<Pod>(&client, ns), pod_wc).modify(|o| o.managed_fields_mut().clear()),
+        watcher(api::<Pod>(&client, ns), pod_wc).modify(trim_pod),
     )
     .default_backoff()
     .touched_objects();
