@@ -32,7 +32,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{Fixture, control_plane, eventually, eventually_every, test_layer_run};
+use common::{
+    Fixture, control_plane, controller_process, eventually, eventually_every, test_layer_run,
+};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -252,6 +254,21 @@ async fn concurrent_baseline(
     let attempts: Vec<Pod> = created.iter().map(|cr| attempt_pod(cr, 1)).collect();
     create_concurrently(&pods, attempts).await;
     (t.elapsed().as_secs_f64(), ns)
+}
+
+/// Peak and current resident memory of process `pid`, in MiB.
+fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |k: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (field("VmHWM:"), field("VmRSS:"))
 }
 
 /// One repetition of (a): seconds of each measurement.
@@ -506,23 +523,7 @@ async fn controller_memory(cp: &'static ControlPlane) {
         .start()
         .await;
     let ns = fx.ns.clone();
-    let bin = env!("CARGO_BIN_EXE_testlayer");
-    let mut child = std::process::Command::new(bin)
-        .args([
-            "controller",
-            "--listen",
-            "127.0.0.1:0",
-            "--namespace",
-            &ns,
-            "--identity",
-            "rss",
-        ])
-        .arg("--kubeconfig")
-        .arg(cp.kubeconfig())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("controller process");
+    let mut child = controller_process(cp, &ns, "rss");
     let t = Instant::now();
     for r in 0..RUNS {
         let config = wide_layer("mem", CATS, "echo '3 passed in 0.1s'; sleep 1");
@@ -540,16 +541,7 @@ async fn controller_memory(cp: &'static ControlPlane) {
             .await;
     }
     let took = t.elapsed();
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
-    let field = |k: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(k))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
+    let (peak, now) = rss_mib(child.id());
     let _ = child.kill();
     let _ = child.wait();
     fx.stop_kubelet();
@@ -574,8 +566,7 @@ async fn controller_memory(cp: &'static ControlPlane) {
     );
     println!(
         "    peak RSS {:.1} MiB, RSS at the end {:.1} MiB (target <= 150 MiB)",
-        field("VmHWM:") / 1024.0,
-        field("VmRSS:") / 1024.0
+        peak, now
     );
 }
 
@@ -596,16 +587,7 @@ async fn status_size(n: usize, code: i32) -> (f64, usize, usize) {
             "integration-suite-".repeat(repeat)
         ));
     }
-    fx.api::<k8s_openapi::api::core::v1::ConfigMap>()
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(
-                json!({"metadata": {"name": "size"}, "data": {"test_layers.yaml": config}}),
-            )
-            .expect("config map"),
-        )
-        .await
-        .expect("create config map");
+    fx.layer_config_map("size", &config).await;
     let t = Instant::now();
     fx.submit(
         "size",
@@ -665,32 +647,8 @@ async fn ten_thousand(cp: &'static ControlPlane) {
         .await;
     let ns = fx.ns.clone();
     let config = wide_layer("big", N, "sleep 600");
-    fx.api::<k8s_openapi::api::core::v1::ConfigMap>()
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(
-                json!({"metadata": {"name": "big"}, "data": {"test_layers.yaml": config}}),
-            )
-            .expect("config map"),
-        )
-        .await
-        .expect("create config map");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_testlayer"))
-        .args([
-            "controller",
-            "--listen",
-            "127.0.0.1:0",
-            "--namespace",
-            &ns,
-            "--identity",
-            "big",
-        ])
-        .arg("--kubeconfig")
-        .arg(cp.kubeconfig())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("controller process");
+    fx.layer_config_map("big", &config).await;
+    let mut child = controller_process(cp, &ns, "big");
     let t = Instant::now();
     fx.submit(
         "big",
@@ -724,17 +682,7 @@ async fn ten_thousand(cp: &'static ControlPlane) {
     let run = fx.runs().get("big").await.expect("run");
     let object = serde_json::to_vec(&run).expect("json").len();
     let status = serde_json::to_vec(&run.status).expect("json").len();
-    let proc_status =
-        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
-    let field = |k: &str| {
-        proc_status
-            .lines()
-            .find(|l| l.starts_with(k))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    let (peak, now) = (field("VmHWM:") / 1024.0, field("VmRSS:") / 1024.0);
+    let (peak, now) = rss_mib(child.id());
     let _ = child.kill();
     let _ = child.wait();
     let client = fx.client.clone();

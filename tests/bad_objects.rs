@@ -90,6 +90,19 @@ where
     }
 }
 
+/// The `Stalled=True` condition of run `name`, once it has one.
+async fn wait_stalled(runs: &Api<Decoded<TestLayerRun>>, name: &str) -> Condition {
+    eventually(
+        Duration::from_secs(30),
+        format!("{name} stalled"),
+        async || {
+            let conds = conditions_of(runs, name).await;
+            stalled(&conds).cloned().ok_or(format!("{conds:#?}"))
+        },
+    )
+    .await
+}
+
 async fn wait_succeeded(fx: &Fixture, name: &str) {
     let r = fx.wait_done(name, Duration::from_secs(90)).await;
     assert_eq!(
@@ -167,11 +180,7 @@ async fn objects_stored_under_a_looser_crd_stall_alone() {
 
     // The run that does not decode is Stalled, its field named, with an Event.
     let runs: Api<Decoded<TestLayerRun>> = fx.api();
-    let c = eventually(Duration::from_secs(30), "broken stalled", async || {
-        let conds = conditions_of(&runs, "broken").await;
-        stalled(&conds).cloned().ok_or(format!("{conds:#?}"))
-    })
-    .await;
+    let c = wait_stalled(&runs, "broken").await;
     assert_eq!(c.reason, "InvalidSpec");
     assert!(
         c.message
@@ -198,11 +207,7 @@ async fn objects_stored_under_a_looser_crd_stall_alone() {
     .await;
 
     // The run whose CategoryRun does not decode is Stalled, naming both.
-    let c = eventually(Duration::from_secs(30), "held stalled", async || {
-        let conds = conditions_of(&runs, "held").await;
-        stalled(&conds).cloned().ok_or(format!("{conds:#?}"))
-    })
-    .await;
+    let c = wait_stalled(&runs, "held").await;
     assert_eq!(c.reason, "InvalidCategoryRun");
     assert!(
         c.message
@@ -260,11 +265,7 @@ async fn a_category_run_edited_by_hand_stalls_its_run_until_it_is_fixed() {
     .await
     .expect("patch index");
     let runs: Api<Decoded<TestLayerRun>> = fx.api();
-    let c = eventually(Duration::from_secs(30), "edit stalled", async || {
-        let conds = conditions_of(&runs, "edit").await;
-        stalled(&conds).cloned().ok_or(format!("{conds:#?}"))
-    })
-    .await;
+    let c = wait_stalled(&runs, "edit").await;
     assert_eq!(c.reason, "InvalidCategoryRun");
     assert!(
         c.message

@@ -7,15 +7,12 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::Fixture;
-use kube::ResourceExt;
+use common::{Fixture, assert_attempts, peak_running};
 use serde_json::json;
 use testlayer::api::LayerPhase;
 use testlayer::plan::Phase;
-use testlayer_testkit::kubelet::KubeletEventKind;
 
 const WORK: &str = "layers:\n  work:\n    execution_mode: parallel\n    resource_limits: {max_parallel_instances: 2}\n    categories:\n      - {name: a, timeout_seconds: 60, command: \"sleep 3\"}\n      - {name: b, timeout_seconds: 60, command: \"sleep 2\", dependencies: [a]}\n      - {name: c, timeout_seconds: 60, command: \"sleep 3\"}\n      - {name: d, timeout_seconds: 60, command: \"sleep 2\", dependencies: [c]}\n      - {name: flaky, timeout_seconds: 60, retries: 1, retry_backoff_seconds: 1, command: \"sleep 1; exit 1\"}\n      - {name: hang, timeout_seconds: 4, command: \"sleep 60\"}\n";
 
@@ -39,7 +36,6 @@ async fn runs_survive_restarts_of_the_apiserver_and_etcd() {
         done.status
     );
     let crs = fx.crs().list(&Default::default()).await.unwrap().items;
-    let events = fx.kubelet().events();
     let expect = [
         ("work-a", Phase::Succeeded, 1),
         ("work-b", Phase::Succeeded, 1),
@@ -48,42 +44,8 @@ async fn runs_survive_restarts_of_the_apiserver_and_etcd() {
         ("work-flaky", Phase::Failed, 2),
         ("work-hang", Phase::TimedOut, 1),
     ];
-    let mut recorded = BTreeSet::new();
-    for (name, phase, attempts) in expect {
-        let cr = crs
-            .iter()
-            .find(|c| c.name_any() == name)
-            .unwrap_or_else(|| panic!("no CategoryRun {name}"));
-        let st = cr.status.clone().unwrap_or_default();
-        assert_eq!(st.phase, Some(phase), "{name}: {st:#?}");
-        assert_eq!(st.attempts.len(), attempts, "{name}: {:#?}", st.attempts);
-        for a in &st.attempts {
-            let bound = events
-                .iter()
-                .filter(|e| e.pod == a.pod_name && e.kind == KubeletEventKind::Bound)
-                .count();
-            assert_eq!(bound, 1, "{} bound {bound} times", a.pod_name);
-            recorded.insert(a.pod_name.clone());
-        }
-    }
-    let mut running = BTreeSet::new();
-    let mut peak = 0;
-    for e in &events {
-        assert!(
-            e.kind != KubeletEventKind::Bound || recorded.contains(&e.pod),
-            "pod {} ran but is no attempt",
-            e.pod
-        );
-        match e.kind {
-            KubeletEventKind::Running => {
-                running.insert(e.pod.clone());
-            }
-            KubeletEventKind::Bound => {}
-            _ => {
-                running.remove(&e.pod);
-            }
-        }
-        peak = peak.max(running.len());
-    }
+    let events = fx.kubelet().events();
+    assert_attempts(&crs, &expect, &events, "after the restarts");
+    let peak = peak_running(&events, "work-");
     assert!(peak <= 2, "{peak} Pods ran at once (limit 2)");
 }

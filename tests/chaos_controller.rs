@@ -9,16 +9,13 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::Fixture;
-use kube::ResourceExt;
+use common::{Fixture, assert_attempts, controller_process, peak_running};
 use serde_json::json;
 use testlayer::api::LayerPhase;
 use testlayer::plan::Phase;
-use testlayer_testkit::kubelet::{KubeletEvent, KubeletEventKind};
 
 const DEPS: &str = "layers:\n  deps:\n    execution_mode: parallel\n    resource_limits: {max_parallel_instances: 2}\n    categories:\n      - {name: a, timeout_seconds: 60, command: \"sleep 2\"}\n      - {name: b, timeout_seconds: 60, command: \"sleep 1\", dependencies: [a]}\n      - {name: c, timeout_seconds: 60, command: \"sleep 2\", dependencies: [a]}\n      - {name: d, timeout_seconds: 60, command: \"sleep 1\"}\n      - {name: e, timeout_seconds: 60, command: \"sleep 1\", dependencies: [b, c]}\n      - {name: f, timeout_seconds: 60, command: \"sleep 2\"}\n";
 
@@ -42,38 +39,6 @@ impl Lcg {
     }
 }
 
-fn spawn_controller(fx: &Fixture) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_testlayer"))
-        .args(["controller", "--listen", "127.0.0.1:0", "--kubeconfig"])
-        .arg(fx.cp.kubeconfig())
-        .args(["--namespace", &fx.ns])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the controller")
-}
-
-/// Most Pods of `prefix` with a running container at once.
-fn peak_running(events: &[KubeletEvent], prefix: &str) -> usize {
-    let mut running = BTreeSet::new();
-    let mut peak = 0;
-    for e in events.iter().filter(|e| e.pod.starts_with(prefix)) {
-        match e.kind {
-            KubeletEventKind::Running => {
-                running.insert(e.pod.clone());
-            }
-            KubeletEventKind::Terminated(_)
-            | KubeletEventKind::Evicted
-            | KubeletEventKind::Deleted => {
-                running.remove(&e.pod);
-            }
-            KubeletEventKind::Bound => {}
-        }
-        peak = peak.max(running.len());
-    }
-    peak
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkilled_controller_loses_nothing_and_starts_nothing_twice() {
     let fx = Fixture::builder("chaos").without_controller().start().await;
@@ -93,16 +58,15 @@ async fn a_sigkilled_controller_loses_nothing_and_starts_nothing_twice() {
     fx.submit("timeouts", "timeouts", TIMEOUTS, json!({})).await;
 
     // Kill it at random moments while the runs go on, 8 times.
-    let mut controller = spawn_controller(&fx);
+    let mut controller = controller_process(fx.cp, &fx.ns, "chaos");
     let started = Instant::now();
     for _ in 0..8 {
         tokio::time::sleep(rng.millis(300, 2500)).await;
         controller.kill().expect("SIGKILL the controller");
         let _ = controller.wait();
         tokio::time::sleep(rng.millis(0, 800)).await;
-        controller = spawn_controller(&fx);
+        controller = controller_process(fx.cp, &fx.ns, "chaos");
     }
-    let runs = fx.runs();
     let mut done = BTreeMap::new();
     for name in ["deps", "retries", "timeouts"] {
         let r = fx.wait_done(name, Duration::from_secs(120)).await;
@@ -122,7 +86,6 @@ async fn a_sigkilled_controller_loses_nothing_and_starts_nothing_twice() {
 
     // Every category as it would have ended without the kills.
     let crs = fx.crs().list(&Default::default()).await.unwrap().items;
-    let by_name: BTreeMap<String, _> = crs.iter().map(|c| (c.name_any(), c)).collect();
     let expect = [
         ("deps-a", Phase::Succeeded, 1),
         ("deps-b", Phase::Succeeded, 1),
@@ -136,40 +99,9 @@ async fn a_sigkilled_controller_loses_nothing_and_starts_nothing_twice() {
         ("timeouts-after", Phase::Succeeded, 1),
     ];
     let events = fx.kubelet().events();
-    for (name, phase, attempts) in expect {
-        let st = by_name[name].status.clone().unwrap_or_default();
-        assert_eq!(st.phase, Some(phase), "{name}, seed {seed}: {st:#?}");
-        assert_eq!(
-            st.attempts.len(),
-            attempts,
-            "{name}, seed {seed}: {:#?}",
-            st.attempts
-        );
-        // Each attempt is one Pod, started once.
-        for a in &st.attempts {
-            let bound = events
-                .iter()
-                .filter(|e| e.pod == a.pod_name && e.kind == KubeletEventKind::Bound)
-                .count();
-            assert_eq!(bound, 1, "{} bound {bound} times, seed {seed}", a.pod_name);
-        }
-    }
-    // No Pod that is not an attempt of record, and never beyond the limit.
-    let recorded: BTreeSet<&str> = crs
-        .iter()
-        .flat_map(|c| c.status.iter().flat_map(|s| s.attempts.iter()))
-        .map(|a| a.pod_name.as_str())
-        .collect();
-    for e in events.iter().filter(|e| e.kind == KubeletEventKind::Bound) {
-        assert!(
-            recorded.contains(e.pod.as_str()),
-            "pod {} ran but is no attempt, seed {seed}",
-            e.pod
-        );
-    }
+    assert_attempts(&crs, &expect, &events, &format!("seed {seed}"));
     assert!(
         peak_running(&events, "deps-") <= 2,
         "more than 2 deps Pods ran at once, seed {seed}"
     );
-    assert!(runs.get("deps").await.is_ok());
 }

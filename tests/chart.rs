@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, PostParams};
 use serde_json::json;
 use testlayer::api::{LayerPhase, TestLayerRun};
@@ -213,16 +213,7 @@ async fn the_controller_completes_a_run_under_the_charts_rbac() {
     let ns = cp.create_namespace("tl-work").await.unwrap();
     let _kubelet = TestKubelet::start(admin.clone(), &ns, 2).await.unwrap();
     let config = "layers:\n  checked:\n    execution_mode: hybrid\n    required_services: [backend]\n    service_wait_seconds: 60\n    categories:\n      - name: smoke\n        timeout_seconds: 30\n        command: \"echo '2 passed in 0.1s'\"\n      - name: unit\n        timeout_seconds: 30\n        dependencies: [smoke]\n        command: \"echo '4 passed in 0.1s'; sleep 0.2\"\n";
-    Api::<ConfigMap>::namespaced(admin.clone(), &ns)
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(
-                json!({"metadata": {"name": "layers"}, "data": {"test_layers.yaml": config}}),
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+    common::create_layer_config_map(&admin, &ns, "layers", config).await;
     Api::<Service>::namespaced(admin.clone(), &ns)
         .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "backend"}, "spec": {"selector": {"app": "backend"}, "ports": [{"port": 80}]}})).unwrap())
         .await

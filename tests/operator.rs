@@ -639,16 +639,7 @@ async fn runs_wait_for_layer_dependencies_and_config_maps() {
             .iter()
             .any(|c| c.type_ == "Stalled" && c.status == "True")
     );
-    fx.api::<ConfigMap>()
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(
-                json!({"metadata": {"name": "layers"}, "data": {"test_layers.yaml": config}}),
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+    fx.layer_config_map("layers", config).await;
     let waiting = fx
         .wait_for(
             "top",
@@ -1327,15 +1318,7 @@ async fn a_run_follows_its_frozen_plan_whatever_becomes_of_its_config() {
     let fx = Fixture::new("op-frozen").await;
     let config = "layers:\n  seq:\n    execution_mode: sequential\n    categories:\n      - name: a\n        timeout_seconds: 30\n        command: \"sleep 3\"\n      - name: b\n        timeout_seconds: 30\n        command: \"true\"\n      - name: c\n        timeout_seconds: 30\n        command: \"echo '4 passed in 0.1s'\"\n";
     let cms = fx.api::<ConfigMap>();
-    cms.create(
-        &PostParams::default(),
-        &serde_json::from_value(
-            json!({"metadata": {"name": "layers"}, "data": {"test_layers.yaml": config}}),
-        )
-        .unwrap(),
-    )
-    .await
-    .unwrap();
+    fx.layer_config_map("layers", config).await;
     fx.submit(
         "seq",
         "seq",
@@ -1398,16 +1381,7 @@ async fn a_thousand_failing_categories_keep_the_run_small() {
             name(i)
         ));
     }
-    fx.api::<ConfigMap>()
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(
-                json!({"metadata": {"name": "big"}, "data": {"test_layers.yaml": config}}),
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+    fx.layer_config_map("big", &config).await;
     fx.submit(
         "big",
         "big",

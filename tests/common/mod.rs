@@ -17,13 +17,14 @@ use std::fmt::Display;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 use testlayer::api::{CategoryRun, LayerPhase, TestLayerRun};
 use testlayer::controller::{ControllerOptions, RunError, run as run_controller};
 use testlayer::plan::Phase;
+use testlayer_testkit::kubelet::{KubeletEvent, KubeletEventKind};
 use testlayer_testkit::{ControlPlane, TestKubelet};
 use tokio::task::JoinHandle;
 
@@ -162,6 +163,97 @@ pub fn category_phases(r: &TestLayerRun) -> BTreeMap<String, Phase> {
 
 /// Starts the controller in-process with `client`; the task ends with what
 /// the controller returned (abort it to stop the controller).
+/// Creates ConfigMap `name` in `ns` holding a layer config under the
+/// default key (`test_layers.yaml`).
+pub async fn create_layer_config_map(client: &Client, ns: &str, name: &str, config: &str) {
+    let cm: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": name}, "data": {"test_layers.yaml": config}}),
+    )
+    .expect("config map");
+    Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap_or_else(|e| panic!("creating ConfigMap {ns}/{name}: {e}"));
+}
+
+/// The `testlayer controller` process for namespace `ns` (output dropped),
+/// as people run it, for tests that kill it or measure it.
+pub fn controller_process(cp: &ControlPlane, ns: &str, identity: &str) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_testlayer"))
+        .args(["controller", "--listen", "127.0.0.1:0", "--namespace", ns])
+        .args(["--identity", identity, "--kubeconfig"])
+        .arg(cp.kubeconfig())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the controller process")
+}
+
+/// Most Pods whose name starts with `prefix` with a running container at
+/// once, in the test kubelet's record.
+pub fn peak_running(events: &[KubeletEvent], prefix: &str) -> usize {
+    let mut running = std::collections::BTreeSet::new();
+    let mut peak = 0;
+    for e in events.iter().filter(|e| e.pod.starts_with(prefix)) {
+        match e.kind {
+            KubeletEventKind::Running => {
+                running.insert(e.pod.clone());
+            }
+            KubeletEventKind::Bound => {}
+            _ => {
+                running.remove(&e.pod);
+            }
+        }
+        peak = peak.max(running.len());
+    }
+    peak
+}
+
+/// Checks the CategoryRuns `crs` against `expect` (name, phase, number of
+/// attempts), and the test kubelet's record against them: each attempt one
+/// Pod bound once, no Pod bound that is no attempt. `context` goes into
+/// every message (a seed, say).
+pub fn assert_attempts(
+    crs: &[CategoryRun],
+    expect: &[(&str, Phase, usize)],
+    events: &[KubeletEvent],
+    context: &str,
+) {
+    for (name, phase, attempts) in expect {
+        let cr = crs
+            .iter()
+            .find(|c| c.name_any() == *name)
+            .unwrap_or_else(|| panic!("no CategoryRun {name} ({context})"));
+        let st = cr.status.clone().unwrap_or_default();
+        assert_eq!(st.phase, Some(*phase), "{name} ({context}): {st:#?}");
+        assert_eq!(
+            st.attempts.len(),
+            *attempts,
+            "{name} ({context}): {:#?}",
+            st.attempts
+        );
+        for a in &st.attempts {
+            let bound = events
+                .iter()
+                .filter(|e| e.pod == a.pod_name && e.kind == KubeletEventKind::Bound)
+                .count();
+            assert_eq!(bound, 1, "{} bound {bound} times ({context})", a.pod_name);
+        }
+    }
+    let recorded: std::collections::BTreeSet<&str> = crs
+        .iter()
+        .flat_map(|c| c.status.iter().flat_map(|s| s.attempts.iter()))
+        .map(|a| a.pod_name.as_str())
+        .collect();
+    for e in events.iter().filter(|e| e.kind == KubeletEventKind::Bound) {
+        assert!(
+            recorded.contains(e.pod.as_str()),
+            "pod {} ran but is no attempt ({context})",
+            e.pod
+        );
+    }
+}
+
 pub fn spawn_controller(
     client: Client,
     opts: ControllerOptions,
@@ -368,6 +460,11 @@ impl Fixture {
     }
 
     /// Creates the TestLayerRun of [`test_layer_run`] and returns it as created.
+    /// Creates ConfigMap `name` in the fixture's namespace holding `config`.
+    pub async fn layer_config_map(&self, name: &str, config: &str) {
+        create_layer_config_map(&self.client, &self.ns, name, config).await;
+    }
+
     pub async fn submit(
         &self,
         name: &str,

@@ -22,6 +22,14 @@ fn run_conditions(w: &World) -> Vec<Condition> {
     w.run.status.clone().unwrap_or_default().conditions
 }
 
+fn run_until_stalled(w: &mut World) {
+    w.run_until(LONG, |w| {
+        run_conditions(w)
+            .iter()
+            .any(|c| c.type_ == "Stalled" && c.status == "True")
+    });
+}
+
 /// The chain run once its first category runs.
 fn started() -> World {
     let mut w = chain().scripts(|c, _| match c {
@@ -37,11 +45,7 @@ fn an_index_past_the_plan_stalls_the_run_until_it_is_fixed() {
     let mut w = started();
     w.crs.get_mut("r-unit").unwrap().spec.index = 99;
     let pods = w.count("create pod");
-    w.run_until(LONG, |w| {
-        run_conditions(w)
-            .iter()
-            .any(|c| c.type_ == "Stalled" && c.status == "True")
-    });
+    run_until_stalled(&mut w);
     let conds = run_conditions(&w);
     let stalled = condition(&conds, "Stalled");
     assert_eq!(stalled.reason, INVALID_CATEGORY_RUN);
@@ -84,11 +88,7 @@ fn an_index_past_the_plan_stalls_the_run_until_it_is_fixed() {
 fn an_absurd_timeout_is_named_not_obeyed() {
     let mut w = started();
     w.crs.get_mut("r-e2e").unwrap().spec.timeout_seconds = 1e300;
-    w.run_until(LONG, |w| {
-        run_conditions(w)
-            .iter()
-            .any(|c| c.type_ == "Stalled" && c.status == "True")
-    });
+    run_until_stalled(&mut w);
     let conds = run_conditions(&w);
     assert!(
         condition(&conds, "Stalled")
@@ -113,11 +113,7 @@ fn a_category_run_that_does_not_decode_stalls_the_run_and_deleting_it_recovers()
     let u = undecodable(&w, "r-api-tests", "retries", json!("many"));
     w.crs.remove("r-api-tests");
     w.invalid.insert("r-api-tests".into(), u);
-    w.run_until(LONG, |w| {
-        run_conditions(w)
-            .iter()
-            .any(|c| c.type_ == "Stalled" && c.status == "True")
-    });
+    run_until_stalled(&mut w);
     let conds = run_conditions(&w);
     assert!(
         condition(&conds, "Stalled")
