@@ -110,11 +110,7 @@ pub async fn apply(
                         Created::Refused { error, obj } => {
                             let name = obj.name_any();
                             tracing::info!(pod = %name, code = error.code, message = %error.message, "the apiserver refused a pod");
-                            let owner = obj
-                                .owner_references()
-                                .first()
-                                .map(|o| o.uid.clone())
-                                .unwrap_or_default();
+                            let owner = controller_uid(&obj).unwrap_or_default();
                             ctx.own.refused.record(
                                 &ns,
                                 &owner,

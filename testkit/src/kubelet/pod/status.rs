@@ -19,7 +19,6 @@ pub(super) fn condition(t: &str, ok: bool) -> serde_json::Value {
 
 impl PodWorker {
     pub(super) async fn set_status(&mut self, status: serde_json::Value) -> Result<(), Halt> {
-        self.wait_up().await?;
         // A strategic merge keeps conditions the kubelet does not own
         // (DisruptionTarget); the uid makes a write to a new Pod of the same
         // name fail.
@@ -28,6 +27,8 @@ impl PodWorker {
         // (it restarts, etcd is away) is tried again, for up to a minute.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
+            // A node that stops answering writes nothing until it is back.
+            self.wait_up().await?;
             let r = self
                 .sh
                 .pods
