@@ -22,7 +22,10 @@ HELM_VERSION="${TESTLAYER_HELM_VERSION:-v3.22.0}"
 cache="${TESTLAYER_CACHE:-$HOME/.cache/testlayer}"
 bin_dir="$cache/control-plane/k8s-$K8S_VERSION-etcd-$ETCD_VERSION/bin"
 work_dir="$cache/control-plane/k8s-$K8S_VERSION-etcd-$ETCD_VERSION/work"
-binaries=(kube-apiserver kube-controller-manager kubectl etcd helm)
+# With TESTLAYER_BUILD_NODE=1 (tests/node/build.sh) also the node's kubelet
+# and the scheduler, from the same wrapper module.
+k8s_binaries=(kube-apiserver kube-controller-manager kubectl)
+if [ "${TESTLAYER_BUILD_NODE:-}" = 1 ]; then k8s_binaries+=(kube-scheduler kubelet); fi
 
 if [ "${1:-}" = "--print-bin-dir" ]; then
   echo "$bin_dir"
@@ -30,10 +33,10 @@ if [ "${1:-}" = "--print-bin-dir" ]; then
 fi
 
 have() { [ -x "$bin_dir/$1" ] && [ -f "$bin_dir/.$1.$2" ]; }
-have_all() {
-  have kube-apiserver "$K8S_VERSION" && have kube-controller-manager "$K8S_VERSION" && have kubectl "$K8S_VERSION" \
-    && have etcd "$ETCD_VERSION" && have helm "$HELM_VERSION"
+have_k8s() {
+  for b in "${k8s_binaries[@]}"; do have "$b" "$K8S_VERSION" || return 1; done
 }
+have_all() { have_k8s && have etcd "$ETCD_VERSION" && have helm "$HELM_VERSION"; }
 
 # Binaries of an earlier layout of this cache count as built.
 if [ -f "$bin_dir/.complete" ]; then
@@ -43,7 +46,7 @@ if [ -f "$bin_dir/.complete" ]; then
 fi
 
 if have_all; then
-  echo "control plane: reusing $bin_dir (kubernetes $K8S_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION)"
+  echo "control plane: reusing $bin_dir (kubernetes $K8S_VERSION: ${k8s_binaries[*]}; etcd $ETCD_VERSION, helm $HELM_VERSION)"
   exit 0
 fi
 
@@ -62,7 +65,7 @@ measure=()
 if [ -x /usr/bin/time ]; then measure=(/usr/bin/time -f "    (%es wall, peak RSS %M KiB)"); fi
 
 # ---- Kubernetes -----------------------------------------------------------
-if ! { have kube-apiserver "$K8S_VERSION" && have kube-controller-manager "$K8S_VERSION" && have kubectl "$K8S_VERSION"; }; then
+if ! have_k8s; then
 k8s_mod_dir="$work_dir/kubernetes"
 mkdir -p "$k8s_mod_dir"
 cd "$k8s_mod_dir"
@@ -105,7 +108,8 @@ done
 step_start=$(timer)
 go mod download k8s.io/kubernetes
 echo "control plane: modules resolved in $(( $(timer) - step_start ))s"
-for cmd in kube-apiserver kube-controller-manager kubectl; do
+for cmd in "${k8s_binaries[@]}"; do
+  have "$cmd" "$K8S_VERSION" && continue
   step_start=$(timer)
   echo "control plane: building $cmd $K8S_VERSION"
   "${measure[@]}" go build -trimpath -ldflags "$ldflags" -o "$bin_dir/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"
