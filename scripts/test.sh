@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit, property, local-executor and
-# control-plane tests. Builds (or reuses) the Kubernetes control-plane binaries
+# The whole test suite: formatting, lints, unit, property, local-executor,
+# control-plane and real-node tests. Builds (or reuses) the Kubernetes
+# control-plane binaries and the real node (kubelet, containerd, images)
 # first; the cluster tests fail loudly when they cannot be had.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,11 @@ step "control plane binaries"
 bash tests/cluster/build.sh
 TESTLAYER_BIN_DIR="$(bash tests/cluster/build.sh --print-bin-dir)"
 export TESTLAYER_BIN_DIR
+
+step "real node: kubelet, containerd, runc, CNI plugins, images"
+bash tests/node/build.sh
+TESTLAYER_NODE_DIR="$(bash tests/node/build.sh --print-dir)"
+export TESTLAYER_NODE_DIR
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -67,6 +67,12 @@ pub enum TestkitError {
         /// What is wrong.
         problem: String,
     },
+    /// The real node could not be started or asked.
+    #[error("real node: {problem}")]
+    Node {
+        /// What is wrong.
+        problem: String,
+    },
     /// The kubeconfig could not be used.
     #[error("kubeconfig {path}: {problem}")]
     Kubeconfig {

@@ -1,15 +1,20 @@
 //! Test support for testlayer: a real control plane (etcd, kube-apiserver,
-//! kube-controller-manager built by `tests/cluster/build.sh`) and a test
-//! kubelet that plays the nodes through the API server.
+//! kube-controller-manager built by `tests/cluster/build.sh`), a test
+//! kubelet that plays the nodes through the API server, and a real node
+//! (kubelet, containerd, runc) for tests that run real containers.
 
 mod certs;
 mod control_plane;
 mod error;
 pub mod kubelet;
+pub mod node;
 mod process;
 
-pub use control_plane::{BINARIES, ControlPlane, bin_dir, client_from_kubeconfig};
+pub use control_plane::{
+    BINARIES, ControlPlane, ControlPlaneOptions, bin_dir, client_from_kubeconfig,
+};
 pub use error::TestkitError;
 pub use kubelet::{
     KubeletOptions, LogServing, NodeFailure, OnSigterm, PodEnd, PodScript, TestKubelet,
 };
+pub use node::RealNode;

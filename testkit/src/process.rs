@@ -16,9 +16,19 @@ use crate::TestkitError;
 
 /// Processes and directories to clean up when the test process exits.
 static CLEANUP: Mutex<(Vec<i32>, Vec<PathBuf>)> = Mutex::new((Vec::new(), Vec::new()));
+/// Cleanups that run first at exit (a real node: its containers and mounts).
+type ExitTask = Box<dyn FnOnce() + Send>;
+static FIRST_AT_EXIT: Mutex<Vec<ExitTask>> = Mutex::new(Vec::new());
 static HOOK: Once = Once::new();
 
 extern "C" fn cleanup_at_exit() {
+    let tasks: Vec<ExitTask> = FIRST_AT_EXIT
+        .lock()
+        .map(|mut g| g.drain(..).collect())
+        .unwrap_or_default();
+    for t in tasks {
+        t();
+    }
     let Ok(mut g) = CLEANUP.lock() else { return };
     for pid in g.0.drain(..) {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -38,6 +48,14 @@ fn install_hook() {
     });
 }
 
+/// Runs `task` when the test process exits, before its processes are killed.
+pub(crate) fn first_at_exit(task: ExitTask) {
+    install_hook();
+    if let Ok(mut g) = FIRST_AT_EXIT.lock() {
+        g.push(task);
+    }
+}
+
 /// Removes `dir` when the test process exits.
 pub(crate) fn remove_at_exit(dir: PathBuf) {
     install_hook();
@@ -54,6 +72,7 @@ pub struct Component {
     log: PathBuf,
     program: PathBuf,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Component {
@@ -64,16 +83,28 @@ impl Component {
         args: &[String],
         log: PathBuf,
     ) -> Result<Self, TestkitError> {
+        Self::spawn_env(name, program, args, &[], log)
+    }
+
+    /// Starts `program args` with `env` added to its environment.
+    pub fn spawn_env(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(String, String)],
+        log: PathBuf,
+    ) -> Result<Self, TestkitError> {
         install_hook();
         let out =
             File::create(&log).map_err(TestkitError::io(format!("creating {}", log.display())))?;
-        let child = Self::start(program, args, out)?;
+        let child = Self::start(program, args, env, out)?;
         Ok(Self {
             name: name.to_string(),
             child,
             log,
             program: program.to_path_buf(),
             args: args.to_vec(),
+            env: env.to_vec(),
         })
     }
 
@@ -95,12 +126,12 @@ impl Component {
             .map_err(TestkitError::io(format!("opening {}", self.log.display())))?;
         // Started from a thread that never ends, as the first start was: the
         // parent-death signal fires when the starting thread exits.
-        let (program, args) = (self.program.clone(), self.args.clone());
+        let (program, args, env) = (self.program.clone(), self.args.clone(), self.env.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name(format!("{}-restarted", self.name))
             .spawn(move || {
-                let _ = tx.send(Self::start(&program, &args, out));
+                let _ = tx.send(Self::start(&program, &args, &env, out));
                 loop {
                     std::thread::park();
                 }
@@ -113,12 +144,21 @@ impl Component {
         Ok(())
     }
 
-    fn start(program: &Path, args: &[String], out: File) -> Result<Child, TestkitError> {
+    fn start(
+        program: &Path,
+        args: &[String],
+        env: &[(String, String)],
+        out: File,
+    ) -> Result<Child, TestkitError> {
         let err = out
             .try_clone()
             .map_err(TestkitError::io("duplicating a log file handle"))?;
         let mut cmd = Command::new(program);
-        cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
+        cmd.args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
         // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
         unsafe {
             cmd.pre_exec(|| {

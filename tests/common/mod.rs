@@ -25,7 +25,7 @@ use testlayer::api::{CategoryRun, LayerPhase, TestLayerRun};
 use testlayer::controller::{ControllerOptions, RunError, run as run_controller};
 use testlayer::plan::Phase;
 use testlayer_testkit::kubelet::{KubeletEvent, KubeletEventKind};
-use testlayer_testkit::{ControlPlane, TestKubelet};
+use testlayer_testkit::{ControlPlane, RealNode, TestKubelet};
 use tokio::task::JoinHandle;
 
 /// The CRDs the controller needs, as `kubectl wait` names them.
@@ -50,6 +50,14 @@ pub fn control_plane() -> &'static ControlPlane {
     let cp = ControlPlane::shared();
     install_crds(cp);
     cp
+}
+
+/// The control plane shared by this process with kube-scheduler and a real
+/// node (kubelet, containerd, runc), with the CRDs installed.
+pub fn real_cluster() -> (&'static ControlPlane, &'static RealNode) {
+    let (cp, node) = RealNode::shared();
+    install_crds(cp);
+    (cp, node)
 }
 
 // ---------------------------------------------------------------------------
@@ -286,9 +294,18 @@ pub struct FixtureBuilder {
     controller: bool,
     concurrency: u16,
     identity: Option<String>,
+    real_node: bool,
 }
 
 impl FixtureBuilder {
+    /// Pods run as real containers on the shared real node, placed by
+    /// kube-scheduler (no test kubelet).
+    pub fn real_node(mut self) -> Self {
+        self.real_node = true;
+        self.nodes = 0;
+        self
+    }
+
     /// Nodes the test kubelet plays (default 2); 0: no kubelet at all, Pods
     /// stay Pending.
     pub fn nodes(mut self, n: usize) -> Self {
@@ -318,7 +335,11 @@ impl FixtureBuilder {
 
     /// Creates the namespace and starts the kubelet and the controller.
     pub async fn start(self) -> Fixture {
-        let cp = control_plane();
+        let cp = if self.real_node {
+            real_cluster().0
+        } else {
+            control_plane()
+        };
         let ns = cp
             .create_namespace(&self.prefix)
             .await
@@ -369,6 +390,7 @@ impl Fixture {
             controller: true,
             concurrency: 4,
             identity: None,
+            real_node: false,
         }
     }
 

@@ -1,19 +1,60 @@
 //! Starts a test control plane for poking at by hand:
-//! `cargo run -p testlayer-testkit --bin testlayer-control-plane`.
-//! Prints the kubeconfig path and runs until Ctrl-C.
+//! `cargo run -p testlayer-testkit --bin testlayer-control-plane -- [--node] [DIR]`.
+//! With `--node`, also kube-scheduler and a real node (kubelet, containerd,
+//! runc) with the test images loaded. Prints the kubeconfig path and runs
+//! until Ctrl-C.
 
-use testlayer_testkit::ControlPlane;
+use testlayer_testkit::{ControlPlane, ControlPlaneOptions, RealNode};
 
 fn main() {
-    let dir = std::env::args().nth(1).map(std::path::PathBuf::from);
-    let cp = match ControlPlane::start_in(dir) {
+    let mut dir = None;
+    let mut with_node = false;
+    for a in std::env::args().skip(1) {
+        match a.as_str() {
+            "--node" => with_node = true,
+            "-h" | "--help" => {
+                println!("usage: testlayer-control-plane [--node] [DIR]");
+                return;
+            }
+            _ if a.starts_with('-') => {
+                eprintln!(
+                    "error: unknown option {a} (usage: testlayer-control-plane [--node] [DIR])"
+                );
+                std::process::exit(2);
+            }
+            _ => dir = Some(std::path::PathBuf::from(a)),
+        }
+    }
+    let options = ControlPlaneOptions {
+        scheduler: with_node,
+    };
+    let cp = match ControlPlane::start_with(dir, options) {
         Ok(cp) => cp,
         Err(e) => {
             eprintln!("error: {e}");
             std::process::exit(1);
         }
     };
+    let node = if with_node {
+        match RealNode::start(&cp) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                eprintln!("error: {e}");
+                drop(cp);
+                std::process::exit(1);
+            }
+        }
+    } else {
+        None
+    };
     println!("control plane ready at {}", cp.server());
+    if let Some(n) = &node {
+        println!(
+            "real node {} ready (images loaded; its files and logs: {})",
+            n.name(),
+            n.dir().display()
+        );
+    }
     println!("logs and certificates: {}", cp.dir().display());
     println!();
     println!("  export KUBECONFIG={}", cp.kubeconfig().display());
@@ -36,6 +77,7 @@ fn main() {
     }
     let _ = rx.recv();
     println!("stopping");
+    drop(node);
     drop(cp);
 }
 

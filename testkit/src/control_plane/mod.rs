@@ -17,6 +17,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 pub use clients::client_from_kubeconfig;
+pub use start::ControlPlaneOptions;
 
 use crate::TestkitError;
 use crate::certs::Pki;
@@ -58,22 +59,28 @@ pub struct ControlPlane {
     owns_dir: bool,
 }
 
-static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+static SHARED: OnceLock<(bool, Result<ControlPlane, String>)> = OnceLock::new();
 
 impl ControlPlane {
     /// The control plane shared by every test of this test binary, started on
     /// first use. Panics with the reason when it cannot be started, so that a
     /// missing build fails the test loudly instead of skipping it.
     pub fn shared() -> &'static ControlPlane {
-        let r = SHARED.get_or_init(|| {
+        Self::shared_with(ControlPlaneOptions::default())
+    }
+
+    /// The shared control plane, started with `options` on first use. A test
+    /// binary uses one kind: asking for another panics.
+    pub fn shared_with(options: ControlPlaneOptions) -> &'static ControlPlane {
+        let (scheduler, r) = SHARED.get_or_init(|| {
             // Started from a thread that never ends: the children's
             // parent-death signal fires when the thread that started them
             // exits, and test threads end with their test.
             let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::Builder::new()
+            let r = std::thread::Builder::new()
                 .name("control-plane".into())
                 .spawn(move || {
-                    let _ = tx.send(ControlPlane::start_in(None));
+                    let _ = tx.send(ControlPlane::start_with(None, options));
                     loop {
                         std::thread::park();
                     }
@@ -85,8 +92,13 @@ impl ControlPlane {
                     cp.owns_dir = false;
                     remove_at_exit(cp.dir.clone());
                     cp
-                })
+                });
+            (options.scheduler, r)
         });
+        assert_eq!(
+            *scheduler, options.scheduler,
+            "this test binary asked for the shared control plane with and without a scheduler"
+        );
         match r {
             Ok(cp) => cp,
             Err(e) => panic!("the test control plane could not be started: {e}"),

@@ -17,6 +17,16 @@ use crate::process::{Component, free_port};
 const CONTROLLERS: &str =
     "garbagecollector,namespace,serviceaccount,endpoint,endpointslice,root-ca-cert-publisher";
 
+/// What a control plane runs beside etcd, kube-apiserver and
+/// kube-controller-manager.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ControlPlaneOptions {
+    /// Runs kube-scheduler, and the node lifecycle controller that lifts a
+    /// new node's `not-ready` taint: for a real node, whose Pods the cluster
+    /// places. Without it the test kubelet binds Pods itself.
+    pub scheduler: bool,
+}
+
 impl ControlPlane {
     /// Starts a control plane in a new temporary directory.
     pub fn start() -> Result<ControlPlane, TestkitError> {
@@ -25,6 +35,15 @@ impl ControlPlane {
 
     /// Starts a control plane in `dir` (a new temporary directory if `None`).
     pub fn start_in(dir: Option<PathBuf>) -> Result<ControlPlane, TestkitError> {
+        Self::start_with(dir, ControlPlaneOptions::default())
+    }
+
+    /// Starts a control plane in `dir` (a new temporary directory if
+    /// `None`) with `options`.
+    pub fn start_with(
+        dir: Option<PathBuf>,
+        options: ControlPlaneOptions,
+    ) -> Result<ControlPlane, TestkitError> {
         let started = Instant::now();
         let bin_dir = bin_dir()?;
         for b in BINARIES {
@@ -124,6 +143,9 @@ impl ControlPlane {
             ),
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
             "--kubelet-preferred-address-types=InternalIP".into(),
+            // A real kubelet asks for a client certificate on logs.
+            format!("--kubelet-client-certificate={}", admin_crt.display()),
+            format!("--kubelet-client-key={}", admin_key.display()),
             "--enable-priority-and-fairness=false".into(),
             "--max-requests-inflight=1000".into(),
             "--max-mutating-requests-inflight=500".into(),
@@ -149,7 +171,11 @@ impl ControlPlane {
             format!("--kubeconfig={}", kubeconfig.display()),
             format!("--authentication-kubeconfig={}", kubeconfig.display()),
             format!("--authorization-kubeconfig={}", kubeconfig.display()),
-            format!("--controllers={CONTROLLERS}"),
+            if options.scheduler {
+                format!("--controllers={CONTROLLERS},nodelifecycle")
+            } else {
+                format!("--controllers={CONTROLLERS}")
+            },
             format!("--root-ca-file={}", pki.ca_cert.display()),
             format!(
                 "--service-account-private-key-file={}",
@@ -170,6 +196,34 @@ impl ControlPlane {
         )?;
         kcm.wait_ready(Duration::from_secs(60), || tcp_open(kcm_port))?;
         cp.push(kcm);
+        if options.scheduler {
+            let sched_port = free_port()?;
+            let sched_args: Vec<String> = vec![
+                format!("--kubeconfig={}", kubeconfig.display()),
+                format!("--authentication-kubeconfig={}", kubeconfig.display()),
+                format!("--authorization-kubeconfig={}", kubeconfig.display()),
+                "--leader-elect=false".into(),
+                "--bind-address=127.0.0.1".into(),
+                format!("--secure-port={sched_port}"),
+                format!("--cert-dir={}", dir.join("scheduler-certs").display()),
+                "--v=1".into(),
+            ];
+            let scheduler = bin_dir.join("kube-scheduler");
+            if !scheduler.is_file() {
+                return Err(TestkitError::MissingBinary {
+                    binary: "kube-scheduler".into(),
+                    dir: bin_dir,
+                });
+            }
+            let mut sched = Component::spawn(
+                "kube-scheduler",
+                &scheduler,
+                &sched_args,
+                dir.join("kube-scheduler.log"),
+            )?;
+            sched.wait_ready(Duration::from_secs(60), || tcp_open(sched_port))?;
+            cp.push(sched);
+        }
         // The service-account controller creating `default` in `default`
         // shows the controllers are running.
         let default_sa = bin_dir.join("kubectl");

@@ -1,0 +1,292 @@
+//! A real node: the kubelet built beside the control plane, containerd 2
+//! with runc, and the CNI bridge, running real containers from the images
+//! `tests/node/build.sh` builds.
+//!
+//! Each node takes a slot on the machine (a lock file the kernel releases
+//! when the process ends); whoever takes a slot next cleans up what a killed
+//! holder left: shims, containers, mounts, cgroups. A node is stopped and
+//! cleaned when it drops, and at exit when it is the shared one.
+//!
+//! `config` holds the config files (pure); `host` what the node changes on
+//! the machine and how it is undone; `runtime` asks containerd about its
+//! containers.
+
+mod config;
+mod host;
+mod runtime;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+pub use config::{Layout, PAUSE_IMAGE};
+pub use runtime::RunningContainer;
+
+use crate::process::{Component, first_at_exit};
+use crate::{ControlPlane, ControlPlaneOptions, TestkitError};
+
+/// Images every node imports (the archives `tests/node/build.sh` writes).
+pub const IMAGES: [(&str, &str); 3] = [
+    ("pause.tar", PAUSE_IMAGE),
+    ("busybox.tar", "docker.io/library/busybox:1.35"),
+    ("shop-tests.tar", "localhost/testlayer/shop-tests:1"),
+];
+
+/// Where the node's binaries and images are: `$TESTLAYER_NODE_DIR`, else
+/// what `tests/node/build.sh --print-dir` names.
+pub fn node_build_dir() -> Result<PathBuf, TestkitError> {
+    if let Some(d) = std::env::var_os("TESTLAYER_NODE_DIR").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d));
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/node/build.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .arg("--print-dir")
+        .output()
+        .map_err(TestkitError::io(format!("running {}", script.display())))?;
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+/// A running real node.
+#[derive(Debug)]
+pub struct RealNode {
+    layout: Layout,
+    ctr: PathBuf,
+    kubelet: Option<Component>,
+    containerd: Option<Component>,
+    active: Arc<AtomicBool>,
+    slot: Option<host::Slot>,
+}
+
+impl RealNode {
+    /// Starts a node registered with `cp`: takes a slot, cleans what a
+    /// killed holder left, starts containerd, imports the images, starts the
+    /// kubelet, and waits until the Node is Ready with no taint left (the
+    /// control plane needs [`ControlPlaneOptions::scheduler`]).
+    pub fn start(cp: &ControlPlane) -> Result<RealNode, TestkitError> {
+        let started = Instant::now();
+        let build = node_build_dir()?;
+        let bin = build.join("bin");
+        let kubelet_bin = cp.binary("kubelet");
+        let mut needed = vec![
+            bin.join("containerd"),
+            bin.join("containerd-shim-runc-v2"),
+            bin.join("ctr"),
+            kubelet_bin.clone(),
+            PathBuf::from("/usr/sbin/runc"),
+            PathBuf::from("/usr/lib/cni/bridge"),
+            PathBuf::from("/usr/lib/cni/host-local"),
+            PathBuf::from("/usr/lib/cni/loopback"),
+        ];
+        needed.extend(IMAGES.iter().map(|(f, _)| build.join("images").join(f)));
+        if let Some(missing) = needed.iter().find(|p| !p.is_file()) {
+            return Err(TestkitError::Node {
+                problem: format!(
+                    "{} is missing: build the node with `bash tests/node/build.sh` \
+                     (or set TESTLAYER_NODE_DIR to what it prints with --print-dir)",
+                    missing.display()
+                ),
+            });
+        }
+
+        let base = host::base_dir();
+        let slot = host::take_slot(&base)?;
+        let layout = Layout::new(&base, slot.number);
+        host::clean_slot(&layout);
+        let active = Arc::new(AtomicBool::new(true));
+        {
+            let (layout, active) = (layout.clone(), active.clone());
+            first_at_exit(Box::new(move || {
+                if active.swap(false, Ordering::SeqCst) {
+                    host::clean_slot(&layout);
+                }
+            }));
+        }
+        let mut node = RealNode {
+            layout: layout.clone(),
+            ctr: bin.join("ctr"),
+            kubelet: None,
+            containerd: None,
+            active,
+            slot: Some(slot),
+        };
+
+        for d in [
+            layout.dir.join("containerd"),
+            layout.cni_conf_dir(),
+            layout.dir.join("kubelet"),
+            layout.pod_logs(),
+        ] {
+            std::fs::create_dir_all(&d)
+                .map_err(TestkitError::io(format!("creating {}", d.display())))?;
+        }
+        write(
+            &layout.containerd_config(),
+            &config::containerd_toml(&layout),
+        )?;
+        write(
+            &layout.cni_conf_dir().join("10-testlayer.conflist"),
+            &config::cni_conflist(&layout),
+        )?;
+        write(
+            &layout.kubelet_config(),
+            &config::kubelet_yaml(&layout, &cp.dir().join("ca.crt")),
+        )?;
+        host::ensure_node_address(&layout)?;
+        host::create_cgroup_root(&layout)?;
+
+        // containerd finds its shim on PATH.
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into())
+        );
+        let mut containerd = Component::spawn_env(
+            "containerd",
+            &bin.join("containerd"),
+            &[format!("--config={}", layout.containerd_config().display())],
+            &[("PATH".into(), path)],
+            layout.dir.join("containerd.log"),
+        )?;
+        let sock = layout.containerd_socket();
+        let ctr = node.ctr.clone();
+        containerd.wait_ready(Duration::from_secs(30), || {
+            sock.exists()
+                && std::process::Command::new(&ctr)
+                    .args(["--address", &sock.display().to_string(), "version"])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+        })?;
+        node.containerd = Some(containerd);
+        for (file, _) in IMAGES {
+            node.ctr_ok(&[
+                "images",
+                "import",
+                &build.join("images").join(file).display().to_string(),
+            ])?;
+        }
+
+        let kubelet_args: Vec<String> = vec![
+            format!("--config={}", layout.kubelet_config().display()),
+            format!("--kubeconfig={}", cp.kubeconfig().display()),
+            format!("--root-dir={}", layout.kubelet_root().display()),
+            format!("--cert-dir={}", layout.dir.join("kubelet/pki").display()),
+            format!("--hostname-override={}", layout.node_name),
+            format!("--node-ip={}", layout.node_ip()),
+            "--v=1".into(),
+        ];
+        let mut kubelet = Component::spawn(
+            "kubelet",
+            &kubelet_bin,
+            &kubelet_args,
+            layout.dir.join("kubelet.log"),
+        )?;
+        kubelet.wait_ready(Duration::from_secs(90), || {
+            node_schedulable(cp.kubectl(), &layout.node_name)
+        })?;
+        node.kubelet = Some(kubelet);
+        tracing::info!(
+            node = %layout.node_name,
+            dir = %layout.dir.display(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "real node ready"
+        );
+        Ok(node)
+    }
+
+    /// The shared control plane (with kube-scheduler) and a real node
+    /// registered with it, started on first use and cleaned up when the test
+    /// process exits. Panics with the reason when either cannot be started,
+    /// so that a missing build fails the test instead of skipping it.
+    pub fn shared() -> (&'static ControlPlane, &'static RealNode) {
+        static NODE: OnceLock<Result<RealNode, String>> = OnceLock::new();
+        let cp = ControlPlane::shared_with(ControlPlaneOptions { scheduler: true });
+        let r = NODE.get_or_init(|| {
+            // Started from a thread that never ends, as the control plane
+            // is: the children's parent-death signal fires when the thread
+            // that started them exits.
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::Builder::new()
+                .name("real-node".into())
+                .spawn(move || {
+                    let _ = tx.send(RealNode::start(cp).map_err(|e| e.to_string()));
+                    loop {
+                        std::thread::park();
+                    }
+                })
+                .map_err(|e| e.to_string())
+                .and_then(|_| rx.recv().map_err(|e| e.to_string()))
+                .and_then(|r| r)
+        });
+        match r {
+            Ok(node) => (cp, node),
+            Err(e) => panic!("the real node could not be started: {e}"),
+        }
+    }
+
+    /// The Node's name.
+    pub fn name(&self) -> &str {
+        &self.layout.node_name
+    }
+
+    /// The node's directory (containerd's and the kubelet's files and logs).
+    pub fn dir(&self) -> &Path {
+        &self.layout.dir
+    }
+
+    /// The kubelet's log file.
+    pub fn kubelet_log(&self) -> PathBuf {
+        self.layout.dir.join("kubelet.log")
+    }
+
+    /// Application containers (not sandboxes) the runtime reports running,
+    /// asked of containerd itself rather than the apiserver.
+    pub fn running_containers(&self) -> Result<Vec<RunningContainer>, TestkitError> {
+        runtime::running_containers(&self.ctr, &self.layout.containerd_socket())
+    }
+
+    fn ctr_ok(&self, args: &[&str]) -> Result<(), TestkitError> {
+        runtime::ctr(&self.ctr, &self.layout.containerd_socket(), args).map(|_| ())
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut k) = self.kubelet.take() {
+            k.stop(Duration::from_secs(3));
+        }
+        if self.active.swap(false, Ordering::SeqCst) {
+            host::clean_slot(&self.layout);
+        }
+        self.containerd.take();
+        self.slot.take();
+    }
+}
+
+impl Drop for RealNode {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn write(path: &Path, text: &str) -> Result<(), TestkitError> {
+    std::fs::write(path, text).map_err(TestkitError::io(format!("writing {}", path.display())))
+}
+
+/// The Node is Ready and carries no taint (the node lifecycle controller
+/// lifts `not-ready` once the kubelet reports Ready).
+fn node_schedulable(mut kubectl: std::process::Command, name: &str) -> bool {
+    let out = kubectl
+        .args([
+            "get",
+            "node",
+            name,
+            "--request-timeout=5s",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status} {.spec.taints}",
+        ])
+        .output();
+    let Ok(out) = out else { return false };
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    out.status.success() && text.trim() == "True"
+}

@@ -1,0 +1,384 @@
+//! The operator on a real node: kube-scheduler places the Pods, the kubelet
+//! runs them with containerd and runc, under the Pod spec the controller
+//! builds. What the test kubelet only pretends is real here: pytest inside a
+//! container, the memory limit's OOM kill, SIGTERM and the grace period, the
+//! restricted security context, and the container log the counts come from.
+//!
+//! Its own test binary: it shares one control plane with a scheduler and one
+//! node. Needs `bash tests/node/build.sh` (run by `scripts/test.sh`).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Fixture, eventually, phase};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::watcher;
+use serde_json::json;
+use testlayer::api::{CategoryRunStatus, LayerPhase};
+use testlayer::plan::Phase;
+use testlayer_testkit::RealNode;
+
+const BUSYBOX: &str = "busybox:1.35";
+const SHOP_IMAGE: &str = "localhost/testlayer/shop-tests:1";
+
+fn reason(s: &CategoryRunStatus) -> Option<String> {
+    s.reason.as_ref().map(ToString::to_string)
+}
+
+fn attempt_reasons(s: &CategoryRunStatus) -> Vec<String> {
+    s.attempts
+        .iter()
+        .map(|a| {
+            a.reason
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+async fn status(fx: &Fixture, run: &str, category: &str) -> CategoryRunStatus {
+    fx.category(run, category)
+        .await
+        .status
+        .unwrap_or_else(|| panic!("{run}-{category} has no status"))
+}
+
+/// The containers the runtime itself reports running in the fixture's
+/// namespace.
+fn running_in(node: &RealNode, ns: &str) -> Vec<String> {
+    node.running_containers()
+        .unwrap_or_else(|e| panic!("asking containerd: {e}"))
+        .into_iter()
+        .filter(|c| c.namespace == ns)
+        .map(|c| c.pod)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shop_layer_runs_real_pytest_in_pods() {
+    let fx = Fixture::builder("node-shop").real_node().start().await;
+    let config = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/shop/testlayer.yaml"
+    ))
+    .expect("examples/shop/testlayer.yaml");
+    fx.layer_config_map("shop-layers", &config).await;
+    let started = Instant::now();
+    fx.submit(
+        "shop",
+        "full",
+        "",
+        json!({"config": {"configMapRef": {"name": "shop-layers"}}, "image": SHOP_IMAGE}),
+    )
+    .await;
+    let run = fx.wait_done("shop", Duration::from_secs(180)).await;
+    let took = started.elapsed();
+    assert_eq!(
+        phase(&run),
+        Some(LayerPhase::Succeeded),
+        "{:#?}\n{}",
+        run.status,
+        fx.describe_category_runs("").await
+    );
+
+    // Counts and tails come from the real container log.
+    let unit = status(&fx, "shop", "unit").await;
+    let counts = unit.counts.expect("unit has counts");
+    assert_eq!(
+        (counts.passed, counts.skipped, counts.failed),
+        (5, 1, 0),
+        "{unit:#?}"
+    );
+    let tail = unit.attempts[0].log_tail.clone().unwrap_or_default();
+    assert!(tail.contains("5 passed, 1 skipped"), "unit's tail: {tail}");
+
+    // The flaky category fails its first attempt for real (pytest exits 1)
+    // and passes on its retry (TESTLAYER_ATTEMPT=2 in the new Pod).
+    let flaky = status(&fx, "shop", "flaky").await;
+    assert_eq!(flaky.phase, Some(Phase::Succeeded), "{flaky:#?}");
+    assert_eq!(
+        attempt_reasons(&flaky),
+        ["ExitCode1", "Completed"],
+        "{flaky:#?}"
+    );
+    assert_eq!(flaky.attempts[0].exit_code, Some(1));
+    assert!(
+        flaky.attempts[0]
+            .log_tail
+            .as_deref()
+            .is_some_and(|t| t.contains("AssertionError") && t.contains("1 failed")),
+        "the failing attempt's tail shows pytest's assertion: {flaky:#?}"
+    );
+    let compile = status(&fx, "shop", "compile").await;
+    assert_eq!(compile.counts.map(|c| c.passed), Some(1), "{compile:#?}");
+    eprintln!("the shop's full layer on the real node: {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_over_the_limit_ends_oom_killed_as_a_test_failure() {
+    let fx = Fixture::builder("node-oom").real_node().start().await;
+    let config = r#"
+layers:
+  oom:
+    name: "OOM"
+    execution_mode: "sequential"
+    categories:
+      - name: "hog"
+        timeout_seconds: 60
+        resources: {limits: {memory: "48Mi"}}
+        command: "echo allocating; dd if=/dev/zero of=/dev/null bs=256M count=1 && echo '1 passed'"
+"#;
+    fx.submit("oom", "oom", config, json!({"image": BUSYBOX}))
+        .await;
+    let run = fx.wait_done("oom", Duration::from_secs(120)).await;
+    assert_eq!(phase(&run), Some(LayerPhase::Failed), "{:#?}", run.status);
+    let hog = status(&fx, "oom", "hog").await;
+    assert_eq!(attempt_reasons(&hog), ["OOMKilled"], "{hog:#?}");
+    assert_eq!(hog.attempts[0].exit_code, Some(137), "{hog:#?}");
+    assert!(
+        !hog.attempts[0].infrastructure,
+        "an OOM kill is the tests' failure: {hog:#?}"
+    );
+    assert_eq!(reason(&hog).as_deref(), Some("TestsFailed"), "{hog:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_category_that_ignores_sigterm_is_killed_after_the_grace_period() {
+    let fx = Fixture::builder("node-term").real_node().start().await;
+    let config = r#"
+layers:
+  term:
+    name: "Term"
+    execution_mode: "sequential"
+    fail_fast: false
+    categories:
+      - name: "stubborn"
+        timeout_seconds: 3
+        priority_order: 1
+        command: "trap '' TERM; echo started; while true; do sleep 1; done"
+      - name: "after"
+        timeout_seconds: 30
+        priority_order: 2
+        command: "echo '1 passed in 0.1s'"
+"#;
+    // Watch the stubborn Pod: when its deletion was asked, when it was gone.
+    let pods = fx.pods();
+    let watch = tokio::spawn(async move {
+        use futures::StreamExt;
+        let mut asked: Option<Instant> = None;
+        let stream = watcher(
+            pods,
+            watcher::Config::default().labels("testlayer.dev/category=stubborn"),
+        );
+        let mut stream = std::pin::pin!(stream);
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(watcher::Event::Apply(p)) | Ok(watcher::Event::InitApply(p))
+                    if p.metadata.deletion_timestamp.is_some() && asked.is_none() =>
+                {
+                    asked = Some(Instant::now());
+                }
+                Ok(watcher::Event::Delete(_)) => {
+                    if let Some(a) = asked {
+                        return a.elapsed();
+                    }
+                }
+                _ => {}
+            }
+        }
+        Duration::ZERO
+    });
+    let started = Instant::now();
+    fx.submit("term", "term", config, json!({"image": BUSYBOX}))
+        .await;
+    let run = fx.wait_done("term", Duration::from_secs(120)).await;
+    let took = started.elapsed();
+    let stubborn = status(&fx, "term", "stubborn").await;
+    assert_eq!(stubborn.phase, Some(Phase::TimedOut), "{stubborn:#?}");
+    let tail = stubborn.attempts[0].log_tail.clone().unwrap_or_default();
+    assert!(
+        tail.contains("started"),
+        "the stopped attempt's log was read: {stubborn:#?}"
+    );
+    let after = status(&fx, "term", "after").await;
+    assert_eq!(
+        after.phase,
+        Some(Phase::Succeeded),
+        "the run went on: {after:#?}"
+    );
+    assert_eq!(phase(&run), Some(LayerPhase::Failed), "{:#?}", run.status);
+
+    let terminating = tokio::time::timeout(Duration::from_secs(60), watch)
+        .await
+        .expect("the stubborn Pod went away")
+        .expect("watch task");
+    // The kubelet sent SIGTERM, the container ignored it, and runc killed it
+    // when the Pod's 10 s grace period ran out.
+    assert!(
+        terminating >= Duration::from_secs(8) && terminating < Duration::from_secs(40),
+        "the stubborn Pod was Terminating for {terminating:?}"
+    );
+    assert!(running_in(RealNode::shared().1, &fx.ns).is_empty());
+    eprintln!("timeout 3 s + grace: Terminating for {terminating:?}, run {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_leaves_no_container_running_on_the_node() {
+    let fx = Fixture::builder("node-cancel").real_node().start().await;
+    let node = RealNode::shared().1;
+    let config = r#"
+layers:
+  long:
+    name: "Long"
+    execution_mode: "parallel"
+    categories:
+      - name: "one"
+        timeout_seconds: 600
+        command: "sleep 600"
+      - name: "two"
+        timeout_seconds: 600
+        command: "sleep 600"
+"#;
+    fx.submit("long", "long", config, json!({"image": BUSYBOX}))
+        .await;
+    let ns = fx.ns.clone();
+    eventually(
+        Duration::from_secs(60),
+        "two containers running",
+        async || {
+            let running = running_in(node, &ns);
+            if running.len() == 2 {
+                Ok(())
+            } else {
+                Err(format!("running: {running:?}"))
+            }
+        },
+    )
+    .await;
+    fx.runs()
+        .patch(
+            "long",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"cancel": true}})),
+        )
+        .await
+        .expect("cancel");
+    let run = fx.wait_done("long", Duration::from_secs(60)).await;
+    assert_eq!(
+        phase(&run),
+        Some(LayerPhase::Cancelled),
+        "{:#?}",
+        run.status
+    );
+    eventually(
+        Duration::from_secs(60),
+        "no container left on the node",
+        async || {
+            let running = running_in(node, &ns);
+            let pods = fx
+                .pods()
+                .list(&ListParams::default())
+                .await
+                .map(|l| l.items.len())
+                .unwrap_or(0);
+            if running.is_empty() && pods == 0 {
+                Ok(())
+            } else {
+                Err(format!("running: {running:?}, Pods left: {pods}"))
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restricted_defaults_run_as_uid_1000_and_the_real_log_gives_counts() {
+    let fx = Fixture::builder("node-uid").real_node().start().await;
+    let config = r#"
+layers:
+  uid:
+    name: "Uid"
+    execution_mode: "parallel"
+    categories:
+      - name: "whoami"
+        timeout_seconds: 60
+        command: "echo uid=$(id -u) gid=$(id -g); echo '1 passed in 0.1s'"
+      - name: "needs-root"
+        timeout_seconds: 60
+        command: "touch /etc/needs-root && echo '1 passed'"
+      - name: "chatty"
+        timeout_seconds: 60
+        command: "yes 'a line of output that is not a count' | head -n 200000; echo '7 passed, 2 skipped in 0.5s'"
+"#;
+    fx.submit("uid", "uid", config, json!({"image": BUSYBOX}))
+        .await;
+    let run = fx.wait_done("uid", Duration::from_secs(120)).await;
+    assert_eq!(phase(&run), Some(LayerPhase::Failed), "{:#?}", run.status);
+
+    let whoami = status(&fx, "uid", "whoami").await;
+    assert_eq!(whoami.phase, Some(Phase::Succeeded), "{whoami:#?}");
+    let tail = whoami.log_tail.clone().unwrap_or_default();
+    assert!(tail.contains("uid=1000 gid=1000"), "whoami's tail: {tail}");
+
+    // An image's command that needs root fails under the restricted
+    // defaults, with the reason the README documents.
+    let root = status(&fx, "uid", "needs-root").await;
+    assert_eq!(root.phase, Some(Phase::Failed), "{root:#?}");
+    assert_eq!(reason(&root).as_deref(), Some("TestsFailed"), "{root:#?}");
+    assert_eq!(attempt_reasons(&root), ["ExitCode1"], "{root:#?}");
+    let tail = root.log_tail.clone().unwrap_or_default();
+    assert!(
+        tail.contains("Permission denied"),
+        "needs-root's tail: {tail}"
+    );
+
+    // 200,000 lines (about 7 MiB) through the real container log: the counts
+    // come from its end.
+    let chatty = status(&fx, "uid", "chatty").await;
+    let counts = chatty.counts.expect("chatty has counts");
+    assert_eq!((counts.passed, counts.skipped), (7, 2), "{chatty:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_are_placed_by_the_scheduler_on_the_real_node() {
+    let fx = Fixture::builder("node-placed").real_node().start().await;
+    let node = RealNode::shared().1;
+    let config = r#"
+layers:
+  one:
+    name: "One"
+    categories:
+      - name: "only"
+        timeout_seconds: 60
+        command: "echo '1 passed'"
+"#;
+    fx.submit("one", "one", config, json!({"image": BUSYBOX}))
+        .await;
+    let run = fx.wait_done("one", Duration::from_secs(120)).await;
+    assert_eq!(
+        phase(&run),
+        Some(LayerPhase::Succeeded),
+        "{:#?}",
+        run.status
+    );
+    let pods: Vec<Pod> = fx
+        .pods()
+        .list(&ListParams::default())
+        .await
+        .expect("pods")
+        .items;
+    assert!(!pods.is_empty());
+    for p in &pods {
+        let spec = p.spec.as_ref().expect("spec");
+        assert_eq!(spec.node_name.as_deref(), Some(node.name()));
+        let cs = &p.status.as_ref().expect("status").container_statuses;
+        let id = cs
+            .as_ref()
+            .and_then(|c| c[0].container_id.clone())
+            .unwrap_or_default();
+        assert!(id.starts_with("containerd://"), "a real container: {id}");
+    }
+}
