@@ -57,24 +57,52 @@ fn running_in(node: &RealNode, ns: &str) -> Vec<String> {
         .collect()
 }
 
+/// Runs `kubectl ARGS` in the fixture's namespace, from the repository root
+/// (where the README's commands run), and fails with its output.
+async fn kubectl(fx: &Fixture, args: &[&str]) -> String {
+    let mut cmd = fx.cp.kubectl();
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["-n", &fx.ns])
+        .args(args);
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("kubectl task")
+        .expect("running kubectl");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_shop_layer_runs_real_pytest_in_pods() {
+async fn the_shop_example_runs_real_pytest_in_pods_as_written() {
     let fx = Fixture::builder("node-shop").real_node().start().await;
-    let config = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/shop/testlayer.yaml"
-    ))
-    .expect("examples/shop/testlayer.yaml");
-    fx.layer_config_map("shop-layers", &config).await;
     let started = Instant::now();
-    fx.submit(
-        "shop",
-        "full",
-        "",
-        json!({"config": {"configMapRef": {"name": "shop-layers"}}, "image": SHOP_IMAGE}),
+    // The commands of examples/k8s/run.yaml's header, as a newcomer types them.
+    kubectl(
+        &fx,
+        &[
+            "create",
+            "configmap",
+            "shop-layers",
+            "--from-file=test_layers.yaml=examples/shop/testlayer.yaml",
+        ],
     )
     .await;
-    let run = fx.wait_done("shop", Duration::from_secs(180)).await;
+    kubectl(&fx, &["apply", "-f", "examples/k8s/run.yaml"]).await;
+    kubectl(
+        &fx,
+        &[
+            "wait",
+            "--for=condition=Succeeded",
+            "tlr/shop",
+            "--timeout=180s",
+        ],
+    )
+    .await;
+    let run = fx.wait_done("shop", Duration::from_secs(10)).await;
     let took = started.elapsed();
     assert_eq!(
         phase(&run),
@@ -115,6 +143,10 @@ async fn the_shop_layer_runs_real_pytest_in_pods() {
     let compile = status(&fx, "shop", "compile").await;
     assert_eq!(compile.counts.map(|c| c.passed), Some(1), "{compile:#?}");
     eprintln!("the shop's full layer on the real node: {took:?}");
+    assert!(
+        running_in(RealNode::shared().1, &fx.ns).is_empty(),
+        "no container outlives the run"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,10 +1,12 @@
 //! Starts a test control plane for poking at by hand:
 //! `cargo run -p testlayer-testkit --bin testlayer-control-plane -- [--node] [DIR]`.
 //! With `--node`, also kube-scheduler and a real node (kubelet, containerd,
-//! runc) with the test images loaded. Prints the kubeconfig path and runs
-//! until Ctrl-C.
+//! runc) with the test images loaded; when the real node cannot run on this
+//! machine, it says why and falls back to the test kubelet playing two Nodes
+//! for the `default` namespace (Pods are played from their commands, not
+//! run). Prints the kubeconfig path and runs until Ctrl-C.
 
-use testlayer_testkit::{ControlPlane, ControlPlaneOptions, RealNode};
+use testlayer_testkit::{ControlPlane, ControlPlaneOptions, RealNode, TestKubelet};
 
 fn main() {
     let mut dir = None;
@@ -28,25 +30,42 @@ fn main() {
     let options = ControlPlaneOptions {
         scheduler: with_node,
     };
-    let cp = match ControlPlane::start_with(dir, options) {
+    let mut cp = match ControlPlane::start_with(dir.clone(), options) {
         Ok(cp) => cp,
         Err(e) => {
             eprintln!("error: {e}");
             std::process::exit(1);
         }
     };
-    let node = if with_node {
+    let mut node = None;
+    let mut played = None;
+    if with_node {
         match RealNode::start(&cp) {
-            Ok(n) => Some(n),
+            Ok(n) => node = Some(n),
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("the real node cannot run on this machine: {e}");
+                eprintln!(
+                    "falling back to the test kubelet: it plays two Nodes for namespace `default`, \
+                     Pods are played from their commands, not run in containers"
+                );
                 drop(cp);
-                std::process::exit(1);
+                cp = match ControlPlane::start_with(dir, ControlPlaneOptions::default()) {
+                    Ok(cp) => cp,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        std::process::exit(1);
+                    }
+                };
+                match play_nodes(&cp) {
+                    Ok(k) => played = Some(k),
+                    Err(e) => {
+                        eprintln!("error: starting the test kubelet: {e}");
+                        std::process::exit(1);
+                    }
+                }
             }
         }
-    } else {
-        None
-    };
+    }
     println!("control plane ready at {}", cp.server());
     if let Some(n) = &node {
         println!(
@@ -77,8 +96,25 @@ fn main() {
     }
     let _ = rx.recv();
     println!("stopping");
+    drop(played);
     drop(node);
     drop(cp);
+}
+
+/// The test kubelet on a runtime of its own, playing two Nodes for the
+/// `default` namespace (dropped before its runtime).
+fn play_nodes(
+    cp: &ControlPlane,
+) -> Result<(TestKubelet, tokio::runtime::Runtime), Box<dyn std::error::Error>> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let kubelet = rt.block_on(async {
+        let client = cp.admin_client().await?;
+        TestKubelet::start(client, "default", 2).await
+    })?;
+    Ok((kubelet, rt))
 }
 
 fn ctrlc_handler(f: impl Fn() + Send + 'static) -> std::io::Result<()> {
