@@ -236,6 +236,12 @@ impl RealNode {
         &self.layout.dir
     }
 
+    /// Where the kubelet keeps container logs
+    /// (`<namespace>_<pod>_<uid>/<container>/<restart>.log`, CRI format).
+    pub fn pod_logs_dir(&self) -> PathBuf {
+        self.layout.pod_logs()
+    }
+
     /// The kubelet's log file.
     pub fn kubelet_log(&self) -> PathBuf {
         self.layout.dir.join("kubelet.log")
