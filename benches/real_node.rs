@@ -81,7 +81,12 @@ async fn shop_in_kubernetes(round: usize) -> f64 {
         .wait_for("shop", Duration::from_secs(300), "the end", is_done)
         .await;
     let took = started.elapsed().as_secs_f64();
-    assert_eq!(phase(&run), Some(LayerPhase::Succeeded), "{:#?}", run.status);
+    assert_eq!(
+        phase(&run),
+        Some(LayerPhase::Succeeded),
+        "{:#?}",
+        run.status
+    );
     took
 }
 
@@ -178,7 +183,9 @@ async fn overheads(round: usize, node: &RealNode) -> Vec<(f64, f64)> {
                 if let Ok(watcher::Event::Apply(c) | watcher::Event::InitApply(c)) = ev {
                     let now = SystemTime::now();
                     let ended = c.status.as_ref().is_some_and(|s| {
-                        s.attempts.first().is_some_and(|a| a.completion_time.is_some())
+                        s.attempts
+                            .first()
+                            .is_some_and(|a| a.completion_time.is_some())
                     });
                     if ended && let Ok(mut g) = written.lock() {
                         g.entry(c.name_any()).or_insert(now);
@@ -194,7 +201,12 @@ async fn overheads(round: usize, node: &RealNode) -> Vec<(f64, f64)> {
     let run = fx
         .wait_for("over", Duration::from_secs(300), "the end", is_done)
         .await;
-    assert_eq!(phase(&run), Some(LayerPhase::Succeeded), "{:#?}", run.status);
+    assert_eq!(
+        phase(&run),
+        Some(LayerPhase::Succeeded),
+        "{:#?}",
+        run.status
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     pods_watch.abort();
     crs_watch.abort();
