@@ -21,7 +21,6 @@ use testlayer::plan::Phase;
 use testlayer_testkit::RealNode;
 
 const BUSYBOX: &str = "busybox:1.35";
-const SHOP_IMAGE: &str = "localhost/testlayer/shop-tests:1";
 
 fn reason(s: &CategoryRunStatus) -> Option<String> {
     s.reason.as_ref().map(ToString::to_string)
@@ -310,16 +309,11 @@ layers:
         "no container left on the node",
         async || {
             let running = running_in(node, &ns);
-            let pods = fx
-                .pods()
-                .list(&ListParams::default())
-                .await
-                .map(|l| l.items.len())
-                .unwrap_or(0);
-            if running.is_empty() && pods == 0 {
+            let pods = fx.pod_names("").await;
+            if running.is_empty() && pods.is_empty() {
                 Ok(())
             } else {
-                Err(format!("running: {running:?}, Pods left: {pods}"))
+                Err(format!("running: {running:?}, Pods left: {pods:?}"))
             }
         },
     )
