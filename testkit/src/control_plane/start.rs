@@ -79,7 +79,6 @@ impl ControlPlane {
         let etcd_port = free_port()?;
         let peer_port = free_port()?;
         let api_port = free_port()?;
-        let kcm_port = free_port()?;
         let server = format!("https://127.0.0.1:{api_port}");
         let kubeconfig = dir.join("admin.kubeconfig");
         write_kubeconfig(
@@ -167,47 +166,37 @@ impl ControlPlane {
         })?;
         cp.push(api);
 
-        let kcm_args: Vec<String> = vec![
-            format!("--kubeconfig={}", kubeconfig.display()),
-            format!("--authentication-kubeconfig={}", kubeconfig.display()),
-            format!("--authorization-kubeconfig={}", kubeconfig.display()),
-            if options.scheduler {
-                format!("--controllers={CONTROLLERS},nodelifecycle")
-            } else {
-                format!("--controllers={CONTROLLERS}")
-            },
-            format!("--root-ca-file={}", pki.ca_cert.display()),
-            format!(
-                "--service-account-private-key-file={}",
-                pki.sa_key.display()
-            ),
-            "--leader-elect=false".into(),
-            "--bind-address=127.0.0.1".into(),
-            format!("--secure-port={kcm_port}"),
-            format!("--cert-dir={}", dir.join("kcm-certs").display()),
-            "--concurrent-gc-syncs=5".into(),
-            "--v=1".into(),
-        ];
-        let mut kcm = Component::spawn(
-            "kube-controller-manager",
-            &bin_dir.join("kube-controller-manager"),
-            &kcm_args,
-            dir.join("kube-controller-manager.log"),
-        )?;
-        kcm.wait_ready(Duration::from_secs(60), || tcp_open(kcm_port))?;
-        cp.push(kcm);
-        if options.scheduler {
-            let sched_port = free_port()?;
-            let sched_args: Vec<String> = vec![
+        let kcm_args = |port: u16| -> Vec<String> {
+            vec![
                 format!("--kubeconfig={}", kubeconfig.display()),
                 format!("--authentication-kubeconfig={}", kubeconfig.display()),
                 format!("--authorization-kubeconfig={}", kubeconfig.display()),
+                if options.scheduler {
+                    format!("--controllers={CONTROLLERS},nodelifecycle")
+                } else {
+                    format!("--controllers={CONTROLLERS}")
+                },
+                format!("--root-ca-file={}", pki.ca_cert.display()),
+                format!(
+                    "--service-account-private-key-file={}",
+                    pki.sa_key.display()
+                ),
                 "--leader-elect=false".into(),
                 "--bind-address=127.0.0.1".into(),
-                format!("--secure-port={sched_port}"),
-                format!("--cert-dir={}", dir.join("scheduler-certs").display()),
+                format!("--secure-port={port}"),
+                format!("--cert-dir={}", dir.join("kcm-certs").display()),
+                "--concurrent-gc-syncs=5".into(),
                 "--v=1".into(),
-            ];
+            ]
+        };
+        let kcm = spawn_on_free_port(
+            "kube-controller-manager",
+            &bin_dir.join("kube-controller-manager"),
+            &dir,
+            kcm_args,
+        )?;
+        cp.push(kcm);
+        if options.scheduler {
             let scheduler = bin_dir.join("kube-scheduler");
             if !scheduler.is_file() {
                 return Err(TestkitError::MissingBinary {
@@ -215,13 +204,19 @@ impl ControlPlane {
                     dir: bin_dir,
                 });
             }
-            let mut sched = Component::spawn(
-                "kube-scheduler",
-                &scheduler,
-                &sched_args,
-                dir.join("kube-scheduler.log"),
-            )?;
-            sched.wait_ready(Duration::from_secs(60), || tcp_open(sched_port))?;
+            let sched_args = |port: u16| -> Vec<String> {
+                vec![
+                    format!("--kubeconfig={}", kubeconfig.display()),
+                    format!("--authentication-kubeconfig={}", kubeconfig.display()),
+                    format!("--authorization-kubeconfig={}", kubeconfig.display()),
+                    "--leader-elect=false".into(),
+                    "--bind-address=127.0.0.1".into(),
+                    format!("--secure-port={port}"),
+                    format!("--cert-dir={}", dir.join("scheduler-certs").display()),
+                    "--v=1".into(),
+                ]
+            };
+            let sched = spawn_on_free_port("kube-scheduler", &scheduler, &dir, sched_args)?;
             cp.push(sched);
         }
         // The service-account controller creating `default` in `default`
@@ -269,6 +264,40 @@ impl ControlPlane {
     fn push(&mut self, c: Component) {
         if let Ok(mut g) = self.components.lock() {
             g.push(c);
+        }
+    }
+}
+
+/// Starts a component that listens on a port of its own and waits until it
+/// does. A component that exits at start (its port taken in the meantime)
+/// is tried again on another port, up to three times; each try has its own
+/// log (`NAME.log`, `NAME.2.log`, ...).
+fn spawn_on_free_port(
+    name: &str,
+    program: &std::path::Path,
+    dir: &std::path::Path,
+    args: impl Fn(u16) -> Vec<String>,
+) -> Result<Component, TestkitError> {
+    let mut tries = 1;
+    loop {
+        let port = free_port()?;
+        let log = if tries == 1 {
+            dir.join(format!("{name}.log"))
+        } else {
+            dir.join(format!("{name}.{tries}.log"))
+        };
+        let mut c = Component::spawn(name, program, &args(port), log)?;
+        match c.wait_ready(Duration::from_secs(60), || tcp_open(port)) {
+            Ok(()) => return Ok(c),
+            Err(TestkitError::Exited { .. }) if tries < 3 => {
+                tracing::warn!(
+                    component = name,
+                    port,
+                    "exited at start; trying another port"
+                );
+                tries += 1;
+            }
+            Err(e) => return Err(e),
         }
     }
 }
