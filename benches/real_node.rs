@@ -13,7 +13,8 @@
 //!     Pod start to container start (the Pod seen created by a watch, to the
 //!     container's first log line, timestamped by containerd) and container
 //!     end to status written (the last log line, to the CategoryRun's status
-//!     seen recording the attempt's end).
+//!     seen recording the attempt's end), split at the Pod seen with its
+//!     container terminated: the kubelet's part, then the controller's.
 //!
 //! `--rounds=N` (or `TESTLAYER_BENCH_ROUNDS`), default 3; each round is
 //! printed, then min / median / max of each figure.
@@ -138,9 +139,19 @@ fn secs_between(a: SystemTime, b: SystemTime) -> f64 {
     }
 }
 
-/// (3): per-category overheads, in seconds: (Pod start to container start,
-/// container end to status written), one pair per category.
-async fn overheads(round: usize, node: &RealNode) -> Vec<(f64, f64)> {
+/// Per-category overheads of one Pod, in seconds.
+struct Overhead {
+    /// Pod seen created to the container's first log line.
+    start: f64,
+    /// The container's last log line to the CategoryRun's status seen with
+    /// the attempt ended.
+    end: f64,
+    /// Of `end`: the last log line to the Pod seen terminated (the kubelet).
+    kubelet: f64,
+}
+
+/// (3): per-category overheads, one per category.
+async fn overheads(round: usize, node: &RealNode) -> Vec<Overhead> {
     let fx = Fixture::builder(&format!("bench-over-{round}"))
         .real_node()
         .start()
@@ -158,9 +169,10 @@ async fn overheads(round: usize, node: &RealNode) -> Vec<(f64, f64)> {
     // When each Pod was first seen, and when each CategoryRun's status was
     // first seen with its attempt ended.
     let created: Arc<Mutex<BTreeMap<String, SystemTime>>> = Arc::default();
+    let terminated: Arc<Mutex<BTreeMap<String, SystemTime>>> = Arc::default();
     let written: Arc<Mutex<BTreeMap<String, SystemTime>>> = Arc::default();
     let pods_watch = {
-        let created = created.clone();
+        let (created, terminated) = (created.clone(), terminated.clone());
         let stream = watcher(fx.pods(), watcher::Config::default());
         tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
@@ -168,6 +180,17 @@ async fn overheads(round: usize, node: &RealNode) -> Vec<(f64, f64)> {
                 if let Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) = ev {
                     let now = SystemTime::now();
                     if let Ok(mut g) = created.lock() {
+                        g.entry(p.name_any()).or_insert(now);
+                    }
+                    let ended = p
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.container_statuses.as_ref())
+                        .is_some_and(|cs| {
+                            cs.iter()
+                                .any(|c| c.state.as_ref().is_some_and(|s| s.terminated.is_some()))
+                        });
+                    if ended && let Ok(mut g) = terminated.lock() {
                         g.entry(p.name_any()).or_insert(now);
                     }
                 }
@@ -219,6 +242,7 @@ async fn overheads(round: usize, node: &RealNode) -> Vec<(f64, f64)> {
         .items;
     let crs: Vec<CategoryRun> = fx.crs().list(&Default::default()).await.expect("crs").items;
     let created = created.lock().map(|g| g.clone()).unwrap_or_default();
+    let terminated = terminated.lock().map(|g| g.clone()).unwrap_or_default();
     let written = written.lock().map(|g| g.clone()).unwrap_or_default();
     let mut out = Vec::new();
     for p in pods {
@@ -227,7 +251,8 @@ async fn overheads(round: usize, node: &RealNode) -> Vec<(f64, f64)> {
         let log = node
             .pod_logs_dir()
             .join(format!("{}_{}_{}", fx.ns, name, uid))
-            .join("main/0.log");
+            .join(testlayer::controller::build::CONTAINER)
+            .join("0.log");
         let Some((first, last)) = log_span(&log) else {
             panic!("no log at {}", log.display());
         };
@@ -240,10 +265,16 @@ async fn overheads(round: usize, node: &RealNode) -> Vec<(f64, f64)> {
             })
             .map(|c| c.name_any())
             .expect("the Pod's CategoryRun");
-        let (Some(c), Some(w)) = (created.get(&name), written.get(&cr)) else {
-            panic!("{name}: not seen created or its status not seen written");
+        let (Some(c), Some(t), Some(w)) =
+            (created.get(&name), terminated.get(&name), written.get(&cr))
+        else {
+            panic!("{name}: not seen created, terminated, or its status not seen written");
         };
-        out.push((secs_between(*c, first), secs_between(last, *w)));
+        out.push(Overhead {
+            start: secs_between(*c, first),
+            end: secs_between(last, *w),
+            kubelet: secs_between(last, *t),
+        });
     }
     out
 }
@@ -255,19 +286,22 @@ async fn main() {
         .await
         .expect("starting the real node");
     println!("real node {} ({} rounds)", node.name(), n);
-    let (mut kube, mut local, mut start, mut end) = (vec![], vec![], vec![], vec![]);
+    let (mut kube, mut local, mut start, mut end, mut kubelet) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for round in 1..=n {
         let k = shop_in_kubernetes(round).await;
         let l = tokio::task::spawn_blocking(shop_locally)
             .await
             .expect("local run");
         let o = overheads(round, node).await;
-        let (s_min, s_med, s_max) = spread(&o.iter().map(|x| x.0).collect::<Vec<_>>());
-        let (e_min, e_med, e_max) = spread(&o.iter().map(|x| x.1).collect::<Vec<_>>());
+        let (s_min, s_med, s_max) = spread(&o.iter().map(|x| x.start).collect::<Vec<_>>());
+        let (e_min, e_med, e_max) = spread(&o.iter().map(|x| x.end).collect::<Vec<_>>());
+        let (_, k_med, _) = spread(&o.iter().map(|x| x.kubelet).collect::<Vec<_>>());
         println!(
             "round {round}: shop layer {k:.2} s in Kubernetes, {l:.2} s locally (ratio {:.2}); \
              per category ({} Pods): Pod start -> container start {s_min:.2} / {s_med:.2} / {s_max:.2} s, \
-             container end -> status written {e_min:.2} / {e_med:.2} / {e_max:.2} s (min / median / max)",
+             container end -> status written {e_min:.2} / {e_med:.2} / {e_max:.2} s (min / median / max; \
+             median to the Pod's status {k_med:.2} s)",
             k / l,
             o.len()
         );
@@ -275,6 +309,7 @@ async fn main() {
         local.push(l);
         start.push(s_med);
         end.push(e_med);
+        kubelet.push(k_med);
     }
     let show = |what: &str, v: &[f64], unit: &str| {
         let (a, b, c) = spread(v);
@@ -287,4 +322,15 @@ async fn main() {
     show("Kubernetes / local (same round)", &ratios, "");
     show("Pod start -> container start (round median)", &start, "s");
     show("container end -> status written (round median)", &end, "s");
+    show(
+        "  of which container end -> Pod status (round median)",
+        &kubelet,
+        "s",
+    );
+    let controller: Vec<f64> = end.iter().zip(&kubelet).map(|(e, k)| e - k).collect();
+    show(
+        "  of which Pod status -> CategoryRun status",
+        &controller,
+        "s",
+    );
 }
