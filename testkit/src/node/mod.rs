@@ -37,16 +37,7 @@ pub const IMAGES: [(&str, &str); 3] = [
 /// Where the node's binaries and images are: `$TESTLAYER_NODE_DIR`, else
 /// what `tests/node/build.sh --print-dir` names.
 pub fn node_build_dir() -> Result<PathBuf, TestkitError> {
-    if let Some(d) = std::env::var_os("TESTLAYER_NODE_DIR").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(d));
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/node/build.sh");
-    let out = std::process::Command::new("bash")
-        .arg(&script)
-        .arg("--print-dir")
-        .output()
-        .map_err(TestkitError::io(format!("running {}", script.display())))?;
-    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    crate::control_plane::built_dir("TESTLAYER_NODE_DIR", "tests/node/build.sh", "--print-dir")
 }
 
 /// A running real node.
