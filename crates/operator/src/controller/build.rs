@@ -258,9 +258,16 @@ pub fn layer_from_objects(
             .categories
             .get(i)
             .is_none_or(|c| *c == cr.spec.category);
-        if i >= n || !named || by_index[i].is_some() {
+        if let Some(Some(other)) = by_index.get(i) {
             return Err(bad(format!(
-                "CategoryRun {} is category {:?} at index {i}, which the plan does not have",
+                "CategoryRun {}: spec.index: {i} is the index of CategoryRun {} too",
+                cr.name_any(),
+                other.name_any()
+            )));
+        }
+        if i >= n || !named {
+            return Err(bad(format!(
+                "CategoryRun {}: spec.index: category {:?} at index {i} is not in the plan",
                 cr.name_any(),
                 cr.spec.category
             )));
