@@ -48,8 +48,10 @@ fn version<K: Resource>(o: &K) -> Option<u64> {
 
 impl<K: Resource + Clone> OwnWrites<K> {
     /// Remembers `obj` as this controller just wrote it (`created`: by a
-    /// create, so the cache may not hold it at all yet).
-    pub fn remember(&self, obj: K, created: bool) {
+    /// create, so the cache may not hold it at all yet). Its managedFields
+    /// are dropped, as the caches drop them: large, and never read.
+    pub fn remember(&self, mut obj: K, created: bool) {
+        obj.meta_mut().managed_fields = None;
         let key = (obj.namespace().unwrap_or_default(), obj.name_any());
         if let Ok(mut w) = self.written.lock() {
             w.insert(
