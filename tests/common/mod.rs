@@ -481,12 +481,12 @@ impl Fixture {
         self.api()
     }
 
-    /// Creates the TestLayerRun of [`test_layer_run`] and returns it as created.
     /// Creates ConfigMap `name` in the fixture's namespace holding `config`.
     pub async fn layer_config_map(&self, name: &str, config: &str) {
         create_layer_config_map(&self.client, &self.ns, name, config).await;
     }
 
+    /// Creates the TestLayerRun of [`test_layer_run`] and returns it as created.
     pub async fn submit(
         &self,
         name: &str,
