@@ -29,6 +29,14 @@ pub enum ResultsError {
         /// File name or `<input>`.
         origin: String,
     },
+    /// The report is larger than the reader takes.
+    #[error("{origin}: JUnit report larger than {} MiB; not read (counts come from the log)", limit >> 20)]
+    TooLarge {
+        /// File name or `<input>`.
+        origin: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// Writing XML failed.
     #[error("cannot write JUnit XML: {0}")]
     Write(String),

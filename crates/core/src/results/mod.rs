@@ -4,14 +4,23 @@
 
 mod counts;
 mod error;
+mod failed_tests;
 mod junit_read;
 mod junit_write;
+mod report_channel;
 mod scanner;
 mod tail;
 
 pub use counts::TestCounts;
 pub use error::ResultsError;
-pub use junit_read::{counts_from_junit_file, counts_from_junit_xml};
+pub use failed_tests::{FailedTest, FailedTests, MAX_LISTED_TESTS};
+pub use junit_read::{
+    CaseResult, MAX_ID_CHARS, MAX_MESSAGE_CHARS, MAX_REPORT_BYTES, TestCase, clean_text,
+    counts_from_junit_file, counts_from_junit_xml, read_junit, read_junit_file,
+};
 pub use junit_write::{CaseOutcome, JunitCase, JunitSuite, write_junit};
+pub use report_channel::{
+    REPORT_MARK, ReportOutcome, WRAPPER, read_attempt_log, unwrapped_command, wrapped_command,
+};
 pub use scanner::{OutputScanner, RunnerFormat};
 pub use tail::LogTail;

@@ -1,0 +1,115 @@
+//! The failing tests of a category, named and bounded.
+
+use serde::{Deserialize, Serialize};
+
+use super::{CaseResult, TestCase};
+
+/// Failing tests listed at most; past this, only how many more.
+pub const MAX_LISTED_TESTS: usize = 50;
+
+/// One failing test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct FailedTest {
+    /// `classname::name` from the JUnit report (or the name alone).
+    pub id: String,
+    /// The first line of its failure message.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// The attempt it failed in (1-based).
+    pub attempt: u32,
+}
+
+/// Failing tests: the first [`MAX_LISTED_TESTS`] named, then a count.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct FailedTests {
+    /// The first failing tests, in report order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listed: Vec<FailedTest>,
+    /// How many more failed than are listed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub more: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl FailedTests {
+    /// Records `case` of attempt `attempt` when it failed.
+    pub fn record(&mut self, case: &TestCase, attempt: u32) {
+        if case.result != CaseResult::Failed {
+            return;
+        }
+        if self.listed.len() < MAX_LISTED_TESTS {
+            self.listed.push(FailedTest {
+                id: case.id.clone(),
+                message: case.message.clone(),
+                attempt,
+            });
+        } else {
+            self.more = self.more.saturating_add(1);
+        }
+    }
+
+    /// How many failed in all.
+    pub fn total(&self) -> u64 {
+        (self.listed.len() as u64).saturating_add(self.more)
+    }
+
+    /// Whether none failed.
+    pub fn is_empty(&self) -> bool {
+        self.total() == 0
+    }
+
+    /// Lines for people: `id: message`, then `... and N more`.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .listed
+            .iter()
+            .map(|t| {
+                if t.message.is_empty() {
+                    t.id.clone()
+                } else {
+                    format!("{}: {}", t.id, t.message)
+                }
+            })
+            .collect();
+        if self.more > 0 {
+            out.push(format!("... and {} more", self.more));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(i: usize, result: CaseResult) -> TestCase {
+        TestCase {
+            id: format!("t::c{i}"),
+            result,
+            message: if i == 0 { "boom".into() } else { String::new() },
+            time_secs: 0.0,
+        }
+    }
+
+    #[test]
+    fn the_list_is_bounded_and_counts_the_rest() {
+        let mut f = FailedTests::default();
+        f.record(&case(99, CaseResult::Passed), 1);
+        f.record(&case(98, CaseResult::Skipped), 1);
+        assert!(f.is_empty());
+        for i in 0..(MAX_LISTED_TESTS + 7) {
+            f.record(&case(i, CaseResult::Failed), 2);
+        }
+        assert_eq!(f.listed.len(), MAX_LISTED_TESTS);
+        assert_eq!(f.more, 7);
+        assert_eq!(f.total(), MAX_LISTED_TESTS as u64 + 7);
+        let lines = f.lines();
+        assert_eq!(lines[0], "t::c0: boom");
+        assert_eq!(lines[1], "t::c1");
+        assert_eq!(lines.last().unwrap(), "... and 7 more");
+        assert_eq!(f.listed[0].attempt, 2);
+    }
+}
