@@ -406,3 +406,25 @@ fn background_layers_cannot_block_others() {
         ],
     );
 }
+
+#[test]
+fn a_junit_report_path_must_be_a_plain_path() {
+    assert_error(
+        &layer(
+            "    categories:\n      - name: a\n        timeout_seconds: 5\n        junit_report: \"  \"\n",
+        ),
+        &[
+            "layers.fast.categories[0].junit_report",
+            "must not be empty",
+        ],
+    );
+    assert_error(
+        &layer(
+            "    categories:\n      - name: a\n        timeout_seconds: 5\n        junit_report: \"out/\\nx.xml\"\n",
+        ),
+        &[
+            "layers.fast.categories[0].junit_report",
+            "control characters",
+        ],
+    );
+}

@@ -122,6 +122,21 @@ fn broken_example_fails_skips_dependents_and_times_out() {
             .unwrap()
             .contains("test_discount_over_100_percent_is_rejected")
     );
+    // Its JUnit report names the failing test, with the first line of why.
+    let failed = &checkout["failed_tests"]["listed"];
+    assert_eq!(
+        failed[0]["id"], "tests.test_broken::test_discount_over_100_percent_is_rejected",
+        "{checkout:#}"
+    );
+    assert!(
+        failed[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("assert "),
+        "{checkout:#}"
+    );
+    assert_eq!(failed[0]["attempt"], 1);
+    assert!(checkout["attempts"][0].get("report_problem").is_none());
     let skipped = category(&report, "report");
     assert_eq!(skipped["phase"], "Skipped");
     assert!(

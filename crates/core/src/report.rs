@@ -7,7 +7,9 @@ use comfy_table::{Cell, Color, Table, presets::UTF8_FULL_CONDENSED};
 
 use crate::plan::describe::human_duration;
 use crate::plan::{LayerOutcome, Phase};
-use crate::results::{CaseOutcome, JunitCase, JunitSuite, ResultsError, TestCounts, write_junit};
+use crate::results::{
+    CaseOutcome, FailedTests, JunitCase, JunitSuite, ResultsError, TestCounts, write_junit,
+};
 use crate::words::{AttemptReason, Reason};
 
 /// One attempt of one category.
@@ -25,6 +27,9 @@ pub struct AttemptReport {
     /// Infrastructure rather than test failure.
     #[serde(default)]
     pub infrastructure: bool,
+    /// Why its JUnit report could not be used, if it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_problem: Option<String>,
 }
 
 /// One category.
@@ -45,6 +50,10 @@ pub struct CategoryReport {
     /// Test counts of the last attempt, when the runner's output had them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub counts: Option<TestCounts>,
+    /// The failing tests of the last attempt, from its JUnit report
+    /// (the first 50, then how many more).
+    #[serde(default, skip_serializing_if = "FailedTests::is_empty")]
+    pub failed_tests: FailedTests,
     /// The end of the last attempt's output.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub log_tail: String,
@@ -133,8 +142,19 @@ impl RunReport {
                 }),
             ]);
         }
+        let mut failing = String::new();
+        for c in self
+            .categories
+            .iter()
+            .filter(|c| !c.failed_tests.is_empty())
+        {
+            failing.push_str(&format!("failing tests of {}:\n", c.name));
+            for line in c.failed_tests.lines() {
+                failing.push_str(&format!("  {line}\n"));
+            }
+        }
         format!(
-            "{t}\n{} ({}): {} in {} — {} passed, {} failed, {} skipped\n",
+            "{t}\n{failing}{} ({}): {} in {} — {} passed, {} failed, {} skipped\n",
             self.display_name,
             self.layer,
             self.outcome.as_str(),
@@ -193,5 +213,68 @@ impl RunReport {
             properties,
         };
         write_junit("testlayer", &[suite])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::{CaseResult, TestCase};
+
+    #[test]
+    fn the_summary_lists_failing_tests_under_the_table() {
+        let mut failed = FailedTests::default();
+        for i in 0..(crate::results::MAX_LISTED_TESTS + 2) {
+            let case = TestCase {
+                id: format!("tests.test_cart::test_{i}"),
+                result: CaseResult::Failed,
+                message: if i == 0 {
+                    "assert 1 == 2".into()
+                } else {
+                    String::new()
+                },
+                time_secs: 0.0,
+            };
+            failed.record(&case, 2);
+        }
+        let category = CategoryReport {
+            name: "checkout".into(),
+            phase: Phase::Failed,
+            message: "failed".into(),
+            reason: Reason::TestsFailed,
+            attempts: Vec::new(),
+            duration_secs: 1.0,
+            counts: None,
+            failed_tests: failed,
+            log_tail: String::new(),
+            log_file: None,
+        };
+        let report = RunReport {
+            layer: "full".into(),
+            display_name: "Full".into(),
+            environment: None,
+            strategy: "PARALLEL_UNLIMITED".into(),
+            outcome: LayerOutcome::Failed,
+            duration_secs: 1.0,
+            counts: TestCounts::default(),
+            categories: vec![category],
+        };
+        let text = report.summary(false);
+        assert!(
+            text.contains(
+                "failing tests of checkout:\n  tests.test_cart::test_0: assert 1 == 2\n  tests.test_cart::test_1\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("  ... and 2 more\nFull (full): Failed"),
+            "{text}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(json["categories"][0]["failed_tests"]["more"], 2);
+        assert_eq!(
+            json["categories"][0]["failed_tests"]["listed"][0]["attempt"],
+            2
+        );
     }
 }

@@ -13,7 +13,9 @@ use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot};
 
 use super::progress::Progress;
-use crate::results::{LogTail, OutputScanner, RunnerFormat, TestCounts, counts_from_junit_file};
+use crate::results::{
+    FailedTests, LogTail, OutputScanner, RunnerFormat, TestCounts, read_junit_file,
+};
 
 /// How long a stopped process group gets between SIGTERM and SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -62,6 +64,8 @@ pub struct AttemptResult {
     pub tail: String,
     /// Problem reading the JUnit report, if one was named.
     pub junit_error: Option<String>,
+    /// The failing tests its JUnit report names (attempt numbers 0).
+    pub failed_tests: FailedTests,
 }
 
 /// A running attempt: dropping the handle does not stop it; `stop` does.
@@ -111,6 +115,7 @@ async fn run(
         counts: None,
         tail: String::new(),
         junit_error: None,
+        failed_tests: FailedTests::default(),
     };
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
@@ -230,8 +235,12 @@ async fn run(
             .and_then(|m| m.modified())
             .is_ok_and(|t| t >= wall_start - Duration::from_secs(1));
         if fresh {
-            match counts_from_junit_file(&path) {
-                Ok(c) => result.counts = Some((RunnerFormat::JUnitXml, c)),
+            let mut failed = FailedTests::default();
+            match read_junit_file(&path, |case| failed.record(&case, 0)) {
+                Ok(c) => {
+                    result.counts = Some((RunnerFormat::JUnitXml, c));
+                    result.failed_tests = failed;
+                }
                 Err(e) => result.junit_error = Some(e.to_string()),
             }
         } else if !result.stopped {

@@ -21,6 +21,7 @@ use crate::plan::{
     Action, AttemptObs, AttemptOutcome, CategoryObs, Cause, LayerObs, Phase, Stop, Terminal, plan,
 };
 use crate::report::{AttemptReport, CategoryReport, RunReport};
+use crate::results::FailedTests;
 use crate::words::{AttemptReason, Reason};
 use attempt::{AttemptHandle, AttemptResult, AttemptSpec};
 pub use progress::{PlainProgress, Progress, Silent, TerminalProgress};
@@ -108,6 +109,7 @@ pub async fn run_layer(
             attempts: Vec::new(),
             duration_secs: 0.0,
             counts: None,
+            failed_tests: FailedTests::default(),
             log_tail: String::new(),
             log_file: None,
         })
@@ -310,8 +312,13 @@ fn record(
         reason,
         duration_secs: r.duration.as_secs_f64(),
         infrastructure: matches!(outcome, AttemptOutcome::Failed { infra: true }),
+        report_problem: r.junit_error.clone(),
     });
     rep.counts = r.counts.map(|c| c.1);
+    rep.failed_tests = r.failed_tests;
+    for t in &mut rep.failed_tests.listed {
+        t.attempt = number;
+    }
     rep.log_tail = match (&r.spawn_error, &r.junit_error) {
         (Some(e), _) => e.clone(),
         (None, Some(j)) if !r.tail.is_empty() => format!("{}\n[testlayer] {j}", r.tail),

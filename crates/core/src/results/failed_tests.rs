@@ -8,7 +8,7 @@ use super::{CaseResult, TestCase};
 pub const MAX_LISTED_TESTS: usize = 50;
 
 /// One failing test.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FailedTest {
     /// `classname::name` from the JUnit report (or the name alone).
     pub id: String,
@@ -20,7 +20,7 @@ pub struct FailedTest {
 }
 
 /// Failing tests: the first [`MAX_LISTED_TESTS`] named, then a count.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FailedTests {
     /// The first failing tests, in report order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -297,11 +297,6 @@ pub fn read_junit_file(
     )
 }
 
-/// Reads a JUnit XML file and counts its test cases.
-pub fn counts_from_junit_file(path: &Path) -> Result<TestCounts, ResultsError> {
-    read_junit_file(path, |_| {})
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,7 +384,7 @@ mod tests {
         assert!(e.to_string().contains("not a JUnit report"), "{e}");
         let e = counts_from_junit_xml("not xml at all", "plain.txt").unwrap_err();
         assert!(e.to_string().contains("plain.txt"), "{e}");
-        let e = counts_from_junit_file(Path::new("/nonexistent/report.xml")).unwrap_err();
+        let e = read_junit_file(Path::new("/nonexistent/report.xml"), |_| {}).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/report.xml"), "{e}");
     }
 

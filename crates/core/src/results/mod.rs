@@ -16,7 +16,7 @@ pub use error::ResultsError;
 pub use failed_tests::{FailedTest, FailedTests, MAX_LISTED_TESTS};
 pub use junit_read::{
     CaseResult, MAX_ID_CHARS, MAX_MESSAGE_CHARS, MAX_REPORT_BYTES, TestCase, clean_text,
-    counts_from_junit_file, counts_from_junit_xml, read_junit, read_junit_file,
+    counts_from_junit_xml, read_junit, read_junit_file,
 };
 pub use junit_write::{CaseOutcome, JunitCase, JunitSuite, write_junit};
 pub use report_channel::{

@@ -167,6 +167,8 @@ impl Resolver<'_> {
         ] {
             if v.as_ref().is_some_and(|s| s.trim().is_empty()) {
                 c.push(format!("{cp}.{field}"), "must not be empty");
+            } else if v.as_ref().is_some_and(|s| s.chars().any(char::is_control)) {
+                c.push(format!("{cp}.{field}"), "must not hold control characters");
             }
         }
         CategoryPlan {
