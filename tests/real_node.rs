@@ -18,9 +18,11 @@ use kube::runtime::watcher;
 use serde_json::json;
 use testlayer::api::{CategoryRunStatus, LayerPhase};
 use testlayer::plan::Phase;
+use testlayer::results::REPORT_MARK;
 use testlayer_testkit::RealNode;
 
 const BUSYBOX: &str = "busybox:1.35";
+const SHOP_IMAGE: &str = "localhost/testlayer/shop-tests:1";
 
 fn reason(s: &CategoryRunStatus) -> Option<String> {
     s.reason.as_ref().map(ToString::to_string)
@@ -121,6 +123,10 @@ async fn the_shop_example_runs_real_pytest_in_pods_as_written() {
     );
     let tail = unit.attempts[0].log_tail.clone().unwrap_or_default();
     assert!(tail.contains("5 passed, 1 skipped"), "unit's tail: {tail}");
+    // Its JUnit report came out through the container log, whole, and its
+    // lines stay out of the tail.
+    assert_eq!(unit.attempts[0].report_problem, None, "{unit:#?}");
+    assert!(!tail.contains(REPORT_MARK), "unit's tail: {tail}");
 
     // The flaky category fails its first attempt for real (pytest exits 1)
     // and passes on its retry (TESTLAYER_ATTEMPT=2 in the new Pod).
@@ -366,6 +372,80 @@ layers:
     let chatty = status(&fx, "uid", "chatty").await;
     let counts = chatty.counts.expect("chatty has counts");
     assert_eq!((counts.passed, counts.skipped), (7, 2), "{chatty:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junit_reports_leave_real_containers_through_their_logs() {
+    let fx = Fixture::builder("node-junit").real_node().start().await;
+    let config = r#"
+layers:
+  junit:
+    name: "JUnit"
+    execution_mode: "parallel"
+    categories:
+      - name: "checkout"
+        timeout_seconds: 60
+        command: "python3 -m pytest -q -p no:cacheprovider tests/test_broken.py --junitxml=.testlayer-checkout.xml"
+        junit_report: ".testlayer-checkout.xml"
+      - name: "missing"
+        timeout_seconds: 60
+        command: "echo '1 passed in 0.1s'"
+        junit_report: "never-written.xml"
+      - name: "stopped"
+        timeout_seconds: 3
+        command: "echo started; sleep 60"
+        junit_report: "stopped.xml"
+"#;
+    fx.submit("junit", "junit", config, json!({"image": SHOP_IMAGE}))
+        .await;
+    let run = fx.wait_done("junit", Duration::from_secs(120)).await;
+    assert_eq!(phase(&run), Some(LayerPhase::Failed), "{:#?}", run.status);
+
+    // pytest's report, printed by the wrapper inside the container, names
+    // the failing test and the first line of its assertion.
+    let checkout = status(&fx, "junit", "checkout").await;
+    assert_eq!(checkout.phase, Some(Phase::Failed), "{checkout:#?}");
+    assert_eq!(checkout.counts.map(|c| c.failed), Some(1), "{checkout:#?}");
+    let failed = &checkout.failed_tests.listed;
+    assert_eq!(failed.len(), 1, "{checkout:#?}");
+    assert_eq!(
+        failed[0].id,
+        "tests.test_broken::test_discount_over_100_percent_is_rejected"
+    );
+    assert!(failed[0].message.starts_with("assert "), "{failed:?}");
+    assert_eq!(checkout.attempts[0].report_problem, None, "{checkout:#?}");
+    assert_eq!(
+        checkout.attempts[0].exit_code,
+        Some(1),
+        "the exit code is pytest's"
+    );
+
+    // A report that was never written is named; the counts come from the log.
+    let missing = status(&fx, "junit", "missing").await;
+    assert_eq!(missing.phase, Some(Phase::Succeeded), "{missing:#?}");
+    assert_eq!(missing.counts.map(|c| c.passed), Some(1));
+    assert_eq!(
+        missing.attempts[0].report_problem.as_deref(),
+        Some("JUnit report never-written.xml was not written"),
+        "{missing:#?}"
+    );
+
+    // The wrapper passes SIGTERM on: the timed-out command ends at once,
+    // not when the 10-second grace period runs out.
+    let stopped = status(&fx, "junit", "stopped").await;
+    assert_eq!(stopped.phase, Some(Phase::TimedOut), "{stopped:#?}");
+    let a = &stopped.attempts[0];
+    let ran = a
+        .completion_time
+        .as_ref()
+        .zip(a.start_time.as_ref())
+        .map(|(e, s)| e.0.duration_since(s.0).as_secs_f64())
+        .expect("the attempt has both times");
+    assert!(
+        ran < 11.0,
+        "the stopped attempt took {ran:.1} s: {stopped:#?}"
+    );
+    assert_eq!(a.report_problem, None, "{stopped:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use common::{Fixture, eventually, phase};
 use kube::api::ListParams;
 use testlayer::api::LayerPhase;
 
-const CONFIG: &str = "layers:\n  pass:\n    execution_mode: parallel\n    categories:\n      - name: smoke\n        timeout_seconds: 30\n        command: \"echo '2 passed in 0.1s'; sleep 0.3\"\n      - name: unit\n        timeout_seconds: 30\n        dependencies: [smoke]\n        command: \"echo '3 passed, 1 skipped in 0.1s'\"\n  fail:\n    execution_mode: parallel\n    categories:\n      - name: broken\n        timeout_seconds: 30\n        command: \"echo '1 failed in 0.1s'; exit 1\"\n  slow:\n    execution_mode: parallel\n    categories:\n      - name: hang\n        timeout_seconds: 300\n        command: \"sleep infinity\"\n";
+const CONFIG: &str = "layers:\n  pass:\n    execution_mode: parallel\n    categories:\n      - name: smoke\n        timeout_seconds: 30\n        command: \"echo '2 passed in 0.1s'; sleep 0.3\"\n      - name: unit\n        timeout_seconds: 30\n        dependencies: [smoke]\n        command: \"echo '3 passed, 1 skipped in 0.1s'\"\n  fail:\n    execution_mode: parallel\n    categories:\n      - name: broken\n        timeout_seconds: 30\n        junit_report: out/junit.xml\n        command: \"echo '1 failed in 0.1s'; junit \\\"<testsuite><testcase classname='shop.cart' name='test_total'><failure message='assert 1 == 2'/></testcase><testcase classname='shop.cart' name='test_add'/></testsuite>\\\"; exit 1\"\n  slow:\n    execution_mode: parallel\n    categories:\n      - name: hang\n        timeout_seconds: 300\n        command: \"sleep infinity\"\n";
 
 /// The fixture (namespace, kubelet, controller) and a directory holding
 /// `layers.yaml` with [`CONFIG`].
@@ -105,6 +105,12 @@ async fn submit_wait_exits_with_the_result_and_writes_reports() {
     let summary = text(&out.stdout);
     assert!(
         summary.contains("broken") && summary.contains("Failed"),
+        "{summary}"
+    );
+    // Its JUnit report (printed to the Pod's log) names the failing test
+    // under the summary.
+    assert!(
+        summary.contains("failing tests of broken:\n  shop.cart::test_total: assert 1 == 2\n"),
         "{summary}"
     );
 

@@ -52,10 +52,12 @@ pub fn run_report(
                         }),
                         duration_secs: secs(&a.start_time, &a.completion_time),
                         infrastructure: a.infrastructure,
+                        report_problem: a.report_problem.clone(),
                     })
                     .collect(),
                 duration_secs: secs(&cs.start_time, &cs.completion_time),
                 counts: cs.counts,
+                failed_tests: cs.failed_tests.clone(),
                 log_tail: cs.log_tail.clone().unwrap_or_default(),
                 log_file: None,
             }

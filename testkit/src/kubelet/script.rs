@@ -33,6 +33,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
+use testlayer_core::results::{REPORT_MARK, unwrapped_command};
 
 /// How a scripted container ends.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,6 +127,10 @@ pub struct PodScript {
     /// How `pods/log` is answered for this Pod; `None`: as the kubelet is
     /// set to.
     pub log_serving: Option<LogServing>,
+    /// The JUnit report the command writes (word `junit 'XML'`), printed to
+    /// the log after the script's own lines when the container runs
+    /// testlayer's report wrapper.
+    pub junit: Option<String>,
 }
 
 impl Default for PodScript {
@@ -139,6 +144,7 @@ impl Default for PodScript {
             sigterm: OnSigterm::default(),
             pull_fails_for: Duration::ZERO,
             log_serving: None,
+            junit: None,
         }
     }
 }
@@ -190,13 +196,26 @@ impl PodScript {
     ///   `trap - TERM` restores the default (see [`OnSigterm`]),
     /// - `logs slow SECONDS`, `logs hang`, `logs error [STATUS]`, `logs ok`
     ///   set how its logs are served (see [`LogServing`]),
+    /// - `junit 'XML'` is the JUnit report the command writes,
     /// - anything else succeeds at once.
+    ///
+    /// A container that runs testlayer's report wrapper (a category with a
+    /// `junit_report`) is scripted by its command, and when that exits
+    /// its log ends with the report as the wrapper prints it (or the line
+    /// saying that it is missing).
     pub fn from_pod(pod: &Pod) -> Self {
         let Some(c) = pod.spec.as_ref().and_then(|s| s.containers.first()) else {
             return Self::default();
         };
         let mut words: Vec<String> = c.command.clone().unwrap_or_default();
         words.extend(c.args.clone().unwrap_or_default());
+        if let Some((command, _)) = unwrapped_command(&words) {
+            let mut s = Self::parse(command);
+            if matches!(s.end, PodEnd::Exit(_)) {
+                s.logs.extend(printed_report(s.junit.as_deref()));
+            }
+            return s;
+        }
         let text = match words.iter().position(|w| w == "-c") {
             Some(i) if i + 1 < words.len() => words[i + 1].clone(),
             _ => words.join(" "),
@@ -232,6 +251,7 @@ impl PodScript {
                     }
                 }
                 "message" => s.message = Some(rest.to_string()),
+                "junit" => s.junit = Some(rest.to_string()),
                 "exit" => {
                     s.end = PodEnd::Exit(rest.parse().unwrap_or(1));
                     return s;
@@ -267,6 +287,22 @@ impl PodScript {
             }
         }
         s
+    }
+}
+
+/// The lines testlayer's report wrapper prints after its command: the
+/// report behind its mark, or that it is missing.
+fn printed_report(report: Option<&str>) -> Vec<Vec<u8>> {
+    let line = |s: String| s.into_bytes();
+    match report {
+        None => vec![Vec::new(), line(format!("{REPORT_MARK} missing"))],
+        Some(xml) => {
+            let mut out = vec![Vec::new(), line(format!("{REPORT_MARK} begin"))];
+            out.extend(xml.lines().map(|l| line(format!("{REPORT_MARK} {l}"))));
+            out.push(Vec::new());
+            out.push(line(format!("{REPORT_MARK} end")));
+            out
+        }
     }
 }
 
@@ -454,6 +490,59 @@ fn unquote(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pod_running(command: Vec<String>) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "test", "image": "busybox", "command": command}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_wrapped_command_prints_its_report_after_its_lines() {
+        let command = testlayer_core::results::wrapped_command(
+            "echo '1 failed'; junit '<testsuite>\n<testcase name=\"a\"/>\n</testsuite>'; exit 1",
+            "out/junit.xml",
+        );
+        let s = PodScript::from_pod(&pod_running(command));
+        assert_eq!(s.end, PodEnd::Exit(1));
+        let lines: Vec<String> = s
+            .logs
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "1 failed".to_string(),
+                String::new(),
+                format!("{REPORT_MARK} begin"),
+                format!("{REPORT_MARK} <testsuite>"),
+                format!("{REPORT_MARK} <testcase name=\"a\"/>"),
+                format!("{REPORT_MARK} </testsuite>"),
+                String::new(),
+                format!("{REPORT_MARK} end"),
+            ]
+        );
+        // Without a `junit` word the report is missing; a killed container
+        // prints nothing after its lines.
+        let missing = PodScript::from_pod(&pod_running(testlayer_core::results::wrapped_command(
+            "echo hi", "r.xml",
+        )));
+        assert_eq!(
+            missing
+                .logs
+                .last()
+                .map(|l| String::from_utf8_lossy(l).into_owned()),
+            Some(format!("{REPORT_MARK} missing"))
+        );
+        let oom = PodScript::from_pod(&pod_running(testlayer_core::results::wrapped_command(
+            "echo hi; oom",
+            "r.xml",
+        )));
+        assert_eq!(oom.logs, vec![b"hi".to_vec()]);
+    }
 
     #[test]
     fn printf_and_yes_write_bytes_and_many_lines() {

@@ -77,7 +77,7 @@ pub fn unwrapped_command(args: &[String]) -> Option<(&str, &str)> {
 }
 
 /// What became of an attempt's JUnit report.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReportOutcome {
     /// Read whole: the counts of its test cases.
     Read(TestCounts),

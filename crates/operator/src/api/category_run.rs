@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::test_layer_run::PodSettings;
 use crate::plan::Phase;
-use crate::results::TestCounts;
+use crate::results::{FailedTests, TestCounts};
 use crate::words::{AttemptReason, Reason};
 
 /// One category of a TestLayerRun, owned by it. Its spec holds everything its
@@ -127,6 +127,11 @@ pub struct CategoryRunStatus {
     /// Test counts of the last attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<TestCounts>,
+    /// The failing tests of the last attempt, from its JUnit report: the
+    /// first 50 named (id, first line of the message, attempt), then how
+    /// many more.
+    #[serde(default, skip_serializing_if = "FailedTests::is_empty")]
+    pub failed_tests: FailedTests,
     /// The end of the last attempt's log (bounded), kept after the Pod is gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_tail: Option<String>,
@@ -163,6 +168,11 @@ pub struct AttemptStatus {
     /// ended or, for a stopped attempt, before its Pod was deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_tail: Option<String>,
+    /// Why this attempt's JUnit report could not be used (not written, not
+    /// a JUnit report, too large, cut in the log); its counts then come
+    /// from the log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_problem: Option<String>,
     /// The controller stopped this attempt: recorded before its Pod is
     /// deleted; once the attempt has ended, the category ends as it says.
     #[serde(default, skip_serializing_if = "Option::is_none")]

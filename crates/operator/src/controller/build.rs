@@ -21,6 +21,7 @@ use crate::config::quantity::{format_cpu, format_memory};
 use crate::layer::{
     ATTEMPT_ENV, CategoryPlan, LayerPlan, LayerSettings, Quantities, Resources, substitute_command,
 };
+use crate::results::wrapped_command;
 
 /// Label naming the TestLayerRun an object belongs to.
 pub const LABEL_RUN: &str = "testlayer.dev/run";
@@ -396,10 +397,21 @@ pub fn attempt_pod(cr: &CategoryRun, attempt: u32) -> Pod {
     .collect();
 
     let restricted = !pod.unrestricted;
+    // A category with a JUnit report prints it to its log when its command
+    // ends (the log is the one channel out of every container). Its
+    // message policy is `File`: the end of its log, which a failed
+    // container's message falls back to otherwise, is the report.
+    let (command, message_policy) = match &s.junit_report {
+        Some(report) => (wrapped_command(&s.command, report), "File"),
+        None => (
+            vec!["/bin/sh".into(), "-c".into(), s.command.clone()],
+            "FallbackToLogsOnError",
+        ),
+    };
     let container = Container {
         name: CONTAINER.into(),
         image: Some(s.image.clone()),
-        command: Some(vec!["/bin/sh".into(), "-c".into(), s.command.clone()]),
+        command: Some(command),
         env: Some(env),
         env_from: (!pod.env_from.is_empty()).then(|| pod.env_from.clone()),
         resources: Some(ResourceRequirements {
@@ -407,7 +419,7 @@ pub fn attempt_pod(cr: &CategoryRun, attempt: u32) -> Pod {
             limits: (!limits.is_empty()).then_some(limits),
             ..ResourceRequirements::default()
         }),
-        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        termination_message_policy: Some(message_policy.into()),
         security_context: restricted.then(|| SecurityContext {
             allow_privilege_escalation: Some(false),
             capabilities: Some(Capabilities {

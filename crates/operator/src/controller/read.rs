@@ -18,10 +18,12 @@ use super::build::{CONTAINER, LABEL_RUN, owned_by};
 use super::context::{Context, ControllerError};
 use super::frozen_plan;
 use super::step::{
-    Answers, ConfigAnswer, DEFAULT_CONFIG_KEY, FrozenPlanAnswer, Observed, Question,
+    Answers, AttemptLog, ConfigAnswer, DEFAULT_CONFIG_KEY, FrozenPlanAnswer, LogAnswer, Observed,
+    Question, ReportRead,
 };
 use crate::api::{Decoded, TestLayerRun};
 use crate::config::service_k8s_name;
+use crate::results::{FailedTests, read_attempt_log};
 
 /// Log bytes kept from the end of a finished attempt's log, for test
 /// counts and the tail.
@@ -32,6 +34,15 @@ const LOG_READ_LINES: i64 = 20_000;
 const CONCURRENT_READS: usize = 16;
 /// Longest a log read may take.
 const LOG_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes read at most of the log of an attempt that prints a JUnit report
+/// (a kubelet serves only the current log file, which it rotates at 10 MiB
+/// by default).
+const REPORT_LOG_BYTES: i64 = 16 << 20;
+/// Largest JUnit report read from a log, in bytes.
+const REPORT_BYTES: u64 = 12 << 20;
+/// Logs with a JUnit report read at once (each holds a few chunks and the
+/// report's largest element).
+static REPORT_READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 
 /// What `run` owns, as the caches and this controller's own writes show it.
 pub fn observe(ctx: &Context, run: &Arc<TestLayerRun>, answers: Answers) -> Observed {
@@ -111,7 +122,7 @@ enum Answer {
     Config(ConfigAnswer),
     FrozenPlan(FrozenPlanAnswer),
     PodExists(String, bool),
-    Logs(String, Result<String, String>),
+    Logs(String, LogAnswer),
     Unready(Vec<String>),
 }
 
@@ -138,8 +149,11 @@ pub async fn ask(
                         .is_some();
                     Answer::PodExists(p, exists)
                 }
-                Question::Logs(p) => {
-                    let log = logs(ctx, &ns, &p).await;
+                Question::Logs(p, report) => {
+                    let log = match report {
+                        None => logs(ctx, &ns, &p).await.map(AttemptLog::plain),
+                        Some(r) => logs_with_report(ctx, &ns, &p, &r).await,
+                    };
                     Answer::Logs(p, log)
                 }
                 Question::UnreadyServices(s) => {
@@ -196,6 +210,100 @@ async fn logs(ctx: &Context, ns: &str, pod: &str) -> Result<String, String> {
     match tokio::time::timeout(LOG_READ_TIMEOUT, read).await {
         Ok(r) => r,
         Err(_) => Err(format!("no answer in {}s", LOG_READ_TIMEOUT.as_secs())),
+    }
+}
+
+/// The log of `pod` with the JUnit report `report` in it: the report is
+/// read as the log streams in (in a blocking task, at most
+/// [`REPORT_BYTES`]), its failing tests kept (bounded), and the end of the
+/// other lines kept as [`logs`] keeps them.
+async fn logs_with_report(ctx: &Context, ns: &str, pod: &str, report: &str) -> LogAnswer {
+    let _permit = REPORT_READS.acquire().await.map_err(|e| e.to_string())?;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let lp = LogParams {
+        container: Some(CONTAINER.into()),
+        limit_bytes: Some(REPORT_LOG_BYTES),
+        ..LogParams::default()
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+    let origin = report.to_string();
+    let parse = tokio::task::spawn_blocking(move || {
+        let input = std::io::BufReader::new(ChunkReader {
+            rx,
+            chunk: Vec::new(),
+            at: 0,
+        });
+        attempt_log(input, &origin)
+    });
+    let feed = async {
+        let stream = pods.log_stream(pod, &lp).await.map_err(|e| e.to_string())?;
+        let mut stream = std::pin::pin!(stream);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = futures::AsyncReadExt::read(&mut stream, &mut buf)
+                .await
+                .map_err(|e| e.to_string())?;
+            if n == 0 || tx.send(buf[..n].to_vec()).await.is_err() {
+                return Ok::<(), String>(());
+            }
+        }
+    };
+    let fed = tokio::time::timeout(LOG_READ_TIMEOUT, feed).await;
+    // The reader sees the end of its input once the sender is gone.
+    drop(tx);
+    let log = parse.await.map_err(|e| e.to_string())?;
+    match fed {
+        Err(_) => Err(format!("no answer in {}s", LOG_READ_TIMEOUT.as_secs())),
+        Ok(Err(e)) => Err(e),
+        Ok(Ok(())) => log,
+    }
+}
+
+/// Splits the log of an attempt that printed the JUnit report `report`
+/// into the end of its plain lines and what the report says (failing tests
+/// bounded, attempt numbers left 0 for the step).
+pub(crate) fn attempt_log(input: impl std::io::BufRead, report: &str) -> LogAnswer {
+    let mut end = LogEnd::new(LOG_READ_BYTES);
+    let mut failed = FailedTests::default();
+    let outcome = read_attempt_log(
+        input,
+        report,
+        REPORT_BYTES,
+        |line| {
+            end.push(line.as_bytes());
+            end.push(b"\n");
+        },
+        |case| failed.record(&case, 0),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(AttemptLog {
+        text: end.text(),
+        report: Some(ReportRead { outcome, failed }),
+    })
+}
+
+/// A blocking reader over chunks sent from an async task.
+struct ChunkReader {
+    rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.at >= self.chunk.len() {
+            match self.rx.blocking_recv() {
+                Some(c) => {
+                    self.chunk = c;
+                    self.at = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.chunk.len() - self.at);
+        out[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
     }
 }
 

@@ -84,6 +84,7 @@ pub fn sync_attempts(
             message: None,
             infrastructure: false,
             log_tail: None,
+            report_problem: None,
             stop: None,
             start_time: pod
                 .metadata

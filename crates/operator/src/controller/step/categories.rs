@@ -15,7 +15,8 @@ use super::attempts::{
     category_obs, caused_by, complete_lost, offset, stop_record, stored, sync_attempts,
 };
 use super::conditions::{category_terminal, phase_conditions};
-use super::observed::{Answers, LogAnswer, Observed, Question, Refusal};
+use super::log_results::read_results;
+use super::observed::{Answers, Observed, Question, Refusal};
 use super::refusals;
 use super::writes::Note;
 use super::{note, wall_clock};
@@ -25,15 +26,8 @@ use crate::controller::observe::running_since;
 use crate::layer::LayerPlan;
 use crate::plan::describe::{describe_end, describe_terminal, describe_wait, human_duration};
 use crate::plan::{Action, CategoryObs, Decision, Phase, Stop};
-use crate::results::{LogTail, OutputScanner};
 use crate::words::Reason;
 
-/// Bounds of the log tail kept in a CategoryRun's status.
-const TAIL_LINES: usize = 40;
-const TAIL_BYTES: usize = 4096;
-/// Bounds of the log tail kept with each attempt.
-const ATTEMPT_TAIL_LINES: usize = 10;
-const ATTEMPT_TAIL_BYTES: usize = 1024;
 /// A category that has just started is recorded as Running once its
 /// container has run this long (one status write fewer for short
 /// categories: the Pod, found again by its name, is the record of the
@@ -173,8 +167,10 @@ impl Categories {
             for n in needs.ended {
                 let pod = build::pod_name(&cr.name_any(), n);
                 match o.answers.logs.get(&pod) {
-                    None => questions.push(Question::Logs(pod)),
-                    Some(answer) => read_results(answer, &mut st, n),
+                    None => questions.push(Question::Logs(pod, cr.spec.junit_report.clone())),
+                    Some(answer) => {
+                        read_results(answer, &mut st, n, cr.spec.junit_report.as_deref())
+                    }
                 }
             }
             items.push(Cat {
@@ -244,6 +240,7 @@ impl Categories {
                             message: None,
                             infrastructure: false,
                             log_tail: None,
+                            report_problem: None,
                             stop: None,
                             start_time: Some(started.clone()),
                             completion_time: None,
@@ -278,10 +275,16 @@ impl Categories {
                         // Its log is read before its Pod is deleted.
                         match answers.logs.get(&pod) {
                             None => {
-                                out.questions.push(Question::Logs(pod));
+                                out.questions
+                                    .push(Question::Logs(pod, c.cr.spec.junit_report.clone()));
                                 continue;
                             }
-                            Some(answer) => read_results(answer, &mut c.status, number),
+                            Some(answer) => read_results(
+                                answer,
+                                &mut c.status,
+                                number,
+                                c.cr.spec.junit_report.as_deref(),
+                            ),
                         }
                     }
                     let Some(a) = c.status.attempts.iter_mut().find(|a| a.number == number) else {
@@ -493,36 +496,5 @@ fn due(
             }
         }
         _ => Due::Never,
-    }
-}
-
-/// Test counts and the log tail of attempt `number` (one that ended, or is
-/// about to be stopped), from its log.
-fn read_results(answer: &LogAnswer, st: &mut CategoryRunStatus, number: u32) {
-    let attempt = st.attempts.iter().position(|a| a.number == number);
-    match answer {
-        Ok(text) => {
-            let mut scanner = OutputScanner::new();
-            let mut tail = LogTail::new(TAIL_LINES, TAIL_BYTES);
-            let mut short = LogTail::new(ATTEMPT_TAIL_LINES, ATTEMPT_TAIL_BYTES);
-            for line in text.lines() {
-                scanner.feed_line(line);
-                tail.push_line(line);
-                short.push_line(line);
-            }
-            st.counts = scanner.counts().map(|(_, c)| c);
-            st.log_tail = Some(tail.text()).filter(|t| !t.is_empty());
-            if let Some(a) = attempt.and_then(|i| st.attempts.get_mut(i)) {
-                a.log_tail = Some(short.text()).filter(|t| !t.is_empty());
-            }
-        }
-        Err(_) if attempt.is_some_and(|i| st.attempts[i].log_tail.is_some()) => {
-            // Read before its Pod was deleted; the Pod is gone with its log.
-        }
-        Err(e) => {
-            // The Pod may be gone with its logs; keep what the status has.
-            let msg = st.attempts.iter().rev().find_map(|a| a.message.clone());
-            st.log_tail = msg.or_else(|| Some(format!("[logs unavailable: {e}]")));
-        }
     }
 }

@@ -19,6 +19,7 @@ mod categories;
 pub(crate) mod conditions;
 mod gates;
 pub mod invalid;
+mod log_results;
 pub mod observed;
 mod plan_freeze;
 mod refusals;
@@ -35,7 +36,8 @@ use kube::Resource;
 
 pub use attempts::{offset, stored};
 pub use observed::{
-    Answers, ConfigAnswer, FrozenPlanAnswer, LogAnswer, Observed, Question, Refusal,
+    Answers, AttemptLog, ConfigAnswer, FrozenPlanAnswer, LogAnswer, Observed, Question, Refusal,
+    ReportRead,
 };
 pub use plan_freeze::{DEFAULT_CONFIG_KEY, resolve, spec_changed, spec_hash};
 pub use writes::{Next, Note, Step, Write};

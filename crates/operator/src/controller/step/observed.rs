@@ -11,6 +11,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{CategoryRun, TestLayerRun, Undecodable};
 use crate::controller::frozen_plan::FrozenPlan;
+use crate::results::{FailedTests, ReportOutcome};
 
 /// A run and what it owns, as observed.
 #[derive(Debug, Clone)]
@@ -42,8 +43,9 @@ pub enum Question {
     FrozenPlan,
     /// Does this Pod exist? (It is missing from the cache.)
     PodExists(String),
-    /// The log of this Pod's test container.
-    Logs(String),
+    /// The log of this Pod's test container, and the JUnit report in it
+    /// when the category names one (its path, for messages).
+    Logs(String, Option<String>),
     /// Which of these required services have no ready endpoint?
     UnreadyServices(Vec<String>),
 }
@@ -113,7 +115,35 @@ impl PartialEq for FrozenPlanAnswer {
 impl Eq for FrozenPlanAnswer {}
 
 /// The log of a Pod, or why it could not be read.
-pub type LogAnswer = Result<String, String>;
+pub type LogAnswer = Result<AttemptLog, String>;
+
+/// What an attempt's log holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttemptLog {
+    /// The end of its plain lines (the JUnit report's lines left out).
+    pub text: String,
+    /// What its JUnit report gave, when the category names one.
+    pub report: Option<ReportRead>,
+}
+
+impl AttemptLog {
+    /// A log of plain lines only.
+    pub fn plain(text: impl Into<String>) -> Self {
+        AttemptLog {
+            text: text.into(),
+            report: None,
+        }
+    }
+}
+
+/// A JUnit report read from a log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRead {
+    /// Whether it could be read, and its counts.
+    pub outcome: ReportOutcome,
+    /// Its failing tests (attempt numbers 0: the step sets them).
+    pub failed: FailedTests,
+}
 
 /// What the questions were answered with.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -137,7 +167,7 @@ impl Answers {
             Question::Config => self.config.is_some(),
             Question::FrozenPlan => self.frozen_plan.is_some(),
             Question::PodExists(p) => self.pod_exists.contains_key(p),
-            Question::Logs(p) => self.logs.contains_key(p),
+            Question::Logs(p, _) => self.logs.contains_key(p),
             Question::UnreadyServices(_) => self.unready_services.is_some(),
         }
     }

@@ -6,6 +6,7 @@ mod frozen;
 mod gates;
 mod invalid;
 mod refused;
+mod reports;
 mod runs;
 mod stops;
 mod world;

@@ -35,7 +35,7 @@ fn the_log_of_a_stopped_attempt_is_read_before_its_pod_is_deleted() {
         let asked = w
             .questions
             .iter()
-            .position(|q| *q == Question::Logs(pod.into()));
+            .position(|q| matches!(q, Question::Logs(p, _) if p == pod));
         assert!(asked.is_some(), "{pod}: {:?}", w.questions);
     }
     let deleted = w

@@ -16,8 +16,8 @@ use kube::ResourceExt;
 use serde_json::json;
 
 use super::super::{
-    Answers, ConfigAnswer, FrozenPlanAnswer, Next, Note, Observed, Question, Refusal, Step, Write,
-    step,
+    Answers, AttemptLog, ConfigAnswer, FrozenPlanAnswer, Next, Note, Observed, Question, Refusal,
+    Step, Write, step,
 };
 use crate::api::{CategoryRun, LayerPhase, TestLayerRun, Undecodable};
 use crate::controller::build::{LABEL_CATEGORY, LABEL_RUN};
@@ -309,9 +309,15 @@ impl World {
                 let exists = self.pods.contains_key(&p);
                 answers.pod_exists.insert(p, exists);
             }
-            Question::Logs(p) => {
+            Question::Logs(p, report) => {
                 let log = match self.pods.get(&p) {
-                    Some(pod) => Ok(pod.annotations().get("log").cloned().unwrap_or_default()),
+                    Some(pod) => {
+                        let text = pod.annotations().get("log").cloned().unwrap_or_default();
+                        match report {
+                            None => Ok(AttemptLog::plain(text)),
+                            Some(r) => crate::controller::read::attempt_log(text.as_bytes(), &r),
+                        }
+                    }
                     None => Err(format!("pods \"{p}\" not found")),
                 };
                 answers.logs.insert(p, log);

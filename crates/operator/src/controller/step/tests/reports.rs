@@ -1,0 +1,115 @@
+//! JUnit reports printed to the log by the report wrapper: counts and
+//! failing tests from the report, and a report that cannot be used named.
+
+use super::*;
+use crate::controller::build::CONTAINER;
+use crate::results::{MAX_LISTED_TESTS, REPORT_MARK, unwrapped_command};
+
+/// The report as the wrapper prints it after the command's output.
+fn printed(xml: &str) -> String {
+    let mut s = format!("\n{REPORT_MARK} begin\n");
+    for l in xml.lines() {
+        s.push_str(&format!("{REPORT_MARK} {l}\n"));
+    }
+    s.push_str(&format!("\n{REPORT_MARK} end"));
+    s
+}
+
+const REPORTS: &str = r#"
+layers:
+  reports:
+    execution_mode: "parallel"
+    categories:
+      - name: "many"
+        timeout_seconds: 30
+        junit_report: "out/junit.xml"
+      - name: "missing"
+        timeout_seconds: 30
+        junit_report: "out/junit.xml"
+      - name: "broken"
+        timeout_seconds: 30
+        junit_report: "out/junit.xml"
+      - name: "plain"
+        timeout_seconds: 30
+"#;
+
+#[test]
+fn a_report_gives_counts_and_names_failing_tests_and_a_bad_one_is_named() {
+    let failing = MAX_LISTED_TESTS + 10;
+    let mut xml = String::from("<testsuite name=\"pytest\">\n");
+    for i in 0..failing {
+        xml.push_str(&format!(
+            "  <testcase classname=\"tests.test_cart\" name=\"test_{i}\"><failure message=\"assert {i} == 0\">trace</failure></testcase>\n"
+        ));
+    }
+    xml.push_str("  <testcase classname=\"tests.test_cart\" name=\"test_ok\"/>\n</testsuite>");
+    let mut w =
+        World::new("reports", REPORTS, json!({"command": "pytest"})).scripts(move |c, _| match c {
+            // The log's own summary disagrees: the report wins.
+            "many" => Script::fail(1.0, 1, &format!("1 failed in 0.1s{}", printed(&xml))),
+            "missing" => Script::pass(1.0, &format!("3 passed in 0.1s\n\n{REPORT_MARK} missing")),
+            "broken" => Script::pass(1.0, &format!("2 passed in 0.1s{}", printed("<<not xml"))),
+            _ => Script::pass(1.0, "4 passed in 0.1s"),
+        });
+    w.run_until(LONG, |w| w.pods.len() == 4);
+    for (name, pod) in &w.pods {
+        let c = &pod.spec.as_ref().unwrap().containers[0];
+        assert_eq!(c.name, CONTAINER);
+        let command = c.command.clone().unwrap();
+        let policy = c.termination_message_policy.as_deref();
+        if name.contains("-plain-") {
+            assert_eq!(command, ["/bin/sh", "-c", "pytest"]);
+            assert_eq!(policy, Some("FallbackToLogsOnError"));
+        } else {
+            assert_eq!(
+                unwrapped_command(&command),
+                Some(("pytest", "out/junit.xml"))
+            );
+            assert_eq!(policy, Some("File"), "{name}");
+        }
+    }
+    w.run_to_end(LONG);
+
+    let many = w.category("many").status.clone().unwrap();
+    assert_eq!(many.phase, Some(Phase::Failed));
+    let c = many.counts.unwrap();
+    assert_eq!((c.passed, c.failed), (1, failing as u64));
+    let f = &many.failed_tests;
+    assert_eq!(f.listed.len(), MAX_LISTED_TESTS);
+    assert_eq!(f.more, 10);
+    assert_eq!(f.listed[3].id, "tests.test_cart::test_3");
+    assert_eq!(f.listed[3].message, "assert 3 == 0");
+    assert_eq!(f.listed[3].attempt, 1);
+    assert_eq!(many.attempts[0].report_problem, None);
+    let tail = many.log_tail.clone().unwrap();
+    assert!(
+        tail.contains("1 failed") && !tail.contains(REPORT_MARK),
+        "{tail}"
+    );
+
+    let missing = w.category("missing").status.clone().unwrap();
+    assert_eq!(missing.phase, Some(Phase::Succeeded));
+    assert_eq!(missing.counts.map(|c| c.passed), Some(3));
+    assert!(missing.failed_tests.is_empty());
+    let problem = "JUnit report out/junit.xml was not written";
+    assert_eq!(missing.attempts[0].report_problem.as_deref(), Some(problem));
+    assert!(
+        missing
+            .log_tail
+            .unwrap()
+            .ends_with(&format!("[testlayer] {problem}")),
+        "the tail says so too"
+    );
+
+    let broken = w.category("broken").status.clone().unwrap();
+    assert_eq!(broken.counts.map(|c| c.passed), Some(2));
+    let why = broken.attempts[0].report_problem.clone().unwrap();
+    assert!(
+        why.starts_with("out/junit.xml: malformed JUnit XML"),
+        "{why}"
+    );
+
+    let plain = w.category("plain").status.clone().unwrap();
+    assert_eq!(plain.counts.map(|c| c.passed), Some(4));
+    assert_eq!(plain.attempts[0].report_problem, None);
+}
