@@ -92,6 +92,17 @@ fn example_project_passes_with_counts_retries_and_reports() {
         xml.contains("<testsuite") && xml.contains("name=\"checkout\""),
         "{xml}"
     );
+    // unit's JUnit report is merged in with its own test cases.
+    assert!(
+        xml.contains(
+            "<testsuite name=\"full/unit\" tests=\"6\" failures=\"0\" errors=\"0\" skipped=\"1\""
+        ),
+        "{xml}"
+    );
+    assert!(
+        !xml.contains("name=\"unit\""),
+        "unit is not also one case: {xml}"
+    );
     assert!(tmp.path().join("full/checkout.attempt-1.log").exists());
 }
 

@@ -12,13 +12,14 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Fixture, eventually, phase};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::watcher;
 use serde_json::json;
 use testlayer::api::{CategoryRunStatus, LayerPhase};
+use testlayer::controller::build::CASES_KEY;
 use testlayer::plan::Phase;
-use testlayer::results::REPORT_MARK;
+use testlayer::results::{REPORT_MARK, read_case_list};
 use testlayer_testkit::RealNode;
 
 const BUSYBOX: &str = "busybox:1.35";
@@ -419,6 +420,19 @@ layers:
         Some(1),
         "the exit code is pytest's"
     );
+    // Every test case outlives the Pod in the ConfigMap the attempt names.
+    let name = checkout.attempts[0]
+        .test_cases
+        .clone()
+        .expect("test cases kept");
+    let cm = fx
+        .api::<ConfigMap>()
+        .get(&name)
+        .await
+        .expect("the ConfigMap");
+    let cases = read_case_list(&cm.binary_data.expect("binary data")[CASES_KEY].0);
+    assert_eq!(cases.len(), 1, "{cases:?}");
+    assert_eq!(cases[0].id, failed[0].id);
 
     // A report that was never written is named; the counts come from the log.
     let missing = status(&fx, "junit", "missing").await;

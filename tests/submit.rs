@@ -100,7 +100,15 @@ async fn submit_wait_exits_with_the_result_and_writes_reports() {
         "{xml}"
     );
 
-    let out = output(env.submit(&["-l", "fail", "--wait"])).await;
+    let failing_junit = env.path("failing.xml");
+    let out = output(env.submit(&[
+        "-l",
+        "fail",
+        "--wait",
+        "--junit",
+        failing_junit.to_str().unwrap(),
+    ]))
+    .await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let summary = text(&out.stdout);
     assert!(
@@ -112,6 +120,16 @@ async fn submit_wait_exits_with_the_result_and_writes_reports() {
     assert!(
         summary.contains("failing tests of broken:\n  shop.cart::test_total: assert 1 == 2\n"),
         "{summary}"
+    );
+    // The JUnit file holds the report's own test cases, kept in a
+    // ConfigMap after the Pod: one failing, one passing.
+    let xml = std::fs::read_to_string(&failing_junit).unwrap();
+    assert!(
+        xml.contains("<testsuite name=\"fail/broken\" tests=\"2\" failures=\"1\"")
+            && xml.contains("<testcase classname=\"shop.cart\" name=\"test_total\"")
+            && xml.contains("message=\"assert 1 == 2\"")
+            && xml.contains("<testcase classname=\"shop.cart\" name=\"test_add\""),
+        "{xml}"
     );
 
     // Without --wait: the name, at once.

@@ -8,6 +8,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -15,8 +16,10 @@ use serde_json::json;
 use super::{EXIT_BAD_INPUT, OutputFormat};
 use crate::api::{CategoryRun, LayerPhase, TestLayerRun};
 use crate::config::Config;
+use crate::controller::build::CASES_KEY;
 use crate::plan::Phase;
 use crate::report::RunReport;
+use crate::results::read_case_list;
 
 /// Options of `testlayer submit`.
 #[derive(Debug, Clone, clap::Args)]
@@ -180,7 +183,8 @@ async fn submit_async(a: &SubmitArgs) -> i32 {
 
 async fn follow(a: &SubmitArgs, client: Client, ns: &str, name: &str) -> i32 {
     let runs: Api<TestLayerRun> = Api::namespaced(client.clone(), ns);
-    let crs: Api<CategoryRun> = Api::namespaced(client, ns);
+    let crs: Api<CategoryRun> = Api::namespaced(client.clone(), ns);
+    let cms: Api<ConfigMap> = Api::namespaced(client, ns);
     let start = Instant::now();
     let mut seen: BTreeMap<String, (Phase, u32)> = BTreeMap::new();
     let mut last_progress = None;
@@ -240,7 +244,10 @@ async fn follow(a: &SubmitArgs, client: Client, ns: &str, name: &str) -> i32 {
                     Vec::new()
                 }
             };
-            let report = testlayer_operator::report::run_report(&run, &list);
+            let mut report = testlayer_operator::report::run_report(&run, &list);
+            if a.junit.is_some() {
+                add_test_cases(&cms, &list, &mut report).await;
+            }
             return finish(a, &report);
         }
         if start.elapsed() > Duration::from_secs(a.timeout) {
@@ -276,6 +283,51 @@ async fn follow(a: &SubmitArgs, client: Client, ns: &str, name: &str) -> i32 {
 
 /// CategoryRuns listed per request.
 const LIST_PAGE: u32 = 500;
+
+/// The test cases of each category's last attempt, from the ConfigMaps
+/// that keep them, into `report` (for the JUnit file). A ConfigMap that
+/// cannot be read is said; that category keeps one test case of its own.
+async fn add_test_cases(cms: &Api<ConfigMap>, list: &[CategoryRun], report: &mut RunReport) {
+    for cr in list {
+        let Some(name) = cr
+            .status
+            .as_ref()
+            .and_then(|s| s.attempts.last())
+            .and_then(|a| a.test_cases.clone())
+        else {
+            continue;
+        };
+        let cases = match cms.get_opt(&name).await {
+            Ok(Some(cm)) => cm
+                .binary_data
+                .as_ref()
+                .and_then(|d| d.get(CASES_KEY))
+                .map(|b| read_case_list(&b.0))
+                .unwrap_or_default(),
+            Ok(None) => {
+                eprintln!(
+                    "warning: ConfigMap {name} (test cases of {}) is gone",
+                    cr.spec.category
+                );
+                continue;
+            }
+            Err(e) => {
+                eprintln!(
+                    "warning: cannot read ConfigMap {name} (test cases of {}): {e}",
+                    cr.spec.category
+                );
+                continue;
+            }
+        };
+        if let Some(c) = report
+            .categories
+            .iter_mut()
+            .find(|c| c.name == cr.spec.category)
+        {
+            c.cases = cases;
+        }
+    }
+}
 
 /// Every CategoryRun of the run `name`, a page at a time (a large run has
 /// thousands).

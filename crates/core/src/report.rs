@@ -8,8 +8,31 @@ use comfy_table::{Cell, Color, Table, presets::UTF8_FULL_CONDENSED};
 use crate::plan::describe::human_duration;
 use crate::plan::{LayerOutcome, Phase};
 use crate::results::{
-    CaseOutcome, FailedTests, JunitCase, JunitSuite, ResultsError, TestCounts, write_junit,
+    CaseOutcome, CaseResult, FailedTests, JunitCase, JunitSuite, ResultsError, TestCase,
+    TestCounts, write_junit,
 };
+
+/// A report's test case as written to JUnit: the id split back into
+/// classname and name.
+fn junit_case(t: &TestCase) -> JunitCase {
+    let (classname, name) = t.id.split_once("::").unwrap_or(("", &t.id));
+    JunitCase {
+        classname: classname.to_string(),
+        name: name.to_string(),
+        time_secs: t.time_secs,
+        outcome: match t.result {
+            CaseResult::Passed => CaseOutcome::Passed,
+            CaseResult::Failed => CaseOutcome::Failed {
+                message: t.message.clone(),
+                detail: String::new(),
+            },
+            CaseResult::Skipped => CaseOutcome::Skipped {
+                message: t.message.clone(),
+            },
+        },
+        system_out: None,
+    }
+}
 use crate::words::{AttemptReason, Reason};
 
 /// One attempt of one category.
@@ -54,6 +77,10 @@ pub struct CategoryReport {
     /// (the first 50, then how many more).
     #[serde(default, skip_serializing_if = "FailedTests::is_empty")]
     pub failed_tests: FailedTests,
+    /// Every test case of the last attempt's JUnit report, for the JUnit
+    /// written for the run (not in the JSON report, which names failures).
+    #[serde(skip)]
+    pub cases: Vec<TestCase>,
     /// The end of the last attempt's output.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub log_tail: String,
@@ -165,11 +192,15 @@ impl RunReport {
         )
     }
 
-    /// JUnit XML: one test suite for the layer, one test case per category.
+    /// JUnit XML: one test suite for the layer with one test case per
+    /// category that has no test cases of its own, then one test suite per
+    /// category with its report's test cases (classname and name split at
+    /// `::`), all categories merged in one file.
     pub fn to_junit(&self) -> Result<String, ResultsError> {
         let cases = self
             .categories
             .iter()
+            .filter(|c| c.cases.is_empty())
             .map(|c| {
                 let last = c.attempts.last();
                 let detail = if c.log_tail.is_empty() {
@@ -207,19 +238,28 @@ impl RunReport {
         if let Some(env) = &self.environment {
             properties.push(("environment".into(), env.clone()));
         }
-        let suite = JunitSuite {
+        let mut suites = vec![JunitSuite {
             name: self.layer.clone(),
             cases,
             properties,
-        };
-        write_junit("testlayer", &[suite])
+        }];
+        suites.extend(
+            self.categories
+                .iter()
+                .filter(|c| !c.cases.is_empty())
+                .map(|c| JunitSuite {
+                    name: format!("{}/{}", self.layer, c.name),
+                    cases: c.cases.iter().map(junit_case).collect(),
+                    properties: Vec::new(),
+                }),
+        );
+        write_junit("testlayer", &suites)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::{CaseResult, TestCase};
 
     #[test]
     fn the_summary_lists_failing_tests_under_the_table() {
@@ -246,6 +286,7 @@ mod tests {
             duration_secs: 1.0,
             counts: None,
             failed_tests: failed,
+            cases: Vec::new(),
             log_tail: String::new(),
             log_file: None,
         };

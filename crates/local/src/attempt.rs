@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::progress::Progress;
 use crate::results::{
-    FailedTests, LogTail, OutputScanner, RunnerFormat, TestCounts, read_junit_file,
+    FailedTests, LogTail, OutputScanner, RunnerFormat, TestCase, TestCounts, read_junit_file,
 };
 
 /// How long a stopped process group gets between SIGTERM and SIGKILL.
@@ -66,6 +66,8 @@ pub struct AttemptResult {
     pub junit_error: Option<String>,
     /// The failing tests its JUnit report names (attempt numbers 0).
     pub failed_tests: FailedTests,
+    /// Every test case of its JUnit report.
+    pub cases: Vec<TestCase>,
 }
 
 /// A running attempt: dropping the handle does not stop it; `stop` does.
@@ -116,6 +118,7 @@ async fn run(
         tail: String::new(),
         junit_error: None,
         failed_tests: FailedTests::default(),
+        cases: Vec::new(),
     };
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
@@ -236,10 +239,16 @@ async fn run(
             .is_ok_and(|t| t >= wall_start - Duration::from_secs(1));
         if fresh {
             let mut failed = FailedTests::default();
-            match read_junit_file(&path, |case| failed.record(&case, 0)) {
+            let mut cases = Vec::new();
+            let read = read_junit_file(&path, |case| {
+                failed.record(&case, 0);
+                cases.push(case);
+            });
+            match read {
                 Ok(c) => {
                     result.counts = Some((RunnerFormat::JUnitXml, c));
                     result.failed_tests = failed;
+                    result.cases = cases;
                 }
                 Err(e) => result.junit_error = Some(e.to_string()),
             }

@@ -110,6 +110,7 @@ pub async fn run_layer(
             duration_secs: 0.0,
             counts: None,
             failed_tests: FailedTests::default(),
+            cases: Vec::new(),
             log_tail: String::new(),
             log_file: None,
         })
@@ -316,6 +317,7 @@ fn record(
     });
     rep.counts = r.counts.map(|c| c.1);
     rep.failed_tests = r.failed_tests;
+    rep.cases = r.cases;
     for t in &mut rep.failed_tests.listed {
         t.attempt = number;
     }

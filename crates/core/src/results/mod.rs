@@ -2,6 +2,7 @@
 //! test runners or from JUnit XML, JUnit XML written for a run, and a bounded
 //! tail of a log. Pure functions over text, no I/O except the file helpers.
 
+mod case_list;
 mod counts;
 mod error;
 mod failed_tests;
@@ -11,6 +12,7 @@ mod report_channel;
 mod scanner;
 mod tail;
 
+pub use case_list::{CaseListWriter, MAX_LIST_BYTES, read_case_list};
 pub use counts::TestCounts;
 pub use error::ResultsError;
 pub use failed_tests::{FailedTest, FailedTests, MAX_LISTED_TESTS};

@@ -173,6 +173,11 @@ pub struct AttemptStatus {
     /// from the log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_problem: Option<String>,
+    /// The ConfigMap that keeps every test case of this attempt's JUnit
+    /// report (key `cases.jsonl.gz`: gzip of one JSON object per line),
+    /// owned by this CategoryRun.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_cases: Option<String>,
     /// The controller stopped this attempt: recorded before its Pod is
     /// deleted; once the attempt has ended, the category ends as it says.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -61,6 +61,16 @@ pub async fn apply(
                 let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
                 create_all(&api, vec![*cm], "ConfigMap").await?;
             }
+            Write::CreateTestCases(cms) => {
+                let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+                for c in create_all(&api, cms, "ConfigMap").await? {
+                    if let Created::Refused { error, obj } = c {
+                        // The results are in the status; only the full
+                        // list of test cases is lost.
+                        tracing::warn!(configmap = %obj.name_any(), code = error.code, message = %error.message, "the apiserver refused a ConfigMap of test cases");
+                    }
+                }
+            }
             Write::CreateCategoryRuns(crs) => {
                 let api: Api<CategoryRun> = Api::namespaced(ctx.client.clone(), &ns);
                 for c in create_all(&api, crs, "CategoryRun").await? {

@@ -23,6 +23,9 @@ use crate::layer::{
 };
 use crate::results::wrapped_command;
 
+mod test_cases;
+pub use test_cases::{CASES_KEY, LABEL_TEST_CASES, test_cases_config_map, test_cases_name};
+
 /// Label naming the TestLayerRun an object belongs to.
 pub const LABEL_RUN: &str = "testlayer.dev/run";
 /// Label naming the layer key (as a DNS label).

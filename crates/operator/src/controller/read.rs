@@ -18,12 +18,12 @@ use super::build::{CONTAINER, LABEL_RUN, owned_by};
 use super::context::{Context, ControllerError};
 use super::frozen_plan;
 use super::step::{
-    Answers, AttemptLog, ConfigAnswer, DEFAULT_CONFIG_KEY, FrozenPlanAnswer, LogAnswer, Observed,
-    Question, ReportRead,
+    Answers, AttemptLog, CaseList, ConfigAnswer, DEFAULT_CONFIG_KEY, FrozenPlanAnswer, LogAnswer,
+    Observed, Question, ReportRead,
 };
 use crate::api::{Decoded, TestLayerRun};
 use crate::config::service_k8s_name;
-use crate::results::{FailedTests, read_attempt_log};
+use crate::results::{CaseListWriter, FailedTests, read_attempt_log};
 
 /// Log bytes kept from the end of a finished attempt's log, for test
 /// counts and the tail.
@@ -265,6 +265,7 @@ async fn logs_with_report(ctx: &Context, ns: &str, pod: &str, report: &str) -> L
 pub(crate) fn attempt_log(input: impl std::io::BufRead, report: &str) -> LogAnswer {
     let mut end = LogEnd::new(LOG_READ_BYTES);
     let mut failed = FailedTests::default();
+    let mut list = CaseListWriter::default();
     let outcome = read_attempt_log(
         input,
         report,
@@ -273,12 +274,24 @@ pub(crate) fn attempt_log(input: impl std::io::BufRead, report: &str) -> LogAnsw
             end.push(line.as_bytes());
             end.push(b"\n");
         },
-        |case| failed.record(&case, 0),
+        |case| {
+            failed.record(&case, 0);
+            list.push(&case);
+        },
     )
     .map_err(|e| e.to_string())?;
+    let (bytes, count, left_out) = list.finish();
     Ok(AttemptLog {
         text: end.text(),
-        report: Some(ReportRead { outcome, failed }),
+        report: Some(ReportRead {
+            outcome,
+            failed,
+            cases: CaseList {
+                bytes: Arc::new(bytes),
+                count,
+                left_out,
+            },
+        }),
     })
 }
 

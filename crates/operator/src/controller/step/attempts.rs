@@ -85,6 +85,7 @@ pub fn sync_attempts(
             infrastructure: false,
             log_tail: None,
             report_problem: None,
+            test_cases: None,
             stop: None,
             start_time: pod
                 .metadata

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
@@ -15,7 +15,7 @@ use super::attempts::{
     category_obs, caused_by, complete_lost, offset, stop_record, stored, sync_attempts,
 };
 use super::conditions::{category_terminal, phase_conditions};
-use super::log_results::read_results;
+use super::log_results::{keep_test_cases, read_results};
 use super::observed::{Answers, Observed, Question, Refusal};
 use super::refusals;
 use super::writes::Note;
@@ -58,6 +58,9 @@ pub struct Categories {
     pub pods_to_delete: Vec<String>,
     /// When a Terminating Pod is next due to be called lost.
     pub wake: Option<Duration>,
+    /// ConfigMaps keeping the test cases of attempts that just ended (made
+    /// before the statuses that name them).
+    pub test_cases: Vec<ConfigMap>,
 }
 
 /// Seconds a Pod may stay Terminating past its deletion time, by default.
@@ -118,6 +121,7 @@ impl Categories {
         let mut items = Vec::with_capacity(by_index.len());
         let mut pods_to_delete = Vec::new();
         let mut wake: Option<Duration> = None;
+        let mut test_cases = Vec::new();
         let bound = Duration::from_secs(u64::from(
             o.run
                 .spec
@@ -169,7 +173,8 @@ impl Categories {
                 match o.answers.logs.get(&pod) {
                     None => questions.push(Question::Logs(pod, cr.spec.junit_report.clone())),
                     Some(answer) => {
-                        read_results(answer, &mut st, n, cr.spec.junit_report.as_deref())
+                        read_results(answer, &mut st, n, cr.spec.junit_report.as_deref());
+                        test_cases.extend(keep_test_cases(&cr, &mut st, n, answer));
                     }
                 }
             }
@@ -184,6 +189,7 @@ impl Categories {
                 items,
                 pods_to_delete,
                 wake,
+                test_cases,
             })
         } else {
             Err(questions)
@@ -241,6 +247,7 @@ impl Categories {
                             infrastructure: false,
                             log_tail: None,
                             report_problem: None,
+                            test_cases: None,
                             stop: None,
                             start_time: Some(started.clone()),
                             completion_time: None,

@@ -1,8 +1,11 @@
 //! What an attempt's log says: test counts, failing tests, the tail, and
 //! what was wrong with its JUnit report.
 
-use super::observed::LogAnswer;
-use crate::api::CategoryRunStatus;
+use k8s_openapi::api::core::v1::ConfigMap;
+
+use super::observed::{AttemptLog, LogAnswer};
+use crate::api::{CategoryRun, CategoryRunStatus};
+use crate::controller::build;
 use crate::results::{FailedTests, LogTail, OutputScanner, ReportOutcome};
 
 /// Bounds of the log tail kept in a CategoryRun's status.
@@ -81,4 +84,31 @@ pub(super) fn read_results(
             st.log_tail = msg.or_else(|| Some(format!("[logs unavailable: {e}]")));
         }
     }
+}
+
+/// The ConfigMap that keeps the test cases of attempt `number` of `cr`,
+/// when it ended on its own with a report read whole (its name recorded on
+/// the attempt); `None` otherwise, or when one was made already.
+pub(super) fn keep_test_cases(
+    cr: &CategoryRun,
+    st: &mut CategoryRunStatus,
+    number: u32,
+    answer: &LogAnswer,
+) -> Option<ConfigMap> {
+    let Ok(AttemptLog {
+        report: Some(read), ..
+    }) = answer
+    else {
+        return None;
+    };
+    if !matches!(read.outcome, ReportOutcome::Read(_)) {
+        return None;
+    }
+    let a = st.attempts.iter_mut().find(|a| a.number == number)?;
+    if a.stop.is_some() || a.test_cases.is_some() {
+        return None;
+    }
+    let cm = build::test_cases_config_map(cr, number, &read.cases);
+    a.test_cases = cm.metadata.name.clone();
+    Some(cm)
 }

@@ -36,8 +36,8 @@ use kube::Resource;
 
 pub use attempts::{offset, stored};
 pub use observed::{
-    Answers, AttemptLog, ConfigAnswer, FrozenPlanAnswer, LogAnswer, Observed, Question, Refusal,
-    ReportRead,
+    Answers, AttemptLog, CaseList, ConfigAnswer, FrozenPlanAnswer, LogAnswer, Observed, Question,
+    Refusal, ReportRead,
 };
 pub use plan_freeze::{DEFAULT_CONFIG_KEY, resolve, spec_changed, spec_hash};
 pub use writes::{Next, Note, Step, Write};
@@ -197,6 +197,10 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
     }
     if !carried.pods_to_create.is_empty() {
         writes.push(Write::CreatePods(carried.pods_to_create));
+    }
+    if !cats.test_cases.is_empty() {
+        // Before the statuses that name them.
+        writes.push(Write::CreateTestCases(std::mem::take(&mut cats.test_cases)));
     }
     if !cr_writes.statuses.is_empty() {
         // Stops are recorded here, before their Pods are deleted below.

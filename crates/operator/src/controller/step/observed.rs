@@ -143,6 +143,19 @@ pub struct ReportRead {
     pub outcome: ReportOutcome,
     /// Its failing tests (attempt numbers 0: the step sets them).
     pub failed: FailedTests,
+    /// All its test cases, compressed, to be kept after the Pod is gone.
+    pub cases: CaseList,
+}
+
+/// A compressed list of test cases ([`crate::results::CaseListWriter`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseList {
+    /// gzip of JSON lines.
+    pub bytes: Arc<Vec<u8>>,
+    /// Cases in it.
+    pub count: usize,
+    /// Cases left out to keep it bounded.
+    pub left_out: u64,
 }
 
 /// What the questions were answered with.

@@ -22,6 +22,10 @@ pub enum Write {
     CreateCategoryRuns(Vec<CategoryRun>),
     /// Create these Pods (one that exists already is fine).
     CreatePods(Vec<Pod>),
+    /// Create these ConfigMaps keeping attempts' test cases (one that
+    /// exists already is fine; one the apiserver refuses is reported and
+    /// left out, the attempt's results stand).
+    CreateTestCases(Vec<ConfigMap>),
     /// Server-side apply of these CategoryRuns' statuses, by name.
     CategoryRunStatuses(Vec<(String, CategoryRunStatus)>),
     /// Delete these Pods (gone already is fine).

@@ -2,8 +2,11 @@
 //! failing tests from the report, and a report that cannot be used named.
 
 use super::*;
+use crate::controller::build::CASES_KEY;
 use crate::controller::build::CONTAINER;
-use crate::results::{MAX_LISTED_TESTS, REPORT_MARK, unwrapped_command};
+use crate::results::{
+    CaseResult, MAX_LISTED_TESTS, REPORT_MARK, read_case_list, unwrapped_command,
+};
 
 /// The report as the wrapper prints it after the command's output.
 fn printed(xml: &str) -> String {
@@ -86,6 +89,30 @@ fn a_report_gives_counts_and_names_failing_tests_and_a_bad_one_is_named() {
         tail.contains("1 failed") && !tail.contains(REPORT_MARK),
         "{tail}"
     );
+    // Every test case is kept in a ConfigMap the attempt names, made
+    // before the status that names it.
+    let name = many.attempts[0]
+        .test_cases
+        .clone()
+        .expect("a ConfigMap of test cases");
+    let cm = &w.test_cases[&name];
+    let cases = read_case_list(&cm.binary_data.as_ref().unwrap()[CASES_KEY].0);
+    assert_eq!(cases.len(), failing + 1);
+    assert_eq!(cases[failing].id, "tests.test_cart::test_ok");
+    assert_eq!(cases[failing].result, CaseResult::Passed);
+    let made = w
+        .writes
+        .iter()
+        .position(|x| *x == format!("create test cases {name}"))
+        .expect("created");
+    assert!(
+        w.writes[made + 1..]
+            .iter()
+            .any(|x| x.starts_with("cr status") && x.contains("many")),
+        "{:?}",
+        w.writes
+    );
+    assert_eq!(w.test_cases.len(), 1, "only a report read whole is kept");
 
     let missing = w.category("missing").status.clone().unwrap();
     assert_eq!(missing.phase, Some(Phase::Succeeded));

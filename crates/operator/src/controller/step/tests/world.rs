@@ -97,6 +97,8 @@ pub struct World {
     /// CategoryRuns that do not decode, by name.
     pub invalid: BTreeMap<String, Undecodable>,
     pub pods: BTreeMap<String, Pod>,
+    /// ConfigMaps of test cases, by name.
+    pub test_cases: BTreeMap<String, ConfigMap>,
     pub others: Vec<TestLayerRun>,
     pub config_maps: BTreeMap<String, String>,
     /// ConfigMaps the controller created (frozen plans), by name.
@@ -176,6 +178,7 @@ impl World {
             crs: BTreeMap::new(),
             invalid: BTreeMap::new(),
             pods: BTreeMap::new(),
+            test_cases: BTreeMap::new(),
             others: Vec::new(),
             config_maps: BTreeMap::new(),
             plans: BTreeMap::new(),
@@ -344,6 +347,13 @@ impl World {
                     let name = cm.name_any();
                     self.writes.push(format!("create plan {name}"));
                     self.plans.entry(name).or_insert(*cm);
+                }
+                Write::CreateTestCases(cms) => {
+                    for cm in cms {
+                        let name = cm.name_any();
+                        self.writes.push(format!("create test cases {name}"));
+                        self.test_cases.entry(name).or_insert(cm);
+                    }
                 }
                 Write::CreateCategoryRuns(crs) => {
                     for mut cr in crs {
