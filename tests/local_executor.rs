@@ -78,6 +78,16 @@ fn example_project_passes_with_counts_retries_and_reports() {
     let flaky = category(&report, "flaky");
     assert_eq!(flaky["attempts"].as_array().unwrap().len(), 2, "{flaky:#}");
     assert_eq!(flaky["attempts"][0]["exit_code"], 1);
+    // It passed only on its retry: flaky, and so is the test that failed
+    // first and then passed.
+    assert_eq!(flaky["flaky"], true, "{flaky:#}");
+    assert_eq!(flaky["reason"], "PassedOnRetry");
+    assert_eq!(
+        flaky["flaky_tests"]["listed"][0]["id"],
+        "tests.test_flaky::test_passes_on_retry"
+    );
+    assert_eq!(flaky["flaky_tests"]["listed"][0]["attempt"], 1);
+    assert!(flaky.get("failed_tests").is_none(), "{flaky:#}");
     assert_eq!(category(&report, "compile")["counts"]["passed"], 1);
     // checkout ran only after unit and api passed: its start follows their ends in the log.
     let pos = |needle: &str| {

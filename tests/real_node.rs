@@ -139,6 +139,16 @@ async fn the_shop_example_runs_real_pytest_in_pods_as_written() {
         "{flaky:#?}"
     );
     assert_eq!(flaky.attempts[0].exit_code, Some(1));
+    // Passed only on the retry: flaky, with the test that failed, then
+    // passed, named from the two JUnit reports.
+    assert!(flaky.flaky, "{flaky:#?}");
+    assert_eq!(
+        flaky.flaky_tests.listed.first().map(|t| t.id.as_str()),
+        Some("tests.test_flaky::test_passes_on_retry"),
+        "{flaky:#?}"
+    );
+    let run_flaky = run.status.as_ref().and_then(|s| s.flaky);
+    assert_eq!(run_flaky.map(|f| (f.categories, f.tests)), Some((1, 1)));
     assert!(
         flaky.attempts[0]
             .log_tail

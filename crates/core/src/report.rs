@@ -77,6 +77,12 @@ pub struct CategoryReport {
     /// (the first 50, then how many more).
     #[serde(default, skip_serializing_if = "FailedTests::is_empty")]
     pub failed_tests: FailedTests,
+    /// It passed, but only on a retry after a test failure.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub flaky: bool,
+    /// Tests that failed in one attempt and passed in a later one.
+    #[serde(default, skip_serializing_if = "FailedTests::is_empty")]
+    pub flaky_tests: FailedTests,
     /// Every test case of the last attempt's JUnit report, for the JUnit
     /// written for the run (not in the JSON report, which names failures).
     #[serde(skip)]
@@ -170,15 +176,36 @@ impl RunReport {
             ]);
         }
         let mut failing = String::new();
-        for c in self
-            .categories
-            .iter()
-            .filter(|c| !c.failed_tests.is_empty())
-        {
-            failing.push_str(&format!("failing tests of {}:\n", c.name));
-            for line in c.failed_tests.lines() {
+        let mut list = |title: String, tests: &FailedTests| {
+            failing.push_str(&title);
+            for line in tests.lines() {
                 failing.push_str(&format!("  {line}\n"));
             }
+        };
+        for c in &self.categories {
+            if !c.failed_tests.is_empty() {
+                list(format!("failing tests of {}:\n", c.name), &c.failed_tests);
+            }
+        }
+        for c in &self.categories {
+            if !c.flaky_tests.is_empty() {
+                list(
+                    format!("flaky tests of {} (failed, then passed):\n", c.name),
+                    &c.flaky_tests,
+                );
+            }
+        }
+        let flaky: Vec<&str> = self
+            .categories
+            .iter()
+            .filter(|c| c.flaky)
+            .map(|c| c.name.as_str())
+            .collect();
+        if !flaky.is_empty() {
+            failing.push_str(&format!(
+                "flaky (passed only on a retry): {}\n",
+                flaky.join(", ")
+            ));
         }
         format!(
             "{t}\n{failing}{} ({}): {} in {} — {} passed, {} failed, {} skipped\n",
@@ -286,6 +313,8 @@ mod tests {
             duration_secs: 1.0,
             counts: None,
             failed_tests: failed,
+            flaky: false,
+            flaky_tests: FailedTests::default(),
             cases: Vec::new(),
             log_tail: String::new(),
             log_file: None,

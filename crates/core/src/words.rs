@@ -109,6 +109,8 @@ pub enum Reason {
     Held,
     /// Ended: passed.
     Passed,
+    /// Ended: passed, but only on a retry after a test failure (flaky).
+    PassedOnRetry,
     /// Ended: tests failed, no retries left.
     TestsFailed,
     /// Ended: the infrastructure failed, no retries left.
@@ -142,6 +144,7 @@ open_vocabulary!(Reason {
     BackingOff => "BackingOff",
     Held => "Held",
     Passed => "Passed",
+    PassedOnRetry => "PassedOnRetry",
     TestsFailed => "TestsFailed",
     InfrastructureFailed => "InfrastructureFailed",
     DeadlineExceeded => "DeadlineExceeded",

@@ -110,6 +110,8 @@ pub async fn run_layer(
             duration_secs: 0.0,
             counts: None,
             failed_tests: FailedTests::default(),
+            flaky: false,
+            flaky_tests: FailedTests::default(),
             cases: Vec::new(),
             log_tail: String::new(),
             log_file: None,
@@ -316,7 +318,13 @@ fn record(
         report_problem: r.junit_error.clone(),
     });
     rep.counts = r.counts.map(|c| c.1);
-    rep.failed_tests = r.failed_tests;
+    // Tests that failed in an earlier attempt and pass in this one.
+    let earlier = std::mem::replace(&mut rep.failed_tests, r.failed_tests);
+    for t in earlier.passed_later(&r.cases).listed {
+        if !rep.flaky_tests.listed.iter().any(|f| f.id == t.id) {
+            rep.flaky_tests.push(t);
+        }
+    }
     rep.cases = r.cases;
     for t in &mut rep.failed_tests.listed {
         t.attempt = number;
@@ -332,6 +340,16 @@ fn record(
 fn finish_report(layer: &LayerPlan, rep: &mut CategoryReport, t: Terminal, took: Duration) {
     rep.phase = t.phase;
     rep.reason = Reason::from(t.cause);
+    // Passed only after an attempt whose tests failed: flaky.
+    let before_last = rep.attempts.len().saturating_sub(1);
+    if t.phase == Phase::Succeeded
+        && rep.attempts[..before_last]
+            .iter()
+            .any(|a| !a.infrastructure && matches!(a.reason, AttemptReason::ExitCode(_)))
+    {
+        rep.flaky = true;
+        rep.reason = Reason::PassedOnRetry;
+    }
     rep.message = describe_end(
         layer,
         t,

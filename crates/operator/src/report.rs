@@ -58,6 +58,8 @@ pub fn run_report(
                 duration_secs: secs(&cs.start_time, &cs.completion_time),
                 counts: cs.counts,
                 failed_tests: cs.failed_tests.clone(),
+                flaky: cs.flaky,
+                flaky_tests: cs.flaky_tests.clone(),
                 cases: Vec::new(),
                 log_tail: cs.log_tail.clone().unwrap_or_default(),
                 log_file: None,

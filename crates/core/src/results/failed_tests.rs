@@ -40,15 +40,38 @@ impl FailedTests {
         if case.result != CaseResult::Failed {
             return;
         }
+        self.push(FailedTest {
+            id: case.id.clone(),
+            message: case.message.clone(),
+            attempt,
+        });
+    }
+
+    /// Adds `test` (counted past the bound).
+    pub fn push(&mut self, test: FailedTest) {
         if self.listed.len() < MAX_LISTED_TESTS {
-            self.listed.push(FailedTest {
-                id: case.id.clone(),
-                message: case.message.clone(),
-                attempt,
-            });
+            self.listed.push(test);
         } else {
             self.more = self.more.saturating_add(1);
         }
+    }
+
+    /// The tests of `earlier` (failures of an earlier attempt) that `now`
+    /// (the cases of a later attempt's report) shows passing: flaky ones,
+    /// with the attempt and message of their failure. Only the listed ones
+    /// can be told.
+    pub fn passed_later<'a>(&self, now: impl IntoIterator<Item = &'a TestCase>) -> FailedTests {
+        let mut wanted: std::collections::BTreeMap<&str, &FailedTest> =
+            self.listed.iter().map(|t| (t.id.as_str(), t)).collect();
+        let mut out = FailedTests::default();
+        for case in now {
+            if case.result == CaseResult::Passed
+                && let Some(t) = wanted.remove(case.id.as_str())
+            {
+                out.push(t.clone());
+            }
+        }
+        out
     }
 
     /// How many failed in all.
@@ -111,5 +134,23 @@ mod tests {
         assert_eq!(lines[1], "t::c1");
         assert_eq!(lines.last().unwrap(), "... and 7 more");
         assert_eq!(f.listed[0].attempt, 2);
+    }
+
+    #[test]
+    fn tests_that_failed_and_then_passed_are_flaky() {
+        let mut earlier = FailedTests::default();
+        earlier.record(&case(0, CaseResult::Failed), 1);
+        earlier.record(&case(1, CaseResult::Failed), 1);
+        earlier.record(&case(2, CaseResult::Failed), 1);
+        let now = [
+            case(0, CaseResult::Passed),
+            case(1, CaseResult::Failed),
+            case(5, CaseResult::Passed),
+        ];
+        let flaky = earlier.passed_later(&now);
+        assert_eq!(flaky.listed.len(), 1);
+        assert_eq!(flaky.listed[0].id, "t::c0");
+        assert_eq!(flaky.listed[0].message, "boom");
+        assert_eq!(flaky.listed[0].attempt, 1);
     }
 }

@@ -132,6 +132,13 @@ pub struct CategoryRunStatus {
     /// many more.
     #[serde(default, skip_serializing_if = "FailedTests::is_empty")]
     pub failed_tests: FailedTests,
+    /// It passed, but only on a retry after a test failure.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub flaky: bool,
+    /// Tests that failed in one attempt and passed in a later one (with the
+    /// attempt and message of their failure; the first 50, then a count).
+    #[serde(default, skip_serializing_if = "FailedTests::is_empty")]
+    pub flaky_tests: FailedTests,
     /// The end of the last attempt's log (bounded), kept after the Pod is gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_tail: Option<String>,

@@ -19,7 +19,7 @@ pub use common::{ConditionType, LayerPhase};
 pub use crds::{all_crds, crds_yaml};
 pub use decoded::{Decoded, Undecodable};
 pub use test_layer_run::{
-    CategorySummary, ConfigMapKeyRef, ConfigSource, FrozenPlanRef, LISTED_FAILURES,
+    CategorySummary, ConfigMapKeyRef, ConfigSource, FlakyCounts, FrozenPlanRef, LISTED_FAILURES,
     MAX_LISTED_CATEGORIES, PhaseCounts, PlanSnapshot, PodSettings, RunOverrides, TestLayerRun,
     TestLayerRunSpec, TestLayerRunStatus,
 };

@@ -204,6 +204,10 @@ pub struct TestLayerRunStatus {
     /// Tests summed over categories.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<TestCounts>,
+    /// Flaky categories (passed only on a retry) and flaky tests (failed,
+    /// then passed in a later attempt), when there are any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flaky: Option<FlakyCounts>,
     /// The strategy in effect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy: Option<Known<Strategy>>,
@@ -408,4 +412,15 @@ impl CategorySummary {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+/// How much of a run was flaky.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FlakyCounts {
+    /// Categories that passed only on a retry.
+    #[schemars(range(max = super::limits::MAX_INDEX))]
+    pub categories: u32,
+    /// Tests that failed in one attempt and passed in a later one.
+    pub tests: u64,
 }

@@ -41,6 +41,12 @@ pub struct Metrics {
     pub pod_start_latency: Histogram,
     /// Pods created.
     pub pods_created: Counter,
+    /// Categories that passed only on a retry, over every CategoryRun the
+    /// controller watches.
+    pub flaky_categories: Gauge,
+    /// Tests that failed in one attempt and passed in a later one, over
+    /// every CategoryRun the controller watches.
+    pub flaky_tests: Gauge,
 }
 
 impl Default for Metrics {
@@ -53,6 +59,8 @@ impl Default for Metrics {
             categories: Family::default(),
             pod_start_latency: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
             pods_created: Counter::default(),
+            flaky_categories: Gauge::default(),
+            flaky_tests: Gauge::default(),
         };
         if let Ok(mut r) = m.registry.lock() {
             r.register(
@@ -80,6 +88,16 @@ impl Default for Metrics {
                 "pods_created",
                 "Pods created for attempts",
                 m.pods_created.clone(),
+            );
+            r.register(
+                "flaky_categories",
+                "Categories that passed only on a retry",
+                m.flaky_categories.clone(),
+            );
+            r.register(
+                "flaky_tests",
+                "Tests that failed in one attempt and passed in a later one",
+                m.flaky_tests.clone(),
             );
         }
         m

@@ -238,7 +238,8 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                metrics.set_categories(crs.state().iter().filter_map(|c| {
+                let all = crs.state();
+                metrics.set_categories(all.iter().filter_map(|c| {
                     c.valid().map(|c| {
                         c.status
                             .as_ref()
@@ -247,6 +248,14 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
                             .as_str()
                     })
                 }));
+                let (mut categories, mut tests) = (0i64, 0i64);
+                for s in all.iter().filter_map(|c| c.valid()?.status.as_ref()) {
+                    categories += i64::from(s.flaky);
+                    tests = tests
+                        .saturating_add(i64::try_from(s.flaky_tests.total()).unwrap_or(i64::MAX));
+                }
+                metrics.flaky_categories.set(categories);
+                metrics.flaky_tests.set(tests);
             }
         })
     };

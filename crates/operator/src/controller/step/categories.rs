@@ -318,6 +318,10 @@ impl Categories {
                     let st = &mut c.status;
                     st.phase = Some(terminal.phase);
                     st.reason = Some(Reason::from(terminal.cause));
+                    if terminal.phase == Phase::Succeeded && passed_on_retry(st) {
+                        st.flaky = true;
+                        st.reason = Some(Reason::PassedOnRetry);
+                    }
                     st.caused_by = caused_by(layer, terminal.cause);
                     let end = describe_end(
                         layer,
@@ -504,4 +508,13 @@ fn due(
         }
         _ => Due::Never,
     }
+}
+
+/// Whether an attempt before the last one failed its tests (not the
+/// infrastructure, not stopped): a category that then passed is flaky.
+fn passed_on_retry(st: &CategoryRunStatus) -> bool {
+    let n = st.attempts.len().saturating_sub(1);
+    st.attempts[..n]
+        .iter()
+        .any(|a| !a.infrastructure && a.stop.is_none() && a.exit_code.is_some_and(|c| c != 0))
 }

@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use super::observed::{AttemptLog, LogAnswer};
 use crate::api::{CategoryRun, CategoryRunStatus};
 use crate::controller::build;
-use crate::results::{FailedTests, LogTail, OutputScanner, ReportOutcome};
+use crate::results::{LogTail, OutputScanner, ReportOutcome, read_case_list};
 
 /// Bounds of the log tail kept in a CategoryRun's status.
 const TAIL_LINES: usize = 40;
@@ -45,7 +45,8 @@ pub(super) fn read_results(
                 short.push_line(line);
             }
             st.counts = scanner.counts().map(|(_, c)| c);
-            st.failed_tests = FailedTests::default();
+            // The failures of an earlier attempt, to tell flaky tests.
+            let earlier = std::mem::take(&mut st.failed_tests);
             let mut problem = None;
             if let (Some(read), Some(path)) = (&log.report, report) {
                 match &read.outcome {
@@ -56,6 +57,15 @@ pub(super) fn read_results(
                             t.attempt = number;
                         }
                         st.failed_tests = failed;
+                        if !earlier.is_empty() && earlier.listed.iter().all(|t| t.attempt < number)
+                        {
+                            let now = read_case_list(&read.cases.bytes);
+                            for t in earlier.passed_later(&now).listed {
+                                if !st.flaky_tests.listed.iter().any(|f| f.id == t.id) {
+                                    st.flaky_tests.push(t);
+                                }
+                            }
+                        }
                     }
                     // A stopped attempt (timed out, cancelled) is not
                     // expected to leave a report; its log is first read

@@ -13,8 +13,8 @@ use super::refusals;
 use super::writes::{Next, Step, Write};
 use super::{note, offset, wall_clock};
 use crate::api::{
-    CategorySummary, LISTED_FAILURES, LayerPhase, MAX_LISTED_CATEGORIES, PhaseCounts, TestCounts,
-    TestLayerRun, TestLayerRunStatus,
+    CategorySummary, FlakyCounts, LISTED_FAILURES, LayerPhase, MAX_LISTED_CATEGORIES, PhaseCounts,
+    TestCounts, TestLayerRun, TestLayerRunStatus,
 };
 use crate::layer::LayerPlan;
 use crate::plan::describe::human_duration;
@@ -42,6 +42,7 @@ pub fn update(
     let wall = wall_clock(now);
     let mut total = TestCounts::default();
     let mut any_counts = false;
+    let mut flaky = FlakyCounts::default();
     let mut phases = PhaseCounts::default();
     let mut failed = Vec::new();
     let mut failed_names = Vec::new();
@@ -52,6 +53,8 @@ pub fn update(
             total.add(n);
             any_counts = true;
         }
+        flaky.categories += u32::from(c.status.flaky);
+        flaky.tests = flaky.tests.saturating_add(c.status.flaky_tests.total());
         let phase = c.status.phase.unwrap_or(Phase::Pending);
         phases.add(phase);
         let reason = c.status.reason.clone().filter(Reason::is_notable);
@@ -100,6 +103,7 @@ pub fn update(
     status.phase = Some(phase);
     status.progress = Some(format!("{}/{}", phases.finished(), phases.total()));
     status.counts = any_counts.then_some(total);
+    status.flaky = (flaky != FlakyCounts::default()).then_some(flaky);
     status.message = Some(message.clone());
     status.phases = Some(phases);
     status.failed_categories = failed_names;

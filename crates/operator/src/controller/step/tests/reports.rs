@@ -140,3 +140,59 @@ fn a_report_gives_counts_and_names_failing_tests_and_a_bad_one_is_named() {
     assert_eq!(plain.counts.map(|c| c.passed), Some(4));
     assert_eq!(plain.attempts[0].report_problem, None);
 }
+
+const FLAKY: &str = r#"
+layers:
+  flaky:
+    execution_mode: "parallel"
+    categories:
+      - name: "retried"
+        timeout_seconds: 30
+        retries: 2
+        retry_backoff_seconds: 0
+        junit_report: "out/junit.xml"
+      - name: "steady"
+        timeout_seconds: 30
+        junit_report: "out/junit.xml"
+"#;
+
+#[test]
+fn a_category_that_passes_on_a_retry_is_flaky_and_names_its_flaky_tests() {
+    let report = |a: &str, b: &str| {
+        printed(&format!(
+            "<testsuite>\n<testcase classname=\"t\" name=\"a\">{a}</testcase>\n<testcase classname=\"t\" name=\"b\">{b}</testcase>\n</testsuite>"
+        ))
+    };
+    let fail = "<failure message=\"timing\"/>";
+    let mut w =
+        World::new("flaky", FLAKY, json!({"command": "pytest"})).scripts(move |c, n| {
+            match (c, n) {
+                // Attempt 1: a and b fail; attempt 2: b still fails; 3: all pass.
+                ("retried", 1) => Script::fail(1.0, 1, &format!("2 failed{}", report(fail, fail))),
+                ("retried", 2) => Script::fail(1.0, 1, &format!("1 failed{}", report("", fail))),
+                _ => Script::pass(1.0, &format!("2 passed{}", report("", ""))),
+            }
+        });
+    w.run_to_end(LONG);
+    let st = w.category("retried").status.clone().unwrap();
+    assert_eq!(st.phase, Some(Phase::Succeeded), "{st:#?}");
+    assert!(st.flaky);
+    assert_eq!(st.reason, Some(Reason::PassedOnRetry));
+    assert!(st.failed_tests.is_empty(), "the last attempt passed");
+    let flaky: Vec<(&str, u32)> = st
+        .flaky_tests
+        .listed
+        .iter()
+        .map(|t| (t.id.as_str(), t.attempt))
+        .collect();
+    assert_eq!(flaky, [("t::a", 1), ("t::b", 2)], "{st:#?}");
+    assert_eq!(st.flaky_tests.listed[0].message, "timing");
+
+    let steady = w.category("steady").status.clone().unwrap();
+    assert!(!steady.flaky && steady.flaky_tests.is_empty());
+    assert_eq!(steady.reason, Some(Reason::Passed));
+
+    let run = w.run.status.clone().unwrap();
+    let counts = run.flaky.expect("the run counts its flaky parts");
+    assert_eq!((counts.categories, counts.tests), (1, 2));
+}
