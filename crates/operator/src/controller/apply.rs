@@ -59,11 +59,11 @@ pub async fn apply(
             }
             Write::CreatePlan(cm) => {
                 let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
-                create_all(&api, vec![*cm], "ConfigMap").await?;
+                create_all(&api, vec![*cm], "ConfigMap", trim_config_map).await?;
             }
             Write::CreateTestCases(cms) => {
                 let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
-                for c in create_all(&api, cms, "ConfigMap").await? {
+                for c in create_all(&api, cms, "ConfigMap", trim_config_map).await? {
                     if let Created::Refused { error, obj } = c {
                         // The results are in the status; only the full
                         // list of test cases is lost.
@@ -73,7 +73,7 @@ pub async fn apply(
             }
             Write::CreateCategoryRuns(crs) => {
                 let api: Api<CategoryRun> = Api::namespaced(ctx.client.clone(), &ns);
-                for c in create_all(&api, crs, "CategoryRun").await? {
+                for c in create_all(&api, crs, "CategoryRun", trim_category_run).await? {
                     match c {
                         Created::New(cr) => ctx.own.category_runs.remember(cr, true),
                         Created::Existed(_) => {}
@@ -89,11 +89,10 @@ pub async fn apply(
             Write::CreatePods(pods) => {
                 let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
                 let mut refused = false;
-                for c in create_all(&api, pods, "Pod").await? {
+                for c in create_all(&api, pods, "Pod", super::runner::trim_pod).await? {
                     match c {
-                        Created::New(mut p) => {
+                        Created::New(p) => {
                             ctx.own.refused.created(&ns, &p.name_any());
-                            super::runner::trim_pod(&mut p);
                             ctx.own.pods.remember(p, true);
                         }
                         Created::Existed(ours) => {
@@ -138,9 +137,15 @@ pub async fn apply(
             }
             Write::CategoryRunStatuses(statuses) => {
                 let api: Api<CategoryRun> = Api::namespaced(ctx.client.clone(), &ns);
+                // Each answer is trimmed as it comes in: thousands of
+                // whole objects must not wait for the last one.
                 let futs = statuses.into_iter().map(|(name, st)| {
                     let api = api.clone();
-                    async move { patch_status(&api, &name, &st).await }
+                    async move {
+                        let mut cr = patch_status(&api, &name, &st).await?;
+                        trim_category_run(&mut cr);
+                        Ok::<_, ControllerError>(cr)
+                    }
                 });
                 let results: Vec<_> = futures::stream::iter(futs)
                     .buffer_unordered(CONCURRENT_WRITES)
@@ -299,12 +304,27 @@ async fn foreign_pod(api: &Api<Pod>, ours: &Pod) -> Result<Option<String>, Contr
     }))
 }
 
+/// What is kept of a created ConfigMap: its metadata.
+fn trim_config_map(cm: &mut ConfigMap) {
+    cm.metadata.managed_fields = None;
+    cm.data = None;
+    cm.binary_data = None;
+}
+
+/// What is kept of a created CategoryRun: all but its managedFields.
+fn trim_category_run(cr: &mut CategoryRun) {
+    cr.metadata.managed_fields = None;
+}
+
 /// Creates objects, [`CONCURRENT_WRITES`] at a time; ones that exist already
-/// are fine. Returns what became of each.
+/// are fine. Returns what became of each, every object passed through
+/// `trim` as soon as its answer is in (a batch of thousands of Pods must
+/// not be held whole until its last create).
 async fn create_all<K>(
     api: &Api<K>,
     objs: Vec<K>,
     kind: &str,
+    trim: fn(&mut K),
 ) -> Result<Vec<Created<K>>, ControllerError>
 where
     K: Resource
@@ -323,8 +343,14 @@ where
                 field_manager: Some(FIELD_MANAGER.into()),
                 ..Default::default()
             };
-            match api.create(&pp, &o).await {
-                Ok(created) => Ok(Created::New(created)),
+            let mut o = o;
+            let created = api.create(&pp, &o).await;
+            trim(&mut o);
+            match created {
+                Ok(mut created) => {
+                    trim(&mut created);
+                    Ok(Created::New(created))
+                }
                 Err(kube::Error::Api(e)) if e.code == 409 => Ok(Created::Existed(o)),
                 Err(kube::Error::Api(e)) if is_refusal(e.code) => {
                     Ok(Created::Refused { obj: o, error: e })
