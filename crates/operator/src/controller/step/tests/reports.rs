@@ -164,15 +164,14 @@ fn a_category_that_passes_on_a_retry_is_flaky_and_names_its_flaky_tests() {
         ))
     };
     let fail = "<failure message=\"timing\"/>";
-    let mut w =
-        World::new("flaky", FLAKY, json!({"command": "pytest"})).scripts(move |c, n| {
-            match (c, n) {
-                // Attempt 1: a and b fail; attempt 2: b still fails; 3: all pass.
-                ("retried", 1) => Script::fail(1.0, 1, &format!("2 failed{}", report(fail, fail))),
-                ("retried", 2) => Script::fail(1.0, 1, &format!("1 failed{}", report("", fail))),
-                _ => Script::pass(1.0, &format!("2 passed{}", report("", ""))),
-            }
-        });
+    let mut w = World::new("flaky", FLAKY, json!({"command": "pytest"})).scripts(move |c, n| {
+        match (c, n) {
+            // Attempt 1: a and b fail; attempt 2: b still fails; 3: all pass.
+            ("retried", 1) => Script::fail(1.0, 1, &format!("2 failed{}", report(fail, fail))),
+            ("retried", 2) => Script::fail(1.0, 1, &format!("1 failed{}", report("", fail))),
+            _ => Script::pass(1.0, &format!("2 passed{}", report("", ""))),
+        }
+    });
     w.run_to_end(LONG);
     let st = w.category("retried").status.clone().unwrap();
     assert_eq!(st.phase, Some(Phase::Succeeded), "{st:#?}");
