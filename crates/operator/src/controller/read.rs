@@ -23,7 +23,7 @@ use super::step::{
 };
 use crate::api::{Decoded, TestLayerRun};
 use crate::config::service_k8s_name;
-use crate::results::{CaseListWriter, FailedTests, read_attempt_log};
+use crate::results::{CaseListWriter, FailedTests, ReportOutcome, read_attempt_log};
 
 /// Log bytes kept from the end of a finished attempt's log, for test
 /// counts and the tail.
@@ -208,9 +208,22 @@ async fn logs(ctx: &Context, ns: &str, pod: &str) -> Result<String, String> {
         Ok(end.text())
     };
     match tokio::time::timeout(LOG_READ_TIMEOUT, read).await {
-        Ok(r) => r,
+        Ok(Ok(text)) => match kubelet_error(&text) {
+            Some(e) => Err(e.to_string()),
+            None => Ok(text),
+        },
+        Ok(Err(e)) => Err(e),
         Err(_) => Err(format!("no answer in {}s", LOG_READ_TIMEOUT.as_secs())),
     }
+}
+
+/// The kubelet's words when it could not read a container's log (a
+/// container that has not started yet, or whose log file is gone), which
+/// it sends as the log itself with a success status: not a log.
+fn kubelet_error(text: &str) -> Option<&str> {
+    let line = text.trim_end();
+    (line.starts_with("unable to retrieve container logs for ") && !line.contains('\n'))
+        .then_some(line)
 }
 
 /// The log of `pod` with the JUnit report `report` in it: the report is
@@ -255,7 +268,19 @@ async fn logs_with_report(ctx: &Context, ns: &str, pod: &str, report: &str) -> L
     match fed {
         Err(_) => Err(format!("no answer in {}s", LOG_READ_TIMEOUT.as_secs())),
         Ok(Err(e)) => Err(e),
-        Ok(Ok(())) => log,
+        Ok(Ok(())) => match log {
+            Ok(l)
+                if l.report
+                    .as_ref()
+                    .is_some_and(|r| r.outcome == ReportOutcome::Absent) =>
+            {
+                match kubelet_error(&l.text) {
+                    Some(e) => Err(e.to_string()),
+                    None => Ok(l),
+                }
+            }
+            other => other,
+        },
     }
 }
 
@@ -466,6 +491,19 @@ async fn unready_services(
 #[cfg(test)]
 mod tests {
     use super::LogEnd;
+
+    #[test]
+    fn the_kubelets_words_for_a_log_it_cannot_read_are_not_a_log() {
+        let words = "unable to retrieve container logs for containerd://981a72c4";
+        assert_eq!(super::kubelet_error(words), Some(words));
+        assert_eq!(super::kubelet_error(&format!("{words}\n")), Some(words));
+        assert_eq!(super::kubelet_error("started\n3 passed\n"), None);
+        assert_eq!(
+            super::kubelet_error(&format!("started\n{words}")),
+            None,
+            "a log that holds the words among others is a log"
+        );
+    }
 
     #[test]
     fn the_end_of_a_log_is_kept_whole_lines_and_lossy() {
