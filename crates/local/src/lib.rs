@@ -319,16 +319,9 @@ fn record(
     });
     rep.counts = r.counts.map(|c| c.1);
     // Tests that failed in an earlier attempt and pass in this one.
-    let earlier = std::mem::replace(&mut rep.failed_tests, r.failed_tests);
-    for t in earlier.passed_later(&r.cases).listed {
-        if !rep.flaky_tests.listed.iter().any(|f| f.id == t.id) {
-            rep.flaky_tests.push(t);
-        }
-    }
+    let earlier = std::mem::replace(&mut rep.failed_tests, r.failed_tests.in_attempt(number));
+    rep.flaky_tests.add_unlisted(earlier.passed_later(&r.cases));
     rep.cases = r.cases;
-    for t in &mut rep.failed_tests.listed {
-        t.attempt = number;
-    }
     rep.log_tail = match (&r.spawn_error, &r.junit_error) {
         (Some(e), _) => e.clone(),
         (None, Some(j)) if !r.tail.is_empty() => format!("{}\n[testlayer] {j}", r.tail),

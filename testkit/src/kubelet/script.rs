@@ -202,7 +202,9 @@ impl PodScript {
     /// A container that runs testlayer's report wrapper (a category with a
     /// `junit_report`) is scripted by its command, and when that exits
     /// its log ends with the report as the wrapper prints it (or the line
-    /// saying that it is missing).
+    /// saying that it is missing). Like the script's other lines, these are
+    /// served whole from the start (a real container prints them only once
+    /// its command has ended).
     pub fn from_pod(pod: &Pod) -> Self {
         let Some(c) = pod.spec.as_ref().and_then(|s| s.containers.first()) else {
             return Self::default();

@@ -56,6 +56,24 @@ impl FailedTests {
         }
     }
 
+    /// The same tests, every one of attempt `attempt`.
+    pub fn in_attempt(mut self, attempt: u32) -> Self {
+        for t in &mut self.listed {
+            t.attempt = attempt;
+        }
+        self
+    }
+
+    /// Adds the tests of `other` that are not listed yet (by id).
+    pub fn add_unlisted(&mut self, other: FailedTests) {
+        for t in other.listed {
+            if !self.listed.iter().any(|f| f.id == t.id) {
+                self.push(t);
+            }
+        }
+        self.more = self.more.saturating_add(other.more);
+    }
+
     /// The tests of `earlier` (failures of an earlier attempt) that `now`
     /// (the cases of a later attempt's report) shows passing: flaky ones,
     /// with the attempt and message of their failure. Only the listed ones

@@ -191,28 +191,47 @@ async fn logs(ctx: &Context, ns: &str, pod: &str) -> Result<String, String> {
         tail_lines: Some(LOG_READ_LINES),
         ..LogParams::default()
     };
+    let mut end = LogEnd::new(LOG_READ_BYTES);
+    stream_log(&pods, pod, &lp, |chunk| {
+        end.push(&chunk);
+        std::future::ready(true)
+    })
+    .await?;
+    let text = end.text();
+    match kubelet_error(&text) {
+        Some(e) => Err(e.to_string()),
+        None => Ok(text),
+    }
+}
+
+/// Streams the test container's log of `pod`, as `lp` asks, a chunk at a
+/// time into `each` (which returns false to stop), within
+/// [`LOG_READ_TIMEOUT`].
+async fn stream_log<F, Fut>(
+    pods: &Api<Pod>,
+    pod: &str,
+    lp: &LogParams,
+    mut each: F,
+) -> Result<(), String>
+where
+    F: FnMut(Vec<u8>) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
     let read = async {
-        let stream = pods.log_stream(pod, &lp).await.map_err(|e| e.to_string())?;
-        let mut end = LogEnd::new(LOG_READ_BYTES);
+        let stream = pods.log_stream(pod, lp).await.map_err(|e| e.to_string())?;
         let mut stream = std::pin::pin!(stream);
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let n = futures::AsyncReadExt::read(&mut stream, &mut buf)
                 .await
                 .map_err(|e| e.to_string())?;
-            if n == 0 {
-                break;
+            if n == 0 || !each(buf[..n].to_vec()).await {
+                return Ok(());
             }
-            end.push(&buf[..n]);
         }
-        Ok(end.text())
     };
     match tokio::time::timeout(LOG_READ_TIMEOUT, read).await {
-        Ok(Ok(text)) => match kubelet_error(&text) {
-            Some(e) => Err(e.to_string()),
-            None => Ok(text),
-        },
-        Ok(Err(e)) => Err(e),
+        Ok(r) => r,
         Err(_) => Err(format!("no answer in {}s", LOG_READ_TIMEOUT.as_secs())),
     }
 }
@@ -248,27 +267,17 @@ async fn logs_with_report(ctx: &Context, ns: &str, pod: &str, report: &str) -> L
         });
         attempt_log(input, &origin)
     });
-    let feed = async {
-        let stream = pods.log_stream(pod, &lp).await.map_err(|e| e.to_string())?;
-        let mut stream = std::pin::pin!(stream);
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = futures::AsyncReadExt::read(&mut stream, &mut buf)
-                .await
-                .map_err(|e| e.to_string())?;
-            if n == 0 || tx.send(buf[..n].to_vec()).await.is_err() {
-                return Ok::<(), String>(());
-            }
-        }
-    };
-    let fed = tokio::time::timeout(LOG_READ_TIMEOUT, feed).await;
+    let sender = &tx;
+    let fed = stream_log(&pods, pod, &lp, move |chunk| async move {
+        sender.send(chunk).await.is_ok()
+    })
+    .await;
     // The reader sees the end of its input once the sender is gone.
     drop(tx);
     let log = parse.await.map_err(|e| e.to_string())?;
     match fed {
-        Err(_) => Err(format!("no answer in {}s", LOG_READ_TIMEOUT.as_secs())),
-        Ok(Err(e)) => Err(e),
-        Ok(Ok(())) => match log {
+        Err(e) => Err(e),
+        Ok(()) => match log {
             Ok(l)
                 if l.report
                     .as_ref()

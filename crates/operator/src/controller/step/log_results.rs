@@ -52,19 +52,11 @@ pub(super) fn read_results(
                 match &read.outcome {
                     ReportOutcome::Read(counts) => {
                         st.counts = Some(*counts);
-                        let mut failed = read.failed.clone();
-                        for t in &mut failed.listed {
-                            t.attempt = number;
-                        }
-                        st.failed_tests = failed;
+                        st.failed_tests = read.failed.clone().in_attempt(number);
                         if !earlier.is_empty() && earlier.listed.iter().all(|t| t.attempt < number)
                         {
                             let now = read_case_list(&read.cases.bytes);
-                            for t in earlier.passed_later(&now).listed {
-                                if !st.flaky_tests.listed.iter().any(|f| f.id == t.id) {
-                                    st.flaky_tests.push(t);
-                                }
-                            }
+                            st.flaky_tests.add_unlisted(earlier.passed_later(&now));
                         }
                     }
                     // A stopped attempt (timed out, cancelled) is not
