@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Fixture, assert_attempts, peak_running};
+use common::{Fixture, assert_attempts, peak_running, timeline};
 use serde_json::json;
 use testlayer::api::LayerPhase;
 use testlayer::plan::Phase;
@@ -47,5 +47,9 @@ async fn runs_survive_restarts_of_the_apiserver_and_etcd() {
     let events = fx.kubelet().events();
     assert_attempts(&crs, &expect, &events, "after the restarts");
     let peak = peak_running(&events, "work-");
-    assert!(peak <= 2, "{peak} Pods ran at once (limit 2)");
+    assert!(
+        peak <= 2,
+        "{peak} Pods ran at once (limit 2):\n{}",
+        timeline(&events, "work-")
+    );
 }

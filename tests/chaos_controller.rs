@@ -12,7 +12,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{Fixture, assert_attempts, controller_process, peak_running};
+use common::{Fixture, assert_attempts, controller_process, peak_running, timeline};
 use serde_json::json;
 use testlayer::api::LayerPhase;
 use testlayer::plan::Phase;
@@ -102,6 +102,7 @@ async fn a_sigkilled_controller_loses_nothing_and_starts_nothing_twice() {
     assert_attempts(&crs, &expect, &events, &format!("seed {seed}"));
     assert!(
         peak_running(&events, "deps-") <= 2,
-        "more than 2 deps Pods ran at once, seed {seed}"
+        "more than 2 deps Pods ran at once, seed {seed}:\n{}",
+        timeline(&events, "deps-")
     );
 }

@@ -7,7 +7,7 @@ mod common;
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use common::{Fixture, category_phases, eventually, phase};
+use common::{Fixture, category_phases, eventually, peak_running, phase};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::api::events::v1::Event;
@@ -18,28 +18,6 @@ use testlayer::api::LayerPhase;
 use testlayer::controller::LeaderElection;
 use testlayer::plan::Phase;
 use testlayer_testkit::kubelet::{KubeletEvent, KubeletEventKind};
-
-/// Most Pods running at once, from the kubelet's record (a Pod counts from
-/// Running to its first end).
-fn peak_running(events: &[KubeletEvent]) -> usize {
-    let mut running = std::collections::BTreeSet::new();
-    let mut peak = 0;
-    for e in events {
-        match e.kind {
-            KubeletEventKind::Running => {
-                running.insert(e.pod.clone());
-            }
-            KubeletEventKind::Terminated(_)
-            | KubeletEventKind::Deleted
-            | KubeletEventKind::Evicted => {
-                running.remove(&e.pod);
-            }
-            KubeletEventKind::Bound => {}
-        }
-        peak = peak.max(running.len());
-    }
-    peak
-}
 
 fn first(events: &[KubeletEvent], pod_prefix: &str, kind: KubeletEventKind) -> Instant {
     events
@@ -244,7 +222,7 @@ async fn the_parallel_limit_is_never_exceeded() {
             .count(),
         9
     );
-    let peak = peak_running(&ev);
+    let peak = peak_running(&ev, "");
     assert!(peak <= 3, "peak {peak} above the limit of 3");
     assert!(peak >= 2, "the limit should be used: peak {peak}");
 }
@@ -394,7 +372,7 @@ async fn a_controller_restart_loses_nothing_and_starts_nothing_twice() {
         "each category started exactly once: {running:?}"
     );
     assert_eq!(done.status.unwrap().counts.map(|c| c.passed), Some(6));
-    assert!(peak_running(&ev) <= 2);
+    assert!(peak_running(&ev, "") <= 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -473,7 +451,7 @@ async fn the_cpu_budget_limits_admission() {
     fx.submit("budget", "budget", &config, json!({})).await;
     let done = fx.wait_done("budget", Duration::from_secs(60)).await;
     assert_eq!(phase(&done), Some(LayerPhase::Succeeded));
-    let peak = peak_running(&fx.kubelet().events());
+    let peak = peak_running(&fx.kubelet().events(), "");
     assert!((1..=2).contains(&peak), "peak {peak} with a budget for 2");
     let pod = fx.pods().get("budget-c0-1").await.unwrap();
     let limits = pod.spec.unwrap().containers[0]

@@ -23,7 +23,10 @@ pub struct ControllerArgs {
     /// Kubeconfig file (default: in-cluster config, else $KUBECONFIG or ~/.kube/config).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
-    /// Name of this replica (default: the host name and process id).
+    /// Name of this replica (default: the host name). A random suffix makes
+    /// each process its own Lease holder: a replica restarted in place waits
+    /// out the Lease of its crashed predecessor, whose last writes may still
+    /// be landing, instead of taking it over at once.
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
     /// Act only while holding a Lease, so that of several replicas one acts.
@@ -44,10 +47,17 @@ pub struct ControllerArgs {
 }
 
 fn default_identity() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "testlayer".into());
-    format!("{host}-{}", std::process::id())
+        .unwrap_or_else(|_| "testlayer".into())
+}
+
+/// `name` with a suffix that no other process has (random per process).
+fn process_identity(name: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    format!("{name}-{:08x}", h.finish() as u32)
 }
 
 /// A client from a kubeconfig file, or the default (in-cluster, then
@@ -95,7 +105,7 @@ pub fn controller(a: &ControllerArgs) -> i32 {
             listen: a.listen,
             namespace: a.namespace.clone(),
             concurrency: a.concurrency.max(1),
-            identity: a.identity.clone().unwrap_or_else(default_identity),
+            identity: process_identity(&a.identity.clone().unwrap_or_else(default_identity)),
             leader_election: a.leader_elect.then(|| LeaderElection {
                 namespace: a.lease_namespace.clone(),
                 lease_name: a.lease_name.clone(),
@@ -139,4 +149,19 @@ async fn exit_after_stop_signal(bound: std::time::Duration) {
         "the controller did not stop in time; exiting"
     );
     std::process::exit(0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_process_identity_is_its_own() {
+        let (a, b) = (process_identity("pod-x"), process_identity("pod-x"));
+        assert!(
+            a.starts_with("pod-x-") && a.len() == "pod-x-".len() + 8,
+            "{a}"
+        );
+        assert_ne!(a, b, "two holders of one name must differ");
+    }
 }

@@ -198,7 +198,8 @@ pub fn controller_process(cp: &ControlPlane, ns: &str, identity: &str) -> std::p
 }
 
 /// Most Pods whose name starts with `prefix` with a running container at
-/// once, in the test kubelet's record.
+/// once, in the test kubelet's record (a Pod counts from Running to its
+/// first end).
 pub fn peak_running(events: &[KubeletEvent], prefix: &str) -> usize {
     let mut running = std::collections::BTreeSet::new();
     let mut peak = 0;
@@ -215,6 +216,26 @@ pub fn peak_running(events: &[KubeletEvent], prefix: &str) -> usize {
         peak = peak.max(running.len());
     }
     peak
+}
+
+/// The kubelet's record of Pods whose name starts with `prefix`, one line
+/// per event with milliseconds from the first: for a failure message.
+pub fn timeline(events: &[KubeletEvent], prefix: &str) -> String {
+    let mut mine = events.iter().filter(|e| e.pod.starts_with(prefix));
+    let Some(first) = mine.next() else {
+        return String::new();
+    };
+    std::iter::once(first)
+        .chain(mine)
+        .map(|e| {
+            format!(
+                "{:>7} ms {} {:?}\n",
+                e.at.duration_since(first.at).as_millis(),
+                e.pod,
+                e.kind
+            )
+        })
+        .collect()
 }
 
 /// Checks the CategoryRuns `crs` against `expect` (name, phase, number of

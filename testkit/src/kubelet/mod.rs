@@ -182,12 +182,19 @@ impl TestKubelet {
         &self.nodes
     }
 
-    /// Everything it did so far, in order.
+    /// Everything it did so far, in the order it happened. An event is
+    /// stamped with the moment it happened, which may come before the status
+    /// write that reports it (a container that ended is reported after), so
+    /// the record is sorted by that moment, not by when it was written down.
     pub fn events(&self) -> Vec<KubeletEvent> {
         self.shared
             .events
             .lock()
-            .map(|g| g.clone())
+            .map(|g| {
+                let mut all = g.clone();
+                all.sort_by_key(|e| e.at);
+                all
+            })
             .unwrap_or_default()
     }
 

@@ -113,6 +113,8 @@ impl PodWorker {
 
     pub(super) async fn start_container(&mut self) -> Result<(), Halt> {
         self.wait_up().await?;
+        // The container runs from here; its status is written below.
+        let at = Instant::now();
         let started = now();
         let uid = self.uid.clone();
         let running: Vec<_> = self
@@ -128,7 +130,7 @@ impl PodWorker {
             "containerStatuses": running}))
         .await?;
         self.started = Some(started);
-        self.record(KubeletEventKind::Running, Instant::now());
+        self.record(KubeletEventKind::Running, at);
         if let (Ok(mut g), Some(ns)) = (self.sh.store.lock(), self.pod.metadata.namespace.clone()) {
             for (i, (c, _)) in self.containers.iter().enumerate() {
                 g.insert(
