@@ -428,3 +428,55 @@ fn a_junit_report_path_must_be_a_plain_path() {
         ],
     );
 }
+
+#[test]
+fn quarantine_patterns_are_checked_and_unknown_ids_are_fine() {
+    // A layer pattern that is bad is named once, at the layer.
+    let yaml = layer(
+        "    quarantine: [\"t::ok*\", \"t::\\\\x\"]\n    categories:\n      - {name: a, timeout_seconds: 5}\n      - {name: b, timeout_seconds: 5}\n",
+    );
+    assert_error(
+        &yaml,
+        &[
+            "layers.fast.quarantine[1]",
+            "test id pattern",
+            "only `\\*`, `\\?` and `\\\\` escape",
+        ],
+    );
+    assert_eq!(
+        errors(&yaml)
+            .iter()
+            .filter(|e| e.contains("quarantine[1]"))
+            .count(),
+        1,
+        "{:#?}",
+        errors(&yaml)
+    );
+    assert_error(
+        &layer(
+            "    categories:\n      - name: a\n        timeout_seconds: 5\n        quarantine: [\"\"]\n",
+        ),
+        &["layers.fast.categories[0].quarantine[0]", "is empty"],
+    );
+    assert_error(
+        &layer(
+            "    categories:\n      - name: a\n        timeout_seconds: 5\n        allow_failure: sometimes\n",
+        ),
+        &["allow_failure", "sometimes"],
+    );
+    // Ids that no test has, brackets and globs: fine, merged with the layer's.
+    let good = layer(
+        "    quarantine: [\"tests.api::*\"]\n    categories:\n      - name: a\n        timeout_seconds: 5\n        allow_failure: true\n        quarantine: [\"t::test_x[foo-bar]\", \"no::such::test\", \"tests.api::*\"]\n",
+    );
+    assert!(errors(&good).is_empty(), "{:#?}", errors(&good));
+    let plan = Config::parse(&good, FILE)
+        .unwrap()
+        .resolve("fast", None)
+        .unwrap();
+    let a = &plan.categories[0];
+    assert!(a.allow_failure);
+    assert_eq!(
+        a.quarantine,
+        ["tests.api::*", "t::test_x[foo-bar]", "no::such::test"]
+    );
+}

@@ -334,3 +334,116 @@ fn parallel_limit_is_respected_by_real_processes() {
     }
     assert_eq!(peak, 3, "at most 3 at once, and the limit was used");
 }
+
+#[test]
+fn quarantined_failures_pass_and_allowed_failures_let_the_layer_pass() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A pytest-like script: writes a JUnit report with the given failures
+    // and exits 1 when any failed.
+    let script = |name: &str, fails: &[&str]| {
+        let mut xml = String::from("<testsuite><testcase classname='t' name='ok'/>");
+        for f in fails {
+            xml.push_str(&format!(
+                "<testcase classname='t' name='{f}'><failure message='boom {f}'/></testcase>"
+            ));
+        }
+        xml.push_str("</testsuite>");
+        let code = u8::from(!fails.is_empty());
+        std::fs::write(
+            tmp.path().join(format!("{name}.sh")),
+            format!("cat > {name}.xml <<'EOF'\n{xml}\nEOF\nexit {code}\n"),
+        )
+        .unwrap();
+    };
+    script("covered", &["flaky_login", "x[db-1]"]);
+    script("experimental", &["flaky_cart", "real_bug"]);
+    let body = [
+        "layers:",
+        "  q:",
+        "    execution_mode: parallel",
+        "    fail_fast: true",
+        "    quarantine: [\"t::flaky_*\"]",
+        "    categories:",
+        "      - {name: covered, timeout_seconds: 30, junit_report: covered.xml, quarantine: [\"t::x[db-1]\"], command: \"sh covered.sh\"}",
+        "      - {name: after-covered, timeout_seconds: 30, dependencies: [covered], command: \"true\"}",
+        "      - {name: experimental, timeout_seconds: 30, allow_failure: true, junit_report: experimental.xml, command: \"sh experimental.sh\"}",
+        "      - {name: after-experimental, timeout_seconds: 30, dependencies: [experimental], command: \"sleep 0.5\"}",
+    ]
+    .join("\n");
+    let cfg = write_config(tmp.path(), &body);
+    let junit = tmp.path().join("out.xml");
+    let (out, report) = run_json(
+        &[
+            "run",
+            "-c",
+            cfg.to_str().unwrap(),
+            "-l",
+            "q",
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+        tmp.path(),
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let covered = category(&report, "covered");
+    assert_eq!(covered["phase"], "Succeeded", "{covered:#}");
+    assert_eq!(covered["reason"], "PassedQuarantined");
+    assert_eq!(covered["attempts"][0]["exit_code"], 1);
+    assert_eq!(covered["attempts"][0]["passed_by_quarantine"], true);
+    assert!(covered.get("failed_tests").is_none(), "{covered:#}");
+    let q: Vec<&str> = covered["quarantined_tests"]["listed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(q, ["t::flaky_login", "t::x[db-1]"]);
+    assert_eq!(category(&report, "after-covered")["phase"], "Succeeded");
+
+    let exp = category(&report, "experimental");
+    assert_eq!(exp["phase"], "Failed", "{exp:#}");
+    assert_eq!(exp["allowed_failure"], true);
+    assert_eq!(exp["failed_tests"]["listed"][0]["id"], "t::real_bug");
+    assert_eq!(exp["quarantined_tests"]["listed"][0]["id"], "t::flaky_cart");
+    assert_eq!(
+        category(&report, "after-experimental")["phase"],
+        "Succeeded",
+        "neither fail-fast nor a skip"
+    );
+    assert_eq!(report["outcome"], "Succeeded");
+
+    // The JUnit file: a quarantined failure is a skip that says so; the
+    // failure that counts is a failure.
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("quarantined, failed: boom flaky_login"),
+        "{xml}"
+    );
+    assert!(xml.contains("boom real_bug"), "{xml}");
+
+    // The table's summary names both.
+    let out = testlayer()
+        .args([
+            "run",
+            "-c",
+            cfg.to_str().unwrap(),
+            "-l",
+            "q",
+            "--progress",
+            "plain",
+            "--workdir",
+        ])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("quarantined tests of covered (failed, not counted):"),
+        "{text}"
+    );
+    assert!(
+        text.contains("failed as allowed (allow_failure): experimental"),
+        "{text}"
+    );
+}

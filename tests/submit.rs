@@ -10,6 +10,8 @@ use std::time::Duration;
 use common::{Fixture, eventually, phase};
 use kube::api::ListParams;
 use testlayer::api::LayerPhase;
+use testlayer::plan::Phase;
+use testlayer::words::Reason;
 
 const CONFIG: &str = "layers:\n  pass:\n    execution_mode: parallel\n    categories:\n      - name: smoke\n        timeout_seconds: 30\n        command: \"echo '2 passed in 0.1s'; sleep 0.3\"\n      - name: unit\n        timeout_seconds: 30\n        dependencies: [smoke]\n        command: \"echo '3 passed, 1 skipped in 0.1s'\"\n  fail:\n    execution_mode: parallel\n    categories:\n      - name: broken\n        timeout_seconds: 30\n        junit_report: out/junit.xml\n        command: \"echo '1 failed in 0.1s'; junit \\\"<testsuite><testcase classname='shop.cart' name='test_total'><failure message='assert 1 == 2'/></testcase><testcase classname='shop.cart' name='test_add'/></testsuite>\\\"; exit 1\"\n  slow:\n    execution_mode: parallel\n    categories:\n      - name: hang\n        timeout_seconds: 300\n        command: \"sleep infinity\"\n";
 
@@ -360,4 +362,90 @@ async fn submit_reports_every_category_of_a_large_run() {
         st.categories.len()
     );
     assert_eq!(st.phases.map(|p| p.failed), Some(4));
+}
+
+const QUARANTINE: &str = r#"layers:
+  q:
+    execution_mode: parallel
+    fail_fast: true
+    quarantine: ["shop.cart::test_flaky_*"]
+    categories:
+      - name: covered
+        timeout_seconds: 30
+        junit_report: out/junit.xml
+        command: "junit \"<testsuite><testcase classname='shop.cart' name='test_flaky_total'><failure message='timing'/></testcase><testcase classname='shop.cart' name='test_add'/></testsuite>\"; exit 1"
+      - name: experimental
+        timeout_seconds: 30
+        allow_failure: true
+        command: "echo '1 failed in 0.1s'; exit 1"
+      - name: after
+        timeout_seconds: 30
+        dependencies: [covered, experimental]
+        command: "echo '1 passed in 0.1s'"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quarantined_failures_and_allowed_failures_pass_a_run_in_the_cluster() {
+    let env = env("quarantine").await;
+    std::fs::write(env.path("quarantine.yaml"), QUARANTINE).unwrap();
+    let junit = env.path("q.xml");
+    let out = output(env.submit_file(
+        "quarantine.yaml",
+        &[
+            "-l",
+            "q",
+            "--name",
+            "q1",
+            "--wait",
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+    ))
+    .await;
+    let summary = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{summary}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        summary.contains(
+            "quarantined tests of covered (failed, not counted):\n  shop.cart::test_flaky_total: timing\n"
+        ),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("failed as allowed (allow_failure): experimental"),
+        "{summary}"
+    );
+
+    let cr = env.fx.crs().get("q1-covered").await.unwrap();
+    assert_eq!(cr.spec.quarantine, ["shop.cart::test_flaky_*"]);
+    let st = cr.status.unwrap();
+    assert_eq!(st.reason, Some(Reason::PassedQuarantined), "{st:#?}");
+    assert!(st.attempts[0].passed_by_quarantine);
+    assert_eq!(st.attempts[0].exit_code, Some(1));
+    assert_eq!(
+        st.quarantined_tests.listed[0].id,
+        "shop.cart::test_flaky_total"
+    );
+    let exp = env.fx.crs().get("q1-experimental").await.unwrap();
+    let exp = exp.status.unwrap();
+    assert_eq!(
+        (exp.phase, exp.allowed_failure),
+        (Some(Phase::Failed), true)
+    );
+    let after = env.fx.crs().get("q1-after").await.unwrap();
+    assert_eq!(after.status.unwrap().phase, Some(Phase::Succeeded));
+
+    let run = env.fx.runs().get("q1").await.unwrap().status.unwrap();
+    assert_eq!(run.phase, Some(LayerPhase::Succeeded));
+    assert_eq!(run.allowed_failures, ["experimental"]);
+    assert_eq!(run.quarantined_tests, 1);
+    assert!(run.failed_categories.is_empty());
+
+    // The JUnit file: the quarantined failure is a skip that says so.
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("quarantined, failed: timing"), "{xml}");
 }

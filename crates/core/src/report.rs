@@ -8,13 +8,14 @@ use comfy_table::{Cell, Color, Table, presets::UTF8_FULL_CONDENSED};
 use crate::plan::describe::human_duration;
 use crate::plan::{LayerOutcome, Phase};
 use crate::results::{
-    CaseOutcome, CaseResult, FailedTests, JunitCase, JunitSuite, ResultsError, TestCase,
-    TestCounts, write_junit,
+    CaseOutcome, CaseResult, FailedTests, JunitCase, JunitSuite, Quarantine, ResultsError,
+    TestCase, TestCounts, write_junit,
 };
 
 /// A report's test case as written to JUnit: the id split back into
-/// classname and name.
-fn junit_case(t: &TestCase) -> JunitCase {
+/// classname and name; a failure `quarantine` covers is written as skipped
+/// (it failed, and counts for nothing), its message saying so.
+fn junit_case(t: &TestCase, quarantine: &Quarantine) -> JunitCase {
     let (classname, name) = t.id.split_once("::").unwrap_or(("", &t.id));
     JunitCase {
         classname: classname.to_string(),
@@ -22,6 +23,9 @@ fn junit_case(t: &TestCase) -> JunitCase {
         time_secs: t.time_secs,
         outcome: match t.result {
             CaseResult::Passed => CaseOutcome::Passed,
+            CaseResult::Failed if quarantine.covers(&t.id) => CaseOutcome::Skipped {
+                message: format!("quarantined, failed: {}", t.message),
+            },
             CaseResult::Failed => CaseOutcome::Failed {
                 message: t.message.clone(),
                 detail: String::new(),
@@ -53,6 +57,10 @@ pub struct AttemptReport {
     /// Why its JUnit report could not be used, if it could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_problem: Option<String>,
+    /// It exited with a failure, but every failing test its report names
+    /// is quarantined: it counts as passed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub passed_by_quarantine: bool,
 }
 
 /// One category.
@@ -83,6 +91,17 @@ pub struct CategoryReport {
     /// Tests that failed in one attempt and passed in a later one.
     #[serde(default, skip_serializing_if = "FailedTests::is_empty")]
     pub flaky_tests: FailedTests,
+    /// Quarantined tests that failed (any attempt): reported, never the
+    /// cause of a failure.
+    #[serde(default, skip_serializing_if = "FailedTests::is_empty")]
+    pub quarantined_tests: FailedTests,
+    /// It failed, and `allow_failure` lets it: the layer went on as if it
+    /// had passed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allowed_failure: bool,
+    /// Its quarantined test ids and patterns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quarantine: Vec<String>,
     /// Every test case of the last attempt's JUnit report, for the JUnit
     /// written for the run (not in the JSON report, which names failures).
     #[serde(skip)]
@@ -195,6 +214,26 @@ impl RunReport {
                 );
             }
         }
+        for c in &self.categories {
+            if !c.quarantined_tests.is_empty() {
+                list(
+                    format!("quarantined tests of {} (failed, not counted):\n", c.name),
+                    &c.quarantined_tests,
+                );
+            }
+        }
+        let allowed: Vec<&str> = self
+            .categories
+            .iter()
+            .filter(|c| c.allowed_failure)
+            .map(|c| c.name.as_str())
+            .collect();
+        if !allowed.is_empty() {
+            failing.push_str(&format!(
+                "failed as allowed (allow_failure): {}\n",
+                allowed.join(", ")
+            ));
+        }
         let flaky: Vec<&str> = self
             .categories
             .iter()
@@ -274,10 +313,13 @@ impl RunReport {
             self.categories
                 .iter()
                 .filter(|c| !c.cases.is_empty())
-                .map(|c| JunitSuite {
-                    name: format!("{}/{}", self.layer, c.name),
-                    cases: c.cases.iter().map(junit_case).collect(),
-                    properties: Vec::new(),
+                .map(|c| {
+                    let quarantine = Quarantine::new(&c.quarantine).unwrap_or_default();
+                    JunitSuite {
+                        name: format!("{}/{}", self.layer, c.name),
+                        cases: c.cases.iter().map(|t| junit_case(t, &quarantine)).collect(),
+                        properties: Vec::new(),
+                    }
                 }),
         );
         write_junit("testlayer", &suites)
@@ -315,6 +357,9 @@ mod tests {
             failed_tests: failed,
             flaky: false,
             flaky_tests: FailedTests::default(),
+            quarantined_tests: FailedTests::default(),
+            allowed_failure: false,
+            quarantine: Vec::new(),
             cases: Vec::new(),
             log_tail: String::new(),
             log_file: None,

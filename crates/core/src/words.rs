@@ -111,6 +111,8 @@ pub enum Reason {
     Passed,
     /// Ended: passed, but only on a retry after a test failure (flaky).
     PassedOnRetry,
+    /// Ended: passed, its last attempt's failing tests all quarantined.
+    PassedQuarantined,
     /// Ended: tests failed, no retries left.
     TestsFailed,
     /// Ended: the infrastructure failed, no retries left.
@@ -145,6 +147,7 @@ open_vocabulary!(Reason {
     Held => "Held",
     Passed => "Passed",
     PassedOnRetry => "PassedOnRetry",
+    PassedQuarantined => "PassedQuarantined",
     TestsFailed => "TestsFailed",
     InfrastructureFailed => "InfrastructureFailed",
     DeadlineExceeded => "DeadlineExceeded",

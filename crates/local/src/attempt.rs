@@ -14,7 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::progress::Progress;
 use crate::results::{
-    FailedTests, LogTail, OutputScanner, RunnerFormat, TestCase, TestCounts, read_junit_file,
+    FailedTests, LogTail, OutputScanner, Quarantine, QuarantineSort, RunnerFormat, TestCase,
+    TestCounts, read_junit_file,
 };
 
 /// How long a stopped process group gets between SIGTERM and SIGKILL.
@@ -41,6 +42,8 @@ pub struct AttemptSpec {
     pub log_file: Option<PathBuf>,
     /// A JUnit XML file the command writes, relative to the working directory.
     pub junit_report: Option<String>,
+    /// Tests whose failures do not count.
+    pub quarantine: Quarantine,
 }
 
 /// How an attempt ended.
@@ -64,8 +67,11 @@ pub struct AttemptResult {
     pub tail: String,
     /// Problem reading the JUnit report, if one was named.
     pub junit_error: Option<String>,
-    /// The failing tests its JUnit report names (attempt numbers 0).
+    /// The failing tests its JUnit report names that are not quarantined
+    /// (attempt numbers 0).
     pub failed_tests: FailedTests,
+    /// Its failing tests sorted by the quarantine.
+    pub quarantine: QuarantineSort,
     /// Every test case of its JUnit report.
     pub cases: Vec<TestCase>,
 }
@@ -118,6 +124,7 @@ async fn run(
         tail: String::new(),
         junit_error: None,
         failed_tests: FailedTests::default(),
+        quarantine: QuarantineSort::default(),
         cases: Vec::new(),
     };
     let mut cmd = Command::new("/bin/sh");
@@ -239,15 +246,20 @@ async fn run(
             .is_ok_and(|t| t >= wall_start - Duration::from_secs(1));
         if fresh {
             let mut failed = FailedTests::default();
+            let mut sort = QuarantineSort::default();
             let mut cases = Vec::new();
             let read = read_junit_file(&path, |case| {
-                failed.record(&case, 0);
+                sort.record(&spec.quarantine, &case, 0);
+                if !spec.quarantine.covers(&case.id) {
+                    failed.record(&case, 0);
+                }
                 cases.push(case);
             });
             match read {
                 Ok(c) => {
                     result.counts = Some((RunnerFormat::JUnitXml, c));
                     result.failed_tests = failed;
+                    result.quarantine = sort;
                     result.cases = cases;
                 }
                 Err(e) => result.junit_error = Some(e.to_string()),

@@ -18,10 +18,11 @@ use crate::layer::{ATTEMPT_ENV, LayerPlan};
 use crate::plan::describe::describe_end;
 use crate::plan::gate::{Gate, services_gate};
 use crate::plan::{
-    Action, AttemptObs, AttemptOutcome, CategoryObs, Cause, LayerObs, Phase, Stop, Terminal, plan,
+    Action, AttemptObs, AttemptOutcome, CategoryObs, Cause, LayerObs, Phase, Stop, Terminal,
+    failure_allowed, plan,
 };
 use crate::report::{AttemptReport, CategoryReport, RunReport};
-use crate::results::FailedTests;
+use crate::results::{FailedTests, Quarantine};
 use crate::words::{AttemptReason, Reason};
 use attempt::{AttemptHandle, AttemptResult, AttemptSpec};
 pub use progress::{PlainProgress, Progress, Silent, TerminalProgress};
@@ -112,6 +113,9 @@ pub async fn run_layer(
             failed_tests: FailedTests::default(),
             flaky: false,
             flaky_tests: FailedTests::default(),
+            quarantined_tests: FailedTests::default(),
+            allowed_failure: false,
+            quarantine: c.quarantine.clone(),
             cases: Vec::new(),
             log_tail: String::new(),
             log_file: None,
@@ -154,6 +158,8 @@ pub async fn run_layer(
                             .map_or_else(|| opts.working_dir.clone(), |w| opts.working_dir.join(w)),
                         log_file: log_file.clone(),
                         junit_report: c.junit_report.clone(),
+                        // Checked with the config; a bad pattern never gets here.
+                        quarantine: Quarantine::new(&c.quarantine).unwrap_or_default(),
                     };
                     reports[i].log_file = log_file.map(|p| p.display().to_string());
                     cats[i].attempts.push(AttemptObs::running(now));
@@ -191,7 +197,7 @@ pub async fn run_layer(
                     let took = first_start[i]
                         .map(|s| now.saturating_sub(s))
                         .unwrap_or_default();
-                    finish_report(layer, &mut reports[i], terminal, took);
+                    finish_report(layer, i, &mut reports[i], terminal, took);
                     progress.category_finished(
                         i,
                         &layer.categories[i].name,
@@ -291,10 +297,16 @@ fn record(
     let Some(last) = cats[i].attempts.last_mut() else {
         return;
     };
+    let quarantine_pass = last.stop.is_none()
+        && r.exit_code.is_some_and(|c| c != 0)
+        && r.junit_error.is_none()
+        && r.quarantine.passes();
     let outcome = match last.stop {
         Some(_) => AttemptOutcome::Stopped,
         None if r.spawn_error.is_some() => AttemptOutcome::Failed { infra: true },
         None if r.exit_code == Some(0) => AttemptOutcome::Succeeded,
+        // Every failing test its report names is quarantined.
+        None if quarantine_pass => AttemptOutcome::Succeeded,
         None => AttemptOutcome::Failed { infra: false },
     };
     let reason = match (last.stop, r.exit_code, r.signal) {
@@ -316,7 +328,10 @@ fn record(
         duration_secs: r.duration.as_secs_f64(),
         infrastructure: matches!(outcome, AttemptOutcome::Failed { infra: true }),
         report_problem: r.junit_error.clone(),
+        passed_by_quarantine: quarantine_pass,
     });
+    rep.quarantined_tests
+        .add_unlisted(r.quarantine.quarantined.clone().in_attempt(number));
     rep.counts = r.counts.map(|c| c.1);
     // Tests that failed in an earlier attempt and pass in this one.
     let earlier = std::mem::replace(&mut rep.failed_tests, r.failed_tests.in_attempt(number));
@@ -330,9 +345,16 @@ fn record(
     };
 }
 
-fn finish_report(layer: &LayerPlan, rep: &mut CategoryReport, t: Terminal, took: Duration) {
+fn finish_report(
+    layer: &LayerPlan,
+    i: usize,
+    rep: &mut CategoryReport,
+    t: Terminal,
+    took: Duration,
+) {
     rep.phase = t.phase;
     rep.reason = Reason::from(t.cause);
+    rep.allowed_failure = failure_allowed(&layer.categories[i], &t);
     // Passed only after an attempt whose tests failed: flaky.
     let before_last = rep.attempts.len().saturating_sub(1);
     if t.phase == Phase::Succeeded
@@ -343,11 +365,24 @@ fn finish_report(layer: &LayerPlan, rep: &mut CategoryReport, t: Terminal, took:
         rep.flaky = true;
         rep.reason = Reason::PassedOnRetry;
     }
+    if t.phase == Phase::Succeeded && rep.attempts.last().is_some_and(|a| a.passed_by_quarantine) {
+        rep.reason = Reason::PassedQuarantined;
+    }
     rep.message = describe_end(
         layer,
         t,
         rep.attempts.last().map(|a| &a.reason),
         rep.attempts.len(),
     );
+    if rep.reason == Reason::PassedQuarantined {
+        rep.message.push_str(&format!(
+            "; its failing tests are quarantined: {}",
+            rep.quarantined_tests.ids(3)
+        ));
+    }
+    if rep.allowed_failure {
+        rep.message
+            .push_str("; its failure is allowed, the layer goes on");
+    }
     rep.duration_secs = took.as_secs_f64();
 }

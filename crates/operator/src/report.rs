@@ -53,6 +53,7 @@ pub fn run_report(
                         duration_secs: secs(&a.start_time, &a.completion_time),
                         infrastructure: a.infrastructure,
                         report_problem: a.report_problem.clone(),
+                        passed_by_quarantine: a.passed_by_quarantine,
                     })
                     .collect(),
                 duration_secs: secs(&cs.start_time, &cs.completion_time),
@@ -60,6 +61,9 @@ pub fn run_report(
                 failed_tests: cs.failed_tests.clone(),
                 flaky: cs.flaky,
                 flaky_tests: cs.flaky_tests.clone(),
+                quarantined_tests: cs.quarantined_tests.clone(),
+                allowed_failure: cs.allowed_failure,
+                quarantine: cr.spec.quarantine.clone(),
                 cases: Vec::new(),
                 log_tail: cs.log_tail.clone().unwrap_or_default(),
                 log_file: None,

@@ -78,12 +78,22 @@ impl Collector {
     }
 
     /// Records a problem at `path`.
+    /// Adds a problem at `path`; the same problem at the same path (a
+    /// layer-wide field checked for each category) is kept once.
     pub(crate) fn push(&mut self, path: impl Into<String>, problem: impl Into<String>) {
+        let (path, problem) = (path.into(), problem.into());
+        if self
+            .errors
+            .iter()
+            .any(|e| e.path == path && e.problem == problem)
+        {
+            return;
+        }
         self.errors.push(ConfigError {
             file: self.file.clone(),
             position: None,
-            path: path.into(),
-            problem: problem.into(),
+            path,
+            problem,
         });
     }
 

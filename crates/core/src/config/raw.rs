@@ -187,6 +187,10 @@ pub struct RawLayer {
     pub resources: Option<RawResources>,
     /// How long to wait for required services before failing.
     pub service_wait_seconds: Option<i64>,
+    /// Test ids (or `*`/`?` patterns) whose failures fail no category of
+    /// the layer.
+    #[serde(default)]
+    pub quarantine: Vec<String>,
 }
 
 /// Layer-wide limits.
@@ -259,6 +263,13 @@ pub struct RawCategory {
     pub junit_report: Option<String>,
     /// Working directory for local runs, relative to where `testlayer run` starts.
     pub working_dir: Option<String>,
+    /// Test ids (or `*`/`?` patterns) whose failures do not fail the
+    /// category, added to the layer's.
+    #[serde(default)]
+    pub quarantine: Vec<String>,
+    /// The category's failure is reported but fails neither the layer nor
+    /// fail-fast, and its dependents still run.
+    pub allow_failure: Option<bool>,
 }
 
 /// Overrides for one environment.

@@ -79,6 +79,11 @@ pub struct CategoryPlan {
     pub junit_report: Option<String>,
     /// Working directory for local runs.
     pub working_dir: Option<String>,
+    /// Quarantined test ids and patterns (the layer's, then its own).
+    pub quarantine: Vec<String>,
+    /// Its failure fails neither the layer nor fail-fast, and its
+    /// dependents still run.
+    pub allow_failure: bool,
 }
 
 impl CategoryPlan {
@@ -101,6 +106,8 @@ impl CategoryPlan {
             estimate: timeout,
             junit_report: None,
             working_dir: None,
+            quarantine: Vec::new(),
+            allow_failure: false,
         }
     }
 

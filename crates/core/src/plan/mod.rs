@@ -9,7 +9,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use planner::plan;
+pub use planner::{failure_allowed, plan};
 pub use state::{
     Action, AttemptObs, AttemptOutcome, CategoryObs, Cause, Decision, LayerObs, LayerOutcome,
     Phase, Stop, Terminal, WaitReason,

@@ -8,7 +8,7 @@ use super::state::{
     Action, AttemptOutcome, CategoryObs, Cause, Decision, LayerObs, LayerOutcome, Phase, Stop,
     Terminal, WaitReason,
 };
-use crate::layer::{LayerPlan, Strategy};
+use crate::layer::{CategoryPlan, LayerPlan, Strategy};
 
 /// Where one category stands while planning.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -91,7 +91,7 @@ pub fn plan(layer: &LayerPlan, cats: &[CategoryObs], obs: &LayerObs) -> Decision
             },
         ))
     } else if layer.fail_fast {
-        first_failure(&st).map(|f| {
+        first_failure(layer, &st).map(|f| {
             let t = Terminal {
                 phase: Phase::Cancelled,
                 cause: Cause::FailFast(f),
@@ -127,14 +127,15 @@ pub fn plan(layer: &LayerPlan, cats: &[CategoryObs], obs: &LayerObs) -> Decision
             .copied()
             .find(|&d| match st[d] {
                 St::Done(t) => {
-                    t.phase != Phase::Succeeded
+                    !satisfies(layer, d, t)
                         && !matches!(
                             t.cause,
                             Cause::CancelRequested | Cause::LayerDeadline | Cause::FailFast(_)
                         )
                 }
                 St::Running { stop, .. } => {
-                    matches!(stop, Some(Stop::End(_))) && layer_stop.is_none()
+                    matches!(stop, Some(Stop::End(t)) if !allowed(layer, d, &t))
+                        && layer_stop.is_none()
                 }
                 St::Idle { .. } => false,
             });
@@ -213,7 +214,7 @@ pub fn plan(layer: &LayerPlan, cats: &[CategoryObs], obs: &LayerObs) -> Decision
         });
     }
     let outcome = if all_done {
-        Some(outcome_of(&st))
+        Some(outcome_of(layer, &st))
     } else {
         None
     };
@@ -317,14 +318,37 @@ fn derive(layer: &LayerPlan, i: usize, o: &CategoryObs) -> (St, bool) {
     }
 }
 
-/// The lowest-index category that failed or is being stopped at its timeout.
-fn first_failure(st: &[St]) -> Option<usize> {
-    st.iter().position(|s| match s {
-        St::Done(t) => t.phase.is_failure(),
-        St::Running {
+/// Whether a category that ended as `t` failed on its own (its tests, its
+/// infrastructure, its timeout) and `allow_failure` lets it: the layer and
+/// its dependents go on as if it had passed.
+pub fn failure_allowed(c: &CategoryPlan, t: &Terminal) -> bool {
+    c.allow_failure
+        && t.phase.is_failure()
+        && matches!(
+            t.cause,
+            Cause::TestsFailed | Cause::InfraFailed | Cause::Timeout
+        )
+}
+
+fn allowed(layer: &LayerPlan, i: usize, t: &Terminal) -> bool {
+    failure_allowed(&layer.categories[i], t)
+}
+
+/// Whether category `i`, ended as `t`, lets its dependents run and the
+/// layer pass: it succeeded, or its failure is allowed.
+fn satisfies(layer: &LayerPlan, i: usize, t: Terminal) -> bool {
+    t.phase == Phase::Succeeded || allowed(layer, i, &t)
+}
+
+/// The lowest-index category that failed or is being stopped at its
+/// timeout, of those not allowed to fail.
+fn first_failure(layer: &LayerPlan, st: &[St]) -> Option<usize> {
+    st.iter().enumerate().position(|(i, s)| match s {
+        St::Done(t)
+        | St::Running {
             stop: Some(Stop::End(t)),
             ..
-        } => t.phase.is_failure(),
+        } => t.phase.is_failure() && !allowed(layer, i, t),
         _ => false,
     })
 }
@@ -360,7 +384,7 @@ fn admit(
             .dependencies
             .iter()
             .copied()
-            .find(|&d| !matches!(st[d], St::Done(t) if t.phase == Phase::Succeeded));
+            .find(|&d| !matches!(st[d], St::Done(t) if satisfies(layer, d, t)));
         waiting[i] = if let Some(d) = pending_dep {
             Some(WaitReason::Dependency(d))
         } else if obs.hold || obs.suspend {
@@ -410,18 +434,18 @@ fn admit(
     }
 }
 
-fn outcome_of(st: &[St]) -> LayerOutcome {
+fn outcome_of(layer: &LayerPlan, st: &[St]) -> LayerOutcome {
     let causes = || {
-        st.iter().filter_map(|s| match s {
-            St::Done(t) => Some(*t),
+        st.iter().enumerate().filter_map(|(i, s)| match s {
+            St::Done(t) => Some((i, *t)),
             _ => None,
         })
     };
-    if causes().any(|t| t.cause == Cause::LayerDeadline) {
+    if causes().any(|(_, t)| t.cause == Cause::LayerDeadline) {
         LayerOutcome::TimedOut
-    } else if causes().any(|t| t.cause == Cause::CancelRequested) {
+    } else if causes().any(|(_, t)| t.cause == Cause::CancelRequested) {
         LayerOutcome::Cancelled
-    } else if causes().all(|t| t.phase == Phase::Succeeded) {
+    } else if causes().all(|(i, t)| satisfies(layer, i, t)) {
         LayerOutcome::Succeeded
     } else {
         LayerOutcome::Failed

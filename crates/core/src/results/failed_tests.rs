@@ -102,6 +102,17 @@ impl FailedTests {
         self.total() == 0
     }
 
+    /// The first `n` ids, then `and N more`: for one sentence.
+    pub fn ids(&self, n: usize) -> String {
+        let shown: Vec<&str> = self.listed.iter().take(n).map(|t| t.id.as_str()).collect();
+        let more = self.total().saturating_sub(shown.len() as u64);
+        let mut s = shown.join(", ");
+        if more > 0 {
+            s.push_str(&format!(" and {more} more"));
+        }
+        s
+    }
+
     /// Lines for people: `id: message`, then `... and N more`.
     pub fn lines(&self) -> Vec<String> {
         let mut out: Vec<String> = self

@@ -8,6 +8,7 @@ mod error;
 mod failed_tests;
 mod junit_read;
 mod junit_write;
+mod quarantine;
 mod report_channel;
 mod scanner;
 mod tail;
@@ -21,6 +22,7 @@ pub use junit_read::{
     counts_from_junit_xml, read_junit, read_junit_file,
 };
 pub use junit_write::{CaseOutcome, JunitCase, JunitSuite, write_junit};
+pub use quarantine::{IdPattern, MAX_PATTERN_CHARS, PatternError, Quarantine, QuarantineSort};
 pub use report_channel::{
     REPORT_MARK, ReportOutcome, WRAPPER, read_attempt_log, unwrapped_command, wrapped_command,
 };

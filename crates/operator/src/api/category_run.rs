@@ -84,6 +84,15 @@ pub struct CategoryRunSpec {
     /// JUnit XML file the command writes (relative to the working directory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub junit_report: Option<String>,
+    /// Quarantined test ids (`*` any characters, `?` one): an attempt whose
+    /// failing tests, read from its JUnit report, are all quarantined passes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = super::limits::MAX_QUARANTINE))]
+    pub quarantine: Vec<String>,
+    /// Its failure is reported but fails neither the run nor fail-fast, and
+    /// its dependents still run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_failure: bool,
     /// Pod settings from the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<PodSettings>,
@@ -139,6 +148,14 @@ pub struct CategoryRunStatus {
     /// attempt and message of their failure; the first 50, then a count).
     #[serde(default, skip_serializing_if = "FailedTests::is_empty")]
     pub flaky_tests: FailedTests,
+    /// Quarantined tests that failed (in any attempt; the first 50, then a
+    /// count): reported, never the cause of a failure.
+    #[serde(default, skip_serializing_if = "FailedTests::is_empty")]
+    pub quarantined_tests: FailedTests,
+    /// It failed, and `spec.allowFailure` lets it: the run and its
+    /// dependents go on as if it had passed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allowed_failure: bool,
     /// The end of the last attempt's log (bounded), kept after the Pod is gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_tail: Option<String>,
@@ -185,6 +202,13 @@ pub struct AttemptStatus {
     /// owned by this CategoryRun.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_cases: Option<String>,
+    /// Its failing tests that are quarantined (the first 50, then a count).
+    #[serde(default, skip_serializing_if = "FailedTests::is_empty")]
+    pub quarantined_tests: FailedTests,
+    /// It exited with a failure, and every failing test its JUnit report
+    /// names (at least one) is quarantined: it counts as passed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub passed_by_quarantine: bool,
     /// The controller stopped this attempt: recorded before its Pod is
     /// deleted; once the attempt has ended, the category ends as it says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -195,6 +219,29 @@ pub struct AttemptStatus {
     /// When it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<Time>,
+}
+
+impl AttemptStatus {
+    /// Attempt `number`, whose Pod `pod_name` was created at `start_time`,
+    /// with nothing known of its end yet.
+    pub fn new(number: u32, pod_name: String, start_time: Time) -> Self {
+        AttemptStatus {
+            number,
+            pod_name,
+            exit_code: None,
+            reason: None,
+            message: None,
+            infrastructure: false,
+            log_tail: None,
+            report_problem: None,
+            test_cases: None,
+            quarantined_tests: FailedTests::default(),
+            passed_by_quarantine: false,
+            stop: None,
+            start_time: Some(start_time),
+            completion_time: None,
+        }
+    }
 }
 
 /// Why the controller stopped an attempt.

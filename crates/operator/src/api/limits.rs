@@ -20,6 +20,8 @@ pub const MAX_PARALLEL: u32 = 100_000;
 pub const MAX_CPU_MILLIS: u64 = 1_024_000;
 /// Largest memory amount in bytes (16 TiB).
 pub const MAX_MEMORY_BYTES: u64 = 16 << 40;
+/// Most quarantined test patterns of one category.
+pub const MAX_QUARANTINE: u32 = 500;
 
 /// A value of a spec the controller does not use as it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -85,6 +87,19 @@ impl CategoryRunSpec {
                     self.index
                 ),
             });
+        }
+        at_most(
+            "spec.quarantine",
+            self.quarantine.len(),
+            MAX_QUARANTINE as usize,
+        )?;
+        for (i, p) in self.quarantine.iter().enumerate() {
+            if let Err(e) = crate::results::IdPattern::parse(p) {
+                return Err(OutOfRange {
+                    field: format!("spec.quarantine[{i}]"),
+                    problem: format!("test id pattern {p:?} {e}"),
+                });
+            }
         }
         let amounts = [
             ("spec.resources.requests", self.resources.requests),

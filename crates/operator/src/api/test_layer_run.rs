@@ -237,6 +237,13 @@ pub struct TestLayerRunStatus {
     /// [`LISTED_FAILURES`]; `phases` has how many there are in all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_categories: Vec<String>,
+    /// The first categories that failed as their `allowFailure` lets them
+    /// (the run went on as if they had passed), at most [`LISTED_FAILURES`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_failures: Vec<String>,
+    /// Quarantined tests that failed, summed over categories.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub quarantined_tests: u64,
     /// Every category of the plan, compact, while the run has at most
     /// [`MAX_LISTED_CATEGORIES`] (a larger run lists none: details are in
     /// each category's CategoryRun).
@@ -411,6 +418,10 @@ impl CategorySummary {
 }
 
 fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
     *n == 0
 }
 

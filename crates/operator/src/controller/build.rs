@@ -198,6 +198,8 @@ pub fn category_run(
             .map(|&d| layer.categories[d].name.clone())
             .collect(),
         junit_report: c.junit_report.clone(),
+        quarantine: c.quarantine.clone(),
+        allow_failure: c.allow_failure,
         pod: run.spec.pod.clone(),
     };
     Ok(category_run_object(run, &layer.k8s_name, &c.k8s_name, spec))
@@ -330,6 +332,8 @@ pub fn layer_from_objects(
         c.retry_backoff = seconds(s.retry_backoff_seconds);
         c.estimate = s.expected_duration_seconds.map(seconds).unwrap_or(timeout);
         c.junit_report = s.junit_report.clone();
+        c.quarantine = s.quarantine.clone();
+        c.allow_failure = s.allow_failure;
         categories.push(c);
     }
     let mut settings = LayerSettings::new(key, strategy, snap.max_parallel);

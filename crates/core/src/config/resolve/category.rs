@@ -6,11 +6,14 @@ use std::time::Duration;
 
 use super::checks::check_env_name;
 use super::overrides::Resolver;
-use super::{DEFAULT_BACKOFF_SECS, DEFAULT_INFRA_RETRIES, MAX_RETRIES, MAX_TIMEOUT_SECS};
+use super::{
+    DEFAULT_BACKOFF_SECS, DEFAULT_INFRA_RETRIES, MAX_QUARANTINE, MAX_RETRIES, MAX_TIMEOUT_SECS,
+};
 use crate::config::error::Collector;
 use crate::config::names;
 use crate::config::raw::{RawCategory, RawResources};
 use crate::layer::{CategoryPlan, Quantities, substitute_command};
+use crate::results::IdPattern;
 
 impl Resolver<'_> {
     pub(super) fn categories(
@@ -171,6 +174,7 @@ impl Resolver<'_> {
                 c.push(format!("{cp}.{field}"), "must not hold control characters");
             }
         }
+        let quarantine = self.quarantine(c, &cp, d.quarantine, &rc.quarantine);
         CategoryPlan {
             name: rc.name.clone(),
             k8s_name: k8s.get(&rc.name).cloned().unwrap_or_default(),
@@ -187,7 +191,47 @@ impl Resolver<'_> {
             estimate,
             junit_report: rc.junit_report.clone(),
             working_dir: rc.working_dir.clone(),
+            quarantine,
+            allow_failure: rc.allow_failure.unwrap_or(false),
         }
+    }
+
+    /// The quarantine of a category at `cp`: the layer's patterns, then its
+    /// own, each one checked (ids need not exist; patterns must be good).
+    fn quarantine(
+        &self,
+        c: &mut Collector,
+        cp: &str,
+        layer: &[String],
+        own: &[String],
+    ) -> Vec<String> {
+        let lp = &self.lp;
+        for (at, list) in [(lp.as_str(), layer), (cp, own)] {
+            for (j, p) in list.iter().enumerate() {
+                if let Err(e) = IdPattern::parse(p) {
+                    c.push(
+                        format!("{at}.quarantine[{j}]"),
+                        format!("test id pattern {p:?} {e}"),
+                    );
+                }
+            }
+        }
+        let mut all: Vec<String> = Vec::with_capacity(layer.len() + own.len());
+        for p in layer.iter().chain(own) {
+            if !all.contains(p) {
+                all.push(p.clone());
+            }
+        }
+        if all.len() > MAX_QUARANTINE {
+            c.push(
+                format!("{cp}.quarantine"),
+                format!(
+                    "{} quarantined test patterns with the layer's; at most {MAX_QUARANTINE} are taken",
+                    all.len()
+                ),
+            );
+        }
+        all
     }
 }
 
@@ -199,4 +243,5 @@ pub(super) struct CategoryDefaults<'a> {
     pub(super) retries: u32,
     pub(super) resources: Option<&'a RawResources>,
     pub(super) budget: Quantities,
+    pub(super) quarantine: &'a [String],
 }

@@ -275,6 +275,7 @@ impl Resolver<'_> {
                     .unwrap_or(0),
                 resources: raw.resources.as_ref(),
                 budget,
+                quarantine: &raw.quarantine,
             },
         );
 

@@ -41,6 +41,8 @@ const DEFAULT_SERVICE_WAIT_SECS: i64 = 300;
 const DEFAULT_BACKOFF_SECS: f64 = 2.0;
 /// Default retries after infrastructure failures.
 const DEFAULT_INFRA_RETRIES: i64 = 2;
+/// Most quarantine patterns of one category, its layer's included.
+const MAX_QUARANTINE: usize = 500;
 
 impl Config {
     /// Resolves `layer` for `environment` (or the base config when `None`) into a

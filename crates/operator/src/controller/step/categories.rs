@@ -25,7 +25,7 @@ use crate::controller::build::{self, LABEL_ATTEMPT, LABEL_CATEGORY, owned_by};
 use crate::controller::observe::running_since;
 use crate::layer::LayerPlan;
 use crate::plan::describe::{describe_end, describe_terminal, describe_wait, human_duration};
-use crate::plan::{Action, CategoryObs, Decision, Phase, Stop};
+use crate::plan::{Action, CategoryObs, Decision, Phase, Stop, failure_allowed};
 use crate::words::Reason;
 
 /// A category that has just started is recorded as Running once its
@@ -173,7 +173,7 @@ impl Categories {
                 match o.answers.logs.get(&pod) {
                     None => questions.push(Question::Logs(pod, cr.spec.junit_report.clone())),
                     Some(answer) => {
-                        read_results(answer, &mut st, n, cr.spec.junit_report.as_deref());
+                        read_results(answer, &mut st, n, &cr.spec);
                         test_cases.extend(keep_test_cases(&cr, &mut st, n, answer));
                     }
                 }
@@ -238,20 +238,7 @@ impl Categories {
                     let started = refusal.map_or_else(|| wall.clone(), |r| wall_clock(r.first));
                     let st = &mut c.status;
                     if !st.attempts.iter().any(|a| a.number == attempt) {
-                        let mut a = AttemptStatus {
-                            number: attempt,
-                            pod_name,
-                            exit_code: None,
-                            reason: None,
-                            message: None,
-                            infrastructure: false,
-                            log_tail: None,
-                            report_problem: None,
-                            test_cases: None,
-                            stop: None,
-                            start_time: Some(started.clone()),
-                            completion_time: None,
-                        };
+                        let mut a = AttemptStatus::new(attempt, pod_name, started.clone());
                         if let Some(r) = refusal {
                             refusals::mark(&mut a, r);
                         }
@@ -286,12 +273,7 @@ impl Categories {
                                     .push(Question::Logs(pod, c.cr.spec.junit_report.clone()));
                                 continue;
                             }
-                            Some(answer) => read_results(
-                                answer,
-                                &mut c.status,
-                                number,
-                                c.cr.spec.junit_report.as_deref(),
-                            ),
+                            Some(answer) => read_results(answer, &mut c.status, number, &c.cr.spec),
                         }
                     }
                     let Some(a) = c.status.attempts.iter_mut().find(|a| a.number == number) else {
@@ -322,13 +304,28 @@ impl Categories {
                         st.flaky = true;
                         st.reason = Some(Reason::PassedOnRetry);
                     }
+                    if terminal.phase == Phase::Succeeded
+                        && st.attempts.last().is_some_and(|a| a.passed_by_quarantine)
+                    {
+                        st.reason = Some(Reason::PassedQuarantined);
+                    }
+                    st.allowed_failure = failure_allowed(&layer.categories[i], &terminal);
                     st.caused_by = caused_by(layer, terminal.cause);
-                    let end = describe_end(
+                    let mut end = describe_end(
                         layer,
                         terminal,
                         st.attempts.last().and_then(|a| a.reason.as_ref()),
                         st.attempts.len(),
                     );
+                    if st.reason == Some(Reason::PassedQuarantined) {
+                        end.push_str(&format!(
+                            "; its failing tests are quarantined: {}",
+                            st.quarantined_tests.ids(3)
+                        ));
+                    }
+                    if st.allowed_failure {
+                        end.push_str("; its failure is allowed, the run goes on");
+                    }
                     st.message = Some(match refusals::never_created(st) {
                         Some(why) => format!("{end}; {why}"),
                         None => end,

@@ -3,10 +3,14 @@
 
 use k8s_openapi::api::core::v1::ConfigMap;
 
-use super::observed::{AttemptLog, LogAnswer};
-use crate::api::{CategoryRun, CategoryRunStatus};
+use super::observed::{AttemptLog, LogAnswer, ReportRead};
+use crate::api::{AttemptStatus, CategoryRun, CategoryRunSpec, CategoryRunStatus};
 use crate::controller::build;
-use crate::results::{LogTail, OutputScanner, ReportOutcome, read_case_list};
+use crate::results::{
+    FailedTests, LogTail, OutputScanner, Quarantine, QuarantineSort, ReportOutcome, TestCase,
+    read_case_list,
+};
+use crate::words::AttemptReason;
 
 /// Bounds of the log tail kept in a CategoryRun's status.
 const TAIL_LINES: usize = 40;
@@ -21,17 +25,19 @@ fn ended(st: &CategoryRunStatus, attempt: Option<usize>) -> bool {
 }
 
 /// Test counts, failing tests and the log tail of attempt `number` (one
-/// that ended, or is about to be stopped), from its log. `report`: the
-/// category's JUnit report, whose counts win over the log's when it was
-/// read whole; when it was not, an attempt that was not stopped says why (in
-/// its status and at the end of its log tail) and the counts come from the
-/// log.
+/// that ended, or is about to be stopped), from its log. The category's
+/// JUnit report (`spec.junitReport`), when it was read whole, wins over the
+/// log's counts, names the failing tests, and sorts out the quarantined ones
+/// (`spec.quarantine`); when it was not, an attempt that was not stopped
+/// says why (in its status and at the end of its log tail) and the counts
+/// come from the log.
 pub(super) fn read_results(
     answer: &LogAnswer,
     st: &mut CategoryRunStatus,
     number: u32,
-    report: Option<&str>,
+    spec: &CategoryRunSpec,
 ) {
+    let report = spec.junit_report.as_deref();
     let attempt = st.attempts.iter().position(|a| a.number == number);
     let stopped = attempt.is_some_and(|i| st.attempts[i].stop.is_some()) || !ended(st, attempt);
     match answer {
@@ -52,11 +58,28 @@ pub(super) fn read_results(
                 match &read.outcome {
                     ReportOutcome::Read(counts) => {
                         st.counts = Some(*counts);
+                        let quarantine = Quarantine::new(&spec.quarantine).unwrap_or_default();
+                        let retried = !earlier.is_empty()
+                            && earlier.listed.iter().all(|t| t.attempt < number);
+                        // Every case, when the quarantine or flaky tests need them.
+                        let cases = (retried || !quarantine.is_empty())
+                            .then(|| read_case_list(&read.cases.bytes));
                         st.failed_tests = read.failed.clone().in_attempt(number);
-                        if !earlier.is_empty() && earlier.listed.iter().all(|t| t.attempt < number)
-                        {
-                            let now = read_case_list(&read.cases.bytes);
-                            st.flaky_tests.add_unlisted(earlier.passed_later(&now));
+                        if let Some(cases) = cases.as_deref() {
+                            if retried {
+                                st.flaky_tests.add_unlisted(earlier.passed_later(cases));
+                            }
+                            if !quarantine.is_empty() {
+                                let a = attempt.and_then(|i| st.attempts.get_mut(i));
+                                st.failed_tests = sort_quarantined(
+                                    &quarantine,
+                                    read,
+                                    cases,
+                                    number,
+                                    a,
+                                    &mut st.quarantined_tests,
+                                );
+                            }
                         }
                     }
                     // A stopped attempt (timed out, cancelled) is not
@@ -86,6 +109,46 @@ pub(super) fn read_results(
             st.log_tail = msg.or_else(|| Some(format!("[logs unavailable: {e}]")));
         }
     }
+}
+
+/// The failing tests of attempt `number` (`cases`, read from `read`) that
+/// `quarantine` does not cover; those it covers are recorded on the attempt
+/// `a` and in `quarantined` (the category's). The attempt passes by
+/// quarantine when it exited with a failure of its own (an exit code, not
+/// its infrastructure, not a stop), its report was kept whole, and at least
+/// one test failed, every one quarantined.
+fn sort_quarantined(
+    quarantine: &Quarantine,
+    read: &ReportRead,
+    cases: &[TestCase],
+    number: u32,
+    a: Option<&mut AttemptStatus>,
+    quarantined: &mut FailedTests,
+) -> FailedTests {
+    let mut sort = QuarantineSort::default();
+    let mut failed = FailedTests::default();
+    for case in cases {
+        sort.record(quarantine, case, number);
+        if !quarantine.covers(&case.id) {
+            failed.record(case, number);
+        }
+    }
+    let whole = read.cases.left_out == 0;
+    if !whole {
+        // Failures past the kept list are not known one by one.
+        failed = read.failed.clone().in_attempt(number);
+        failed.listed.retain(|t| !quarantine.covers(&t.id));
+    }
+    if let Some(a) = a {
+        a.passed_by_quarantine = whole
+            && sort.passes()
+            && a.stop.is_none()
+            && !a.infrastructure
+            && matches!(a.reason, Some(AttemptReason::ExitCode(_)));
+        a.quarantined_tests = sort.quarantined.clone();
+    }
+    quarantined.add_unlisted(sort.quarantined);
+    failed
 }
 
 /// The ConfigMap that keeps the test cases of attempt `number` of `cr`,

@@ -46,6 +46,8 @@ pub fn update(
     let mut phases = PhaseCounts::default();
     let mut failed = Vec::new();
     let mut failed_names = Vec::new();
+    let mut allowed = Vec::new();
+    let mut quarantined = 0u64;
     let small = layer.categories.len() <= MAX_LISTED_CATEGORIES;
     let mut summaries = Vec::new();
     for (i, c) in cats.items.iter().enumerate() {
@@ -59,7 +61,13 @@ pub fn update(
         phases.add(phase);
         let reason = c.status.reason.clone().filter(Reason::is_notable);
         let name = &layer.categories[i].name;
-        if matches!(phase, Phase::Failed | Phase::TimedOut) && failed.len() < LISTED_FAILURES {
+        quarantined = quarantined.saturating_add(c.status.quarantined_tests.total());
+        if c.status.allowed_failure {
+            if allowed.len() < LISTED_FAILURES {
+                allowed.push(name.clone());
+            }
+        } else if matches!(phase, Phase::Failed | Phase::TimedOut) && failed.len() < LISTED_FAILURES
+        {
             failed_names.push(name.clone());
             failed.push(match &reason {
                 Some(r) => format!("{name} ({r})"),
@@ -93,7 +101,19 @@ pub fn update(
             status.duration = Some(human_duration(offset(&s.0, &e.0)));
         }
     }
-    let (reason, message) = run_message(phase, &phases, &failed, hold, run.spec.suspend);
+    let allowed_n = cats
+        .items
+        .iter()
+        .filter(|c| c.status.allowed_failure)
+        .count() as u32;
+    let (reason, mut message) =
+        run_message(phase, &phases, (&failed, allowed_n), hold, run.spec.suspend);
+    if allowed_n > 0 {
+        message.push_str(&format!(
+            "; failed as allowed: {}",
+            bounded_list(&allowed, allowed_n)
+        ));
+    }
     // Pods the apiserver refuses: the run cannot go on until they are created.
     let stall = refusals::run_stall(
         cats.items
@@ -107,6 +127,8 @@ pub fn update(
     status.message = Some(message.clone());
     status.phases = Some(phases);
     status.failed_categories = failed_names;
+    status.allowed_failures = allowed;
+    status.quarantined_tests = quarantined;
     status.categories = summaries;
     status.observed_generation = run.metadata.generation;
     status.conditions = phase_conditions(
@@ -150,15 +172,25 @@ fn bounded_list(first: &[String], total: u32) -> String {
     s
 }
 
+/// The run's reason and message; `failed`: the first failed categories
+/// (not allowed to fail), and how many failed as allowed.
 fn run_message(
     phase: LayerPhase,
     phases: &PhaseCounts,
-    failed: &[String],
+    (failed, allowed): (&[String], u32),
     gate: Option<&str>,
     suspended: bool,
 ) -> (String, String) {
-    let bad = phases.failed + phases.timed_out;
+    let bad = (phases.failed + phases.timed_out).saturating_sub(allowed);
     match phase {
+        LayerPhase::Succeeded if allowed > 0 => (
+            "Succeeded".into(),
+            format!(
+                "{} of {} categories passed",
+                phases.succeeded,
+                phases.total()
+            ),
+        ),
         LayerPhase::Succeeded => (
             "Succeeded".into(),
             format!("all {} categories passed", phases.total()),

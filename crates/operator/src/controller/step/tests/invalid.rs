@@ -41,6 +41,22 @@ fn started() -> World {
 }
 
 #[test]
+fn a_bad_quarantine_pattern_edited_in_by_hand_stalls_the_run() {
+    let mut w = started();
+    w.crs.get_mut("r-unit").unwrap().spec.quarantine = vec!["t::ok".into(), "t::\\x".into()];
+    run_until_stalled(&mut w);
+    let conds = run_conditions(&w);
+    let stalled = condition(&conds, "Stalled");
+    assert!(
+        stalled.message.contains(
+            "CategoryRun r-unit: spec.quarantine[1]: test id pattern \"t::\\\\x\" has `\\x`"
+        ),
+        "{}",
+        stalled.message
+    );
+}
+
+#[test]
 fn an_index_past_the_plan_stalls_the_run_until_it_is_fixed() {
     let mut w = started();
     w.crs.get_mut("r-unit").unwrap().spec.index = 99;

@@ -195,3 +195,172 @@ fn a_category_that_passes_on_a_retry_is_flaky_and_names_its_flaky_tests() {
     let counts = run.flaky.expect("the run counts its flaky parts");
     assert_eq!((counts.categories, counts.tests), (1, 2));
 }
+
+const QUARANTINE: &str = r#"
+layers:
+  q:
+    execution_mode: "parallel"
+    quarantine: ["t::known_flaky_*"]
+    categories:
+      - name: "covered"
+        timeout_seconds: 30
+        junit_report: "out/junit.xml"
+        quarantine: ["t::slow[db-1]"]
+      - name: "mixed"
+        timeout_seconds: 30
+        junit_report: "out/junit.xml"
+      - name: "nothing-parsed"
+        timeout_seconds: 30
+        junit_report: "out/junit.xml"
+      - name: "after"
+        timeout_seconds: 30
+        dependencies: ["covered"]
+"#;
+
+#[test]
+fn an_attempt_whose_failing_tests_are_all_quarantined_passes_and_reports_them() {
+    let suite = |cases: &[(&str, bool)]| {
+        let mut xml = String::from("<testsuite>\n");
+        for (name, failed) in cases {
+            let body = if *failed {
+                "<failure message=\"boom\"/>"
+            } else {
+                ""
+            };
+            xml.push_str(&format!(
+                "<testcase classname=\"t\" name=\"{name}\">{body}</testcase>\n"
+            ));
+        }
+        xml.push_str("</testsuite>");
+        printed(&xml)
+    };
+    let mut w = World::new("q", QUARANTINE, json!({"command": "pytest"})).scripts(move |c, _| {
+        match c {
+            "covered" => Script::fail(
+                1.0,
+                1,
+                &suite(&[
+                    ("ok", false),
+                    ("known_flaky_login", true),
+                    ("slow[db-1]", true),
+                ]),
+            ),
+            "mixed" => Script::fail(
+                1.0,
+                1,
+                &suite(&[("known_flaky_cart", true), ("real_bug", true)]),
+            ),
+            // Exit 1 with a report of no failing test: a failure all the same.
+            "nothing-parsed" => Script::fail(1.0, 1, &suite(&[("ok", false)])),
+            _ => Script::pass(1.0, "1 passed"),
+        }
+    });
+    w.run_to_end(LONG);
+
+    let covered = w.category("covered").status.clone().unwrap();
+    assert_eq!(covered.phase, Some(Phase::Succeeded), "{covered:#?}");
+    assert_eq!(covered.reason, Some(Reason::PassedQuarantined));
+    assert!(covered.failed_tests.is_empty());
+    let ids: Vec<&str> = covered
+        .quarantined_tests
+        .listed
+        .iter()
+        .map(|t| t.id.as_str())
+        .collect();
+    assert_eq!(ids, ["t::known_flaky_login", "t::slow[db-1]"]);
+    assert!(covered.attempts[0].passed_by_quarantine);
+    assert_eq!(
+        covered.attempts[0].exit_code,
+        Some(1),
+        "the exit code stays"
+    );
+    assert!(
+        covered
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("quarantined: t::known_flaky_login, t::slow[db-1]"),
+        "{:?}",
+        covered.message
+    );
+    assert_eq!(
+        w.cat_phase("after"),
+        Some(Phase::Succeeded),
+        "it counts as passed"
+    );
+
+    let mixed = w.category("mixed").status.clone().unwrap();
+    assert_eq!(mixed.phase, Some(Phase::Failed));
+    let failing: Vec<&str> = mixed
+        .failed_tests
+        .listed
+        .iter()
+        .map(|t| t.id.as_str())
+        .collect();
+    assert_eq!(failing, ["t::real_bug"], "only the failure that counts");
+    assert_eq!(mixed.quarantined_tests.listed[0].id, "t::known_flaky_cart");
+    assert!(!mixed.attempts[0].passed_by_quarantine);
+
+    let none = w.category("nothing-parsed").status.clone().unwrap();
+    assert_eq!(none.phase, Some(Phase::Failed));
+
+    let run = w.run.status.clone().unwrap();
+    assert_eq!(run.phase, Some(LayerPhase::Failed));
+    assert_eq!(run.quarantined_tests, 3);
+    assert_eq!(run.failed_categories, ["mixed", "nothing-parsed"]);
+}
+
+const ALLOWED: &str = r#"
+layers:
+  allowed:
+    execution_mode: "parallel"
+    fail_fast: true
+    categories:
+      - name: "experimental"
+        timeout_seconds: 30
+        allow_failure: true
+      - name: "slow-and-allowed"
+        timeout_seconds: 2
+        allow_failure: true
+      - name: "after"
+        timeout_seconds: 30
+        dependencies: ["experimental", "slow-and-allowed"]
+"#;
+
+#[test]
+fn an_allowed_failure_is_reported_without_failing_the_run_or_stopping_dependents() {
+    let mut w =
+        World::new("allowed", ALLOWED, json!({"command": "pytest"})).scripts(|c, _| match c {
+            "experimental" => Script::fail(1.0, 3, "1 failed"),
+            "slow-and-allowed" => Script::forever(),
+            _ => Script::pass(1.0, "1 passed"),
+        });
+    w.run_to_end(LONG);
+    let exp = w.category("experimental").status.clone().unwrap();
+    assert_eq!(exp.phase, Some(Phase::Failed));
+    assert!(exp.allowed_failure);
+    assert!(
+        exp.message.as_deref().unwrap().contains("allowed"),
+        "{:?}",
+        exp.message
+    );
+    let slow = w.category("slow-and-allowed").status.clone().unwrap();
+    assert_eq!(slow.phase, Some(Phase::TimedOut));
+    assert!(slow.allowed_failure);
+    assert_eq!(
+        w.cat_phase("after"),
+        Some(Phase::Succeeded),
+        "neither fail-fast nor a skip"
+    );
+    let run = w.run.status.clone().unwrap();
+    assert_eq!(run.phase, Some(LayerPhase::Succeeded));
+    assert!(run.failed_categories.is_empty());
+    assert_eq!(run.allowed_failures, ["experimental", "slow-and-allowed"]);
+    let message = run.message.unwrap();
+    assert!(
+        message.starts_with(
+            "1 of 3 categories passed; failed as allowed: experimental, slow-and-allowed"
+        ),
+        "{message}"
+    );
+}
