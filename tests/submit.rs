@@ -49,6 +49,18 @@ impl Env {
         c
     }
 
+    /// `testlayer submit` with `extra` and no config, image or layer.
+    fn rerun(&self, extra: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_testlayer"));
+        c.arg("submit")
+            .arg("--kubeconfig")
+            .arg(self.fx.cp.kubeconfig())
+            .args(["-n", &self.fx.ns])
+            .args(extra)
+            .stdin(Stdio::null());
+        c
+    }
+
     fn path(&self, f: &str) -> PathBuf {
         self.dir.path().join(f)
     }
@@ -448,4 +460,95 @@ async fn quarantined_failures_and_allowed_failures_pass_a_run_in_the_cluster() {
     // The JUnit file: the quarantined failure is a skip that says so.
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("quarantined, failed: timing"), "{xml}");
+}
+
+const RERUN: &str = r#"layers:
+  r:
+    execution_mode: parallel
+    categories:
+      - name: good
+        timeout_seconds: 30
+        command: "echo '4 passed in 0.1s'"
+      - name: broken
+        timeout_seconds: 30
+        command: "echo '1 failed in 0.1s'; exit 1"
+      - name: after
+        timeout_seconds: 30
+        dependencies: [broken]
+        command: "echo '1 passed in 0.1s'"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rerun_failed_runs_only_what_did_not_pass_and_says_when_the_run_is_gone() {
+    let env = env("rerun").await;
+    std::fs::write(env.path("rerun.yaml"), RERUN).unwrap();
+    let out = output(env.submit_file("rerun.yaml", &["-l", "r", "--name", "r1", "--wait"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+
+    let out = output(env.rerun(&["--rerun-failed", "r1", "--name", "r2", "--wait"])).await;
+    let summary = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{summary}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        summary.contains("good") && summary.contains("broken"),
+        "{summary}"
+    );
+    let good = env.fx.crs().get("r2-good").await.unwrap();
+    assert_eq!(good.spec.passed_in.as_deref(), Some("r1"));
+    let st = good.status.unwrap();
+    assert_eq!(st.phase, Some(Phase::Succeeded));
+    assert_eq!(st.counts.map(|c| c.passed), Some(4));
+    // Only what did not pass ran again: broken (after is skipped again).
+    let pods: Vec<String> = env
+        .fx
+        .pods()
+        .list(&ListParams::default().labels("testlayer.dev/run=r2"))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| p.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(pods, ["r2-broken-1"]);
+    let run = env.fx.runs().get("r2").await.unwrap();
+    assert_eq!(run.spec.rerun_of.as_deref(), Some("r1"));
+    let st = run.status.unwrap();
+    let rerun = st.rerun.unwrap();
+    assert_eq!((rerun.carried, rerun.rerun), (1, 2));
+    assert_eq!(st.counts.map(|c| c.passed), Some(4), "the combined outcome");
+
+    // A run that is gone: submit says so before creating anything ...
+    let out = output(env.rerun(&["--rerun-failed", "gone", "--wait"])).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--rerun-failed: run gone not found"),
+        "{}",
+        text(&out.stderr)
+    );
+    // ... and a run applied with it gets a Stalled condition that says so.
+    let obj: testlayer::api::TestLayerRun = serde_json::from_value(serde_json::json!({
+        "apiVersion": "testlayer.dev/v1alpha1", "kind": "TestLayerRun",
+        "metadata": {"name": "r3"},
+        "spec": {"layer": "r", "rerunOf": "gone"},
+    }))
+    .unwrap();
+    env.fx
+        .runs()
+        .create(&Default::default(), &obj)
+        .await
+        .unwrap();
+    let done = env.fx.wait_done("r3", Duration::from_secs(30)).await;
+    let st = done.status.unwrap();
+    assert_eq!(st.phase, Some(LayerPhase::Failed));
+    let stalled = st.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+    assert_eq!(stalled.reason, "RerunSourceNotFound");
+    assert!(
+        stalled.message.contains("run gone not found"),
+        "{}",
+        stalled.message
+    );
 }

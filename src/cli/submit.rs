@@ -25,8 +25,12 @@ use crate::results::read_case_list;
 #[derive(Debug, Clone, clap::Args)]
 pub struct SubmitArgs {
     /// Layer key, e.g. `fast_feedback`.
-    #[arg(long, short = 'l')]
-    pub layer: String,
+    #[arg(long, short = 'l', required_unless_present = "rerun_failed")]
+    pub layer: Option<String>,
+    /// Run again only what did not pass in this earlier run (same
+    /// namespace): its frozen plan, not the config; its passes carried over.
+    #[arg(long, value_name = "RUN", conflicts_with_all = ["layer", "config_map", "env", "image", "command"])]
+    pub rerun_failed: Option<String>,
     /// Environment whose overrides apply.
     #[arg(long, short = 'e')]
     pub env: Option<String>,
@@ -85,7 +89,7 @@ pub fn submit(a: &SubmitArgs) -> i32 {
     rt.block_on(submit_async(a))
 }
 
-fn spec(a: &SubmitArgs) -> Result<serde_json::Value, String> {
+fn spec(a: &SubmitArgs, layer: &str) -> Result<serde_json::Value, String> {
     let config = match &a.config_map {
         Some(cm) => json!({"configMapRef": {"name": cm}}),
         None => {
@@ -94,7 +98,7 @@ fn spec(a: &SubmitArgs) -> Result<serde_json::Value, String> {
             // Refuse bad config here, with the file's own name in the errors.
             let origin = a.config.display().to_string();
             Config::parse(&text, &origin)
-                .and_then(|c| c.resolve(&a.layer, a.env.as_deref()))
+                .and_then(|c| c.resolve(layer, a.env.as_deref()))
                 .map_err(|e| {
                     e.0.iter()
                         .map(|l| format!("error: {l}"))
@@ -104,7 +108,7 @@ fn spec(a: &SubmitArgs) -> Result<serde_json::Value, String> {
             json!({"inline": text})
         }
     };
-    let mut spec = json!({"layer": a.layer, "config": config});
+    let mut spec = json!({"layer": layer, "config": config});
     for (k, v) in [
         ("environment", &a.env),
         ("image", &a.image),
@@ -120,8 +124,38 @@ fn spec(a: &SubmitArgs) -> Result<serde_json::Value, String> {
     Ok(spec)
 }
 
+/// The spec of a rerun of `old` (read from namespace `ns`).
+async fn rerun_spec(
+    a: &SubmitArgs,
+    runs: &Api<TestLayerRun>,
+    ns: &str,
+    old: &str,
+) -> Result<serde_json::Value, String> {
+    let found = runs
+        .get_opt(old)
+        .await
+        .map_err(|e| format!("cannot read TestLayerRun {old} in namespace {ns}: {e}"))?
+        .ok_or_else(|| {
+            format!("--rerun-failed: run {old} not found in namespace {ns} (deleted, perhaps by its TTL)")
+        })?;
+    let mut spec = json!({"layer": found.spec.layer, "rerunOf": old});
+    if let Some(env) = &found.spec.environment {
+        spec["environment"] = json!(env);
+    }
+    if let Some(ttl) = a.ttl {
+        spec["ttlSecondsAfterFinished"] = json!(ttl);
+    }
+    Ok(spec)
+}
+
 async fn submit_async(a: &SubmitArgs) -> i32 {
-    let spec = match spec(a) {
+    let layer = a.layer.clone().unwrap_or_default();
+    let spec = match &a.rerun_failed {
+        // Read below, once there is a client.
+        Some(_) => Ok(serde_json::Value::Null),
+        None => spec(a, &layer),
+    };
+    let spec = match spec {
         Ok(s) => s,
         Err(e) => {
             eprintln!(
@@ -147,13 +181,28 @@ async fn submit_async(a: &SubmitArgs) -> i32 {
         .clone()
         .unwrap_or_else(|| client.default_namespace().to_string());
     let runs: Api<TestLayerRun> = Api::namespaced(client.clone(), &ns);
+    let spec = match &a.rerun_failed {
+        None => spec,
+        Some(old) => match rerun_spec(a, &runs, &ns, old).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_BAD_INPUT;
+            }
+        },
+    };
     let mut meta = json!({});
-    match &a.name {
-        Some(n) => meta["name"] = json!(n),
-        None => {
+    match (&a.name, &a.rerun_failed) {
+        (Some(n), _) => meta["name"] = json!(n),
+        (None, Some(old)) => {
+            // At most 63 characters in all, with the apiserver's 5.
+            let stem: String = old.chars().take(50).collect();
+            meta["generateName"] = json!(format!("{}-rerun-", stem.trim_end_matches('-')))
+        }
+        (None, None) => {
             meta["generateName"] = json!(format!(
                 "{}-",
-                crate::config::names::slug(&a.layer).unwrap_or_else(|_| "run".into())
+                crate::config::names::slug(&layer).unwrap_or_else(|_| "run".into())
             ))
         }
     }

@@ -93,6 +93,10 @@ pub struct CategoryRunSpec {
     /// its dependents still run.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_failure: bool,
+    /// It passed in this earlier run and is not run again (a rerun of
+    /// what failed there carries it over as passed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passed_in: Option<String>,
     /// Pod settings from the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<PodSettings>,

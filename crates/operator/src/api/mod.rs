@@ -20,8 +20,8 @@ pub use crds::{all_crds, crds_yaml};
 pub use decoded::{Decoded, Undecodable};
 pub use test_layer_run::{
     CategorySummary, ConfigMapKeyRef, ConfigSource, FlakyCounts, FrozenPlanRef, LISTED_FAILURES,
-    MAX_LISTED_CATEGORIES, PhaseCounts, PlanSnapshot, PodSettings, RunOverrides, TestLayerRun,
-    TestLayerRunSpec, TestLayerRunStatus,
+    MAX_LISTED_CATEGORIES, PhaseCounts, PlanSnapshot, PodSettings, RerunStatus, RunOverrides,
+    TestLayerRun, TestLayerRunSpec, TestLayerRunStatus,
 };
 
 /// API group.

@@ -46,7 +46,9 @@ pub struct TestLayerRunSpec {
     /// staging, production, or any the config defines).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
-    /// Where the layer config comes from: a ConfigMap key or inline YAML.
+    /// Where the layer config comes from: a ConfigMap key or inline YAML
+    /// (not read by a rerun, which runs its earlier run's frozen plan).
+    #[serde(default)]
     pub config: ConfigSource,
     /// Default container image of category Pods (a category's own `image` wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -65,6 +67,12 @@ pub struct TestLayerRunSpec {
     /// this run starts (in addition to the layer's own `dependencies`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<String>,
+    /// Rerun what did not pass in this earlier TestLayerRun (same
+    /// namespace, same layer, finished): its frozen plan, not the config;
+    /// the categories that passed there are carried over as passed (and
+    /// satisfy dependencies), the others run again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<String>,
     /// A background run: nobody waits for it; it never blocks other runs.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub background: bool,
@@ -241,6 +249,9 @@ pub struct TestLayerRunStatus {
     /// (the run went on as if they had passed), at most [`LISTED_FAILURES`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_failures: Vec<String>,
+    /// What this rerun took over from the run it reruns (`spec.rerunOf`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun: Option<RerunStatus>,
     /// Quarantined tests that failed, summed over categories.
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub quarantined_tests: u64,
@@ -423,6 +434,20 @@ fn is_zero(n: &u32) -> bool {
 
 fn is_zero_u64(n: &u64) -> bool {
     *n == 0
+}
+
+/// What a rerun took over from its earlier run.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RerunStatus {
+    /// The earlier run.
+    pub of: String,
+    /// Its categories that passed, carried over and not run again.
+    #[schemars(range(max = super::limits::MAX_INDEX))]
+    pub carried: u32,
+    /// Its categories that did not pass, run again.
+    #[schemars(range(max = super::limits::MAX_INDEX))]
+    pub rerun: u32,
 }
 
 /// How much of a run was flaky.

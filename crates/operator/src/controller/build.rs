@@ -200,6 +200,7 @@ pub fn category_run(
         junit_report: c.junit_report.clone(),
         quarantine: c.quarantine.clone(),
         allow_failure: c.allow_failure,
+        passed_in: None,
         pod: run.spec.pod.clone(),
     };
     Ok(category_run_object(run, &layer.k8s_name, &c.k8s_name, spec))

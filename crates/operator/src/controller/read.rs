@@ -16,12 +16,12 @@ use kube::api::{Api, ListParams, LogParams};
 
 use super::build::{CONTAINER, LABEL_RUN, owned_by};
 use super::context::{Context, ControllerError};
-use super::frozen_plan;
+use super::frozen_plan::{self, FrozenPlan};
 use super::step::{
     Answers, AttemptLog, CaseList, ConfigAnswer, DEFAULT_CONFIG_KEY, FrozenPlanAnswer, LogAnswer,
-    Observed, Question, ReportRead,
+    Observed, Question, ReportRead, RerunAnswer, RerunSource,
 };
-use crate::api::{Decoded, TestLayerRun};
+use crate::api::{CategoryRun, Decoded, TestLayerRun};
 use crate::config::service_k8s_name;
 use crate::results::{CaseListWriter, FailedTests, ReportOutcome, read_attempt_log};
 
@@ -124,6 +124,7 @@ enum Answer {
     PodExists(String, bool),
     Logs(String, LogAnswer),
     Unready(Vec<String>),
+    Rerun(RerunAnswer),
 }
 
 /// Answers `questions` about `run` into `answers`.
@@ -159,6 +160,7 @@ pub async fn ask(
                 Question::UnreadyServices(s) => {
                     Answer::Unready(unready_services(ctx, &ns, &s).await?)
                 }
+                Question::RerunSource(name) => Answer::Rerun(rerun_source(ctx, &ns, &name).await?),
             })
         }
     });
@@ -177,6 +179,7 @@ pub async fn ask(
                 answers.logs.insert(p, l);
             }
             Answer::Unready(u) => answers.unready_services = Some(u),
+            Answer::Rerun(r) => answers.rerun = Some(r),
         }
     }
     Ok(())
@@ -466,6 +469,71 @@ async fn frozen(
             Err(e) => FrozenPlanAnswer::Missing(e.to_string()),
         },
     })
+}
+
+/// The earlier run `name` of a rerun: finished, with its frozen plan (or,
+/// for a run accepted before plans were frozen, its CategoryRuns' specs)
+/// and its CategoryRuns.
+async fn rerun_source(ctx: &Context, ns: &str, name: &str) -> Result<RerunAnswer, ControllerError> {
+    let runs: Api<Decoded<TestLayerRun>> = Api::namespaced(ctx.client.clone(), ns);
+    let found = runs
+        .get_opt(name)
+        .await
+        .map_err(ControllerError::kube(format!(
+            "reading TestLayerRun {name}"
+        )))?;
+    let Some(found) = found else {
+        return Ok(RerunAnswer::Missing(format!(
+            "run {name} not found in namespace {ns} (deleted, perhaps by its ttlSecondsAfterFinished): nothing to rerun"
+        )));
+    };
+    let Some(old) = found.valid().map(|r| r.as_ref().clone()) else {
+        return Ok(RerunAnswer::Missing(format!(
+            "run {name} cannot be read by this controller"
+        )));
+    };
+    let phase = old.status.as_ref().and_then(|s| s.phase);
+    if !phase.is_some_and(|p| p.is_terminal()) {
+        return Ok(RerunAnswer::Unfinished(phase.map_or_else(
+            || "Pending".to_string(),
+            |p| p.as_str().to_string(),
+        )));
+    }
+    let crs: Api<Decoded<CategoryRun>> = Api::namespaced(ctx.client.clone(), ns);
+    let lp = ListParams::default().labels(&format!("{LABEL_RUN}={name}"));
+    let category_runs: Vec<CategoryRun> = crs
+        .list(&lp)
+        .await
+        .map_err(ControllerError::kube(format!(
+            "listing the CategoryRuns of {name}"
+        )))?
+        .items
+        .into_iter()
+        .filter_map(|c| c.valid().map(|c| c.as_ref().clone()))
+        .filter(|c| owned_by(c, &old))
+        .collect();
+    let plan = match frozen(ctx, &old, ns).await? {
+        FrozenPlanAnswer::Found(p) => (*p).clone(),
+        FrozenPlanAnswer::Missing(why) => {
+            let count = old
+                .status
+                .as_ref()
+                .and_then(|s| s.plan.as_ref())
+                .map_or(0, |p| p.count());
+            if count == 0 || category_runs.len() != count {
+                return Ok(RerunAnswer::Missing(format!(
+                    "the plan of run {name} is lost ({why}) and it has {} of its {count} CategoryRuns",
+                    category_runs.len()
+                )));
+            }
+            FrozenPlan::of(&category_runs)
+        }
+    };
+    Ok(RerunAnswer::Found(Arc::new(RerunSource {
+        run: old,
+        plan,
+        category_runs,
+    })))
 }
 
 /// Services (by config name) without a ready endpoint in `namespace`.

@@ -18,6 +18,7 @@ use super::conditions::{category_terminal, phase_conditions};
 use super::log_results::{keep_test_cases, read_results};
 use super::observed::{Answers, Observed, Question, Refusal};
 use super::refusals;
+use super::rerun::carried_message;
 use super::writes::Note;
 use super::{note, wall_clock};
 use crate::api::{AttemptStatus, CategoryRun, CategoryRunStatus};
@@ -145,6 +146,16 @@ impl Categories {
                 })
                 .collect();
             let mut st = cr.status.clone().unwrap_or_default();
+            // Carried over from an earlier run: passed, whatever became of
+            // the status written when this run was accepted.
+            if let Some(from) = &cr.spec.passed_in
+                && !st.phase.is_some_and(|p| p.is_terminal())
+            {
+                st.phase = Some(Phase::Succeeded);
+                st.reason = Some(Reason::Passed);
+                st.message = Some(carried_message(from));
+                st.completion_time.get_or_insert_with(|| wall.clone());
+            }
             let refs: BTreeMap<u32, &Pod> = pods.iter().map(|(n, p)| (*n, p.as_ref())).collect();
             let needs = sync_attempts(&mut st, &refs, &wall, bound);
             pods_to_delete.extend(

@@ -23,6 +23,7 @@ mod log_results;
 pub mod observed;
 mod plan_freeze;
 mod refusals;
+mod rerun;
 mod run_status;
 pub mod writes;
 
@@ -37,7 +38,7 @@ use kube::Resource;
 pub use attempts::{offset, stored};
 pub use observed::{
     Answers, AttemptLog, CaseList, ConfigAnswer, FrozenPlanAnswer, LogAnswer, Observed, Question,
-    Refusal, ReportRead,
+    Refusal, ReportRead, RerunAnswer, RerunSource,
 };
 pub use plan_freeze::{DEFAULT_CONFIG_KEY, resolve, spec_changed, spec_hash};
 pub use writes::{Next, Note, Step, Write};

@@ -48,6 +48,9 @@ pub enum Question {
     Logs(String, Option<String>),
     /// Which of these required services have no ready endpoint?
     UnreadyServices(Vec<String>),
+    /// The earlier run that this run reruns (`spec.rerunOf`): its frozen
+    /// plan and its CategoryRuns.
+    RerunSource(String),
 }
 
 /// A Pod the apiserver refused to create (a 4xx answer other than "it
@@ -114,6 +117,55 @@ impl PartialEq for FrozenPlanAnswer {
 // A decoded plan compares equal to itself (its numbers are never NaN).
 impl Eq for FrozenPlanAnswer {}
 
+/// The earlier run of a rerun, or why it cannot be used.
+#[derive(Debug, Clone)]
+pub enum RerunAnswer {
+    /// It finished: what the rerun takes over.
+    Found(Arc<RerunSource>),
+    /// It has not finished yet (its phase).
+    Unfinished(String),
+    /// It cannot be used: not found, or its plan is lost (why).
+    Missing(String),
+}
+
+/// What a rerun takes over from its earlier run.
+#[derive(Debug, Clone)]
+pub struct RerunSource {
+    /// The earlier run.
+    pub run: TestLayerRun,
+    /// Its frozen plan.
+    pub plan: FrozenPlan,
+    /// Its CategoryRuns, as they ended.
+    pub category_runs: Vec<CategoryRun>,
+}
+
+impl PartialEq for RerunAnswer {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            // The same read, or reads of the same versions.
+            (Self::Found(a), Self::Found(b)) => {
+                let version = |s: &RerunSource| {
+                    let mut v: Vec<Option<String>> = s
+                        .category_runs
+                        .iter()
+                        .map(|c| c.metadata.resource_version.clone())
+                        .collect();
+                    v.push(s.run.metadata.resource_version.clone());
+                    v
+                };
+                Arc::ptr_eq(a, b) || (a.plan == b.plan && version(a) == version(b))
+            }
+            (Self::Unfinished(a), Self::Unfinished(b)) | (Self::Missing(a), Self::Missing(b)) => {
+                a == b
+            }
+            _ => false,
+        }
+    }
+}
+
+// Decoded objects compare equal to themselves (their numbers are never NaN).
+impl Eq for RerunAnswer {}
+
 /// The log of a Pod, or why it could not be read.
 pub type LogAnswer = Result<AttemptLog, String>;
 
@@ -171,6 +223,8 @@ pub struct Answers {
     pub logs: BTreeMap<String, LogAnswer>,
     /// [`Question::UnreadyServices`]: the services without a ready endpoint.
     pub unready_services: Option<Vec<String>>,
+    /// [`Question::RerunSource`].
+    pub rerun: Option<RerunAnswer>,
 }
 
 impl Answers {
@@ -182,6 +236,7 @@ impl Answers {
             Question::PodExists(p) => self.pod_exists.contains_key(p),
             Question::Logs(p, _) => self.logs.contains_key(p),
             Question::UnreadyServices(_) => self.unready_services.is_some(),
+            Question::RerunSource(_) => self.rerun.is_some(),
         }
     }
 }

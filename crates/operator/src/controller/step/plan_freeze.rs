@@ -12,12 +12,15 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use serde_json::json;
 
+use k8s_openapi::api::core::v1::ConfigMap;
+
 use super::observed::{ConfigAnswer, FrozenPlanAnswer, Observed, Question};
+use super::rerun;
 use super::writes::{Next, Step, Write};
 use super::{note, run_status};
 use crate::api::{
-    CategoryRun, CategorySummary, LISTED_FAILURES, LayerPhase, MAX_LISTED_CATEGORIES, PhaseCounts,
-    TestLayerRun, TestLayerRunStatus,
+    CategoryRun, CategoryRunStatus, CategorySummary, LISTED_FAILURES, LayerPhase,
+    MAX_LISTED_CATEGORIES, PhaseCounts, PlanSnapshot, TestLayerRun, TestLayerRunStatus,
 };
 use crate::config::{Config, Overrides};
 use crate::controller::build;
@@ -39,7 +42,7 @@ const HASH_PREFIX: &str = "sha256:";
 pub fn spec_hash(run: &TestLayerRun) -> String {
     use sha2::{Digest, Sha256};
     let s = &run.spec;
-    let defining = json!([
+    let mut defining = json!([
         s.layer,
         s.environment,
         s.config,
@@ -49,6 +52,10 @@ pub fn spec_hash(run: &TestLayerRun) -> String {
         s.pod,
         s.depends_on
     ]);
+    // Only when set, so that the hash of every other run stays as it was.
+    if let (Some(of), Some(list)) = (&s.rerun_of, defining.as_array_mut()) {
+        list.push(json!({ "rerunOf": of }));
+    }
     let digest = Sha256::digest(defining.to_string().as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("{HASH_PREFIX}{hex}")
@@ -200,6 +207,9 @@ fn config_text<'a>(
 /// first, then the run's status naming it, then the CategoryRuns).
 fn accept(o: &Observed, mut status: TestLayerRunStatus, hash: &str, now: Timestamp) -> Frozen {
     let run = o.run.as_ref();
+    if let Some(of) = &run.spec.rerun_of {
+        return Frozen::Step(rerun::accept(o, status, hash, of, now));
+    }
     let (text, origin) = match config_text(o, &status, now) {
         Ok(t) => t,
         Err(step) => return Frozen::Step(step),
@@ -221,10 +231,29 @@ fn accept(o: &Observed, mut status: TestLayerRunStatus, hash: &str, now: Timesta
             ));
         }
     };
-    let n = layer.categories.len();
     let mut snap = build::snapshot(&layer);
     snap.background |= run.spec.background;
     snap.frozen = Some(reference);
+    accepted_status(&mut status, &layer, snap, hash);
+    let text = format!(
+        "layer {} ({}), {} categories, {}",
+        layer.key,
+        layer.display_name,
+        layer.categories.len(),
+        layer.strategy
+    );
+    let writes = accepted_writes(o, cm, status, crs, Vec::new(), &text);
+    Frozen::Step(Step::write(writes, Next::Again))
+}
+
+/// The status of a run just accepted with `layer`, frozen as `snap`.
+pub(super) fn accepted_status(
+    status: &mut TestLayerRunStatus,
+    layer: &LayerPlan,
+    snap: PlanSnapshot,
+    hash: &str,
+) {
+    let n = layer.categories.len();
     status.plan = Some(snap);
     status.spec_hash = Some(hash.to_string());
     status.strategy = Some(layer.strategy.into());
@@ -244,28 +273,37 @@ fn accept(o: &Observed, mut status: TestLayerRunStatus, hash: &str, now: Timesta
     };
     status.phase = Some(LayerPhase::Pending);
     status.message = Some("created its categories".into());
+}
+
+/// The writes that accept a run, in the order crash safety needs: its
+/// frozen plan, its status naming it, its CategoryRuns (those not made
+/// yet), the statuses of CategoryRuns carried over from an earlier run,
+/// and an Event saying `text`.
+pub(super) fn accepted_writes(
+    o: &Observed,
+    plan: ConfigMap,
+    status: TestLayerRunStatus,
+    crs: Vec<CategoryRun>,
+    carried: Vec<(String, CategoryRunStatus)>,
+    text: &str,
+) -> Vec<Write> {
     let existing: BTreeSet<String> = o.category_runs.iter().map(|c| c.name_any()).collect();
     let missing: Vec<CategoryRun> = crs
         .into_iter()
         .filter(|cr| !existing.contains(&cr.name_any()))
         .collect();
     let mut writes = vec![
-        Write::CreatePlan(Box::new(cm)),
+        Write::CreatePlan(Box::new(plan)),
         Write::RunStatus(Box::new(status)),
     ];
     if !missing.is_empty() {
         writes.push(Write::CreateCategoryRuns(missing));
     }
-    writes.push(Write::Event(note(
-        run,
-        false,
-        "Accepted",
-        &format!(
-            "layer {} ({}), {n} categories, {}",
-            layer.key, layer.display_name, layer.strategy
-        ),
-    )));
-    Frozen::Step(Step::write(writes, Next::Again))
+    if !carried.is_empty() {
+        writes.push(Write::CategoryRunStatuses(carried));
+    }
+    writes.push(Write::Event(note(o.run.as_ref(), false, "Accepted", text)));
+    writes
 }
 
 /// CategoryRuns are missing (deleted by hand): recreated from the frozen

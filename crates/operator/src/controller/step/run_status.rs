@@ -283,25 +283,39 @@ fn fail_run(
 /// look again later.
 pub fn waiting_for_config(
     o: &Observed,
-    mut status: TestLayerRunStatus,
+    status: TestLayerRunStatus,
     problem: &str,
+    now: Timestamp,
+) -> Step {
+    waiting(o, status, "ConfigNotFound", problem, true, now)
+}
+
+/// A run that cannot be accepted yet: Pending, saying why (`reason`,
+/// `problem`), `Stalled` when only someone's action helps, and looked at
+/// again every [`CONFIG_POLL`].
+pub fn waiting(
+    o: &Observed,
+    mut status: TestLayerRunStatus,
+    reason: &str,
+    problem: &str,
+    stalled: bool,
     now: Timestamp,
 ) -> Step {
     let run = o.run.as_ref();
     let wall = wall_clock(now);
-    let stall = Stall {
-        reason: "ConfigNotFound".into(),
+    let stall = stalled.then(|| Stall {
+        reason: reason.into(),
         message: problem.into(),
-    };
+    });
     status.phase = Some(LayerPhase::Pending);
     status.message = Some(problem.into());
     status.observed_generation = run.metadata.generation;
     status.conditions = phase_conditions(
         &status.conditions,
         None,
-        "ConfigNotFound",
+        reason,
         problem,
-        Some(&stall),
+        stall.as_ref(),
         run.metadata.generation,
         &wall,
     );
@@ -311,7 +325,7 @@ pub fn waiting_for_config(
     Step::write(
         vec![
             Write::RunStatus(Box::new(status)),
-            Write::Event(note(run, true, "ConfigNotFound", problem)),
+            Write::Event(note(run, stalled, reason, problem)),
         ],
         Next::After(CONFIG_POLL),
     )

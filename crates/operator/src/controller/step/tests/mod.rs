@@ -7,6 +7,7 @@ mod gates;
 mod invalid;
 mod refused;
 mod reports;
+mod reruns;
 mod runs;
 mod stops;
 mod world;
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::RerunAnswer;
 use super::{Answers, Next, Question, Write};
 use crate::api::LayerPhase;
 use crate::plan::Phase;

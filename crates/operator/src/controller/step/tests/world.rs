@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::super::{
     Answers, AttemptLog, ConfigAnswer, FrozenPlanAnswer, Next, Note, Observed, Question, Refusal,
-    Step, Write, step,
+    RerunAnswer, RerunSource, Step, Write, step,
 };
 use crate::api::{CategoryRun, LayerPhase, TestLayerRun, Undecodable};
 use crate::controller::build::{LABEL_CATEGORY, LABEL_RUN};
@@ -122,6 +122,8 @@ pub struct World {
     pub refused: BTreeMap<String, Refusal>,
     /// Every refused create: (seconds since start, pod).
     pub refusal_log: Vec<(f64, String)>,
+    /// The answer about the earlier run of a rerun.
+    pub rerun_source: Option<RerunAnswer>,
     scripts: ScriptFn,
     start: Timestamp,
     next_rv: u64,
@@ -193,6 +195,7 @@ impl World {
             refuse: BTreeMap::new(),
             refused: BTreeMap::new(),
             refusal_log: Vec::new(),
+            rerun_source: None,
             scripts: Box::new(|_, _| Script::pass(1.0, "1 passed in 0.1s")),
             start: t0(),
             next_rv: 2,
@@ -329,7 +332,39 @@ impl World {
                 answers.unready_services =
                     Some(s.into_iter().filter(|x| self.unready.contains(x)).collect());
             }
+            Question::RerunSource(name) => {
+                answers.rerun = Some(self.rerun_source.clone().unwrap_or_else(|| {
+                    RerunAnswer::Missing(format!("run {name} not found in namespace ns"))
+                }));
+            }
         }
+    }
+
+    /// This run renamed (`name`, a uid of its own): a second run in the
+    /// same namespace.
+    pub fn named(mut self, name: &str) -> World {
+        self.run.metadata.name = Some(name.into());
+        self.run.metadata.uid = Some(format!("{name}-uid"));
+        self
+    }
+
+    /// This world's run as the earlier run of a rerun: its frozen plan and
+    /// CategoryRuns as they are now.
+    pub fn as_rerun_source(&self) -> RerunAnswer {
+        let reference = self
+            .run
+            .status
+            .as_ref()
+            .and_then(|s| s.plan.as_ref())
+            .and_then(|p| p.frozen.clone())
+            .expect("a frozen plan");
+        let plan = frozen_plan::decode(&self.plans[&reference.config_map], &self.run, &reference)
+            .expect("the plan decodes");
+        RerunAnswer::Found(Arc::new(RerunSource {
+            run: self.run.clone(),
+            plan,
+            category_runs: self.crs.values().cloned().collect(),
+        }))
     }
 
     /// Applies writes in order, as the apiserver would; `true` when it
