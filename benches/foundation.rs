@@ -180,6 +180,7 @@ fn executor(runtime: &tokio::runtime::Runtime, command: &str, ideal_each: Durati
     )
     .expect("layer");
     let opts = LocalOptions {
+        carried: Default::default(),
         working_dir: ".".into(),
         log_dir: None,
     };

@@ -447,3 +447,93 @@ fn quarantined_failures_pass_and_allowed_failures_let_the_layer_pass() {
         "{text}"
     );
 }
+
+#[test]
+fn rerun_failed_runs_what_did_not_pass_from_the_report_s_own_plan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ran = tmp.path().join("ran");
+    let body = [
+        "layers:",
+        "  r:",
+        "    execution_mode: parallel",
+        "    categories:",
+        "      - {name: good, timeout_seconds: 30, command: \"echo good >> ran; echo '4 passed in 0.1s'\"}",
+        "      - {name: broken, timeout_seconds: 30, command: \"echo broken >> ran; test -f fixed\"}",
+        "      - {name: after, timeout_seconds: 30, dependencies: [broken], command: \"echo after >> ran\"}",
+    ]
+    .join("\n");
+    let cfg = write_config(tmp.path(), &body);
+    let (out, report) = run_json(
+        &["run", "-c", cfg.to_str().unwrap(), "-l", "r"],
+        tmp.path(),
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    assert_eq!(category(&report, "after")["phase"], "Skipped");
+    let first = tmp.path().join("first.json");
+    std::fs::write(&first, &out.stdout).unwrap();
+    let ran_lines = || {
+        let mut l: Vec<String> = std::fs::read_to_string(&ran)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        l.sort();
+        l
+    };
+    assert_eq!(ran_lines(), ["broken", "good"]);
+
+    // The config file is gone and the bug is fixed: the rerun runs the plan
+    // the report kept, only what did not pass.
+    std::fs::remove_file(&cfg).unwrap();
+    std::fs::remove_file(&ran).unwrap();
+    std::fs::write(tmp.path().join("fixed"), "").unwrap();
+    let (out, report) = run_json(
+        &["run", "--rerun-failed", first.to_str().unwrap()],
+        tmp.path(),
+        tmp.path(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{report:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(ran_lines(), ["after", "broken"], "good was not run again");
+    let good = category(&report, "good");
+    assert_eq!(good["phase"], "Succeeded");
+    assert_eq!(good["message"], "passed in the earlier run; not run again");
+    assert_eq!(good["counts"]["passed"], 4, "its results kept");
+    assert_eq!(report["outcome"], "Succeeded", "the combined outcome");
+    assert_eq!(report["rerun_of"], first.to_str().unwrap());
+    assert_eq!(report["counts"]["passed"], 4);
+
+    // Bad input: no such file, not a report, a report without a plan.
+    let rerun = |path: &Path| {
+        testlayer()
+            .args(["run", "--rerun-failed"])
+            .arg(path)
+            .current_dir(tmp.path())
+            .output()
+            .unwrap()
+    };
+    let out = rerun(&tmp.path().join("nope.json"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nope.json: cannot read the file"), "{err}");
+    std::fs::write(tmp.path().join("junk.json"), "{\"layer\": 3}").unwrap();
+    let out = rerun(&tmp.path().join("junk.json"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not a JSON report of `testlayer run --output json`"),
+        "{err}"
+    );
+    let mut planless = report.clone();
+    planless.as_object_mut().unwrap().remove("plan");
+    std::fs::write(tmp.path().join("planless.json"), planless.to_string()).unwrap();
+    let out = rerun(&tmp.path().join("planless.json"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the report records no plan"), "{err}");
+}

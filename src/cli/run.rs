@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use clap::ValueEnum;
 
-use super::{EXIT_BAD_INPUT, LayerArgs, OutputFormat};
+use super::{EXIT_BAD_INPUT, OutputFormat};
 use crate::config::{Config, Overrides};
 use crate::layer::Strategy;
 use crate::local::{LocalOptions, PlainProgress, Progress, Silent, TerminalProgress, run_layer};
+use crate::plan::Phase;
+use crate::report::{ReportPlan, RunReport};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -52,9 +54,24 @@ impl From<StrategyArg> for Strategy {
 /// Arguments of `run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Layer, config and environment.
-    #[command(flatten)]
-    pub layer: LayerArgs,
+    /// Layer config file.
+    #[arg(long, short = 'c', default_value = "config/test_layers.yaml")]
+    pub config: PathBuf,
+    /// Layer key, e.g. `fast_feedback`.
+    #[arg(long, short = 'l', required_unless_present = "rerun_failed")]
+    pub layer: Option<String>,
+    /// Environment whose overrides apply (test, development, staging, production, ...).
+    #[arg(long, short = 'e')]
+    pub env: Option<String>,
+    /// Run again only what did not pass in the run this JSON report
+    /// (`--output json`) describes: the plan it ran (its config as read
+    /// then), its passes carried over.
+    #[arg(
+        long,
+        value_name = "REPORT.json",
+        conflicts_with_all = ["config", "layer", "env", "strategy", "max_parallel", "fail_fast", "retries", "timeout_multiplier"]
+    )]
+    pub rerun_failed: Option<PathBuf>,
     /// Report format on standard output.
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -90,20 +107,55 @@ pub struct RunArgs {
     pub timeout_multiplier: Option<f64>,
 }
 
+/// What to run: the config file, layer and overrides of the command line,
+/// or the plan of an earlier run's report (`--rerun-failed`), with that
+/// report.
+fn what_to_run(a: &RunArgs) -> Result<(ReportPlan, Option<RunReport>), String> {
+    let Some(path) = &a.rerun_failed else {
+        let config = std::fs::read_to_string(&a.config)
+            .map_err(|e| format!("{}: cannot read the file: {e}", a.config.display()))?;
+        let plan = ReportPlan {
+            config,
+            origin: a.config.display().to_string(),
+            layer: a.layer.clone().unwrap_or_default(),
+            environment: a.env.clone(),
+            overrides: Overrides {
+                source: "command line".into(),
+                strategy: a.strategy.map(Into::into),
+                max_parallel: a.max_parallel,
+                fail_fast: a.fail_fast,
+                retries: a.retries,
+                timeout_multiplier: a.timeout_multiplier,
+            },
+        };
+        return Ok((plan, None));
+    };
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("--rerun-failed {shown}: cannot read the file: {e}"))?;
+    let report: RunReport = serde_json::from_str(&text).map_err(|e| {
+        format!("--rerun-failed {shown}: not a JSON report of `testlayer run --output json`: {e}")
+    })?;
+    let plan = report.plan.clone().ok_or_else(|| {
+        format!(
+            "--rerun-failed {shown}: the report records no plan (a cluster run's report, or one written before reports kept their plan); use `testlayer submit --rerun-failed RUN` for a cluster run, or run the layer again with -c"
+        )
+    })?;
+    Ok((plan, Some(report)))
+}
+
 /// Runs the layer and returns the exit code: 0 passed, 1 failed or timed out,
 /// 2 bad input, 130 cancelled.
 pub fn run(a: &RunArgs) -> i32 {
-    let overrides = Overrides {
-        source: "command line".into(),
-        strategy: a.strategy.map(Into::into),
-        max_parallel: a.max_parallel,
-        fail_fast: a.fail_fast,
-        retries: a.retries,
-        timeout_multiplier: a.timeout_multiplier,
+    let (what, earlier) = match what_to_run(a) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_BAD_INPUT;
+        }
     };
-    let l = &a.layer;
-    let plan = match Config::load(&l.config)
-        .and_then(|c| c.resolve_with(&l.layer, l.env.as_deref(), &overrides))
+    let plan = match Config::parse(&what.config, &what.origin)
+        .and_then(|c| c.resolve_with(&what.layer, what.environment.as_deref(), &what.overrides))
     {
         Ok(p) => p,
         Err(e) => {
@@ -113,6 +165,17 @@ pub fn run(a: &RunArgs) -> i32 {
             return EXIT_BAD_INPUT;
         }
     };
+    // The passes of the earlier run, by name.
+    let carried = earlier
+        .as_ref()
+        .map(|r| {
+            r.categories
+                .iter()
+                .filter(|c| c.phase == Phase::Succeeded)
+                .map(|c| (c.name.clone(), c.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
     let stderr_tty = std::io::stderr().is_terminal();
     let progress: Arc<dyn Progress> = match (a.progress, stderr_tty) {
         (ProgressMode::None, _) => Arc::new(Silent),
@@ -122,6 +185,7 @@ pub fn run(a: &RunArgs) -> i32 {
         _ => Arc::new(PlainProgress::new(a.verbose)),
     };
     let opts = LocalOptions {
+        carried,
         working_dir: a.workdir.clone(),
         log_dir: Some(a.log_dir.join(&plan.k8s_name)),
     };
@@ -146,7 +210,11 @@ pub fn run(a: &RunArgs) -> i32 {
         run_layer(&plan, &opts, progress, cancel).await
     });
     let report = match report {
-        Ok(r) => r,
+        Ok(mut r) => {
+            r.plan = Some(what);
+            r.rerun_of = a.rerun_failed.as_ref().map(|p| p.display().to_string());
+            r
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return match e {

@@ -39,6 +39,26 @@ fn junit_case(t: &TestCase, quarantine: &Quarantine) -> JunitCase {
 }
 use crate::words::{AttemptReason, Reason};
 
+/// What a local run ran, kept in its JSON report so that `run
+/// --rerun-failed` runs the same plan, whatever became of the config file:
+/// the config text as it was read, the layer, the environment and the
+/// command line's overrides (resolving them again gives the same plan).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReportPlan {
+    /// The layer config, as it was read.
+    pub config: String,
+    /// Where it was read from (for messages).
+    pub origin: String,
+    /// The layer key.
+    pub layer: String,
+    /// The environment, if one was named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// The command line's overrides.
+    #[serde(default)]
+    pub overrides: crate::config::Overrides,
+}
+
 /// One attempt of one category.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AttemptReport {
@@ -132,6 +152,12 @@ pub struct RunReport {
     pub duration_secs: f64,
     /// Test counts summed over categories.
     pub counts: TestCounts,
+    /// What was run, so that `run --rerun-failed` runs it again (local runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<ReportPlan>,
+    /// The report of the earlier run this one reran what failed of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<String>,
     /// Every category, in config order.
     pub categories: Vec<CategoryReport>,
 }
@@ -372,6 +398,8 @@ mod tests {
             outcome: LayerOutcome::Failed,
             duration_secs: 1.0,
             counts: TestCounts::default(),
+            plan: None,
+            rerun_of: None,
             categories: vec![category],
         };
         let text = report.summary(false);

@@ -7,7 +7,7 @@ mod services;
 
 pub(crate) use testlayer_core::{layer, plan, report, results, words};
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -65,7 +65,14 @@ pub struct LocalOptions {
     pub working_dir: PathBuf,
     /// Where full logs go, one file per attempt.
     pub log_dir: Option<PathBuf>,
+    /// Categories that passed in an earlier run, by name, with their
+    /// reports: carried over as passed, not run again (a rerun of what
+    /// failed there).
+    pub carried: BTreeMap<String, CategoryReport>,
 }
+
+/// The message of a category carried over from an earlier run.
+pub const CARRIED_MESSAGE: &str = "passed in the earlier run; not run again";
 
 /// Why a local run stops early: a future that resolves on Ctrl-C or SIGTERM.
 pub type CancelSignal = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
@@ -121,6 +128,20 @@ pub async fn run_layer(
             log_file: None,
         })
         .collect();
+    // Passes carried over from an earlier run: done before anything starts.
+    for (i, c) in layer.categories.iter().enumerate() {
+        if let Some(old) = opts.carried.get(&c.name) {
+            cats[i].terminal = Some(Terminal {
+                phase: Phase::Succeeded,
+                cause: Cause::Passed,
+            });
+            reports[i] = CategoryReport {
+                message: CARRIED_MESSAGE.into(),
+                quarantine: c.quarantine.clone(),
+                ..old.clone()
+            };
+        }
+    }
     let mut first_start: Vec<Option<Duration>> = vec![None; n];
     let mut running: HashMap<usize, AttemptHandle> = HashMap::new();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<AttemptResult>();
@@ -249,6 +270,8 @@ pub async fn run_layer(
         outcome,
         duration_secs: start.elapsed().as_secs_f64(),
         counts,
+        plan: None,
+        rerun_of: None,
         categories: reports,
     })
 }

@@ -85,6 +85,8 @@ pub fn run_report(
         outcome,
         duration_secs: secs(&st.start_time, &st.completion_time),
         counts: st.counts.unwrap_or_default(),
+        plan: None,
+        rerun_of: run.spec.rerun_of.clone(),
         categories: cats,
     }
 }

@@ -7,7 +7,8 @@ use crate::config::raw::{RawEnvironment, RawLayer, RawLayerLimits, RawLayerOverr
 
 /// Settings a run gives on top of the config (command-line flags, or a
 /// TestLayerRun's `overrides`); they win over everything in the file.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Overrides {
     /// Names where they came from in errors (`command line`, `spec.overrides`).
     pub source: String,
