@@ -121,6 +121,104 @@ fn efficiency() {
     );
 }
 
+/// (d): HYBRID_SMART on layers whose timeouts are 2-10x the true
+/// durations, planned with the timeouts only and with durations learned
+/// from an earlier run (the true durations with +-20% noise); the run's own
+/// durations have +-10% noise.
+fn learned(sizes: std::ops::Range<usize>, limits: std::ops::Range<u32>) {
+    const LAYERS: usize = 250;
+    let mut rng = SmallRng::seed_from_u64(SEED ^ 0x1ea7);
+    let (mut with_timeouts, mut with_learned) = (Vec::new(), Vec::new());
+    for _ in 0..LAYERS {
+        let n = rng.random_range(sizes.clone());
+        let limit = rng.random_range(limits.clone());
+        let (mut layer, _) = random_layer(&mut rng, n, limit, Strategy::HybridSmart);
+        let mut history = std::collections::BTreeMap::new();
+        let mut actual = std::collections::BTreeMap::new();
+        for c in &mut layer.categories {
+            let truth = c.estimate.as_secs_f64();
+            c.timeout = Duration::from_secs_f64(truth * rng.random_range(2.0..10.0));
+            // Nothing configured: the timeout stands in.
+            c.estimate = c.timeout;
+            history.insert(c.name.clone(), truth * rng.random_range(0.8..1.2));
+            actual.insert(c.name.clone(), truth * rng.random_range(0.9..1.1));
+        }
+        let timeouts_only = LayerPlan::new(
+            LayerSettings::new("bench", Strategy::HybridSmart, Some(limit)),
+            layer.categories.clone(),
+        )
+        .expect("acyclic");
+        let mut learned = timeouts_only.clone();
+        learned.learn_durations(&history);
+        let mut truth = timeouts_only.clone();
+        truth.learn_durations(&actual);
+        let scenario = Scenario {
+            attempts: layer
+                .categories
+                .iter()
+                .map(|c| {
+                    vec![AttemptScript {
+                        duration: Duration::from_secs_f64(actual[&c.name]),
+                        end: Scripted::Pass,
+                    }]
+                })
+                .collect(),
+            ..Scenario::default()
+        };
+        let work: f64 = actual.values().sum();
+        let bound = truth
+            .critical_path()
+            .as_secs_f64()
+            .max(work / f64::from(limit));
+        let ratio = |l: &LayerPlan| {
+            simulate(l, &scenario)
+                .expect("simulation")
+                .makespan
+                .as_secs_f64()
+                / bound
+        };
+        with_timeouts.push(ratio(&timeouts_only));
+        with_learned.push(ratio(&learned));
+    }
+    let wins = with_learned
+        .iter()
+        .zip(&with_timeouts)
+        .filter(|(l, t)| l <= t)
+        .count();
+    let ratio_of_means = with_timeouts.iter().sum::<f64>() / with_learned.iter().sum::<f64>();
+    for v in [&mut with_timeouts, &mut with_learned] {
+        v.sort_by(f64::total_cmp);
+    }
+    println!(
+        "    {LAYERS} random DAGs of {}-{} categories, limits {}-{}:",
+        sizes.start,
+        sizes.end - 1,
+        limits.start,
+        limits.end - 1
+    );
+    println!(
+        "    {:<34} {:>7} {:>7} {:>7} {:>7}",
+        "estimates", "median", "p90", "worst", "mean"
+    );
+    for (name, v) in [
+        ("timeouts only", &with_timeouts),
+        ("learned from the last run", &with_learned),
+    ] {
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        println!(
+            "    {:<34} {:>7.3} {:>7.3} {:>7.3} {:>7.3}",
+            name,
+            percentile(v, 0.5),
+            percentile(v, 0.9),
+            v[v.len() - 1],
+            mean
+        );
+    }
+    println!(
+        "    same DAG: learned as short or shorter on {wins}/{LAYERS}; mean makespan, timeouts / learned: {ratio_of_means:.3}"
+    );
+}
+
 fn cost() {
     const N: usize = 10_000;
     let mut rng = SmallRng::seed_from_u64(SEED + 1);
@@ -224,4 +322,11 @@ fn main() {
     println!("(c) local executor overhead, 200 categories at parallelism 8:");
     executor(&runtime, "true", Duration::ZERO);
     executor(&runtime, "sleep 0.1", Duration::from_millis(100));
+    println!(
+        "(d) learned durations: HYBRID_SMART makespan / max(critical path, work / limit) of the run's true durations; timeouts 2-10x the true durations, history +-20%, the run +-10%, seed {:#x}",
+        SEED ^ 0x1ea7
+    );
+    learned(10..300, 2..17);
+    learned(10..41, 4..17);
+    learned(10..41, 2..5);
 }

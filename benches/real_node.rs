@@ -94,9 +94,13 @@ async fn shop_in_kubernetes(round: usize) -> f64 {
 /// (2): the same layer as local processes.
 fn shop_locally() -> f64 {
     let root = env!("CARGO_MANIFEST_DIR");
+    // No history: the cluster run plans without one either.
+    let history = std::env::temp_dir().join(format!("testlayer-bench-{}.json", std::process::id()));
+    let _ = std::fs::remove_file(&history);
     let started = Instant::now();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_testlayer"))
         .current_dir(root)
+        .env("TESTLAYER_HISTORY", &history)
         .args([
             "run",
             "-c",

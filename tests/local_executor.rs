@@ -5,8 +5,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The command, with a history file of its own (so that no test plans
+/// with durations another test measured).
 fn testlayer() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_testlayer"))
+    static HISTORY: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = HISTORY.get_or_init(|| tempfile::tempdir().unwrap());
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut c = Command::new(env!("CARGO_BIN_EXE_testlayer"));
+    c.env(
+        "TESTLAYER_HISTORY",
+        dir.path().join(format!("history-{n}.json")),
+    );
+    c
 }
 
 fn repo() -> PathBuf {
@@ -536,4 +547,73 @@ fn rerun_failed_runs_what_did_not_pass_from_the_report_s_own_plan() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("the report records no plan"), "{err}");
+}
+
+#[test]
+fn hybrid_smart_learns_durations_from_the_history_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let order = tmp.path().join("order");
+    let history = tmp.path().join("h").join("history.json");
+    // One at a time, longest expected first: by timeouts `quick` (60 s)
+    // goes first, though `long` takes longer.
+    let body = [
+        "layers:",
+        "  h:",
+        "    execution_mode: hybrid",
+        "    resource_limits: {max_parallel_instances: 1}",
+        "    categories:",
+        "      - {name: quick, timeout_seconds: 60, command: \"echo quick >> order; sleep 0.1\"}",
+        "      - {name: long, timeout_seconds: 5, command: \"echo long >> order; sleep 0.6\"}",
+        "      - {name: fixed, timeout_seconds: 60, expected_duration_seconds: 0.01, command: \"echo fixed >> order\"}",
+    ]
+    .join("\n");
+    let cfg = write_config(tmp.path(), &body);
+    let run = || {
+        run_json(
+            &[
+                "run",
+                "-c",
+                cfg.to_str().unwrap(),
+                "-l",
+                "h",
+                "--history",
+                history.to_str().unwrap(),
+            ],
+            tmp.path(),
+            tmp.path(),
+        )
+    };
+    let (out, first) = run();
+    assert_eq!(out.status.code(), Some(0), "{first:#}");
+    assert!(
+        first["plan"].get("durations").is_none(),
+        "nothing learned yet"
+    );
+    let h: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&history).unwrap()).unwrap();
+    let long = h["layers"]["h"]["long"].as_f64().unwrap();
+    assert!((0.5..3.0).contains(&long), "{h:#}");
+    let (out, second) = run();
+    assert_eq!(out.status.code(), Some(0), "{second:#}");
+    assert!(second["plan"]["durations"]["quick"].as_f64().is_some());
+    let lines: Vec<String> = std::fs::read_to_string(&order)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        lines,
+        ["quick", "long", "fixed", "long", "quick", "fixed"],
+        "the second run plans with what the first measured; the config's estimate wins"
+    );
+
+    // A damaged history file is said, and the run goes on without it.
+    std::fs::write(&history, "{not json").unwrap();
+    let (out, third) = run();
+    assert_eq!(out.status.code(), Some(0), "{third:#}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a history file"), "{err}");
+    let h: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&history).unwrap()).unwrap();
+    assert!(h["layers"]["h"]["long"].is_number(), "written anew");
 }

@@ -552,3 +552,23 @@ async fn rerun_failed_runs_only_what_did_not_pass_and_says_when_the_run_is_gone(
         stalled.message
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_plans_with_the_durations_the_last_run_of_its_layer_measured() {
+    let env = env("learn").await;
+    let out = output(env.submit(&["-l", "pass", "--name", "p1", "--wait"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let first = env.fx.crs().get("p1-smoke").await.unwrap();
+    assert_eq!(
+        first.spec.expected_duration_seconds, None,
+        "nothing to learn from"
+    );
+    let out = output(env.submit(&["-l", "pass", "--name", "p2", "--wait"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let second = env.fx.crs().get("p2-smoke").await.unwrap();
+    let learned = second
+        .spec
+        .expected_duration_seconds
+        .expect("learned from p1, frozen in the spec");
+    assert!(learned < 30.0, "{learned}: measured, not the 30 s timeout");
+}

@@ -1,13 +1,14 @@
 //! `testlayer run`: a layer on this machine.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::ValueEnum;
 
 use super::{EXIT_BAD_INPUT, OutputFormat};
 use crate::config::{Config, Overrides};
+use crate::history::History;
 use crate::layer::Strategy;
 use crate::local::{LocalOptions, PlainProgress, Progress, Silent, TerminalProgress, run_layer};
 use crate::plan::Phase;
@@ -81,6 +82,15 @@ pub struct RunArgs {
     /// Directory for full logs, one file per attempt.
     #[arg(long, default_value = ".testlayer/logs")]
     pub log_dir: PathBuf,
+    /// Durations measured by earlier runs, which HYBRID_SMART plans with
+    /// where the config names no `expected_duration_seconds`; updated after
+    /// each run.
+    #[arg(
+        long,
+        env = "TESTLAYER_HISTORY",
+        default_value = ".testlayer/history.json"
+    )]
+    pub history: PathBuf,
     /// Directory commands run in.
     #[arg(long, default_value = ".")]
     pub workdir: PathBuf,
@@ -107,6 +117,50 @@ pub struct RunArgs {
     pub timeout_multiplier: Option<f64>,
 }
 
+/// The history file at `path`: empty when there is none yet; one that
+/// cannot be read is said and left for the next run to replace.
+fn load_history(path: &Path) -> History {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
+            eprintln!(
+                "warning: {}: not a history file ({e}); planning with timeouts, and writing it anew",
+                path.display()
+            );
+            History::default()
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => History::default(),
+        Err(e) => {
+            eprintln!("warning: {}: cannot read the history file: {e}", path.display());
+            History::default()
+        }
+    }
+}
+
+/// Records what `report` measured in the history file at `path` (written
+/// whole, then renamed over the old one). A failure is said, not fatal.
+fn save_history(path: &Path, report: &RunReport) {
+    let mut history: History = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    history.record(report);
+    let write = || -> std::io::Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+        let text = serde_json::to_string_pretty(&history).map_err(std::io::Error::other)?;
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, path)
+    };
+    if let Err(e) = write() {
+        eprintln!(
+            "warning: {}: cannot write the history file: {e}",
+            path.display()
+        );
+    }
+}
+
 /// What to run: the config file, layer and overrides of the command line,
 /// or the plan of an earlier run's report (`--rerun-failed`), with that
 /// report.
@@ -114,10 +168,12 @@ fn what_to_run(a: &RunArgs) -> Result<(ReportPlan, Option<RunReport>), String> {
     let Some(path) = &a.rerun_failed else {
         let config = std::fs::read_to_string(&a.config)
             .map_err(|e| format!("{}: cannot read the file: {e}", a.config.display()))?;
+        let layer = a.layer.clone().unwrap_or_default();
         let plan = ReportPlan {
             config,
             origin: a.config.display().to_string(),
-            layer: a.layer.clone().unwrap_or_default(),
+            durations: load_history(&a.history).durations(&layer),
+            layer,
             environment: a.env.clone(),
             overrides: Overrides {
                 source: "command line".into(),
@@ -154,7 +210,7 @@ pub fn run(a: &RunArgs) -> i32 {
             return EXIT_BAD_INPUT;
         }
     };
-    let plan = match Config::parse(&what.config, &what.origin)
+    let mut plan = match Config::parse(&what.config, &what.origin)
         .and_then(|c| c.resolve_with(&what.layer, what.environment.as_deref(), &what.overrides))
     {
         Ok(p) => p,
@@ -165,6 +221,8 @@ pub fn run(a: &RunArgs) -> i32 {
             return EXIT_BAD_INPUT;
         }
     };
+    // Estimates learned from earlier runs, frozen with the plan.
+    plan.learn_durations(&what.durations);
     // The passes of the earlier run, by name.
     let carried = earlier
         .as_ref()
@@ -213,6 +271,7 @@ pub fn run(a: &RunArgs) -> i32 {
         Ok(mut r) => {
             r.plan = Some(what);
             r.rerun_of = a.rerun_failed.as_ref().map(|p| p.display().to_string());
+            save_history(&a.history, &r);
             r
         }
         Err(e) => {

@@ -8,6 +8,7 @@
 //! siblings that depend on this crate and never on each other.
 
 pub mod config;
+pub mod history;
 pub mod layer;
 pub mod plan;
 pub mod report;

@@ -57,6 +57,10 @@ pub struct ReportPlan {
     /// The command line's overrides.
     #[serde(default)]
     pub overrides: crate::config::Overrides,
+    /// Durations measured in earlier runs that the plan's estimates were
+    /// learned from (seconds by category).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub durations: std::collections::BTreeMap<String, f64>,
 }
 
 /// One attempt of one category.

@@ -75,6 +75,8 @@ pub struct CategoryPlan {
     pub retry_backoff: Duration,
     /// Expected duration for planning (known duration, else the timeout).
     pub estimate: Duration,
+    /// Where the estimate comes from.
+    pub estimate_source: EstimateSource,
     /// JUnit XML the category writes.
     pub junit_report: Option<String>,
     /// Working directory for local runs.
@@ -104,6 +106,7 @@ impl CategoryPlan {
             infra_retries: 2,
             retry_backoff: Duration::from_secs(1),
             estimate: timeout,
+            estimate_source: EstimateSource::Timeout,
             junit_report: None,
             working_dir: None,
             quarantine: Vec::new(),
@@ -227,7 +230,56 @@ impl LayerSettings {
     }
 }
 
+/// Where a category's planning estimate comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EstimateSource {
+    /// Nothing better is known: its timeout.
+    #[default]
+    Timeout,
+    /// The config's `expected_duration_seconds`.
+    Config,
+    /// What an earlier run of the layer measured.
+    History,
+}
+
+impl EstimateSource {
+    /// How people read it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EstimateSource::Timeout => "timeout",
+            EstimateSource::Config => "config",
+            EstimateSource::History => "learned",
+        }
+    }
+}
+
 impl LayerPlan {
+    /// The plan with the durations an earlier run measured (`history`:
+    /// seconds by category name) as the estimates of the categories whose
+    /// config names none (their timeout stood in), each at most its
+    /// timeout; the critical paths computed again. Returns how many
+    /// estimates were learned.
+    pub fn learn_durations(&mut self, history: &BTreeMap<String, f64>) -> usize {
+        let mut learned = 0;
+        for c in &mut self.categories {
+            let Some(&secs) = history.get(&c.name) else {
+                continue;
+            };
+            if c.estimate_source != EstimateSource::Timeout || !secs.is_finite() || secs < 0.0 {
+                continue;
+            }
+            c.estimate = Duration::from_secs_f64(secs.min(c.timeout.as_secs_f64()));
+            c.estimate_source = EstimateSource::History;
+            learned += 1;
+        }
+        if learned > 0
+            && let Ok(d) = derive(&self.categories)
+        {
+            self.derived = d;
+        }
+        learned
+    }
+
     /// Builds a plan, checking the dependency graph and computing its derived facts.
     pub fn new(settings: LayerSettings, categories: Vec<CategoryPlan>) -> Result<Self, GraphError> {
         let derived = derive(&categories)?;

@@ -19,7 +19,8 @@ use crate::api::{
 use crate::config::names::short_hash;
 use crate::config::quantity::{format_cpu, format_memory};
 use crate::layer::{
-    ATTEMPT_ENV, CategoryPlan, LayerPlan, LayerSettings, Quantities, Resources, substitute_command,
+    ATTEMPT_ENV, CategoryPlan, EstimateSource, LayerPlan, LayerSettings, Quantities, Resources,
+    substitute_command,
 };
 use crate::results::wrapped_command;
 
@@ -332,6 +333,10 @@ pub fn layer_from_objects(
         c.infra_retries = s.infra_retries;
         c.retry_backoff = seconds(s.retry_backoff_seconds);
         c.estimate = s.expected_duration_seconds.map(seconds).unwrap_or(timeout);
+        if s.expected_duration_seconds.is_some() {
+            // Frozen: from the config or learned when the run started.
+            c.estimate_source = EstimateSource::Config;
+        }
         c.junit_report = s.junit_report.clone();
         c.quarantine = s.quarantine.clone();
         c.allow_failure = s.allow_failure;

@@ -4,7 +4,7 @@
 //! Pod missing from the cache, a log, the endpoints of services). No
 //! decisions are made here.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +23,9 @@ use super::step::{
 };
 use crate::api::{CategoryRun, Decoded, TestLayerRun};
 use crate::config::service_k8s_name;
+use crate::history::measured;
 use crate::results::{CaseListWriter, FailedTests, ReportOutcome, read_attempt_log};
+use crate::words::AttemptReason;
 
 /// Log bytes kept from the end of a finished attempt's log, for test
 /// counts and the tail.
@@ -125,6 +127,7 @@ enum Answer {
     Logs(String, LogAnswer),
     Unready(Vec<String>),
     Rerun(RerunAnswer),
+    History(BTreeMap<String, u64>),
 }
 
 /// Answers `questions` about `run` into `answers`.
@@ -161,6 +164,7 @@ pub async fn ask(
                     Answer::Unready(unready_services(ctx, &ns, &s).await?)
                 }
                 Question::RerunSource(name) => Answer::Rerun(rerun_source(ctx, &ns, &name).await?),
+                Question::History(name) => Answer::History(history(ctx, &ns, &name)),
             })
         }
     });
@@ -180,6 +184,7 @@ pub async fn ask(
             }
             Answer::Unready(u) => answers.unready_services = Some(u),
             Answer::Rerun(r) => answers.rerun = Some(r),
+            Answer::History(h) => answers.history = Some(h),
         }
     }
     Ok(())
@@ -469,6 +474,35 @@ async fn frozen(
             Err(e) => FrozenPlanAnswer::Missing(e.to_string()),
         },
     })
+}
+
+/// How long each category of run `name` took (milliseconds by category
+/// name), from the CategoryRuns in the cache: the last attempt of each that
+/// ran its course.
+fn history(ctx: &Context, ns: &str, name: &str) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for cr in ctx.category_runs.state() {
+        let Some(cr) = cr.valid() else { continue };
+        if cr.namespace().as_deref() != Some(ns)
+            || cr.labels().get(LABEL_RUN).map(String::as_str) != Some(name)
+        {
+            continue;
+        }
+        let Some(st) = &cr.status else { continue };
+        let attempts: Vec<(AttemptReason, f64)> = st
+            .attempts
+            .iter()
+            .filter_map(|a| {
+                let (start, end) = (a.start_time.as_ref()?, a.completion_time.as_ref()?);
+                let secs = end.0.duration_since(start.0).as_secs_f64();
+                Some((a.reason.clone()?, secs))
+            })
+            .collect();
+        if let Some(secs) = measured(attempts.iter().map(|(r, s)| (r, *s))) {
+            out.insert(cr.spec.category.clone(), (secs * 1000.0).round() as u64);
+        }
+    }
+    out
 }
 
 /// The earlier run `name` of a rerun: finished, with its frozen plan (or,

@@ -12,7 +12,7 @@ use super::{
 use crate::config::error::Collector;
 use crate::config::names;
 use crate::config::raw::{RawCategory, RawResources};
-use crate::layer::{CategoryPlan, Quantities, substitute_command};
+use crate::layer::{CategoryPlan, EstimateSource, Quantities, substitute_command};
 use crate::results::IdPattern;
 
 impl Resolver<'_> {
@@ -159,6 +159,11 @@ impl Resolver<'_> {
                 DEFAULT_BACKOFF_SECS
             }
         };
+        let estimate_source = if rc.expected_duration_seconds.is_some() {
+            EstimateSource::Config
+        } else {
+            EstimateSource::Timeout
+        };
         let estimate = rc
             .expected_duration_seconds
             .and_then(|e| secs(e, "expected_duration_seconds", MAX_TIMEOUT_SECS, c))
@@ -189,6 +194,7 @@ impl Resolver<'_> {
             infra_retries,
             retry_backoff: Duration::from_secs_f64(backoff),
             estimate,
+            estimate_source,
             junit_report: rc.junit_report.clone(),
             working_dir: rc.working_dir.clone(),
             quarantine,

@@ -51,6 +51,8 @@ pub enum Question {
     /// The earlier run that this run reruns (`spec.rerunOf`): its frozen
     /// plan and its CategoryRuns.
     RerunSource(String),
+    /// How long each category of this earlier run of the layer took.
+    History(String),
 }
 
 /// A Pod the apiserver refused to create (a 4xx answer other than "it
@@ -225,6 +227,8 @@ pub struct Answers {
     pub unready_services: Option<Vec<String>>,
     /// [`Question::RerunSource`].
     pub rerun: Option<RerunAnswer>,
+    /// [`Question::History`]: milliseconds by category name.
+    pub history: Option<BTreeMap<String, u64>>,
 }
 
 impl Answers {
@@ -237,6 +241,7 @@ impl Answers {
             Question::Logs(p, _) => self.logs.contains_key(p),
             Question::UnreadyServices(_) => self.unready_services.is_some(),
             Question::RerunSource(_) => self.rerun.is_some(),
+            Question::History(_) => self.history.is_some(),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! read again: a CategoryRun deleted mid-run is recreated from the frozen
 //! plan.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
@@ -25,7 +25,7 @@ use crate::api::{
 use crate::config::{Config, Overrides};
 use crate::controller::build;
 use crate::controller::frozen_plan::{self, FrozenPlan};
-use crate::layer::LayerPlan;
+use crate::layer::{EstimateSource, LayerPlan};
 
 /// Key of the layer config in a ConfigMap when the reference names none.
 pub const DEFAULT_CONFIG_KEY: &str = "test_layers.yaml";
@@ -103,6 +103,18 @@ pub fn resolve(
     config_text: &str,
     origin: &str,
 ) -> Result<(LayerPlan, Vec<CategoryRun>), String> {
+    resolve_learning(run, config_text, origin, &BTreeMap::new())
+}
+
+/// [`resolve`], with the durations an earlier run of the layer measured
+/// (`history`: seconds by category) as the estimates of categories whose
+/// config names none; frozen into the CategoryRuns' specs.
+pub fn resolve_learning(
+    run: &TestLayerRun,
+    config_text: &str,
+    origin: &str,
+    history: &BTreeMap<String, f64>,
+) -> Result<(LayerPlan, Vec<CategoryRun>), String> {
     let name = run.name_any();
     if name.len() > MAX_RUN_NAME {
         return Err(format!(
@@ -116,9 +128,10 @@ pub fn resolve(
     }
     let ov = overrides(run)?;
     let config = Config::parse(config_text, origin).map_err(|e| e.to_string())?;
-    let layer = config
+    let mut layer = config
         .resolve_with(&run.spec.layer, run.spec.environment.as_deref(), &ov)
         .map_err(|e| e.to_string())?;
+    layer.learn_durations(history);
     let crs = (0..layer.categories.len())
         .map(|i| build::category_run(run, &layer, i))
         .collect::<Result<Vec<_>, _>>()
@@ -210,11 +223,29 @@ fn accept(o: &Observed, mut status: TestLayerRunStatus, hash: &str, now: Timesta
     if let Some(of) = &run.spec.rerun_of {
         return Frozen::Step(rerun::accept(o, status, hash, of, now));
     }
+    // Durations measured by the latest finished run of the layer.
+    let source = history_source(o);
+    if let Some(name) = &source
+        && o.answers.history.is_none()
+    {
+        let mut questions = vec![Question::History(name.clone())];
+        if o.answers.config.is_none() {
+            questions.push(Question::Config);
+        }
+        return Frozen::Step(Step::ask(questions));
+    }
+    let history: BTreeMap<String, f64> = o
+        .answers
+        .history
+        .iter()
+        .flatten()
+        .map(|(name, ms)| (name.clone(), *ms as f64 / 1000.0))
+        .collect();
     let (text, origin) = match config_text(o, &status, now) {
         Ok(t) => t,
         Err(step) => return Frozen::Step(step),
     };
-    let resolved = resolve(run, text, origin).and_then(|(layer, crs)| {
+    let resolved = resolve_learning(run, text, origin, &history).and_then(|(layer, crs)| {
         let (cm, reference) =
             frozen_plan::encode(run, &FrozenPlan::of(&crs)).map_err(|e| e.to_string())?;
         Ok((layer, crs, cm, reference))
@@ -235,15 +266,41 @@ fn accept(o: &Observed, mut status: TestLayerRunStatus, hash: &str, now: Timesta
     snap.background |= run.spec.background;
     snap.frozen = Some(reference);
     accepted_status(&mut status, &layer, snap, hash);
-    let text = format!(
+    let learned = layer
+        .categories
+        .iter()
+        .filter(|c| c.estimate_source == EstimateSource::History)
+        .count();
+    let mut text = format!(
         "layer {} ({}), {} categories, {}",
         layer.key,
         layer.display_name,
         layer.categories.len(),
         layer.strategy
     );
+    if let (Some(name), true) = (&source, learned > 0) {
+        text.push_str(&format!(
+            "; {learned} expected durations learned from run {name}"
+        ));
+    }
     let writes = accepted_writes(o, cm, status, crs, Vec::new(), &text);
     Frozen::Step(Step::write(writes, Next::Again))
+}
+
+/// The latest finished run of the same layer in the run's namespace, whose
+/// measured durations the plan learns from.
+fn history_source(o: &Observed) -> Option<String> {
+    let run = o.run.as_ref();
+    o.runs
+        .iter()
+        .filter(|r| r.metadata.uid != run.metadata.uid && r.spec.layer == run.spec.layer)
+        .filter_map(|r| {
+            let st = r.status.as_ref()?;
+            st.phase.filter(|p| p.is_terminal())?;
+            Some((st.completion_time.clone()?.0, r.name_any()))
+        })
+        .max()
+        .map(|(_, name)| name)
 }
 
 /// The status of a run just accepted with `layer`, frozen as `snap`.

@@ -192,3 +192,58 @@ fn a_controller_restart_loses_nothing_and_starts_nothing_twice() {
     );
     assert!(w.peak_running() <= 2);
 }
+
+#[test]
+fn estimates_are_learned_from_the_latest_finished_run_of_the_layer_and_frozen() {
+    let mut w = chain();
+    // Two finished runs of the layer and one of another: the latest wins.
+    let finished = |name: &str, layer: &str, at: i64| {
+        let mut r = w.run.clone();
+        r.metadata.name = Some(name.into());
+        r.metadata.uid = Some(format!("{name}-uid"));
+        r.spec.layer = layer.into();
+        r.status = Some(crate::api::TestLayerRunStatus {
+            phase: Some(LayerPhase::Succeeded),
+            completion_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::from_second(at).unwrap(),
+            )),
+            ..Default::default()
+        });
+        r
+    };
+    w.others = vec![
+        finished("old", "chain", 1_700_000_000),
+        finished("latest", "chain", 1_700_000_100),
+        finished("other-layer", "other", 1_700_000_200),
+    ];
+    w.histories.insert(
+        "latest".into(),
+        [("smoke".to_string(), 2_500u64), ("e2e".to_string(), 90_000)]
+            .into_iter()
+            .collect(),
+    );
+    w.histories.insert(
+        "old".into(),
+        [("smoke".to_string(), 9_000u64)].into_iter().collect(),
+    );
+    w.run_until(LONG, |w| !w.crs.is_empty());
+    assert!(
+        w.questions.contains(&Question::History("latest".into())),
+        "{:?}",
+        w.questions
+    );
+    let spec = |c: &str| w.category(c).spec.expected_duration_seconds;
+    assert_eq!(spec("smoke"), Some(2.5));
+    // At most its timeout (30 s).
+    assert_eq!(spec("e2e"), None, "capped at the timeout, which it is");
+    assert_eq!(spec("unit"), None, "not measured: the timeout stands in");
+    assert!(
+        w.events.iter().any(|e| e
+            .note
+            .contains("2 expected durations learned from run latest")),
+        "{:?}",
+        w.events
+    );
+    w.run_to_end(LONG);
+    assert_eq!(w.phase(), Some(LayerPhase::Succeeded));
+}

@@ -124,6 +124,8 @@ pub struct World {
     pub refusal_log: Vec<(f64, String)>,
     /// The answer about the earlier run of a rerun.
     pub rerun_source: Option<RerunAnswer>,
+    /// Durations (ms by category) of each other run, by name.
+    pub histories: BTreeMap<String, BTreeMap<String, u64>>,
     scripts: ScriptFn,
     start: Timestamp,
     next_rv: u64,
@@ -196,6 +198,7 @@ impl World {
             refused: BTreeMap::new(),
             refusal_log: Vec::new(),
             rerun_source: None,
+            histories: BTreeMap::new(),
             scripts: Box::new(|_, _| Script::pass(1.0, "1 passed in 0.1s")),
             start: t0(),
             next_rv: 2,
@@ -331,6 +334,9 @@ impl World {
             Question::UnreadyServices(s) => {
                 answers.unready_services =
                     Some(s.into_iter().filter(|x| self.unready.contains(x)).collect());
+            }
+            Question::History(name) => {
+                answers.history = Some(self.histories.get(&name).cloned().unwrap_or_default());
             }
             Question::RerunSource(name) => {
                 answers.rerun = Some(self.rerun_source.clone().unwrap_or_else(|| {
