@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests and the example need and the machine may lack:
 # rustfmt and clippy, Python's pytest (for the example project), Lua 5.4
-# (for the Argo CD health check test), GNU time.
+# (for the Argo CD health check test), Chromium (for the HTML report test),
+# GNU time.
 set -euo pipefail
 
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
@@ -18,6 +19,16 @@ if ! command -v lua5.4 >/dev/null 2>&1; then
     apt-get install -y -qq lua5.4 >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq lua5.4 >/dev/null; }
   else
     echo "error: lua5.4 is needed by tests/gitops.rs; install it (Debian: apt-get install lua5.4)" >&2
+    exit 1
+  fi
+fi
+
+# Headless Chromium opens the HTML report in tests/report_html.rs.
+if ! command -v chromium >/dev/null 2>&1 && [ -z "${TESTLAYER_CHROMIUM:-}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+  else
+    echo "error: chromium is needed by tests/report_html.rs; install it (Debian: apt-get install chromium) or set TESTLAYER_CHROMIUM" >&2
     exit 1
   fi
 fi

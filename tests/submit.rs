@@ -521,6 +521,20 @@ async fn rerun_failed_runs_only_what_did_not_pass_and_says_when_the_run_is_gone(
     assert_eq!((rerun.carried, rerun.rerun), (1, 2));
     assert_eq!(st.counts.map(|c| c.passed), Some(4), "the combined outcome");
 
+    // Its picture, from the cluster: the rerun's own attempts, and its origin.
+    let page = env.path("r2.html");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_testlayer"));
+    c.args(["report", "--run", "r2", "-n", &env.fx.ns, "--kubeconfig"])
+        .arg(env.fx.cp.kubeconfig())
+        .arg("-o")
+        .arg(&page);
+    let out = output(c).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let dom = common::browser::dom(&page);
+    assert_eq!(dom.matches("<rect class=\"bar ").count(), 1, "{dom}");
+    assert!(dom.contains("data-category=\"broken\""), "{dom}");
+    assert!(dom.contains("<code>testlayerrun/r1</code>"), "{dom}");
+
     // A run that is gone: submit says so before creating anything ...
     let out = output(env.rerun(&["--rerun-failed", "gone", "--wait"])).await;
     assert_eq!(out.status.code(), Some(2));

@@ -1,6 +1,7 @@
 //! Command-line interface: one binary, one subcommand per job.
 
 mod controller;
+mod report;
 mod run;
 mod submit;
 mod validate;
@@ -42,6 +43,8 @@ pub enum Command {
     Controller(controller::ControllerArgs),
     /// Create a TestLayerRun in the cluster and, with --wait, follow it to its end.
     Submit(submit::SubmitArgs),
+    /// Write one self-contained HTML picture of a run (timeline, tests, logs).
+    Report(report::ReportArgs),
 }
 
 /// Report formats on standard output.
@@ -76,6 +79,7 @@ pub fn main(cli: Cli) -> i32 {
         Command::Run(a) => run::run(&a),
         Command::Controller(a) => controller::controller(&a),
         Command::Submit(a) => submit::submit(&a),
+        Command::Report(a) => report::report(&a),
         Command::Crds => match crate::api::crds_yaml() {
             Ok(yaml) => {
                 print!("{yaml}");

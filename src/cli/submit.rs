@@ -380,7 +380,7 @@ async fn add_test_cases(cms: &Api<ConfigMap>, list: &[CategoryRun], report: &mut
 
 /// Every CategoryRun of the run `name`, a page at a time (a large run has
 /// thousands).
-async fn category_runs(
+pub(super) async fn category_runs(
     crs: &Api<CategoryRun>,
     name: &str,
 ) -> Result<Vec<CategoryRun>, kube::Error> {

@@ -12,6 +12,8 @@
 //! Not every binary uses every helper.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::time::{Duration, Instant};

@@ -12,5 +12,6 @@ pub mod history;
 pub mod layer;
 pub mod plan;
 pub mod report;
+mod report_html;
 pub mod results;
 pub mod words;

@@ -75,6 +75,9 @@ pub struct AttemptReport {
     pub reason: AttemptReason,
     /// How long it ran.
     pub duration_secs: f64,
+    /// When it started, in seconds since the run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_secs: Option<f64>,
     /// Infrastructure rather than test failure.
     #[serde(default)]
     pub infrastructure: bool,
@@ -126,6 +129,9 @@ pub struct CategoryReport {
     /// Its quarantined test ids and patterns.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quarantine: Vec<String>,
+    /// The categories of the layer it depends on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<String>,
     /// Every test case of the last attempt's JUnit report, for the JUnit
     /// written for the run (not in the JSON report, which names failures).
     #[serde(skip)]
@@ -390,6 +396,7 @@ mod tests {
             quarantined_tests: FailedTests::default(),
             allowed_failure: false,
             quarantine: Vec::new(),
+            dependencies: Vec::new(),
             cases: Vec::new(),
             log_tail: String::new(),
             log_file: None,

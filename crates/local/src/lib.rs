@@ -123,6 +123,11 @@ pub async fn run_layer(
             quarantined_tests: FailedTests::default(),
             allowed_failure: false,
             quarantine: c.quarantine.clone(),
+            dependencies: c
+                .dependencies
+                .iter()
+                .map(|&d| layer.categories[d].name.clone())
+                .collect(),
             cases: Vec::new(),
             log_tail: String::new(),
             log_file: None,
@@ -138,6 +143,16 @@ pub async fn run_layer(
             reports[i] = CategoryReport {
                 message: CARRIED_MESSAGE.into(),
                 quarantine: c.quarantine.clone(),
+                dependencies: reports[i].dependencies.clone(),
+                // Its attempts ran in the earlier run, not on this one's clock.
+                attempts: old
+                    .attempts
+                    .iter()
+                    .map(|a| AttemptReport {
+                        start_secs: None,
+                        ..a.clone()
+                    })
+                    .collect(),
                 ..old.clone()
             };
         }
@@ -342,6 +357,7 @@ fn record(
         _ => AttemptReason::Other("Error".into()),
     };
     last.ended = Some((now, outcome));
+    let started = last.started_at;
     let number = cats[i].attempts.len() as u32;
     let rep = &mut reports[i];
     rep.attempts.push(AttemptReport {
@@ -349,6 +365,7 @@ fn record(
         exit_code: r.exit_code,
         reason,
         duration_secs: r.duration.as_secs_f64(),
+        start_secs: Some(started.as_secs_f64()),
         infrastructure: matches!(outcome, AttemptOutcome::Failed { infra: true }),
         report_problem: r.junit_error.clone(),
         passed_by_quarantine: quarantine_pass,

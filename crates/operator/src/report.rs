@@ -51,6 +51,11 @@ pub fn run_report(
                             AttemptReason::Other("Running".into())
                         }),
                         duration_secs: secs(&a.start_time, &a.completion_time),
+                        start_secs: a
+                            .start_time
+                            .as_ref()
+                            .filter(|_| cr.spec.passed_in.is_none())
+                            .map(|t| secs(&st.start_time, &Some(t.clone()))),
                         infrastructure: a.infrastructure,
                         report_problem: a.report_problem.clone(),
                         passed_by_quarantine: a.passed_by_quarantine,
@@ -64,6 +69,7 @@ pub fn run_report(
                 quarantined_tests: cs.quarantined_tests.clone(),
                 allowed_failure: cs.allowed_failure,
                 quarantine: cr.spec.quarantine.clone(),
+                dependencies: cr.spec.dependencies.clone(),
                 cases: Vec::new(),
                 log_tail: cs.log_tail.clone().unwrap_or_default(),
                 log_file: None,

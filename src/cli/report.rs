@@ -1,0 +1,90 @@
+//! `testlayer report`: one self-contained HTML picture of a run, from a
+//! JSON report or from a TestLayerRun in the cluster.
+
+use std::path::PathBuf;
+
+use kube::Api;
+
+use super::EXIT_BAD_INPUT;
+use crate::api::{CategoryRun, TestLayerRun};
+use crate::report::RunReport;
+
+/// Arguments of `report`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// A JSON report (`testlayer run --output json`, `testlayer submit --output json`).
+    #[arg(required_unless_present = "run", conflicts_with = "run")]
+    pub file: Option<PathBuf>,
+    /// A TestLayerRun in the cluster instead (finished or not).
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Namespace of the run (default: the kubeconfig context's).
+    #[arg(long, short = 'n', requires = "run")]
+    pub namespace: Option<String>,
+    /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config, or in-cluster).
+    #[arg(long, requires = "run")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Where to write the HTML.
+    #[arg(long, short = 'o', default_value = "testlayer-report.html")]
+    pub output: PathBuf,
+}
+
+/// Writes the report; returns the exit code.
+pub fn report(a: &ReportArgs) -> i32 {
+    let report = match (&a.file, &a.run) {
+        (Some(file), _) => from_file(file),
+        (None, Some(run)) => from_cluster(a, run),
+        (None, None) => Err("name a JSON report or --run RUN".into()),
+    };
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    match std::fs::write(&a.output, report.to_html()) {
+        Ok(()) => {
+            eprintln!("wrote {}", a.output.display());
+            0
+        }
+        Err(e) => {
+            eprintln!("error: cannot write {}: {e}", a.output.display());
+            1
+        }
+    }
+}
+
+fn from_file(file: &PathBuf) -> Result<RunReport, String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("{}: cannot read the file: {e}", file.display()))?;
+    serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{}: not a JSON report of `testlayer run` or `testlayer submit` (--output json): {e}",
+            file.display()
+        )
+    })
+}
+
+fn from_cluster(a: &ReportArgs, name: &str) -> Result<RunReport, String> {
+    let rt = tokio::runtime::Runtime::new()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    rt.block_on(async {
+        let client = super::controller::client(a.kubeconfig.as_ref()).await?;
+        let ns = a
+            .namespace
+            .clone()
+            .unwrap_or_else(|| client.default_namespace().to_string());
+        let runs: Api<TestLayerRun> = Api::namespaced(client.clone(), &ns);
+        let run = runs
+            .get_opt(name)
+            .await
+            .map_err(|e| format!("cannot read TestLayerRun {name} in namespace {ns}: {e}"))?
+            .ok_or_else(|| format!("run {name} not found in namespace {ns}"))?;
+        let crs: Api<CategoryRun> = Api::namespaced(client, &ns);
+        let list = super::submit::category_runs(&crs, name)
+            .await
+            .map_err(|e| format!("cannot list the CategoryRuns of {name}: {e}"))?;
+        Ok(testlayer_operator::report::run_report(&run, &list))
+    })
+}
