@@ -617,3 +617,55 @@ fn hybrid_smart_learns_durations_from_the_history_file() {
         serde_json::from_str(&std::fs::read_to_string(&history).unwrap()).unwrap();
     assert!(h["layers"]["h"]["long"].is_number(), "written anew");
 }
+
+#[test]
+fn hostile_junit_reports_are_named_and_break_nothing_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A 100 MB report, one that is not XML, and one whose test name holds
+    // control characters and is 10 KB long.
+    let long = "x".repeat(10_000);
+    std::fs::write(
+        tmp.path().join("weird.sh"),
+        format!(
+            "printf '<testsuite><testcase classname=\"t\" name=\"bad\\001\\033[31mname{long}\"><failure message=\"m\\002x\"/></testcase></testsuite>' > weird.xml\nexit 1\n"
+        ),
+    )
+    .unwrap();
+    let body = [
+        "layers:",
+        "  j:",
+        "    execution_mode: parallel",
+        "    categories:",
+        "      - {name: huge, timeout_seconds: 60, junit_report: huge.xml, command: \"echo '3 passed in 0.1s'; truncate -s 100M huge.xml\"}",
+        "      - {name: notxml, timeout_seconds: 60, junit_report: notxml.xml, command: \"echo '2 passed in 0.1s'; echo 'hello, world' > notxml.xml\"}",
+        "      - {name: weird, timeout_seconds: 60, junit_report: weird.xml, command: \"sh weird.sh\"}",
+        "      - {name: fine, timeout_seconds: 60, command: \"echo '1 passed in 0.1s'\"}",
+    ]
+    .join("\n");
+    let cfg = write_config(tmp.path(), &body);
+    let (out, report) = run_json(
+        &["run", "-c", cfg.to_str().unwrap(), "-l", "j"],
+        tmp.path(),
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "weird fails: {report:#}");
+    let huge = category(&report, "huge");
+    assert_eq!(huge["phase"], "Succeeded");
+    let problem = huge["attempts"][0]["report_problem"].as_str().unwrap();
+    assert!(problem.contains("larger than 64 MiB"), "{problem}");
+    assert_eq!(huge["counts"]["passed"], 3, "counts from the log");
+    let notxml = category(&report, "notxml");
+    let problem = notxml["attempts"][0]["report_problem"].as_str().unwrap();
+    assert!(problem.contains("notxml.xml"), "{problem}");
+    assert_eq!(notxml["counts"]["passed"], 2);
+    let weird = category(&report, "weird");
+    let id = weird["failed_tests"]["listed"][0]["id"].as_str().unwrap();
+    assert!(id.starts_with("t::bad"), "{id}");
+    assert!(!id.chars().any(char::is_control), "{id:?}");
+    assert!(
+        id.chars().count() <= 300,
+        "{} characters",
+        id.chars().count()
+    );
+    assert_eq!(category(&report, "fine")["phase"], "Succeeded");
+}
