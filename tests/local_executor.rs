@@ -669,3 +669,188 @@ fn hostile_junit_reports_are_named_and_break_nothing_else() {
     );
     assert_eq!(category(&report, "fine")["phase"], "Succeeded");
 }
+
+const SUITE: &str = "layers:
+  fast:
+    execution_mode: parallel
+    categories:
+      - {name: smoke, timeout_seconds: 30, command: \"sleep 0.2; echo '2 passed in 0.2s'\"}
+  core:
+    execution_mode: parallel
+    dependencies: [fast]
+    categories:
+      - {name: unit, timeout_seconds: 30, command: \"echo '1 failed in 0.1s'; test -f core-fixed\"}
+  service:
+    execution_mode: parallel
+    dependencies: [core]
+    categories:
+      - {name: api, timeout_seconds: 30, command: \"echo api >> ran\"}
+  e2e:
+    execution_mode: background
+    dependencies: [fast]
+    categories:
+      - {name: browse, timeout_seconds: 60, command: \"echo $$ > e2e.pid; sleep ${E2E_SECS:-2}; echo '5 passed in 2s'\"}
+";
+
+#[test]
+fn a_suite_runs_layers_in_dependency_order_and_skips_what_a_failure_blocks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), SUITE);
+    let junit = tmp.path().join("suite.xml");
+    let (out, report) = run_json(
+        &[
+            "run",
+            "--all",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+        tmp.path(),
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    assert_eq!(report["outcome"], "Failed");
+    let layers: Vec<(&str, &str)> = report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["layer"].as_str().unwrap(), l["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        layers,
+        [
+            ("fast", "Passed"),
+            ("core", "Failed"),
+            ("e2e", "Passed"),
+            ("service", "Skipped")
+        ],
+        "dependency order (by name among equals); the background layer runs even though core failed"
+    );
+    assert_eq!(report["layers"][3]["skipped_because"], "core");
+    assert_eq!(report["layers"][2]["background"], true);
+    assert!(!tmp.path().join("ran").exists(), "service never ran");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("name=\"smoke\"")
+            && xml.contains("name=\"unit\"")
+            && xml.contains("name=\"browse\""),
+        "one JUnit file for the suite: {xml}"
+    );
+
+    // Fixed: every blocking layer passes; exit 0 whatever the background does.
+    std::fs::write(tmp.path().join("core-fixed"), "").unwrap();
+    let (out, report) = run_json(
+        &[
+            "run",
+            "-l",
+            "fast,core,service",
+            "-c",
+            cfg.to_str().unwrap(),
+        ],
+        tmp.path(),
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["layers"].as_array().unwrap().len(), 3);
+
+    // A layer whose dependency is not in the suite is not waited for.
+    let out = testlayer()
+        .args([
+            "run",
+            "-l",
+            "core,service",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--progress",
+            "none",
+        ])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("layer core depends on layer fast, which this suite does not run"),
+        "{err}"
+    );
+
+    // Bad input: an unknown layer, nothing runs.
+    let out = testlayer()
+        .args(["run", "-l", "fast,nope", "-c", cfg.to_str().unwrap()])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+}
+
+#[test]
+fn a_suite_prints_its_outcome_before_background_layers_end_and_ctrl_c_stops_them() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), SUITE);
+    std::fs::write(tmp.path().join("core-fixed"), "").unwrap();
+    let mut child = testlayer()
+        .args([
+            "run",
+            "--all",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--progress",
+            "plain",
+        ])
+        .arg("--workdir")
+        .arg(tmp.path())
+        .env("E2E_SECS", "30")
+        .current_dir(tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let suite_line = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|l| l.starts_with("suite:"))
+        .expect("the blocking layers' outcome");
+    assert!(suite_line.starts_with("suite: Succeeded"), "{suite_line}");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "printed while the background layer still runs"
+    );
+    // The background layer's process, then Ctrl-C.
+    let pid_file = tmp.path().join("e2e.pid");
+    while !pid_file.exists() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(pid));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let status = child.wait().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "Ctrl-C stopped it, not the 30 s sleep"
+    );
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "every blocking layer passed: {rest:?}"
+    );
+    assert!(
+        rest.iter().any(|l| l.starts_with("background: e2e Failed")),
+        "the background layer is reported apart: {rest:?}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!alive(pid), "the background layer's process is gone");
+}

@@ -4,6 +4,7 @@ mod controller;
 mod report;
 mod run;
 mod submit;
+mod suite;
 mod validate;
 
 use std::path::PathBuf;

@@ -10,7 +10,9 @@ use super::{EXIT_BAD_INPUT, OutputFormat};
 use crate::config::{Config, Overrides};
 use crate::history::History;
 use crate::layer::Strategy;
-use crate::local::{LocalOptions, PlainProgress, Progress, Silent, TerminalProgress, run_layer};
+use crate::local::{
+    CancelSignal, LocalOptions, PlainProgress, Progress, Silent, TerminalProgress, run_layer,
+};
 use crate::plan::Phase;
 use crate::report::{ReportPlan, RunReport};
 
@@ -58,9 +60,13 @@ pub struct RunArgs {
     /// Layer config file.
     #[arg(long, short = 'c', default_value = "config/test_layers.yaml")]
     pub config: PathBuf,
-    /// Layer key, e.g. `fast_feedback`.
-    #[arg(long, short = 'l', required_unless_present = "rerun_failed")]
+    /// Layer key, e.g. `fast_feedback`; several, comma-separated, run as a
+    /// suite in dependency order.
+    #[arg(long, short = 'l', required_unless_present_any = ["rerun_failed", "all"])]
     pub layer: Option<String>,
+    /// Run every layer of the config as a suite, in dependency order.
+    #[arg(long, conflicts_with_all = ["layer", "rerun_failed"])]
+    pub all: bool,
     /// Environment whose overrides apply (test, development, staging, production, ...).
     #[arg(long, short = 'e')]
     pub env: Option<String>,
@@ -117,9 +123,40 @@ pub struct RunArgs {
     pub timeout_multiplier: Option<f64>,
 }
 
+/// How progress is shown, as the flags and the terminal say.
+pub(super) fn progress_for(a: &RunArgs) -> Arc<dyn Progress> {
+    let stderr_tty = std::io::stderr().is_terminal();
+    match (a.progress, stderr_tty) {
+        (ProgressMode::None, _) => Arc::new(Silent),
+        (ProgressMode::Bars, _) | (ProgressMode::Auto, true) if !a.verbose => {
+            Arc::new(TerminalProgress::new())
+        }
+        _ => Arc::new(PlainProgress::new(a.verbose)),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM: what stops a local run.
+pub(super) fn stop_signal() -> CancelSignal {
+    Box::pin(async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            } => {}
+        }
+    })
+}
+
 /// The history file at `path`: empty when there is none yet; one that
 /// cannot be read is said and left for the next run to replace.
-fn load_history(path: &Path) -> History {
+pub(super) fn load_history(path: &Path) -> History {
     match std::fs::read_to_string(path) {
         Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
             eprintln!(
@@ -138,7 +175,7 @@ fn load_history(path: &Path) -> History {
 
 /// Records what `report` measured in the history file at `path` (written
 /// whole, then renamed over the old one). A failure is said, not fatal.
-fn save_history(path: &Path, report: &RunReport) {
+pub(super) fn save_history(path: &Path, report: &RunReport) {
     let mut history: History = std::fs::read_to_string(path)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
@@ -203,6 +240,9 @@ fn what_to_run(a: &RunArgs) -> Result<(ReportPlan, Option<RunReport>), String> {
 /// Runs the layer and returns the exit code: 0 passed, 1 failed or timed out,
 /// 2 bad input, 130 cancelled.
 pub fn run(a: &RunArgs) -> i32 {
+    if a.all || a.layer.as_deref().is_some_and(|l| l.contains(',')) {
+        return super::suite::run_suite_cli(a);
+    }
     let (what, earlier) = match what_to_run(a) {
         Ok(w) => w,
         Err(e) => {
@@ -234,14 +274,7 @@ pub fn run(a: &RunArgs) -> i32 {
                 .collect()
         })
         .unwrap_or_default();
-    let stderr_tty = std::io::stderr().is_terminal();
-    let progress: Arc<dyn Progress> = match (a.progress, stderr_tty) {
-        (ProgressMode::None, _) => Arc::new(Silent),
-        (ProgressMode::Bars, _) | (ProgressMode::Auto, true) if !a.verbose => {
-            Arc::new(TerminalProgress::new())
-        }
-        _ => Arc::new(PlainProgress::new(a.verbose)),
-    };
+    let progress = progress_for(a);
     let opts = LocalOptions {
         carried,
         working_dir: a.workdir.clone(),
@@ -257,16 +290,7 @@ pub fn run(a: &RunArgs) -> i32 {
             return 1;
         }
     };
-    let report = runtime.block_on(async {
-        let cancel = Box::pin(async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-            }
-        });
-        run_layer(&plan, &opts, progress, cancel).await
-    });
+    let report = runtime.block_on(async { run_layer(&plan, &opts, progress, stop_signal()).await });
     let report = match report {
         Ok(mut r) => {
             r.plan = Some(what);

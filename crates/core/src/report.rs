@@ -299,6 +299,11 @@ impl RunReport {
     /// category with its report's test cases (classname and name split at
     /// `::`), all categories merged in one file.
     pub fn to_junit(&self) -> Result<String, ResultsError> {
+        write_junit("testlayer", &self.junit_suites())
+    }
+
+    /// The JUnit test suites of [`RunReport::to_junit`].
+    pub fn junit_suites(&self) -> Vec<JunitSuite> {
         let cases = self
             .categories
             .iter()
@@ -358,6 +363,12 @@ impl RunReport {
                     }
                 }),
         );
+        suites
+    }
+
+    /// JUnit XML of several runs (the layers of a suite) in one file.
+    pub fn suite_junit(reports: &[&RunReport]) -> Result<String, ResultsError> {
+        let suites: Vec<JunitSuite> = reports.iter().flat_map(|r| r.junit_suites()).collect();
         write_junit("testlayer", &suites)
     }
 }

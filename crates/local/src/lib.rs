@@ -4,6 +4,7 @@
 mod attempt;
 pub mod progress;
 mod services;
+pub mod suite;
 
 pub(crate) use testlayer_core::{layer, plan, report, results, words};
 
@@ -25,7 +26,7 @@ use crate::report::{AttemptReport, CategoryReport, RunReport};
 use crate::results::{FailedTests, Quarantine};
 use crate::words::{AttemptReason, Reason};
 use attempt::{AttemptHandle, AttemptResult, AttemptSpec};
-pub use progress::{PlainProgress, Progress, Silent, TerminalProgress};
+pub use progress::{LayerPrefixed, PlainProgress, Progress, Silent, TerminalProgress};
 
 /// Problems that keep a local run from starting.
 #[derive(Debug, thiserror::Error)]

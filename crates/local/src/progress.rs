@@ -14,6 +14,8 @@ use crate::results::TestCounts;
 
 /// What a local run reports as it goes. Called from several tasks.
 pub trait Progress: Send + Sync {
+    /// A suite of `layers` layers and `categories` categories in all begins.
+    fn suite_started(&self, _layers: usize, _categories: usize) {}
     /// The layer begins.
     fn layer_started(&self, _layer: &LayerPlan) {}
     /// An attempt started.
@@ -88,6 +90,9 @@ impl PlainProgress {
 }
 
 impl Progress for PlainProgress {
+    fn suite_started(&self, layers: usize, categories: usize) {
+        self.line(&format!("suite: {layers} layers, {categories} categories"));
+    }
     fn layer_started(&self, l: &LayerPlan) {
         self.line(&format!(
             "layer {} ({}): {} categories, strategy {}{}",
@@ -184,6 +189,11 @@ impl Default for TerminalProgress {
 }
 
 impl Progress for TerminalProgress {
+    fn suite_started(&self, layers: usize, categories: usize) {
+        self.overall.set_length(categories as u64);
+        self.overall.set_prefix(format!("suite of {layers} layers"));
+        self.overall.enable_steady_tick(Duration::from_millis(200));
+    }
     fn layer_started(&self, l: &LayerPlan) {
         self.overall.set_length(l.categories.len() as u64);
         self.overall.set_prefix(l.display_name.clone());
@@ -266,4 +276,75 @@ impl Progress for TerminalProgress {
         }
         self.overall.finish_and_clear();
     }
+}
+
+/// The progress of one layer of a suite, told to the suite's own: category
+/// names prefixed with the layer key, category numbers offset by `base` so
+/// that the layers running at once never share one, the layer's start and
+/// end as lines.
+pub struct LayerPrefixed {
+    inner: std::sync::Arc<dyn Progress>,
+    key: String,
+    base: usize,
+}
+
+impl LayerPrefixed {
+    /// Layer `key`'s progress, its categories numbered from `base` in `inner`.
+    pub fn new(inner: std::sync::Arc<dyn Progress>, key: &str, base: usize) -> Self {
+        LayerPrefixed {
+            inner,
+            key: key.to_string(),
+            base,
+        }
+    }
+
+    fn name(&self, name: &str) -> String {
+        format!("{}/{name}", self.key)
+    }
+}
+
+impl Progress for LayerPrefixed {
+    fn layer_started(&self, l: &LayerPlan) {
+        self.inner.note(&format!(
+            "layer {} ({}) started: {} categories, strategy {}",
+            l.display_name,
+            l.key,
+            l.categories.len(),
+            l.strategy.as_str()
+        ));
+    }
+    fn attempt_started(&self, i: usize, name: &str, attempt: u32) {
+        self.inner
+            .attempt_started(self.base + i, &self.name(name), attempt);
+    }
+    fn output(&self, i: usize, line: &str) {
+        self.inner.output(self.base + i, line);
+    }
+    fn attempt_retried(&self, i: usize, name: &str, attempt: u32, why: &str) {
+        self.inner
+            .attempt_retried(self.base + i, &self.name(name), attempt, why);
+    }
+    fn category_finished(
+        &self,
+        i: usize,
+        name: &str,
+        phase: Phase,
+        message: &str,
+        counts: Option<TestCounts>,
+        took: Duration,
+    ) {
+        self.inner.category_finished(
+            self.base + i,
+            &self.name(name),
+            phase,
+            message,
+            counts,
+            took,
+        );
+    }
+    fn note(&self, text: &str) {
+        self.inner.note(&format!("{}: {text}", self.key));
+    }
+    /// The suite's own progress ends with the suite.
+    fn finished(&self) {}
 }

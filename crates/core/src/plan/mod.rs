@@ -6,6 +6,7 @@ pub mod gate;
 mod planner;
 pub mod sim;
 mod state;
+pub mod suite;
 #[cfg(test)]
 mod tests;
 
