@@ -8,6 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::{Fixture, eventually, phase};
+use kube::ResourceExt;
 use kube::api::ListParams;
 use testlayer::api::LayerPhase;
 use testlayer::plan::Phase;
@@ -585,4 +586,130 @@ async fn a_run_plans_with_the_durations_the_last_run_of_its_layer_measured() {
         .expected_duration_seconds
         .expect("learned from p1, frozen in the spec");
     assert!(learned < 30.0, "{learned}: measured, not the 30 s timeout");
+}
+
+const SUITE: &str = r#"layers:
+  fast:
+    execution_mode: parallel
+    categories:
+      - {name: smoke, timeout_seconds: 30, command: "sleep 4; echo '2 passed in 0.1s'"}
+  core:
+    execution_mode: parallel
+    dependencies: [fast]
+    categories:
+      - {name: unit, timeout_seconds: 30, command: "echo '1 failed in 0.1s'; exit 1"}
+  service:
+    execution_mode: parallel
+    dependencies: [core]
+    categories:
+      - {name: api, timeout_seconds: 30, command: "echo '1 passed in 0.1s'"}
+  e2e:
+    execution_mode: background
+    dependencies: [fast]
+    categories:
+      - {name: browse, timeout_seconds: 30, command: "sleep 2; echo '5 passed in 2s'"}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suite_in_the_cluster_gates_on_its_own_runs_and_reports_as_one() {
+    let env = env("suite").await;
+    // A newer failing run of layer fast outside the suite must not fail
+    // the suite's core: a suite's runs gate on each other.
+    std::fs::write(
+        env.path("failing-fast.yaml"),
+        "layers:\n  fast:\n    execution_mode: parallel\n    categories:\n      - {name: smoke, timeout_seconds: 30, command: \"exit 1\"}\n",
+    )
+    .unwrap();
+    std::fs::write(env.path("suite.yaml"), SUITE).unwrap();
+    let junit = env.path("suite.xml");
+    let mut suite = env.submit_file(
+        "suite.yaml",
+        &[
+            "--all",
+            "--name",
+            "s1",
+            "--wait",
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+    );
+    let suite = tokio::task::spawn_blocking(move || suite.output().unwrap());
+    // The outside run is made while the suite's fast runs, so it is the
+    // newest run of layer fast, and fails before the suite's fast passes:
+    // the latest run of the layer would be the wrong one to gate on.
+    let runs = env.fx.runs();
+    eventually(
+        Duration::from_secs(30),
+        "the suite's fast run exists",
+        async || runs.get_opt("s1-fast").await.unwrap(),
+    )
+    .await;
+    // Creation times are whole seconds: the loose run is made a second later.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let outside = env.submit_file(
+        "failing-fast.yaml",
+        &["-l", "fast", "--name", "loose-fast", "--wait"],
+    );
+    let loose = output(outside).await;
+    assert_eq!(loose.status.code(), Some(1), "{}", text(&loose.stderr));
+    let fast = env.fx.runs().get("s1-fast").await.unwrap();
+    assert!(
+        !fast
+            .status
+            .and_then(|s| s.phase)
+            .is_some_and(|p| p.is_terminal()),
+        "the loose run ended first"
+    );
+    let out = suite.await.unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("suite s1: Failed — fast Succeeded, core Failed, service Failed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("background layers (not in the outcome):"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("background: e2e Succeeded"), "{stdout}");
+    // Blocking layers were printed before the background one ended.
+    let at = |s: &str| stdout.find(s).unwrap();
+    assert!(at("suite s1:") < at("background layers"));
+    let service = env.fx.runs().get("s1-service").await.unwrap();
+    let st = service.status.unwrap();
+    assert!(
+        st.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("s1-core"),
+        "skipped because of its suite's core: {st:#?}"
+    );
+    let unit = env.fx.crs().get("s1-core-unit").await.unwrap();
+    assert_eq!(
+        unit.status.unwrap().attempts.len(),
+        1,
+        "core ran: its suite's fast passed, whatever the loose run did"
+    );
+    let core = env.fx.runs().get("s1-core").await.unwrap();
+    assert_eq!(
+        core.labels().get("testlayer.dev/suite").map(String::as_str),
+        Some("s1")
+    );
+    assert_eq!(
+        core.status.unwrap().phase,
+        Some(LayerPhase::Failed),
+        "ran: its suite's fast passed, whatever the loose run did"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("name=\"smoke\"")
+            && xml.contains("name=\"unit\"")
+            && xml.contains("name=\"browse\""),
+        "{xml}"
+    );
 }

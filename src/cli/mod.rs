@@ -4,6 +4,7 @@ mod controller;
 mod report;
 mod run;
 mod submit;
+mod submit_suite;
 mod suite;
 mod validate;
 

@@ -24,9 +24,13 @@ use crate::results::read_case_list;
 /// Options of `testlayer submit`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SubmitArgs {
-    /// Layer key, e.g. `fast_feedback`.
-    #[arg(long, short = 'l', required_unless_present = "rerun_failed")]
+    /// Layer key, e.g. `fast_feedback`; several, comma-separated, are
+    /// submitted as a suite (one run per layer, in dependency order).
+    #[arg(long, short = 'l', required_unless_present_any = ["rerun_failed", "all"])]
     pub layer: Option<String>,
+    /// Submit every layer of the config as a suite.
+    #[arg(long, conflicts_with_all = ["layer", "rerun_failed"])]
+    pub all: bool,
     /// Run again only what did not pass in this earlier run (same
     /// namespace): its frozen plan, not the config; its passes carried over.
     #[arg(long, value_name = "RUN", conflicts_with_all = ["layer", "config_map", "env", "image", "command"])]
@@ -149,6 +153,9 @@ async fn rerun_spec(
 }
 
 async fn submit_async(a: &SubmitArgs) -> i32 {
+    if a.all || a.layer.as_deref().is_some_and(|l| l.contains(',')) {
+        return super::submit_suite::submit_suite(a).await;
+    }
     let layer = a.layer.clone().unwrap_or_default();
     let spec = match &a.rerun_failed {
         // Read below, once there is a client.
@@ -336,7 +343,11 @@ const LIST_PAGE: u32 = 500;
 /// The test cases of each category's last attempt, from the ConfigMaps
 /// that keep them, into `report` (for the JUnit file). A ConfigMap that
 /// cannot be read is said; that category keeps one test case of its own.
-async fn add_test_cases(cms: &Api<ConfigMap>, list: &[CategoryRun], report: &mut RunReport) {
+pub(super) async fn add_test_cases(
+    cms: &Api<ConfigMap>,
+    list: &[CategoryRun],
+    report: &mut RunReport,
+) {
     for cr in list {
         let Some(name) = cr
             .status

@@ -37,6 +37,12 @@ pub const LABEL_CATEGORY: &str = "testlayer.dev/category";
 pub const LABEL_ATTEMPT: &str = "testlayer.dev/attempt";
 /// Standard label of what manages an object.
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// Label of the runs of one suite (`testlayer submit --all`): their layer
+/// dependencies are on each other, not on the latest run of a layer.
+pub const LABEL_SUITE: &str = "testlayer.dev/suite";
+/// Annotation of a suite's runs: the layer keys the suite runs,
+/// comma-separated (a dependency on another layer is not waited for).
+pub const ANNOTATION_SUITE_LAYERS: &str = "testlayer.dev/suite-layers";
 /// Its value.
 pub const MANAGER: &str = "testlayer";
 /// Name of the test container in every Pod.

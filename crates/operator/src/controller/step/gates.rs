@@ -1,10 +1,12 @@
 //! The dependency gate: the runs a run waits for before its first category
 //! starts (the named ones, and the latest run of each layer its layer
-//! depends on). Pure: over the runs of the namespace the caller observed.
+//! depends on; for a run of a suite, the run of that layer in the same
+//! suite). Pure: over the runs of the namespace the caller observed.
 
 use kube::ResourceExt;
 
 use crate::api::{LayerPhase, TestLayerRun};
+use crate::controller::build::{ANNOTATION_SUITE_LAYERS, LABEL_SUITE};
 use crate::plan::gate::Gate;
 use crate::words::Reason;
 
@@ -49,11 +51,26 @@ pub fn dependencies(
             return (g, Vec::new());
         }
     }
+    // A suite's runs gate on each other; a layer the suite does not run is
+    // not waited for.
+    let suite = run.labels().get(LABEL_SUITE);
+    let suite_layers: Option<Vec<&str>> = suite.and_then(|_| {
+        run.annotations()
+            .get(ANNOTATION_SUITE_LAYERS)
+            .map(|l| l.split(',').map(str::trim).collect())
+    });
     for layer in layers {
+        if suite_layers
+            .as_ref()
+            .is_some_and(|ls| !ls.contains(&layer.as_str()))
+        {
+            continue;
+        }
         let latest = same_ns
             .iter()
             .copied()
             .filter(|r| &r.spec.layer == layer)
+            .filter(|r| suite.is_none() || r.labels().get(LABEL_SUITE) == suite)
             .max_by(|a, b| {
                 a.metadata
                     .creation_timestamp
@@ -137,6 +154,75 @@ mod tests {
         assert!(
             matches!(dependencies(&me, &layers, &[me.clone(), old_ok, new_failed]).0, Gate::Failed { reason, .. } if reason == Reason::DependencyFailed)
         );
+    }
+
+    #[test]
+    fn a_suite_s_runs_gate_on_each_other_not_on_other_runs_of_the_layer() {
+        let in_suite = |r: Arc<TestLayerRun>, suite: &str| {
+            let mut r = (*r).clone();
+            r.metadata.labels = Some([(LABEL_SUITE.to_string(), suite.to_string())].into());
+            r.metadata.annotations =
+                Some([(ANNOTATION_SUITE_LAYERS.to_string(), "fast,core".to_string())].into());
+            Arc::new(r)
+        };
+        let me = in_suite(
+            run("s1-core", "core", "2026-01-01T00:10:00Z", None, &[]),
+            "s1",
+        );
+        let layers = vec!["fast".to_string(), "lint".to_string()];
+        // A newer run of fast in another suite, and one outside any suite,
+        // passed: not this suite's.
+        let other = in_suite(
+            run(
+                "s2-fast",
+                "fast",
+                "2026-01-01T00:20:00Z",
+                Some("Succeeded"),
+                &[],
+            ),
+            "s2",
+        );
+        let loose = run(
+            "fast-x",
+            "fast",
+            "2026-01-01T00:21:00Z",
+            Some("Succeeded"),
+            &[],
+        );
+        let mine = in_suite(
+            run(
+                "s1-fast",
+                "fast",
+                "2026-01-01T00:09:00Z",
+                Some("Running"),
+                &[],
+            ),
+            "s1",
+        );
+        let all = [me.clone(), other.clone(), loose.clone(), mine];
+        assert!(
+            matches!(dependencies(&me, &layers, &all).0, Gate::Waiting(m) if m.contains("s1-fast") && !m.contains("lint")),
+            "waits for its own suite's fast; lint is not in the suite"
+        );
+        let failed = in_suite(
+            run(
+                "s1-fast",
+                "fast",
+                "2026-01-01T00:09:00Z",
+                Some("Failed"),
+                &[],
+            ),
+            "s1",
+        );
+        assert!(matches!(
+            dependencies(&me, &layers, &[me.clone(), other, loose, failed]).0,
+            Gate::Failed { .. }
+        ));
+        // Not created yet: waited for, never another suite's.
+        assert!(matches!(
+            dependencies(&me, &layers, std::slice::from_ref(&me)).0,
+            Gate::Waiting(m) if m.contains("no such run yet")
+        ));
     }
 
     #[test]

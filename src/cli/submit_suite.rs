@@ -1,0 +1,360 @@
+//! `testlayer submit --all` and `submit -l a,b,c`: one TestLayerRun per
+//! layer, labelled with a common suite name (`testlayer.dev/suite`) and the
+//! suite's layers (`testlayer.dev/suite-layers`), so that their layer
+//! dependencies gate on each other, not on other runs of those layers;
+//! followed together to one summary, one exit code and one JUnit file.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use super::EXIT_BAD_INPUT;
+use super::submit::{SubmitArgs, add_test_cases, category_runs};
+use crate::api::{CategoryRun, LayerPhase, TestLayerRun};
+use crate::config::Config;
+use crate::controller::build::{ANNOTATION_SUITE_LAYERS, LABEL_SUITE};
+use crate::plan::suite::{Suite, SuiteLayer};
+use crate::report::RunReport;
+
+/// Exit code of a suite cancelled by Ctrl-C or SIGTERM.
+const EXIT_CANCELLED: i32 = 130;
+/// Longest name of a Kubernetes object that is also a label value.
+const MAX_NAME: usize = 63;
+
+/// The suite to submit: its name and, in dependency order, each layer's key,
+/// run name and whether it is in the background.
+struct Planned {
+    name: String,
+    suite: Suite,
+    runs: Vec<String>,
+    text: String,
+}
+
+fn plan(a: &SubmitArgs) -> Result<Planned, String> {
+    if a.config_map.is_some() {
+        return Err(
+            "a suite is submitted from a config file (-c), which is checked here and sent inline"
+                .into(),
+        );
+    }
+    let origin = a.config.display().to_string();
+    let text = std::fs::read_to_string(&a.config)
+        .map_err(|e| format!("{origin}: cannot read the file: {e}"))?;
+    let config = Config::parse(&text, &origin).map_err(|e| e.to_string())?;
+    let keys: Vec<String> = if a.all {
+        config.layer_keys().into_iter().map(String::from).collect()
+    } else {
+        a.layer
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    let mut layers = Vec::new();
+    let mut problems = Vec::new();
+    for key in &keys {
+        match config.resolve(key, a.env.as_deref()) {
+            Ok(p) => layers.push(SuiteLayer {
+                key: p.key.clone(),
+                dependencies: p.dependencies.clone(),
+                background: p.background,
+            }),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems.join("\n"));
+    }
+    let suite = Suite::new(layers).map_err(|e| format!("-l: {e}"))?;
+    let name = match &a.name {
+        Some(n) => n.clone(),
+        None => {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u32(std::process::id());
+            format!("suite-{:08x}", h.finish() as u32)
+        }
+    };
+    let mut runs = Vec::new();
+    for l in suite.layers() {
+        let slug = crate::config::names::slug(&l.key).unwrap_or_else(|_| "layer".into());
+        let run = format!("{name}-{slug}");
+        if run.len() > MAX_NAME {
+            return Err(format!(
+                "--name: run name {run:?} is over {MAX_NAME} characters; choose a shorter suite name"
+            ));
+        }
+        runs.push(run);
+    }
+    Ok(Planned {
+        name,
+        suite,
+        runs,
+        text,
+    })
+}
+
+/// Creates the suite's runs and, with `--wait`, follows them; returns the
+/// exit code.
+pub(super) async fn submit_suite(a: &SubmitArgs) -> i32 {
+    let planned = match plan(a) {
+        Ok(p) => p,
+        Err(e) => {
+            for line in e.lines() {
+                eprintln!(
+                    "{}",
+                    if line.starts_with("error") {
+                        line.to_string()
+                    } else {
+                        format!("error: {line}")
+                    }
+                );
+            }
+            return EXIT_BAD_INPUT;
+        }
+    };
+    for (layer, dep) in &planned.suite.outside {
+        eprintln!(
+            "note: layer {layer} depends on layer {dep}, which this suite does not run: not waited for"
+        );
+    }
+    let client = match super::controller::client(a.kubeconfig.as_ref()).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let ns = a
+        .namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    let runs: Api<TestLayerRun> = Api::namespaced(client.clone(), &ns);
+    let keys: Vec<&str> = planned
+        .suite
+        .layers()
+        .iter()
+        .map(|l| l.key.as_str())
+        .collect();
+    for (l, run_name) in planned.suite.layers().iter().zip(&planned.runs) {
+        let mut spec = json!({"layer": l.key, "config": {"inline": planned.text}});
+        for (k, v) in [
+            ("environment", &a.env),
+            ("image", &a.image),
+            ("command", &a.command),
+        ] {
+            if let Some(v) = v {
+                spec[k] = json!(v);
+            }
+        }
+        if let Some(ttl) = a.ttl {
+            spec["ttlSecondsAfterFinished"] = json!(ttl);
+        }
+        let obj = json!({"apiVersion": "testlayer.dev/v1alpha1", "kind": "TestLayerRun",
+            "metadata": {"name": run_name,
+                "labels": {LABEL_SUITE: planned.name},
+                "annotations": {ANNOTATION_SUITE_LAYERS: keys.join(",")}},
+            "spec": spec});
+        let run: TestLayerRun = match serde_json::from_value(obj) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_BAD_INPUT;
+            }
+        };
+        if let Err(e) = runs.create(&PostParams::default(), &run).await {
+            eprintln!("error: cannot create TestLayerRun {run_name} in namespace {ns}: {e}");
+            return 1;
+        }
+        eprintln!("testlayerrun.testlayer.dev/{run_name} created in namespace {ns}");
+    }
+    if !a.wait {
+        println!("{}", planned.name);
+        return 0;
+    }
+    follow(a, client, &ns, &planned).await
+}
+
+/// Follows the suite's runs: a line per change of a run's phase, the
+/// blocking layers' summaries and the suite line as soon as they all
+/// ended, then the background layers'.
+async fn follow(a: &SubmitArgs, client: Client, ns: &str, planned: &Planned) -> i32 {
+    let runs: Api<TestLayerRun> = Api::namespaced(client.clone(), ns);
+    let crs: Api<CategoryRun> = Api::namespaced(client.clone(), ns);
+    let cms: Api<ConfigMap> = Api::namespaced(client, ns);
+    let layers = planned.suite.layers();
+    let start = Instant::now();
+    let colour = std::io::stdout().is_terminal();
+    let mut seen: BTreeMap<String, LayerPhase> = BTreeMap::new();
+    let mut reports: Vec<Option<RunReport>> = layers.iter().map(|_| None).collect();
+    let mut told = false;
+    let mut cancelled = false;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let lp = ListParams::default().labels(&format!("{LABEL_SUITE}={}", planned.name));
+    loop {
+        let list = match runs.list(&lp).await {
+            Ok(l) => l.items,
+            Err(e) => {
+                eprintln!("error: cannot list the runs of suite {}: {e}", planned.name);
+                return 1;
+            }
+        };
+        let by_name: BTreeMap<String, TestLayerRun> =
+            list.into_iter().map(|r| (r.name_any(), r)).collect();
+        for (i, name) in planned.runs.iter().enumerate() {
+            let Some(run) = by_name.get(name) else {
+                continue;
+            };
+            let st = run.status.clone().unwrap_or_default();
+            let Some(phase) = st.phase else { continue };
+            if seen.insert(name.clone(), phase) != Some(phase) {
+                eprintln!(
+                    "[{:>6.1}s] {}: {}{}",
+                    start.elapsed().as_secs_f64(),
+                    layers[i].key,
+                    phase.as_str(),
+                    st.message
+                        .as_deref()
+                        .map(|m| format!(" — {m}"))
+                        .unwrap_or_default()
+                );
+            }
+            if phase.is_terminal() && reports[i].is_none() {
+                let list = category_runs(&crs, name).await.unwrap_or_default();
+                let mut report = testlayer_operator::report::run_report(run, &list);
+                if a.junit.is_some() {
+                    add_test_cases(&cms, &list, &mut report).await;
+                }
+                reports[i] = Some(report);
+            }
+        }
+        let done = |background: bool| {
+            layers
+                .iter()
+                .zip(&reports)
+                .filter(|(l, _)| l.background == background)
+                .all(|(_, r)| r.is_some())
+        };
+        if !told && done(false) {
+            told = true;
+            for (l, r) in layers.iter().zip(&reports) {
+                if let (false, Some(r)) = (l.background, r) {
+                    print!("{}", r.summary(colour));
+                }
+            }
+            println!(
+                "suite {}: {} — {}",
+                planned.name,
+                word(passed(layers, &reports)),
+                line(layers, &reports, false)
+            );
+            let waiting: Vec<&str> = layers
+                .iter()
+                .zip(&reports)
+                .filter(|(l, r)| l.background && r.is_none())
+                .map(|(l, _)| l.key.as_str())
+                .collect();
+            if !waiting.is_empty() {
+                eprintln!(
+                    "waiting for background layers: {} (Ctrl-C cancels them)",
+                    waiting.join(", ")
+                );
+            }
+        }
+        if told && done(true) {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(a.timeout) {
+            eprintln!(
+                "error: suite {} did not finish within {}s; it goes on in the cluster",
+                planned.name, a.timeout
+            );
+            return 1;
+        }
+        let interrupted = tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => false,
+            _ = async { match int.as_mut() { Some(i) => { i.recv().await; } None => std::future::pending().await } } => true,
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => true,
+        };
+        if interrupted && !cancelled {
+            cancelled = true;
+            let patch = json!({"spec": {"cancel": true}});
+            for (name, r) in planned.runs.iter().zip(&reports) {
+                if r.is_none()
+                    && let Err(e) = runs
+                        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await
+                {
+                    eprintln!("error: cannot cancel {name}: {e}");
+                }
+            }
+            eprintln!(
+                "cancelling suite {}; waiting for its runs to stop",
+                planned.name
+            );
+        }
+    }
+    if layers.iter().any(|l| l.background) {
+        println!("background layers (not in the outcome):");
+        for (l, r) in layers.iter().zip(&reports) {
+            if let (true, Some(r)) = (l.background, r) {
+                print!("{}", r.summary(colour));
+            }
+        }
+        println!("background: {}", line(layers, &reports, true));
+    }
+    if let Some(path) = &a.junit {
+        let all: Vec<&RunReport> = reports.iter().flatten().collect();
+        match RunReport::suite_junit(&all) {
+            Ok(xml) => {
+                if let Err(e) = std::fs::write(path, xml) {
+                    eprintln!("error: cannot write {}: {e}", path.display());
+                }
+            }
+            Err(e) => eprintln!("error: cannot make the JUnit report: {e}"),
+        }
+    }
+    if passed(layers, &reports) {
+        0
+    } else if cancelled {
+        EXIT_CANCELLED
+    } else {
+        1
+    }
+}
+
+/// Whether every layer not in the background passed.
+fn passed(layers: &[SuiteLayer], reports: &[Option<RunReport>]) -> bool {
+    layers.iter().zip(reports).all(|(l, r)| {
+        l.background
+            || r.as_ref()
+                .is_some_and(|r| r.outcome == crate::plan::LayerOutcome::Succeeded)
+    })
+}
+
+fn word(passed: bool) -> &'static str {
+    if passed { "Succeeded" } else { "Failed" }
+}
+
+/// `key Outcome` for each layer (of the background or not).
+fn line(layers: &[SuiteLayer], reports: &[Option<RunReport>], background: bool) -> String {
+    layers
+        .iter()
+        .zip(reports)
+        .filter(|(l, _)| l.background == background)
+        .map(|(l, r)| match r {
+            Some(r) => format!("{} {}", l.key, r.outcome.as_str()),
+            None => format!("{} running", l.key),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
