@@ -712,4 +712,32 @@ async fn a_suite_in_the_cluster_gates_on_its_own_runs_and_reports_as_one() {
             && xml.contains("name=\"browse\""),
         "{xml}"
     );
+
+    // The suite's failures, rerun as a new suite: each layer's run reruns
+    // what did not pass in the old suite's run of that layer.
+    let out = output(env.rerun(&["--rerun-failed", "s1", "--name", "s2", "--wait"])).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("suite s2: Failed — fast Succeeded, core Failed, service Failed"),
+        "{stdout}"
+    );
+    let core = env.fx.runs().get("s2-core").await.unwrap();
+    assert_eq!(core.spec.rerun_of.as_deref(), Some("s1-core"));
+    let fast_pods = env
+        .fx
+        .pods()
+        .list(&ListParams::default().labels("testlayer.dev/run=s2-fast"))
+        .await
+        .unwrap()
+        .items;
+    assert!(
+        fast_pods.is_empty(),
+        "fast passed in s1: carried over, not run"
+    );
 }

@@ -16,7 +16,7 @@ use serde_json::json;
 use super::{EXIT_BAD_INPUT, OutputFormat};
 use crate::api::{CategoryRun, LayerPhase, TestLayerRun};
 use crate::config::Config;
-use crate::controller::build::CASES_KEY;
+use crate::controller::build::{CASES_KEY, LABEL_SUITE};
 use crate::plan::Phase;
 use crate::report::RunReport;
 use crate::results::read_case_list;
@@ -33,6 +33,7 @@ pub struct SubmitArgs {
     pub all: bool,
     /// Run again only what did not pass in this earlier run (same
     /// namespace): its frozen plan, not the config; its passes carried over.
+    /// A suite's name reruns every layer of that suite as a new suite.
     #[arg(long, value_name = "RUN", conflicts_with_all = ["layer", "config_map", "env", "image", "command"])]
     pub rerun_failed: Option<String>,
     /// Environment whose overrides apply.
@@ -188,6 +189,17 @@ async fn submit_async(a: &SubmitArgs) -> i32 {
         .clone()
         .unwrap_or_else(|| client.default_namespace().to_string());
     let runs: Api<TestLayerRun> = Api::namespaced(client.clone(), &ns);
+    // A suite's name: rerun the suite.
+    if let Some(old) = &a.rerun_failed
+        && let Ok(None) = runs.get_opt(old).await
+    {
+        let lp = ListParams::default().labels(&format!("{LABEL_SUITE}={old}"));
+        if let Ok(list) = runs.list(&lp).await
+            && !list.items.is_empty()
+        {
+            return super::submit_suite::rerun_suite(a, client, &ns, old, list.items).await;
+        }
+    }
     let spec = match &a.rerun_failed {
         None => spec,
         Some(old) => match rerun_spec(a, &runs, &ns, old).await {

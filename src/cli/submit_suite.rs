@@ -76,12 +76,7 @@ fn plan(a: &SubmitArgs) -> Result<Planned, String> {
     let suite = Suite::new(layers).map_err(|e| format!("-l: {e}"))?;
     let name = match &a.name {
         Some(n) => n.clone(),
-        None => {
-            use std::hash::{BuildHasher, Hasher};
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u32(std::process::id());
-            format!("suite-{:08x}", h.finish() as u32)
-        }
+        None => format!("suite-{}", random_suffix()),
     };
     let mut runs = Vec::new();
     for l in suite.layers() {
@@ -137,24 +132,44 @@ pub(super) async fn submit_suite(a: &SubmitArgs) -> i32 {
         .namespace
         .clone()
         .unwrap_or_else(|| client.default_namespace().to_string());
-    let runs: Api<TestLayerRun> = Api::namespaced(client.clone(), &ns);
+    let specs: Vec<serde_json::Value> = planned
+        .suite
+        .layers()
+        .iter()
+        .map(|l| {
+            let mut spec = json!({"layer": l.key, "config": {"inline": planned.text}});
+            for (k, v) in [
+                ("environment", &a.env),
+                ("image", &a.image),
+                ("command", &a.command),
+            ] {
+                if let Some(v) = v {
+                    spec[k] = json!(v);
+                }
+            }
+            spec
+        })
+        .collect();
+    create_and_follow(a, client, &ns, &planned, specs).await
+}
+
+/// Creates the suite's runs (`specs`, in its order, with the suite's label
+/// and annotation) and, with `--wait`, follows them; returns the exit code.
+async fn create_and_follow(
+    a: &SubmitArgs,
+    client: Client,
+    ns: &str,
+    planned: &Planned,
+    specs: Vec<serde_json::Value>,
+) -> i32 {
+    let runs: Api<TestLayerRun> = Api::namespaced(client.clone(), ns);
     let keys: Vec<&str> = planned
         .suite
         .layers()
         .iter()
         .map(|l| l.key.as_str())
         .collect();
-    for (l, run_name) in planned.suite.layers().iter().zip(&planned.runs) {
-        let mut spec = json!({"layer": l.key, "config": {"inline": planned.text}});
-        for (k, v) in [
-            ("environment", &a.env),
-            ("image", &a.image),
-            ("command", &a.command),
-        ] {
-            if let Some(v) = v {
-                spec[k] = json!(v);
-            }
-        }
+    for (mut spec, run_name) in specs.into_iter().zip(&planned.runs) {
         if let Some(ttl) = a.ttl {
             spec["ttlSecondsAfterFinished"] = json!(ttl);
         }
@@ -180,7 +195,91 @@ pub(super) async fn submit_suite(a: &SubmitArgs) -> i32 {
         println!("{}", planned.name);
         return 0;
     }
-    follow(a, client, &ns, &planned).await
+    follow(a, client, ns, planned).await
+}
+
+/// `--rerun-failed SUITE`: a new suite whose every run reruns what did not
+/// pass in the old suite's run of its layer (`spec.rerunOf`), gating on each
+/// other as the old ones did.
+pub(super) async fn rerun_suite(
+    a: &SubmitArgs,
+    client: Client,
+    ns: &str,
+    old: &str,
+    old_runs: Vec<TestLayerRun>,
+) -> i32 {
+    let mut layers = Vec::new();
+    let mut of = BTreeMap::new();
+    for r in &old_runs {
+        let st = r.status.clone().unwrap_or_default();
+        if !st.phase.is_some_and(|p| p.is_terminal()) {
+            eprintln!(
+                "error: --rerun-failed: run {} of suite {old} has not finished",
+                r.name_any()
+            );
+            return EXIT_BAD_INPUT;
+        }
+        let plan = st.plan.as_ref();
+        layers.push(SuiteLayer {
+            key: r.spec.layer.clone(),
+            dependencies: plan
+                .map(|p| p.layer_dependencies.clone())
+                .unwrap_or_default(),
+            background: plan.is_some_and(|p| p.background) || r.spec.background,
+        });
+        of.insert(
+            r.spec.layer.clone(),
+            (r.name_any(), r.spec.environment.clone()),
+        );
+    }
+    let suite = match Suite::new(layers) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: --rerun-failed: suite {old}: {e}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let name = match &a.name {
+        Some(n) => n.clone(),
+        None => {
+            let stem: String = old.chars().take(30).collect();
+            format!("{}-rerun-{}", stem.trim_end_matches('-'), random_suffix())
+        }
+    };
+    let mut runs = Vec::new();
+    let mut specs = Vec::new();
+    for l in suite.layers() {
+        let slug = crate::config::names::slug(&l.key).unwrap_or_else(|_| "layer".into());
+        let run = format!("{name}-{slug}");
+        if run.len() > MAX_NAME {
+            eprintln!(
+                "error: --name: run name {run:?} is over {MAX_NAME} characters; choose a shorter suite name"
+            );
+            return EXIT_BAD_INPUT;
+        }
+        runs.push(run);
+        let (old_run, env) = of[&l.key].clone();
+        let mut spec = json!({"layer": l.key, "rerunOf": old_run});
+        if let Some(env) = env {
+            spec["environment"] = json!(env);
+        }
+        specs.push(spec);
+    }
+    let planned = Planned {
+        name,
+        suite,
+        runs,
+        text: String::new(),
+    };
+    create_and_follow(a, client, ns, &planned, specs).await
+}
+
+/// Eight hex digits no other process has (random per process).
+fn random_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    format!("{:08x}", h.finish() as u32)
 }
 
 /// Follows the suite's runs: a line per change of a run's phase, the
