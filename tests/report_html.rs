@@ -140,3 +140,57 @@ fn bad_input_to_report_is_said() {
         "clap: a file or --run is needed"
     );
 }
+
+#[test]
+fn a_layer_of_a_suite_is_drawn_from_the_suite_s_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("layers.yaml"),
+        "layers:\n  fast:\n    execution_mode: parallel\n    categories:\n      - {name: smoke, timeout_seconds: 30, command: \"true\"}\n  core:\n    execution_mode: parallel\n    dependencies: [fast]\n    categories:\n      - {name: unit, timeout_seconds: 30, command: \"true\"}\n      - {name: lint, timeout_seconds: 30, command: \"true\"}\n",
+    )
+    .unwrap();
+    let out = testlayer(dir)
+        .args([
+            "run",
+            "--all",
+            "-c",
+            "layers.yaml",
+            "-o",
+            "json",
+            "--progress",
+            "none",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(dir.join("suite.json"), &out.stdout).unwrap();
+    let out = testlayer(dir)
+        .args(["report", "suite.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is a suite's report: name the layer to draw with -l (fast, core)"),
+        "{err}"
+    );
+    let out = testlayer(dir)
+        .args(["report", "suite.json", "-l", "core", "-o", "core.html"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dom = browser::dom(&dir.join("core.html"));
+    assert_eq!(dom.matches("<rect class=\"bar ").count(), 2, "{dom}");
+    assert!(dom.contains("data-category=\"lint\""));
+}

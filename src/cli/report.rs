@@ -24,6 +24,9 @@ pub struct ReportArgs {
     /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config, or in-cluster).
     #[arg(long, requires = "run")]
     pub kubeconfig: Option<PathBuf>,
+    /// The layer to draw, from a suite's JSON report (`run --all -o json`).
+    #[arg(long, short = 'l')]
+    pub layer: Option<String>,
     /// Where to write the HTML.
     #[arg(long, short = 'o', default_value = "testlayer-report.html")]
     pub output: PathBuf,
@@ -32,7 +35,7 @@ pub struct ReportArgs {
 /// Writes the report; returns the exit code.
 pub fn report(a: &ReportArgs) -> i32 {
     let report = match (&a.file, &a.run) {
-        (Some(file), _) => from_file(file),
+        (Some(file), _) => from_file(file, a.layer.as_deref()),
         (None, Some(run)) => from_cluster(a, run),
         (None, None) => Err("name a JSON report or --run RUN".into()),
     };
@@ -55,14 +58,55 @@ pub fn report(a: &ReportArgs) -> i32 {
     }
 }
 
-fn from_file(file: &PathBuf) -> Result<RunReport, String> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| format!("{}: cannot read the file: {e}", file.display()))?;
-    serde_json::from_str(&text).map_err(|e| {
-        format!(
-            "{}: not a JSON report of `testlayer run` or `testlayer submit` (--output json): {e}",
-            file.display()
-        )
+/// A suite's JSON report, as much as `report` reads of it.
+#[derive(serde::Deserialize)]
+struct SuiteFile {
+    layers: Vec<SuiteFileLayer>,
+}
+
+#[derive(serde::Deserialize)]
+struct SuiteFileLayer {
+    layer: String,
+    #[serde(default)]
+    report: Option<RunReport>,
+}
+
+fn from_file(file: &PathBuf, layer: Option<&str>) -> Result<RunReport, String> {
+    let shown = file.display();
+    let text =
+        std::fs::read_to_string(file).map_err(|e| format!("{shown}: cannot read the file: {e}"))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{shown}: not JSON: {e}"))?;
+    if value.get("layers").is_some_and(serde_json::Value::is_array) {
+        // A suite: one layer of it.
+        let suite: SuiteFile = serde_json::from_value(value)
+            .map_err(|e| format!("{shown}: not a suite report of `testlayer run --all`: {e}"))?;
+        let ran: Vec<String> = suite
+            .layers
+            .iter()
+            .filter(|l| l.report.is_some())
+            .map(|l| l.layer.clone())
+            .collect();
+        let Some(want) = layer else {
+            return Err(format!(
+                "{shown} is a suite's report: name the layer to draw with -l ({})",
+                ran.join(", ")
+            ));
+        };
+        return suite
+            .layers
+            .into_iter()
+            .find(|l| l.layer == want)
+            .and_then(|l| l.report)
+            .ok_or_else(|| {
+                format!(
+                    "{shown}: layer {want} did not run in this suite; layers that ran: {}",
+                    ran.join(", ")
+                )
+            });
+    }
+    serde_json::from_value(value).map_err(|e| {
+        format!("{shown}: not a JSON report of `testlayer run` or `testlayer submit` (--output json): {e}")
     })
 }
 
