@@ -14,4 +14,5 @@ pub mod plan;
 pub mod report;
 mod report_html;
 pub mod results;
+pub mod schedule;
 pub mod words;
