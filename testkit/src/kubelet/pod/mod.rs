@@ -276,11 +276,24 @@ impl PodWorker {
                 ..Default::default()
             },
         };
-        let _: serde_json::Value = self
-            .sh
-            .pods
-            .create_subresource("binding", &self.name, &PostParams::default(), &binding)
-            .await?;
+        // Tried again while the apiserver does not answer or turns the write
+        // away for now (a restart, etcd away), for up to a minute.
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let r: Result<serde_json::Value, kube::Error> = self
+                .sh
+                .pods
+                .create_subresource("binding", &self.name, &PostParams::default(), &binding)
+                .await;
+            match r {
+                Ok(_) => break,
+                Err(kube::Error::Api(e)) if e.code < 500 && e.code != 429 => {
+                    return Err(kube::Error::Api(e).into());
+                }
+                Err(e) if Instant::now() > deadline => return Err(e.into()),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+            }
+        }
         self.record(KubeletEventKind::Bound, Instant::now());
         Ok(())
     }

@@ -24,7 +24,9 @@ impl PodWorker {
         // name fail.
         let patch = json!({"metadata": {"uid": self.uid}, "status": status});
         // As a kubelet's status manager: a write the apiserver did not answer
-        // (it restarts, etcd is away) is tried again, for up to a minute.
+        // (it restarts, etcd is away) or turned away for now (429: its
+        // storage is initializing after an etcd restart) is tried again, for
+        // up to a minute.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             // A node that stops answering writes nothing until it is back.
@@ -40,7 +42,9 @@ impl PodWorker {
                 .await;
             match r {
                 Ok(_) => return Ok(()),
-                Err(kube::Error::Api(e)) if e.code < 500 => return Err(kube::Error::Api(e).into()),
+                Err(kube::Error::Api(e)) if e.code < 500 && e.code != 429 => {
+                    return Err(kube::Error::Api(e).into());
+                }
                 Err(e) if std::time::Instant::now() > deadline => return Err(e.into()),
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
             }
