@@ -40,6 +40,12 @@ pub async fn reconcile(
     obj: Arc<Decoded<TestLayerRun>>,
     ctx: Arc<Context>,
 ) -> Result<Requeue, ControllerError> {
+    // Decide only on caches that hold everything. After a restart the first
+    // runs arrive before the CategoryRuns and Pods are all listed; a Pod the
+    // cache does not hold yet, whose attempt its crashed predecessor had not
+    // recorded, would look like a free slot.
+    super::runner::synced(&ctx.category_runs).await;
+    super::runner::synced(&ctx.pods).await;
     let _timer = ctx.metrics.reconcile();
     let Some(ns) = obj.namespace() else {
         return Err(ControllerError::Incomplete("namespace"));

@@ -78,7 +78,7 @@ pub enum RunError {
 /// Waits until a cache has had its first full list. Asks again every 200 ms
 /// rather than relying on one wake-up, which was seen to be missed when the
 /// list completes while the first wait is being set up.
-async fn synced<K: kube::Resource + Clone>(store: &reflector::Store<K>)
+pub(crate) async fn synced<K: kube::Resource + Clone>(store: &reflector::Store<K>)
 where
     K::DynamicType: Eq + std::hash::Hash + Clone,
 {
