@@ -54,10 +54,7 @@ fn default_identity() -> String {
 
 /// `name` with a suffix that no other process has (random per process).
 fn process_identity(name: &str) -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    format!("{name}-{:08x}", h.finish() as u32)
+    format!("{name}-{}", super::random_hex())
 }
 
 /// A client from a kubeconfig file, or the default (in-cluster, then

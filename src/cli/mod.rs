@@ -72,6 +72,38 @@ pub struct LayerArgs {
     pub env: Option<String>,
 }
 
+/// Eight hex digits, random per call (a suffix no other process has).
+fn random_hex() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    format!("{:08x}", h.finish() as u32)
+}
+
+/// The layers of a suite: every layer of `config` (`--all`), or those of
+/// `-l a,b,c`.
+fn suite_keys(all: bool, layer: Option<&str>, config: &crate::config::Config) -> Vec<String> {
+    if all {
+        return config.layer_keys().into_iter().map(String::from).collect();
+    }
+    layer
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Says which layers of `suite` depend on a layer it does not run.
+fn note_outside(suite: &crate::plan::suite::Suite) {
+    for (layer, dep) in &suite.outside {
+        eprintln!(
+            "note: layer {layer} depends on layer {dep}, which this suite does not run: not waited for"
+        );
+    }
+}
+
 /// Runs the CLI and returns the process exit code.
 pub fn main(cli: Cli) -> i32 {
     init_logging(&cli.log, cli.log_json);

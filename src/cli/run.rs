@@ -123,6 +123,18 @@ pub struct RunArgs {
     pub timeout_multiplier: Option<f64>,
 }
 
+/// The command line's overrides of the config.
+pub(super) fn overrides(a: &RunArgs) -> Overrides {
+    Overrides {
+        source: "command line".into(),
+        strategy: a.strategy.map(Into::into),
+        max_parallel: a.max_parallel,
+        fail_fast: a.fail_fast,
+        retries: a.retries,
+        timeout_multiplier: a.timeout_multiplier,
+    }
+}
+
 /// How progress is shown, as the flags and the terminal say.
 pub(super) fn progress_for(a: &RunArgs) -> Arc<dyn Progress> {
     let stderr_tty = std::io::stderr().is_terminal();
@@ -212,14 +224,7 @@ fn what_to_run(a: &RunArgs) -> Result<(ReportPlan, Option<RunReport>), String> {
             durations: load_history(&a.history).durations(&layer),
             layer,
             environment: a.env.clone(),
-            overrides: Overrides {
-                source: "command line".into(),
-                strategy: a.strategy.map(Into::into),
-                max_parallel: a.max_parallel,
-                fail_fast: a.fail_fast,
-                retries: a.retries,
-                timeout_multiplier: a.timeout_multiplier,
-            },
+            overrides: overrides(a),
         };
         return Ok((plan, None));
     };

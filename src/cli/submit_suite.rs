@@ -46,18 +46,7 @@ fn plan(a: &SubmitArgs) -> Result<Planned, String> {
     let text = std::fs::read_to_string(&a.config)
         .map_err(|e| format!("{origin}: cannot read the file: {e}"))?;
     let config = Config::parse(&text, &origin).map_err(|e| e.to_string())?;
-    let keys: Vec<String> = if a.all {
-        config.layer_keys().into_iter().map(String::from).collect()
-    } else {
-        a.layer
-            .as_deref()
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .map(String::from)
-            .collect()
-    };
+    let keys = super::suite_keys(a.all, a.layer.as_deref(), &config);
     let mut layers = Vec::new();
     let mut problems = Vec::new();
     for key in &keys {
@@ -76,7 +65,7 @@ fn plan(a: &SubmitArgs) -> Result<Planned, String> {
     let suite = Suite::new(layers).map_err(|e| format!("-l: {e}"))?;
     let name = match &a.name {
         Some(n) => n.clone(),
-        None => format!("suite-{}", random_suffix()),
+        None => format!("suite-{}", super::random_hex()),
     };
     let mut runs = Vec::new();
     for l in suite.layers() {
@@ -116,11 +105,7 @@ pub(super) async fn submit_suite(a: &SubmitArgs) -> i32 {
             return EXIT_BAD_INPUT;
         }
     };
-    for (layer, dep) in &planned.suite.outside {
-        eprintln!(
-            "note: layer {layer} depends on layer {dep}, which this suite does not run: not waited for"
-        );
-    }
+    super::note_outside(&planned.suite);
     let client = match super::controller::client(a.kubeconfig.as_ref()).await {
         Ok(c) => c,
         Err(e) => {
@@ -243,7 +228,11 @@ pub(super) async fn rerun_suite(
         Some(n) => n.clone(),
         None => {
             let stem: String = old.chars().take(30).collect();
-            format!("{}-rerun-{}", stem.trim_end_matches('-'), random_suffix())
+            format!(
+                "{}-rerun-{}",
+                stem.trim_end_matches('-'),
+                super::random_hex()
+            )
         }
     };
     let mut runs = Vec::new();
@@ -272,14 +261,6 @@ pub(super) async fn rerun_suite(
         text: String::new(),
     };
     create_and_follow(a, client, ns, &planned, specs).await
-}
-
-/// Eight hex digits no other process has (random per process).
-fn random_suffix() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    format!("{:08x}", h.finish() as u32)
 }
 
 /// Follows the suite's runs: a line per change of a run's phase, the

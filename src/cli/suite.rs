@@ -4,9 +4,9 @@
 
 use std::io::IsTerminal;
 
-use super::run::{RunArgs, load_history, progress_for, save_history, stop_signal};
+use super::run::{RunArgs, load_history, overrides, progress_for, save_history, stop_signal};
 use super::{EXIT_BAD_INPUT, OutputFormat};
-use crate::config::{Config, Overrides};
+use crate::config::Config;
 use crate::layer::LayerPlan;
 use crate::local::LocalOptions;
 use crate::local::suite::{LayerEnd, run_suite};
@@ -101,26 +101,8 @@ pub(super) fn run_suite_cli(a: &RunArgs) -> i32 {
             return EXIT_BAD_INPUT;
         }
     };
-    let keys: Vec<String> = if a.all {
-        config.layer_keys().into_iter().map(String::from).collect()
-    } else {
-        a.layer
-            .as_deref()
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .map(String::from)
-            .collect()
-    };
-    let overrides = Overrides {
-        source: "command line".into(),
-        strategy: a.strategy.map(Into::into),
-        max_parallel: a.max_parallel,
-        fail_fast: a.fail_fast,
-        retries: a.retries,
-        timeout_multiplier: a.timeout_multiplier,
-    };
+    let keys = super::suite_keys(a.all, a.layer.as_deref(), &config);
+    let overrides = overrides(a);
     let history = load_history(&a.history);
     let mut plans: Vec<LayerPlan> = Vec::new();
     let mut wanted: Vec<ReportPlan> = Vec::new();
@@ -186,11 +168,7 @@ pub(super) fn run_suite_cli(a: &RunArgs) -> i32 {
         }
     }
     let (plans, wanted) = (ordered, ordered_wanted);
-    for (layer, dep) in &suite.outside {
-        eprintln!(
-            "note: layer {layer} depends on layer {dep}, which this suite does not run: not waited for"
-        );
-    }
+    super::note_outside(&suite);
     let opts = LocalOptions {
         carried: Default::default(),
         working_dir: a.workdir.clone(),
