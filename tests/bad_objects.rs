@@ -15,7 +15,7 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::json;
-use testlayer::api::{CategoryRun, Decoded, LayerPhase, TestLayerRun, all_crds};
+use testlayer::api::{CategoryRun, Decoded, LayerPhase, TestLayerRun, TestLayerSchedule, all_crds};
 use testlayer::controller::ControllerOptions;
 
 /// The tests of this binary one at a time: one of them installs looser CRDs
@@ -162,6 +162,17 @@ async fn objects_stored_under_a_looser_crd_stall_alone() {
     )
     .await;
 
+    create_raw(
+        &fx,
+        "TestLayerSchedule",
+        json!({
+            "apiVersion": "testlayer.dev/v1alpha1", "kind": "TestLayerSchedule",
+            "metadata": {"name": "broken-schedule"},
+            "spec": {"schedule": 5, "template": {"spec": {"layer": "one"}}},
+        }),
+    )
+    .await;
+
     // The upgrade: the current CRDs, then the controller, for all namespaces.
     let real = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"));
     cp.install_crds(real, &CRDS).expect("current CRDs");
@@ -205,6 +216,24 @@ async fn objects_stored_under_a_looser_crd_stall_alone() {
         },
     )
     .await;
+
+    // So is the schedule that does not decode; nothing is created for it.
+    let schedules: Api<Decoded<TestLayerSchedule>> = fx.api();
+    let c = eventually(
+        Duration::from_secs(30),
+        "broken-schedule stalled",
+        async || {
+            let conds = conditions_of(&schedules, "broken-schedule").await;
+            stalled(&conds).cloned().ok_or(format!("{conds:#?}"))
+        },
+    )
+    .await;
+    assert!(
+        c.message
+            .starts_with("spec.schedule: invalid type: integer `5`"),
+        "{}",
+        c.message
+    );
 
     // The run whose CategoryRun does not decode is Stalled, naming both.
     let c = wait_stalled(&runs, "held").await;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, PostParams};
 use serde_json::json;
-use testlayer::api::{LayerPhase, TestLayerRun};
+use testlayer::api::{LayerPhase, TestLayerRun, TestLayerSchedule};
 use testlayer::controller::{ControllerOptions, LeaderElection, run as run_controller};
 use testlayer_testkit::{ControlPlane, TestKubelet, bin_dir};
 
@@ -324,7 +324,7 @@ metadata: {{name: bob, namespace: {n}}}
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
 metadata: {{name: runs, namespace: {n}}}
-rules: [{{apiGroups: [testlayer.dev], resources: [testlayerruns], verbs: [create]}}]
+rules: [{{apiGroups: [testlayer.dev], resources: [testlayerruns, testlayerschedules], verbs: [create]}}]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
@@ -446,6 +446,49 @@ subjects: [{{kind: ServiceAccount, name: bob, namespace: {n}}}]
         .create(
             &pp,
             &run("as-builder", json!({"serviceAccountName": "builder"})),
+        )
+        .await
+        .unwrap();
+
+    // A schedule's runs are created by the controller: its template is
+    // checked against its author, the same way.
+    let schedule = |name: &str, pod: serde_json::Value| -> TestLayerSchedule {
+        serde_json::from_value(json!({
+            "apiVersion": "testlayer.dev/v1alpha1", "kind": "TestLayerSchedule",
+            "metadata": {"name": name},
+            "spec": {"schedule": "@daily", "template": {"spec": {"layer": "unit",
+                "config": {"inline": config}, "image": "busybox", "pod": pod}}},
+        }))
+        .unwrap()
+    };
+    let alice: Api<TestLayerSchedule> =
+        Api::namespaced(cp.service_account_client(&ns, "alice").await.unwrap(), &ns);
+    let bob: Api<TestLayerSchedule> =
+        Api::namespaced(cp.service_account_client(&ns, "bob").await.unwrap(), &ns);
+    for (name, pod, field) in &escalations {
+        let field = field.replace("spec.pod", "spec.template.spec.pod");
+        let e = eventually(
+            Duration::from_secs(20),
+            "the schedule policy in force",
+            async || match alice.create(&pp, &schedule(name, pod.clone())).await {
+                Err(e) => Ok(e),
+                Ok(_) => {
+                    let _ = alice.delete(name, &Default::default()).await;
+                    Err(format!("schedule {name} admitted"))
+                }
+            },
+        )
+        .await;
+        assert!(e.to_string().contains(&field), "{name}: {e}");
+        assert!(e.to_string().contains("TestLayerSchedule"), "{name}: {e}");
+        bob.create(&pp, &schedule(name, pod.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("schedule {name}: {e}"));
+    }
+    alice
+        .create(
+            &pp,
+            &schedule("plain", json!({"nodeSelector": {"pool": "ci"}})),
         )
         .await
         .unwrap();

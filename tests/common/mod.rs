@@ -31,7 +31,11 @@ use testlayer_testkit::{ControlPlane, RealNode, TestKubelet};
 use tokio::task::JoinHandle;
 
 /// The CRDs the controller needs, as `kubectl wait` names them.
-pub const CRDS: [&str; 2] = ["testlayerruns.testlayer.dev", "categoryruns.testlayer.dev"];
+pub const CRDS: [&str; 3] = [
+    "testlayerruns.testlayer.dev",
+    "categoryruns.testlayer.dev",
+    "testlayerschedules.testlayer.dev",
+];
 
 /// How often [`eventually`] looks.
 pub const POLL: Duration = Duration::from_millis(100);

@@ -1,4 +1,4 @@
-//! The Kubernetes API of testlayer: `TestLayerRun` and `CategoryRun` in group
+//! The Kubernetes API of testlayer: `TestLayerRun`, `CategoryRun` and `TestLayerSchedule` in group
 //! `testlayer.dev`, version `v1alpha1`. Plain serde types (no untagged unions,
 //! optional fields skipped when empty) so the generated schemas are structural.
 
@@ -7,6 +7,7 @@ mod common;
 mod crds;
 mod decoded;
 pub mod limits;
+mod schedule;
 mod test_layer_run;
 
 pub use crate::plan::Phase as CategoryPhase;
@@ -18,6 +19,11 @@ pub use category_run::{
 pub use common::{ConditionType, LayerPhase};
 pub use crds::{all_crds, crds_yaml};
 pub use decoded::{Decoded, Undecodable};
+pub use schedule::{
+    ConcurrencyPolicy, MAX_HISTORY_LIMIT, MAX_TICK_HISTORY, RunSpecTemplate, RunTemplate,
+    ScheduledRun, TemplateMetadata, TestLayerSchedule, TestLayerScheduleSpec,
+    TestLayerScheduleStatus, TickAction, TickRecord,
+};
 pub use test_layer_run::{
     CategorySummary, ConfigMapKeyRef, ConfigSource, FlakyCounts, FrozenPlanRef, LISTED_FAILURES,
     MAX_LISTED_CATEGORIES, PhaseCounts, PlanSnapshot, PodSettings, RerunStatus, RunOverrides,

@@ -210,7 +210,7 @@ pub async fn apply(
 
 /// Server-side apply of a whole status (with apiVersion and kind, as apply
 /// requires) under the controller's field manager; the object as stored.
-async fn patch_status<K>(
+pub(crate) async fn patch_status<K>(
     api: &Api<K>,
     name: &str,
     status: &impl serde::Serialize,
@@ -233,7 +233,7 @@ where
 
 /// A JSON merge patch of the conditions of an object's status (which may
 /// not decode, so its whole status cannot be applied).
-async fn merge_conditions<K>(
+pub(crate) async fn merge_conditions<K>(
     api: &Api<Decoded<K>>,
     name: &str,
     conditions: Vec<Condition>,
@@ -405,6 +405,12 @@ where
 }
 
 async fn publish(ctx: &Context, n: Note) {
+    send(&ctx.recorder, n, "Reconcile").await;
+}
+
+/// Publishes `n` through `recorder` as done in `action`; a failure is only
+/// logged (an Event is never worth a retry).
+pub(crate) async fn send(recorder: &kube::runtime::events::Recorder, n: Note, action: &str) {
     let ev = Event {
         type_: if n.warning {
             EventType::Warning
@@ -413,10 +419,10 @@ async fn publish(ctx: &Context, n: Note) {
         },
         reason: n.reason,
         note: Some(n.note),
-        action: "Reconcile".into(),
+        action: action.into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&ev, &n.regarding).await {
+    if let Err(e) = recorder.publish(&ev, &n.regarding).await {
         tracing::warn!(error = %e, "cannot publish an event");
     }
 }

@@ -6,17 +6,18 @@
 //! of Pods in [`observe`]); the reconciler reads ([`read`]), steps and
 //! writes ([`apply`]), and the runner wires the watches and caches.
 
-mod apply;
+pub(crate) mod apply;
 pub mod build;
 pub mod context;
 pub mod frozen_plan;
 pub mod metrics;
 pub mod observe;
 mod own_writes;
-mod read;
+pub(crate) mod read;
 pub mod reconcile;
 mod refused;
 pub mod runner;
+pub mod schedule;
 pub mod server;
 pub mod step;
 

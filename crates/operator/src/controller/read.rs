@@ -408,21 +408,33 @@ async fn config_text(
     run: &TestLayerRun,
     ns: &str,
 ) -> Result<ConfigAnswer, ControllerError> {
-    let src = &run.spec.config;
+    let owner = format!("TestLayerRun {}/{} spec.config", ns, run.name_any());
+    source_text(&ctx.client, &run.spec.config, ns, &owner).await
+}
+
+/// The layer config text `src` names (a ConfigMap key in `ns`, or inline in
+/// the object `owner` names, e.g. `TestLayerRun ci/r1 spec.config`), or
+/// what is missing.
+pub(crate) async fn source_text(
+    client: &kube::Client,
+    src: &crate::api::ConfigSource,
+    ns: &str,
+    owner: &str,
+) -> Result<ConfigAnswer, ControllerError> {
     if let Some(text) = &src.inline {
         return Ok(ConfigAnswer::Found {
             text: text.clone(),
-            origin: format!("TestLayerRun {}/{} spec.config.inline", ns, run.name_any()),
+            origin: format!("{owner}.inline"),
         });
     }
     let Some(r) = &src.config_map_ref else {
         return Ok(ConfigAnswer::Found {
             text: String::new(),
-            origin: "spec.config".into(),
+            origin: owner.into(),
         });
     };
     let key = r.key.clone().unwrap_or_else(|| DEFAULT_CONFIG_KEY.into());
-    let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let cm = cms
         .get_opt(&r.name)
         .await

@@ -72,7 +72,7 @@ pub async fn reconcile(
 }
 
 /// The output of `fut`, or the message of its panic.
-async fn caught<T>(fut: impl Future<Output = T>) -> Result<T, String> {
+pub(crate) async fn caught<T>(fut: impl Future<Output = T>) -> Result<T, String> {
     AssertUnwindSafe(fut)
         .catch_unwind()
         .await

@@ -18,8 +18,12 @@ use super::build::{LABEL_MANAGED_BY, LABEL_RUN, MANAGER};
 use super::context::{Context, ControllerError, FIELD_MANAGER};
 use super::metrics::{ErrorLabels, Metrics};
 use super::reconcile::reconcile;
+use super::schedule::reconcile::{
+    ScheduleContext, error_policy as schedule_error_policy, reconcile as reconcile_schedule,
+};
+use super::schedule::ticks::LABEL_SCHEDULE;
 use super::server::{Readiness, serve};
-use crate::api::{CategoryRun, Decoded, TestLayerRun};
+use crate::api::{CategoryRun, Decoded, TestLayerRun, TestLayerSchedule};
 
 /// How the controller runs.
 #[derive(Debug, Clone)]
@@ -212,7 +216,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
 
     // Runs and CategoryRuns are watched as stored, valid or not: one object
     // that does not decode must not stop the watch of all the others.
-    let controller = Controller::new(api::<Decoded<TestLayerRun>>(&client, ns), wc);
+    let controller = Controller::new(api::<Decoded<TestLayerRun>>(&client, ns), wc.clone());
     let runs = controller.store();
     let recorder = Recorder::new(
         client.clone(),
@@ -221,6 +225,35 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
             instance: Some(opts.identity.clone()),
         },
     );
+    // Schedules, with the runs they created (a second, narrow watch of
+    // runs: only those labelled by a schedule).
+    let (sched_runs, sched_runs_writer) = reflector::store();
+    let sched_runs_stream = reflector::reflector(
+        sched_runs_writer,
+        watcher(
+            api::<Decoded<TestLayerRun>>(&client, ns),
+            wc.clone().labels(LABEL_SCHEDULE),
+        )
+        .modify(|o| o.managed_fields_mut().clear()),
+    )
+    .default_backoff()
+    .touched_objects();
+    let schedule_ctx = Arc::new(ScheduleContext {
+        client: client.clone(),
+        runs: sched_runs.clone(),
+        recorder: recorder.clone(),
+        metrics: metrics.clone(),
+    });
+    let schedules = Controller::new(api::<Decoded<TestLayerSchedule>>(&client, ns), wc.clone())
+        .owns_stream(sched_runs_stream)
+        .shutdown_on_signal()
+        .run(reconcile_schedule, schedule_error_policy, schedule_ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "schedule reconcile error");
+            }
+        });
+
     let ctx = Arc::new(Context {
         client,
         runs: runs.clone(),
@@ -263,6 +296,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
         let (runs, crs, pods) = (runs.clone(), cr_reader.clone(), pod_reader.clone());
         tokio::spawn(async move {
             synced(&runs).await;
+            synced(&sched_runs).await;
             synced(&crs).await;
             synced(&pods).await;
             ready.set(true);
@@ -286,6 +320,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
                 tracing::debug!(error = %e, "reconcile error");
             }
         });
+    let controller = futures::future::join(controller, schedules);
     let result = match leadership.as_mut() {
         Some((channel, _, lease)) => {
             let lost = async {

@@ -71,7 +71,7 @@ pub fn with_stall(
 }
 
 /// A reference to an object known only by its metadata.
-fn reference<K: Resource<DynamicType = ()>>(meta: &ObjectMeta) -> ObjectReference {
+pub(crate) fn reference<K: Resource<DynamicType = ()>>(meta: &ObjectMeta) -> ObjectReference {
     ObjectReference {
         api_version: Some(K::api_version(&()).into_owned()),
         kind: Some(K::kind(&()).into_owned()),

@@ -1,0 +1,296 @@
+//! The runs of a tick, pure: which layers a template runs (checked against
+//! the layer config), the runs one tick creates, and the ticks that a
+//! schedule's runs in the cache came from, with how each ended.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::jiff::Timestamp;
+use kube::{Resource, ResourceExt};
+
+use crate::api::{LayerPhase, RunTemplate, TestLayerRun};
+use crate::config::Config;
+use crate::controller::build::{ANNOTATION_SUITE_LAYERS, LABEL_SUITE};
+use crate::plan::suite::{Suite, SuiteLayer};
+
+/// Label of the runs a schedule or trigger created: its name.
+pub const LABEL_SCHEDULE: &str = "testlayer.dev/schedule";
+/// Annotation of a created run: the tick (or firing) it belongs to, RFC 3339.
+pub const ANNOTATION_SCHEDULED_AT: &str = "testlayer.dev/scheduled-at";
+/// Longest name of an object that is also a label value.
+const MAX_NAME: usize = 63;
+
+/// A field of the owner that is wrong, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Its path, e.g. `spec.layers[1]`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem with `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Problem {
+        Problem {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// The layers a template runs, in dependency order: `layers` (field
+/// `spec.layers`), or the template's own layer; each checked against the
+/// layer config `text` (from `origin`).
+pub fn template_layers(
+    layers: &[String],
+    template: &RunTemplate,
+    text: &str,
+    origin: &str,
+) -> Result<Suite, Problem> {
+    let own = &template.spec.0.layer;
+    let keys: Vec<(String, &String)> = match (layers.is_empty(), own.is_empty()) {
+        (true, true) => {
+            return Err(Problem::new(
+                "spec.template.spec.layer",
+                "name the layer to run (or list several in spec.layers)",
+            ));
+        }
+        (false, false) => {
+            return Err(Problem::new(
+                "spec.layers",
+                format!("set either spec.layers or spec.template.spec.layer ({own:?}), not both"),
+            ));
+        }
+        (true, false) => vec![("spec.template.spec.layer".into(), own)],
+        (false, true) => layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (format!("spec.layers[{i}]"), l))
+            .collect(),
+    };
+    if template.spec.0.rerun_of.is_some() {
+        return Err(Problem::new(
+            "spec.template.spec.rerunOf",
+            "runs created on a schedule or trigger cannot rerun one earlier run",
+        ));
+    }
+    let config = Config::parse(text, origin)
+        .map_err(|e| Problem::new("spec.template.spec.config", e.to_string()))?;
+    let env = template.spec.0.environment.as_deref();
+    let mut out = Vec::new();
+    for (field, key) in keys {
+        let p = config
+            .resolve(key, env)
+            .map_err(|e| Problem::new(field, e.to_string()))?;
+        out.push(SuiteLayer {
+            key: p.key.clone(),
+            dependencies: p.dependencies.clone(),
+            background: p.background,
+        });
+    }
+    Suite::new(out).map_err(|e| Problem::new("spec.layers", e.to_string()))
+}
+
+/// The name of a tick's group (its suite) and of each of its runs, within
+/// 63 characters: `STEM-SECONDS` for one layer, `STEM-SECONDS-LAYER` for
+/// several (`STEM` is the owner's name, cut where needed).
+pub fn tick_names(
+    owner: &str,
+    suite: &Suite,
+    at: Timestamp,
+) -> Result<(String, Vec<String>), Problem> {
+    let slugs: Vec<String> = suite
+        .layers()
+        .iter()
+        .map(|l| crate::config::names::slug(&l.key).unwrap_or_else(|_| "layer".into()))
+        .collect();
+    let single = slugs.len() == 1;
+    let longest = if single {
+        0
+    } else {
+        slugs.iter().map(|s| s.len() + 1).max().unwrap_or(0)
+    };
+    let secs = at.as_second().to_string();
+    let room = MAX_NAME.saturating_sub(secs.len() + 1 + longest);
+    if room == 0 {
+        return Err(Problem::new(
+            "spec.layers",
+            "a layer's name is too long for the names of its runs (63 characters)",
+        ));
+    }
+    let stem: String = owner.chars().take(room).collect();
+    let group = format!("{}-{secs}", stem.trim_end_matches('-'));
+    let runs = if single {
+        vec![group.clone()]
+    } else {
+        slugs.iter().map(|s| format!("{group}-{s}")).collect()
+    };
+    Ok((group, runs))
+}
+
+/// The runs of tick `at`: one per layer of `suite`, in its order, named
+/// `names`, labelled as one suite (so that they gate on each other and on
+/// no other run) and owned by `owner`.
+pub fn tick_runs<K: Resource<DynamicType = ()>>(
+    owner: &K,
+    template: &RunTemplate,
+    suite: &Suite,
+    group: &str,
+    names: &[String],
+    at: Timestamp,
+    extra_annotations: &BTreeMap<String, String>,
+) -> Vec<TestLayerRun> {
+    let keys: Vec<&str> = suite.layers().iter().map(|l| l.key.as_str()).collect();
+    let meta = template.metadata.clone().unwrap_or_default();
+    let owner_ref = OwnerReference {
+        api_version: K::api_version(&()).into_owned(),
+        kind: K::kind(&()).into_owned(),
+        name: owner.name_any(),
+        uid: owner.meta().uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: None,
+    };
+    suite
+        .layers()
+        .iter()
+        .zip(names)
+        .map(|(layer, name)| {
+            let mut labels = meta.labels.clone();
+            labels.insert(LABEL_SCHEDULE.into(), owner.name_any());
+            labels.insert(LABEL_SUITE.into(), group.into());
+            let mut annotations = meta.annotations.clone();
+            annotations.extend(extra_annotations.clone());
+            annotations.insert(ANNOTATION_SCHEDULED_AT.into(), at.to_string());
+            annotations.insert(ANNOTATION_SUITE_LAYERS.into(), keys.join(","));
+            let mut spec = template.spec.0.clone();
+            spec.layer = layer.key.clone();
+            TestLayerRun {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    namespace: owner.namespace(),
+                    labels: Some(labels),
+                    annotations: Some(annotations),
+                    owner_references: Some(vec![owner_ref.clone()]),
+                    ..Default::default()
+                },
+                spec,
+                status: None,
+            }
+        })
+        .collect()
+}
+
+/// The runs of one tick found in the cache.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TickGroup {
+    /// The suite's name (the run's, for one layer).
+    pub name: String,
+    /// The tick.
+    pub at: Timestamp,
+    /// Its runs' names, as created.
+    pub runs: Vec<String>,
+    /// Runs the suite should have (from its annotation).
+    pub expected: usize,
+    /// How it stands: Pending or Running until every run not in the
+    /// background ended, then Succeeded when each of those did, else the
+    /// end of the first that did not (over the runs that exist: a run
+    /// deleted by its TTL no longer counts).
+    pub phase: LayerPhase,
+    /// Names of its runs that have not ended.
+    pub unfinished: Vec<String>,
+    /// Of those, the ones not being cancelled.
+    pub cancellable: Vec<String>,
+}
+
+impl TickGroup {
+    /// Whether every run of the tick has ended (background ones too).
+    pub fn ended(&self) -> bool {
+        self.unfinished.is_empty()
+    }
+}
+
+/// The ticks `runs` (an owner's runs) came from, oldest first; runs
+/// without a readable tick are left out.
+pub fn tick_groups(runs: &[Arc<TestLayerRun>]) -> Vec<TickGroup> {
+    let mut by_name: BTreeMap<String, Vec<&TestLayerRun>> = BTreeMap::new();
+    for r in runs {
+        let group = r
+            .labels()
+            .get(LABEL_SUITE)
+            .cloned()
+            .unwrap_or_else(|| r.name_any());
+        by_name.entry(group).or_default().push(r);
+    }
+    let mut out: Vec<TickGroup> = by_name
+        .into_iter()
+        .filter_map(|(name, runs)| {
+            let at = runs.iter().find_map(|r| {
+                r.annotations()
+                    .get(ANNOTATION_SCHEDULED_AT)?
+                    .parse::<Timestamp>()
+                    .ok()
+            })?;
+            let expected = runs
+                .iter()
+                .find_map(|r| r.annotations().get(ANNOTATION_SUITE_LAYERS))
+                .map_or(1, |l| l.split(',').count());
+            Some(group(name, at, expected, &runs))
+        })
+        .collect();
+    out.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.name.cmp(&b.name)));
+    out
+}
+
+fn group(name: String, at: Timestamp, expected: usize, runs: &[&TestLayerRun]) -> TickGroup {
+    let phase_of = |r: &TestLayerRun| {
+        r.status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .unwrap_or(LayerPhase::Pending)
+    };
+    let background = |r: &TestLayerRun| {
+        r.status
+            .as_ref()
+            .and_then(|s| s.plan.as_ref())
+            .is_some_and(|p| p.background)
+    };
+    let mut names: Vec<String> = runs.iter().map(|r| r.name_any()).collect();
+    names.sort();
+    let unfinished: Vec<&&TestLayerRun> =
+        runs.iter().filter(|r| !phase_of(r).is_terminal()).collect();
+    let cancellable = unfinished
+        .iter()
+        .filter(|r| !r.spec.cancel)
+        .map(|r| r.name_any())
+        .collect();
+    let unfinished = unfinished.iter().map(|r| r.name_any()).collect();
+    let counted: Vec<&&TestLayerRun> = runs.iter().filter(|r| !background(r)).collect();
+    let phase = if counted.iter().any(|r| phase_of(r) == LayerPhase::Running) {
+        LayerPhase::Running
+    } else if counted.iter().any(|r| !phase_of(r).is_terminal()) {
+        LayerPhase::Pending
+    } else {
+        counted
+            .iter()
+            .map(|r| phase_of(r))
+            .find(|p| *p != LayerPhase::Succeeded)
+            .unwrap_or(LayerPhase::Succeeded)
+    };
+    TickGroup {
+        name,
+        at,
+        runs: names,
+        expected,
+        phase,
+        unfinished,
+        cancellable,
+    }
+}
