@@ -21,6 +21,10 @@ bash tests/node/build.sh
 TESTLAYER_NODE_DIR="$(bash tests/node/build.sh --print-dir)"
 export TESTLAYER_NODE_DIR
 
+step "Flux and Argo CD CRDs (from their Go modules)"
+TESTLAYER_GITOPS_CRDS="$(bash scripts/gitops-crds.sh | tail -n 1)"
+export TESTLAYER_GITOPS_CRDS
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

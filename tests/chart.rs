@@ -11,9 +11,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::api::{Api, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
-use testlayer::api::{LayerPhase, TestLayerRun, TestLayerSchedule};
+use testlayer::api::{LayerPhase, TestLayerRun, TestLayerSchedule, TestLayerTrigger};
 use testlayer::controller::{ControllerOptions, LeaderElection, run as run_controller};
 use testlayer_testkit::{ControlPlane, TestKubelet, bin_dir};
 
@@ -259,7 +259,7 @@ async fn the_controller_completes_a_run_under_the_charts_rbac() {
         .expect("the run was deleted before it was seen finished");
     assert_eq!(phase, LayerPhase::Succeeded, "{status:#?}");
     assert_eq!(status.unwrap().counts.map(|c| c.passed), Some(6));
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(admin, &ns);
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(admin.clone(), &ns);
     let ours = events
         .list(&Default::default())
         .await
@@ -269,6 +269,96 @@ async fn the_controller_completes_a_run_under_the_charts_rbac() {
         .filter(|e| e.reporting_instance.as_deref() == Some("chart-replica"))
         .count();
     assert!(ours > 0, "the controller could not publish events");
+
+    // A schedule creates, and past its history deletes, runs; a trigger
+    // reads the kinds the chart grants (Deployments), and one on a kind it
+    // does not (Secrets) is Stalled, naming the field.
+    let schedules: Api<TestLayerSchedule> = Api::namespaced(admin.clone(), &ns);
+    schedules
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"apiVersion": "testlayer.dev/v1alpha1", "kind": "TestLayerSchedule",
+                "metadata": {"name": "often"},
+                "spec": {"schedule": "*/2 * * * * *", "successfulRunsHistoryLimit": 1, "concurrencyPolicy": "Forbid",
+                    "template": {"spec": {"layer": "checked", "image": "busybox",
+                        "config": {"configMapRef": {"name": "layers"}}}}}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let triggers: Api<TestLayerTrigger> = Api::namespaced(admin.clone(), &ns);
+    for (name, watch) in [
+        (
+            "on-deploy",
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}),
+        ),
+        (
+            "on-secret",
+            json!({"apiVersion": "v1", "kind": "Secret", "name": "token", "revisionPath": ".metadata.resourceVersion"}),
+        ),
+    ] {
+        triggers
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"apiVersion": "testlayer.dev/v1alpha1", "kind": "TestLayerTrigger",
+                    "metadata": {"name": name},
+                    "spec": {"watch": watch, "template": {"spec": {"layer": "checked", "image": "busybox",
+                        "config": {"configMapRef": {"name": "layers"}}}}}}))
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    eventually(
+        Duration::from_secs(60),
+        "two ticks that passed, the first deleted",
+        async || {
+            let s = schedules.get("often").await.unwrap();
+            let st = s.status.clone().unwrap_or_default();
+            let passed = st
+                .history
+                .iter()
+                .filter(|h| h.phase == Some(LayerPhase::Succeeded))
+                .count();
+            let left = runs
+                .list(&ListParams::default().labels("testlayer.dev/schedule=often"))
+                .await
+                .unwrap()
+                .items
+                .len();
+            if passed >= 2 && left <= 2 {
+                Ok(())
+            } else {
+                Err(format!("{left} runs left; {st:#?}"))
+            }
+        },
+    )
+    .await;
+    let condition = async |name: &str, type_: &str| {
+        eventually(
+            Duration::from_secs(20),
+            format!("{type_} of {name}"),
+            async || {
+                let t = triggers.get(name).await.unwrap();
+                let st = t.status.clone().unwrap_or_default();
+                st.conditions
+                    .iter()
+                    .find(|c| c.type_ == type_ && c.status == "True")
+                    .cloned()
+                    .ok_or(format!("{st:#?}"))
+            },
+        )
+        .await
+    };
+    condition("on-deploy", "Ready").await;
+    let stalled = condition("on-secret", "Stalled").await;
+    assert!(
+        stalled
+            .message
+            .starts_with("spec.watch.kind: the controller may not read secrets in namespace"),
+        "{}",
+        stalled.message
+    );
     controller.abort();
 }
 

@@ -31,10 +31,11 @@ use testlayer_testkit::{ControlPlane, RealNode, TestKubelet};
 use tokio::task::JoinHandle;
 
 /// The CRDs the controller needs, as `kubectl wait` names them.
-pub const CRDS: [&str; 3] = [
+pub const CRDS: [&str; 4] = [
     "testlayerruns.testlayer.dev",
     "categoryruns.testlayer.dev",
     "testlayerschedules.testlayer.dev",
+    "testlayertriggers.testlayer.dev",
 ];
 
 /// How often [`eventually`] looks.
@@ -47,6 +48,45 @@ pub fn install_crds(cp: &ControlPlane) {
     ONCE.call_once(|| {
         let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"));
         cp.install_crds(dir, &CRDS)
+            .unwrap_or_else(|e| panic!("installing the CRDs in {}: {e}", dir.display()));
+    });
+}
+
+/// The CRDs of Flux and Argo CD that tests install, as `kubectl wait`
+/// names them.
+pub const GITOPS_CRDS: [&str; 6] = [
+    "kustomizations.kustomize.toolkit.fluxcd.io",
+    "helmreleases.helm.toolkit.fluxcd.io",
+    "gitrepositories.source.toolkit.fluxcd.io",
+    "applications.argoproj.io",
+    "appprojects.argoproj.io",
+    "rollouts.argoproj.io",
+];
+
+/// Installs the CRDs of Flux and Argo CD (from their Go modules, by
+/// `scripts/gitops-crds.sh`; `TESTLAYER_GITOPS_CRDS` names a directory
+/// that holds them already) into `cp`; once per process.
+pub fn install_gitops_crds(cp: &ControlPlane) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let dir = match std::env::var_os("TESTLAYER_GITOPS_CRDS") {
+            Some(d) => std::path::PathBuf::from(d),
+            None => {
+                let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/gitops-crds.sh");
+                let out = std::process::Command::new("bash")
+                    .arg(script)
+                    .output()
+                    .unwrap_or_else(|e| panic!("running {script}: {e}"));
+                assert!(
+                    out.status.success(),
+                    "{script} failed:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let text = String::from_utf8_lossy(&out.stdout);
+                std::path::PathBuf::from(text.lines().last().unwrap_or_default().trim())
+            }
+        };
+        cp.install_crds(&dir, &GITOPS_CRDS)
             .unwrap_or_else(|e| panic!("installing the CRDs in {}: {e}", dir.display()));
     });
 }

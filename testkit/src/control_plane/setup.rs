@@ -33,14 +33,25 @@ impl ControlPlane {
                 out,
             ));
         }
-        let mut wait = self.kubectl();
-        wait.args(["wait", "--for=condition=Established", "--timeout=30s"]);
-        wait.args(names.iter().map(|n| format!("crd/{n}")));
-        let out = wait.output().map_err(TestkitError::io("running kubectl"))?;
-        if !out.status.success() {
-            return Err(fail("waiting for the CRDs", out));
+        // `kubectl wait` gives up at once on a CRD whose status has no
+        // conditions yet (just created); such an answer is asked again.
+        for _ in 0..20 {
+            let mut wait = self.kubectl();
+            wait.args(["wait", "--for=condition=Established", "--timeout=30s"]);
+            wait.args(names.iter().map(|n| format!("crd/{n}")));
+            let out = wait.output().map_err(TestkitError::io("running kubectl"))?;
+            if out.status.success() {
+                return Ok(());
+            }
+            if !String::from_utf8_lossy(&out.stderr).contains("accessor error") {
+                return Err(fail("waiting for the CRDs", out));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
         }
-        Ok(())
+        Err(TestkitError::Io {
+            what: "waiting for the CRDs".into(),
+            source: std::io::Error::other("their status never had conditions"),
+        })
     }
 
     /// Creates a fresh namespace `<prefix>-<n>` and waits for its `default`

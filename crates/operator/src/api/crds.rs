@@ -4,7 +4,7 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use super::{CategoryRun, TestLayerRun, TestLayerSchedule};
+use super::{CategoryRun, TestLayerRun, TestLayerSchedule, TestLayerTrigger};
 
 /// Every CRD.
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
@@ -12,6 +12,7 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         TestLayerRun::crd(),
         CategoryRun::crd(),
         TestLayerSchedule::crd(),
+        TestLayerTrigger::crd(),
     ]
 }
 

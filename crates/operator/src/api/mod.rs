@@ -1,4 +1,4 @@
-//! The Kubernetes API of testlayer: `TestLayerRun`, `CategoryRun` and `TestLayerSchedule` in group
+//! The Kubernetes API of testlayer: `TestLayerRun`, `CategoryRun`, `TestLayerSchedule` and `TestLayerTrigger` in group
 //! `testlayer.dev`, version `v1alpha1`. Plain serde types (no untagged unions,
 //! optional fields skipped when empty) so the generated schemas are structural.
 
@@ -9,6 +9,7 @@ mod decoded;
 pub mod limits;
 mod schedule;
 mod test_layer_run;
+mod trigger;
 
 pub use crate::plan::Phase as CategoryPhase;
 pub use crate::results::TestCounts;
@@ -28,6 +29,10 @@ pub use test_layer_run::{
     CategorySummary, ConfigMapKeyRef, ConfigSource, FlakyCounts, FrozenPlanRef, LISTED_FAILURES,
     MAX_LISTED_CATEGORIES, PhaseCounts, PlanSnapshot, PodSettings, RerunStatus, RunOverrides,
     TestLayerRun, TestLayerRunSpec, TestLayerRunStatus,
+};
+pub use trigger::{
+    FiringRecord, MAX_WATCHED, PendingRevision, TestLayerTrigger, TestLayerTriggerSpec,
+    TestLayerTriggerStatus, WatchedResource, WatchedState,
 };
 
 /// API group.

@@ -20,5 +20,6 @@ pub mod runner;
 pub mod schedule;
 pub mod server;
 pub mod step;
+pub mod trigger;
 
 pub use runner::{ControllerOptions, LeaderElection, RunError, run};

@@ -21,9 +21,13 @@ use super::reconcile::reconcile;
 use super::schedule::reconcile::{
     ScheduleContext, error_policy as schedule_error_policy, reconcile as reconcile_schedule,
 };
-use super::schedule::ticks::LABEL_SCHEDULE;
+use super::schedule::ticks::{LABEL_SCHEDULE, LABEL_TRIGGER};
 use super::server::{Readiness, serve};
-use crate::api::{CategoryRun, Decoded, TestLayerRun, TestLayerSchedule};
+use super::trigger::reconcile::{
+    TriggerContext, error_policy as trigger_error_policy, reconcile as reconcile_trigger,
+};
+use super::trigger::watches::follow as follow_watched;
+use crate::api::{CategoryRun, Decoded, TestLayerRun, TestLayerSchedule, TestLayerTrigger};
 
 /// How the controller runs.
 #[derive(Debug, Clone)]
@@ -254,6 +258,46 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
             }
         });
 
+    // Triggers, with the runs they created, woken also by the watches of
+    // the kinds they watch.
+    let (trig_runs, trig_runs_writer) = reflector::store();
+    let trig_runs_stream = reflector::reflector(
+        trig_runs_writer,
+        watcher(
+            api::<Decoded<TestLayerRun>>(&client, ns),
+            wc.clone().labels(LABEL_TRIGGER),
+        )
+        .modify(|o| o.managed_fields_mut().clear()),
+    )
+    .default_backoff()
+    .touched_objects();
+    let (wake, woken) = futures::channel::mpsc::unbounded();
+    let trigger_controller =
+        Controller::new(api::<Decoded<TestLayerTrigger>>(&client, ns), wc.clone())
+            .owns_stream(trig_runs_stream)
+            .reconcile_on(woken);
+    let trigger_ctx = Arc::new(TriggerContext {
+        client: client.clone(),
+        runs: trig_runs.clone(),
+        triggers: trigger_controller.store(),
+        recorder: recorder.clone(),
+        metrics: metrics.clone(),
+        kinds: Default::default(),
+    });
+    let watches = tokio::spawn(follow_watched(
+        trigger_ctx.clone(),
+        opts.namespace.clone(),
+        wake,
+    ));
+    let triggers = trigger_controller
+        .shutdown_on_signal()
+        .run(reconcile_trigger, trigger_error_policy, trigger_ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "trigger reconcile error");
+            }
+        });
+
     let ctx = Arc::new(Context {
         client,
         runs: runs.clone(),
@@ -297,6 +341,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
         tokio::spawn(async move {
             synced(&runs).await;
             synced(&sched_runs).await;
+            synced(&trig_runs).await;
             synced(&crs).await;
             synced(&pods).await;
             ready.set(true);
@@ -320,7 +365,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
                 tracing::debug!(error = %e, "reconcile error");
             }
         });
-    let controller = futures::future::join(controller, schedules);
+    let controller = futures::future::join3(controller, schedules, triggers);
     let result = match leadership.as_mut() {
         Some((channel, _, lease)) => {
             let lost = async {
@@ -342,6 +387,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
     };
     readiness.abort();
     gauge.abort();
+    watches.abort();
     if let Some((channel, task, _)) = leadership {
         // Closing the channel makes the manager release the Lease.
         drop(channel);

@@ -6,6 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use kube::runtime::controller::Action as Requeue;
@@ -51,7 +53,6 @@ pub async fn reconcile(
         return Err(ControllerError::Incomplete("namespace"));
     };
     let name = obj.as_ref().name_any();
-    let api: Api<Decoded<TestLayerSchedule>> = Api::namespaced(ctx.client.clone(), &ns);
     let result = caught(async {
         match obj.as_ref() {
             Decoded::Valid(s) => reconcile_schedule(s, &ctx, &ns).await,
@@ -60,13 +61,13 @@ pub async fn reconcile(
                     "{}; the controller cannot use this schedule until it is fixed",
                     u.problem
                 );
-                mark_stalled(
-                    &ctx,
-                    &api,
+                mark_stalled::<TestLayerSchedule>(
+                    &ctx.client,
+                    &ctx.recorder,
                     &u.metadata,
                     &u.conditions,
-                    INVALID_SPEC,
-                    &problem,
+                    (INVALID_SPEC, &problem),
+                    "Schedule",
                 )
                 .await?;
                 Ok(Requeue::await_change())
@@ -88,9 +89,15 @@ pub async fn reconcile(
                 ),
                 Decoded::Invalid(u) => (u.metadata.clone(), u.conditions.clone()),
             };
-            if let Err(e) =
-                mark_stalled(&ctx, &api, &meta, &conditions, CONTROLLER_ERROR, &problem).await
-            {
+            let marked = mark_stalled::<TestLayerSchedule>(
+                &ctx.client,
+                &ctx.recorder,
+                &meta,
+                &conditions,
+                (CONTROLLER_ERROR, &problem),
+                "Schedule",
+            );
+            if let Err(e) = marked.await {
                 tracing::warn!(error = %e, "cannot mark the schedule stalled");
             }
             Err(ControllerError::Panicked(panic))
@@ -135,7 +142,7 @@ async fn reconcile_schedule(
     };
     let now = Timestamp::now();
     let decided = step(&observed, now);
-    let decided = match apply_runs(ctx, ns, &decided).await? {
+    let decided = match apply_runs(&ctx.client, ns, &decided).await? {
         None => decided,
         // The apiserver refused a run (admission, quota, validation): the
         // schedule cannot tick as it is.
@@ -156,12 +163,12 @@ async fn reconcile_schedule(
 
 /// Cancels, creates and deletes the runs `decided` names, in that order;
 /// a create the apiserver refuses is returned as the problem it is.
-async fn apply_runs(
-    ctx: &ScheduleContext,
+pub(crate) async fn apply_runs<S>(
+    client: &Client,
     ns: &str,
-    decided: &ScheduleStep,
+    decided: &ScheduleStep<S>,
 ) -> Result<Option<Problem>, ControllerError> {
-    let runs: Api<TestLayerRun> = Api::namespaced(ctx.client.clone(), ns);
+    let runs: Api<TestLayerRun> = Api::namespaced(client.clone(), ns);
     for name in &decided.cancel {
         let patch = json!({"spec": {"cancel": true}});
         match runs
@@ -220,14 +227,23 @@ async fn apply_runs(
     Ok(None)
 }
 
-async fn mark_stalled(
-    ctx: &ScheduleContext,
-    api: &Api<Decoded<TestLayerSchedule>>,
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    previous: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
-    reason: &str,
-    problem: &str,
-) -> Result<(), ControllerError> {
+/// Marks an object of kind `K` that cannot be used (it did not decode, or
+/// its reconcile panicked) `Stalled=True` with `reason` and `problem`, and
+/// publishes a Warning Event as done in `action`, when that is new.
+pub(crate) async fn mark_stalled<K>(
+    client: &Client,
+    recorder: &Recorder,
+    meta: &ObjectMeta,
+    previous: &[Condition],
+    (reason, problem): (&str, &str),
+    action: &str,
+) -> Result<(), ControllerError>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
     let stall = Stall {
         reason: reason.into(),
         message: problem.into(),
@@ -236,20 +252,22 @@ async fn mark_stalled(
         previous,
         Some(&stall),
         meta.generation,
-        &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()),
+        &Time(Timestamp::now()),
     );
     if conditions == previous {
         return Ok(());
     }
     let name = meta.name.clone().unwrap_or_default();
-    merge_conditions(api, &name, conditions).await?;
+    let ns = meta.namespace.clone().unwrap_or_default();
+    let api: Api<Decoded<K>> = Api::namespaced(client.clone(), &ns);
+    merge_conditions(&api, &name, conditions).await?;
     let n = Note {
-        regarding: reference::<TestLayerSchedule>(meta),
+        regarding: reference::<K>(meta),
         warning: true,
         reason: reason.into(),
         note: problem.chars().take(1000).collect(),
     };
-    send(&ctx.recorder, n, "Schedule").await;
+    send(recorder, n, action).await;
     Ok(())
 }
 

@@ -13,21 +13,22 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
-use super::ticks::{Problem, TickGroup, template_layers, tick_groups, tick_names, tick_runs};
-use crate::api::{
-    ConcurrencyPolicy, ConditionType, LayerPhase, MAX_TICK_HISTORY, ScheduledRun, TestLayerRun,
-    TestLayerSchedule, TestLayerScheduleStatus, TickAction, TickRecord,
+use super::ticks::{
+    LABEL_SCHEDULE, Problem, TickGroup, TickNames, ready_conditions, stalled_conditions,
+    template_layers, tick_groups, tick_names, tick_runs, upkeep,
 };
-use crate::controller::step::conditions::{Stall, condition};
+use crate::api::{
+    ConcurrencyPolicy, LayerPhase, MAX_TICK_HISTORY, ScheduledRun, TestLayerRun, TestLayerSchedule,
+    TestLayerScheduleStatus, TickAction, TickRecord,
+};
+use crate::controller::step::conditions::Stall;
 use crate::plan::suite::Suite;
 use testlayer_core::schedule::{self, Cron, ScheduleObs, Tick};
 
-/// Runs of finished ticks kept per outcome when the spec says nothing.
-pub const DEFAULT_HISTORY_LIMIT: u32 = 3;
 /// How often a stalled schedule looks again (its ConfigMap may be fixed
 /// without a change to the schedule itself).
 pub const STALLED_POLL: Duration = Duration::from_secs(10);
@@ -59,9 +60,10 @@ pub struct ScheduleNote {
     pub note: String,
 }
 
-/// What to do for a schedule, in this order.
+/// What to do for a schedule (or a trigger, with its status `S`), in this
+/// order.
 #[derive(Debug, Clone, Default)]
-pub struct ScheduleStep {
+pub struct ScheduleStep<S = TestLayerScheduleStatus> {
     /// Runs to cancel (`spec.cancel`), for Replace.
     pub cancel: Vec<String>,
     /// Runs to create, in dependency order.
@@ -69,7 +71,7 @@ pub struct ScheduleStep {
     /// Runs of ticks past the history limits to delete.
     pub delete: Vec<String>,
     /// The new status, when it changed.
-    pub status: Option<TestLayerScheduleStatus>,
+    pub status: Option<S>,
     /// Events to publish.
     pub events: Vec<ScheduleNote>,
     /// When to look again if nothing else happens first.
@@ -99,16 +101,18 @@ pub fn step(o: &ScheduleObserved, now: Timestamp) -> ScheduleStep {
     if let Some(g) = newest_group
         && g.runs.len() < g.expected
         && stored.last_run.as_ref().is_none_or(|r| r.name != g.name)
-        && let Ok((name, names)) = tick_names(&s.name_any(), &suite, g.at)
+        && let Ok((name, names)) = tick_names(&s.name_any(), &suite, &g.at.as_second().to_string())
         && name == g.name
     {
         let all = tick_runs(
-            s.as_ref(),
+            (s.as_ref(), LABEL_SCHEDULE),
             &s.spec.template,
             &suite,
-            &name,
-            &names,
-            g.at,
+            TickNames {
+                group: &name,
+                runs: &names,
+                at: g.at,
+            },
             &BTreeMap::new(),
         );
         out.create
@@ -153,18 +157,20 @@ pub fn step(o: &ScheduleObserved, now: Timestamp) -> ScheduleStep {
             missed,
             next,
         } => {
-            match tick_names(&s.name_any(), &suite, *at) {
+            match tick_names(&s.name_any(), &suite, &at.as_second().to_string()) {
                 Ok((name, names)) => {
                     if *replace {
                         out.cancel = active.iter().flat_map(|g| g.cancellable.clone()).collect();
                     }
                     let runs = tick_runs(
-                        s.as_ref(),
+                        (s.as_ref(), LABEL_SCHEDULE),
                         &s.spec.template,
                         &suite,
-                        &name,
-                        &names,
-                        *at,
+                        TickNames {
+                            group: &name,
+                            runs: &names,
+                            at: *at,
+                        },
                         &BTreeMap::new(),
                     );
                     out.create.extend(runs);
@@ -249,28 +255,13 @@ pub fn step(o: &ScheduleObserved, now: Timestamp) -> ScheduleStep {
         .max()
         .map(Time);
 
-    // Runs of finished ticks past the history limits.
-    let finished: Vec<(String, Timestamp, bool)> = groups
-        .iter()
-        .filter(|g| g.ended())
-        .map(|g| (g.name.clone(), g.at, g.phase == LayerPhase::Succeeded))
-        .collect();
-    let limit = |l: Option<u32>| usize::try_from(l.unwrap_or(DEFAULT_HISTORY_LIMIT)).unwrap_or(0);
-    let drop = schedule::over_history(
-        &finished,
-        limit(s.spec.successful_runs_history_limit),
-        limit(s.spec.failed_runs_history_limit),
+    let (delete, active_runs) = upkeep(
+        &groups,
+        s.spec.successful_runs_history_limit,
+        s.spec.failed_runs_history_limit,
+        &out.create,
     );
-    out.delete = groups
-        .iter()
-        .filter(|g| drop.contains(&g.name))
-        .flat_map(|g| g.runs.clone())
-        .collect();
-
-    let mut active_runs: Vec<String> = groups.iter().flat_map(|g| g.unfinished.clone()).collect();
-    active_runs.extend(out.create.iter().map(|r| r.name_any()));
-    active_runs.sort();
-    active_runs.dedup();
+    out.delete = delete;
 
     let t = Time(now);
     let generation = s.metadata.generation;
@@ -284,29 +275,15 @@ pub fn step(o: &ScheduleObserved, now: Timestamp) -> ScheduleStep {
     };
     let status = TestLayerScheduleStatus {
         observed_generation: generation,
-        conditions: vec![
-            condition(
-                &stored.conditions,
-                ConditionType::Ready,
-                Some(true),
-                ready_reason,
-                // The next tick is in `nextScheduleTime`; a message that
-                // changed at every tick would move the transition time of
-                // nothing but would be a write per tick for no news.
-                if s.spec.suspend { &ready_message } else { "" },
-                generation,
-                &t,
-            ),
-            condition(
-                &stored.conditions,
-                ConditionType::Stalled,
-                Some(false),
-                "NotStalled",
-                "",
-                generation,
-                &t,
-            ),
-        ],
+        conditions: ready_conditions(
+            &stored.conditions,
+            ready_reason,
+            // The next tick is in `nextScheduleTime`: a message naming it
+            // would be one more write per tick for no news.
+            if s.spec.suspend { &ready_message } else { "" },
+            generation,
+            &t,
+        ),
         message: None,
         last_schedule_time,
         next_schedule_time: if s.spec.suspend { None } else { next.map(Time) },
@@ -390,26 +367,7 @@ pub fn stalled(
         reason: INVALID_SCHEDULE.into(),
         message: p.to_string(),
     };
-    let conditions: Vec<Condition> = vec![
-        condition(
-            &stored.conditions,
-            ConditionType::Ready,
-            Some(false),
-            &stall.reason,
-            &stall.message,
-            generation,
-            &t,
-        ),
-        condition(
-            &stored.conditions,
-            ConditionType::Stalled,
-            Some(true),
-            &stall.reason,
-            &stall.message,
-            generation,
-            &t,
-        ),
-    ];
+    let conditions = stalled_conditions(&stored.conditions, &stall, generation, &t);
     let status = TestLayerScheduleStatus {
         observed_generation: generation,
         conditions,

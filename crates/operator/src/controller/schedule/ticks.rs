@@ -5,17 +5,20 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 
-use crate::api::{LayerPhase, RunTemplate, TestLayerRun};
+use crate::api::{ConditionType, LayerPhase, RunTemplate, TestLayerRun};
 use crate::config::Config;
 use crate::controller::build::{ANNOTATION_SUITE_LAYERS, LABEL_SUITE};
+use crate::controller::step::conditions::{Stall, condition};
 use crate::plan::suite::{Suite, SuiteLayer};
 
-/// Label of the runs a schedule or trigger created: its name.
+/// Label of the runs a schedule created: its name.
 pub const LABEL_SCHEDULE: &str = "testlayer.dev/schedule";
+/// Label of the runs a trigger created: its name.
+pub const LABEL_TRIGGER: &str = "testlayer.dev/trigger";
 /// Annotation of a created run: the tick (or firing) it belongs to, RFC 3339.
 pub const ANNOTATION_SCHEDULED_AT: &str = "testlayer.dev/scheduled-at";
 /// Longest name of an object that is also a label value.
@@ -99,13 +102,14 @@ pub fn template_layers(
     Suite::new(out).map_err(|e| Problem::new("spec.layers", e.to_string()))
 }
 
-/// The name of a tick's group (its suite) and of each of its runs, within
-/// 63 characters: `STEM-SECONDS` for one layer, `STEM-SECONDS-LAYER` for
-/// several (`STEM` is the owner's name, cut where needed).
+/// The name of a tick's (or firing's) group (its suite) and of each of its
+/// runs, within 63 characters: `STEM-SUFFIX` for one layer,
+/// `STEM-SUFFIX-LAYER` for several (`STEM` is the owner's name, cut where
+/// needed; a schedule's suffix is the tick in seconds).
 pub fn tick_names(
     owner: &str,
     suite: &Suite,
-    at: Timestamp,
+    suffix: &str,
 ) -> Result<(String, Vec<String>), Problem> {
     let slugs: Vec<String> = suite
         .layers()
@@ -118,8 +122,7 @@ pub fn tick_names(
     } else {
         slugs.iter().map(|s| s.len() + 1).max().unwrap_or(0)
     };
-    let secs = at.as_second().to_string();
-    let room = MAX_NAME.saturating_sub(secs.len() + 1 + longest);
+    let room = MAX_NAME.saturating_sub(suffix.len() + 1 + longest);
     if room == 0 {
         return Err(Problem::new(
             "spec.layers",
@@ -127,7 +130,7 @@ pub fn tick_names(
         ));
     }
     let stem: String = owner.chars().take(room).collect();
-    let group = format!("{}-{secs}", stem.trim_end_matches('-'));
+    let group = format!("{}-{suffix}", stem.trim_end_matches('-'));
     let runs = if single {
         vec![group.clone()]
     } else {
@@ -136,18 +139,33 @@ pub fn tick_names(
     Ok((group, runs))
 }
 
-/// The runs of tick `at`: one per layer of `suite`, in its order, named
-/// `names`, labelled as one suite (so that they gate on each other and on
-/// no other run) and owned by `owner`.
+/// The names and moment of one tick's (or firing's) runs.
+#[derive(Debug, Clone, Copy)]
+pub struct TickNames<'a> {
+    /// The group (suite) name.
+    pub group: &'a str,
+    /// One run name per layer of the suite, in its order.
+    pub runs: &'a [String],
+    /// The tick.
+    pub at: Timestamp,
+}
+
+/// The runs of a tick: one per layer of `suite`, in its order, named as
+/// `tick` says, labelled as one suite (so that they gate on each other and
+/// on no other run) and with `owner_label` set to the name of `owner`,
+/// which owns them; with `extra_annotations` besides the template's.
 pub fn tick_runs<K: Resource<DynamicType = ()>>(
-    owner: &K,
+    (owner, owner_label): (&K, &str),
     template: &RunTemplate,
     suite: &Suite,
-    group: &str,
-    names: &[String],
-    at: Timestamp,
+    tick: TickNames<'_>,
     extra_annotations: &BTreeMap<String, String>,
 ) -> Vec<TestLayerRun> {
+    let TickNames {
+        group,
+        runs: names,
+        at,
+    } = tick;
     let keys: Vec<&str> = suite.layers().iter().map(|l| l.key.as_str()).collect();
     let meta = template.metadata.clone().unwrap_or_default();
     let owner_ref = OwnerReference {
@@ -164,7 +182,7 @@ pub fn tick_runs<K: Resource<DynamicType = ()>>(
         .zip(names)
         .map(|(layer, name)| {
             let mut labels = meta.labels.clone();
-            labels.insert(LABEL_SCHEDULE.into(), owner.name_any());
+            labels.insert(owner_label.into(), owner.name_any());
             labels.insert(LABEL_SUITE.into(), group.into());
             let mut annotations = meta.annotations.clone();
             annotations.extend(extra_annotations.clone());
@@ -293,4 +311,91 @@ fn group(name: String, at: Timestamp, expected: usize, runs: &[&TestLayerRun]) -
         unfinished,
         cancellable,
     }
+}
+
+/// Runs of finished groups kept per outcome when the spec says nothing.
+pub const DEFAULT_HISTORY_LIMIT: u32 = 3;
+
+/// The runs of ended groups past the history limits (`keep_succeeded` and
+/// `keep_failed` groups, 3 each when unset), to delete; and every run that
+/// has not ended, with those being created, sorted.
+pub fn upkeep(
+    groups: &[TickGroup],
+    keep_succeeded: Option<u32>,
+    keep_failed: Option<u32>,
+    creating: &[TestLayerRun],
+) -> (Vec<String>, Vec<String>) {
+    let ended: Vec<(String, Timestamp, bool)> = groups
+        .iter()
+        .filter(|g| g.ended())
+        .map(|g| (g.name.clone(), g.at, g.phase == LayerPhase::Succeeded))
+        .collect();
+    let limit = |l: Option<u32>| usize::try_from(l.unwrap_or(DEFAULT_HISTORY_LIMIT)).unwrap_or(0);
+    let drop =
+        testlayer_core::schedule::over_history(&ended, limit(keep_succeeded), limit(keep_failed));
+    let delete = groups
+        .iter()
+        .filter(|g| drop.contains(&g.name))
+        .flat_map(|g| g.runs.clone())
+        .collect();
+    let mut active: Vec<String> = groups.iter().flat_map(|g| g.unfinished.clone()).collect();
+    active.extend(creating.iter().map(|r| r.name_any()));
+    active.sort();
+    active.dedup();
+    (delete, active)
+}
+
+/// `Ready=True` (with `reason` and `message`) and `Stalled=False`, keeping
+/// the transition times of `previous`.
+pub fn ready_conditions(
+    previous: &[Condition],
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    vec![
+        condition(
+            previous,
+            ConditionType::Ready,
+            Some(true),
+            reason,
+            message,
+            generation,
+            now,
+        ),
+        condition(
+            previous,
+            ConditionType::Stalled,
+            Some(false),
+            "NotStalled",
+            "",
+            generation,
+            now,
+        ),
+    ]
+}
+
+/// `Ready=False` and `Stalled=True`, both with `stall`'s reason and message.
+pub fn stalled_conditions(
+    previous: &[Condition],
+    stall: &Stall,
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    [ConditionType::Ready, ConditionType::Stalled]
+        .into_iter()
+        .map(|t| {
+            let stalled = t == ConditionType::Stalled;
+            condition(
+                previous,
+                t,
+                Some(stalled),
+                &stall.reason,
+                &stall.message,
+                generation,
+                now,
+            )
+        })
+        .collect()
 }

@@ -1,0 +1,279 @@
+//! The TestLayerTrigger reconciler: read (the trigger's runs from the
+//! cache, its layer config, the resources it watches) → [`step`] → write
+//! what it said, as a schedule's reconcile does.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::core::{ApiResource, GroupVersionKind, Selector};
+use kube::runtime::controller::Action as Requeue;
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::Store;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::Value;
+
+use super::step::{TriggerObserved, step};
+use crate::api::{Decoded, TestLayerRun, TestLayerTrigger, WatchedResource};
+use crate::controller::apply::{patch_status, send};
+use crate::controller::context::ControllerError;
+use crate::controller::metrics::{ErrorLabels, Metrics};
+use crate::controller::read::source_text;
+use crate::controller::reconcile::caught;
+use crate::controller::schedule::reconcile::{apply_runs, mark_stalled};
+use crate::controller::schedule::ticks::{LABEL_TRIGGER, Problem};
+use crate::controller::step::invalid::{CONTROLLER_ERROR, INVALID_SPEC};
+use crate::controller::step::{ConfigAnswer, Note};
+
+/// What every trigger reconcile shares.
+pub struct TriggerContext {
+    /// API client.
+    pub client: Client,
+    /// The runs triggers created (labelled `testlayer.dev/trigger`).
+    pub runs: Store<Decoded<TestLayerRun>>,
+    /// Every trigger (for the watches).
+    pub triggers: Store<Decoded<TestLayerTrigger>>,
+    /// Publishes Events.
+    pub recorder: Recorder,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Discovered kinds, by apiVersion and kind.
+    pub kinds: Mutex<HashMap<(String, String), ApiResource>>,
+}
+
+/// The `GroupVersionKind` of what `w` names.
+pub fn gvk(w: &WatchedResource) -> GroupVersionKind {
+    let (group, version) = w
+        .api_version
+        .split_once('/')
+        .unwrap_or(("", &w.api_version));
+    GroupVersionKind::gvk(group, version, &w.kind)
+}
+
+/// The API resource of `w`'s kind, discovered once.
+pub async fn api_resource(
+    ctx: &TriggerContext,
+    w: &WatchedResource,
+) -> Result<ApiResource, Problem> {
+    let key = (w.api_version.clone(), w.kind.clone());
+    if let Ok(kinds) = ctx.kinds.lock()
+        && let Some(ar) = kinds.get(&key)
+    {
+        return Ok(ar.clone());
+    }
+    let (ar, _) = kube::discovery::pinned_kind(&ctx.client, &gvk(w))
+        .await
+        .map_err(|e| {
+            Problem::new(
+                "spec.watch.kind",
+                format!(
+                    "this cluster serves no kind {} in apiVersion {} ({e})",
+                    w.kind, w.api_version
+                ),
+            )
+        })?;
+    if let Ok(mut kinds) = ctx.kinds.lock() {
+        kinds.insert(key, ar.clone());
+    }
+    Ok(ar)
+}
+
+/// The resources trigger `t` watches in `ns`, as JSON, or why they cannot
+/// be read (a kind the cluster does not serve, or the controller may not
+/// read: a problem of the trigger's; anything else an error to retry).
+async fn watched(
+    ctx: &TriggerContext,
+    t: &TestLayerTrigger,
+    ns: &str,
+) -> Result<Result<Vec<Value>, Problem>, ControllerError> {
+    let w = &t.spec.watch;
+    let ar = match api_resource(ctx, w).await {
+        Ok(ar) => ar,
+        Err(p) => return Ok(Err(p)),
+    };
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &ar);
+    let read = match (&w.name, &w.selector) {
+        (Some(name), _) => api.get_opt(name).await.map(|o| o.into_iter().collect()),
+        (None, Some(sel)) => {
+            let selector = match Selector::try_from(sel.clone()) {
+                Ok(s) => s,
+                Err(e) => return Ok(Err(Problem::new("spec.watch.selector", e.to_string()))),
+            };
+            api.list(&ListParams::default().labels_from(&selector))
+                .await
+                .map(|l| l.items)
+        }
+        (None, None) => Ok(Vec::new()),
+    };
+    match read {
+        Ok(objects) => Ok(Ok(objects
+            .iter()
+            .filter_map(|o| serde_json::to_value(o).ok())
+            .collect())),
+        Err(kube::Error::Api(e)) if e.code == 403 => Ok(Err(Problem::new(
+            "spec.watch.kind",
+            format!(
+                "the controller may not read {} in namespace {ns}: {}; grant it (the chart grants the kinds in its value triggers.watch)",
+                resource_name(&ar),
+                e.message
+            ),
+        ))),
+        Err(e) => Err(ControllerError::kube(format!(
+            "reading the {} watched by TestLayerTrigger {ns}/{}",
+            resource_name(&ar),
+            t.name_any()
+        ))(e)),
+    }
+}
+
+fn resource_name(ar: &ApiResource) -> String {
+    if ar.group.is_empty() {
+        ar.plural.clone()
+    } else {
+        format!("{}.{}", ar.plural, ar.group)
+    }
+}
+
+/// Reconciles one TestLayerTrigger as stored; a panic is caught and
+/// reported on it.
+pub async fn reconcile(
+    obj: Arc<Decoded<TestLayerTrigger>>,
+    ctx: Arc<TriggerContext>,
+) -> Result<Requeue, ControllerError> {
+    crate::controller::runner::synced(&ctx.runs).await;
+    let Some(ns) = obj.as_ref().namespace() else {
+        return Err(ControllerError::Incomplete("namespace"));
+    };
+    let name = obj.as_ref().name_any();
+    let result = caught(async {
+        match obj.as_ref() {
+            Decoded::Valid(t) => reconcile_trigger(t, &ctx, &ns).await,
+            Decoded::Invalid(u) => {
+                let problem = format!(
+                    "{}; the controller cannot use this trigger until it is fixed",
+                    u.problem
+                );
+                mark_stalled::<TestLayerTrigger>(
+                    &ctx.client,
+                    &ctx.recorder,
+                    &u.metadata,
+                    &u.conditions,
+                    (INVALID_SPEC, &problem),
+                    "Trigger",
+                )
+                .await?;
+                Ok(Requeue::await_change())
+            }
+        }
+    })
+    .await;
+    match result {
+        Ok(r) => r,
+        Err(panic) => {
+            tracing::error!(namespace = %ns, trigger = %name, panic = %panic, "the reconcile of a trigger panicked");
+            let problem = format!(
+                "the controller failed on this trigger ({panic}); it tries again in a minute"
+            );
+            let (meta, conditions) = match obj.as_ref() {
+                Decoded::Valid(t) => (
+                    t.metadata.clone(),
+                    t.status.clone().unwrap_or_default().conditions,
+                ),
+                Decoded::Invalid(u) => (u.metadata.clone(), u.conditions.clone()),
+            };
+            let marked = mark_stalled::<TestLayerTrigger>(
+                &ctx.client,
+                &ctx.recorder,
+                &meta,
+                &conditions,
+                (CONTROLLER_ERROR, &problem),
+                "Trigger",
+            );
+            if let Err(e) = marked.await {
+                tracing::warn!(error = %e, "cannot mark the trigger stalled");
+            }
+            Err(ControllerError::Panicked(panic))
+        }
+    }
+}
+
+async fn reconcile_trigger(
+    t: &Arc<TestLayerTrigger>,
+    ctx: &TriggerContext,
+    ns: &str,
+) -> Result<Requeue, ControllerError> {
+    let owner = format!(
+        "TestLayerTrigger {ns}/{} spec.template.spec.config",
+        t.name_any()
+    );
+    let config = match source_text(&ctx.client, &t.spec.template.spec.0.config, ns, &owner).await? {
+        ConfigAnswer::Found { text, origin } => Ok((text, origin)),
+        ConfigAnswer::Missing(m) => Err(Problem::new("spec.template.spec.config", m)),
+    };
+    let uid = t.uid();
+    let runs = ctx
+        .runs
+        .state()
+        .iter()
+        .filter_map(|r| r.valid().cloned())
+        .filter(|r| r.namespace().as_deref() == Some(ns))
+        .filter(|r| r.labels().get(LABEL_TRIGGER) == Some(&t.name_any()))
+        .filter(|r| {
+            r.owner_references()
+                .iter()
+                .any(|o| Some(&o.uid) == uid.as_ref())
+        })
+        .collect();
+    let observed = TriggerObserved {
+        trigger: t.clone(),
+        runs,
+        config,
+        watched: watched(ctx, t, ns).await?,
+    };
+    let now = Timestamp::now();
+    let mut decided = step(&observed, now);
+    if let Some(p) = apply_runs(&ctx.client, ns, &decided).await? {
+        // Refused by the apiserver: stall, and record nothing as fired.
+        let mut refused = observed.clone();
+        refused.config = Err(p);
+        decided = step(&refused, now);
+    }
+    let api: Api<TestLayerTrigger> = Api::namespaced(ctx.client.clone(), ns);
+    if let Some(status) = &decided.status {
+        patch_status(&api, &t.name_any(), status).await?;
+    }
+    for n in &decided.events {
+        let note = Note {
+            regarding: t.object_ref(&()),
+            warning: n.warning,
+            reason: n.reason.clone(),
+            note: n.note.clone(),
+        };
+        send(&ctx.recorder, note, "Trigger").await;
+    }
+    Ok(match decided.requeue {
+        Some(d) => Requeue::requeue(d),
+        None => Requeue::await_change(),
+    })
+}
+
+/// How a failed trigger reconcile is retried.
+pub fn error_policy(
+    _t: Arc<Decoded<TestLayerTrigger>>,
+    err: &ControllerError,
+    ctx: Arc<TriggerContext>,
+) -> Requeue {
+    ctx.metrics
+        .errors
+        .get_or_create(&ErrorLabels {
+            error: err.metric_label().into(),
+        })
+        .inc();
+    tracing::warn!(error = %err, "trigger reconcile failed");
+    match err.metric_label() {
+        "panic" => Requeue::requeue(Duration::from_secs(60)),
+        _ => Requeue::requeue(Duration::from_secs(2)),
+    }
+}

@@ -1,0 +1,483 @@
+//! TestLayerTriggers against the real control plane: a Deployment, a Flux
+//! Kustomization and an Argo CD Application (with Flux's and Argo CD's own
+//! CRDs, from their Go modules) driven through revisions by writing what
+//! their controllers would (the test control plane runs none of them): a
+//! run once per finished revision, none while a rollout goes, none on
+//! scaling, none again after a controller restart, the delay, and what
+//! triggered the run recorded on it and in its Pods.
+
+mod common;
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::ResourceExt;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
+use serde_json::{Value, json};
+use testlayer::api::{LayerPhase, TestLayerRun, TestLayerTrigger, TickAction};
+
+use common::{Fixture, eventually};
+
+const CONFIG: &str = r#"layers:
+  smoke:
+    execution_mode: parallel
+    categories:
+      - {name: check, timeout_seconds: 30, command: "echo '1 passed in 0.1s'"}
+"#;
+
+fn trigger(name: &str, watch: Value, extra: Value) -> TestLayerTrigger {
+    let mut spec = json!({"watch": watch, "template": {"spec": {"layer": "smoke",
+        "image": "busybox", "config": {"configMapRef": {"name": "layers"}}}}});
+    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+        s.extend(e.clone());
+    }
+    serde_json::from_value(json!({"apiVersion": "testlayer.dev/v1alpha1",
+        "kind": "TestLayerTrigger", "metadata": {"name": name}, "spec": spec}))
+    .unwrap_or_else(|e| panic!("trigger {name}: {e}"))
+}
+
+async fn create_trigger(fx: &Fixture, t: TestLayerTrigger) {
+    let api: Api<TestLayerTrigger> = fx.api();
+    api.create(&PostParams::default(), &t)
+        .await
+        .unwrap_or_else(|e| panic!("creating trigger {}: {e}", t.name_any()));
+}
+
+async fn wait_trigger(
+    fx: &Fixture,
+    name: &str,
+    timeout: Duration,
+    what: &str,
+    pred: impl Fn(&TestLayerTrigger) -> bool,
+) -> TestLayerTrigger {
+    let api: Api<TestLayerTrigger> = fx.api();
+    eventually(timeout, format!("{what} of trigger {name}"), async || {
+        let t = api.get(name).await.expect("trigger");
+        if pred(&t) {
+            Ok(t)
+        } else {
+            Err(format!("{:#?}", t.status))
+        }
+    })
+    .await
+}
+
+fn watching(t: &TestLayerTrigger) -> bool {
+    t.status
+        .as_ref()
+        .is_some_and(|s| s.watching_since.is_some())
+}
+
+async fn runs_of(fx: &Fixture, trigger: &str) -> Vec<TestLayerRun> {
+    let mut runs = fx
+        .runs()
+        .list(&ListParams::default().labels(&format!("testlayer.dev/trigger={trigger}")))
+        .await
+        .expect("runs")
+        .items;
+    runs.sort_by_key(|r| r.metadata.creation_timestamp.clone().map(|t| t.0));
+    runs
+}
+
+fn revision_of(r: &TestLayerRun) -> String {
+    r.annotations()
+        .get("testlayer.dev/revision")
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Writes what the deployment controller writes as revision `rev` of
+/// `replicas` rolls out, `updated` of them updated and available.
+async fn deployment_status(api: &Api<Deployment>, observed: i64, replicas: i64, updated: i64) {
+    let status = json!({"status": {"observedGeneration": observed, "replicas": replicas,
+        "updatedReplicas": updated, "availableReplicas": updated, "readyReplicas": updated}});
+    api.patch_status("checkout", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("deployment status");
+}
+
+/// A new revision of the Deployment: a new image and revision annotation
+/// (as the deployment controller sets it); returns the new generation.
+async fn roll(api: &Api<Deployment>, rev: u32) -> i64 {
+    let patch = json!({"metadata": {"annotations": {"deployment.kubernetes.io/revision": rev.to_string()}},
+        "spec": {"template": {"spec": {"containers": [{"name": "app", "image": format!("shop/checkout:{rev}")}]}}}});
+    let d = api
+        .patch("checkout", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("roll");
+    d.metadata.generation.expect("generation")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_rollout_runs_once_when_finished_never_on_scaling_or_restart() {
+    let mut fx = Fixture::new("trig-deploy").await;
+    fx.layer_config_map("layers", CONFIG).await;
+    let deployments: Api<Deployment> = fx.api();
+    let d: Deployment =
+        serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "checkout", "annotations": {"deployment.kubernetes.io/revision": "1"}},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "checkout"}},
+            "template": {"metadata": {"labels": {"app": "checkout"}},
+                "spec": {"containers": [{"name": "app", "image": "shop/checkout:1"}]}}}}))
+        .unwrap();
+    deployments
+        .create(&PostParams::default(), &d)
+        .await
+        .expect("deployment");
+    deployment_status(&deployments, 1, 2, 2).await;
+
+    create_trigger(
+        &fx,
+        trigger(
+            "on-checkout",
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "checkout"}),
+            json!({}),
+        ),
+    )
+    .await;
+    let t = wait_trigger(
+        &fx,
+        "on-checkout",
+        Duration::from_secs(20),
+        "watching",
+        watching,
+    )
+    .await;
+    // Revision 1 was there before: recorded, not run.
+    assert_eq!(
+        t.status.unwrap().resources[0].revision.as_deref(),
+        Some("1")
+    );
+
+    // Revision 2 rolls out: nothing while it goes.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let generation = roll(&deployments, 2).await;
+    deployment_status(&deployments, generation - 1, 2, 2).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    deployment_status(&deployments, generation, 3, 1).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        runs_of(&fx, "on-checkout").await.is_empty(),
+        "a run before the rollout finished"
+    );
+    // Finished: one run, which records what triggered it.
+    deployment_status(&deployments, generation, 2, 2).await;
+    let runs = eventually(Duration::from_secs(20), "a run of revision 2", async || {
+        let runs = runs_of(&fx, "on-checkout").await;
+        if runs.is_empty() {
+            Err("none".to_string())
+        } else {
+            Ok(runs)
+        }
+    })
+    .await;
+    let run = &runs[0];
+    assert_eq!(revision_of(run), "2");
+    assert_eq!(
+        run.annotations()["testlayer.dev/triggered-by"],
+        "Deployment/checkout"
+    );
+    assert_eq!(run.annotations()["testlayer.dev/image"], "shop/checkout:2");
+    let done = fx.wait_done(&run.name_any(), Duration::from_secs(60)).await;
+    assert_eq!(
+        done.status.as_ref().and_then(|s| s.phase),
+        Some(LayerPhase::Succeeded)
+    );
+    // Its Pods know the revision.
+    let pods = fx
+        .pods()
+        .list(&ListParams::default().labels(&format!("testlayer.dev/run={}", run.name_any())))
+        .await
+        .expect("pods");
+    let env = pods.items[0].spec.as_ref().unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        env.iter()
+            .any(|e| e.name == "TESTLAYER_TRIGGER_REVISION" && e.value.as_deref() == Some("2")),
+        "{env:?}"
+    );
+    wait_trigger(
+        &fx,
+        "on-checkout",
+        Duration::from_secs(20),
+        "the outcome",
+        |t| {
+            t.status
+                .as_ref()
+                .and_then(|s| s.last_run.as_ref())
+                .and_then(|r| r.phase)
+                == Some(LayerPhase::Succeeded)
+        },
+    )
+    .await;
+
+    // Scaled: a new generation, no new revision: no run.
+    let scale = json!({"spec": {"replicas": 5}});
+    let d = deployments
+        .patch("checkout", &PatchParams::default(), &Patch::Merge(&scale))
+        .await
+        .expect("scale");
+    deployment_status(&deployments, d.metadata.generation.unwrap(), 5, 5).await;
+    // A controller restart: the revision it ran is in the trigger's status.
+    fx.restart_controller(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        runs_of(&fx, "on-checkout").await.len(),
+        1,
+        "a run for no new revision"
+    );
+
+    // Revision 3 with a delay: not before it.
+    let api: Api<TestLayerTrigger> = fx.api();
+    api.patch(
+        "on-checkout",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"spec": {"delaySeconds": 3}})),
+    )
+    .await
+    .expect("delay");
+    let generation = roll(&deployments, 3).await;
+    deployment_status(&deployments, generation, 5, 5).await;
+    let finished = std::time::Instant::now();
+    let runs = eventually(Duration::from_secs(20), "a run of revision 3", async || {
+        let runs = runs_of(&fx, "on-checkout").await;
+        if runs.len() >= 2 {
+            Ok(runs)
+        } else {
+            Err(format!("{} runs", runs.len()))
+        }
+    })
+    .await;
+    assert!(
+        finished.elapsed() >= Duration::from_millis(2500),
+        "{:?}",
+        finished.elapsed()
+    );
+    assert_eq!(runs.len(), 2);
+    assert_eq!(revision_of(&runs[1]), "3");
+}
+
+fn dynamic(
+    fx: &Fixture,
+    group: &str,
+    version: &str,
+    kind: &str,
+    plural: &str,
+) -> Api<DynamicObject> {
+    let ar =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+    Api::namespaced_with(fx.client.clone(), &fx.ns, &ar)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flux_and_argo_cd_objects_trigger_on_their_revision_once_healthy() {
+    let fx = Fixture::new("trig-gitops").await;
+    common::install_gitops_crds(fx.cp);
+    fx.layer_config_map("layers", CONFIG).await;
+    let ks = dynamic(
+        &fx,
+        "kustomize.toolkit.fluxcd.io",
+        "v1",
+        "Kustomization",
+        "kustomizations",
+    );
+    let apps = dynamic(
+        &fx,
+        "argoproj.io",
+        "v1alpha1",
+        "Application",
+        "applications",
+    );
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+        "metadata": {"name": "staging-apps", "labels": {"tier": "staging"}},
+        "spec": {"interval": "5m", "path": "./staging", "prune": true,
+            "sourceRef": {"kind": "GitRepository", "name": "fleet"}}}))
+    .unwrap();
+    ks.create(&PostParams::default(), &obj)
+        .await
+        .expect("kustomization");
+    let app: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": {"name": "shop"},
+        "spec": {"project": "default",
+            "source": {"repoURL": "https://example.com/fleet.git", "path": "shop", "targetRevision": "main"},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": "shop"}}}))
+    .unwrap();
+    apps.create(&PostParams::default(), &app)
+        .await
+        .expect("application");
+
+    create_trigger(
+        &fx,
+        trigger(
+            "on-flux",
+            json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+        "kind": "Kustomization", "selector": {"matchLabels": {"tier": "staging"}}}),
+            json!({}),
+        ),
+    )
+    .await;
+    create_trigger(
+        &fx,
+        trigger(
+            "on-argo",
+            json!({"apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application", "name": "shop"}),
+            json!({}),
+        ),
+    )
+    .await;
+    for t in ["on-flux", "on-argo"] {
+        wait_trigger(&fx, t, Duration::from_secs(20), "watching", watching).await;
+    }
+
+    // Flux: a revision applied but not Ready, then Ready.
+    let flux_status = |rev: &str, ready: &str| {
+        json!({"status": {"observedGeneration": 1,
+        "lastAppliedRevision": rev, "lastAttemptedRevision": rev,
+        "conditions": [{"type": "Ready", "status": ready, "reason": "ReconciliationSucceeded",
+            "message": format!("Applied revision: {rev}"), "lastTransitionTime": "2026-01-01T00:00:00Z"}]}})
+    };
+    // Argo CD's Application has no status subresource: its controller
+    // writes the whole object.
+    let argo_status = |rev: &str, sync: &str, health: &str| {
+        json!({"status": {
+        "sync": {"status": sync, "revision": rev}, "health": {"status": health}}})
+    };
+    for (rev, n) in [
+        ("main@sha1:1111111111111111111111111111111111111111", 1),
+        ("main@sha1:2222222222222222222222222222222222222222", 2),
+    ] {
+        ks.patch_status(
+            "staging-apps",
+            &PatchParams::default(),
+            &Patch::Merge(&flux_status(rev, "Unknown")),
+        )
+        .await
+        .expect("flux status");
+        let sha = &rev[rev.len() - 40..];
+        apps.patch(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(&argo_status(sha, "Synced", "Progressing")),
+        )
+        .await
+        .expect("argo status");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(
+            runs_of(&fx, "on-flux").await.len(),
+            n - 1,
+            "a run before Flux said Ready"
+        );
+        assert_eq!(
+            runs_of(&fx, "on-argo").await.len(),
+            n - 1,
+            "a run before Argo CD said Healthy"
+        );
+        ks.patch_status(
+            "staging-apps",
+            &PatchParams::default(),
+            &Patch::Merge(&flux_status(rev, "True")),
+        )
+        .await
+        .expect("flux status");
+        apps.patch(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(&argo_status(sha, "Synced", "Healthy")),
+        )
+        .await
+        .expect("argo status");
+        for (t, want) in [("on-flux", rev.to_string()), ("on-argo", sha.to_string())] {
+            let runs = eventually(
+                Duration::from_secs(20),
+                format!("run {n} of {t}"),
+                async || {
+                    let runs = runs_of(&fx, t).await;
+                    if runs.len() >= n {
+                        Ok(runs)
+                    } else {
+                        Err(format!("{} runs", runs.len()))
+                    }
+                },
+            )
+            .await;
+            assert_eq!(runs.len(), n, "{t}");
+            assert_eq!(revision_of(&runs[n - 1]), want, "{t}");
+        }
+    }
+    // Healthy again after a blip, same revision: nothing new.
+    apps.patch(
+        "shop",
+        &PatchParams::default(),
+        &Patch::Merge(&argo_status(&"2".repeat(40), "Synced", "Degraded")),
+    )
+    .await
+    .expect("argo status");
+    apps.patch(
+        "shop",
+        &PatchParams::default(),
+        &Patch::Merge(&argo_status(&"2".repeat(40), "Synced", "Healthy")),
+    )
+    .await
+    .expect("argo status");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(runs_of(&fx, "on-argo").await.len(), 2);
+    let t = wait_trigger(&fx, "on-flux", Duration::from_secs(5), "history", |_| true).await;
+    let history = t.status.unwrap().history;
+    assert_eq!(history.len(), 2);
+    assert!(
+        history
+            .iter()
+            .all(|h| h.action == TickAction::Started && h.resource == "Kustomization/staging-apps")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_on_a_kind_the_cluster_does_not_serve_stalls_naming_it() {
+    let fx = Fixture::new("trig-bad").await;
+    fx.layer_config_map("layers", CONFIG).await;
+    create_trigger(
+        &fx,
+        trigger(
+            "nokind",
+            json!({"apiVersion": "example.com/v1", "kind": "Widget",
+        "name": "w", "revisionPath": ".status.revision"}),
+            json!({}),
+        ),
+    )
+    .await;
+    create_trigger(&fx, trigger("nolayer", json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "name": "x"}), json!({"template": {"spec": {"layer": "nope", "config": {"configMapRef": {"name": "layers"}}}}}))).await;
+    for (name, want) in [
+        (
+            "nokind",
+            "spec.watch.kind: this cluster serves no kind Widget",
+        ),
+        ("nolayer", "spec.template.spec.layer: "),
+    ] {
+        let t = wait_trigger(&fx, name, Duration::from_secs(20), "Stalled", |t| {
+            t.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Stalled" && c.status == "True")
+            })
+        })
+        .await;
+        let st = t.status.unwrap();
+        let c = st.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+        assert!(c.message.starts_with(want), "{name}: {}", c.message);
+    }
+    assert!(
+        fx.runs()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
