@@ -32,7 +32,7 @@ use super::schedule::{ConcurrencyPolicy, MAX_HISTORY_LIMIT, RunTemplate, Schedul
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TestLayerTriggerSpec {
-    /// The resources whose rollouts start runs, in the trigger's namespace.
+    /// The resources whose rollouts start runs.
     pub watch: WatchedResource,
     /// Seconds to wait after a rollout finished before its runs start (a
     /// rollout that stops being finished meanwhile waits anew).
@@ -80,6 +80,10 @@ pub struct WatchedResource {
     /// HelmRelease, Application, Rollout, or any kind with kstatus-style
     /// conditions (then `revisionPath` is needed).
     pub kind: String,
+    /// Namespace of the resources (e.g. `flux-system`, `argocd`); the
+    /// trigger's own when unset. The runs are created in the trigger's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
     /// One resource by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,

@@ -88,6 +88,22 @@ pub fn template_layers(
     let config = Config::parse(text, origin)
         .map_err(|e| Problem::new("spec.template.spec.config", e.to_string()))?;
     let env = template.spec.0.environment.as_deref();
+    if let Some(e) = env
+        && !config.environments().contains(&e)
+    {
+        let known = config.environments();
+        return Err(Problem::new(
+            "spec.template.spec.environment",
+            format!(
+                "{origin} has no environment {e:?} in its environment_overrides (known: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        ));
+    }
     let mut out = Vec::new();
     for (field, key) in keys {
         let p = config

@@ -93,6 +93,7 @@ async fn watched(
         Ok(ar) => ar,
         Err(p) => return Ok(Err(p)),
     };
+    let ns = w.namespace.as_deref().unwrap_or(ns);
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &ar);
     let read = match (&w.name, &w.selector) {
         (Some(name), _) => api.get_opt(name).await.map(|o| o.into_iter().collect()),

@@ -1,5 +1,5 @@
 //! One watch per kind that triggers watch: a change to any object of the
-//! kind wakes the triggers that watch it in its namespace. The watches
+//! kind wakes the triggers that watch that kind in its namespace. The watches
 //! follow the triggers (started for a kind a trigger names, stopped when
 //! none does); nothing is cached, each trigger reads its resources when it
 //! is woken.
@@ -22,19 +22,26 @@ use crate::api::{Decoded, TestLayerTrigger};
 const FOLLOW: Duration = Duration::from_secs(2);
 
 /// Keeps one watch per watched kind until dropped; wakes triggers through
-/// `wake`. `namespace`: the controller's one namespace, if it has one.
+/// `wake`. A controller of every namespace watches each kind in all of
+/// them; one of a single namespace (`namespace`) watches each kind in each
+/// namespace its triggers name (e.g. `flux-system`), which its Role must
+/// allow.
 pub async fn follow(
     ctx: Arc<TriggerContext>,
     namespace: Option<String>,
     wake: UnboundedSender<ObjectRef<Decoded<TestLayerTrigger>>>,
 ) {
-    let mut running: HashMap<(String, String), tokio::task::JoinHandle<()>> = HashMap::new();
+    type Key = (String, String, Option<String>);
+    let mut running: HashMap<Key, tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
         let mut wanted = HashMap::new();
         for t in ctx.triggers.state() {
             if let Some(t) = t.valid() {
                 let w = &t.spec.watch;
-                wanted.insert((w.api_version.clone(), w.kind.clone()), w.clone());
+                let scope = namespace
+                    .as_ref()
+                    .map(|own| w.namespace.clone().unwrap_or_else(|| own.clone()));
+                wanted.insert((w.api_version.clone(), w.kind.clone(), scope), w.clone());
             }
         }
         running.retain(|key, task| {
@@ -53,11 +60,11 @@ pub async fn follow(
             let Ok(ar) = api_resource(&ctx, &w).await else {
                 continue;
             };
-            let api: Api<DynamicObject> = match &namespace {
+            let api: Api<DynamicObject> = match &key.2 {
                 Some(ns) => Api::namespaced_with(ctx.client.clone(), ns, &ar),
                 None => Api::all_with(ctx.client.clone(), &ar),
             };
-            tracing::info!(api_version = %key.0, kind = %key.1, "watching a kind for triggers");
+            tracing::info!(api_version = %key.0, kind = %key.1, namespace = ?key.2, "watching a kind for triggers");
             let (ctx, wake, key2) = (ctx.clone(), wake.clone(), key.clone());
             let task = tokio::spawn(async move {
                 let mut changes = watcher(api, watcher::Config::default())
@@ -78,7 +85,7 @@ pub async fn follow(
                         let w = &valid.spec.watch;
                         if (w.api_version.as_str(), w.kind.as_str())
                             == (key2.0.as_str(), key2.1.as_str())
-                            && valid.namespace() == ns
+                            && w.namespace.clone().or_else(|| valid.namespace()) == ns
                         {
                             let _ = wake.unbounded_send(ObjectRef::from_obj(t.as_ref()));
                         }
