@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::tz::TimeZone;
 use kube::ResourceExt;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::core::GroupVersionKind;
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use testlayer::api::{TestLayerSchedule, TestLayerTrigger};
 use testlayer_testkit::ControlPlane;
@@ -70,16 +69,6 @@ fn apply_kustomization(cp: &ControlPlane, dir: &str, ns: &str) {
     );
 }
 
-fn dynamic(
-    client: &kube::Client,
-    ns: &str,
-    gvk: (&str, &str, &str),
-    plural: &str,
-) -> Api<DynamicObject> {
-    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(gvk.0, gvk.1, gvk.2), plural);
-    Api::namespaced_with(client.clone(), ns, &ar)
-}
-
 async fn ready(fx: &Fixture, name: &str) -> TestLayerTrigger {
     let api: Api<TestLayerTrigger> = fx.api();
     eventually(
@@ -125,6 +114,17 @@ async fn nightly_waits_for_two_in_berlin(fx: &Fixture) {
     let next = s.status.unwrap().next_schedule_time.unwrap().0;
     let berlin = next.to_zoned(TimeZone::get("Europe/Berlin").expect("tz"));
     assert_eq!((berlin.hour(), berlin.minute()), (2, 0), "{berlin}");
+}
+
+/// Applies what the GitOps tool deploys from `deploy/gitops/TOOL` to the
+/// fixture's namespace; waits for the trigger to watch and the schedule to
+/// wait for two in Berlin; shortens the trigger's delay for the test.
+async fn deploy_validation(fx: &Fixture, tool: &str) {
+    apply_kustomization(fx.cp, &format!("{GITOPS}/{tool}"), &fx.ns);
+    ready(fx, "after-staging-sync").await;
+    nightly_waits_for_two_in_berlin(fx).await;
+    // Shorter than the example's 30 s.
+    common::set_trigger_delay(fx, "after-staging-sync", 1).await;
 }
 
 /// Waits for the suite of `trigger`'s first firing; returns its runs' layers.
@@ -189,7 +189,7 @@ async fn the_flux_example_runs_the_fast_layers_after_a_sync_and_e2e_nightly() {
         ],
     );
     // The staging app Flux syncs, at revision 1 (there before).
-    let ks = dynamic(
+    let ks = common::dynamic_api(
         &fx.client,
         "flux-system",
         ("kustomize.toolkit.fluxcd.io", "v1", "Kustomization"),
@@ -230,18 +230,7 @@ async fn the_flux_example_runs_the_fast_layers_after_a_sync_and_e2e_nightly() {
     .expect("status");
 
     // What Flux applies from deploy/gitops/flux.
-    apply_kustomization(cp, &format!("{GITOPS}/flux"), &fx.ns);
-    ready(&fx, "after-staging-sync").await;
-    nightly_waits_for_two_in_berlin(&fx).await;
-    // Shorter than the example's 30 s for the test.
-    let api: Api<TestLayerTrigger> = fx.api();
-    api.patch(
-        "after-staging-sync",
-        &PatchParams::default(),
-        &Patch::Merge(&json!({"spec": {"delaySeconds": 1}})),
-    )
-    .await
-    .expect("delay");
+    deploy_validation(&fx, "flux").await;
 
     // A sync of revision 2: nothing while Flux reconciles, the fast layers once Ready.
     let r2 = "main@sha1:2222222222222222222222222222222222222222";
@@ -303,7 +292,7 @@ async fn the_argo_cd_example_runs_the_fast_layers_after_a_sync_and_e2e_nightly()
         ],
     );
     // The staging app Argo CD syncs, Synced and Healthy at revision aaa….
-    let apps = dynamic(
+    let apps = common::dynamic_api(
         &fx.client,
         "argocd",
         ("argoproj.io", "v1alpha1", "Application"),
@@ -339,17 +328,7 @@ async fn the_argo_cd_example_runs_the_fast_layers_after_a_sync_and_e2e_nightly()
     .await
     .expect("status");
 
-    apply_kustomization(cp, &format!("{GITOPS}/argocd"), &fx.ns);
-    ready(&fx, "after-staging-sync").await;
-    nightly_waits_for_two_in_berlin(&fx).await;
-    let api: Api<TestLayerTrigger> = fx.api();
-    api.patch(
-        "after-staging-sync",
-        &PatchParams::default(),
-        &Patch::Merge(&json!({"spec": {"delaySeconds": 1}})),
-    )
-    .await
-    .expect("delay");
+    deploy_validation(&fx, "argocd").await;
 
     apps.patch(
         "shop-staging",

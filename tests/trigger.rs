@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::core::GroupVersionKind;
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use testlayer::api::{LayerPhase, TestLayerRun, TestLayerTrigger, TickAction};
 
@@ -231,14 +230,7 @@ async fn a_deployment_rollout_runs_once_when_finished_never_on_scaling_or_restar
     );
 
     // Revision 3 with a delay: not before it.
-    let api: Api<TestLayerTrigger> = fx.api();
-    api.patch(
-        "on-checkout",
-        &PatchParams::default(),
-        &Patch::Merge(&json!({"spec": {"delaySeconds": 3}})),
-    )
-    .await
-    .expect("delay");
+    common::set_trigger_delay(&fx, "on-checkout", 3).await;
     let generation = roll(&deployments, 3).await;
     deployment_status(&deployments, generation, 5, 5).await;
     let finished = std::time::Instant::now();
@@ -260,35 +252,21 @@ async fn a_deployment_rollout_runs_once_when_finished_never_on_scaling_or_restar
     assert_eq!(revision_of(&runs[1]), "3");
 }
 
-fn dynamic(
-    fx: &Fixture,
-    group: &str,
-    version: &str,
-    kind: &str,
-    plural: &str,
-) -> Api<DynamicObject> {
-    let ar =
-        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
-    Api::namespaced_with(fx.client.clone(), &fx.ns, &ar)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flux_and_argo_cd_objects_trigger_on_their_revision_once_healthy() {
     let fx = Fixture::new("trig-gitops").await;
     common::install_gitops_crds(fx.cp);
     fx.layer_config_map("layers", CONFIG).await;
-    let ks = dynamic(
-        &fx,
-        "kustomize.toolkit.fluxcd.io",
-        "v1",
-        "Kustomization",
+    let ks = common::dynamic_api(
+        &fx.client,
+        &fx.ns,
+        ("kustomize.toolkit.fluxcd.io", "v1", "Kustomization"),
         "kustomizations",
     );
-    let apps = dynamic(
-        &fx,
-        "argoproj.io",
-        "v1alpha1",
-        "Application",
+    let apps = common::dynamic_api(
+        &fx.client,
+        &fx.ns,
+        ("argoproj.io", "v1alpha1", "Application"),
         "applications",
     );
     let obj: DynamicObject = serde_json::from_value(json!({

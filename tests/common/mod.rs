@@ -643,3 +643,29 @@ impl Drop for Fixture {
         self.stop_controller();
     }
 }
+
+/// A namespaced API of any kind (`(group, version, kind)`, `plural`), for
+/// objects the project has no type for (Flux's, Argo CD's).
+pub fn dynamic_api(
+    client: &Client,
+    ns: &str,
+    (group, version, kind): (&str, &str, &str),
+    plural: &str,
+) -> Api<kube::api::DynamicObject> {
+    let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
+    let ar = kube::api::ApiResource::from_gvk_with_plural(&gvk, plural);
+    Api::namespaced_with(client.clone(), ns, &ar)
+}
+
+/// Sets `spec.delaySeconds` of trigger `name` in the fixture's namespace.
+pub async fn set_trigger_delay(fx: &Fixture, name: &str, seconds: u32) {
+    let api: Api<testlayer::api::TestLayerTrigger> = fx.api();
+    let patch = json!({"spec": {"delaySeconds": seconds}});
+    api.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("setting the delay of trigger {name}: {e}"));
+}

@@ -4,7 +4,6 @@
 //! panics, is marked Stalled on its own.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
@@ -21,7 +20,7 @@ use super::ticks::{LABEL_SCHEDULE, Problem};
 use crate::api::{Decoded, TestLayerRun, TestLayerSchedule};
 use crate::controller::apply::{merge_conditions, patch_status, send};
 use crate::controller::context::{ControllerError, FIELD_MANAGER};
-use crate::controller::metrics::{ErrorLabels, Metrics};
+use crate::controller::metrics::Metrics;
 use crate::controller::read::source_text;
 use crate::controller::reconcile::caught;
 use crate::controller::step::conditions::Stall;
@@ -49,60 +48,78 @@ pub async fn reconcile(
     // A tick decided on a cache still listing could miss the runs that
     // show it was already started.
     crate::controller::runner::synced(&ctx.runs).await;
-    let Some(ns) = obj.as_ref().namespace() else {
+    let conditions = |s: &TestLayerSchedule| s.status.clone().unwrap_or_default().conditions;
+    guarded(
+        &obj,
+        (&ctx.client, &ctx.recorder),
+        "schedule",
+        conditions,
+        |s, ns| {
+            let ctx = ctx.clone();
+            async move { reconcile_schedule(&s, &ctx, &ns).await }
+        },
+    )
+    .await
+}
+
+/// The reconcile of a schedule or trigger (`word`) around `valid`, its part
+/// for an object that decoded: one that did not is marked Stalled with the
+/// field named; a panic is caught and reported on the object (both with a
+/// Warning Event); either way the others go on.
+pub(crate) async fn guarded<K, Fut>(
+    obj: &Decoded<K>,
+    (client, recorder): (&Client, &Recorder),
+    word: &str,
+    conditions: impl Fn(&K) -> Vec<Condition>,
+    valid: impl FnOnce(Arc<K>, String) -> Fut,
+) -> Result<Requeue, ControllerError>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    Fut: Future<Output = Result<Requeue, ControllerError>>,
+{
+    let Some(ns) = obj.namespace() else {
         return Err(ControllerError::Incomplete("namespace"));
     };
-    let name = obj.as_ref().name_any();
+    let name = obj.name_any();
+    let mut action: String = word.into();
+    if let Some(first) = action.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
     let result = caught(async {
-        match obj.as_ref() {
-            Decoded::Valid(s) => reconcile_schedule(s, &ctx, &ns).await,
+        match obj {
+            Decoded::Valid(k) => valid(k.clone(), ns.clone()).await,
             Decoded::Invalid(u) => {
                 let problem = format!(
-                    "{}; the controller cannot use this schedule until it is fixed",
+                    "{}; the controller cannot use this {word} until it is fixed",
                     u.problem
                 );
-                mark_stalled::<TestLayerSchedule>(
-                    &ctx.client,
-                    &ctx.recorder,
-                    &u.metadata,
-                    &u.conditions,
-                    (INVALID_SPEC, &problem),
-                    "Schedule",
-                )
-                .await?;
+                let why = (INVALID_SPEC, problem.as_str());
+                mark_stalled::<K>(client, recorder, &u.metadata, &u.conditions, why, &action)
+                    .await?;
                 Ok(Requeue::await_change())
             }
         }
     })
     .await;
-    match result {
-        Ok(r) => r,
-        Err(panic) => {
-            tracing::error!(namespace = %ns, schedule = %name, panic = %panic, "the reconcile of a schedule panicked");
-            let problem = format!(
-                "the controller failed on this schedule ({panic}); it tries again in a minute"
-            );
-            let (meta, conditions) = match obj.as_ref() {
-                Decoded::Valid(s) => (
-                    s.metadata.clone(),
-                    s.status.clone().unwrap_or_default().conditions,
-                ),
-                Decoded::Invalid(u) => (u.metadata.clone(), u.conditions.clone()),
-            };
-            let marked = mark_stalled::<TestLayerSchedule>(
-                &ctx.client,
-                &ctx.recorder,
-                &meta,
-                &conditions,
-                (CONTROLLER_ERROR, &problem),
-                "Schedule",
-            );
-            if let Err(e) = marked.await {
-                tracing::warn!(error = %e, "cannot mark the schedule stalled");
-            }
-            Err(ControllerError::Panicked(panic))
-        }
+    let panic = match result {
+        Ok(r) => return r,
+        Err(panic) => panic,
+    };
+    tracing::error!(namespace = %ns, name = %name, panic = %panic, "the reconcile of a {word} panicked");
+    let problem =
+        format!("the controller failed on this {word} ({panic}); it tries again in a minute");
+    let (meta, previous) = match obj {
+        Decoded::Valid(k) => (k.meta().clone(), conditions(k)),
+        Decoded::Invalid(u) => (u.metadata.clone(), u.conditions.clone()),
+    };
+    let why = (CONTROLLER_ERROR, problem.as_str());
+    if let Err(e) = mark_stalled::<K>(client, recorder, &meta, &previous, why, &action).await {
+        tracing::warn!(error = %e, "cannot mark the {word} stalled");
     }
+    Err(ControllerError::Panicked(panic))
 }
 
 /// The runs `s` created, from the cache.
@@ -283,19 +300,9 @@ async fn publish(ctx: &ScheduleContext, s: &TestLayerSchedule, n: &ScheduleNote)
 
 /// How a failed schedule reconcile is retried.
 pub fn error_policy(
-    _s: Arc<Decoded<TestLayerSchedule>>,
+    _obj: Arc<Decoded<TestLayerSchedule>>,
     err: &ControllerError,
     ctx: Arc<ScheduleContext>,
 ) -> Requeue {
-    ctx.metrics
-        .errors
-        .get_or_create(&ErrorLabels {
-            error: err.metric_label().into(),
-        })
-        .inc();
-    tracing::warn!(error = %err, "schedule reconcile failed");
-    match err.metric_label() {
-        "panic" => Requeue::requeue(Duration::from_secs(60)),
-        _ => Requeue::requeue(Duration::from_secs(2)),
-    }
+    crate::controller::runner::requeue_after(&ctx.metrics, err, "schedule")
 }

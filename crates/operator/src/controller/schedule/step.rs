@@ -13,13 +13,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use super::ticks::{
-    LABEL_SCHEDULE, Problem, TickGroup, TickNames, ready_conditions, stalled_conditions,
-    template_layers, tick_groups, tick_names, tick_runs, upkeep,
+    LABEL_SCHEDULE, Problem, TickGroup, TickNames, ready_conditions, refresh_phases,
+    stalled_conditions, template_layers, tick_groups, tick_names, tick_runs, upkeep,
 };
 use crate::api::{
     ConcurrencyPolicy, LayerPhase, MAX_TICK_HISTORY, ScheduledRun, TestLayerRun, TestLayerSchedule,
@@ -235,18 +235,11 @@ pub fn step(o: &ScheduleObserved, now: Timestamp) -> ScheduleStep {
     };
 
     // How each remembered tick's runs stand.
-    let by_name: BTreeMap<&str, &TickGroup> = groups.iter().map(|g| (g.name.as_str(), g)).collect();
-    for h in &mut history {
-        if let Some(g) = h.name.as_deref().and_then(|n| by_name.get(n)) {
-            h.phase = Some(g.phase);
-        }
-    }
     history.truncate(MAX_TICK_HISTORY);
-    if let Some(r) = &mut last_run
-        && let Some(g) = by_name.get(r.name.as_str())
-    {
-        r.phase = Some(g.phase);
-    }
+    let entries = history
+        .iter_mut()
+        .map(|h| (h.name.as_deref(), &mut h.phase));
+    refresh_phases(&groups, entries, &mut last_run);
     let last_successful_time = groups
         .iter()
         .filter(|g| g.phase == LayerPhase::Succeeded)
@@ -361,29 +354,56 @@ pub fn stalled(
     p: &Problem,
     now: Timestamp,
 ) -> ScheduleStep {
-    let t = Time(now);
     let generation = s.metadata.generation;
+    let previous = (&stored.conditions[..], stored.message.as_deref());
+    stalled_step(
+        s.status.as_ref(),
+        previous,
+        (INVALID_SCHEDULE, p),
+        generation,
+        now,
+        |conditions, message| TestLayerScheduleStatus {
+            observed_generation: generation,
+            conditions,
+            message: Some(message),
+            next_schedule_time: None,
+            ..stored.clone()
+        },
+    )
+}
+
+/// The step of a schedule or trigger that cannot work (`reason`, `p`): its
+/// status as `status` makes it from the stalled conditions and the message,
+/// a Warning Event when the message is new, and a look again in
+/// [`STALLED_POLL`]; no write when nothing changed. `previous`: the stored
+/// conditions and message.
+pub fn stalled_step<S: PartialEq>(
+    stored: Option<&S>,
+    previous: (&[Condition], Option<&str>),
+    (reason, p): (&str, &Problem),
+    generation: Option<i64>,
+    now: Timestamp,
+    status: impl FnOnce(Vec<Condition>, String) -> S,
+) -> ScheduleStep<S> {
     let stall = Stall {
-        reason: INVALID_SCHEDULE.into(),
+        reason: reason.into(),
         message: p.to_string(),
     };
-    let conditions = stalled_conditions(&stored.conditions, &stall, generation, &t);
-    let status = TestLayerScheduleStatus {
-        observed_generation: generation,
-        conditions,
-        message: Some(stall.message.clone()),
-        next_schedule_time: None,
-        ..stored.clone()
-    };
+    let conditions = stalled_conditions(previous.0, &stall, generation, &Time(now));
+    let status = status(conditions, stall.message.clone());
     let mut out = ScheduleStep {
+        cancel: Vec::new(),
+        create: Vec::new(),
+        delete: Vec::new(),
+        status: None,
+        events: Vec::new(),
         requeue: Some(STALLED_POLL),
-        ..ScheduleStep::default()
     };
-    if Some(&status) != s.status.as_ref() {
-        if stored.message.as_deref() != Some(&stall.message) {
+    if Some(&status) != stored {
+        if previous.1 != Some(stall.message.as_str()) {
             out.events.push(ScheduleNote {
                 warning: true,
-                reason: INVALID_SCHEDULE.into(),
+                reason: reason.into(),
                 note: stall.message.chars().take(1000).collect(),
             });
         }

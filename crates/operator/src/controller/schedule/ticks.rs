@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Owne
 use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 
-use crate::api::{ConditionType, LayerPhase, RunTemplate, TestLayerRun};
+use crate::api::{ConditionType, LayerPhase, RunTemplate, ScheduledRun, TestLayerRun};
 use crate::config::Config;
 use crate::controller::build::{ANNOTATION_SUITE_LAYERS, LABEL_SUITE};
 use crate::controller::step::conditions::{Stall, condition};
@@ -414,4 +414,25 @@ pub fn stalled_conditions(
             )
         })
         .collect()
+}
+
+/// Brings the phases of remembered ticks or firings (`entries`: each one's
+/// group name and phase) and of `last_run` up to date with `groups`; a
+/// group no longer there (its runs deleted) keeps the phase it had.
+pub fn refresh_phases<'a>(
+    groups: &[TickGroup],
+    entries: impl Iterator<Item = (Option<&'a str>, &'a mut Option<LayerPhase>)>,
+    last_run: &mut Option<ScheduledRun>,
+) {
+    let phase = |name: &str| groups.iter().find(|g| g.name == name).map(|g| g.phase);
+    for (name, p) in entries {
+        if let Some(now) = name.and_then(phase) {
+            *p = Some(now);
+        }
+    }
+    if let Some(r) = last_run
+        && let Some(now) = phase(&r.name)
+    {
+        r.phase = Some(now);
+    }
 }

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DynamicObject, ListParams};
@@ -19,12 +18,10 @@ use super::step::{TriggerObserved, step};
 use crate::api::{Decoded, TestLayerRun, TestLayerTrigger, WatchedResource};
 use crate::controller::apply::{patch_status, send};
 use crate::controller::context::ControllerError;
-use crate::controller::metrics::{ErrorLabels, Metrics};
+use crate::controller::metrics::Metrics;
 use crate::controller::read::source_text;
-use crate::controller::reconcile::caught;
-use crate::controller::schedule::reconcile::{apply_runs, mark_stalled};
+use crate::controller::schedule::reconcile::{apply_runs, guarded};
 use crate::controller::schedule::ticks::{LABEL_TRIGGER, Problem};
-use crate::controller::step::invalid::{CONTROLLER_ERROR, INVALID_SPEC};
 use crate::controller::step::{ConfigAnswer, Note};
 
 /// What every trigger reconcile shares.
@@ -144,60 +141,18 @@ pub async fn reconcile(
     ctx: Arc<TriggerContext>,
 ) -> Result<Requeue, ControllerError> {
     crate::controller::runner::synced(&ctx.runs).await;
-    let Some(ns) = obj.as_ref().namespace() else {
-        return Err(ControllerError::Incomplete("namespace"));
-    };
-    let name = obj.as_ref().name_any();
-    let result = caught(async {
-        match obj.as_ref() {
-            Decoded::Valid(t) => reconcile_trigger(t, &ctx, &ns).await,
-            Decoded::Invalid(u) => {
-                let problem = format!(
-                    "{}; the controller cannot use this trigger until it is fixed",
-                    u.problem
-                );
-                mark_stalled::<TestLayerTrigger>(
-                    &ctx.client,
-                    &ctx.recorder,
-                    &u.metadata,
-                    &u.conditions,
-                    (INVALID_SPEC, &problem),
-                    "Trigger",
-                )
-                .await?;
-                Ok(Requeue::await_change())
-            }
-        }
-    })
-    .await;
-    match result {
-        Ok(r) => r,
-        Err(panic) => {
-            tracing::error!(namespace = %ns, trigger = %name, panic = %panic, "the reconcile of a trigger panicked");
-            let problem = format!(
-                "the controller failed on this trigger ({panic}); it tries again in a minute"
-            );
-            let (meta, conditions) = match obj.as_ref() {
-                Decoded::Valid(t) => (
-                    t.metadata.clone(),
-                    t.status.clone().unwrap_or_default().conditions,
-                ),
-                Decoded::Invalid(u) => (u.metadata.clone(), u.conditions.clone()),
-            };
-            let marked = mark_stalled::<TestLayerTrigger>(
-                &ctx.client,
-                &ctx.recorder,
-                &meta,
-                &conditions,
-                (CONTROLLER_ERROR, &problem),
-                "Trigger",
-            );
-            if let Err(e) = marked.await {
-                tracing::warn!(error = %e, "cannot mark the trigger stalled");
-            }
-            Err(ControllerError::Panicked(panic))
-        }
-    }
+    let conditions = |t: &TestLayerTrigger| t.status.clone().unwrap_or_default().conditions;
+    guarded(
+        &obj,
+        (&ctx.client, &ctx.recorder),
+        "trigger",
+        conditions,
+        |t, ns| {
+            let ctx = ctx.clone();
+            async move { reconcile_trigger(&t, &ctx, &ns).await }
+        },
+    )
+    .await
 }
 
 async fn reconcile_trigger(
@@ -262,19 +217,9 @@ async fn reconcile_trigger(
 
 /// How a failed trigger reconcile is retried.
 pub fn error_policy(
-    _t: Arc<Decoded<TestLayerTrigger>>,
+    _obj: Arc<Decoded<TestLayerTrigger>>,
     err: &ControllerError,
     ctx: Arc<TriggerContext>,
 ) -> Requeue {
-    ctx.metrics
-        .errors
-        .get_or_create(&ErrorLabels {
-            error: err.metric_label().into(),
-        })
-        .inc();
-    tracing::warn!(error = %err, "trigger reconcile failed");
-    match err.metric_label() {
-        "panic" => Requeue::requeue(Duration::from_secs(60)),
-        _ => Requeue::requeue(Duration::from_secs(2)),
-    }
+    crate::controller::runner::requeue_after(&ctx.metrics, err, "trigger")
 }

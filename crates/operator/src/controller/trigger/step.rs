@@ -25,12 +25,11 @@ use crate::api::{
     ConcurrencyPolicy, FiringRecord, LayerPhase, MAX_TICK_HISTORY, MAX_WATCHED, PendingRevision,
     ScheduledRun, TestLayerRun, TestLayerTrigger, TestLayerTriggerStatus, TickAction, WatchedState,
 };
-use crate::controller::schedule::step::{ScheduleNote, ScheduleStep, wait_until};
+use crate::controller::schedule::step::{ScheduleNote, ScheduleStep, stalled_step, wait_until};
 use crate::controller::schedule::ticks::{
-    LABEL_TRIGGER, Problem, TickGroup, TickNames, ready_conditions, stalled_conditions,
+    LABEL_TRIGGER, Problem, TickGroup, TickNames, ready_conditions, refresh_phases,
     template_layers, tick_groups, tick_names, tick_runs, upkeep,
 };
-use crate::controller::step::conditions::Stall;
 use crate::plan::suite::Suite;
 
 /// Annotation of a triggered run: the resource, `Kind/name`.
@@ -265,17 +264,11 @@ pub fn step(o: &TriggerObserved, now: Timestamp) -> ScheduleStep<TestLayerTrigge
         resources.push(state);
     }
 
-    for h in &mut history {
-        if let Some(g) = h.name.as_deref().and_then(|n| by_name.get(n)) {
-            h.phase = Some(g.phase);
-        }
-    }
     history.truncate(MAX_TICK_HISTORY);
-    if let Some(r) = &mut last_run
-        && let Some(g) = by_name.get(r.name.as_str())
-    {
-        r.phase = Some(g.phase);
-    }
+    let entries = history
+        .iter_mut()
+        .map(|h| (h.name.as_deref(), &mut h.phase));
+    refresh_phases(&groups, entries, &mut last_run);
     let (delete, active_runs) = upkeep(
         &groups,
         spec.successful_runs_history_limit,
@@ -359,29 +352,18 @@ fn stalled(
     now: Timestamp,
 ) -> ScheduleStep<TestLayerTriggerStatus> {
     let generation = t.metadata.generation;
-    let stall = Stall {
-        reason: INVALID_TRIGGER.into(),
-        message: p.to_string(),
-    };
-    let status = TestLayerTriggerStatus {
-        observed_generation: generation,
-        conditions: stalled_conditions(&stored.conditions, &stall, generation, &Time(now)),
-        message: Some(stall.message.clone()),
-        ..stored.clone()
-    };
-    let mut out = ScheduleStep {
-        requeue: Some(STALLED_POLL),
-        ..ScheduleStep::default()
-    };
-    if Some(&status) != t.status.as_ref() {
-        if stored.message.as_deref() != Some(&stall.message) {
-            out.events.push(ScheduleNote {
-                warning: true,
-                reason: INVALID_TRIGGER.into(),
-                note: stall.message.chars().take(1000).collect(),
-            });
-        }
-        out.status = Some(status);
-    }
-    out
+    let previous = (&stored.conditions[..], stored.message.as_deref());
+    stalled_step(
+        t.status.as_ref(),
+        previous,
+        (INVALID_TRIGGER, p),
+        generation,
+        now,
+        |conditions, message| TestLayerTriggerStatus {
+            observed_generation: generation,
+            conditions,
+            message: Some(message),
+            ..stored.clone()
+        },
+    )
 }
