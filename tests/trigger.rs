@@ -459,3 +459,155 @@ async fn a_trigger_on_a_kind_the_cluster_does_not_serve_stalls_naming_it() {
             .is_empty()
     );
 }
+
+/// Waits until trigger `name` has made `n` runs; returns them, oldest first.
+async fn wait_runs(fx: &Fixture, name: &str, n: usize) -> Vec<TestLayerRun> {
+    eventually(
+        Duration::from_secs(20),
+        format!("{n} run(s) of {name}"),
+        async || {
+            let runs = runs_of(fx, name).await;
+            if runs.len() >= n {
+                Ok(runs)
+            } else {
+                Err(format!("{} runs", runs.len()))
+            }
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statefulsets_and_daemonsets_trigger_once_their_rollout_finished() {
+    let fx = Fixture::new("trig-sts-ds").await;
+    fx.layer_config_map("layers", CONFIG).await;
+    let sts = common::dynamic_api(
+        &fx.client,
+        &fx.ns,
+        ("apps", "v1", "StatefulSet"),
+        "statefulsets",
+    );
+    let ds = common::dynamic_api(
+        &fx.client,
+        &fx.ns,
+        ("apps", "v1", "DaemonSet"),
+        "daemonsets",
+    );
+    let workload = |kind: &str, name: &str, image: &str| -> DynamicObject {
+        let mut spec = json!({"selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": image}]}}});
+        if kind == "StatefulSet" {
+            spec["replicas"] = json!(2);
+            spec["serviceName"] = json!(name);
+        }
+        serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": kind,
+            "metadata": {"name": name, "labels": {"tier": "backend"}}, "spec": spec}))
+        .unwrap()
+    };
+    let status = async |api: &Api<DynamicObject>, name: &str, status: Value| {
+        api.patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": status})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("status of {name}: {e}"));
+    };
+    let image = async |api: &Api<DynamicObject>, name: &str, image: &str| -> i64 {
+        let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}});
+        let o = api
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("new image");
+        o.metadata.generation.expect("generation")
+    };
+    sts.create(
+        &PostParams::default(),
+        &workload("StatefulSet", "db", "db:1"),
+    )
+    .await
+    .expect("sts");
+    ds.create(
+        &PostParams::default(),
+        &workload("DaemonSet", "agent", "agent:1"),
+    )
+    .await
+    .expect("ds");
+    let sts_status = |observed: i64, update: &str, current: &str, updated: i64| {
+        json!({"observedGeneration": observed, "replicas": 2, "readyReplicas": 2, "currentReplicas": 2,
+            "updatedReplicas": updated, "updateRevision": update, "currentRevision": current})
+    };
+    let ds_status = |observed: i64, updated: i64| {
+        json!({"observedGeneration": observed, "desiredNumberScheduled": 2, "currentNumberScheduled": 2,
+            "numberMisscheduled": 0, "numberReady": 2, "updatedNumberScheduled": updated, "numberAvailable": 2})
+    };
+    status(&sts, "db", sts_status(1, "db-1", "db-1", 2)).await;
+    status(&ds, "agent", ds_status(1, 2)).await;
+
+    // StatefulSets selected by label, the DaemonSet by name.
+    create_trigger(
+        &fx,
+        trigger(
+            "on-sts",
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+        "selector": {"matchLabels": {"tier": "backend"}}}),
+            json!({}),
+        ),
+    )
+    .await;
+    create_trigger(
+        &fx,
+        trigger(
+            "on-ds",
+            json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+        "name": "agent"}),
+            json!({}),
+        ),
+    )
+    .await;
+    for t in ["on-sts", "on-ds"] {
+        wait_trigger(&fx, t, Duration::from_secs(20), "watching", watching).await;
+    }
+
+    // Rolling: a Pod updated of two, the current revision not caught up.
+    let g = image(&sts, "db", "db:2").await;
+    status(&sts, "db", sts_status(g, "db-2", "db-1", 1)).await;
+    let g2 = image(&ds, "agent", "agent:2").await;
+    status(&ds, "agent", ds_status(g2, 1)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        runs_of(&fx, "on-sts").await.is_empty(),
+        "a StatefulSet run before its rollout finished"
+    );
+    assert!(
+        runs_of(&fx, "on-ds").await.is_empty(),
+        "a DaemonSet run before its rollout finished"
+    );
+
+    // Finished.
+    status(&sts, "db", sts_status(g, "db-2", "db-2", 2)).await;
+    status(&ds, "agent", ds_status(g2, 2)).await;
+    let s = wait_runs(&fx, "on-sts", 1).await;
+    assert_eq!(revision_of(&s[0]), "db-2");
+    assert_eq!(
+        s[0].annotations()["testlayer.dev/triggered-by"],
+        "StatefulSet/db"
+    );
+    assert_eq!(s[0].annotations()["testlayer.dev/image"], "db:2");
+    let d = wait_runs(&fx, "on-ds", 1).await;
+    assert_eq!(d[0].annotations()["testlayer.dev/image"], "agent:2");
+    let ds_revision = revision_of(&d[0]);
+    assert_eq!(
+        ds_revision.len(),
+        10,
+        "a digest of the template: {ds_revision}"
+    );
+
+    // A new status with nothing new (a Pod restarted): no run.
+    status(&ds, "agent", ds_status(g2, 2)).await;
+    status(&sts, "db", sts_status(g, "db-2", "db-2", 2)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(runs_of(&fx, "on-sts").await.len(), 1);
+    assert_eq!(runs_of(&fx, "on-ds").await.len(), 1);
+}
