@@ -25,6 +25,15 @@ pub struct PhaseLabels {
     pub phase: String,
 }
 
+/// Labels of what schedules and triggers did.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TickLabels {
+    /// `schedule` or `trigger`.
+    pub owner: String,
+    /// `started`, `skipped` or `missed`.
+    pub action: String,
+}
+
 /// The controller's metrics.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -47,6 +56,8 @@ pub struct Metrics {
     /// Tests that failed in one attempt and passed in a later one, over
     /// every CategoryRun the controller watches.
     pub flaky_tests: Gauge,
+    /// Ticks of schedules and firings of triggers, by what they did.
+    pub ticks: Family<TickLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -61,6 +72,7 @@ impl Default for Metrics {
             pods_created: Counter::default(),
             flaky_categories: Gauge::default(),
             flaky_tests: Gauge::default(),
+            ticks: Family::default(),
         };
         if let Ok(mut r) = m.registry.lock() {
             r.register(
@@ -98,6 +110,11 @@ impl Default for Metrics {
                 "flaky_tests",
                 "Tests that failed in one attempt and passed in a later one",
                 m.flaky_tests.clone(),
+            );
+            r.register(
+                "ticks",
+                "Ticks of TestLayerSchedules and firings of TestLayerTriggers, by what they did",
+                m.ticks.clone(),
             );
         }
         m
@@ -148,6 +165,24 @@ impl Metrics {
         }
     }
 
+    /// Counts what a schedule's or trigger's event (its `reason`) says it
+    /// did: a tick or firing started, skipped or missed; other events are
+    /// not counted.
+    pub fn tick(&self, owner: &str, reason: &str) {
+        let action = match reason {
+            "TickStarted" | "RevisionStarted" => "started",
+            "TickSkipped" | "RevisionSkipped" => "skipped",
+            "TickMissed" => "missed",
+            _ => return,
+        };
+        self.ticks
+            .get_or_create(&TickLabels {
+                owner: owner.into(),
+                action: action.into(),
+            })
+            .inc();
+    }
+
     /// Records the time from admission to Pod creation.
     pub fn pod_started(&self, latency: Duration) {
         self.pods_created.inc();
@@ -166,5 +201,33 @@ impl Drop for ReconcileTimer<'_> {
         self.metrics
             .reconcile_duration
             .observe(self.start.elapsed().as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Metrics;
+
+    #[test]
+    fn ticks_are_counted_by_owner_and_action() {
+        let m = Metrics::default();
+        for reason in [
+            "TickStarted",
+            "TickStarted",
+            "TickMissed",
+            "InvalidSchedule",
+        ] {
+            m.tick("schedule", reason);
+        }
+        m.tick("trigger", "RevisionSkipped");
+        let text = m.encode();
+        for line in [
+            "testlayer_ticks_total{owner=\"schedule\",action=\"started\"} 2",
+            "testlayer_ticks_total{owner=\"schedule\",action=\"missed\"} 1",
+            "testlayer_ticks_total{owner=\"trigger\",action=\"skipped\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        assert!(!text.contains("InvalidSchedule"), "{text}");
     }
 }

@@ -170,6 +170,7 @@ async fn reconcile_schedule(
         patch_status(&api, &s.name_any(), status).await?;
     }
     for n in &decided.events {
+        ctx.metrics.tick("schedule", &n.reason);
         publish(ctx, s.as_ref(), n).await;
     }
     Ok(match decided.requeue {

@@ -201,6 +201,7 @@ async fn reconcile_trigger(
         patch_status(&api, &t.name_any(), status).await?;
     }
     for n in &decided.events {
+        ctx.metrics.tick("trigger", &n.reason);
         let note = Note {
             regarding: t.object_ref(&()),
             warning: n.warning,

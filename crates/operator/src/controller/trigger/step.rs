@@ -278,14 +278,27 @@ pub fn step(o: &TriggerObserved, now: Timestamp) -> ScheduleStep<TestLayerTrigge
     out.delete = delete;
     let time = Time(now);
     let generation = t.metadata.generation;
-    let (reason, message) = if spec.suspend {
-        ("Suspended", "suspended: rollouts are recorded, not run")
+    let (reason, mut message) = if spec.suspend {
+        (
+            "Suspended",
+            "suspended: rollouts are recorded, not run".to_string(),
+        )
     } else {
-        ("Watching", "")
+        ("Watching", String::new())
     };
+    if watched.len() > MAX_WATCHED {
+        if !message.is_empty() {
+            message.push_str("; ");
+        }
+        message.push_str(&format!(
+            "watching the first {MAX_WATCHED} of {} {} by name; narrow spec.watch.selector",
+            watched.len(),
+            spec.watch.kind
+        ));
+    }
     let status = TestLayerTriggerStatus {
         observed_generation: generation,
-        conditions: ready_conditions(&stored.conditions, reason, message, generation, &time),
+        conditions: ready_conditions(&stored.conditions, reason, &message, generation, &time),
         message: None,
         watching_since: Some(stored.watching_since.clone().unwrap_or(Time(now))),
         last_revision,

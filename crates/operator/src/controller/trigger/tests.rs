@@ -483,3 +483,32 @@ fn statefulsets_and_daemonsets_finish_as_their_controllers_say() {
     assert_eq!(r.revision.as_deref(), Some("4"));
     assert!(r.finished);
 }
+
+#[test]
+fn more_resources_than_a_status_keeps_are_named_in_the_ready_message() {
+    let t = trigger(
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "selector": {"matchLabels": {"a": "b"}}}),
+        json!({}),
+    );
+    let many: Vec<Value> = (0..120)
+        .map(|i| {
+            let mut d = deployment(1, 1, 1, 2);
+            d["metadata"]["name"] = json!(format!("d{i:03}"));
+            d
+        })
+        .collect();
+    let st = step(&observe(&t, many, vec![]), ts("2026-01-01T00:00:01Z"));
+    let status = st.status.unwrap();
+    assert_eq!(status.resources.len(), 100);
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, "True");
+    assert!(
+        ready.message.contains("the first 100 of 120 Deployment"),
+        "{}",
+        ready.message
+    );
+}
