@@ -611,3 +611,83 @@ async fn statefulsets_and_daemonsets_trigger_once_their_rollout_finished() {
     assert_eq!(runs_of(&fx, "on-sts").await.len(), 1);
     assert_eq!(runs_of(&fx, "on-ds").await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_argo_rollout_triggers_once_promoted_and_healthy() {
+    let fx = Fixture::new("trig-rollout").await;
+    common::install_gitops_crds(fx.cp);
+    fx.layer_config_map("layers", CONFIG).await;
+    let rollouts = common::dynamic_api(
+        &fx.client,
+        &fx.ns,
+        ("argoproj.io", "v1alpha1", "Rollout"),
+        "rollouts",
+    );
+    let obj: DynamicObject = serde_json::from_value(json!({"apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout", "metadata": {"name": "web"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+            "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "web:1"}]}}}}))
+    .unwrap();
+    let created = eventually(Duration::from_secs(30), "the Rollout created", async || {
+        rollouts
+            .create(&PostParams::default(), &obj)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    let status = async |observed: i64, current: &str, stable: &str, phase: &str| {
+        let s = json!({"status": {"observedGeneration": observed.to_string(),
+            "currentPodHash": current, "stableRS": stable, "phase": phase,
+            "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2}});
+        rollouts
+            .patch_status("web", &PatchParams::default(), &Patch::Merge(&s))
+            .await
+            .expect("rollout status");
+    };
+    let g1 = created.metadata.generation.unwrap_or(1);
+    status(g1, "aaa", "aaa", "Healthy").await;
+    create_trigger(
+        &fx,
+        trigger(
+            "on-rollout",
+            json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "web"}),
+            json!({}),
+        ),
+    )
+    .await;
+    wait_trigger(
+        &fx,
+        "on-rollout",
+        Duration::from_secs(20),
+        "watching",
+        watching,
+    )
+    .await;
+
+    // A new template: the canary at 50 %, paused, then promoted.
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "web:2"}]}}}});
+    let g2 = rollouts
+        .patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("new template")
+        .metadata
+        .generation
+        .expect("generation");
+    status(g1, "aaa", "aaa", "Healthy").await; // not observed yet
+    status(g2, "bbb", "aaa", "Progressing").await;
+    status(g2, "bbb", "aaa", "Paused").await;
+    status(g2, "bbb", "aaa", "Healthy").await; // not promoted to stable yet
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        runs_of(&fx, "on-rollout").await.is_empty(),
+        "a run before promotion"
+    );
+    status(g2, "bbb", "bbb", "Healthy").await;
+    let runs = wait_runs(&fx, "on-rollout", 1).await;
+    assert_eq!(revision_of(&runs[0]), "bbb");
+    assert_eq!(runs[0].annotations()["testlayer.dev/image"], "web:2");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(runs_of(&fx, "on-rollout").await.len(), 1);
+}

@@ -14,8 +14,9 @@
 //!   kstatus (generation observed, `Ready=True`, not reconciling).
 //! - Argo CD Application: `status.sync.revision`, finished once
 //!   `status.sync.status` is Synced and `status.health.status` Healthy.
-//! - Argo Rollout: `status.currentPodHash`, finished when `status.phase` is
-//!   Healthy.
+//! - Argo Rollout: `status.currentPodHash`, finished when its controller
+//!   observed the generation, the new ReplicaSet is the stable one, and
+//!   `status.phase` is Healthy.
 //! - Any other kind: the configured `revisionPath`, finished by kstatus.
 //!
 //! A generation change alone (scaling a Deployment) changes no revision.
@@ -217,7 +218,26 @@ fn application(obj: &Value) -> (bool, String) {
 }
 
 fn argo_rollout(obj: &Value) -> (bool, String) {
-    match obj["status"]["phase"].as_str() {
+    let s = &obj["status"];
+    // Argo Rollouts writes the generation it observed as a string.
+    let generation = obj["metadata"]["generation"]
+        .as_i64()
+        .map(|g| g.to_string());
+    if let (Some(g), Some(seen)) = (&generation, s["observedGeneration"].as_str())
+        && g != seen
+    {
+        return (
+            false,
+            format!("its controller has not observed generation {g} yet"),
+        );
+    }
+    if !s["stableRS"].is_null() && s["stableRS"] != s["currentPodHash"] {
+        return (
+            false,
+            "the new ReplicaSet is not promoted to stable yet".into(),
+        );
+    }
+    match s["phase"].as_str() {
         Some("Healthy") => (true, String::new()),
         other => (false, format!("phase {}", other.unwrap_or("unknown"))),
     }

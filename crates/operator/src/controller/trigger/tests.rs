@@ -512,3 +512,27 @@ fn more_resources_than_a_status_keeps_are_named_in_the_ready_message() {
         ready.message
     );
 }
+
+#[test]
+fn an_argo_rollout_is_finished_once_observed_promoted_and_healthy() {
+    let ro = |observed: &str, current: &str, stable: &str, phase: &str| {
+        json!({"metadata": {"generation": 2},
+            "spec": {"template": {"spec": {"containers": [{"image": "web:2"}]}}},
+            "status": {"observedGeneration": observed, "currentPodHash": current,
+                "stableRS": stable, "phase": phase}})
+    };
+    let read = |v: &Value| rollout(v, "argoproj.io/v1alpha1", "Rollout", None).unwrap();
+    assert!(
+        !read(&ro("1", "aaa", "aaa", "Healthy")).finished,
+        "not observed"
+    );
+    assert!(!read(&ro("2", "bbb", "aaa", "Paused")).finished);
+    assert!(
+        !read(&ro("2", "bbb", "aaa", "Healthy")).finished,
+        "not promoted"
+    );
+    let r = read(&ro("2", "bbb", "bbb", "Healthy"));
+    assert!(r.finished);
+    assert_eq!(r.revision.as_deref(), Some("bbb"));
+    assert_eq!(r.image.as_deref(), Some("web:2"));
+}
