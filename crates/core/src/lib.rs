@@ -13,6 +13,7 @@ pub mod layer;
 pub mod plan;
 pub mod report;
 mod report_html;
+pub mod resources;
 pub mod results;
 pub mod schedule;
 pub mod words;
