@@ -48,6 +48,16 @@ fn namespace(cp: &ControlPlane, ns: &str) {
     );
 }
 
+/// Applies `file` as written (server-side, strict field validation), to
+/// `ns` for objects that name no namespace.
+fn apply_file(cp: &ControlPlane, file: &str, ns: Option<&str>) {
+    let mut args = vec!["apply", "--server-side", "--validate=strict", "-f", file];
+    if let Some(ns) = ns {
+        args.extend(["-n", ns]);
+    }
+    kubectl(cp, &args);
+}
+
 /// Applies the kustomization in `dir` (kubectl's own kustomize) to `ns`.
 fn apply_kustomization(cp: &ControlPlane, dir: &str, ns: &str) {
     let yaml = kubectl(cp, &["kustomize", dir]);
@@ -55,18 +65,7 @@ fn apply_kustomization(cp: &ControlPlane, dir: &str, ns: &str) {
     let file = tmp.path().join("objects.yaml");
     std::fs::write(&file, yaml).expect("write");
     let file = file.to_str().expect("path");
-    kubectl(
-        cp,
-        &[
-            "apply",
-            "--server-side",
-            "--validate=strict",
-            "-n",
-            ns,
-            "-f",
-            file,
-        ],
-    );
+    apply_file(cp, file, Some(ns));
 }
 
 async fn ready(fx: &Fixture, name: &str) -> TestLayerTrigger {
@@ -168,26 +167,8 @@ async fn the_flux_example_runs_the_fast_layers_after_a_sync_and_e2e_nightly() {
     common::install_gitops_crds(cp);
     namespace(cp, "flux-system");
     // Flux's own objects of the example, against Flux's schemas.
-    kubectl(
-        cp,
-        &[
-            "apply",
-            "--server-side",
-            "--validate=strict",
-            "-f",
-            &format!("{GITOPS}/flux/flux-system.yaml"),
-        ],
-    );
-    kubectl(
-        cp,
-        &[
-            "apply",
-            "--server-side",
-            "--validate=strict",
-            "-f",
-            &format!("{GITOPS}/flux-kustomization.yaml"),
-        ],
-    );
+    apply_file(cp, &format!("{GITOPS}/flux/flux-system.yaml"), None);
+    apply_file(cp, &format!("{GITOPS}/flux-kustomization.yaml"), None);
     // The staging app Flux syncs, at revision 1 (there before).
     let ks = common::dynamic_api(
         &fx.client,
@@ -269,16 +250,7 @@ async fn the_argo_cd_example_runs_the_fast_layers_after_a_sync_and_e2e_nightly()
     let cp = fx.cp;
     common::install_gitops_crds(cp);
     namespace(cp, "argocd");
-    kubectl(
-        cp,
-        &[
-            "apply",
-            "--server-side",
-            "--validate=strict",
-            "-f",
-            &format!("{GITOPS}/argocd/application.yaml"),
-        ],
-    );
+    apply_file(cp, &format!("{GITOPS}/argocd/application.yaml"), None);
     kubectl(
         cp,
         &[

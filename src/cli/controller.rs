@@ -74,6 +74,17 @@ pub async fn client(kubeconfig: Option<&PathBuf>) -> Result<Client, String> {
     Client::try_from(config).map_err(|e| format!("cannot create a Kubernetes client: {e}"))
 }
 
+/// A client as [`client`] makes it, and `namespace` or else the
+/// kubeconfig's default namespace.
+pub async fn client_in(
+    kubeconfig: Option<&PathBuf>,
+    namespace: Option<&str>,
+) -> Result<(Client, String), String> {
+    let client = client(kubeconfig).await?;
+    let ns = namespace.map_or_else(|| client.default_namespace().to_string(), str::to_string);
+    Ok((client, ns))
+}
+
 /// Runs the controller; returns the exit code.
 pub fn controller(a: &ControllerArgs) -> i32 {
     let rt = match tokio::runtime::Runtime::new() {

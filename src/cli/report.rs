@@ -114,11 +114,8 @@ fn from_cluster(a: &ReportArgs, name: &str) -> Result<RunReport, String> {
     let rt = tokio::runtime::Runtime::new()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     rt.block_on(async {
-        let client = super::controller::client(a.kubeconfig.as_ref()).await?;
-        let ns = a
-            .namespace
-            .clone()
-            .unwrap_or_else(|| client.default_namespace().to_string());
+        let (client, ns) =
+            super::controller::client_in(a.kubeconfig.as_ref(), a.namespace.as_deref()).await?;
         let runs: Api<TestLayerRun> = Api::namespaced(client.clone(), &ns);
         let run = runs
             .get_opt(name)

@@ -177,17 +177,14 @@ async fn submit_async(a: &SubmitArgs) -> i32 {
             return EXIT_BAD_INPUT;
         }
     };
-    let client = match super::controller::client(a.kubeconfig.as_ref()).await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_BAD_INPUT;
-        }
-    };
-    let ns = a
-        .namespace
-        .clone()
-        .unwrap_or_else(|| client.default_namespace().to_string());
+    let (client, ns) =
+        match super::controller::client_in(a.kubeconfig.as_ref(), a.namespace.as_deref()).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_BAD_INPUT;
+            }
+        };
     let runs: Api<TestLayerRun> = Api::namespaced(client.clone(), &ns);
     // A suite's name: rerun the suite.
     if let Some(old) = &a.rerun_failed

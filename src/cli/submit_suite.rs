@@ -106,17 +106,14 @@ pub(super) async fn submit_suite(a: &SubmitArgs) -> i32 {
         }
     };
     super::note_outside(&planned.suite);
-    let client = match super::controller::client(a.kubeconfig.as_ref()).await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_BAD_INPUT;
-        }
-    };
-    let ns = a
-        .namespace
-        .clone()
-        .unwrap_or_else(|| client.default_namespace().to_string());
+    let (client, ns) =
+        match super::controller::client_in(a.kubeconfig.as_ref(), a.namespace.as_deref()).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_BAD_INPUT;
+            }
+        };
     let specs: Vec<serde_json::Value> = planned
         .suite
         .layers()
