@@ -281,6 +281,7 @@ fn executor(runtime: &tokio::runtime::Runtime, command: &str, ideal_each: Durati
         carried: Default::default(),
         working_dir: ".".into(),
         log_dir: None,
+        lock_dir: std::env::temp_dir().join("testlayer-bench-locks"),
     };
     let mut runs = Vec::new();
     for _ in 0..3 {

@@ -480,3 +480,107 @@ fn quarantine_patterns_are_checked_and_unknown_ids_are_fine() {
         ["tests.api::*", "t::test_x[foo-bar]", "no::such::test"]
     );
 }
+
+#[test]
+fn shared_resources_resolve_into_the_plan() {
+    let yaml = "resources:\n  staging_db: {}\n  sandbox:\n    capacity: 3\n    description: licence-limited\n\
+layers:\n  e2e:\n    uses: [staging_db]\n    deadline_counts_resource_wait: true\n    categories:\n      - name: checkout\n        timeout_seconds: 10\n        uses: [{name: sandbox, units: 2}]\n      - name: search\n        timeout_seconds: 10\n";
+    let c = Config::parse(yaml, FILE).unwrap();
+    c.validate().unwrap();
+    let p = c.resolve("e2e", None).unwrap();
+    let map = |v: &[(&str, u32)]| {
+        v.iter()
+            .map(|(k, n)| (k.to_string(), *n))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    // Names are the Kubernetes ones: `_` as `-`.
+    assert_eq!(p.uses, map(&[("staging-db", 1)]));
+    assert_eq!(p.categories[0].uses, map(&[("sandbox", 2)]));
+    assert!(p.categories[1].uses.is_empty());
+    assert_eq!(p.capacities, map(&[("sandbox", 3), ("staging-db", 1)]));
+    assert!(p.deadline_counts_resource_wait);
+    assert!(p.uses_shared_resources());
+}
+
+#[test]
+fn bad_shared_resources_are_named_where_they_are_written() {
+    let with = |resources: &str, layer_uses: &str, cat_uses: &str| {
+        format!(
+            "resources:\n{resources}layers:\n  e2e:\n    uses: {layer_uses}\n    categories:\n      - name: checkout\n        timeout_seconds: 10\n        uses: {cat_uses}\n"
+        )
+    };
+    let db = "  staging_db: {capacity: 2}\n";
+    assert_error(
+        &with(db, "[]", "[stagin_db]"),
+        &[
+            "layers.e2e.categories[0].uses[0]",
+            "resource \"stagin_db\" is not declared",
+            "declared: staging_db",
+        ],
+    );
+    assert_error(
+        &with(db, "[]", "[{name: staging_db, units: 3}]"),
+        &[
+            "layers.e2e.categories[0].uses[0].units",
+            "between 1 and the capacity of \"staging_db\" (2), got 3",
+        ],
+    );
+    assert_error(
+        &with(db, "[{name: staging_db, units: 0}]", "[]"),
+        &["layers.e2e.uses[0].units", "got 0"],
+    );
+    assert_error(
+        &with(db, "[staging_db, staging-db]", "[]"),
+        &["layers.e2e.uses[1]", "listed twice"],
+    );
+    assert_error(
+        &with(db, "[staging_db]", "[staging_db]"),
+        &[
+            "layers.e2e.categories[0].uses[0]",
+            "the layer holds \"staging_db\" for its whole run",
+        ],
+    );
+    assert_error(
+        &with("  db: {capacity: 0}\n", "[]", "[]"),
+        &["resources.db.capacity", "between 1 and 1000, got 0"],
+    );
+    assert_error(
+        &with("  9lives: {}\n", "[]", "[]"),
+        &["resources.9lives", "cannot name a shared resource"],
+    );
+    assert_error(
+        &with("  db: {}\n  DB: {}\n", "[]", "[]"),
+        &["name the same resource \"db\""],
+    );
+    assert_error(
+        &with(db, "[]", "[{name: staging_db, count: 2}]"),
+        &[
+            "layers.e2e.categories[0].uses[0]",
+            "expected a resource name, or a mapping `{name: NAME, units: N}`",
+        ],
+    );
+    assert_error(
+        &with("  db: {capacity: 1, size: 2}\n", "[]", "[]"),
+        &["resources.db", "unknown field `size`"],
+    );
+}
+
+#[test]
+fn layers_that_could_wait_for_each_other_for_ever_are_refused() {
+    let config = |b_category_uses: &str| {
+        format!(
+            "resources:\n  db: {{}}\n  sandbox: {{}}\nlayers:\n  a:\n    uses: [db]\n    categories:\n      - name: pay\n        timeout_seconds: 10\n        uses: [sandbox]\n  b:\n    uses: [sandbox]\n    categories:\n      - name: seed\n        timeout_seconds: 10\n        uses: {b_category_uses}\n"
+        )
+    };
+    assert_error(
+        &config("[db]"),
+        &[
+            "layers.a.uses",
+            "runs of these layers can wait for each other for ever",
+            "layer a holds db while its category \"pay\" waits for sandbox",
+            "layer b holds sandbox while its category \"seed\" waits for db",
+        ],
+    );
+    // One direction alone is fine: nothing waits in a circle.
+    assert_eq!(errors(&config("[]")), Vec::<String>::new());
+}

@@ -52,6 +52,7 @@ fn every_config_field_is_documented() {
             "environment layer",
             "layers:\n  l:\n    categories:\n      - name: a\n".to_string() + CAT + "environment_overrides:\n  staging:\n    layers:\n      l:\n        bogus_field: 1\n",
         ),
+        ("shared resource", "layers:\n  l:\n    categories:\n      - name: a\n".to_string() + CAT + "resources:\n  db:\n    bogus_field: 1\n"),
         ("service", "layers:\n  l:\n    categories:\n      - name: a\n".to_string() + CAT + "services:\n  db:\n    bogus_field: 1\n"),
     ];
     let mut missing = Vec::new();

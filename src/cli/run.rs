@@ -16,6 +16,13 @@ use crate::local::{
 use crate::plan::Phase;
 use crate::report::{ReportPlan, RunReport};
 
+/// The lock directory of shared resources the run uses.
+pub(super) fn lock_dir(a: &RunArgs) -> PathBuf {
+    a.lock_dir
+        .clone()
+        .unwrap_or_else(crate::local::locks::default_lock_dir)
+}
+
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProgressMode {
@@ -100,6 +107,11 @@ pub struct RunArgs {
     /// Directory commands run in.
     #[arg(long, default_value = ".")]
     pub workdir: PathBuf,
+    /// Machine-wide directory of the locks of shared resources (`uses:`),
+    /// which every run on this machine must share; by default
+    /// `testlayer-locks` in the system's temporary directory.
+    #[arg(long, env = "TESTLAYER_LOCK_DIR", value_name = "DIR")]
+    pub lock_dir: Option<PathBuf>,
     /// How progress is shown (on standard error).
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
@@ -284,6 +296,7 @@ pub fn run(a: &RunArgs) -> i32 {
         carried,
         working_dir: a.workdir.clone(),
         log_dir: Some(a.log_dir.join(&plan.k8s_name)),
+        lock_dir: lock_dir(a),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -307,7 +320,11 @@ pub fn run(a: &RunArgs) -> i32 {
             eprintln!("error: {e}");
             return match e {
                 crate::local::LocalError::NoCommand { .. }
-                | crate::local::LocalError::ServiceWithoutAddress(_) => EXIT_BAD_INPUT,
+                | crate::local::LocalError::ServiceWithoutAddress(_)
+                | crate::local::LocalError::Locks(
+                    crate::local::locks::LockError::CapacityDiffers { .. }
+                    | crate::local::locks::LockError::Undeclared(_),
+                ) => EXIT_BAD_INPUT,
                 _ => 1,
             };
         }

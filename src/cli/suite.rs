@@ -173,6 +173,7 @@ pub(super) fn run_suite_cli(a: &RunArgs) -> i32 {
         carried: Default::default(),
         working_dir: a.workdir.clone(),
         log_dir: Some(a.log_dir.clone()),
+        lock_dir: super::run::lock_dir(a),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

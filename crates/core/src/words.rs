@@ -105,6 +105,8 @@ pub enum Reason {
     WaitingForBudget,
     /// Waits out the backoff before a retry.
     BackingOff,
+    /// Waits for units of a shared resource that other runs hold.
+    WaitingForResource,
     /// Held (suspended, or the run waits for its gates).
     Held,
     /// Ended: passed.
@@ -144,6 +146,7 @@ open_vocabulary!(Reason {
     WaitingForSlot => "WaitingForSlot",
     WaitingForBudget => "WaitingForBudget",
     BackingOff => "BackingOff",
+    WaitingForResource => "WaitingForResource",
     Held => "Held",
     Passed => "Passed",
     PassedOnRetry => "PassedOnRetry",
@@ -181,6 +184,7 @@ impl From<WaitReason> for Reason {
             WaitReason::Slot => Reason::WaitingForSlot,
             WaitReason::Budget => Reason::WaitingForBudget,
             WaitReason::Backoff(_) => Reason::BackingOff,
+            WaitReason::Resource => Reason::WaitingForResource,
             WaitReason::Hold => Reason::Held,
         }
     }

@@ -2,6 +2,7 @@
 //! machine, through the same planner as the Kubernetes controller.
 
 mod attempt;
+pub mod locks;
 pub mod progress;
 mod services;
 pub mod suite;
@@ -19,13 +20,14 @@ use crate::layer::{ATTEMPT_ENV, LayerPlan};
 use crate::plan::describe::describe_end;
 use crate::plan::gate::{Gate, services_gate};
 use crate::plan::{
-    Action, AttemptObs, AttemptOutcome, CategoryObs, Cause, LayerObs, Phase, Stop, Terminal,
-    failure_allowed, plan,
+    Action, AttemptObs, AttemptOutcome, CategoryObs, Cause, LayerObs, Phase, ResourceWait, Stop,
+    Terminal, failure_allowed, plan,
 };
 use crate::report::{AttemptReport, CategoryReport, RunReport};
 use crate::results::{FailedTests, Quarantine};
 use crate::words::{AttemptReason, Reason};
 use attempt::{AttemptHandle, AttemptResult, AttemptSpec};
+use locks::{Held, LockError, Locks};
 pub use progress::{LayerPrefixed, PlainProgress, Progress, Silent, TerminalProgress};
 
 /// Problems that keep a local run from starting.
@@ -49,6 +51,10 @@ pub enum LocalError {
     /// Required services did not become reachable in time.
     #[error("{0}")]
     ServicesNotReady(String),
+    /// The shared resources cannot be joined (the lock directory, or a
+    /// capacity that differs from another run's).
+    #[error(transparent)]
+    Locks(#[from] LockError),
     /// The log directory could not be made.
     #[error("cannot create the log directory {path}: {source}")]
     LogDir {
@@ -70,7 +76,13 @@ pub struct LocalOptions {
     /// reports: carried over as passed, not run again (a rerun of what
     /// failed there).
     pub carried: BTreeMap<String, CategoryReport>,
+    /// Where the locks of shared resources live (machine-wide; see
+    /// [`locks::default_lock_dir`]).
+    pub lock_dir: PathBuf,
 }
+
+/// How often a run waiting for shared resources tries them again.
+const RESOURCE_POLL: Duration = Duration::from_millis(100);
 
 /// The message of a category carried over from an earlier run.
 pub const CARRIED_MESSAGE: &str = "passed in the earlier run; not run again";
@@ -103,6 +115,7 @@ pub async fn run_layer(
     if !layer.required_services.is_empty() {
         wait_for_services(layer, progress.as_ref()).await?;
     }
+    let locks = join_resources(layer, opts)?;
 
     let n = layer.categories.len();
     let start = Instant::now();
@@ -162,14 +175,39 @@ pub async fn run_layer(
     let mut running: HashMap<usize, AttemptHandle> = HashMap::new();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<AttemptResult>();
     let mut cancel = false;
+    // Shared resources: the layer's own grant, each category's (for the
+    // attempt about to start or running), and the time spent waiting.
+    let mut layer_grant: Option<Held> = None;
+    let mut grants: Vec<Option<Held>> = (0..n).map(|_| None).collect();
+    let mut resource_wait = ResourceWait::default();
+    let mut said: Vec<String> = vec![String::new(); n + 1];
 
     let outcome = loop {
         let now = start.elapsed();
+        let mut layer_held = layer.uses.is_empty() || layer_grant.is_some();
+        if !layer_held && !cancel {
+            match take(&locks, &layer.uses, "(the whole layer)") {
+                Ok(g) => {
+                    layer_grant = Some(g);
+                    layer_held = true;
+                }
+                Err(busy) => tell(
+                    progress.as_ref(),
+                    &mut said[n],
+                    &format!("waiting for shared resources: {busy}"),
+                ),
+            }
+        }
         let obs = LayerObs {
             cancel,
-            ..LayerObs::at(now, Duration::ZERO)
+            hold: !layer_held,
+            ..LayerObs::at(
+                now,
+                resource_wait.deadline_start(layer, Duration::ZERO, now),
+            )
         };
         let d = plan(layer, &cats, &obs);
+        resource_wait = resource_wait.observe(now, !layer_held || d.blocked_on_resources);
         for action in &d.actions {
             match *action {
                 Action::Start {
@@ -213,6 +251,8 @@ pub async fn run_layer(
                     progress.attempt_started(i, &c.name, attempt);
                     let handle = attempt::spawn(spec, progress.clone(), done_tx.clone());
                     running.insert(i, handle);
+                    // Its grant lasts this attempt; the next one claims again.
+                    cats[i].granted = false;
                 }
                 Action::Stop { category: i, stop } => {
                     // Record the stop first; the planner ends the category as
@@ -249,17 +289,54 @@ pub async fn run_layer(
         if let Some(o) = d.outcome {
             break o;
         }
+        // Grants of categories that no longer claim and do not run go back.
+        for i in 0..n {
+            if cats[i].granted && !d.claims.contains(&i) {
+                cats[i].granted = false;
+                grants[i] = None;
+            }
+        }
+        let mut newly_granted = false;
+        for &i in &d.claims {
+            if cats[i].granted {
+                continue;
+            }
+            let c = &layer.categories[i];
+            match take(&locks, &c.uses, &format!("category {:?}", c.name)) {
+                Ok(g) => {
+                    grants[i] = Some(g);
+                    cats[i].granted = true;
+                    newly_granted = true;
+                    said[i].clear();
+                }
+                Err(busy) => tell(
+                    progress.as_ref(),
+                    &mut said[i],
+                    &format!("{}: waiting for shared resources: {busy}", c.name),
+                ),
+            }
+        }
+        if newly_granted {
+            continue;
+        }
+        let polling = !d.claims.is_empty() || !layer_held;
         let sleep = match d.wake_at {
+            Some(t) if polling => {
+                tokio::time::sleep(t.saturating_sub(start.elapsed()).min(RESOURCE_POLL))
+            }
             Some(t) => tokio::time::sleep(t.saturating_sub(start.elapsed())),
+            None if polling => tokio::time::sleep(RESOURCE_POLL),
             None => tokio::time::sleep(Duration::from_secs(3600)),
         };
         tokio::select! {
             r = done_rx.recv() => {
                 if let Some(r) = r {
+                    grants[r.category] = None;
                     record(&mut cats, &mut reports, &mut running, r, start.elapsed());
                 }
                 // Take everything else that ended meanwhile before planning again.
                 while let Ok(r) = done_rx.try_recv() {
+                    grants[r.category] = None;
                     record(&mut cats, &mut reports, &mut running, r, start.elapsed());
                 }
             }
@@ -290,6 +367,48 @@ pub async fn run_layer(
         rerun_of: None,
         categories: reports,
     })
+}
+
+/// Joins the shared resources the layer uses, with the capacities its
+/// config declares.
+fn join_resources(layer: &LayerPlan, opts: &LocalOptions) -> Result<Option<Locks>, LocalError> {
+    if !layer.uses_shared_resources() {
+        return Ok(None);
+    }
+    let mut caps = BTreeMap::new();
+    let used = layer
+        .uses
+        .keys()
+        .chain(layer.categories.iter().flat_map(|c| c.uses.keys()));
+    for r in used {
+        let capacity = layer
+            .capacities
+            .get(r)
+            .ok_or_else(|| LockError::Undeclared(r.clone()))?;
+        caps.insert(r.clone(), *capacity);
+    }
+    let who = format!("layer {}", layer.key);
+    Ok(Some(Locks::open(&opts.lock_dir, caps, &who)?))
+}
+
+/// Takes `wants` (nothing to take when empty), or says what keeps it.
+fn take(locks: &Option<Locks>, wants: &BTreeMap<String, u32>, what: &str) -> Result<Held, String> {
+    match locks {
+        None => Err("no shared resources joined".into()),
+        Some(l) => match l.try_take(wants, what) {
+            Ok(Ok(held)) => Ok(held),
+            Ok(Err(busy)) => Err(busy.describe()),
+            Err(e) => Err(e.to_string()),
+        },
+    }
+}
+
+/// Says `text` once, until something else is said in its place.
+fn tell(progress: &dyn Progress, said: &mut String, text: &str) {
+    if said != text {
+        progress.note(text);
+        *said = text.to_string();
+    }
 }
 
 /// Waits for the layer's required services, up to its bound.

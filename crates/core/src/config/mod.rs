@@ -14,7 +14,7 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use raw::RawConfig;
-pub use resolve::{Overrides, service_k8s_name};
+pub use resolve::{MAX_CAPACITY, Overrides, resource_k8s_name, service_k8s_name};
 
 use error::Collector;
 
@@ -42,6 +42,7 @@ impl Config {
                         layers: Default::default(),
                         environment_overrides: Default::default(),
                         services: Default::default(),
+                        resources: Default::default(),
                     },
                 })
             }

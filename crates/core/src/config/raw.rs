@@ -20,6 +20,63 @@ pub struct RawConfig {
     /// Addresses of required services for local runs (`host:port`), by service name.
     #[serde(default, deserialize_with = "unique_keys")]
     pub services: BTreeMap<String, RawService>,
+    /// Shared resources that categories of different runs take turns on
+    /// (a staging database, a licence-limited sandbox), by name. Their
+    /// capacity here is the one local runs use; in a cluster each one's
+    /// `TestLayerResource` object says it.
+    #[serde(default, deserialize_with = "unique_keys")]
+    pub resources: BTreeMap<String, RawSharedResource>,
+}
+
+/// A shared resource as declared.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSharedResource {
+    /// Units that may be held at once (1, the default: a mutex).
+    pub capacity: Option<i64>,
+    /// Free text.
+    pub description: Option<String>,
+}
+
+/// One entry of a `uses` list: a resource name (one unit), or a name with a
+/// number of units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawUse {
+    /// The resource.
+    pub name: String,
+    /// Units wanted (1 when only the name is written).
+    pub units: i64,
+}
+
+impl<'de> Deserialize<'de> for RawUse {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Units {
+            name: String,
+            #[serde(default = "one")]
+            units: i64,
+        }
+        fn one() -> i64 {
+            1
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Use {
+            Name(String),
+            Units(Units),
+        }
+        match Use::deserialize(d) {
+            Ok(Use::Name(name)) => Ok(RawUse { name, units: 1 }),
+            Ok(Use::Units(u)) => Ok(RawUse {
+                name: u.name,
+                units: u.units,
+            }),
+            Err(_) => Err(serde::de::Error::custom(
+                "expected a resource name, or a mapping `{name: NAME, units: N}`",
+            )),
+        }
+    }
 }
 
 /// How a layer's categories are run, as the original format names it.
@@ -191,6 +248,12 @@ pub struct RawLayer {
     /// the layer.
     #[serde(default)]
     pub quarantine: Vec<String>,
+    /// Shared resources the layer holds from its start to its end.
+    #[serde(default)]
+    pub uses: Vec<RawUse>,
+    /// Whether time spent waiting for shared resources counts against
+    /// `max_duration_minutes` (by default it does not).
+    pub deadline_counts_resource_wait: Option<bool>,
 }
 
 /// Layer-wide limits.
@@ -270,6 +333,9 @@ pub struct RawCategory {
     /// The category's failure is reported but fails neither the layer nor
     /// fail-fast, and its dependents still run.
     pub allow_failure: Option<bool>,
+    /// Shared resources each attempt holds while it runs.
+    #[serde(default)]
+    pub uses: Vec<RawUse>,
 }
 
 /// Overrides for one environment.

@@ -86,6 +86,9 @@ pub struct CategoryPlan {
     /// Its failure fails neither the layer nor fail-fast, and its
     /// dependents still run.
     pub allow_failure: bool,
+    /// Units of shared resources each attempt holds while it runs, by
+    /// resource name.
+    pub uses: BTreeMap<String, u32>,
 }
 
 impl CategoryPlan {
@@ -111,6 +114,7 @@ impl CategoryPlan {
             working_dir: None,
             quarantine: Vec::new(),
             allow_failure: false,
+            uses: BTreeMap::new(),
         }
     }
 
@@ -159,6 +163,15 @@ pub struct LayerPlan {
     pub service_wait: Duration,
     /// LLM mode.
     pub llm_mode: LlmMode,
+    /// Units of shared resources the layer holds from its start to its
+    /// end, by resource name.
+    pub uses: BTreeMap<String, u32>,
+    /// Whether time spent waiting for shared resources counts against the
+    /// deadline.
+    pub deadline_counts_resource_wait: bool,
+    /// Capacities of the shared resources the config declares (what local
+    /// runs use; in a cluster the resources' objects say).
+    pub capacities: BTreeMap<String, u32>,
     /// The categories.
     pub categories: Vec<CategoryPlan>,
     derived: Derived,
@@ -199,6 +212,12 @@ pub struct LayerSettings {
     pub service_wait: Duration,
     /// LLM mode.
     pub llm_mode: LlmMode,
+    /// Shared resources held for the whole layer.
+    pub uses: BTreeMap<String, u32>,
+    /// Whether waiting for shared resources counts against the deadline.
+    pub deadline_counts_resource_wait: bool,
+    /// Declared capacities of shared resources.
+    pub capacities: BTreeMap<String, u32>,
 }
 
 impl LayerSettings {
@@ -226,6 +245,9 @@ impl LayerSettings {
             service_addresses: BTreeMap::new(),
             service_wait: Duration::from_secs(60),
             llm_mode: LlmMode::Mock,
+            uses: BTreeMap::new(),
+            deadline_counts_resource_wait: false,
+            capacities: BTreeMap::new(),
         }
     }
 }
@@ -302,6 +324,9 @@ impl LayerPlan {
             service_addresses: s.service_addresses,
             service_wait: s.service_wait,
             llm_mode: s.llm_mode,
+            uses: s.uses,
+            deadline_counts_resource_wait: s.deadline_counts_resource_wait,
+            capacities: s.capacities,
             categories,
             derived,
         })
@@ -364,6 +389,11 @@ impl LayerPlan {
             Some(&i) if self.categories.get(i).is_some_and(|c| c.name == name) => Some(i),
             _ => self.categories.iter().position(|c| c.name == name),
         }
+    }
+
+    /// Whether the layer or any of its categories uses shared resources.
+    pub fn uses_shared_resources(&self) -> bool {
+        !self.uses.is_empty() || self.categories.iter().any(|c| !c.uses.is_empty())
     }
 
     /// The limit on running categories the strategy enforces.

@@ -56,6 +56,7 @@ pub fn describe_wait(layer: &LayerPlan, w: WaitReason) -> String {
         WaitReason::Slot => "waiting for a free slot".into(),
         WaitReason::Budget => "waiting for CPU or memory budget".into(),
         WaitReason::Backoff(_) => "backing off before a retry".into(),
+        WaitReason::Resource => "waiting for a shared resource".into(),
         WaitReason::Hold => "held".into(),
     }
 }

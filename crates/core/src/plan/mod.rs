@@ -4,6 +4,7 @@
 pub mod describe;
 pub mod gate;
 mod planner;
+mod resource_wait;
 pub mod sim;
 mod state;
 pub mod suite;
@@ -11,6 +12,7 @@ pub mod suite;
 mod tests;
 
 pub use planner::{failure_allowed, plan};
+pub use resource_wait::ResourceWait;
 pub use state::{
     Action, AttemptObs, AttemptOutcome, CategoryObs, Cause, Decision, LayerObs, LayerOutcome,
     Phase, Stop, Terminal, WaitReason,

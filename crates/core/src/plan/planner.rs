@@ -180,7 +180,16 @@ pub fn plan(layer: &LayerPlan, cats: &[CategoryObs], obs: &LayerObs) -> Decision
     // 7. Admission.
     let mut waiting: Vec<Option<WaitReason>> = vec![None; n];
     let mut started = vec![false; n];
-    admit(layer, &st, obs, &mut actions, &mut waiting, &mut started);
+    let granted: Vec<bool> = (0..n).map(|i| cat_obs(i).granted).collect();
+    let claims = admit(
+        layer,
+        &st,
+        obs,
+        &granted,
+        &mut actions,
+        &mut waiting,
+        &mut started,
+    );
 
     // 8. Phases, next wake-up, outcome.
     let mut wake_at: Option<Duration> = None;
@@ -223,12 +232,15 @@ pub fn plan(layer: &LayerPlan, cats: &[CategoryObs], obs: &LayerObs) -> Decision
     {
         wake(d);
     }
+    let blocked_on_resources = !claims.is_empty() && !phases.contains(&Phase::Running);
     Decision {
         actions,
         phases,
         waiting,
         wake_at,
         outcome,
+        claims,
+        blocked_on_resources,
     }
 }
 
@@ -353,14 +365,19 @@ fn first_failure(layer: &LayerPlan, st: &[St]) -> Option<usize> {
     })
 }
 
+/// Starts what may start; returns the categories that may start but for
+/// their shared resources (they keep their slot and budget meanwhile, so a
+/// grant never waits for either).
 fn admit(
     layer: &LayerPlan,
     st: &[St],
     obs: &LayerObs,
+    granted: &[bool],
     actions: &mut Vec<Action>,
     waiting: &mut [Option<WaitReason>],
     started: &mut [bool],
-) {
+) -> Vec<usize> {
+    let mut claims = Vec::new();
     let mut running = 0u32;
     let (mut cpu, mut mem) = (0u64, 0u64);
     for (i, s) in st.iter().enumerate() {
@@ -426,12 +443,18 @@ fn admit(
         running += 1;
         cpu += size.cpu_millis.unwrap_or(0);
         mem += size.memory_bytes.unwrap_or(0);
+        if !layer.categories[i].uses.is_empty() && !granted[i] {
+            waiting[i] = Some(WaitReason::Resource);
+            claims.push(i);
+            continue;
+        }
         started[i] = true;
         actions.push(Action::Start {
             category: i,
             attempt,
         });
     }
+    claims
 }
 
 fn outcome_of(layer: &LayerPlan, st: &[St]) -> LayerOutcome {

@@ -171,6 +171,10 @@ pub struct CategoryObs {
     pub attempts: Vec<AttemptObs>,
     /// The recorded end, once a decision made it final.
     pub terminal: Option<Terminal>,
+    /// Its next attempt holds the shared resources it uses (a grant the
+    /// executor obtained after the planner asked for it in
+    /// [`Decision::claims`]). Irrelevant for a category that uses none.
+    pub granted: bool,
 }
 
 impl CategoryObs {
@@ -220,6 +224,9 @@ pub enum WaitReason {
     Budget,
     /// Backing off before a retry, until this time.
     Backoff(Duration),
+    /// Ready, with its slot and budget kept, but the shared resources it
+    /// uses are held by others.
+    Resource,
     /// The layer holds (suspended, or waiting for services).
     Hold,
 }
@@ -291,4 +298,13 @@ pub struct Decision {
     pub wake_at: Option<Duration>,
     /// Set once every category has ended.
     pub outcome: Option<LayerOutcome>,
+    /// Categories ready to start but for their shared resources: the
+    /// executor asks for their grants, and plans again once any is granted.
+    /// A grant lasts one attempt; the executor gives it back when the
+    /// attempt ends, and gives back any grant of a category not in this
+    /// list and not running.
+    pub claims: Vec<usize>,
+    /// Nothing runs and some category waits for a shared resource: the
+    /// layer is held up by other runs (time the deadline need not count).
+    pub blocked_on_resources: bool,
 }

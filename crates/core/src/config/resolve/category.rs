@@ -180,6 +180,19 @@ impl Resolver<'_> {
             }
         }
         let quarantine = self.quarantine(c, &cp, d.quarantine, &rc.quarantine);
+        let uses = self.uses(c, &format!("{cp}.uses"), &rc.uses, d.capacities);
+        for (j, u) in rc.uses.iter().enumerate() {
+            let k = super::shared::resource_k8s_name(&u.name);
+            if d.layer_uses.contains_key(&k) {
+                c.push(
+                    format!("{cp}.uses[{j}]"),
+                    format!(
+                        "the layer holds {:?} for its whole run; its categories cannot wait for more of it",
+                        u.name
+                    ),
+                );
+            }
+        }
         CategoryPlan {
             name: rc.name.clone(),
             k8s_name: k8s.get(&rc.name).cloned().unwrap_or_default(),
@@ -199,6 +212,7 @@ impl Resolver<'_> {
             working_dir: rc.working_dir.clone(),
             quarantine,
             allow_failure: rc.allow_failure.unwrap_or(false),
+            uses,
         }
     }
 
@@ -250,4 +264,8 @@ pub(super) struct CategoryDefaults<'a> {
     pub(super) resources: Option<&'a RawResources>,
     pub(super) budget: Quantities,
     pub(super) quarantine: &'a [String],
+    /// Declared capacities of shared resources.
+    pub(super) capacities: &'a BTreeMap<String, u32>,
+    /// Shared resources the layer holds for its whole run.
+    pub(super) layer_uses: &'a BTreeMap<String, u32>,
 }

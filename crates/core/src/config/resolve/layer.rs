@@ -263,6 +263,8 @@ impl Resolver<'_> {
             );
         }
 
+        let capacities = self.config.declared_capacities(c);
+        let uses = self.uses(c, &format!("{lp}.uses"), &raw.uses, &capacities);
         let cats = self.categories(
             c,
             &CategoryDefaults {
@@ -276,6 +278,8 @@ impl Resolver<'_> {
                 resources: raw.resources.as_ref(),
                 budget,
                 quarantine: &raw.quarantine,
+                capacities: &capacities,
+                layer_uses: &uses,
             },
         );
 
@@ -296,6 +300,9 @@ impl Resolver<'_> {
             service_addresses,
             service_wait,
             llm_mode,
+            uses,
+            deadline_counts_resource_wait: raw.deadline_counts_resource_wait.unwrap_or(false),
+            capacities,
         };
         let names: Vec<String> = cats.iter().map(|c| c.name.clone()).collect();
         match LayerPlan::new(settings, cats) {

@@ -4,7 +4,7 @@
 //!
 //! The work is split by concern: `overrides` (where a setting comes from),
 //! `layer` (the layer's own settings), `category` (each category),
-//! `resources` (CPU and memory), `validate` (the whole-config check) and
+//! `resources` (CPU and memory), `shared` (shared resources), `validate` (the whole-config check) and
 //! `checks` (names and addresses).
 
 mod category;
@@ -12,10 +12,12 @@ mod checks;
 mod layer;
 mod overrides;
 mod resources;
+mod shared;
 mod validate;
 
 pub use checks::service_k8s_name;
 pub use overrides::Overrides;
+pub use shared::{MAX_CAPACITY, resource_k8s_name};
 
 use super::error::Collector;
 use super::raw::{RawEnvironment, RawLayerOverride};

@@ -53,6 +53,7 @@ impl Config {
             }
         }
         self.check_layer_cycles(&mut c);
+        self.check_resource_deadlocks(&mut c);
         let mut errs = match c.finish(()) {
             Ok(()) => return Ok(()),
             Err(e) => e,

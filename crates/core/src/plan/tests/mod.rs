@@ -3,6 +3,7 @@
 
 mod ordering;
 mod recorded;
+mod resources;
 mod retries;
 mod stops;
 mod waiting;

@@ -7,6 +7,7 @@ use super::*;
 fn a_recorded_end_is_never_decided_again() {
     let l = layer(Strategy::ParallelUnlimited, None, vec![cat("a", &[])]);
     let done = CategoryObs {
+        granted: false,
         attempts: vec![AttemptObs {
             started_at: s(0),
             stop: None,
@@ -31,6 +32,7 @@ fn a_stale_view_after_a_cancel_gives_the_same_ends() {
         vec![cat("a", &[]), cat("c", &[0])],
     );
     let running = CategoryObs {
+        granted: false,
         attempts: vec![AttemptObs {
             started_at: s(0),
             stop: None,
@@ -54,6 +56,7 @@ fn a_stale_view_after_a_cancel_gives_the_same_ends() {
     // Asked again once a has ended as cancelled, but without c's recorded end
     // (an executor whose cache is behind): c still ends Cancelled, not Skipped.
     let a_done = CategoryObs {
+        granted: false,
         attempts: vec![AttemptObs {
             started_at: s(0),
             stop: None,
@@ -83,6 +86,7 @@ fn a_stale_view_after_a_cancel_gives_the_same_ends() {
         cause: Cause::LayerDeadline,
     };
     let a_done = CategoryObs {
+        granted: false,
         attempts: vec![AttemptObs {
             started_at: s(0),
             stop: None,
@@ -122,6 +126,7 @@ fn a_recorded_stop_decides_the_end_however_the_attempt_ended() {
     let mut a = AttemptObs::running(s(0));
     a.stop = Some(Stop::End(cancelled));
     let running = CategoryObs {
+        granted: false,
         attempts: vec![a],
         terminal: None,
     };
@@ -142,6 +147,7 @@ fn a_recorded_stop_decides_the_end_however_the_attempt_ended() {
     ] {
         a.ended = Some((s(4), outcome));
         let ended = CategoryObs {
+            granted: false,
             attempts: vec![a],
             terminal: None,
         };
@@ -164,6 +170,7 @@ fn a_recorded_stop_decides_the_end_however_the_attempt_ended() {
     let d = plan(
         &l,
         &[CategoryObs {
+            granted: false,
             attempts: vec![a],
             terminal: None,
         }],

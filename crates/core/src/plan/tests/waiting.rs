@@ -33,6 +33,7 @@ fn wake_up_is_the_earliest_timeout_backoff_or_deadline() {
     let l = LayerPlan::new(settings, cats).unwrap();
     let obs = vec![
         CategoryObs {
+            granted: false,
             attempts: vec![AttemptObs {
                 started_at: s(10),
                 stop: None,
@@ -41,6 +42,7 @@ fn wake_up_is_the_earliest_timeout_backoff_or_deadline() {
             terminal: None,
         },
         CategoryObs {
+            granted: false,
             attempts: vec![AttemptObs {
                 started_at: s(0),
                 stop: None,

@@ -311,7 +311,11 @@ pub fn category_obs(
             status.caused_by.as_deref(),
         )
     });
-    CategoryObs { attempts, terminal }
+    CategoryObs {
+        attempts,
+        terminal,
+        granted: false,
+    }
 }
 
 #[cfg(test)]
