@@ -31,11 +31,12 @@ use testlayer_testkit::{ControlPlane, RealNode, TestKubelet};
 use tokio::task::JoinHandle;
 
 /// The CRDs the controller needs, as `kubectl wait` names them.
-pub const CRDS: [&str; 4] = [
+pub const CRDS: [&str; 5] = [
     "testlayerruns.testlayer.dev",
     "categoryruns.testlayer.dev",
     "testlayerschedules.testlayer.dev",
     "testlayertriggers.testlayer.dev",
+    "testlayerresources.testlayer.dev",
 ];
 
 /// How often [`eventually`] looks.

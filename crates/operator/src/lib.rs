@@ -6,4 +6,4 @@ pub mod api;
 pub mod controller;
 pub mod report;
 
-pub(crate) use testlayer_core::{config, history, layer, plan, results, words};
+pub(crate) use testlayer_core::{config, history, layer, plan, resources, results, words};

@@ -100,6 +100,10 @@ pub struct CategoryRunSpec {
     /// Pod settings from the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<PodSettings>,
+    /// Units of shared resources (TestLayerResources, by name) each attempt
+    /// holds while it runs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub uses: BTreeMap<String, u32>,
 }
 
 /// What a CategoryRun has done so far.
@@ -167,6 +171,9 @@ pub struct CategoryRunStatus {
     /// failure that triggered fail-fast).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caused_by: Option<String>,
+    /// The shared resources its next attempt waits for, while it waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_claim: Option<super::ResourceClaim>,
 }
 
 /// One attempt: one Pod.

@@ -4,7 +4,7 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use super::{CategoryRun, TestLayerRun, TestLayerSchedule, TestLayerTrigger};
+use super::{CategoryRun, TestLayerResource, TestLayerRun, TestLayerSchedule, TestLayerTrigger};
 
 /// Every CRD.
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
@@ -13,6 +13,7 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         CategoryRun::crd(),
         TestLayerSchedule::crd(),
         TestLayerTrigger::crd(),
+        TestLayerResource::crd(),
     ]
 }
 

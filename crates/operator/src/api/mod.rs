@@ -1,4 +1,5 @@
-//! The Kubernetes API of testlayer: `TestLayerRun`, `CategoryRun`, `TestLayerSchedule` and `TestLayerTrigger` in group
+//! The Kubernetes API of testlayer: `TestLayerRun`, `CategoryRun`, `TestLayerSchedule`, `TestLayerTrigger` and
+//! `TestLayerResource` in group
 //! `testlayer.dev`, version `v1alpha1`. Plain serde types (no untagged unions,
 //! optional fields skipped when empty) so the generated schemas are structural.
 
@@ -7,6 +8,7 @@ mod common;
 mod crds;
 mod decoded;
 pub mod limits;
+mod resource;
 mod schedule;
 mod test_layer_run;
 mod trigger;
@@ -20,6 +22,7 @@ pub use category_run::{
 pub use common::{ConditionType, LayerPhase};
 pub use crds::{all_crds, crds_yaml};
 pub use decoded::{Decoded, Undecodable};
+pub use resource::{ResourceClaim, ResourceUnits, TestLayerResource, TestLayerResourceSpec};
 pub use schedule::{
     ConcurrencyPolicy, MAX_HISTORY_LIMIT, MAX_TICK_HISTORY, RunSpecTemplate, RunTemplate,
     ScheduledRun, TemplateMetadata, TestLayerSchedule, TestLayerScheduleSpec,

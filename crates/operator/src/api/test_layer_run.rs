@@ -94,6 +94,11 @@ pub struct TestLayerRunSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(max = super::limits::MAX_WHOLE_SECONDS))]
     pub termination_bound_seconds: Option<u32>,
+    /// Served before runs of a lower priority when waiting for shared
+    /// resources (the layer config's `uses`); 0 when unset. Among runs of
+    /// one priority, the earlier created goes first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
     /// Delete the run (and everything it owns) this many seconds after it finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = super::limits::MAX_WHOLE_SECONDS))]
@@ -255,6 +260,19 @@ pub struct TestLayerRunStatus {
     /// Quarantined tests that failed, summed over categories.
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub quarantined_tests: u64,
+    /// The shared resources the layer (its `uses`) waits for, while it
+    /// waits, with its place in each line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_claim: Option<super::ResourceClaim>,
+    /// Seconds the run spent with nothing running because of shared
+    /// resources others held, in spans that ended (not counted against the
+    /// layer deadline unless the layer says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_wait_seconds: Option<u64>,
+    /// Since when the run has had nothing running because of shared
+    /// resources, while it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_wait_since: Option<Time>,
     /// Every category of the plan, compact, while the run has at most
     /// [`MAX_LISTED_CATEGORIES`] (a larger run lists none: details are in
     /// each category's CategoryRun).
@@ -372,6 +390,13 @@ pub struct PlanSnapshot {
     /// recreated from it, never from the config.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frozen: Option<FrozenPlanRef>,
+    /// Units of shared resources (TestLayerResources, by name) the layer
+    /// holds from its start to its end.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub uses: BTreeMap<String, u32>,
+    /// Time spent waiting for shared resources counts against the deadline.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deadline_counts_resource_wait: bool,
 }
 
 impl PlanSnapshot {

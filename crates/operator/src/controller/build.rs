@@ -136,6 +136,8 @@ pub fn snapshot(layer: &LayerPlan) -> PlanSnapshot {
         category_count: layer.categories.len() as u32,
         categories: Vec::new(),
         frozen: None,
+        uses: layer.uses.clone(),
+        deadline_counts_resource_wait: layer.deadline_counts_resource_wait,
     }
 }
 
@@ -209,6 +211,7 @@ pub fn category_run(
         allow_failure: c.allow_failure,
         passed_in: None,
         pod: run.spec.pod.clone(),
+        uses: c.uses.clone(),
     };
     Ok(category_run_object(run, &layer.k8s_name, &c.k8s_name, spec))
 }
@@ -346,6 +349,7 @@ pub fn layer_from_objects(
         c.junit_report = s.junit_report.clone();
         c.quarantine = s.quarantine.clone();
         c.allow_failure = s.allow_failure;
+        c.uses = s.uses.clone();
         categories.push(c);
     }
     let mut settings = LayerSettings::new(key, strategy, snap.max_parallel);
@@ -359,6 +363,8 @@ pub fn layer_from_objects(
     settings.required_services = snap.required_services.clone();
     settings.service_wait = seconds(snap.service_wait_seconds);
     settings.llm_mode = llm_mode;
+    settings.uses = snap.uses.clone();
+    settings.deadline_counts_resource_wait = snap.deadline_counts_resource_wait;
     LayerPlan::new(settings, categories).map_err(|e| bad(e.to_string()))
 }
 

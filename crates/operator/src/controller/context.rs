@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::runtime::events::Recorder;
@@ -11,7 +12,7 @@ use kube::runtime::reflector::Store;
 use super::metrics::Metrics;
 use super::own_writes::OwnWrites;
 use super::refused::RefusedCreates;
-use crate::api::{CategoryRun, Decoded, TestLayerRun};
+use crate::api::{CategoryRun, Decoded, TestLayerResource, TestLayerRun};
 
 /// Field manager of every write (server-side apply and patches).
 pub const FIELD_MANAGER: &str = "testlayer-controller";
@@ -27,6 +28,10 @@ pub struct Context {
     pub category_runs: Store<Decoded<CategoryRun>>,
     /// Every Pod the controller manages.
     pub pods: Store<Pod>,
+    /// Every TestLayerResource (shared resources and their capacities).
+    pub resources: Store<Decoded<TestLayerResource>>,
+    /// Every grant of a shared resource (Leases labelled with a resource).
+    pub grants: Store<Lease>,
     /// Publishes Events.
     pub recorder: Recorder,
     /// Prometheus metrics.
@@ -44,6 +49,8 @@ pub struct Own {
     pub category_runs: OwnWrites<CategoryRun>,
     /// Pods created and deleted.
     pub pods: OwnWrites<Pod>,
+    /// Grants of shared resources created.
+    pub grants: OwnWrites<Lease>,
     /// Pod creates the apiserver refused.
     pub refused: RefusedCreates,
 }

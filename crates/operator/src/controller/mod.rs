@@ -10,6 +10,7 @@ pub(crate) mod apply;
 pub mod build;
 pub mod context;
 pub mod frozen_plan;
+mod grant_sweep;
 pub mod metrics;
 pub mod observe;
 mod own_writes;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
@@ -17,6 +18,7 @@ use kube::api::{Api, ListParams, LogParams};
 use super::build::{CONTAINER, LABEL_RUN, owned_by};
 use super::context::{Context, ControllerError};
 use super::frozen_plan::{self, FrozenPlan};
+use super::step::shared::{Grant, RecordedClaim, SharedView};
 use super::step::{
     Answers, AttemptLog, CaseList, ConfigAnswer, DEFAULT_CONFIG_KEY, FrozenPlanAnswer, LogAnswer,
     Observed, Question, ReportRead, RerunAnswer, RerunSource,
@@ -108,6 +110,7 @@ pub fn observe(ctx: &Context, run: &Arc<TestLayerRun>, answers: Answers) -> Obse
         .filter_map(|c| c.metadata.uid.as_deref())
         .collect();
     let refused = ctx.own.refused.owned_by(&ns, &owners);
+    let shared = shared_view(ctx, &ns);
     Observed {
         run,
         category_runs,
@@ -115,7 +118,64 @@ pub fn observe(ctx: &Context, run: &Arc<TestLayerRun>, answers: Answers) -> Obse
         pods,
         runs,
         refused,
+        shared,
         answers,
+    }
+}
+
+/// The shared resources of namespace `ns`: the capacities its
+/// TestLayerResources declare, every grant, and every claim its runs and
+/// CategoryRuns record (this controller's own newest writes laid over the
+/// caches).
+pub fn shared_view(ctx: &Context, ns: &str) -> SharedView {
+    let capacities = ctx
+        .resources
+        .state()
+        .iter()
+        .filter(|r| r.namespace().as_deref() == Some(ns))
+        .filter_map(|r| r.valid().map(|v| (v.name_any(), v.spec.capacity)))
+        .collect();
+    let mut leases: Vec<Arc<Lease>> = ctx
+        .grants
+        .state()
+        .into_iter()
+        .filter(|l| l.namespace().as_deref() == Some(ns))
+        .map(|l| ctx.own.grants.fresher(l))
+        .collect();
+    let seen: BTreeSet<String> = leases.iter().map(|l| l.name_any()).collect();
+    leases.extend(ctx.own.grants.unseen(ns, &|n| seen.contains(n), &|_| true));
+    let grants = leases.iter().filter_map(|l| Grant::from_lease(l)).collect();
+    let mut claims = Vec::new();
+    for cr in ctx.category_runs.state() {
+        let Some(cr) = cr.valid().filter(|c| c.namespace().as_deref() == Some(ns)) else {
+            continue;
+        };
+        let cr = ctx.own.category_runs.fresher(cr.clone());
+        if let Some(c) = cr.status.as_ref().and_then(|s| s.resource_claim.clone()) {
+            claims.push(RecordedClaim {
+                holder: cr.name_any(),
+                holder_uid: cr.metadata.uid.clone().unwrap_or_default(),
+                claim: c,
+            });
+        }
+    }
+    for r in ctx.runs.state() {
+        let Some(r) = r.valid().filter(|r| r.namespace().as_deref() == Some(ns)) else {
+            continue;
+        };
+        let r = ctx.own.runs.fresher(r.clone());
+        if let Some(c) = r.status.as_ref().and_then(|s| s.resource_claim.clone()) {
+            claims.push(RecordedClaim {
+                holder: r.name_any(),
+                holder_uid: r.metadata.uid.clone().unwrap_or_default(),
+                claim: c,
+            });
+        }
+    }
+    SharedView {
+        capacities,
+        grants,
+        claims,
     }
 }
 

@@ -46,6 +46,8 @@ pub async fn reconcile(
     // recorded, would look like a free slot.
     super::runner::synced(&ctx.category_runs).await;
     super::runner::synced(&ctx.pods).await;
+    super::runner::synced(&ctx.resources).await;
+    super::runner::synced(&ctx.grants).await;
     let _timer = ctx.metrics.reconcile();
     let Some(ns) = obj.namespace() else {
         return Err(ControllerError::Incomplete("namespace"));

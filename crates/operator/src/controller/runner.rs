@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::controller::{self, Action as Requeue, Controller};
@@ -23,11 +24,14 @@ use super::schedule::reconcile::{
 };
 use super::schedule::ticks::{LABEL_SCHEDULE, LABEL_TRIGGER};
 use super::server::{Readiness, serve};
+use super::step::shared::LABEL_RESOURCE;
 use super::trigger::reconcile::{
     TriggerContext, error_policy as trigger_error_policy, reconcile as reconcile_trigger,
 };
 use super::trigger::watches::follow as follow_watched;
-use crate::api::{CategoryRun, Decoded, TestLayerRun, TestLayerSchedule, TestLayerTrigger};
+use crate::api::{
+    CategoryRun, Decoded, TestLayerResource, TestLayerRun, TestLayerSchedule, TestLayerTrigger,
+};
 
 /// How the controller runs.
 #[derive(Debug, Clone)]
@@ -141,6 +145,51 @@ where
     }
 }
 
+/// The runs whose claims wait for shared resources, to wake when a grant
+/// or a TestLayerResource changes.
+#[derive(Clone)]
+struct Waiting {
+    category_runs: reflector::Store<Decoded<CategoryRun>>,
+    runs: reflector::Store<Decoded<TestLayerRun>>,
+}
+
+impl Waiting {
+    /// The runs of `ns` with a claim on `resource` (on any, when `None`).
+    fn runs(&self, ns: &str, resource: Option<&str>) -> Vec<ObjectRef<Decoded<TestLayerRun>>> {
+        let wants = |c: &crate::api::ResourceClaim| {
+            resource.is_none_or(|r| c.wants.iter().any(|w| w.resource == r))
+        };
+        let mut names = std::collections::BTreeSet::new();
+        for cr in self.category_runs.state() {
+            if let Some(cr) = cr.valid()
+                && cr.namespace().as_deref() == Some(ns)
+                && cr
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.resource_claim.as_ref())
+                    .is_some_and(wants)
+            {
+                names.insert(cr.spec.run_name.clone());
+            }
+        }
+        for r in self.runs.state() {
+            if let Some(r) = r.valid()
+                && r.namespace().as_deref() == Some(ns)
+                && r.status
+                    .as_ref()
+                    .and_then(|s| s.resource_claim.as_ref())
+                    .is_some_and(wants)
+            {
+                names.insert(r.name_any());
+            }
+        }
+        names
+            .into_iter()
+            .map(|n| ObjectRef::new(&n).within(ns))
+            .collect()
+    }
+}
+
 /// Runs the controller until SIGTERM or Ctrl-C.
 pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError> {
     let ns = opts.namespace.as_deref();
@@ -220,6 +269,24 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
     let pod_stream = reflector::reflector(
         pod_writer,
         watcher(api::<Pod>(&client, ns), pod_wc).modify(trim_pod),
+    )
+    .default_backoff()
+    .touched_objects();
+
+    // Shared resources: their declarations, and the grants of their units.
+    let (res_reader, res_writer) = reflector::store();
+    let res_stream = reflector::reflector(
+        res_writer,
+        watcher(api::<Decoded<TestLayerResource>>(&client, ns), wc.clone())
+            .modify(|o| o.managed_fields_mut().clear()),
+    )
+    .default_backoff()
+    .touched_objects();
+    let (grant_reader, grant_writer) = reflector::store();
+    let grant_stream = reflector::reflector(
+        grant_writer,
+        watcher(api::<Lease>(&client, ns), wc.clone().labels(LABEL_RESOURCE))
+            .modify(|o| o.managed_fields_mut().clear()),
     )
     .default_backoff()
     .touched_objects();
@@ -309,6 +376,8 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
         runs: runs.clone(),
         category_runs: cr_reader.clone(),
         pods: pod_reader.clone(),
+        resources: res_reader.clone(),
+        grants: grant_reader.clone(),
         recorder,
         metrics,
         own: Default::default(),
@@ -342,6 +411,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
             }
         })
     };
+    let sweeper = tokio::spawn(super::grant_sweep::sweep(ctx.clone()));
     let readiness = {
         let (runs, crs, pods) = (runs.clone(), cr_reader.clone(), pod_reader.clone());
         tokio::spawn(async move {
@@ -350,11 +420,17 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
             synced(&trig_runs).await;
             synced(&crs).await;
             synced(&pods).await;
+            synced(&res_reader).await;
+            synced(&grant_reader).await;
             ready.set(true);
             tracing::info!("caches synced; ready");
         })
     };
 
+    let waiting = Waiting {
+        category_runs: cr_reader.clone(),
+        runs: runs.clone(),
+    };
     let controller = controller
         .owns_stream(cr_stream)
         .watches_stream(pod_stream, |pod: Pod| {
@@ -362,6 +438,26 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
             let ns = pod.namespace();
             run.zip(ns)
                 .map(|(run, ns)| ObjectRef::<Decoded<TestLayerRun>>::new(&run).within(&ns))
+        })
+        .watches_stream(grant_stream, {
+            let waiting = waiting.clone();
+            move |grant: Lease| {
+                // Its holder's run, and every run whose claims wait for a
+                // unit of the resource.
+                let ns = grant.namespace().unwrap_or_default();
+                let labels = grant.labels();
+                let own = labels
+                    .get(LABEL_RUN)
+                    .map(|r| ObjectRef::<Decoded<TestLayerRun>>::new(r).within(&ns));
+                let resource = labels.get(LABEL_RESOURCE).cloned().unwrap_or_default();
+                own.into_iter()
+                    .chain(waiting.runs(&ns, Some(&resource)))
+                    .collect::<Vec<_>>()
+            }
+        })
+        .watches_stream(res_stream, move |r: Decoded<TestLayerResource>| {
+            let ns = r.namespace().unwrap_or_default();
+            waiting.runs(&ns, None)
         })
         .with_config(controller::Config::default().concurrency(opts.concurrency))
         .shutdown_on_signal()
@@ -393,6 +489,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
     };
     readiness.abort();
     gauge.abort();
+    sweeper.abort();
     watches.abort();
     if let Some((channel, task, _)) = leadership {
         // Closing the channel makes the manager release the Lease.

@@ -21,7 +21,7 @@ use super::refusals;
 use super::rerun::carried_message;
 use super::writes::Note;
 use super::{note, wall_clock};
-use crate::api::{AttemptStatus, CategoryRun, CategoryRunStatus};
+use crate::api::{AttemptStatus, CategoryRun, CategoryRunStatus, ResourceClaim};
 use crate::controller::build::{self, LABEL_ATTEMPT, LABEL_CATEGORY, owned_by};
 use crate::controller::observe::running_since;
 use crate::layer::LayerPlan;
@@ -390,6 +390,7 @@ impl Categories {
         layer: &LayerPlan,
         d: &Decision,
         hold: Option<&str>,
+        claims: &BTreeMap<String, ResourceClaim>,
         now: Timestamp,
     ) -> StatusWrites {
         let wall = wall_clock(now);
@@ -422,6 +423,12 @@ impl Categories {
                     st.message = Some(hold.map_or(message, str::to_string));
                     st.caused_by = None;
                 }
+            }
+            // A claim is recorded while it waits, so that every run's
+            // reconcile sees the whole line.
+            st.resource_claim = claims.get(&c.cr.name_any()).cloned();
+            if let Some(claim) = &st.resource_claim {
+                st.message = Some(super::shared::describe_claim(claim));
             }
             if let (Some(s), Some(e)) = (&st.start_time, &st.completion_time) {
                 st.duration = Some(human_duration(offset(&s.0, &e.0)));
@@ -481,6 +488,9 @@ fn due(
 ) -> Due {
     if recorded == Some(next) {
         return Due::Never;
+    }
+    if recorded.and_then(|r| r.resource_claim.as_ref()) != next.resource_claim.as_ref() {
+        return Due::Now;
     }
     let never_written = recorded.is_none_or(|r| *r == CategoryRunStatus::default());
     if !never_written {

@@ -16,6 +16,7 @@
 
 mod attempts;
 mod categories;
+mod claims;
 pub(crate) mod conditions;
 mod gates;
 pub mod invalid;
@@ -25,6 +26,7 @@ mod plan_freeze;
 mod refusals;
 mod rerun;
 mod run_status;
+pub mod shared;
 pub mod writes;
 
 #[cfg(test)]
@@ -33,7 +35,7 @@ mod tests;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
-use kube::Resource;
+use kube::{Resource, ResourceExt};
 
 pub use attempts::{offset, stored};
 pub use observed::{
@@ -45,7 +47,7 @@ pub use writes::{Next, Note, Step, Write};
 
 use crate::api::LayerPhase;
 use crate::plan::gate::{Gate, services_gate};
-use crate::plan::{LayerObs, plan};
+use crate::plan::{LayerObs, ResourceWait, plan};
 use categories::Categories;
 use plan_freeze::Frozen;
 
@@ -73,7 +75,18 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
         return run_status::restart(o);
     }
     if let Some(phase) = status.phase.filter(|p| p.is_terminal()) {
-        return run_status::finished(o, phase, &status, now);
+        let mut s = run_status::finished(o, phase, &status, now);
+        // What the run and its categories held goes back.
+        let crs: Vec<String> = o
+            .category_runs
+            .iter()
+            .filter_map(|c| c.metadata.uid.clone())
+            .collect();
+        let held = claims::all_of(&o.shared, run, &crs);
+        if !held.is_empty() && s.questions.is_empty() {
+            s.writes.insert(0, Write::DeleteGrants(held));
+        }
+        return s;
     }
 
     // CategoryRuns the controller cannot use (edited by hand, or stored
@@ -154,22 +167,79 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
         Err(questions) => return Step::ask(questions),
     };
 
-    // The planner, on the run's clock.
+    // Shared resources: each one must be declared in the namespace; the
+    // layer's own `uses` are claimed once its gates are open.
+    let shares = layer.uses_shared_resources() && !run.spec.cancel;
+    if shares
+        && hold.is_none()
+        && let Some(m) = o
+            .shared
+            .missing(&layer, &run.namespace().unwrap_or_default())
+    {
+        hold = Some(m);
+    }
+    let layer_claim = shares && hold.is_none() && !claims::run_holds(&o.shared, run, &layer);
+
+    // The planner, on the run's clock, less the time shared resources held
+    // it up.
     let clock_start = status.start_time.as_ref().map_or(now, stored);
-    let obs: Vec<_> = cats.planner_view(&layer, &clock_start);
-    let layer_obs = LayerObs {
-        cancel: run.spec.cancel,
-        hold: hold.is_some(),
-        suspend: run.spec.suspend,
-        ..LayerObs::at(offset(&clock_start, &now), Duration::ZERO)
+    let now_offset = offset(&clock_start, &now);
+    let resource_wait = ResourceWait {
+        total: Duration::from_secs(status.resource_wait_seconds.unwrap_or(0)),
+        since: status
+            .resource_wait_since
+            .as_ref()
+            .map(|t| offset(&clock_start, &stored(t))),
     };
-    let decision = plan(&layer, &obs, &layer_obs);
+    let mut obs: Vec<_> = cats.planner_view(&layer, &clock_start);
+    claims::mark_granted(&o.shared, &layer, &cats, &mut obs);
+    let mut layer_obs = LayerObs {
+        cancel: run.spec.cancel,
+        hold: hold.is_some() || layer_claim,
+        suspend: run.spec.suspend,
+        ..LayerObs::at(
+            now_offset,
+            resource_wait.deadline_start(&layer, Duration::ZERO, now_offset),
+        )
+    };
+    let mut decision = plan(&layer, &obs, &layer_obs);
+    let mine = claims::mine(run, &layer, &cats, &obs, &decision, layer_claim);
+    let served = claims::serve_mine(&o.shared, run, &mine);
+    if !served.granted.is_empty() {
+        // Granted now: planned again with the grants, whose creates go
+        // before anything they let start.
+        let run_name = run.name_any();
+        for (i, c) in cats.items.iter().enumerate() {
+            if served.granted.contains(&c.cr.name_any())
+                && let Some(o) = obs.get_mut(i)
+            {
+                o.granted = true;
+            }
+        }
+        layer_obs.hold = hold.is_some() || (layer_claim && !served.granted.contains(&run_name));
+        decision = plan(&layer, &obs, &layer_obs);
+    }
+    let layer_waits = served.waiting.get(&run.name_any()).cloned();
+    if let Some(c) = &layer_waits {
+        hold = Some(shared::describe_claim(c));
+    }
+    let released = claims::releases(&o.shared, run, &cats, &obs, &decision, false);
+    let resource_wait = resource_wait.observe(
+        now_offset,
+        status.start_time.is_some() && decision.blocked_on_resources,
+    );
     let mut carried = cats.carry_out(&layer, &decision, &o.answers, &o.refused, now);
     if !carried.questions.is_empty() {
         // The logs of attempts about to be stopped, read before their Pods go.
         return Step::ask(carried.questions);
     }
-    let cr_writes = cats.status_writes(&layer, &decision, hold.as_deref(), now);
+    let cr_claims: std::collections::BTreeMap<String, crate::api::ResourceClaim> = served
+        .waiting
+        .iter()
+        .filter(|(holder, _)| **holder != run.name_any())
+        .map(|(h, c)| (h.clone(), c.clone()))
+        .collect();
+    let cr_writes = cats.status_writes(&layer, &decision, hold.as_deref(), &cr_claims, now);
     // Pods of attempts that ended before their container ran (an image that
     // cannot be pulled) go, once the end is recorded below.
     carried
@@ -188,10 +258,21 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
         hold.as_deref(),
         now,
     );
+    next_status.resource_claim = layer_waits;
+    next_status.resource_wait_seconds = Some(resource_wait.total.as_secs()).filter(|s| *s > 0);
+    next_status.resource_wait_since = match (resource_wait.since, &status.resource_wait_since) {
+        (None, _) => None,
+        (Some(_), Some(t)) => Some(t.clone()),
+        (Some(_), None) => Some(wall_clock(now)),
+    };
     let run_changed = run.status.as_ref() != Some(&next_status);
 
     // The writes, in the order crash safety needs.
     let mut writes = Vec::new();
+    if !served.leases.is_empty() {
+        // Held before anything they let start.
+        writes.push(Write::CreateGrants(served.leases));
+    }
     if starting && run_changed {
         // The clock is recorded before the first Pod exists.
         writes.push(Write::RunStatus(Box::new(next_status.clone())));
@@ -209,6 +290,9 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
     }
     if !carried.pods_to_delete.is_empty() {
         writes.push(Write::DeletePods(carried.pods_to_delete));
+    }
+    if !released.is_empty() {
+        writes.push(Write::DeleteGrants(released));
     }
     if run_changed && !starting {
         writes.push(Write::RunStatus(Box::new(next_status.clone())));

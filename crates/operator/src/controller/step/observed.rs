@@ -30,6 +30,8 @@ pub struct Observed {
     /// The Pods of its CategoryRuns that the apiserver refused to create, by
     /// Pod name, as this controller remembers them (none after a restart).
     pub refused: BTreeMap<String, Refusal>,
+    /// The shared resources of its namespace: capacities, grants, claims.
+    pub shared: super::shared::SharedView,
     /// Answers to the questions asked so far.
     pub answers: Answers,
 }

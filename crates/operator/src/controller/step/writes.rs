@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
@@ -20,6 +21,12 @@ pub enum Write {
     CreatePlan(Box<ConfigMap>),
     /// Create these CategoryRuns (one that exists already is fine).
     CreateCategoryRuns(Vec<CategoryRun>),
+    /// Create these grants of shared resources, all or none: a unit that is
+    /// held already (a create conflict) fails the reconcile, and the grants
+    /// made before it are deleted again.
+    CreateGrants(Vec<Lease>),
+    /// Delete these grants (gone already is fine).
+    DeleteGrants(Vec<String>),
     /// Create these Pods (one that exists already is fine).
     CreatePods(Vec<Pod>),
     /// Create these ConfigMaps keeping attempts' test cases (one that

@@ -8,6 +8,7 @@ mod invalid;
 mod refused;
 mod reports;
 mod reruns;
+mod resources;
 mod runs;
 mod stops;
 mod world;

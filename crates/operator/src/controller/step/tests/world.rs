@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -22,6 +23,7 @@ use super::super::{
 use crate::api::{CategoryRun, LayerPhase, TestLayerRun, Undecodable};
 use crate::controller::build::{LABEL_CATEGORY, LABEL_RUN};
 use crate::controller::frozen_plan;
+use crate::controller::step::shared::{Grant, RecordedClaim, SharedView};
 use crate::plan::Phase;
 use k8s_openapi::api::core::v1::ConfigMap;
 
@@ -126,6 +128,12 @@ pub struct World {
     pub rerun_source: Option<RerunAnswer>,
     /// Durations (ms by category) of each other run, by name.
     pub histories: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Capacities of the namespace's TestLayerResources.
+    pub capacities: BTreeMap<String, u32>,
+    /// Grants of shared resources (Leases), by name.
+    pub grants: BTreeMap<String, Lease>,
+    /// Claims recorded by other runs' holders.
+    pub foreign_claims: Vec<RecordedClaim>,
     scripts: ScriptFn,
     start: Timestamp,
     next_rv: u64,
@@ -199,6 +207,9 @@ impl World {
             refusal_log: Vec::new(),
             rerun_source: None,
             histories: BTreeMap::new(),
+            capacities: BTreeMap::new(),
+            grants: BTreeMap::new(),
+            foreign_claims: Vec::new(),
             scripts: Box::new(|_, _| Script::pass(1.0, "1 passed in 0.1s")),
             start: t0(),
             next_rv: 2,
@@ -236,7 +247,44 @@ impl World {
                 .map(Arc::new)
                 .collect(),
             refused: self.refused.clone(),
+            shared: self.shared_view(),
             answers,
+        }
+    }
+
+    /// The shared resources as the controller would see them.
+    pub fn shared_view(&self) -> SharedView {
+        let mut claims = self.foreign_claims.clone();
+        let holders = self
+            .crs
+            .values()
+            .map(|cr| (cr.name_any(), cr.metadata.uid.clone(), cr.status.as_ref()))
+            .chain(std::iter::once((
+                self.run.name_any(),
+                self.run.metadata.uid.clone(),
+                None,
+            )));
+        for (holder, uid, st) in holders {
+            let claim = match st {
+                Some(st) => st.resource_claim.clone(),
+                None => self
+                    .run
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.resource_claim.clone()),
+            };
+            if let Some(claim) = claim {
+                claims.push(RecordedClaim {
+                    holder,
+                    holder_uid: uid.unwrap_or_default(),
+                    claim,
+                });
+            }
+        }
+        SharedView {
+            capacities: self.capacities.clone(),
+            grants: self.grants.values().filter_map(Grant::from_lease).collect(),
+            claims,
         }
     }
 
@@ -471,6 +519,24 @@ impl World {
                         }
                     }
                 }
+                Write::CreateGrants(leases) => {
+                    for l in leases {
+                        let name = l.name_any();
+                        if self.grants.contains_key(&name) {
+                            // A create conflict fails the reconcile here.
+                            self.writes.push(format!("grant conflict {name}"));
+                            return false;
+                        }
+                        self.writes.push(format!("grant {name}"));
+                        self.grants.insert(name, l);
+                    }
+                }
+                Write::DeleteGrants(names) => {
+                    for name in names {
+                        self.writes.push(format!("release {name}"));
+                        self.grants.remove(&name);
+                    }
+                }
                 Write::DeletePods(names) => {
                     for name in names {
                         self.writes.push(format!("delete pod {name}"));
@@ -636,6 +702,27 @@ impl World {
             };
             let first_end = self.ends.values().min().copied();
             let to = first_end.map_or(wake, |e| e.min(wake)).max(self.now);
+            self.advance_to(to);
+        }
+    }
+
+    /// Runs reconciles for `span` of virtual time, whatever happens.
+    pub fn run_for(&mut self, span: Duration) {
+        let until = later(self.now, span);
+        while self.now < until {
+            let next = self.settle();
+            let wake = match next {
+                Next::After(d) => later(self.now, d),
+                _ => until,
+            };
+            let first_end = self.ends.values().min().copied();
+            let to = first_end
+                .map_or(wake, |e| e.min(wake))
+                .min(until)
+                .max(self.now);
+            if to == self.now {
+                break;
+            }
             self.advance_to(to);
         }
     }

@@ -1,0 +1,75 @@
+//! `TestLayerResource`: a shared resource (a staging database, a
+//! licence-limited sandbox) and its capacity, declared once per namespace so
+//! that every run using it sees the same value; and the claims and grants
+//! runs record about it.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A shared resource that categories of different runs take turns on: at
+/// most `capacity` units are held at once. Categories name it in their
+/// layer config's `uses`; its name is the resource's name there, lower
+/// case with `_` as `-`. Each unit held is a `coordination.k8s.io` Lease
+/// named `testlayer-grant-NAME-UNIT`, owned by its holder.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "testlayer.dev",
+    version = "v1alpha1",
+    kind = "TestLayerResource",
+    namespaced,
+    shortname = "tlres",
+    category = "testlayer",
+    printcolumn = r#"{"name":"Capacity","type":"integer","jsonPath":".spec.capacity"}"#,
+    printcolumn = r#"{"name":"Description","type":"string","jsonPath":".spec.description"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TestLayerResourceSpec {
+    /// Units that may be held at once (1: a mutex).
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub capacity: u32,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Units of one shared resource.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceUnits {
+    /// The resource (its TestLayerResource's name).
+    pub resource: String,
+    /// Units.
+    pub units: u32,
+    /// Place in the resource's line while waiting (1: next).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<u32>,
+}
+
+/// A claim on shared resources, recorded while its holder waits for them,
+/// so that every run's reconcile serves the waiting claims of the namespace
+/// in one order.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceClaim {
+    /// The attempt the grant is for (0: the whole run).
+    pub attempt: u32,
+    /// When the claiming run was created (served in this order).
+    pub since: Time,
+    /// The run's priority (served first when higher).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: i32,
+    /// The units wanted, with the place in each line.
+    pub wants: Vec<ResourceUnits>,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
+}

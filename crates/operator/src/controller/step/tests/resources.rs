@@ -1,0 +1,198 @@
+//! Shared resources: grants made before the Pods they let start, given
+//! back when the attempt (or the run) ends, claims served in the order of
+//! the namespace's line, and resources that are not declared.
+
+use super::world::t0;
+use super::*;
+use crate::api::{ResourceClaim, ResourceUnits};
+use crate::controller::step::shared::RecordedClaim;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+const SHARED: &str = r#"
+resources:
+  staging_db: {}
+layers:
+  e2e:
+    execution_mode: "parallel"
+    categories:
+      - name: "a"
+        timeout_seconds: 30
+        uses: [staging_db]
+      - name: "b"
+        timeout_seconds: 30
+        uses: [staging_db]
+      - name: "free"
+        timeout_seconds: 30
+"#;
+
+fn world(config: &str) -> World {
+    let mut w = World::new("e2e", config, json!({"command": "true"}))
+        .scripts(|_, _| Script::pass(1.0, "1 passed"));
+    w.capacities.insert("staging-db".into(), 1);
+    w
+}
+
+#[test]
+fn a_mutex_has_one_holder_at_a_time_and_each_grant_precedes_its_pod() {
+    let mut w = world(SHARED);
+    w.run_until(LONG, |w| w.count("create pod") >= 2);
+    // The category that does not use it started at once; of the two that
+    // do, one holds the unit and the other waits, first in line.
+    let b = w.category("b").status.clone().unwrap();
+    assert_eq!(b.reason, Some(Reason::WaitingForResource), "{b:#?}");
+    let claim = b.resource_claim.clone().unwrap();
+    assert_eq!(claim.wants[0].resource, "staging-db");
+    assert_eq!(claim.wants[0].position, Some(1));
+    assert_eq!(
+        b.message.as_deref(),
+        Some("waiting for shared resources: staging-db (1st in line)")
+    );
+    w.run_to_end(LONG);
+    assert_eq!(w.phase(), Some(LayerPhase::Succeeded));
+    // Never two Pods of the mutex's users at once.
+    let mut inside = 0;
+    for (_, pod, e) in &w.pod_log {
+        if pod.starts_with("r-free-") {
+            continue;
+        }
+        match e {
+            PodEvent::Created => {
+                inside += 1;
+                assert_eq!(inside, 1, "{:#?}", w.pod_log);
+            }
+            PodEvent::Ended(_) => inside -= 1,
+            PodEvent::Deleted => {}
+        }
+    }
+    // Each Pod's grant was written before it; both were given back.
+    for cat in ["a", "b"] {
+        let grant = w
+            .writes
+            .iter()
+            .position(|x| x == "grant testlayer-grant-staging-db-0")
+            .unwrap();
+        let pod = w
+            .writes
+            .iter()
+            .position(|x| x == &format!("create pod r-{cat}-1"))
+            .unwrap();
+        assert!(grant < pod, "{:#?}", w.writes);
+    }
+    assert_eq!(w.count("grant testlayer-grant"), 2);
+    assert_eq!(w.count("release testlayer-grant"), 2);
+    assert!(w.grants.is_empty());
+    // The claims are gone from the statuses once served.
+    assert!(
+        w.category("b")
+            .status
+            .as_ref()
+            .unwrap()
+            .resource_claim
+            .is_none()
+    );
+}
+
+#[test]
+fn an_earlier_claim_of_another_run_is_served_first() {
+    let mut w = world(SHARED);
+    w.foreign_claims.push(RecordedClaim {
+        holder: "older-a".into(),
+        holder_uid: "uid-older-a".into(),
+        claim: ResourceClaim {
+            attempt: 1,
+            since: Time(
+                t0().checked_sub(k8s_openapi::jiff::SignedDuration::from_secs(60))
+                    .unwrap(),
+            ),
+            priority: 0,
+            wants: vec![ResourceUnits {
+                resource: "staging-db".into(),
+                units: 1,
+                position: Some(1),
+            }],
+        },
+    });
+    w.run_until(Duration::from_secs(5), |w| w.count("create pod") >= 1);
+    w.run_for(Duration::from_secs(5));
+    assert_eq!(w.count("grant "), 0, "{:#?}", w.writes);
+    // The older claim is served (its own run's reconcile makes its grant):
+    // ours are next, in order.
+    let a = w.category("a").status.clone().unwrap();
+    assert_eq!(a.resource_claim.unwrap().wants[0].position, Some(1));
+    let b = w.category("b").status.clone().unwrap();
+    assert_eq!(b.resource_claim.unwrap().wants[0].position, Some(2));
+    // The older run's claim is granted and done: ours go on in order.
+    w.foreign_claims.clear();
+    w.run_to_end(LONG);
+    assert_eq!(w.phase(), Some(LayerPhase::Succeeded));
+    assert!(w.first("r-a-", &PodEvent::Created) < w.first("r-b-", &PodEvent::Created));
+}
+
+#[test]
+fn a_resource_without_its_object_holds_the_run_and_names_it() {
+    let mut w = world(SHARED);
+    w.capacities.clear();
+    w.run_for(Duration::from_secs(10));
+    assert_eq!(w.count("create pod"), 0);
+    let st = w.run.status.clone().unwrap();
+    assert!(
+        st.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("shared resource \"staging-db\" has no TestLayerResource in namespace ns"),
+        "{st:#?}"
+    );
+    w.capacities.insert("staging-db".into(), 1);
+    w.run_to_end(LONG);
+    assert_eq!(w.phase(), Some(LayerPhase::Succeeded));
+}
+
+#[test]
+fn a_layer_holds_its_resources_for_the_whole_run_and_gives_them_back_at_its_end() {
+    let config = r#"
+resources:
+  staging_db: {capacity: 2}
+layers:
+  e2e:
+    uses: [{name: staging_db, units: 2}]
+    categories:
+      - name: "a"
+        timeout_seconds: 30
+      - name: "b"
+        timeout_seconds: 30
+"#;
+    let mut w = world(config);
+    w.capacities.insert("staging-db".into(), 2);
+    w.run_until(LONG, |w| w.count("create pod") >= 1);
+    let grant = w.grants.get("testlayer-grant-staging-db-1").unwrap();
+    let owner = &grant.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str()),
+        ("TestLayerRun", "run-uid")
+    );
+    w.run_until(LONG, |w| w.count("create pod") >= 2);
+    assert_eq!(w.grants.len(), 2, "held between its categories");
+    w.run_to_end(LONG);
+    assert_eq!(w.phase(), Some(LayerPhase::Succeeded));
+    w.run_for(Duration::from_secs(2));
+    assert!(w.grants.is_empty(), "{:#?}", w.writes);
+}
+
+#[test]
+fn a_cancel_gives_back_what_the_run_holds() {
+    let mut w = world(SHARED).scripts(|_, _| Script::forever());
+    w.run_until(LONG, |w| w.count("create pod") >= 2);
+    assert_eq!(w.grants.len(), 1);
+    w.run.spec.cancel = true;
+    w.run_to_end(LONG);
+    assert_eq!(w.phase(), Some(LayerPhase::Cancelled));
+    assert!(w.grants.is_empty(), "{:#?}", w.writes);
+    assert!(
+        w.category("b")
+            .status
+            .as_ref()
+            .unwrap()
+            .resource_claim
+            .is_none()
+    );
+}

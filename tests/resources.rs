@@ -1,0 +1,260 @@
+//! Shared resources in the cluster, against the real control plane: runs
+//! take turns on a TestLayerResource in the order of the namespace's line,
+//! the wait shows in status, and whatever ends a holder (its attempt, a
+//! cancel, a deleted run, a Pod deleted by hand, a controller restart in
+//! between) gives back what it held, checked from the kubelet's record.
+
+mod common;
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use testlayer::api::{LayerPhase, TestLayerResource, TestLayerResourceSpec};
+use testlayer::plan::Phase;
+use testlayer::words::Reason;
+use testlayer_testkit::kubelet::{KubeletEvent, KubeletEventKind};
+
+use common::{Fixture, category_phases, eventually, phase};
+
+const T: Duration = Duration::from_secs(60);
+
+/// A layer whose categories each hold the mutex `staging_db` while they
+/// run `command`.
+fn config(categories: &[(&str, &str)], extra_category_fields: &str) -> String {
+    let mut c = String::from(
+        "resources:\n  staging_db: {}\nlayers:\n  e2e:\n    execution_mode: parallel\n    categories:\n",
+    );
+    for (name, command) in categories {
+        c += &format!(
+            "      - name: {name}\n        timeout_seconds: 120\n        uses: [staging_db]\n        command: \"{command}\"\n{extra_category_fields}"
+        );
+    }
+    c
+}
+
+async fn declare(fx: &Fixture, name: &str, capacity: u32) {
+    let api: Api<TestLayerResource> = fx.api();
+    let r = TestLayerResource::new(
+        name,
+        TestLayerResourceSpec {
+            capacity,
+            description: None,
+        },
+    );
+    api.create(&PostParams::default(), &r)
+        .await
+        .unwrap_or_else(|e| panic!("creating TestLayerResource {name}: {e}"));
+}
+
+async fn grants(fx: &Fixture) -> Vec<Lease> {
+    let api: Api<Lease> = fx.api();
+    api.list(&ListParams::default().labels("testlayer.dev/resource"))
+        .await
+        .expect("list grants")
+        .items
+}
+
+/// Most Pods of `pods` with a running container at once, and the order
+/// their containers started, in the kubelet's record.
+fn overlap(events: &[KubeletEvent], pods: impl Fn(&str) -> bool) -> (usize, Vec<String>) {
+    let mut running = std::collections::BTreeSet::new();
+    let (mut peak, mut order) = (0, Vec::new());
+    for e in events.iter().filter(|e| pods(&e.pod)) {
+        match e.kind {
+            KubeletEventKind::Running => {
+                running.insert(e.pod.clone());
+                order.push(e.pod.clone());
+            }
+            KubeletEventKind::Bound => {}
+            _ => {
+                running.remove(&e.pod);
+            }
+        }
+        peak = peak.max(running.len());
+    }
+    (peak, order)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_take_turns_on_a_mutex_in_the_order_they_were_created() {
+    let fx = Fixture::new("res-turns").await;
+    declare(&fx, "staging-db", 1).await;
+    let config = config(&[("a", "sleep 1"), ("b", "sleep 1")], "");
+    fx.submit("first", "e2e", &config, json!({})).await;
+    // One second later, so that the line's order is the runs' creation.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    fx.submit("second", "e2e", &config, json!({})).await;
+    // A waiting category says what it waits for and its place in line.
+    let waiting = eventually(T, "a category of the second run in line", async || {
+        let cr = fx.crs().get("second-b").await.ok()?;
+        let st = cr.status?;
+        (st.reason == Some(Reason::WaitingForResource)).then_some(st)
+    })
+    .await;
+    let claim = waiting
+        .resource_claim
+        .clone()
+        .expect("the claim is recorded");
+    assert_eq!(claim.wants[0].resource, "staging-db");
+    assert!(matches!(claim.wants[0].position, Some(1..=3)), "{claim:#?}");
+    assert!(
+        waiting
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("waiting for shared resources: staging-db ("),
+        "{waiting:#?}"
+    );
+    for run in ["first", "second"] {
+        let r = fx.wait_done(run, T).await;
+        assert_eq!(phase(&r), Some(LayerPhase::Succeeded), "{r:#?}");
+    }
+    let events = fx.kubelet().events();
+    let (peak, order) = overlap(&events, |p| {
+        p.starts_with("first-") || p.starts_with("second-")
+    });
+    assert_eq!(peak, 1, "two holders of the mutex at once: {order:?}");
+    assert_eq!(order.len(), 4, "{order:?}");
+    assert!(
+        order[..2].iter().all(|p| p.starts_with("first-")),
+        "the earlier run's claims were not served first: {order:?}"
+    );
+    // Everything held was given back.
+    eventually(T, "no grant left", async || {
+        let left = grants(&fx).await;
+        left.is_empty().then_some(()).ok_or_else(|| {
+            format!(
+                "{:?}",
+                left.iter().map(|l| l.name_any()).collect::<Vec<_>>()
+            )
+        })
+    })
+    .await;
+}
+
+/// Waits until `run`'s category `long` holds the mutex and `waiter`'s
+/// category `quick` waits for it.
+async fn holding(fx: &Fixture, run: &str, waiter: &str) {
+    eventually(T, format!("{run} holding, {waiter} waiting"), async || {
+        let held = grants(fx)
+            .await
+            .iter()
+            .any(|l| l.labels().get("testlayer.dev/holder") == Some(&format!("{run}-long")));
+        let waits = fx
+            .crs()
+            .get(&format!("{waiter}-quick"))
+            .await
+            .ok()
+            .and_then(|c| c.status)
+            .is_some_and(|s| s.reason == Some(Reason::WaitingForResource));
+        (held && waits).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_a_deleted_run_and_a_pod_deleted_by_hand_give_back_the_mutex() {
+    let mut fx = Fixture::new("res-release").await;
+    declare(&fx, "staging-db", 1).await;
+    let long = config(&[("long", "sleep 300")], "        infra_retries: 0\n");
+    let quick = config(&[("quick", "true")], "");
+
+    // Cancelled: its attempt is stopped and the mutex goes back.
+    fx.submit("holder1", "e2e", &long, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    fx.submit("waiter1", "e2e", &quick, json!({})).await;
+    holding(&fx, "holder1", "waiter1").await;
+    // A controller restart in between changes nothing: the grant is an
+    // object, not a memory.
+    fx.restart_controller(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    holding(&fx, "holder1", "waiter1").await;
+    assert_eq!(grants(&fx).await.len(), 1);
+    fx.runs()
+        .patch(
+            "holder1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"cancel": true}})),
+        )
+        .await
+        .unwrap();
+    let w = fx.wait_done("waiter1", T).await;
+    assert_eq!(phase(&w), Some(LayerPhase::Succeeded));
+    let h = fx.wait_done("holder1", T).await;
+    assert_eq!(phase(&h), Some(LayerPhase::Cancelled));
+
+    // Its Pod deleted by hand: the attempt ends, its grant goes back.
+    fx.submit("holder2", "e2e", &long, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    fx.submit("waiter2", "e2e", &quick, json!({})).await;
+    holding(&fx, "holder2", "waiter2").await;
+    // Once its attempt is recorded as running (before that, its Pod is the
+    // only record, and a Pod gone that early is started again).
+    eventually(T, "holder2's attempt recorded", async || {
+        let st = fx.crs().get("holder2-long").await.ok()?.status?;
+        (st.phase == Some(Phase::Running) && !st.attempts.is_empty()).then_some(())
+    })
+    .await;
+    fx.pods()
+        .delete("holder2-long-1", &DeleteParams::default())
+        .await
+        .unwrap();
+    let w = fx.wait_done("waiter2", T).await;
+    assert_eq!(phase(&w), Some(LayerPhase::Succeeded));
+    let h = fx.wait_done("holder2", T).await;
+    assert_eq!(category_phases(&h).get("long"), Some(&Phase::Failed));
+
+    // The run deleted: the garbage collector takes its grant with it.
+    fx.submit("holder3", "e2e", &long, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    fx.submit("waiter3", "e2e", &quick, json!({})).await;
+    holding(&fx, "holder3", "waiter3").await;
+    fx.runs()
+        .delete(
+            "holder3",
+            &DeleteParams {
+                propagation_policy: Some(kube::api::PropagationPolicy::Background),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let w = fx.wait_done("waiter3", T).await;
+    assert_eq!(phase(&w), Some(LayerPhase::Succeeded));
+
+    let events = fx.kubelet().events();
+    let (peak, _) = overlap(&events, |_| true);
+    assert_eq!(
+        peak,
+        1,
+        "two holders of the mutex at once:\n{}",
+        common::timeline(&events, "")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_without_its_object_holds_the_run_until_it_is_declared() {
+    let fx = Fixture::new("res-missing").await;
+    let config = config(&[("a", "true")], "");
+    fx.submit("r", "e2e", &config, json!({})).await;
+    let r = fx
+        .wait_for("r", T, "the hold naming the resource", |r| {
+            r.status
+                .as_ref()
+                .and_then(|s| s.message.as_deref())
+                .is_some_and(|m| {
+                    m.contains(
+                        "shared resource \"staging-db\" has no TestLayerResource in namespace",
+                    )
+                })
+        })
+        .await;
+    assert!(!common::is_done(&r));
+    assert!(fx.pod_names("").await.is_empty(), "a Pod started");
+    declare(&fx, "staging-db", 1).await;
+    let r = fx.wait_done("r", T).await;
+    assert_eq!(phase(&r), Some(LayerPhase::Succeeded));
+}
