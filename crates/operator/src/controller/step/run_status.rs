@@ -13,8 +13,8 @@ use super::refusals;
 use super::writes::{Next, Step, Write};
 use super::{note, offset, wall_clock};
 use crate::api::{
-    CategorySummary, FlakyCounts, LISTED_FAILURES, LayerPhase, MAX_LISTED_CATEGORIES, PhaseCounts,
-    TestCounts, TestLayerRun, TestLayerRunStatus,
+    CategoryRunStatus, CategorySummary, FlakyCounts, LISTED_FAILURES, LayerPhase,
+    MAX_LISTED_CATEGORIES, PhaseCounts, TestCounts, TestLayerRun, TestLayerRunStatus,
 };
 use crate::layer::LayerPlan;
 use crate::plan::describe::human_duration;
@@ -113,6 +113,23 @@ pub fn update(
             "; failed as allowed: {}",
             bounded_list(&allowed, allowed_n)
         ));
+    }
+    // Categories held up by shared resources other runs hold: the first
+    // one's line, and how many.
+    if !phase.is_terminal() && hold.is_none() && !run.spec.suspend {
+        let waiting: Vec<&CategoryRunStatus> = cats
+            .items
+            .iter()
+            .map(|c| &c.status)
+            .filter(|s| s.resource_claim.is_some())
+            .collect();
+        if let Some(first) = waiting.first().and_then(|s| s.message.as_deref()) {
+            message = if phases.running == 0 {
+                first.to_string()
+            } else {
+                format!("{message}; {} waiting for shared resources", waiting.len())
+            };
+        }
     }
     // Pods the apiserver refuses: the run cannot go on until they are created.
     let stall = refusals::run_stall(

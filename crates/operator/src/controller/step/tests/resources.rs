@@ -115,6 +115,13 @@ fn an_earlier_claim_of_another_run_is_served_first() {
     w.run_until(Duration::from_secs(5), |w| w.count("create pod") >= 1);
     w.run_for(Duration::from_secs(5));
     assert_eq!(w.count("grant "), 0, "{:#?}", w.writes);
+    let msg = w.run.status.clone().unwrap().message.unwrap();
+    // Nothing runs (the free category is done): the run says what holds
+    // it up.
+    assert_eq!(
+        msg,
+        "waiting for shared resources: staging-db (1st in line)"
+    );
     // The older claim is served (its own run's reconcile makes its grant):
     // ours are next, in order.
     let a = w.category("a").status.clone().unwrap();
