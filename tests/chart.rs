@@ -13,7 +13,10 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
-use testlayer::api::{LayerPhase, TestLayerRun, TestLayerSchedule, TestLayerTrigger};
+use testlayer::api::{
+    LayerPhase, TestLayerResource, TestLayerResourceSpec, TestLayerRun, TestLayerSchedule,
+    TestLayerTrigger,
+};
 use testlayer::controller::{ControllerOptions, LeaderElection, run as run_controller};
 use testlayer_testkit::{ControlPlane, TestKubelet, bin_dir};
 
@@ -132,6 +135,10 @@ fn the_chart_lints_and_renders() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_completes_a_run_under_the_charts_rbac() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("testlayer=warn")
+        .with_test_writer()
+        .try_init();
     let cp = ControlPlane::shared();
     // `helm install` into the test control plane (two replicas: leader
     // election on); it installs the CRDs from the chart too.
@@ -359,6 +366,65 @@ async fn the_controller_completes_a_run_under_the_charts_rbac() {
         "{}",
         stalled.message
     );
+
+    // Shared resources: TestLayerResources read, grants (Leases) created
+    // and given back.
+    let declared: Api<TestLayerResource> = Api::namespaced(admin.clone(), &ns);
+    declared
+        .create(
+            &PostParams::default(),
+            &TestLayerResource::new(
+                "sandbox",
+                TestLayerResourceSpec {
+                    capacity: 1,
+                    description: None,
+                },
+            ),
+        )
+        .await
+        .unwrap();
+    let shared = "resources:\n  sandbox: {}\nlayers:\n  turns:\n    categories:\n      - name: one\n        timeout_seconds: 30\n        uses: [sandbox]\n        command: \"sleep 0.3\"\n";
+    for name in ["turn-1", "turn-2"] {
+        runs.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"apiVersion": "testlayer.dev/v1alpha1", "kind": "TestLayerRun", "metadata": {"name": name},
+                "spec": {"layer": "turns", "config": {"inline": shared}, "image": "busybox"}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    for name in ["turn-1", "turn-2"] {
+        let r = eventually(
+            Duration::from_secs(60),
+            format!("{name} done"),
+            async || {
+                let r = runs.get(name).await.unwrap();
+                let p = r.status.as_ref().and_then(|s| s.phase);
+                p.filter(|p| p.is_terminal())
+                    .map(|p| (p, r.status.clone()))
+                    .ok_or_else(|| format!("{:#?}", r.status))
+            },
+        )
+        .await;
+        assert_eq!(r.0, LayerPhase::Succeeded, "{:#?}", r.1);
+    }
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(admin.clone(), &ns);
+    eventually(
+        Duration::from_secs(20),
+        "the grants given back",
+        async || {
+            let left = leases
+                .list(&ListParams::default().labels("testlayer.dev/resource"))
+                .await
+                .unwrap()
+                .items
+                .len();
+            (left == 0).then_some(())
+        },
+    )
+    .await;
     controller.abort();
 }
 
