@@ -23,7 +23,13 @@
 //!     to all Pods created beside a plain client creating as many, the
 //!     controller's peak RSS, and the bytes of the live run.
 //!
-//! Arguments: the parts to run (`a` to `f`; default all), and
+//! (g) shared resources: 50 runs of 10 categories, five of each run's
+//!     categories on a mutex and five on a pool of 3: the most holders at
+//!     once (from the kubelet's record), the time from a holder's Pod
+//!     ending to the next holder's Pod seen by the kubelet, and apiserver
+//!     writes per grant.
+//!
+//! Arguments: the parts to run (`a` to `g`; default all), and
 //! `--reps=N` (or `TESTLAYER_BENCH_REPS=N`): how many times (a) and (b) are
 //! repeated, default 3; each repetition is printed, then min / median / max.
 //! Every repetition starts from a clean apiserver: the namespaces of the one
@@ -837,4 +843,124 @@ async fn main() {
     if want("f") {
         ten_thousand(cp).await;
     }
+    if want("g") {
+        for rep in 1..=reps {
+            shared_resources(cp, rep, reps).await;
+        }
+    }
+}
+
+/// The most Pods of `holders` running at once, and for each Pod that ended,
+/// the milliseconds from its end to the next holder's Pod bound by the
+/// kubelet (each end paired with the first Bound after it not yet paired).
+fn handovers(
+    events: &[testlayer_testkit::kubelet::KubeletEvent],
+    holders: impl Fn(&str) -> bool,
+) -> (usize, Vec<f64>) {
+    let mut running = std::collections::BTreeSet::new();
+    let mut peak = 0;
+    let mut ended: std::collections::VecDeque<Instant> = Default::default();
+    let mut lat = Vec::new();
+    for e in events.iter().filter(|e| holders(&e.pod)) {
+        match e.kind {
+            KubeletEventKind::Bound => {
+                if let Some(end) = ended.pop_front() {
+                    lat.push(e.at.duration_since(end).as_secs_f64() * 1e3);
+                }
+            }
+            KubeletEventKind::Running => {
+                running.insert(e.pod.clone());
+            }
+            _ => {
+                if running.remove(&e.pod) {
+                    ended.push_back(e.at);
+                }
+            }
+        }
+        peak = peak.max(running.len());
+    }
+    (peak, lat)
+}
+
+async fn shared_resources(cp: &'static ControlPlane, rep: usize, reps: usize) {
+    const RUNS: usize = 50;
+    let fx = bench_fixture("bench-shared", 4).await;
+    let declare = |name: &str, capacity: u32| {
+        testlayer::api::TestLayerResource::new(
+            name,
+            testlayer::api::TestLayerResourceSpec {
+                capacity,
+                description: None,
+            },
+        )
+    };
+    let resources: kube::Api<testlayer::api::TestLayerResource> = fx.api();
+    for (name, capacity) in [("staging-db", 1), ("pool", 3)] {
+        resources
+            .create(&Default::default(), &declare(name, capacity))
+            .await
+            .expect("declare a resource");
+    }
+    let mut config = String::from(
+        "resources:\n  staging_db: {}\n  pool: {capacity: 3}\nlayers:\n  shared:\n    execution_mode: parallel\n    categories:\n",
+    );
+    for i in 0..10 {
+        let uses = if i < 5 { "staging_db" } else { "pool" };
+        config.push_str(&format!(
+            "      - name: c{i}\n        timeout_seconds: 600\n        uses: [{uses}]\n        command: \"sleep 0.05\"\n"
+        ));
+    }
+    let before = apiserver_writes(cp);
+    let t = Instant::now();
+    for r in 0..RUNS {
+        fx.submit(&format!("run-{r:02}"), "shared", &config, json!({}))
+            .await;
+    }
+    let mut passed = 0;
+    for r in 0..RUNS {
+        let run = fx
+            .wait_done(&format!("run-{r:02}"), Duration::from_secs(900))
+            .await;
+        passed += usize::from(
+            run.status.and_then(|s| s.phase) == Some(testlayer::api::LayerPhase::Succeeded),
+        );
+    }
+    let took = t.elapsed().as_secs_f64();
+    // The last grants go back just after their runs end.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let writes = diff(&apiserver_writes(cp), &before);
+    let ev = fx.kubelet().events();
+    let mutex = |p: &str| (0..5).any(|i| p.contains(&format!("-c{i}-")));
+    let pool = |p: &str| (5..10).any(|i| p.contains(&format!("-c{i}-")));
+    let (mutex_peak, mut mutex_lat) = handovers(&ev, mutex);
+    let (pool_peak, mut pool_lat) = handovers(&ev, pool);
+    mutex_lat.sort_by(f64::total_cmp);
+    pool_lat.sort_by(f64::total_cmp);
+    let grants = (RUNS * 10) as f64;
+    println!(
+        "(g) shared resources, repetition {rep}/{reps}: {RUNS} runs of 10 categories (5 on a mutex, 5 on a pool of 3), {passed}/{RUNS} succeeded in {took:.1} s:"
+    );
+    println!(
+        "    most holders at once: mutex {mutex_peak} (capacity 1), pool {pool_peak} (capacity 3)"
+    );
+    for (what, lat) in [("mutex", &mutex_lat), ("pool", &pool_lat)] {
+        println!(
+            "    {what}: holder's Pod ended -> next holder's Pod seen by the kubelet, {} handovers: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            lat.len(),
+            percentile(lat, 0.5),
+            percentile(lat, 0.99),
+            lat[lat.len() - 1]
+        );
+    }
+    let total: f64 = writes.values().sum();
+    println!(
+        "    apiserver writes: {total:.0} in all, {:.2} per grant ({grants:.0} grants, one per category); by kind, per grant:",
+        total / grants
+    );
+    for (k, v) in &writes {
+        println!("      {k:<34} {v:>6.0}  ({:.2} per grant)", v / grants);
+    }
+    // The controller stays while the namespace goes: it lets the grants'
+    // finalizers go.
+    delete_namespaces(&fx.client, std::slice::from_ref(&fx.ns)).await;
 }

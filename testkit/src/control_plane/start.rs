@@ -146,6 +146,12 @@ impl ControlPlane {
             format!("--kubelet-client-certificate={}", admin_crt.display()),
             format!("--kubelet-client-key={}", admin_key.display()),
             "--enable-priority-and-fairness=false".into(),
+            // MutatingAdmissionPolicies (beta, off by default), which tests
+            // use to stand in for admission webhooks (Kueue's, which gates
+            // the Pods of a queue): webhooks would need a Service the test
+            // control plane cannot route to.
+            "--feature-gates=MutatingAdmissionPolicy=true".into(),
+            "--runtime-config=admissionregistration.k8s.io/v1beta1=true".into(),
             "--max-requests-inflight=1000".into(),
             "--max-mutating-requests-inflight=500".into(),
             "--v=1".into(),

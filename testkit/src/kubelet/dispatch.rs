@@ -134,10 +134,21 @@ impl Loop {
             // Its worker stopped on an error: start again.
             self.workers.remove(&uid);
         }
+        let gated = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.scheduling_gates.as_ref())
+            .is_some_and(|g| !g.is_empty());
         let node = match pod.spec.as_ref().and_then(|s| s.node_name.clone()) {
             Some(n) if self.nodes.contains(&n) => n,
             Some(_) => return, // another kubelet's Pod
             None if pod.metadata.deletion_timestamp.is_some() => return,
+            // As the scheduler: a Pod behind a scheduling gate (a Kueue
+            // queue's admission) is not bound until its gates are gone.
+            None if gated => {
+                self.waiting.remove(&uid);
+                return;
+            }
             None => match self.pick_node() {
                 Some(n) => n,
                 None => {

@@ -231,6 +231,14 @@ pub struct AttemptStatus {
     /// When it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<Time>,
+    /// Its Pod waits behind a scheduling gate (a Kueue queue's admission):
+    /// its timeout does not run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gated: bool,
+    /// When its Pod was seen without its scheduling gates, having had some:
+    /// its timeout counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admitted_time: Option<Time>,
 }
 
 impl AttemptStatus {
@@ -252,6 +260,8 @@ impl AttemptStatus {
             stop: None,
             start_time: Some(start_time),
             completion_time: None,
+            gated: false,
+            admitted_time: None,
         }
     }
 }

@@ -187,6 +187,14 @@ pub struct PodSettings {
     /// escalation, all capabilities dropped, RuntimeDefault seccomp).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unrestricted: bool,
+    /// A Kueue `LocalQueue` of the namespace: every Pod carries the label
+    /// `kueue.x-k8s.io/queue-name` with it, so that Kueue's plain-Pod
+    /// integration admits it (through its `kueue.x-k8s.io/admission`
+    /// scheduling gate). Time a Pod spends scheduling-gated does not count
+    /// against the category's timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub queue_name: Option<String>,
 }
 
 /// What a TestLayerRun has done so far.

@@ -47,6 +47,8 @@ pub const ANNOTATION_SUITE_LAYERS: &str = "testlayer.dev/suite-layers";
 pub const MANAGER: &str = "testlayer";
 /// Name of the test container in every Pod.
 pub const CONTAINER: &str = "test";
+/// Label naming the Kueue `LocalQueue` of a Pod (`pod.queueName`).
+pub const LABEL_KUEUE_QUEUE: &str = "kueue.x-k8s.io/queue-name";
 /// Longest CategoryRun name, so `<name>-<attempt>` stays a valid DNS label
 /// (Pod host names are cut at 63 characters).
 const MAX_CATEGORY_RUN_NAME: usize = 58;
@@ -464,6 +466,9 @@ pub fn attempt_pod(cr: &CategoryRun, attempt: u32) -> Pod {
     let mut labels = pod.labels.clone();
     labels.extend(cr.labels().iter().map(|(k, v)| (k.clone(), v.clone())));
     labels.insert(LABEL_ATTEMPT.into(), attempt.to_string());
+    if let Some(q) = &pod.queue_name {
+        labels.insert(LABEL_KUEUE_QUEUE.into(), q.clone());
+    }
     let timeout_secs = s.timeout_seconds.max(0.0).ceil() as i64;
     Pod {
         metadata: ObjectMeta {

@@ -100,11 +100,20 @@ where
     {}
 }
 
-/// What the Pod cache keeps of a Pod: its metadata and status, which is all
-/// a step reads (the spec is the controller's own, from its CategoryRun).
+/// What the Pod cache keeps of a Pod: its metadata, its status and its
+/// scheduling gates, which is all a step reads (the rest of the spec is the
+/// controller's own, from its CategoryRun).
 pub(crate) fn trim_pod(pod: &mut Pod) {
     pod.managed_fields_mut().clear();
-    pod.spec = None;
+    pod.spec = pod
+        .spec
+        .take()
+        .and_then(|s| s.scheduling_gates)
+        .filter(|g| !g.is_empty())
+        .map(|gates| k8s_openapi::api::core::v1::PodSpec {
+            scheduling_gates: Some(gates),
+            ..Default::default()
+        });
 }
 
 fn error_policy(

@@ -128,6 +128,20 @@ pub fn sync_attempts(
                         }
                     }
                     PodState::Pending | PodState::Running => {
+                        // Behind a scheduling gate (a Kueue queue's
+                        // admission), the timeout does not run; it counts
+                        // from when the gate is seen gone.
+                        let gated = pod
+                            .spec
+                            .as_ref()
+                            .and_then(|s| s.scheduling_gates.as_ref())
+                            .is_some_and(|g| !g.is_empty());
+                        if gated {
+                            a.gated = true;
+                        } else if a.gated {
+                            a.gated = false;
+                            a.admitted_time.get_or_insert_with(|| now.clone());
+                        }
                         if let Some(gone_by) = deleting {
                             let past = offset(&stored(gone_by), &now.0);
                             if past >= terminating_bound {
@@ -282,20 +296,28 @@ pub fn terminal(
     })
 }
 
-/// The planner's view of one category, from its status.
+/// The planner's view of one category, from its status, at `now`. An
+/// attempt whose Pod waits behind a scheduling gate counts as starting now
+/// (its timeout does not run), and one admitted past its gate as started
+/// when it was.
 pub fn category_obs(
     layer: &LayerPlan,
     status: &CategoryRunStatus,
     run_start: &Timestamp,
+    now: &Timestamp,
 ) -> CategoryObs {
     let attempts = status
         .attempts
         .iter()
         .map(|a| AttemptObs {
-            started_at: a
-                .start_time
-                .as_ref()
-                .map_or(Duration::ZERO, |t| offset(run_start, &stored(t))),
+            started_at: if a.gated && a.completion_time.is_none() {
+                offset(run_start, now)
+            } else {
+                a.admitted_time
+                    .as_ref()
+                    .or(a.start_time.as_ref())
+                    .map_or(Duration::ZERO, |t| offset(run_start, &stored(t)))
+            },
             stop: a.stop.as_ref().and_then(|r| stop_of(layer, r)),
             ended: a
                 .completion_time
@@ -377,7 +399,7 @@ mod tests {
         assert_eq!(st, before);
         // On the run's clock (started at 90 s, as stored: whole seconds read
         // as the end of their second, like the attempts' times).
-        let obs = category_obs(&layer(), &st, &stored(&t(90)));
+        let obs = category_obs(&layer(), &st, &stored(&t(90)), &stored(&t(90)));
         assert_eq!(
             obs.attempts[0],
             AttemptObs {
@@ -524,7 +546,7 @@ mod tests {
             st.attempts[0].stop = Some(stop_record(&l, stop));
             complete_lost(&mut st, 1, &t(25));
             assert_eq!(outcome(&st.attempts[0]), AttemptOutcome::Stopped);
-            let obs = category_obs(&l, &st, &t(0).0);
+            let obs = category_obs(&l, &st, &t(0).0, &t(0).0);
             assert_eq!(obs.attempts[0].stop, Some(stop));
             let expected = match stop {
                 Stop::End(t) if t.cause == Cause::Timeout => AttemptReason::DeadlineExceeded,
@@ -554,7 +576,7 @@ mod tests {
                 ..CategoryRunStatus::default()
             };
             assert_eq!(
-                category_obs(&l, &st, &t(0).0).terminal,
+                category_obs(&l, &st, &t(0).0, &t(0).0).terminal,
                 Some(Terminal { phase, cause })
             );
         }

@@ -208,10 +208,15 @@ impl Categories {
     }
 
     /// The planner's view of every category, on the run's clock.
-    pub fn planner_view(&self, layer: &LayerPlan, clock_start: &Timestamp) -> Vec<CategoryObs> {
+    pub fn planner_view(
+        &self,
+        layer: &LayerPlan,
+        clock_start: &Timestamp,
+        now: &Timestamp,
+    ) -> Vec<CategoryObs> {
         self.items
             .iter()
-            .map(|c| category_obs(layer, &c.status, clock_start))
+            .map(|c| category_obs(layer, &c.status, clock_start, now))
             .collect()
     }
 
@@ -497,10 +502,14 @@ fn due(
         return Due::Now;
     }
     if next.phase.is_some_and(Phase::is_terminal)
-        || next
-            .attempts
-            .iter()
-            .any(|a| a.stop.is_some() || a.completion_time.is_some() || refusals::is_refused(a))
+        || next.attempts.iter().any(|a| {
+            a.stop.is_some()
+                    || a.completion_time.is_some()
+                    || refusals::is_refused(a)
+                    // Behind a scheduling gate: recorded, so that its
+                    // admission is known once the gate goes.
+                    || a.gated
+        })
     {
         return Due::Now;
     }

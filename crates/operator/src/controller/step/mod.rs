@@ -191,7 +191,7 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
             .as_ref()
             .map(|t| offset(&clock_start, &stored(t))),
     };
-    let mut obs: Vec<_> = cats.planner_view(&layer, &clock_start);
+    let mut obs: Vec<_> = cats.planner_view(&layer, &clock_start, &now);
     claims::mark_granted(&o.shared, &layer, &cats, &mut obs);
     let mut layer_obs = LayerObs {
         cancel: run.spec.cancel,
