@@ -944,6 +944,10 @@ async fn shared_resources(cp: &'static ControlPlane, rep: usize, reps: usize) {
         "    most holders at once: mutex {mutex_peak} (capacity 1), pool {pool_peak} (capacity 3)"
     );
     for (what, lat) in [("mutex", &mutex_lat), ("pool", &pool_lat)] {
+        if lat.is_empty() {
+            println!("    {what}: no handover in the kubelet's record");
+            continue;
+        }
         println!(
             "    {what}: holder's Pod ended -> next holder's Pod seen by the kubelet, {} handovers: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
             lat.len(),
@@ -960,6 +964,15 @@ async fn shared_resources(cp: &'static ControlPlane, rep: usize, reps: usize) {
     for (k, v) in &writes {
         println!("      {k:<34} {v:>6.0}  ({:.2} per grant)", v / grants);
     }
+    let left = kube::Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(
+        fx.client.clone(),
+        &fx.ns,
+    )
+    .list(&kube::api::ListParams::default().labels("testlayer.dev/resource"))
+    .await
+    .map(|l| l.items.len())
+    .unwrap_or(0);
+    println!("    grants left after every run ended: {left}");
     // The controller stays while the namespace goes: it lets the grants'
     // finalizers go.
     delete_namespaces(&fx.client, std::slice::from_ref(&fx.ns)).await;

@@ -42,14 +42,7 @@ impl Lcg {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkilled_controller_loses_nothing_and_starts_nothing_twice() {
     let fx = Fixture::builder("chaos").without_controller().start().await;
-    let seed = std::env::var("TESTLAYER_CHAOS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        });
+    let seed = common::seed("TESTLAYER_CHAOS_SEED");
     eprintln!("chaos seed {seed} (TESTLAYER_CHAOS_SEED replays it)");
     let mut rng = Lcg(seed);
 

@@ -24,14 +24,7 @@ const RUNS: usize = 14;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_runs_on_one_mutex_through_two_controllers_a_sigkill_and_cancels() {
-    let seed: u64 = std::env::var("SOAK_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        });
+    let seed = common::seed("SOAK_SEED");
     let mut rng = SmallRng::seed_from_u64(seed);
     let fx = Fixture::new("res-soak").await;
     let ctx = format!("seed {seed} (SOAK_SEED={seed} repeats it)");

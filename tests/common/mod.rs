@@ -176,6 +176,19 @@ pub async fn eventually_every<L: Look>(
     }
 }
 
+/// A seed for a randomised test: `$var` when set (to replay one), else
+/// from the clock. The caller prints it.
+pub fn seed(var: &str) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        })
+}
+
 // ---------------------------------------------------------------------------
 // Runs
 

@@ -23,7 +23,7 @@ use super::step::{
     Answers, AttemptLog, CaseList, ConfigAnswer, DEFAULT_CONFIG_KEY, FrozenPlanAnswer, LogAnswer,
     Observed, Question, ReportRead, RerunAnswer, RerunSource,
 };
-use crate::api::{CategoryRun, Decoded, TestLayerRun};
+use crate::api::{CategoryRun, Decoded, ResourceClaim, TestLayerRun};
 use crate::config::service_k8s_name;
 use crate::history::measured;
 use crate::results::{CaseListWriter, FailedTests, ReportOutcome, read_attempt_log};
@@ -145,31 +145,26 @@ pub fn shared_view(ctx: &Context, ns: &str) -> SharedView {
     let seen: BTreeSet<String> = leases.iter().map(|l| l.name_any()).collect();
     leases.extend(ctx.own.grants.unseen(ns, &|n| seen.contains(n), &|_| true));
     let grants = leases.iter().filter_map(|l| Grant::from_lease(l)).collect();
+    let recorded = |meta: &kube::api::ObjectMeta, claim: Option<&ResourceClaim>| {
+        claim.map(|c| RecordedClaim {
+            holder: meta.name.clone().unwrap_or_default(),
+            holder_uid: meta.uid.clone().unwrap_or_default(),
+            claim: c.clone(),
+        })
+    };
     let mut claims = Vec::new();
     for cr in ctx.category_runs.state() {
-        let Some(cr) = cr.valid().filter(|c| c.namespace().as_deref() == Some(ns)) else {
-            continue;
-        };
-        let cr = ctx.own.category_runs.fresher(cr.clone());
-        if let Some(c) = cr.status.as_ref().and_then(|s| s.resource_claim.clone()) {
-            claims.push(RecordedClaim {
-                holder: cr.name_any(),
-                holder_uid: cr.metadata.uid.clone().unwrap_or_default(),
-                claim: c,
-            });
+        if let Some(cr) = cr.valid().filter(|c| c.namespace().as_deref() == Some(ns)) {
+            let cr = ctx.own.category_runs.fresher(cr.clone());
+            let claim = cr.status.as_ref().and_then(|s| s.resource_claim.as_ref());
+            claims.extend(recorded(&cr.metadata, claim));
         }
     }
     for r in ctx.runs.state() {
-        let Some(r) = r.valid().filter(|r| r.namespace().as_deref() == Some(ns)) else {
-            continue;
-        };
-        let r = ctx.own.runs.fresher(r.clone());
-        if let Some(c) = r.status.as_ref().and_then(|s| s.resource_claim.clone()) {
-            claims.push(RecordedClaim {
-                holder: r.name_any(),
-                holder_uid: r.metadata.uid.clone().unwrap_or_default(),
-                claim: c,
-            });
+        if let Some(r) = r.valid().filter(|r| r.namespace().as_deref() == Some(ns)) {
+            let r = ctx.own.runs.fresher(r.clone());
+            let claim = r.status.as_ref().and_then(|s| s.resource_claim.as_ref());
+            claims.extend(recorded(&r.metadata, claim));
         }
     }
     SharedView {

@@ -203,3 +203,66 @@ fn a_cancel_gives_back_what_the_run_holds() {
             .is_none()
     );
 }
+
+/// A grant of `resource` unit 0 held by another run's holder.
+fn foreign_grant(resource: &str) -> k8s_openapi::api::coordination::v1::Lease {
+    serde_json::from_value(json!({
+        "metadata": {
+            "name": crate::controller::step::shared::grant_name(resource, 0),
+            "namespace": "ns",
+            "labels": {
+                "testlayer.dev/resource": resource,
+                "testlayer.dev/grant-attempt": "1",
+                "testlayer.dev/holder": "other-x",
+            },
+            "ownerReferences": [{"apiVersion": "testlayer.dev/v1alpha1", "kind": "CategoryRun",
+                "name": "other-x", "uid": "uid-other-x"}],
+        },
+        "spec": {"holderIdentity": "other-x"},
+    }))
+    .unwrap()
+}
+
+#[test]
+fn waiting_for_a_resource_held_elsewhere_does_not_count_against_the_deadline() {
+    let config = |counts: bool| {
+        format!(
+            "resources:\n  staging_db: {{}}\nlayers:\n  e2e:\n    max_duration_minutes: 0.1\n    deadline_counts_resource_wait: {counts}\n    categories:\n      - name: \"first\"\n        timeout_seconds: 30\n      - name: \"a\"\n        timeout_seconds: 30\n        dependencies: [first]\n        uses: [staging_db]\n"
+        )
+    };
+    for counts in [false, true] {
+        let mut w = world(&config(counts)).scripts(|_, _| Script::pass(2.0, "1 passed"));
+        // The run's clock starts with "first" (2 s); another run holds the
+        // mutex for 10 s, so "a" waits with nothing running; the deadline
+        // is 6 s.
+        w.grants.insert(
+            crate::controller::step::shared::grant_name("staging-db", 0),
+            foreign_grant("staging-db"),
+        );
+        w.run_for(Duration::from_secs(10));
+        w.grants.clear();
+        w.run_to_end(LONG);
+        let st = w.run.status.clone().unwrap();
+        if counts {
+            assert_eq!(st.phase, Some(LayerPhase::TimedOut), "{st:#?}");
+        } else {
+            assert_eq!(st.phase, Some(LayerPhase::Succeeded), "{st:#?}");
+            assert!(st.resource_wait_seconds.unwrap_or(0) >= 7, "{st:#?}");
+        }
+    }
+}
+
+#[test]
+fn a_timed_out_attempt_gives_its_grant_back() {
+    let config = SHARED.replace("timeout_seconds: 30", "timeout_seconds: 3");
+    let mut w = world(&config).scripts(|c, _| match c {
+        "a" => Script::forever(),
+        _ => Script::pass(1.0, "1 passed"),
+    });
+    w.run_to_end(LONG);
+    assert_eq!(w.cat_phase("a"), Some(Phase::TimedOut));
+    assert_eq!(w.cat_phase("b"), Some(Phase::Succeeded));
+    assert!(w.grants.is_empty(), "{:#?}", w.writes);
+    // b got the unit only once a's Pod was gone.
+    assert!(w.first("r-b-", &PodEvent::Created) >= w.first("r-a-", &PodEvent::Deleted));
+}
