@@ -141,6 +141,35 @@ pub(crate) fn requeue_after(metrics: &Metrics, err: &ControllerError, what: &str
     }
 }
 
+/// A cache of the objects `api` lists under `wc` (without their
+/// managedFields: large, and never read) and the stream of their changes
+/// that keeps it.
+fn cached<K>(
+    api: Api<K>,
+    wc: watcher::Config,
+) -> (
+    reflector::Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send,
+)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, wc).modify(|o| o.managed_fields_mut().clear()),
+    )
+    .default_backoff()
+    .touched_objects();
+    (reader, stream)
+}
+
 fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
@@ -264,15 +293,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
     };
 
     let wc = watcher::Config::default();
-    let (cr_reader, cr_writer) = reflector::store();
-    // The caches keep no managedFields: they are large and never read.
-    let cr_stream = reflector::reflector(
-        cr_writer,
-        watcher(api::<Decoded<CategoryRun>>(&client, ns), wc.clone())
-            .modify(|o| o.managed_fields_mut().clear()),
-    )
-    .default_backoff()
-    .touched_objects();
+    let (cr_reader, cr_stream) = cached(api::<Decoded<CategoryRun>>(&client, ns), wc.clone());
     let (pod_reader, pod_writer) = reflector::store();
     let pod_wc = wc.clone().labels(&format!("{LABEL_MANAGED_BY}={MANAGER}"));
     let pod_stream = reflector::reflector(
@@ -283,22 +304,10 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
     .touched_objects();
 
     // Shared resources: their declarations, and the grants of their units.
-    let (res_reader, res_writer) = reflector::store();
-    let res_stream = reflector::reflector(
-        res_writer,
-        watcher(api::<Decoded<TestLayerResource>>(&client, ns), wc.clone())
-            .modify(|o| o.managed_fields_mut().clear()),
-    )
-    .default_backoff()
-    .touched_objects();
-    let (grant_reader, grant_writer) = reflector::store();
-    let grant_stream = reflector::reflector(
-        grant_writer,
-        watcher(api::<Lease>(&client, ns), wc.clone().labels(LABEL_RESOURCE))
-            .modify(|o| o.managed_fields_mut().clear()),
-    )
-    .default_backoff()
-    .touched_objects();
+    let (res_reader, res_stream) =
+        cached(api::<Decoded<TestLayerResource>>(&client, ns), wc.clone());
+    let (grant_reader, grant_stream) =
+        cached(api::<Lease>(&client, ns), wc.clone().labels(LABEL_RESOURCE));
 
     // Runs and CategoryRuns are watched as stored, valid or not: one object
     // that does not decode must not stop the watch of all the others.
