@@ -253,3 +253,53 @@ fn waiting_for_a_resource_does_not_count_against_the_deadline_unless_the_layer_s
     assert_eq!(strict["outcome"], "TimedOut", "{strict:#}");
     assert_eq!(strict["categories"][0]["phase"], "Cancelled");
 }
+
+#[test]
+fn runs_that_keep_what_each_other_waits_for_find_it_and_the_younger_gives_way() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Two configs (one config with both layers is refused before anything
+    // starts): each keeps one resource for the whole layer, and its second
+    // category wants the other's.
+    let keeping = |name: &str, keeps: &str, wants: &str| {
+        write(
+            tmp.path(),
+            name,
+            &format!(
+                "resources:\n  staging_db: {{}}\n  sandbox: {{}}\nlayers:\n  e2e:\n    uses: [{keeps}]\n    categories:\n      - name: first\n        timeout_seconds: 60\n        command: \"sleep 1\"\n      - name: second\n        timeout_seconds: 60\n        dependencies: [first]\n        uses: [{wants}]\n        command: \"true\"\n"
+            ),
+        )
+    };
+    let older = keeping("older.yaml", "staging_db", "sandbox");
+    let younger = keeping("younger.yaml", "sandbox", "staging_db");
+    let a = spawn(tmp.path(), &older, "e2e");
+    std::thread::sleep(Duration::from_millis(300));
+    let b = spawn(tmp.path(), &younger, "e2e");
+    let t = Instant::now();
+    let (b, rb) = finish(b);
+    let (a, ra) = finish(a);
+    let stderr_b = String::from_utf8_lossy(&b.stderr);
+    assert_eq!(b.status.code(), Some(1), "{stderr_b}");
+    assert_eq!(rb["outcome"], "Failed");
+    assert!(
+        stderr_b.contains("deadlock over shared resources: runs \"pid ")
+            && stderr_b.contains("keeps staging-db and waits for sandbox")
+            && stderr_b.contains("keeps sandbox and waits for staging-db")
+            && stderr_b.contains("this run is the youngest of them and stops"),
+        "{stderr_b}"
+    );
+    assert_eq!(
+        a.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&a.stderr)
+    );
+    assert_eq!(ra["outcome"], "Succeeded");
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+    // Nothing is left behind in the lock directory but the locks.
+    let left: Vec<_> = std::fs::read_dir(tmp.path().join("locks"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".state"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -107,6 +107,9 @@ pub enum Reason {
     BackingOff,
     /// Waits for units of a shared resource that other runs hold.
     WaitingForResource,
+    /// Waits for shared resources that runs waiting for each other keep:
+    /// it can never go on until one of them is cancelled or deleted.
+    ResourceDeadlock,
     /// Held (suspended, or the run waits for its gates).
     Held,
     /// Ended: passed.
@@ -147,6 +150,7 @@ open_vocabulary!(Reason {
     WaitingForBudget => "WaitingForBudget",
     BackingOff => "BackingOff",
     WaitingForResource => "WaitingForResource",
+    ResourceDeadlock => "ResourceDeadlock",
     Held => "Held",
     Passed => "Passed",
     PassedOnRetry => "PassedOnRetry",

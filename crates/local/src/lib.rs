@@ -2,12 +2,13 @@
 //! machine, through the same planner as the Kubernetes controller.
 
 mod attempt;
+pub mod lock_state;
 pub mod locks;
 pub mod progress;
 mod services;
 pub mod suite;
 
-pub(crate) use testlayer_core::{layer, plan, report, results, words};
+pub(crate) use testlayer_core::{layer, plan, report, resources, results, words};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -20,8 +21,8 @@ use crate::layer::{ATTEMPT_ENV, LayerPlan};
 use crate::plan::describe::describe_end;
 use crate::plan::gate::{Gate, services_gate};
 use crate::plan::{
-    Action, AttemptObs, AttemptOutcome, CategoryObs, Cause, LayerObs, Phase, ResourceWait, Stop,
-    Terminal, failure_allowed, plan,
+    Action, AttemptObs, AttemptOutcome, CategoryObs, Cause, LayerObs, LayerOutcome, Phase,
+    ResourceWait, Stop, Terminal, failure_allowed, plan,
 };
 use crate::report::{AttemptReport, CategoryReport, RunReport};
 use crate::results::{FailedTests, Quarantine};
@@ -181,6 +182,8 @@ pub async fn run_layer(
     let mut grants: Vec<Option<Held>> = (0..n).map(|_| None).collect();
     let mut resource_wait = ResourceWait::default();
     let mut said: Vec<String> = vec![String::new(); n + 1];
+    let mut deadlocks = DeadlockWatch::default();
+    let mut gave_way = false;
 
     let outcome = loop {
         let now = start.elapsed();
@@ -287,7 +290,12 @@ pub async fn run_layer(
             }
         }
         if let Some(o) = d.outcome {
-            break o;
+            // A run that gave way in a deadlock did not pass: it failed.
+            break if gave_way && o == LayerOutcome::Cancelled {
+                LayerOutcome::Failed
+            } else {
+                o
+            };
         }
         // Grants of categories that no longer claim and do not run go back.
         for i in 0..n {
@@ -318,6 +326,23 @@ pub async fn run_layer(
         }
         if newly_granted {
             continue;
+        }
+        if let Some(l) = &locks
+            && !cancel
+            && let Some(words) =
+                deadlocks.look(l, layer, &cats, &d.claims, layer_grant.is_some(), now)
+        {
+            match words {
+                Deadlocked::GiveWay(words) => {
+                    progress.note(&format!(
+                        "{words}; this run is the youngest of them and stops, so that the others go on"
+                    ));
+                    cancel = true;
+                    gave_way = true;
+                    continue;
+                }
+                Deadlocked::Wait(words) => tell(progress.as_ref(), &mut said[n], &words),
+            }
         }
         let polling = !d.claims.is_empty() || !layer_held;
         let sleep = match d.wake_at {
@@ -389,6 +414,90 @@ fn join_resources(layer: &LayerPlan, opts: &LocalOptions) -> Result<Option<Locks
     }
     let who = format!("layer {}", layer.key);
     Ok(Some(Locks::open(&opts.lock_dir, caps, &who)?))
+}
+
+/// How often a waiting run looks for runs of this machine that wait for
+/// each other; a deadlock is acted on when two looks in a row see it.
+const DEADLOCK_LOOK: Duration = Duration::from_secs(1);
+
+/// What a deadlock asks of this run.
+enum Deadlocked {
+    /// It is the youngest of the runs that keep units: it stops.
+    GiveWay(String),
+    /// Another run gives way: this one waits, and says so.
+    Wait(String),
+}
+
+/// Publishes what the run keeps and waits for, and looks for deadlocks.
+#[derive(Default)]
+struct DeadlockWatch {
+    last_look: Option<Duration>,
+    seen: bool,
+}
+
+impl DeadlockWatch {
+    fn look(
+        &mut self,
+        locks: &Locks,
+        layer: &LayerPlan,
+        cats: &[CategoryObs],
+        claims: &[usize],
+        keeps: bool,
+        now: Duration,
+    ) -> Option<Deadlocked> {
+        let keeps = if keeps {
+            layer.uses.clone()
+        } else {
+            BTreeMap::new()
+        };
+        let mut waits = Vec::new();
+        if !layer.uses.is_empty() && keeps.is_empty() {
+            waits.push((true, layer.uses.clone()));
+        }
+        for &i in claims {
+            if !cats[i].granted {
+                waits.push((false, layer.categories[i].uses.clone()));
+            }
+        }
+        if let Err(e) = locks.publish(&keeps, &waits) {
+            tracing::warn!(error = %e, "cannot say what this run keeps and waits for");
+        }
+        if waits.is_empty() {
+            self.seen = false;
+            return None;
+        }
+        if self
+            .last_look
+            .is_some_and(|t| now.saturating_sub(t) < DEADLOCK_LOOK)
+        {
+            return None;
+        }
+        self.last_look = Some(now);
+        let found = match locks.deadlock() {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read what the other runs keep and wait for");
+                None
+            }
+        };
+        let Some(d) = found else {
+            self.seen = false;
+            return None;
+        };
+        let again = std::mem::replace(&mut self.seen, true);
+        if !again {
+            return None;
+        }
+        let words = crate::resources::describe_deadlock(&d.stuck);
+        Some(if d.victim == locks.who() {
+            Deadlocked::GiveWay(words)
+        } else {
+            Deadlocked::Wait(format!(
+                "{words}; the youngest of them, {:?}, stops so that the others go on",
+                d.victim
+            ))
+        })
+    }
 }
 
 /// Takes `wants` (nothing to take when empty), or says what keeps it.

@@ -10,12 +10,17 @@
 //!   capacity while the file is held is refused.
 //! - `NAME.unit-K.lock` for each unit `K`: held (exclusively) by whoever
 //!   holds that unit, with a line saying who.
+//! - `run-PID-N.state` for each run: what it keeps and waits for (see
+//!   [`crate::lock_state`]), to find runs that wait for each other.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::lock_state::{LocalDeadlock, StateFile, Units, find, read_all};
 
 /// The environment variable that names the lock directory.
 pub const LOCK_DIR_ENV: &str = "TESTLAYER_LOCK_DIR";
@@ -69,6 +74,8 @@ pub struct Locks {
     _capacity_files: Vec<File>,
     /// Who this run is, written into the unit files it holds.
     who: String,
+    /// What this run keeps and waits for, for the others to read.
+    state: Mutex<Option<StateFile>>,
 }
 
 /// Units held by one holder; dropping it releases them.
@@ -120,12 +127,53 @@ impl Locks {
                 open_rw(&dir.join(format!("{name}.unit-{k}.lock")))?;
             }
         }
+        let who = format!("pid {} {who}", std::process::id());
+        let state = if capacities.is_empty() {
+            None
+        } else {
+            let since = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            Some(StateFile::create(dir, &who, since)?)
+        };
         Ok(Locks {
             dir: dir.to_path_buf(),
             capacities,
             _capacity_files: files,
-            who: format!("pid {} {who}", std::process::id()),
+            who,
+            state: Mutex::new(state),
         })
+    }
+
+    /// Says what this run keeps until it ends and which of its claims wait
+    /// (whether each is for the whole run, and what it wants).
+    pub fn publish(&self, keeps: &Units, waits: &[(bool, Units)]) -> Result<(), LockError> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match state.as_mut() {
+            Some(s) => s.publish(keeps, waits),
+            None => Ok(()),
+        }
+    }
+
+    /// The deadlock this run is part of, as the runs of this machine
+    /// published what they keep and wait for.
+    pub fn deadlock(&self) -> Result<Option<LocalDeadlock>, LockError> {
+        let runs = read_all(&self.dir)?;
+        let capacity = |name: &str| {
+            self.capacities.get(name).copied().or_else(|| {
+                std::fs::read_to_string(self.dir.join(format!("{name}.capacity")))
+                    .ok()?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+        };
+        Ok(find(&runs, &self.who, &capacity))
+    }
+
+    /// Who this run is in the files it writes (`pid 4242 layer e2e`).
+    pub fn who(&self) -> &str {
+        &self.who
     }
 
     /// Takes every unit `wants` names, or none: `Ok(Err(busy))` when some

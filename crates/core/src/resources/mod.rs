@@ -13,9 +13,15 @@
 //! - a claim that can never be granted (more units than the capacity, or a
 //!   resource not declared) is named, never waited for.
 //!
-//! Not used by the executors yet: they are the drivers to come over it.
+//! A holder that keeps its units until its whole run ends (a layer's own
+//! `uses`) while that run's categories wait for more can deadlock with
+//! another such run: [`deadlock`] finds the runs that can never go on.
 
 use std::collections::BTreeMap;
+
+mod deadlock;
+
+pub use deadlock::{Serving, StuckRun, Waiter, deadlock, describe_deadlock};
 
 /// A claim on units of shared resources.
 #[derive(Debug, Clone, PartialEq, Eq)]
