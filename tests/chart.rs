@@ -207,6 +207,7 @@ async fn the_controller_completes_a_run_under_the_charts_rbac() {
             lease_seconds: 15,
             grace_seconds: 5,
         }),
+        resources_namespace: None,
     };
     let controller = tokio::spawn(async move {
         if let Err(e) = run_controller(sa_client, opts).await {

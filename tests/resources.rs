@@ -258,3 +258,89 @@ async fn a_resource_without_its_object_holds_the_run_until_it_is_declared() {
     let r = fx.wait_done("r", T).await;
     assert_eq!(phase(&r), Some(LayerPhase::Succeeded));
 }
+
+/// A layer that keeps `keeps` for the whole run, and whose second category
+/// (after a first of two seconds) also wants `wants`.
+fn keeping(keeps: &str, wants: &str) -> String {
+    format!(
+        "resources:\n  staging_db: {{}}\n  sandbox: {{}}\nlayers:\n  e2e:\n    uses: [{keeps}]\n    categories:\n      - name: first\n        timeout_seconds: 120\n        command: \"sleep 2\"\n      - name: second\n        timeout_seconds: 120\n        dependencies: [first]\n        uses: [{wants}]\n        command: \"true\"\n"
+    )
+}
+
+/// `run`'s Stalled condition, when it is true.
+fn stalled(run: &testlayer::api::TestLayerRun) -> Option<String> {
+    run.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled" && c.status == "True" && c.reason == "ResourceDeadlock")
+        .map(|c| c.message.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_that_keep_what_each_other_waits_for_are_stalled_naming_the_cycle_until_one_is_cancelled()
+ {
+    let fx = Fixture::new("res-deadlock").await;
+    declare(&fx, "staging-db", 1).await;
+    declare(&fx, "sandbox", 1).await;
+    // Two configs, so that no check of one config can see the cycle.
+    fx.submit(
+        "db-first",
+        "e2e",
+        &keeping("staging_db", "sandbox"),
+        json!({}),
+    )
+    .await;
+    fx.submit(
+        "sandbox-first",
+        "e2e",
+        &keeping("sandbox", "staging_db"),
+        json!({}),
+    )
+    .await;
+    let mut messages = Vec::new();
+    for run in ["db-first", "sandbox-first"] {
+        let r = fx
+            .wait_for(run, T, "Stalled by a resource deadlock", |r| {
+                stalled(r).is_some()
+            })
+            .await;
+        assert!(!common::is_done(&r));
+        messages.push(stalled(&r).unwrap());
+    }
+    let expected = "deadlock over shared resources: runs \"db-first\" and \"sandbox-first\" wait for each other; \
+        \"db-first\" keeps staging-db and waits for sandbox; \
+        \"sandbox-first\" keeps sandbox and waits for staging-db; cancel or delete one of them";
+    assert_eq!(messages, [expected, expected]);
+    // Each resource says who holds it and who waits.
+    let api: Api<TestLayerResource> = fx.api();
+    let db = eventually(T, "the status of staging-db", async || {
+        let st = api.get("staging-db").await.ok()?.status?;
+        (st.in_use == 1 && st.waiting == 1).then_some(st)
+    })
+    .await;
+    assert_eq!(
+        (db.holders[0].holder.as_str(), db.next[0].run.as_str()),
+        ("db-first", "sandbox-first"),
+        "{db:#?}"
+    );
+    // One of them cancelled: the other goes on, and is no longer stalled.
+    fx.runs()
+        .patch(
+            "db-first",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"cancel": true}})),
+        )
+        .await
+        .unwrap();
+    let other = fx.wait_done("sandbox-first", T).await;
+    assert_eq!(phase(&other), Some(LayerPhase::Succeeded), "{other:#?}");
+    assert_eq!(stalled(&other), None);
+    let cancelled = fx.wait_done("db-first", T).await;
+    assert_eq!(phase(&cancelled), Some(LayerPhase::Cancelled));
+    eventually(T, "staging-db free, nobody waiting", async || {
+        let st = api.get("staging-db").await.ok()?.status?;
+        (st.in_use == 0 && st.waiting == 0 && st.holders.is_empty()).then_some(())
+    })
+    .await;
+}

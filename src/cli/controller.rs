@@ -17,6 +17,12 @@ pub struct ControllerArgs {
     /// Watch this namespace only (default: every namespace).
     #[arg(long, env = "TESTLAYER_NAMESPACE")]
     pub namespace: Option<String>,
+    /// Serve the shared resources of every namespace's runs from the
+    /// TestLayerResources of this namespace, in one line across namespaces
+    /// (default: each namespace has its own resources and line). Needs a
+    /// controller of every namespace.
+    #[arg(long, env = "TESTLAYER_RESOURCES_NAMESPACE")]
+    pub resources_namespace: Option<String>,
     /// TestLayerRuns reconciled at once.
     #[arg(long, default_value_t = 16)]
     pub concurrency: u16,
@@ -120,6 +126,7 @@ pub fn controller(a: &ControllerArgs) -> i32 {
                 lease_seconds: a.lease_seconds,
                 grace_seconds: a.lease_grace_seconds,
             }),
+            resources_namespace: a.resources_namespace.clone().filter(|n| !n.is_empty()),
         };
         tokio::spawn(exit_after_stop_signal(STOP_BOUND));
         match run(client, opts).await {

@@ -253,6 +253,7 @@ async fn follow(a: &SubmitArgs, client: Client, ns: &str, name: &str) -> i32 {
     let start = Instant::now();
     let mut seen: BTreeMap<String, (Phase, u32)> = BTreeMap::new();
     let mut last_progress = None;
+    let mut last_stall: Option<String> = None;
     let mut asked = false;
     // Listeners made once, so that a signal that arrives while the loop reads
     // the run is not lost.
@@ -301,6 +302,18 @@ async fn follow(a: &SubmitArgs, client: Client, ns: &str, name: &str) -> i32 {
                 last_progress = Some(line);
             }
         }
+        // A run that cannot go on by itself (shared resources that runs
+        // waiting for each other keep, a Pod the apiserver refuses) says
+        // why, once.
+        let stall = st
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Stalled" && c.status == "True")
+            .map(|c| format!("stalled ({}): {}", c.reason, c.message));
+        if let Some(line) = stall.as_ref().filter(|l| last_stall.as_ref() != Some(*l)) {
+            eprintln!("[{:>6.1}s] {line}", start.elapsed().as_secs_f64());
+        }
+        last_stall = stall;
         if st.phase.is_some_and(LayerPhase::is_terminal) {
             let list = match category_runs(&crs, name).await {
                 Ok(l) => l,

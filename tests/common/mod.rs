@@ -440,6 +440,7 @@ impl FixtureBuilder {
             concurrency: self.concurrency,
             identity: self.identity.unwrap_or_else(|| format!("{ns}-controller")),
             leader_election: None,
+            resources_namespace: None,
         };
         let mut fx = Fixture {
             cp,

@@ -22,7 +22,10 @@ pub use category_run::{
 pub use common::{ConditionType, LayerPhase};
 pub use crds::{all_crds, crds_yaml};
 pub use decoded::{Decoded, Undecodable};
-pub use resource::{ResourceClaim, ResourceUnits, TestLayerResource, TestLayerResourceSpec};
+pub use resource::{
+    MAX_LISTED_HOLDERS, ResourceClaim, ResourceHolder, ResourceUnits, TestLayerResource,
+    TestLayerResourceSpec, TestLayerResourceStatus,
+};
 pub use schedule::{
     ConcurrencyPolicy, MAX_HISTORY_LIMIT, MAX_TICK_HISTORY, RunSpecTemplate, RunTemplate,
     ScheduledRun, TemplateMetadata, TestLayerSchedule, TestLayerScheduleSpec,

@@ -21,7 +21,10 @@ use serde::{Deserialize, Serialize};
     namespaced,
     shortname = "tlres",
     category = "testlayer",
+    status = "TestLayerResourceStatus",
     printcolumn = r#"{"name":"Capacity","type":"integer","jsonPath":".spec.capacity"}"#,
+    printcolumn = r#"{"name":"In Use","type":"integer","jsonPath":".status.inUse"}"#,
+    printcolumn = r#"{"name":"Waiting","type":"integer","jsonPath":".status.waiting"}"#,
     printcolumn = r#"{"name":"Description","type":"string","jsonPath":".spec.description"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -36,6 +39,45 @@ pub struct TestLayerResourceSpec {
     pub description: Option<String>,
 }
 
+/// Who holds a shared resource and who waits for it, as the controller
+/// last saw its grants and claims; written only when it changes.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestLayerResourceStatus {
+    /// Units held now.
+    #[serde(default)]
+    pub in_use: u32,
+    /// Holders waiting for units.
+    #[serde(default)]
+    pub waiting: u32,
+    /// The holders, at most [`MAX_LISTED_HOLDERS`] of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holders: Vec<ResourceHolder>,
+    /// The waiting holders first in line, at most
+    /// [`MAX_LISTED_HOLDERS`] of them, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub next: Vec<ResourceHolder>,
+}
+
+/// Holders listed in a TestLayerResource's status at most.
+pub const MAX_LISTED_HOLDERS: usize = 20;
+
+/// One holder of units of a shared resource, or one waiting for them.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceHolder {
+    /// The CategoryRun, or the TestLayerRun for a layer's own `uses`.
+    pub holder: String,
+    /// Its TestLayerRun.
+    pub run: String,
+    /// The namespace of both, when not the resource's (a controller that
+    /// serves every namespace from one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Units held or wanted.
+    pub units: u32,
+}
+
 fn one() -> u32 {
     1
 }
@@ -48,7 +90,8 @@ pub struct ResourceUnits {
     pub resource: String,
     /// Units.
     pub units: u32,
-    /// Place in the resource's line while waiting (1: next).
+    /// Place in the resource's line while waiting (1: next): exact up to
+    /// 10; beyond, rounded up to a multiple of 10 (of 100 beyond 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<u32>,
 }

@@ -18,6 +18,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::context::{Context, ControllerError, FIELD_MANAGER};
+use super::step::shared::Grant;
 use super::step::{Note, Write};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
@@ -156,12 +157,20 @@ pub async fn apply(
                     ctx.own.category_runs.remember(r?, false);
                 }
             }
-            Write::CreateGrants(leases) => create_grants(ctx, &ns, leases).await?,
-            Write::DeleteGrants(names) => {
-                let api: Api<Lease> = Api::namespaced(ctx.client.clone(), &ns);
+            Write::CreateGrants(leases) => {
+                // Grants live with their resources, maybe not in the run's
+                // namespace.
+                let home = leases
+                    .first()
+                    .and_then(|l| l.namespace())
+                    .unwrap_or_else(|| ns.clone());
+                create_grants(ctx, &home, leases).await?
+            }
+            Write::DeleteGrants(home, names) => {
+                let api: Api<Lease> = Api::namespaced(ctx.client.clone(), &home);
                 ctx.own
                     .grants
-                    .forget(&ns, &|l| names.contains(&l.name_any()));
+                    .forget(&home, &|l| names.contains(&l.name_any()));
                 release_grants(&api, names).await?;
             }
             Write::DeletePods(names) => {
@@ -275,13 +284,7 @@ async fn create_grants(ctx: &Context, ns: &str, leases: Vec<Lease>) -> Result<()
                     .get_opt(&name)
                     .await
                     .map_err(ControllerError::kube(format!("reading grant {name}")))?;
-                let holder = |l: &Lease| {
-                    l.metadata
-                        .owner_references
-                        .as_ref()
-                        .and_then(|o| o.first())
-                        .map(|o| o.uid.clone())
-                };
+                let holder = |l: &Lease| Grant::from_lease(l).map(|g| g.holder_uid);
                 match theirs {
                     Some(t) if holder(&t) == holder(&lease) => {
                         ctx.own.grants.remember(t, true);

@@ -32,6 +32,9 @@ pub struct Context {
     pub resources: Store<Decoded<TestLayerResource>>,
     /// Every grant of a shared resource (Leases labelled with a resource).
     pub grants: Store<Lease>,
+    /// Where the TestLayerResources of every namespace's runs are, when one
+    /// line serves them all (else each namespace has its own).
+    pub resources_namespace: Option<String>,
     /// Publishes Events.
     pub recorder: Recorder,
     /// Prometheus metrics.

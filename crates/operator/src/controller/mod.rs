@@ -17,6 +17,7 @@ mod own_writes;
 pub(crate) mod read;
 pub mod reconcile;
 mod refused;
+mod resource_status;
 pub mod runner;
 pub mod schedule;
 pub mod server;

@@ -128,46 +128,68 @@ pub fn observe(ctx: &Context, run: &Arc<TestLayerRun>, answers: Answers) -> Obse
 /// CategoryRuns record (this controller's own newest writes laid over the
 /// caches).
 pub fn shared_view(ctx: &Context, ns: &str) -> SharedView {
+    // One line for every namespace, or one per namespace.
+    let across = ctx.resources_namespace.is_some();
+    let home = ctx.resources_namespace.as_deref().unwrap_or(ns);
+    let served = |of: Option<String>| across || of.as_deref() == Some(ns);
     let capacities = ctx
         .resources
         .state()
         .iter()
-        .filter(|r| r.namespace().as_deref() == Some(ns))
+        .filter(|r| r.namespace().as_deref() == Some(home))
         .filter_map(|r| r.valid().map(|v| (v.name_any(), v.spec.capacity)))
         .collect();
     let mut leases: Vec<Arc<Lease>> = ctx
         .grants
         .state()
         .into_iter()
-        .filter(|l| l.namespace().as_deref() == Some(ns))
+        .filter(|l| l.namespace().as_deref() == Some(home))
         .map(|l| ctx.own.grants.fresher(l))
         .collect();
     let seen: BTreeSet<String> = leases.iter().map(|l| l.name_any()).collect();
-    leases.extend(ctx.own.grants.unseen(ns, &|n| seen.contains(n), &|_| true));
+    leases.extend(
+        ctx.own
+            .grants
+            .unseen(home, &|n| seen.contains(n), &|_| true),
+    );
     let grants = leases.iter().filter_map(|l| Grant::from_lease(l)).collect();
-    let recorded = |meta: &kube::api::ObjectMeta, claim: Option<&ResourceClaim>| {
+    let recorded = |meta: &kube::api::ObjectMeta, run: &str, claim: Option<&ResourceClaim>| {
         claim.map(|c| RecordedClaim {
             holder: meta.name.clone().unwrap_or_default(),
             holder_uid: meta.uid.clone().unwrap_or_default(),
+            run: run.to_string(),
+            run_namespace: meta.namespace.clone().unwrap_or_default(),
             claim: c.clone(),
         })
     };
+    // Only runs that still work wait: a claim an ended (or deleted) run
+    // left behind is served to no one.
+    let mut working = BTreeSet::new();
     let mut claims = Vec::new();
-    for cr in ctx.category_runs.state() {
-        if let Some(cr) = cr.valid().filter(|c| c.namespace().as_deref() == Some(ns)) {
-            let cr = ctx.own.category_runs.fresher(cr.clone());
-            let claim = cr.status.as_ref().and_then(|s| s.resource_claim.as_ref());
-            claims.extend(recorded(&cr.metadata, claim));
+    for r in ctx.runs.state() {
+        if let Some(r) = r.valid().filter(|r| served(r.namespace())) {
+            let r = ctx.own.runs.fresher(r.clone());
+            let phase = r.status.as_ref().and_then(|s| s.phase);
+            if r.metadata.deletion_timestamp.is_some() || phase.is_some_and(|p| p.is_terminal()) {
+                continue;
+            }
+            working.insert((r.namespace(), r.name_any()));
+            let claim = r.status.as_ref().and_then(|s| s.resource_claim.as_ref());
+            claims.extend(recorded(&r.metadata, &r.name_any(), claim));
         }
     }
-    for r in ctx.runs.state() {
-        if let Some(r) = r.valid().filter(|r| r.namespace().as_deref() == Some(ns)) {
-            let r = ctx.own.runs.fresher(r.clone());
-            let claim = r.status.as_ref().and_then(|s| s.resource_claim.as_ref());
-            claims.extend(recorded(&r.metadata, claim));
+    for cr in ctx.category_runs.state() {
+        if let Some(cr) = cr.valid().filter(|c| served(c.namespace())) {
+            let cr = ctx.own.category_runs.fresher(cr.clone());
+            if !working.contains(&(cr.namespace(), cr.spec.run_name.clone())) {
+                continue;
+            }
+            let claim = cr.status.as_ref().and_then(|s| s.resource_claim.as_ref());
+            claims.extend(recorded(&cr.metadata, &cr.spec.run_name, claim));
         }
     }
     SharedView {
+        namespace: home.to_string(),
         capacities,
         grants,
         claims,

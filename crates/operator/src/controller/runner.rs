@@ -24,7 +24,7 @@ use super::schedule::reconcile::{
 };
 use super::schedule::ticks::{LABEL_SCHEDULE, LABEL_TRIGGER};
 use super::server::{Readiness, serve};
-use super::step::shared::LABEL_RESOURCE;
+use super::step::shared::{LABEL_HOLDER_NAMESPACE, LABEL_RESOURCE};
 use super::trigger::reconcile::{
     TriggerContext, error_policy as trigger_error_policy, reconcile as reconcile_trigger,
 };
@@ -46,6 +46,10 @@ pub struct ControllerOptions {
     pub identity: String,
     /// Act only while holding this Lease (for more than one replica).
     pub leader_election: Option<LeaderElection>,
+    /// Serve the shared resources of every namespace's runs from the
+    /// TestLayerResources (and grants) of this namespace, in one line; by
+    /// default each namespace has its own.
+    pub resources_namespace: Option<String>,
 }
 
 /// Leader election through a `coordination.k8s.io` Lease.
@@ -77,6 +81,16 @@ pub enum RunError {
     /// Another replica took the Lease over.
     #[error("lost the leadership (Lease {0}); stopping so that only the leader acts")]
     LostLeadership(String),
+    /// One line across namespaces needs a controller of every namespace.
+    #[error(
+        "--resources-namespace {resources} serves the runs of every namespace in one line, but this controller watches only namespace {watched}; drop --namespace, or use --resources-namespace {watched}"
+    )]
+    ResourcesNamespace {
+        /// The namespace of the resources.
+        resources: String,
+        /// The one namespace watched.
+        watched: String,
+    },
     /// The health endpoint could not be served.
     #[error("cannot serve {addr}: {source}")]
     Serve {
@@ -189,41 +203,45 @@ where
 struct Waiting {
     category_runs: reflector::Store<Decoded<CategoryRun>>,
     runs: reflector::Store<Decoded<TestLayerRun>>,
+    /// One line for every namespace: a change in `ns` wakes runs of all.
+    across: bool,
 }
 
 impl Waiting {
-    /// The runs of `ns` with a claim on `resource` (on any, when `None`).
+    /// The runs served by the line of `ns` with a claim on `resource` (on
+    /// any, when `None`).
     fn runs(&self, ns: &str, resource: Option<&str>) -> Vec<ObjectRef<Decoded<TestLayerRun>>> {
         let wants = |c: &crate::api::ResourceClaim| {
             resource.is_none_or(|r| c.wants.iter().any(|w| w.resource == r))
         };
+        let served = |of: Option<String>| self.across || of.as_deref() == Some(ns);
         let mut names = std::collections::BTreeSet::new();
         for cr in self.category_runs.state() {
             if let Some(cr) = cr.valid()
-                && cr.namespace().as_deref() == Some(ns)
+                && served(cr.namespace())
                 && cr
                     .status
                     .as_ref()
                     .and_then(|s| s.resource_claim.as_ref())
                     .is_some_and(wants)
             {
-                names.insert(cr.spec.run_name.clone());
+                names.insert((cr.namespace().unwrap_or_default(), cr.spec.run_name.clone()));
             }
         }
         for r in self.runs.state() {
             if let Some(r) = r.valid()
-                && r.namespace().as_deref() == Some(ns)
+                && served(r.namespace())
                 && r.status
                     .as_ref()
                     .and_then(|s| s.resource_claim.as_ref())
                     .is_some_and(wants)
             {
-                names.insert(r.name_any());
+                names.insert((r.namespace().unwrap_or_default(), r.name_any()));
             }
         }
         names
             .into_iter()
-            .map(|n| ObjectRef::new(&n).within(ns))
+            .map(|(ns, n)| ObjectRef::new(&n).within(&ns))
             .collect()
     }
 }
@@ -231,6 +249,14 @@ impl Waiting {
 /// Runs the controller until SIGTERM or Ctrl-C.
 pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError> {
     let ns = opts.namespace.as_deref();
+    if let (Some(watched), Some(resources)) = (ns, opts.resources_namespace.as_deref())
+        && watched != resources
+    {
+        return Err(RunError::ResourcesNamespace {
+            resources: resources.to_string(),
+            watched: watched.to_string(),
+        });
+    }
     let metrics = Arc::new(Metrics::default());
     let ready = Readiness::default();
     let (addr, _server) = serve(opts.listen, metrics.clone(), ready.clone())
@@ -303,11 +329,17 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
     .default_backoff()
     .touched_objects();
 
-    // Shared resources: their declarations, and the grants of their units.
-    let (res_reader, res_stream) =
-        cached(api::<Decoded<TestLayerResource>>(&client, ns), wc.clone());
-    let (grant_reader, grant_stream) =
-        cached(api::<Lease>(&client, ns), wc.clone().labels(LABEL_RESOURCE));
+    // Shared resources: their declarations, and the grants of their units
+    // (all in one namespace when it serves every namespace's runs).
+    let res_ns = opts.resources_namespace.as_deref().or(ns);
+    let (res_reader, res_stream) = cached(
+        api::<Decoded<TestLayerResource>>(&client, res_ns),
+        wc.clone(),
+    );
+    let (grant_reader, grant_stream) = cached(
+        api::<Lease>(&client, res_ns),
+        wc.clone().labels(LABEL_RESOURCE),
+    );
 
     // Runs and CategoryRuns are watched as stored, valid or not: one object
     // that does not decode must not stop the watch of all the others.
@@ -396,6 +428,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
         pods: pod_reader.clone(),
         resources: res_reader.clone(),
         grants: grant_reader.clone(),
+        resources_namespace: opts.resources_namespace.clone(),
         recorder,
         metrics,
         own: Default::default(),
@@ -430,6 +463,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
         })
     };
     let sweeper = tokio::spawn(super::grant_sweep::sweep(ctx.clone()));
+    let resource_statuses = tokio::spawn(super::resource_status::keep(ctx.clone()));
     let readiness = {
         let (runs, crs, pods) = (runs.clone(), cr_reader.clone(), pod_reader.clone());
         tokio::spawn(async move {
@@ -448,6 +482,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
     let waiting = Waiting {
         category_runs: cr_reader.clone(),
         runs: runs.clone(),
+        across: opts.resources_namespace.is_some(),
     };
     let controller = controller
         .owns_stream(cr_stream)
@@ -464,9 +499,10 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
                 // unit of the resource.
                 let ns = grant.namespace().unwrap_or_default();
                 let labels = grant.labels();
+                let holder_ns = labels.get(LABEL_HOLDER_NAMESPACE).unwrap_or(&ns);
                 let own = labels
                     .get(LABEL_RUN)
-                    .map(|r| ObjectRef::<Decoded<TestLayerRun>>::new(r).within(&ns));
+                    .map(|r| ObjectRef::<Decoded<TestLayerRun>>::new(r).within(holder_ns));
                 let resource = labels.get(LABEL_RESOURCE).cloned().unwrap_or_default();
                 own.into_iter()
                     .chain(waiting.runs(&ns, Some(&resource)))
@@ -508,6 +544,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
     readiness.abort();
     gauge.abort();
     sweeper.abort();
+    resource_statuses.abort();
     watches.abort();
     if let Some((channel, task, _)) = leadership {
         // Closing the channel makes the manager release the Lease.

@@ -67,6 +67,7 @@ pub(super) fn mine(
             holder_uid: run.metadata.uid.clone().unwrap_or_default(),
             owner: owner_of(run),
             run: run.name_any(),
+            namespace: run.namespace().unwrap_or_default(),
             attempt: 0,
             wants: layer.uses.clone(),
         });
@@ -80,6 +81,7 @@ pub(super) fn mine(
             holder_uid: c.cr.metadata.uid.clone().unwrap_or_default(),
             owner: owner_of(c.cr.as_ref()),
             run: run.name_any(),
+            namespace: run.namespace().unwrap_or_default(),
             attempt: next_attempt(o),
             wants: layer.categories[i].uses.clone(),
         });
@@ -97,13 +99,7 @@ pub(super) fn serve_mine(view: &SharedView, run: &TestLayerRun, mine: &[MyClaim]
         .creation_timestamp
         .clone()
         .unwrap_or(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
-    serve(
-        view,
-        mine,
-        &since,
-        run.spec.priority.unwrap_or(0),
-        &run.namespace().unwrap_or_default(),
-    )
+    serve(view, mine, &since, run.spec.priority.unwrap_or(0))
 }
 
 /// The grants of this run to give back: a category's for an attempt that

@@ -18,6 +18,7 @@ mod attempts;
 mod categories;
 mod claims;
 pub(crate) mod conditions;
+mod deadlock;
 mod gates;
 pub mod invalid;
 mod log_results;
@@ -84,7 +85,8 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
             .collect();
         let held = claims::all_of(&o.shared, run, &crs);
         if !held.is_empty() && s.questions.is_empty() {
-            s.writes.insert(0, Write::DeleteGrants(held));
+            s.writes
+                .insert(0, Write::DeleteGrants(o.shared.namespace.clone(), held));
         }
         return s;
     }
@@ -172,9 +174,7 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
     let shares = layer.uses_shared_resources() && !run.spec.cancel;
     if shares
         && hold.is_none()
-        && let Some(m) = o
-            .shared
-            .missing(&layer, &run.namespace().unwrap_or_default())
+        && let Some(m) = o.shared.missing(&layer)
     {
         hold = Some(m);
     }
@@ -219,6 +219,7 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
         layer_obs.hold = hold.is_some() || (layer_claim && !served.granted.contains(&run_name));
         decision = plan(&layer, &obs, &layer_obs);
     }
+    let deadlocked = deadlock::stall(&o.shared, run, &served);
     let layer_waits = served.waiting.get(&run.name_any()).cloned();
     if let Some(c) = &layer_waits {
         hold = Some(shared::describe_claim(c));
@@ -258,6 +259,9 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
         hold.as_deref(),
         now,
     );
+    if let Some(stall) = &deadlocked {
+        run_status::stalled_by(&mut next_status, run, stall, now);
+    }
     next_status.resource_claim = layer_waits;
     next_status.resource_wait_seconds = Some(resource_wait.total.as_secs()).filter(|s| *s > 0);
     next_status.resource_wait_since = match (resource_wait.since, &status.resource_wait_since) {
@@ -292,10 +296,20 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
         writes.push(Write::DeletePods(carried.pods_to_delete));
     }
     if !released.is_empty() {
-        writes.push(Write::DeleteGrants(released));
+        writes.push(Write::DeleteGrants(o.shared.namespace.clone(), released));
     }
     if run_changed && !starting {
         writes.push(Write::RunStatus(Box::new(next_status.clone())));
+    }
+    if let Some(stall) = &deadlocked {
+        let known = status.conditions.iter().any(|c| {
+            c.type_ == crate::api::ConditionType::Stalled.as_str()
+                && c.status == "True"
+                && c.reason == stall.reason
+        });
+        if !known {
+            writes.push(Write::Event(note(run, true, &stall.reason, &stall.message)));
+        }
     }
     writes.extend(carried.notes.into_iter().map(Write::Event));
     writes.extend(cr_writes.notes.into_iter().map(Write::Event));

@@ -159,6 +159,42 @@ pub fn update(
     );
 }
 
+/// Marks a run that still works as `Stalled` by `stall` (shared resources
+/// that runs waiting for each other keep), its message saying why.
+pub fn stalled_by(
+    status: &mut TestLayerRunStatus,
+    run: &TestLayerRun,
+    stall: &Stall,
+    now: Timestamp,
+) {
+    if status.phase.is_some_and(|p| p.is_terminal()) {
+        return;
+    }
+    let reason = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == crate::api::ConditionType::Succeeded.as_str())
+        .map_or_else(|| Reason::Pending.to_string(), |c| c.reason.clone());
+    let message: String = stall.message.chars().take(MAX_MESSAGE).collect();
+    // Transition times from the stored conditions: `update` has just set
+    // `Stalled` to false in `status`.
+    let stored = run
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    status.conditions = phase_conditions(
+        &stored,
+        None,
+        &reason,
+        &message,
+        Some(stall),
+        run.metadata.generation,
+        &wall_clock(now),
+    );
+    status.message = Some(message);
+}
+
 /// The Event of a run whose phase changed.
 pub fn phase_event(run: &TestLayerRun, next: &TestLayerRunStatus) -> Option<Write> {
     let was = run.status.as_ref().and_then(|s| s.phase);

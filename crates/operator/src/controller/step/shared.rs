@@ -16,7 +16,9 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use kube::{Resource, ResourceExt};
 
-use crate::api::{ResourceClaim, ResourceUnits};
+use crate::api::{
+    MAX_LISTED_HOLDERS, ResourceClaim, ResourceHolder, ResourceUnits, TestLayerResourceStatus,
+};
 use crate::controller::build::{LABEL_MANAGED_BY, LABEL_RUN, MANAGER};
 use crate::resources::{Claim, allocate};
 
@@ -26,6 +28,11 @@ pub const LABEL_RESOURCE: &str = "testlayer.dev/resource";
 pub const LABEL_HOLDER: &str = "testlayer.dev/holder";
 /// Label of a grant: the attempt it is for (0: the whole run).
 pub const LABEL_GRANT_ATTEMPT: &str = "testlayer.dev/grant-attempt";
+/// Label of a grant: the uid of its holder (a grant in another namespace
+/// than its holder's has no owner reference).
+pub const LABEL_HOLDER_UID: &str = "testlayer.dev/holder-uid";
+/// Label of a grant: the namespace of its holder.
+pub const LABEL_HOLDER_NAMESPACE: &str = "testlayer.dev/holder-namespace";
 
 /// The finalizer of every grant: a grant the garbage collector deletes
 /// (its holder was deleted) keeps its unit until the holder's Pods have
@@ -50,6 +57,12 @@ pub struct Grant {
     pub holder_uid: String,
     /// The attempt it is for (0: the whole run).
     pub attempt: u32,
+    /// The run of its holder.
+    pub run: String,
+    /// The namespace of its holder and run.
+    pub run_namespace: String,
+    /// The name of its holder.
+    pub holder: String,
 }
 
 impl Grant {
@@ -62,14 +75,30 @@ impl Grant {
             .strip_prefix(&format!("testlayer-grant-{resource}-"))?
             .parse()
             .ok()?;
-        let holder_uid = l.metadata.owner_references.as_ref()?.first()?.uid.clone();
+        let holder_uid = match l.metadata.owner_references.as_ref().and_then(|o| o.first()) {
+            Some(o) => o.uid.clone(),
+            None => labels.get(LABEL_HOLDER_UID)?.clone(),
+        };
+        let run_namespace = labels
+            .get(LABEL_HOLDER_NAMESPACE)
+            .cloned()
+            .or_else(|| l.namespace())
+            .unwrap_or_default();
         let attempt = labels.get(LABEL_GRANT_ATTEMPT)?.parse().ok()?;
+        let run = labels
+            .get(LABEL_RUN)
+            .or_else(|| labels.get(LABEL_HOLDER))?
+            .clone();
+        let holder = labels.get(LABEL_HOLDER).cloned().unwrap_or_default();
         Some(Grant {
             name,
             resource,
             unit,
             holder_uid,
             attempt,
+            run,
+            run_namespace,
+            holder,
         })
     }
 }
@@ -81,13 +110,21 @@ pub struct RecordedClaim {
     pub holder: String,
     /// The holder's uid.
     pub holder_uid: String,
+    /// The run it belongs to (the holder itself for a run's claim).
+    pub run: String,
+    /// The namespace of the holder and its run.
+    pub run_namespace: String,
     /// What it records.
     pub claim: ResourceClaim,
 }
 
-/// The shared resources of the run's namespace, as the caches show them.
+/// The shared resources a run takes part in, as the caches show them: those
+/// of its namespace, or of the one namespace the controller serves every
+/// namespace's runs from.
 #[derive(Debug, Clone, Default)]
 pub struct SharedView {
+    /// Where the TestLayerResources and their grants are.
+    pub namespace: String,
     /// Capacity of each TestLayerResource.
     pub capacities: BTreeMap<String, u32>,
     /// Every grant.
@@ -110,7 +147,8 @@ impl SharedView {
 
     /// Why the layer cannot take part: a resource it uses has no
     /// TestLayerResource, or fewer units than it wants.
-    pub fn missing(&self, layer: &crate::layer::LayerPlan, namespace: &str) -> Option<String> {
+    pub fn missing(&self, layer: &crate::layer::LayerPlan) -> Option<String> {
+        let namespace = &self.namespace;
         let wanted =
             layer
                 .uses
@@ -146,6 +184,63 @@ impl SharedView {
     }
 }
 
+/// The status of the TestLayerResource `resource`: units held, by whom,
+/// and who waits first, in the order the line serves them.
+pub fn resource_status(view: &SharedView, resource: &str) -> TestLayerResourceStatus {
+    let ns = |n: &str| (n != view.namespace).then(|| n.to_string());
+    let mut held: BTreeMap<(&str, &str, &str), u32> = BTreeMap::new();
+    for g in view.grants.iter().filter(|g| g.resource == resource) {
+        *held
+            .entry((g.run_namespace.as_str(), g.holder.as_str(), g.run.as_str()))
+            .or_insert(0) += 1;
+    }
+    let mut waiting: Vec<(&RecordedClaim, u32)> = view
+        .claims
+        .iter()
+        .filter_map(|c| {
+            let units = c.claim.wants.iter().find(|w| w.resource == resource)?.units;
+            let wants = c
+                .claim
+                .wants
+                .iter()
+                .map(|w| (w.resource.clone(), w.units))
+                .collect();
+            (!view.holds(&c.holder_uid, c.claim.attempt, &wants)).then_some((c, units))
+        })
+        .collect();
+    waiting.sort_by(|(a, _), (b, _)| {
+        b.claim
+            .priority
+            .cmp(&a.claim.priority)
+            .then(a.claim.since.0.cmp(&b.claim.since.0))
+            .then_with(|| (&a.holder_uid, a.claim.attempt).cmp(&(&b.holder_uid, b.claim.attempt)))
+    });
+    TestLayerResourceStatus {
+        in_use: held.values().sum(),
+        waiting: u32::try_from(waiting.len()).unwrap_or(u32::MAX),
+        holders: held
+            .iter()
+            .take(MAX_LISTED_HOLDERS)
+            .map(|((namespace, holder, run), units)| ResourceHolder {
+                holder: holder.to_string(),
+                run: run.to_string(),
+                namespace: ns(namespace),
+                units: *units,
+            })
+            .collect(),
+        next: waiting
+            .iter()
+            .take(MAX_LISTED_HOLDERS)
+            .map(|(c, units)| ResourceHolder {
+                holder: c.holder.clone(),
+                run: c.run.clone(),
+                namespace: ns(&c.run_namespace),
+                units: *units,
+            })
+            .collect(),
+    }
+}
+
 /// One holder of this run that claims now.
 #[derive(Debug, Clone)]
 pub struct MyClaim {
@@ -158,6 +253,8 @@ pub struct MyClaim {
     /// The run it belongs to (its grants are labelled with it, so that
     /// their changes wake the run).
     pub run: String,
+    /// The namespace of the holder and its run.
+    pub namespace: String,
     /// The attempt (0: the run).
     pub attempt: u32,
     /// Units wanted.
@@ -178,18 +275,13 @@ pub struct Served {
 /// Serves `mine` (this run's claims, made when `since` with `priority`)
 /// in the order of every claim of the namespace: a claim is granted when
 /// the allocation of the whole line grants it, with the lowest free units.
-pub fn serve(
-    view: &SharedView,
-    mine: &[MyClaim],
-    since: &Time,
-    priority: i32,
-    namespace: &str,
-) -> Served {
+pub fn serve(view: &SharedView, mine: &[MyClaim], since: &Time, priority: i32) -> Served {
     let my_uids: BTreeSet<&str> = mine.iter().map(|m| m.holder_uid.as_str()).collect();
     let held: BTreeMap<String, u32> = view.grants.iter().fold(BTreeMap::new(), |mut m, g| {
         *m.entry(g.resource.clone()).or_insert(0) += 1;
         m
     });
+    // Keyed by holder uid: names of different namespaces may be alike.
     let mut waiting: Vec<Claim<(String, u32)>> = Vec::new();
     for c in &view.claims {
         let wants: BTreeMap<String, u32> = c
@@ -206,7 +298,7 @@ pub fn serve(
             continue;
         }
         waiting.push(Claim {
-            key: (c.holder.clone(), c.claim.attempt),
+            key: (c.holder_uid.clone(), c.claim.attempt),
             priority: c.claim.priority,
             since: c.claim.since.0.as_second(),
             wants,
@@ -214,7 +306,7 @@ pub fn serve(
     }
     for m in mine {
         waiting.push(Claim {
-            key: (m.holder.clone(), m.attempt),
+            key: (m.holder_uid.clone(), m.attempt),
             priority,
             since: since.0.as_second(),
             wants: m.wants.clone(),
@@ -227,7 +319,7 @@ pub fn serve(
         taken.entry(g.resource.as_str()).or_default().insert(g.unit);
     }
     for key in &a.granted {
-        let Some(m) = mine.iter().find(|m| m.holder == key.0) else {
+        let Some(m) = mine.iter().find(|m| m.holder_uid == key.0) else {
             continue;
         };
         let mut leases = Vec::new();
@@ -239,7 +331,7 @@ pub fn serve(
                 match (0..capacity).find(|u| !used.contains(u)) {
                     Some(u) => {
                         used.insert(u);
-                        leases.push(grant_lease(r, u, m, namespace));
+                        leases.push(grant_lease(r, u, m, &view.namespace));
                     }
                     None => ok = false,
                 }
@@ -256,7 +348,7 @@ pub fn serve(
         if out.granted.contains(&m.holder) {
             continue;
         }
-        let lines = positions.get(&(m.holder.clone(), m.attempt));
+        let lines = positions.get(&(m.holder_uid.clone(), m.attempt));
         let wants = m
             .wants
             .iter()
@@ -265,7 +357,7 @@ pub fn serve(
                 units,
                 position: lines
                     .and_then(|l| l.iter().find(|(lr, _)| lr == r))
-                    .map(|(_, p)| *p as u32),
+                    .map(|(_, p)| shown_position(*p)),
             })
             .collect();
         out.waiting.insert(
@@ -281,10 +373,29 @@ pub fn serve(
     out
 }
 
+/// Places in line shown exactly.
+const EXACT_PLACES: usize = 10;
+
+/// A place in line as a status records it: exact up to
+/// [`EXACT_PLACES`], beyond rounded up to a multiple of 10 (of 100 beyond
+/// 100). Every grant moves everyone in line up one place; recorded
+/// exactly, each waiting holder's status would be written again on every
+/// grant, and a long line would cost hundreds of writes per grant.
+pub fn shown_position(place: usize) -> u32 {
+    let step = match place {
+        0..=EXACT_PLACES => 1,
+        11..=100 => 10,
+        _ => 100,
+    };
+    u32::try_from(place.div_ceil(step) * step).unwrap_or(u32::MAX)
+}
+
 fn grant_lease(resource: &str, unit: u32, m: &MyClaim, namespace: &str) -> Lease {
     let labels = [
         (LABEL_RESOURCE, resource.to_string()),
         (LABEL_HOLDER, m.holder.clone()),
+        (LABEL_HOLDER_UID, m.holder_uid.clone()),
+        (LABEL_HOLDER_NAMESPACE, m.namespace.clone()),
         (LABEL_GRANT_ATTEMPT, m.attempt.to_string()),
         (LABEL_RUN, m.run.clone()),
         (LABEL_MANAGED_BY, MANAGER.to_string()),
@@ -297,7 +408,10 @@ fn grant_lease(resource: &str, unit: u32, m: &MyClaim, namespace: &str) -> Lease
             name: Some(grant_name(resource, unit)),
             namespace: Some(namespace.to_string()),
             labels: Some(labels),
-            owner_references: Some(vec![m.owner.clone()]),
+            // An owner must be of the same namespace: a grant held from
+            // another namespace is given back by the controller alone
+            // (see `grant_sweep`).
+            owner_references: (m.namespace == namespace).then(|| vec![m.owner.clone()]),
             finalizers: Some(vec![GRANT_FINALIZER.to_string()]),
             ..Default::default()
         },
@@ -318,12 +432,8 @@ pub fn release_when_stopped(grant: &Lease, pods: &[&k8s_openapi::api::core::v1::
     {
         return false;
     }
-    let holder = grant
-        .metadata
-        .owner_references
-        .as_ref()
-        .and_then(|o| o.first())
-        .map(|o| o.uid.as_str());
+    let holder = Grant::from_lease(grant).map(|g| g.holder_uid);
+    let holder = holder.as_deref();
     let whole_run = grant.labels().get(LABEL_GRANT_ATTEMPT).map(String::as_str) == Some("0");
     !pods.iter().any(|p| {
         let mine = whole_run
@@ -362,7 +472,18 @@ pub fn describe_claim(c: &ResourceClaim) -> String {
                 format!("{} units of ", w.units)
             };
             match w.position {
-                Some(p) => format!("{units}{} ({} in line)", w.resource, ordinal(p)),
+                Some(p) if p as usize <= EXACT_PLACES => {
+                    format!("{units}{} ({} in line)", w.resource, ordinal(p))
+                }
+                Some(p) => {
+                    let step = if p <= 100 { 10 } else { 100 };
+                    format!(
+                        "{units}{} ({}–{} in line)",
+                        w.resource,
+                        ordinal(p.saturating_sub(step) + 1),
+                        ordinal(p)
+                    )
+                }
                 None => format!("{units}{}", w.resource),
             }
         })
@@ -396,6 +517,7 @@ mod tests {
                 ..Default::default()
             },
             run: "r".into(),
+            namespace: "ns".into(),
             attempt: 1,
             wants: wants.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
         }
@@ -409,6 +531,8 @@ mod tests {
         RecordedClaim {
             holder: holder.into(),
             holder_uid: format!("uid-{holder}"),
+            run: holder.into(),
+            run_namespace: "ns".into(),
             claim: ResourceClaim {
                 attempt: 1,
                 since: at(since),
@@ -427,7 +551,10 @@ mod tests {
 
     #[test]
     fn an_earlier_claim_of_another_run_goes_first_and_units_are_the_free_ones() {
-        let mut view = SharedView::default();
+        let mut view = SharedView {
+            namespace: "ns".into(),
+            ..SharedView::default()
+        };
         view.capacities.insert("db".into(), 1);
         view.capacities.insert("pool".into(), 3);
         view.claims.push(recorded("other", 10, &[("db", 1)]));
@@ -437,13 +564,15 @@ mod tests {
             unit: 0,
             holder_uid: "uid-x".into(),
             attempt: 1,
+            run: "x".into(),
+            run_namespace: "ns".into(),
+            holder: "x".into(),
         });
         let s = serve(
             &view,
             &[mine("a", &[("db", 1)]), mine("b", &[("pool", 2)])],
             &at(20),
             0,
-            "ns",
         );
         assert_eq!(s.granted, BTreeSet::from(["b".to_string()]));
         let names: Vec<_> = s.leases.iter().map(|l| l.name_any()).collect();
@@ -463,18 +592,99 @@ mod tests {
             unit: 0,
             holder_uid: "uid-other".into(),
             attempt: 1,
+            run: "other".into(),
+            run_namespace: "ns".into(),
+            holder: "other".into(),
         });
-        let s = serve(&view, &[mine("a", &[("db", 1)])], &at(20), 0, "ns");
+        let s = serve(&view, &[mine("a", &[("db", 1)])], &at(20), 0);
         assert!(s.granted.is_empty());
         assert_eq!(s.waiting["a"].wants[0].position, Some(1));
     }
 
     #[test]
+    fn a_resource_status_names_its_holders_and_who_is_next() {
+        let mut view = SharedView {
+            namespace: "ns".into(),
+            ..SharedView::default()
+        };
+        view.capacities.insert("pool".into(), 3);
+        for unit in 0..2 {
+            view.grants.push(Grant {
+                name: grant_name("pool", unit),
+                resource: "pool".into(),
+                unit,
+                holder_uid: "uid-x".into(),
+                attempt: 1,
+                run: "rx".into(),
+                run_namespace: "ns".into(),
+                holder: "x".into(),
+            });
+        }
+        view.claims.push(recorded("late", 20, &[("pool", 2)]));
+        view.claims.push(recorded("early", 10, &[("pool", 3)]));
+        view.claims.push(recorded("other", 5, &[("db", 1)]));
+        let s = resource_status(&view, "pool");
+        assert_eq!((s.in_use, s.waiting), (2, 2));
+        assert_eq!(
+            s.holders,
+            [ResourceHolder {
+                holder: "x".into(),
+                run: "rx".into(),
+                namespace: None,
+                units: 2
+            }]
+        );
+        let next: Vec<_> = s
+            .next
+            .iter()
+            .map(|h| (h.holder.as_str(), h.units))
+            .collect();
+        assert_eq!(next, [("early", 3), ("late", 2)]);
+        assert_eq!(resource_status(&view, "db").waiting, 1);
+    }
+
+    #[test]
+    fn places_beyond_the_tenth_are_shown_in_steps_so_grants_rewrite_few_statuses() {
+        let shown: Vec<u32> = [1, 10, 11, 20, 21, 100, 101, 250]
+            .into_iter()
+            .map(shown_position)
+            .collect();
+        assert_eq!(shown, [1, 10, 20, 20, 30, 100, 200, 300]);
+        let claim = |p| ResourceClaim {
+            attempt: 1,
+            since: at(0),
+            priority: 0,
+            wants: vec![ResourceUnits {
+                resource: "db".into(),
+                units: 1,
+                position: Some(shown_position(p)),
+            }],
+        };
+        assert_eq!(
+            describe_claim(&claim(13)),
+            "waiting for shared resources: db (11th–20th in line)"
+        );
+        assert_eq!(
+            describe_claim(&claim(101)),
+            "waiting for shared resources: db (101st–200th in line)"
+        );
+        // From 500 waiting, one grant moves every place up one: only the
+        // first ten and those crossing a step change.
+        let changed = (2..=500)
+            .filter(|&p| shown_position(p) != shown_position(p - 1))
+            .count();
+        assert!(changed < 30, "{changed}");
+    }
+
+    #[test]
     fn a_higher_priority_goes_first_and_grants_read_back_from_leases() {
-        let mut view = SharedView::default();
+        let mut view = SharedView {
+            namespace: "ns".into(),
+            ..SharedView::default()
+        };
         view.capacities.insert("db".into(), 1);
         view.claims.push(recorded("early", 10, &[("db", 1)]));
-        let s = serve(&view, &[mine("late", &[("db", 1)])], &at(20), 5, "ns");
+        let s = serve(&view, &[mine("late", &[("db", 1)])], &at(20), 5);
         assert_eq!(s.granted, BTreeSet::from(["late".to_string()]));
         let g = Grant::from_lease(&s.leases[0]).unwrap();
         assert_eq!(
@@ -485,6 +695,9 @@ mod tests {
                 unit: 0,
                 holder_uid: "uid-late".into(),
                 attempt: 1,
+                run: "r".into(),
+                run_namespace: "ns".into(),
+                holder: "late".into(),
             }
         );
     }

@@ -25,8 +25,8 @@ pub enum Write {
     /// held already (a create conflict) fails the reconcile, and the grants
     /// made before it are deleted again.
     CreateGrants(Vec<Lease>),
-    /// Delete these grants (gone already is fine).
-    DeleteGrants(Vec<String>),
+    /// Delete these grants, of this namespace (gone already is fine).
+    DeleteGrants(String, Vec<String>),
     /// Create these Pods (one that exists already is fine).
     CreatePods(Vec<Pod>),
     /// Create these ConfigMaps keeping attempts' test cases (one that

@@ -5,7 +5,7 @@
 use super::world::t0;
 use super::*;
 use crate::api::{ResourceClaim, ResourceUnits};
-use crate::controller::step::shared::RecordedClaim;
+use crate::controller::step::shared::{RecordedClaim, grant_name};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 const SHARED: &str = r#"
@@ -98,6 +98,8 @@ fn an_earlier_claim_of_another_run_is_served_first() {
     w.foreign_claims.push(RecordedClaim {
         holder: "older-a".into(),
         holder_uid: "uid-older-a".into(),
+        run: "older".into(),
+        run_namespace: "ns".into(),
         claim: ResourceClaim {
             attempt: 1,
             since: Time(
@@ -208,7 +210,7 @@ fn a_cancel_gives_back_what_the_run_holds() {
 fn foreign_grant(resource: &str) -> k8s_openapi::api::coordination::v1::Lease {
     serde_json::from_value(json!({
         "metadata": {
-            "name": crate::controller::step::shared::grant_name(resource, 0),
+            "name": grant_name(resource, 0),
             "namespace": "ns",
             "labels": {
                 "testlayer.dev/resource": resource,
@@ -235,10 +237,8 @@ fn waiting_for_a_resource_held_elsewhere_does_not_count_against_the_deadline() {
         // The run's clock starts with "first" (2 s); another run holds the
         // mutex for 10 s, so "a" waits with nothing running; the deadline
         // is 6 s.
-        w.grants.insert(
-            crate::controller::step::shared::grant_name("staging-db", 0),
-            foreign_grant("staging-db"),
-        );
+        w.grants
+            .insert(grant_name("staging-db", 0), foreign_grant("staging-db"));
         w.run_for(Duration::from_secs(10));
         w.grants.clear();
         w.run_to_end(LONG);
@@ -265,4 +265,122 @@ fn a_timed_out_attempt_gives_its_grant_back() {
     assert!(w.grants.is_empty(), "{:#?}", w.writes);
     // b got the unit only once a's Pod was gone.
     assert!(w.first("r-b-", &PodEvent::Created) >= w.first("r-a-", &PodEvent::Deleted));
+}
+
+/// A grant of unit 0 of `resource` that run "other" keeps for its whole run.
+fn kept_by_other(resource: &str) -> k8s_openapi::api::coordination::v1::Lease {
+    let mut l = foreign_grant(resource);
+    let labels = l.metadata.labels.as_mut().unwrap();
+    labels.insert("testlayer.dev/grant-attempt".into(), "0".into());
+    labels.insert("testlayer.dev/run".into(), "other".into());
+    l
+}
+
+#[test]
+fn runs_that_keep_what_each_other_waits_for_are_stalled_until_one_goes() {
+    let config = r#"
+resources:
+  staging_db: {}
+  sandbox: {}
+layers:
+  e2e:
+    uses: [staging_db]
+    categories:
+      - name: "a"
+        timeout_seconds: 30
+        uses: [sandbox]
+"#;
+    let mut w = world(config);
+    w.capacities.insert("sandbox".into(), 1);
+    // Run "other", younger, keeps the sandbox for its whole run and its
+    // category waits for the database, which this run keeps.
+    w.grants
+        .insert(grant_name("sandbox", 0), kept_by_other("sandbox"));
+    w.foreign_claims.push(RecordedClaim {
+        holder: "other-x".into(),
+        holder_uid: "uid-other-x".into(),
+        run: "other".into(),
+        run_namespace: "ns".into(),
+        claim: ResourceClaim {
+            attempt: 1,
+            since: Time(
+                t0().checked_add(k8s_openapi::jiff::SignedDuration::from_secs(60))
+                    .unwrap(),
+            ),
+            priority: 0,
+            wants: vec![ResourceUnits {
+                resource: "staging-db".into(),
+                units: 1,
+                position: Some(1),
+            }],
+        },
+    });
+    w.run_for(Duration::from_secs(10));
+    assert!(w.grants.contains_key(&grant_name("staging-db", 0)));
+    let st = w.run.status.clone().unwrap();
+    let stalled = st.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "ResourceDeadlock"),
+        "{st:#?}"
+    );
+    assert_eq!(
+        stalled.message,
+        "deadlock over shared resources: runs \"other\" and \"r\" wait for each other; \
+         \"other\" keeps sandbox and waits for staging-db; \
+         \"r\" keeps staging-db and waits for sandbox; cancel or delete one of them"
+    );
+    assert_eq!(st.message.as_deref(), Some(stalled.message.as_str()));
+    let warned = w.events.iter().filter(|n| n.reason == "ResourceDeadlock");
+    assert_eq!(warned.count(), 1, "{:#?}", w.events);
+    // Stalled, nothing changes: a later look writes nothing (no
+    // timestamps rewritten).
+    let writes = w.writes.len();
+    let later = w
+        .now
+        .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(3))
+        .unwrap();
+    w.advance_to(later);
+    w.reconcile();
+    assert_eq!(w.writes.len(), writes, "{:?}", &w.writes[writes..]);
+    // The other run is cancelled: its grant and claim go, this run goes on.
+    w.grants.remove(&grant_name("sandbox", 0));
+    w.foreign_claims.clear();
+    w.run_to_end(LONG);
+    let st = w.run.status.clone().unwrap();
+    assert_eq!(st.phase, Some(LayerPhase::Succeeded), "{st:#?}");
+    assert!(
+        st.conditions
+            .iter()
+            .any(|c| c.type_ == "Stalled" && c.status == "False")
+    );
+}
+
+#[test]
+fn a_run_waiting_for_a_unit_kept_by_a_run_that_waits_for_nothing_is_not_stalled() {
+    let config = r#"
+resources:
+  staging_db: {}
+layers:
+  e2e:
+    categories:
+      - name: "a"
+        timeout_seconds: 30
+        uses: [staging_db]
+"#;
+    let mut w = world(config);
+    w.grants
+        .insert(grant_name("staging-db", 0), kept_by_other("staging-db"));
+    w.run_for(Duration::from_secs(10));
+    let st = w.run.status.clone().unwrap();
+    assert!(
+        !st.conditions
+            .iter()
+            .any(|c| c.type_ == "Stalled" && c.status == "True"),
+        "{st:#?}"
+    );
+    assert_eq!(
+        st.message.as_deref(),
+        Some("waiting for shared resources: staging-db (1st in line)")
+    );
 }

@@ -277,11 +277,14 @@ impl World {
                 claims.push(RecordedClaim {
                     holder,
                     holder_uid: uid.unwrap_or_default(),
+                    run: self.run.name_any(),
+                    run_namespace: "ns".into(),
                     claim,
                 });
             }
         }
         SharedView {
+            namespace: "ns".into(),
             capacities: self.capacities.clone(),
             grants: self.grants.values().filter_map(Grant::from_lease).collect(),
             claims,
@@ -531,7 +534,8 @@ impl World {
                         self.grants.insert(name, l);
                     }
                 }
-                Write::DeleteGrants(names) => {
+                Write::DeleteGrants(ns, names) => {
+                    assert_eq!(ns, "ns", "grants live with the resources");
                     for name in names {
                         self.writes.push(format!("release {name}"));
                         self.grants.remove(&name);
