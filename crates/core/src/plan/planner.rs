@@ -271,8 +271,14 @@ fn derive(layer: &LayerPlan, i: usize, o: &CategoryObs) -> (St, bool) {
     };
     let done = |phase, cause| (St::Done(Terminal { phase, cause }), true);
     let c = &layer.categories[i];
+    // A timeout decided on a stale view (the executor learned of the end
+    // late: a watch that was away): the attempt had ended on its own before
+    // it was due, and that end stands.
+    let ended_in_time =
+        outcome != AttemptOutcome::Stopped && ended_at < last.started_at + c.timeout;
     // A stopped attempt ends its category as its stop said, however it ended.
     match last.stop {
+        Some(Stop::End(t)) if t.cause == Cause::Timeout && ended_in_time => {}
         Some(Stop::End(t)) => return (St::Done(t), true),
         // Interrupted, not failed: start again, no backoff, no retry used.
         Some(Stop::Interrupt) => {

@@ -184,3 +184,52 @@ fn a_recorded_stop_decides_the_end_however_the_attempt_ended() {
         }]
     );
 }
+
+#[test]
+fn a_timeout_decided_on_a_stale_view_gives_way_to_an_end_in_time() {
+    let mut a = cat("a", &[]);
+    a.timeout = s(10);
+    let l = layer(Strategy::ParallelUnlimited, None, vec![a]);
+    let timed_out = Terminal {
+        phase: Phase::TimedOut,
+        cause: Cause::Timeout,
+    };
+    let ended = |at, outcome| CategoryObs {
+        granted: false,
+        attempts: vec![AttemptObs {
+            started_at: s(0),
+            stop: Some(Stop::End(timed_out)),
+            ended: Some((s(at), outcome)),
+        }],
+        terminal: None,
+    };
+    let finish = |obs: CategoryObs| {
+        plan(&l, &[obs], &LayerObs::at(s(12), s(0)))
+            .actions
+            .into_iter()
+            .find_map(|a| match a {
+                Action::Finish { terminal, .. } => Some(terminal),
+                _ => None,
+            })
+    };
+    // The executor learned of the end only after the timeout was due, and
+    // recorded a stop: the attempt had passed at 3 s, and that stands.
+    assert_eq!(
+        finish(ended(3, AttemptOutcome::Succeeded)).map(|t| t.phase),
+        Some(Phase::Succeeded)
+    );
+    // Ended past its timeout, or stopped by the executor: timed out.
+    assert_eq!(
+        finish(ended(11, AttemptOutcome::Succeeded)),
+        Some(timed_out)
+    );
+    assert_eq!(finish(ended(3, AttemptOutcome::Stopped)), Some(timed_out));
+    // A stop of another kind (a cancel) is kept, whenever it ended.
+    let cancelled = Terminal {
+        phase: Phase::Cancelled,
+        cause: Cause::CancelRequested,
+    };
+    let mut obs = ended(3, AttemptOutcome::Succeeded);
+    obs.attempts[0].stop = Some(Stop::End(cancelled));
+    assert_eq!(finish(obs), Some(cancelled));
+}

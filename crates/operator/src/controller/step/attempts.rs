@@ -231,9 +231,11 @@ pub fn complete_lost(status: &mut CategoryRunStatus, number: u32, now: &Time) {
 }
 
 /// The planner's outcome of a completed attempt as its Pod ended it (a
-/// recorded stop decides what that means for the category, not this).
+/// recorded stop decides what that means for the category, not this; but
+/// a container that exited 0 on its own is a pass, which the planner
+/// counts where the stop was a timeout decided after it, on a stale view).
 pub fn outcome(a: &AttemptStatus) -> AttemptOutcome {
-    if a.stop.is_some() {
+    if a.stop.is_some() && a.reason != Some(AttemptReason::Completed) {
         return AttemptOutcome::Stopped;
     }
     match a.reason {
