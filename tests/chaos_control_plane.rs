@@ -18,6 +18,11 @@ const WORK: &str = "layers:\n  work:\n    execution_mode: parallel\n    resource
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_survive_restarts_of_the_apiserver_and_etcd() {
+    // The controller's and the watches' logs, shown when the test fails.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("testlayer=debug,kube_runtime=debug,kube_client=info")
+        .with_test_writer()
+        .try_init();
     let fx = Fixture::new("cp-chaos").await;
     fx.submit("work", "work", WORK, json!({})).await;
     let cp = fx.cp;

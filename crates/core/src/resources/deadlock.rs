@@ -139,14 +139,7 @@ fn any_free<K: Clone + Ord>(
             )
         })
         .collect();
-    let mut order: Vec<&Claim<K>> = claims.iter().collect();
-    order.sort_by(|a, b| {
-        b.priority
-            .cmp(&a.priority)
-            .then(a.since.cmp(&b.since))
-            .then_with(|| a.key.cmp(&b.key))
-    });
-    for c in order {
+    for c in super::in_line(claims) {
         match super::impossible(capacities, c) {
             Some(why) => out.impossible.push((c.key.clone(), why)),
             None if c

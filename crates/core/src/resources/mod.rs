@@ -55,13 +55,7 @@ pub fn allocate<K: Clone + Ord>(
     held: &BTreeMap<String, u32>,
     waiting: &[Claim<K>],
 ) -> Allocation<K> {
-    let mut order: Vec<&Claim<K>> = waiting.iter().collect();
-    order.sort_by(|a, b| {
-        b.priority
-            .cmp(&a.priority)
-            .then(a.since.cmp(&b.since))
-            .then_with(|| a.key.cmp(&b.key))
-    });
+    let order = in_line(waiting);
     let mut free: BTreeMap<&str, u32> = capacities
         .iter()
         .map(|(r, c)| {
@@ -102,6 +96,19 @@ pub fn allocate<K: Clone + Ord>(
         out.waiting.push((claim.key.clone(), lines));
     }
     out
+}
+
+/// `claims` in the order they are served: higher priority first, then the
+/// earlier, then by key.
+pub(crate) fn in_line<K: Ord>(claims: &[Claim<K>]) -> Vec<&Claim<K>> {
+    let mut order: Vec<&Claim<K>> = claims.iter().collect();
+    order.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then(a.since.cmp(&b.since))
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    order
 }
 
 fn impossible<K>(capacities: &BTreeMap<String, u32>, claim: &Claim<K>) -> Option<String> {

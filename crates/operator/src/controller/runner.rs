@@ -11,6 +11,8 @@ use kube::api::Api;
 use kube::runtime::controller::{self, Action as Requeue, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::utils::ResetTimerBackoff;
+use kube::runtime::watcher::ExponentialBackoff;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
@@ -65,6 +67,9 @@ pub struct LeaderElection {
     pub grace_seconds: u64,
 }
 
+/// Seconds a watch lasts before it is renewed.
+const WATCH_SECONDS: u32 = 30;
+
 /// Why the controller stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -112,6 +117,25 @@ where
         .await
         .is_err()
     {}
+}
+
+/// The backoff of the controller's watches after an error: kube's default
+/// (from 0.8 s, doubling, with jitter) but at most 5 s apart rather than
+/// 30, so that the caches are back within seconds of an apiserver or etcd
+/// restart (each retry is one request of one client); reset after a minute
+/// without errors.
+pub(crate) fn watch_backoff() -> ResetTimerBackoff<ExponentialBackoff> {
+    ResetTimerBackoff::new(
+        ExponentialBackoff::from(
+            backon::ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(800))
+                .with_max_delay(Duration::from_secs(5))
+                .with_factor(2.0)
+                .with_jitter()
+                .without_max_times(),
+        ),
+        Duration::from_secs(60),
+    )
 }
 
 /// What the Pod cache keeps of a Pod: its metadata, its status and its
@@ -179,9 +203,32 @@ where
         writer,
         watcher(api, wc).modify(|o| o.managed_fields_mut().clear()),
     )
-    .default_backoff()
+    .backoff(watch_backoff())
     .touched_objects();
     (reader, stream)
+}
+
+/// A controller of the objects `api` lists under `wc`, its watch backing
+/// off as [`watch_backoff`] says (the default lets it wait up to a minute
+/// after a burst of errors, as an apiserver or etcd restart makes).
+fn controller_of<K>(api: Api<K>, wc: watcher::Config) -> Controller<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, wc).modify(|o| o.managed_fields_mut().clear()),
+    )
+    .backoff(watch_backoff())
+    .applied_objects();
+    Controller::for_stream(stream, reader)
 }
 
 fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
@@ -318,7 +365,9 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
         None => None,
     };
 
-    let wc = watcher::Config::default();
+    // A watch is renewed every 30 s: one that an apiserver leaves silent
+    // (seen after an etcd restart) costs at most that.
+    let wc = watcher::Config::default().timeout(WATCH_SECONDS);
     let (cr_reader, cr_stream) = cached(api::<Decoded<CategoryRun>>(&client, ns), wc.clone());
     let (pod_reader, pod_writer) = reflector::store();
     let pod_wc = wc.clone().labels(&format!("{LABEL_MANAGED_BY}={MANAGER}"));
@@ -326,7 +375,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
         pod_writer,
         watcher(api::<Pod>(&client, ns), pod_wc).modify(trim_pod),
     )
-    .default_backoff()
+    .backoff(watch_backoff())
     .touched_objects();
 
     // Shared resources: their declarations, and the grants of their units
@@ -343,7 +392,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
 
     // Runs and CategoryRuns are watched as stored, valid or not: one object
     // that does not decode must not stop the watch of all the others.
-    let controller = Controller::new(api::<Decoded<TestLayerRun>>(&client, ns), wc.clone());
+    let controller = controller_of(api::<Decoded<TestLayerRun>>(&client, ns), wc.clone());
     let runs = controller.store();
     let recorder = Recorder::new(
         client.clone(),
@@ -363,7 +412,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
         )
         .modify(|o| o.managed_fields_mut().clear()),
     )
-    .default_backoff()
+    .backoff(watch_backoff())
     .touched_objects();
     let schedule_ctx = Arc::new(ScheduleContext {
         client: client.clone(),
@@ -371,7 +420,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
         recorder: recorder.clone(),
         metrics: metrics.clone(),
     });
-    let schedules = Controller::new(api::<Decoded<TestLayerSchedule>>(&client, ns), wc.clone())
+    let schedules = controller_of(api::<Decoded<TestLayerSchedule>>(&client, ns), wc.clone())
         .owns_stream(sched_runs_stream)
         .shutdown_on_signal()
         .run(reconcile_schedule, schedule_error_policy, schedule_ctx)
@@ -392,11 +441,11 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
         )
         .modify(|o| o.managed_fields_mut().clear()),
     )
-    .default_backoff()
+    .backoff(watch_backoff())
     .touched_objects();
     let (wake, woken) = futures::channel::mpsc::unbounded();
     let trigger_controller =
-        Controller::new(api::<Decoded<TestLayerTrigger>>(&client, ns), wc.clone())
+        controller_of(api::<Decoded<TestLayerTrigger>>(&client, ns), wc.clone())
             .owns_stream(trig_runs_stream)
             .reconcile_on(woken);
     let trigger_ctx = Arc::new(TriggerContext {

@@ -57,15 +57,7 @@ pub(super) fn stall(view: &SharedView, run: &TestLayerRun, served: &Served) -> O
         .claims
         .iter()
         .filter(|c| key(&c.run_namespace, &c.run) != me)
-        .filter(|c| {
-            let wants = c
-                .claim
-                .wants
-                .iter()
-                .map(|w| (w.resource.clone(), w.units))
-                .collect();
-            !view.holds(&c.holder_uid, c.claim.attempt, &wants)
-        })
+        .filter(|c| view.waits(c))
         .map(|c| {
             waiter(
                 &key(&c.run_namespace, &c.run),

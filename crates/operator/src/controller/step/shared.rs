@@ -133,7 +133,23 @@ pub struct SharedView {
     pub claims: Vec<RecordedClaim>,
 }
 
+impl RecordedClaim {
+    /// The units it wants, by resource.
+    pub fn wants(&self) -> BTreeMap<String, u32> {
+        self.claim
+            .wants
+            .iter()
+            .map(|w| (w.resource.clone(), w.units))
+            .collect()
+    }
+}
+
 impl SharedView {
+    /// Whether `c` still waits (its grant is not made yet).
+    pub fn waits(&self, c: &RecordedClaim) -> bool {
+        !self.holds(&c.holder_uid, c.claim.attempt, &c.wants())
+    }
+
     /// Whether the holder `uid` holds every unit of `wants` for `attempt`.
     pub fn holds(&self, uid: &str, attempt: u32, wants: &BTreeMap<String, u32>) -> bool {
         wants.iter().all(|(r, &n)| {
@@ -199,13 +215,7 @@ pub fn resource_status(view: &SharedView, resource: &str) -> TestLayerResourceSt
         .iter()
         .filter_map(|c| {
             let units = c.claim.wants.iter().find(|w| w.resource == resource)?.units;
-            let wants = c
-                .claim
-                .wants
-                .iter()
-                .map(|w| (w.resource.clone(), w.units))
-                .collect();
-            (!view.holds(&c.holder_uid, c.claim.attempt, &wants)).then_some((c, units))
+            view.waits(c).then_some((c, units))
         })
         .collect();
     waiting.sort_by(|(a, _), (b, _)| {
@@ -284,24 +294,16 @@ pub fn serve(view: &SharedView, mine: &[MyClaim], since: &Time, priority: i32) -
     // Keyed by holder uid: names of different namespaces may be alike.
     let mut waiting: Vec<Claim<(String, u32)>> = Vec::new();
     for c in &view.claims {
-        let wants: BTreeMap<String, u32> = c
-            .claim
-            .wants
-            .iter()
-            .map(|w| (w.resource.clone(), w.units))
-            .collect();
         // This run's claims are the fresh ones below; a claim whose grant
         // was made already waits no more.
-        if my_uids.contains(c.holder_uid.as_str())
-            || view.holds(&c.holder_uid, c.claim.attempt, &wants)
-        {
+        if my_uids.contains(c.holder_uid.as_str()) || !view.waits(c) {
             continue;
         }
         waiting.push(Claim {
             key: (c.holder_uid.clone(), c.claim.attempt),
             priority: c.claim.priority,
             since: c.claim.since.0.as_second(),
-            wants,
+            wants: c.wants(),
         });
     }
     for m in mine {
