@@ -533,17 +533,15 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
         runs: runs.clone(),
         across: opts.resources_namespace.is_some(),
     };
-    let controller = controller
-        .owns_stream(cr_stream)
-        .watches_stream(pod_stream, |pod: Pod| {
-            let run = pod.labels().get(LABEL_RUN).cloned();
-            let ns = pod.namespace();
-            run.zip(ns)
-                .map(|(run, ns)| ObjectRef::<Decoded<TestLayerRun>>::new(&run).within(&ns))
-        })
-        .watches_stream(grant_stream, {
-            let waiting = waiting.clone();
-            move |grant: Lease| {
+    // Grants and TestLayerResources wake the runs that wait for them
+    // through a channel, from tasks of their own, rather than as streams
+    // of the run controller: so joined, they were seen to leave the
+    // controller blind to Pod changes for a minute after an etcd restart.
+    let (wake, woken) = futures::channel::mpsc::unbounded::<ObjectRef<Decoded<TestLayerRun>>>();
+    let grant_wakes = tokio::spawn({
+        let (waiting, wake) = (waiting.clone(), wake.clone());
+        grant_stream.for_each(move |grant| {
+            if let Ok(grant) = grant {
                 // Its holder's run, and every run whose claims wait for a
                 // unit of the resource.
                 let ns = grant.namespace().unwrap_or_default();
@@ -553,15 +551,31 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
                     .get(LABEL_RUN)
                     .map(|r| ObjectRef::<Decoded<TestLayerRun>>::new(r).within(holder_ns));
                 let resource = labels.get(LABEL_RESOURCE).cloned().unwrap_or_default();
-                own.into_iter()
-                    .chain(waiting.runs(&ns, Some(&resource)))
-                    .collect::<Vec<_>>()
+                for r in own.into_iter().chain(waiting.runs(&ns, Some(&resource))) {
+                    let _ = wake.unbounded_send(r);
+                }
             }
+            futures::future::ready(())
         })
-        .watches_stream(res_stream, move |r: Decoded<TestLayerResource>| {
+    });
+    let resource_wakes = tokio::spawn(res_stream.for_each(move |r| {
+        if let Ok(r) = r {
             let ns = r.namespace().unwrap_or_default();
-            waiting.runs(&ns, None)
+            for run in waiting.runs(&ns, None) {
+                let _ = wake.unbounded_send(run);
+            }
+        }
+        futures::future::ready(())
+    }));
+    let controller = controller
+        .owns_stream(cr_stream)
+        .watches_stream(pod_stream, |pod: Pod| {
+            let run = pod.labels().get(LABEL_RUN).cloned();
+            let ns = pod.namespace();
+            run.zip(ns)
+                .map(|(run, ns)| ObjectRef::<Decoded<TestLayerRun>>::new(&run).within(&ns))
         })
+        .reconcile_on(woken)
         .with_config(controller::Config::default().concurrency(opts.concurrency))
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
@@ -594,6 +608,8 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
     gauge.abort();
     sweeper.abort();
     resource_statuses.abort();
+    grant_wakes.abort();
+    resource_wakes.abort();
     watches.abort();
     if let Some((channel, task, _)) = leadership {
         // Closing the channel makes the manager release the Lease.
