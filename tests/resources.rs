@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::json;
-use testlayer::api::{LayerPhase, TestLayerResource, TestLayerResourceSpec};
+use testlayer::api::{LayerPhase, TestLayerResource};
 use testlayer::plan::Phase;
 use testlayer::words::Reason;
 use testlayer_testkit::kubelet::{KubeletEvent, KubeletEventKind};
@@ -33,20 +33,6 @@ fn config(categories: &[(&str, &str)], extra_category_fields: &str) -> String {
         );
     }
     c
-}
-
-async fn declare(fx: &Fixture, name: &str, capacity: u32) {
-    let api: Api<TestLayerResource> = fx.api();
-    let r = TestLayerResource::new(
-        name,
-        TestLayerResourceSpec {
-            capacity,
-            description: None,
-        },
-    );
-    api.create(&PostParams::default(), &r)
-        .await
-        .unwrap_or_else(|e| panic!("creating TestLayerResource {name}: {e}"));
 }
 
 async fn grants(fx: &Fixture) -> Vec<Lease> {
@@ -81,7 +67,7 @@ fn overlap(events: &[KubeletEvent], pods: impl Fn(&str) -> bool) -> (usize, Vec<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_take_turns_on_a_mutex_in_the_order_they_were_created() {
     let fx = Fixture::new("res-turns").await;
-    declare(&fx, "staging-db", 1).await;
+    fx.declare_resource("staging-db", 1).await;
     let config = config(&[("a", "sleep 1"), ("b", "sleep 1")], "");
     fx.submit("first", "e2e", &config, json!({})).await;
     // One second later, so that the line's order is the runs' creation.
@@ -158,7 +144,7 @@ async fn holding(fx: &Fixture, run: &str, waiter: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_a_deleted_run_and_a_pod_deleted_by_hand_give_back_the_mutex() {
     let mut fx = Fixture::new("res-release").await;
-    declare(&fx, "staging-db", 1).await;
+    fx.declare_resource("staging-db", 1).await;
     let long = config(&[("long", "sleep 300")], "        infra_retries: 0\n");
     let quick = config(&[("quick", "true")], "");
 
@@ -254,7 +240,7 @@ async fn a_resource_without_its_object_holds_the_run_until_it_is_declared() {
         .await;
     assert!(!common::is_done(&r));
     assert!(fx.pod_names("").await.is_empty(), "a Pod started");
-    declare(&fx, "staging-db", 1).await;
+    fx.declare_resource("staging-db", 1).await;
     let r = fx.wait_done("r", T).await;
     assert_eq!(phase(&r), Some(LayerPhase::Succeeded));
 }
@@ -281,8 +267,8 @@ fn stalled(run: &testlayer::api::TestLayerRun) -> Option<String> {
 async fn runs_that_keep_what_each_other_waits_for_are_stalled_naming_the_cycle_until_one_is_cancelled()
  {
     let fx = Fixture::new("res-deadlock").await;
-    declare(&fx, "staging-db", 1).await;
-    declare(&fx, "sandbox", 1).await;
+    fx.declare_resource("staging-db", 1).await;
+    fx.declare_resource("sandbox", 1).await;
     // Two configs, so that no check of one config can see the cycle.
     fx.submit(
         "db-first",

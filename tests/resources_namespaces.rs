@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams};
 use serde_json::json;
-use testlayer::api::{LayerPhase, TestLayerResource, TestLayerResourceSpec};
+use testlayer::api::{LayerPhase, TestLayerResource};
 use testlayer::controller::ControllerOptions;
 use testlayer::plan::Phase;
 use testlayer_testkit::kubelet::{KubeletEvent, KubeletEventKind};
@@ -70,20 +70,8 @@ async fn runs_of_two_namespaces_take_turns_on_a_resource_of_a_third() {
         .without_controller()
         .start()
         .await;
+    home.declare_resource("staging-db", 1).await;
     let resources: Api<TestLayerResource> = home.api();
-    resources
-        .create(
-            &PostParams::default(),
-            &TestLayerResource::new(
-                "staging-db",
-                TestLayerResourceSpec {
-                    capacity: 1,
-                    description: None,
-                },
-            ),
-        )
-        .await
-        .expect("create the TestLayerResource");
     // A TestLayerResource in a run's own namespace is not the one served.
     let _controller = a
         .spawn_controller(ControllerOptions {

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
-use testlayer::api::{LayerPhase, TestLayerResource, TestLayerResourceSpec};
+use testlayer::api::LayerPhase;
 use testlayer_testkit::kubelet::KubeletEventKind;
 
 use common::{Fixture, controller_process, eventually, phase, timeline};
@@ -28,19 +28,7 @@ async fn many_runs_on_one_mutex_through_two_controllers_a_sigkill_and_cancels() 
     let mut rng = SmallRng::seed_from_u64(seed);
     let fx = Fixture::new("res-soak").await;
     let ctx = format!("seed {seed} (SOAK_SEED={seed} repeats it)");
-    Api::<TestLayerResource>::namespaced(fx.client.clone(), &fx.ns)
-        .create(
-            &PostParams::default(),
-            &TestLayerResource::new(
-                "staging-db",
-                TestLayerResourceSpec {
-                    capacity: 1,
-                    description: Some("the soak's mutex".into()),
-                },
-            ),
-        )
-        .await
-        .expect("declare the mutex");
+    fx.declare_resource("staging-db", 1).await;
     let mut other = controller_process(fx.cp, &fx.ns, "soak-second");
     let config = "resources:\n  staging_db: {}\nlayers:\n  e2e:\n    execution_mode: parallel\n    categories:\n      - name: a\n        timeout_seconds: 60\n        uses: [staging_db]\n        command: \"sleep 0.3\"\n      - name: b\n        timeout_seconds: 60\n        uses: [staging_db]\n        command: \"sleep 0.2\"\n      - name: free\n        timeout_seconds: 60\n        command: \"sleep 0.1\"\n";
     let names: Vec<String> = (0..RUNS).map(|i| format!("soak-{i:02}")).collect();

@@ -569,6 +569,23 @@ impl Fixture {
     }
 
     /// Creates the TestLayerRun of [`test_layer_run`] and returns it as created.
+    /// Declares shared resource `name` (a TestLayerResource) with
+    /// `capacity` in the fixture's namespace.
+    pub async fn declare_resource(&self, name: &str, capacity: u32) {
+        use testlayer::api::{TestLayerResource, TestLayerResourceSpec};
+        let r = TestLayerResource::new(
+            name,
+            TestLayerResourceSpec {
+                capacity,
+                description: None,
+            },
+        );
+        self.api::<TestLayerResource>()
+            .create(&PostParams::default(), &r)
+            .await
+            .unwrap_or_else(|e| panic!("creating TestLayerResource {name}: {e}"));
+    }
+
     pub async fn submit(
         &self,
         name: &str,

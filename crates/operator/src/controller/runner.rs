@@ -180,8 +180,37 @@ pub(crate) fn requeue_after(metrics: &Metrics, err: &ControllerError, what: &str
 }
 
 /// A cache of the objects `api` lists under `wc` (without their
-/// managedFields: large, and never read) and the stream of their changes
-/// that keeps it.
+/// managedFields: large, and never read) and the stream of the watch
+/// events that keeps it, backing off as [`watch_backoff`] says (the default
+/// lets it wait up to a minute after a burst of errors, as an apiserver or
+/// etcd restart makes).
+fn reflected<K>(
+    api: Api<K>,
+    wc: watcher::Config,
+) -> (
+    reflector::Store<K>,
+    impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, wc).modify(|o| o.managed_fields_mut().clear()),
+    )
+    .backoff(watch_backoff());
+    (reader, stream)
+}
+
+/// A cache of the objects `api` lists under `wc` and the stream of the
+/// objects that change in it.
 fn cached<K>(
     api: Api<K>,
     wc: watcher::Config,
@@ -198,19 +227,12 @@ where
         + Sync
         + 'static,
 {
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, wc).modify(|o| o.managed_fields_mut().clear()),
-    )
-    .backoff(watch_backoff())
-    .touched_objects();
-    (reader, stream)
+    let (reader, events) = reflected(api, wc);
+    (reader, events.touched_objects())
 }
 
-/// A controller of the objects `api` lists under `wc`, its watch backing
-/// off as [`watch_backoff`] says (the default lets it wait up to a minute
-/// after a burst of errors, as an apiserver or etcd restart makes).
+/// A controller of the objects `api` lists under `wc`, over a cache as
+/// [`reflected`] keeps it.
 fn controller_of<K>(api: Api<K>, wc: watcher::Config) -> Controller<K>
 where
     K: kube::Resource<DynamicType = ()>
@@ -221,14 +243,8 @@ where
         + Sync
         + 'static,
 {
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, wc).modify(|o| o.managed_fields_mut().clear()),
-    )
-    .backoff(watch_backoff())
-    .applied_objects();
-    Controller::for_stream(stream, reader)
+    let (reader, events) = reflected(api, wc);
+    Controller::for_stream(events.applied_objects(), reader)
 }
 
 fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
@@ -403,17 +419,10 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
     );
     // Schedules, with the runs they created (a second, narrow watch of
     // runs: only those labelled by a schedule).
-    let (sched_runs, sched_runs_writer) = reflector::store();
-    let sched_runs_stream = reflector::reflector(
-        sched_runs_writer,
-        watcher(
-            api::<Decoded<TestLayerRun>>(&client, ns),
-            wc.clone().labels(LABEL_SCHEDULE),
-        )
-        .modify(|o| o.managed_fields_mut().clear()),
-    )
-    .backoff(watch_backoff())
-    .touched_objects();
+    let (sched_runs, sched_runs_stream) = cached(
+        api::<Decoded<TestLayerRun>>(&client, ns),
+        wc.clone().labels(LABEL_SCHEDULE),
+    );
     let schedule_ctx = Arc::new(ScheduleContext {
         client: client.clone(),
         runs: sched_runs.clone(),
@@ -432,17 +441,10 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
 
     // Triggers, with the runs they created, woken also by the watches of
     // the kinds they watch.
-    let (trig_runs, trig_runs_writer) = reflector::store();
-    let trig_runs_stream = reflector::reflector(
-        trig_runs_writer,
-        watcher(
-            api::<Decoded<TestLayerRun>>(&client, ns),
-            wc.clone().labels(LABEL_TRIGGER),
-        )
-        .modify(|o| o.managed_fields_mut().clear()),
-    )
-    .backoff(watch_backoff())
-    .touched_objects();
+    let (trig_runs, trig_runs_stream) = cached(
+        api::<Decoded<TestLayerRun>>(&client, ns),
+        wc.clone().labels(LABEL_TRIGGER),
+    );
     let (wake, woken) = futures::channel::mpsc::unbounded();
     let trigger_controller =
         controller_of(api::<Decoded<TestLayerTrigger>>(&client, ns), wc.clone())

@@ -92,18 +92,18 @@ fn a_mutex_has_one_holder_at_a_time_and_each_grant_precedes_its_pod() {
     );
 }
 
-#[test]
-fn an_earlier_claim_of_another_run_is_served_first() {
-    let mut w = world(SHARED);
-    w.foreign_claims.push(RecordedClaim {
-        holder: "older-a".into(),
-        holder_uid: "uid-older-a".into(),
-        run: "older".into(),
+/// A claim on one unit of staging-db by `holder` of `run`, another run
+/// created `secs` after this one.
+fn db_claim(holder: &str, run: &str, secs: i64) -> RecordedClaim {
+    RecordedClaim {
+        holder: holder.into(),
+        holder_uid: format!("uid-{holder}"),
+        run: run.into(),
         run_namespace: "ns".into(),
         claim: ResourceClaim {
             attempt: 1,
             since: Time(
-                t0().checked_sub(k8s_openapi::jiff::SignedDuration::from_secs(60))
+                t0().checked_add(k8s_openapi::jiff::SignedDuration::from_secs(secs))
                     .unwrap(),
             ),
             priority: 0,
@@ -113,7 +113,13 @@ fn an_earlier_claim_of_another_run_is_served_first() {
                 position: Some(1),
             }],
         },
-    });
+    }
+}
+
+#[test]
+fn an_earlier_claim_of_another_run_is_served_first() {
+    let mut w = world(SHARED);
+    w.foreign_claims.push(db_claim("older-a", "older", -60));
     w.run_until(Duration::from_secs(5), |w| w.count("create pod") >= 1);
     w.run_for(Duration::from_secs(5));
     assert_eq!(w.count("grant "), 0, "{:#?}", w.writes);
@@ -296,25 +302,7 @@ layers:
     // category waits for the database, which this run keeps.
     w.grants
         .insert(grant_name("sandbox", 0), kept_by_other("sandbox"));
-    w.foreign_claims.push(RecordedClaim {
-        holder: "other-x".into(),
-        holder_uid: "uid-other-x".into(),
-        run: "other".into(),
-        run_namespace: "ns".into(),
-        claim: ResourceClaim {
-            attempt: 1,
-            since: Time(
-                t0().checked_add(k8s_openapi::jiff::SignedDuration::from_secs(60))
-                    .unwrap(),
-            ),
-            priority: 0,
-            wants: vec![ResourceUnits {
-                resource: "staging-db".into(),
-                units: 1,
-                position: Some(1),
-            }],
-        },
-    });
+    w.foreign_claims.push(db_claim("other-x", "other", 60));
     w.run_for(Duration::from_secs(10));
     assert!(w.grants.contains_key(&grant_name("staging-db", 0)));
     let st = w.run.status.clone().unwrap();
