@@ -143,6 +143,12 @@ async fn holding(fx: &Fixture, run: &str, waiter: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_a_deleted_run_and_a_pod_deleted_by_hand_give_back_the_mutex() {
+    // The controller's logs (each grant made and given back), shown when
+    // the test fails.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("testlayer=info")
+        .with_test_writer()
+        .try_init();
     let mut fx = Fixture::new("res-release").await;
     fx.declare_resource("staging-db", 1).await;
     let long = config(&[("long", "sleep 300")], "        infra_retries: 0\n");
@@ -329,4 +335,55 @@ async fn runs_that_keep_what_each_other_waits_for_are_stalled_naming_the_cycle_u
         (st.in_use == 0 && st.waiting == 0 && st.holders.is_empty()).then_some(())
     })
     .await;
+}
+
+/// A unit given back and granted again is a new Lease of the same name: a
+/// second give-back decided on the first (two controllers, or a retried
+/// reconcile) leaves the new holder's grant alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_give_back_leaves_the_next_holders_grant_of_the_same_unit_alone() {
+    use testlayer::controller::grant_writes::release_grants;
+    use testlayer::controller::step::shared::{GRANT_FINALIZER, GrantRef};
+    let fx = Fixture::new("res-late").await;
+    let api: Api<Lease> = fx.api();
+    let lease = |holder: &str| -> Lease {
+        serde_json::from_value(json!({
+            "metadata": {"name": "testlayer-grant-staging-db-0",
+                "labels": {"testlayer.dev/resource": "staging-db", "testlayer.dev/holder": holder},
+                "finalizers": [GRANT_FINALIZER]},
+            "spec": {"holderIdentity": holder},
+        }))
+        .unwrap()
+    };
+    let pp = kube::api::PostParams::default();
+    let first = api
+        .create(&pp, &lease("first"))
+        .await
+        .expect("grant to first");
+    let old = GrantRef::of(&first);
+    release_grants(&api, vec![old.clone()])
+        .await
+        .expect("give back");
+    assert!(grants(&fx).await.is_empty(), "the first grant is gone");
+    let second = api
+        .create(&pp, &lease("second"))
+        .await
+        .expect("grant to second");
+    assert_ne!(second.uid(), first.uid());
+    release_grants(&api, vec![old])
+        .await
+        .expect("a late give-back is fine");
+    let left = grants(&fx).await;
+    assert_eq!(left.len(), 1, "{left:#?}");
+    assert_eq!(left[0].uid(), second.uid());
+    assert!(
+        left[0].metadata.deletion_timestamp.is_none(),
+        "{:#?}",
+        left[0]
+    );
+    assert_eq!(left[0].finalizers(), [GRANT_FINALIZER]);
+    release_grants(&api, vec![GrantRef::of(&second)])
+        .await
+        .expect("give back the second");
+    assert!(grants(&fx).await.is_empty());
 }

@@ -24,6 +24,12 @@ const RUNS: usize = 14;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_runs_on_one_mutex_through_two_controllers_a_sigkill_and_cancels() {
+    // The in-process controller's logs (each grant made and given back),
+    // shown when the test fails.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("testlayer=info")
+        .with_test_writer()
+        .try_init();
     let seed = common::seed("SOAK_SEED");
     let mut rng = SmallRng::seed_from_u64(seed);
     let fx = Fixture::new("res-soak").await;

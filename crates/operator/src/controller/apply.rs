@@ -18,7 +18,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::context::{Context, ControllerError, FIELD_MANAGER};
-use super::step::shared::Grant;
+use super::grant_writes::{create_grants, release_grants};
 use super::step::{Note, Write};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
@@ -166,12 +166,13 @@ pub async fn apply(
                     .unwrap_or_else(|| ns.clone());
                 create_grants(ctx, &home, leases).await?
             }
-            Write::DeleteGrants(home, names) => {
+            Write::DeleteGrants(home, grants) => {
+                tracing::info!(run = %run_name, namespace = %home, grants = ?grants, "giving back grants");
                 let api: Api<Lease> = Api::namespaced(ctx.client.clone(), &home);
                 ctx.own
                     .grants
-                    .forget(&home, &|l| names.contains(&l.name_any()));
-                release_grants(&api, names).await?;
+                    .forget(&home, &|l| grants.iter().any(|g| g.is(l)));
+                release_grants(&api, grants).await?;
             }
             Write::DeletePods(names) => {
                 let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
@@ -224,87 +225,6 @@ pub async fn apply(
         }
     }
     Ok(Applied::All)
-}
-
-/// Gives grants back: their finalizer removed (the step gives back only
-/// what no running Pod holds), then deleted; gone already is fine.
-pub(crate) async fn release_grants(
-    api: &Api<Lease>,
-    names: Vec<String>,
-) -> Result<(), ControllerError> {
-    let unfinalize = json!({"metadata": {"finalizers": null}});
-    let futs = names.clone().into_iter().map(|name| {
-        let api = api.clone();
-        let patch = unfinalize.clone();
-        async move {
-            match api
-                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
-                Ok(_) => Ok(()),
-                Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-                Err(e) => Err(ControllerError::Kube {
-                    what: format!("giving back grant {name}"),
-                    source: e,
-                }),
-            }
-        }
-    });
-    let results: Vec<_> = futures::stream::iter(futs)
-        .buffer_unordered(CONCURRENT_WRITES)
-        .collect()
-        .await;
-    results.into_iter().collect::<Result<Vec<()>, _>>()?;
-    delete_all(api, names, "grant", None).await?;
-    Ok(())
-}
-
-/// Creates grants, all or none: a unit held by another holder (a create
-/// conflict: another run's reconcile, or another controller, was first)
-/// gives back the ones made here and fails the reconcile, which is tried
-/// again with a fresher view. A grant of the same holder that exists
-/// already (made by an earlier pass whose answer was lost) is fine.
-async fn create_grants(ctx: &Context, ns: &str, leases: Vec<Lease>) -> Result<(), ControllerError> {
-    let api: Api<Lease> = Api::namespaced(ctx.client.clone(), ns);
-    let pp = PostParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    };
-    let mut made: Vec<String> = Vec::new();
-    for lease in leases {
-        let name = lease.name_any();
-        let failed = match api.create(&pp, &lease).await {
-            Ok(created) => {
-                ctx.own.grants.remember(created, true);
-                made.push(name);
-                continue;
-            }
-            Err(kube::Error::Api(e)) if e.code == 409 => {
-                let theirs = api
-                    .get_opt(&name)
-                    .await
-                    .map_err(ControllerError::kube(format!("reading grant {name}")))?;
-                let holder = |l: &Lease| Grant::from_lease(l).map(|g| g.holder_uid);
-                match theirs {
-                    Some(t) if holder(&t) == holder(&lease) => {
-                        ctx.own.grants.remember(t, true);
-                        continue;
-                    }
-                    _ => kube::Error::Api(e),
-                }
-            }
-            Err(e) => e,
-        };
-        if !made.is_empty() {
-            ctx.own.grants.forget(ns, &|l| made.contains(&l.name_any()));
-            release_grants(&api, made).await?;
-        }
-        return Err(ControllerError::Kube {
-            what: format!("granting {name}"),
-            source: failed,
-        });
-    }
-    Ok(())
 }
 
 /// Server-side apply of a whole status (with apiVersion and kind, as apply

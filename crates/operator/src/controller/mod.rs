@@ -11,6 +11,7 @@ pub mod build;
 pub mod context;
 pub mod frozen_plan;
 mod grant_sweep;
+pub mod grant_writes;
 pub mod metrics;
 pub mod observe;
 mod own_writes;

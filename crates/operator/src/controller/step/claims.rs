@@ -3,12 +3,14 @@
 //! planner's decision makes, and the grants to give back after it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use super::categories::Categories;
-use super::shared::{MyClaim, Served, SharedView, owner_of, serve};
+use super::shared::{Grant, GrantRef, MyClaim, Served, SharedView, owner_of, serve};
 use crate::api::TestLayerRun;
 use crate::layer::LayerPlan;
 use crate::plan::{Action, CategoryObs, Decision};
@@ -104,14 +106,16 @@ pub(super) fn serve_mine(view: &SharedView, run: &TestLayerRun, mine: &[MyClaim]
 
 /// The grants of this run to give back: a category's for an attempt that
 /// is neither running nor started by `d`; the run's own once `run_done`.
+/// None while a Pod it lets run may still run (`pods`: the run's).
 pub(super) fn releases(
     view: &SharedView,
+    pods: &[Arc<Pod>],
     run: &TestLayerRun,
     cats: &Categories,
     obs: &[CategoryObs],
     d: &Decision,
     run_done: bool,
-) -> Vec<String> {
+) -> Vec<GrantRef> {
     let mut live: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
     for (i, c) in cats.items.iter().enumerate() {
         let uid = c.cr.metadata.uid.as_deref().unwrap_or_default();
@@ -130,29 +134,40 @@ pub(super) fn releases(
         }
     }
     let run_uid = run.metadata.uid.as_deref().unwrap_or_default();
+    let pods: Vec<&Pod> = pods.iter().map(AsRef::as_ref).collect();
     view.grants
         .iter()
         .filter(|g| {
-            if g.holder_uid == run_uid {
-                return run_done;
-            }
-            match live.get(g.holder_uid.as_str()) {
-                Some(attempts) => !attempts.contains(&g.attempt),
-                // Not a holder of this run.
-                None => false,
-            }
+            let done = if g.holder_uid == run_uid {
+                run_done
+            } else {
+                match live.get(g.holder_uid.as_str()) {
+                    Some(attempts) => !attempts.contains(&g.attempt),
+                    // Not a holder of this run.
+                    None => false,
+                }
+            };
+            done && !g.kept_by(&pods)
         })
-        .map(|g| g.name.clone())
+        .map(Grant::to_ref)
         .collect()
 }
 
 /// Every grant of this run and its categories (to give back once the run
-/// has ended).
-pub(super) fn all_of(view: &SharedView, run: &TestLayerRun, cats: &[String]) -> Vec<String> {
+/// has ended), but those a Pod that may still run keeps (`pods`: the
+/// run's; a cancelled run's Pods stop through their grace period).
+pub(super) fn all_of(
+    view: &SharedView,
+    pods: &[Arc<Pod>],
+    run: &TestLayerRun,
+    cats: &[String],
+) -> Vec<GrantRef> {
     let run_uid = run.metadata.uid.as_deref().unwrap_or_default();
+    let pods: Vec<&Pod> = pods.iter().map(AsRef::as_ref).collect();
     view.grants
         .iter()
         .filter(|g| g.holder_uid == run_uid || cats.contains(&g.holder_uid))
-        .map(|g| g.name.clone())
+        .filter(|g| !g.kept_by(&pods))
+        .map(Grant::to_ref)
         .collect()
 }

@@ -83,7 +83,7 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
             .iter()
             .filter_map(|c| c.metadata.uid.clone())
             .collect();
-        let held = claims::all_of(&o.shared, run, &crs);
+        let held = claims::all_of(&o.shared, &o.pods, run, &crs);
         if !held.is_empty() && s.questions.is_empty() {
             s.writes
                 .insert(0, Write::DeleteGrants(o.shared.namespace.clone(), held));
@@ -224,7 +224,7 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
     if let Some(c) = &layer_waits {
         hold = Some(shared::describe_claim(c));
     }
-    let released = claims::releases(&o.shared, run, &cats, &obs, &decision, false);
+    let released = claims::releases(&o.shared, &o.pods, run, &cats, &obs, &decision, false);
     let resource_wait = resource_wait.observe(
         now_offset,
         status.start_time.is_some() && decision.blocked_on_resources,

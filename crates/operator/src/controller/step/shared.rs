@@ -49,6 +49,10 @@ pub fn grant_name(resource: &str, unit: u32) -> String {
 pub struct Grant {
     /// The Lease's name.
     pub name: String,
+    /// The Lease's uid: a unit given back and granted again is a new Lease
+    /// of the same name, which a give-back decided on the old must not
+    /// touch.
+    pub uid: String,
     /// The resource.
     pub resource: String,
     /// The unit.
@@ -65,7 +69,41 @@ pub struct Grant {
     pub holder: String,
 }
 
+/// One grant to give back: its name, and its uid as a precondition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRef {
+    /// The Lease's name.
+    pub name: String,
+    /// The Lease's uid (empty: a Lease the view holds without one, which
+    /// only tests make).
+    pub uid: String,
+}
+
+impl GrantRef {
+    /// The grant `l` is.
+    pub fn of(l: &Lease) -> GrantRef {
+        GrantRef {
+            name: l.name_any(),
+            uid: l.metadata.uid.clone().unwrap_or_default(),
+        }
+    }
+
+    /// Whether `l` is this grant.
+    pub fn is(&self, l: &Lease) -> bool {
+        l.metadata.name.as_deref() == Some(self.name.as_str())
+            && l.metadata.uid.as_deref().unwrap_or_default() == self.uid
+    }
+}
+
 impl Grant {
+    /// This grant, to give back.
+    pub fn to_ref(&self) -> GrantRef {
+        GrantRef {
+            name: self.name.clone(),
+            uid: self.uid.clone(),
+        }
+    }
+
     /// The grant a Lease records, if it is one.
     pub fn from_lease(l: &Lease) -> Option<Grant> {
         let labels = l.metadata.labels.as_ref()?;
@@ -92,6 +130,7 @@ impl Grant {
         let holder = labels.get(LABEL_HOLDER).cloned().unwrap_or_default();
         Some(Grant {
             name,
+            uid: l.metadata.uid.clone().unwrap_or_default(),
             resource,
             unit,
             holder_uid,
@@ -426,26 +465,38 @@ fn grant_lease(resource: &str, unit: u32, m: &MyClaim, namespace: &str) -> Lease
 
 /// Whether a grant that is being deleted may go now: it has the
 /// finalizer, and no Pod of its holder may still run (`pods`: the Pods of
-/// the grant's run, as the cache shows them). A category's grant waits for
-/// its holder's Pods; a run's grant (attempt 0) for all the run's Pods.
+/// the grant's run, as the cache shows them).
 pub fn release_when_stopped(grant: &Lease, pods: &[&k8s_openapi::api::core::v1::Pod]) -> bool {
     if grant.metadata.deletion_timestamp.is_none()
         || !grant.finalizers().iter().any(|f| f == GRANT_FINALIZER)
     {
         return false;
     }
-    let holder = Grant::from_lease(grant).map(|g| g.holder_uid);
-    let holder = holder.as_deref();
-    let whole_run = grant.labels().get(LABEL_GRANT_ATTEMPT).map(String::as_str) == Some("0");
-    !pods.iter().any(|p| {
-        let mine = whole_run
-            || p.metadata
-                .owner_references
-                .as_ref()
-                .is_some_and(|o| o.iter().any(|o| Some(o.uid.as_str()) == holder));
-        let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
-        mine && !matches!(phase, Some("Succeeded" | "Failed"))
-    })
+    Grant::from_lease(grant).is_none_or(|g| !g.kept_by(pods))
+}
+
+impl Grant {
+    /// Whether a Pod that may still run keeps this grant (`pods`: the
+    /// Pods of the grant's run). A category's grant is kept by the Pods of
+    /// its holder and attempt, a run's (attempt 0) by all the run's Pods.
+    /// A Pod being deleted keeps it until it has stopped: its container
+    /// may run through its grace period.
+    pub fn kept_by(&self, pods: &[&k8s_openapi::api::core::v1::Pod]) -> bool {
+        let attempt = self.attempt.to_string();
+        pods.iter().any(|p| {
+            let mine = self.attempt == 0
+                || (p
+                    .metadata
+                    .owner_references
+                    .as_ref()
+                    .is_some_and(|o| o.iter().any(|o| o.uid == self.holder_uid))
+                    && p.labels()
+                        .get(crate::controller::build::LABEL_ATTEMPT)
+                        .is_none_or(|a| *a == attempt));
+            let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+            mine && !matches!(phase, Some("Succeeded" | "Failed"))
+        })
+    }
 }
 
 /// An owner reference to `obj` for its grants (not a controller, so that
@@ -561,6 +612,7 @@ mod tests {
         view.capacities.insert("pool".into(), 3);
         view.claims.push(recorded("other", 10, &[("db", 1)]));
         view.grants.push(Grant {
+            uid: String::new(),
             name: grant_name("pool", 0),
             resource: "pool".into(),
             unit: 0,
@@ -589,6 +641,7 @@ mod tests {
         );
         // The other run's claim is granted once made: "a" is next.
         view.grants.push(Grant {
+            uid: String::new(),
             name: grant_name("db", 0),
             resource: "db".into(),
             unit: 0,
@@ -612,6 +665,7 @@ mod tests {
         view.capacities.insert("pool".into(), 3);
         for unit in 0..2 {
             view.grants.push(Grant {
+                uid: String::new(),
                 name: grant_name("pool", unit),
                 resource: "pool".into(),
                 unit,
@@ -692,6 +746,7 @@ mod tests {
         assert_eq!(
             g,
             Grant {
+                uid: String::new(),
                 name: "testlayer-grant-db-0".into(),
                 resource: "db".into(),
                 unit: 0,

@@ -25,8 +25,9 @@ pub enum Write {
     /// held already (a create conflict) fails the reconcile, and the grants
     /// made before it are deleted again.
     CreateGrants(Vec<Lease>),
-    /// Delete these grants, of this namespace (gone already is fine).
-    DeleteGrants(String, Vec<String>),
+    /// Give back these grants, of this namespace: each deleted only if it
+    /// is still the Lease of that uid (gone already is fine).
+    DeleteGrants(String, Vec<super::shared::GrantRef>),
     /// Create these Pods (one that exists already is fine).
     CreatePods(Vec<Pod>),
     /// Create these ConfigMaps keeping attempts' test cases (one that

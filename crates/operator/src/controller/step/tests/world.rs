@@ -531,14 +531,19 @@ impl World {
                             return false;
                         }
                         self.writes.push(format!("grant {name}"));
+                        let mut l = l;
+                        // Each grant made is a new Lease, of a uid of its own.
+                        l.metadata.uid = Some(format!("uid-grant-{}", self.rv()));
                         self.grants.insert(name, l);
                     }
                 }
-                Write::DeleteGrants(ns, names) => {
+                Write::DeleteGrants(ns, grants) => {
                     assert_eq!(ns, "ns", "grants live with the resources");
-                    for name in names {
-                        self.writes.push(format!("release {name}"));
-                        self.grants.remove(&name);
+                    for g in grants {
+                        self.writes.push(format!("release {}", g.name));
+                        if self.grants.get(&g.name).is_some_and(|l| g.is(l)) {
+                            self.grants.remove(&g.name);
+                        }
                     }
                 }
                 Write::DeletePods(names) => {
