@@ -64,6 +64,32 @@ pub(crate) fn remove_at_exit(dir: PathBuf) {
     }
 }
 
+/// Runs `start` on a thread of its own that never ends, and returns what it
+/// gave. Children started there outlive the calling thread: a child's
+/// parent-death signal fires when the thread that started it exits, and test
+/// threads (and tokio's blocking threads) end long before the test process.
+pub(crate) fn on_lasting_thread<T, E>(
+    name: &str,
+    start: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, String>
+where
+    T: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let _ = tx.send(start());
+            loop {
+                std::thread::park();
+            }
+        })
+        .map_err(|e| e.to_string())
+        .and_then(|_| rx.recv().map_err(|e| e.to_string()))
+        .and_then(|r| r.map_err(|e| e.to_string()))
+}
+
 /// A running child process.
 #[derive(Debug)]
 pub struct Component {

@@ -21,7 +21,7 @@ pub use start::ControlPlaneOptions;
 
 use crate::TestkitError;
 use crate::certs::Pki;
-use crate::process::{Component, remove_at_exit};
+use crate::process::{Component, on_lasting_thread, remove_at_exit};
 
 /// Binaries the control plane is made of.
 pub const BINARIES: [&str; 4] = [
@@ -85,26 +85,14 @@ impl ControlPlane {
     /// binary uses one kind: asking for another panics.
     pub fn shared_with(options: ControlPlaneOptions) -> &'static ControlPlane {
         let (scheduler, r) = SHARED.get_or_init(|| {
-            // Started from a thread that never ends: the children's
-            // parent-death signal fires when the thread that started them
-            // exits, and test threads end with their test.
-            let (tx, rx) = std::sync::mpsc::channel();
-            let r = std::thread::Builder::new()
-                .name("control-plane".into())
-                .spawn(move || {
-                    let _ = tx.send(ControlPlane::start_with(None, options));
-                    loop {
-                        std::thread::park();
-                    }
-                })
-                .map_err(|e| e.to_string())
-                .and_then(|_| rx.recv().map_err(|e| e.to_string()))
-                .and_then(|r| r.map_err(|e| e.to_string()))
-                .map(|mut cp| {
-                    cp.owns_dir = false;
-                    remove_at_exit(cp.dir.clone());
-                    cp
-                });
+            let r = on_lasting_thread("control-plane", move || {
+                ControlPlane::start_with(None, options)
+            })
+            .map(|mut cp| {
+                cp.owns_dir = false;
+                remove_at_exit(cp.dir.clone());
+                cp
+            });
             (options.scheduler, r)
         });
         assert_eq!(
@@ -145,6 +133,11 @@ impl ControlPlane {
     /// The cluster CA certificate (PEM).
     pub fn ca_pem(&self) -> &str {
         &self.pki.ca_pem
+    }
+
+    /// Its certificates and keys.
+    pub(crate) fn pki(&self) -> &Pki {
+        &self.pki
     }
 
     /// Path of one of the control-plane binaries.

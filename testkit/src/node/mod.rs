@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 pub use config::{Layout, PAUSE_IMAGE};
 pub use runtime::RunningContainer;
 
-use crate::process::{Component, first_at_exit};
+use crate::process::{Component, first_at_exit, on_lasting_thread};
 use crate::{ControlPlane, ControlPlaneOptions, TestkitError};
 
 /// Images every node imports (the archives `tests/node/build.sh` writes).
@@ -194,23 +194,7 @@ impl RealNode {
     pub fn shared() -> (&'static ControlPlane, &'static RealNode) {
         static NODE: OnceLock<Result<RealNode, String>> = OnceLock::new();
         let cp = ControlPlane::shared_with(ControlPlaneOptions { scheduler: true });
-        let r = NODE.get_or_init(|| {
-            // Started from a thread that never ends, as the control plane
-            // is: the children's parent-death signal fires when the thread
-            // that started them exits.
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::Builder::new()
-                .name("real-node".into())
-                .spawn(move || {
-                    let _ = tx.send(RealNode::start(cp).map_err(|e| e.to_string()));
-                    loop {
-                        std::thread::park();
-                    }
-                })
-                .map_err(|e| e.to_string())
-                .and_then(|_| rx.recv().map_err(|e| e.to_string()))
-                .and_then(|r| r)
-        });
+        let r = NODE.get_or_init(|| on_lasting_thread("real-node", move || RealNode::start(cp)));
         match r {
             Ok(node) => (cp, node),
             Err(e) => panic!("the real node could not be started: {e}"),
