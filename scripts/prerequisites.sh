@@ -2,7 +2,7 @@
 # Installs what the tests and the example need and the machine may lack:
 # rustfmt and clippy, Python's pytest (for the example project), Lua 5.4
 # (for the Argo CD health check test), Chromium (for the HTML report test),
-# GNU time.
+# GNU time, unshare.
 set -euo pipefail
 
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
@@ -38,5 +38,16 @@ if [ ! -x /usr/bin/time ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq time >/dev/null
   else
     echo "note: /usr/bin/time is missing; peak memory of the control-plane build will not be measured" >&2
+  fi
+fi
+
+# tests/kueue.rs runs Kueue's manager in a mount namespace of its own
+# (`unshare`, util-linux) with an overlay on /etc: root and overlayfs.
+if ! command -v unshare >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y -qq util-linux >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq util-linux >/dev/null; }
+  else
+    echo "error: unshare (util-linux) is needed by tests/kueue.rs" >&2
+    exit 1
   fi
 fi

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit, property, local-executor,
 # control-plane and real-node tests. Builds (or reuses) the Kubernetes
-# control-plane binaries and the real node (kubelet, containerd, images)
-# first; the cluster tests fail loudly when they cannot be had.
+# control-plane binaries, the real node (kubelet, containerd, images) and
+# Kueue first; the cluster tests fail loudly when they cannot be had.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +20,11 @@ step "real node: kubelet, containerd, runc, CNI plugins, images"
 bash tests/node/build.sh
 TESTLAYER_NODE_DIR="$(bash tests/node/build.sh --print-dir)"
 export TESTLAYER_NODE_DIR
+
+step "Kueue's manager, CRDs and webhooks (from its Go module)"
+bash tests/kueue/build.sh
+TESTLAYER_KUEUE_DIR="$(bash tests/kueue/build.sh --print-dir)"
+export TESTLAYER_KUEUE_DIR
 
 step "Flux and Argo CD CRDs (from their Go modules)"
 TESTLAYER_GITOPS_CRDS="$(bash scripts/gitops-crds.sh | tail -n 1)"

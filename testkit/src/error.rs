@@ -73,6 +73,12 @@ pub enum TestkitError {
         /// What is wrong.
         problem: String,
     },
+    /// Kueue could not be started.
+    #[error("kueue: {problem}")]
+    Kueue {
+        /// What is wrong.
+        problem: String,
+    },
     /// The kubeconfig could not be used.
     #[error("kubeconfig {path}: {problem}")]
     Kubeconfig {

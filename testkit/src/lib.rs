@@ -1,12 +1,14 @@
 //! Test support for testlayer: a real control plane (etcd, kube-apiserver,
 //! kube-controller-manager built by `tests/cluster/build.sh`), a test
 //! kubelet that plays the nodes through the API server, and a real node
-//! (kubelet, containerd, runc) for tests that run real containers.
+//! (kubelet, containerd, runc) for tests that run real containers, and
+//! Kueue's manager (built by `tests/kueue/build.sh`).
 
 mod certs;
 mod control_plane;
 mod error;
 pub mod kubelet;
+pub mod kueue;
 pub mod node;
 mod process;
 
@@ -17,4 +19,5 @@ pub use error::TestkitError;
 pub use kubelet::{
     KubeletOptions, LogServing, NodeFailure, OnSigterm, PodEnd, PodScript, TestKubelet,
 };
+pub use kueue::Kueue;
 pub use node::RealNode;
