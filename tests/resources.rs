@@ -1,8 +1,9 @@
 //! Shared resources in the cluster, against the real control plane: runs
 //! take turns on a TestLayerResource in the order of the namespace's line,
 //! the wait shows in status, and whatever ends a holder (its attempt, a
-//! cancel, a deleted run, a Pod deleted by hand, a controller restart in
-//! between) gives back what it held, checked from the kubelet's record.
+//! timeout, the layer's deadline, a cancel, a deleted run, a Pod deleted by
+//! hand, a controller restart in between) gives back what it held, checked
+//! from the kubelet's record.
 
 mod common;
 
@@ -225,6 +226,49 @@ async fn a_cancel_a_deleted_run_and_a_pod_deleted_by_hand_give_back_the_mutex() 
         "two holders of the mutex at once:\n{}",
         common::timeline(&events, "")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_attempt_and_a_run_past_its_deadline_give_back_the_mutex() {
+    let fx = Fixture::new("res-timeout").await;
+    fx.declare_resource("staging-db", 1).await;
+    let long = config(&[("long", "sleep 300")], "        infra_retries: 0\n");
+    let quick = config(&[("quick", "true")], "");
+
+    // Its attempt times out (3 s): the attempt is stopped, the mutex goes.
+    let timing_out = long.replace("timeout_seconds: 120", "timeout_seconds: 3");
+    fx.submit("holder1", "e2e", &timing_out, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    fx.submit("waiter1", "e2e", &quick, json!({})).await;
+    holding(&fx, "holder1", "waiter1").await;
+    let w = fx.wait_done("waiter1", T).await;
+    assert_eq!(phase(&w), Some(LayerPhase::Succeeded));
+    let h = fx.wait_done("holder1", T).await;
+    assert_eq!(category_phases(&h).get("long"), Some(&Phase::TimedOut));
+
+    // The layer's deadline (3 s) passes while it holds the mutex.
+    let past_deadline = long.replace("  e2e:\n", "  e2e:\n    max_duration_minutes: 0.05\n");
+    fx.submit("holder2", "e2e", &past_deadline, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    fx.submit("waiter2", "e2e", &quick, json!({})).await;
+    holding(&fx, "holder2", "waiter2").await;
+    let w = fx.wait_done("waiter2", T).await;
+    assert_eq!(phase(&w), Some(LayerPhase::Succeeded));
+    let h = fx.wait_done("holder2", T).await;
+    assert_eq!(phase(&h), Some(LayerPhase::TimedOut), "{h:#?}");
+
+    let events = fx.kubelet().events();
+    let (peak, _) = overlap(&events, |_| true);
+    assert_eq!(
+        peak,
+        1,
+        "two holders of the mutex at once:\n{}",
+        common::timeline(&events, "")
+    );
+    eventually(T, "no grant left", async || {
+        grants(&fx).await.is_empty().then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
