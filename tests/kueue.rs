@@ -18,6 +18,7 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use testlayer::api::LayerPhase;
@@ -102,6 +103,15 @@ async fn submit_queued(fx: &Fixture, config: &str) {
         json!({"pod": {"queueName": "team-queue"}}),
     )
     .await;
+}
+
+/// The time from `from` to `to`, both recorded.
+fn span(from: &Option<Time>, to: &Option<Time>) -> jiff::SignedDuration {
+    let (from, to) = (
+        from.as_ref().expect("recorded"),
+        to.as_ref().expect("recorded"),
+    );
+    to.0.duration_since(from.0)
 }
 
 fn gated(p: &Pod) -> bool {
@@ -213,18 +223,8 @@ async fn time_behind_a_queue_s_gate_does_not_count_against_the_timeout() {
     assert!(!a.gated && a.admitted_time.is_some(), "{a:#?}");
     let slow = fx.category("r", "slow").await.status.unwrap();
     let a = &slow.attempts[0];
-    let ran = a
-        .completion_time
-        .as_ref()
-        .unwrap()
-        .0
-        .duration_since(a.admitted_time.as_ref().unwrap().0);
-    let created_to_end = a
-        .completion_time
-        .as_ref()
-        .unwrap()
-        .0
-        .duration_since(a.start_time.as_ref().unwrap().0);
+    let ran = span(&a.admitted_time, &a.completion_time);
+    let created_to_end = span(&a.start_time, &a.completion_time);
     assert!(
         created_to_end.as_secs_f64() >= 5.0 && ran.as_secs_f64() < 5.0,
         "the timeout counted the gated time: created to end {created_to_end:?}, admitted to end {ran:?}"
@@ -359,12 +359,7 @@ async fn kueue_admits_a_run_s_pods_within_its_quota_and_the_wait_is_not_timed() 
     let later = if a.0 <= b.0 { "second" } else { "first" };
     let s = fx.category("r", later).await.status.unwrap();
     let at = &s.attempts[0];
-    let created_to_end = at
-        .completion_time
-        .as_ref()
-        .unwrap()
-        .0
-        .duration_since(at.start_time.as_ref().unwrap().0);
+    let created_to_end = span(&at.start_time, &at.completion_time);
     assert!(
         at.admitted_time.is_some() && created_to_end.as_secs_f64() > 5.0,
         "the later Pod waited {created_to_end:?} from creation to its end: {at:#?}"

@@ -142,6 +142,17 @@ async fn holding(fx: &Fixture, run: &str, waiter: &str) {
     .await;
 }
 
+/// Submits `holder` (config `long`, whose category `long` takes the mutex)
+/// and, a second later so that it is behind in line, `waiter` (category
+/// `quick`), and waits until the one holds and the other waits.
+async fn hold_and_wait(fx: &Fixture, holder: &str, long: &str, waiter: &str) {
+    fx.submit(holder, "e2e", long, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let quick = config(&[("quick", "true")], "");
+    fx.submit(waiter, "e2e", &quick, json!({})).await;
+    holding(fx, holder, waiter).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_a_deleted_run_and_a_pod_deleted_by_hand_give_back_the_mutex() {
     // The controller's logs (each grant made and given back), shown when
@@ -153,13 +164,9 @@ async fn a_cancel_a_deleted_run_and_a_pod_deleted_by_hand_give_back_the_mutex() 
     let mut fx = Fixture::new("res-release").await;
     fx.declare_resource("staging-db", 1).await;
     let long = config(&[("long", "sleep 300")], "        infra_retries: 0\n");
-    let quick = config(&[("quick", "true")], "");
 
     // Cancelled: its attempt is stopped and the mutex goes back.
-    fx.submit("holder1", "e2e", &long, json!({})).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    fx.submit("waiter1", "e2e", &quick, json!({})).await;
-    holding(&fx, "holder1", "waiter1").await;
+    hold_and_wait(&fx, "holder1", &long, "waiter1").await;
     // A controller restart in between changes nothing: the grant is an
     // object, not a memory.
     fx.restart_controller(Duration::from_millis(500)).await;
@@ -180,10 +187,7 @@ async fn a_cancel_a_deleted_run_and_a_pod_deleted_by_hand_give_back_the_mutex() 
     assert_eq!(phase(&h), Some(LayerPhase::Cancelled));
 
     // Its Pod deleted by hand: the attempt ends, its grant goes back.
-    fx.submit("holder2", "e2e", &long, json!({})).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    fx.submit("waiter2", "e2e", &quick, json!({})).await;
-    holding(&fx, "holder2", "waiter2").await;
+    hold_and_wait(&fx, "holder2", &long, "waiter2").await;
     // Once its attempt is recorded as running (before that, its Pod is the
     // only record, and a Pod gone that early is started again).
     eventually(T, "holder2's attempt recorded", async || {
@@ -201,10 +205,7 @@ async fn a_cancel_a_deleted_run_and_a_pod_deleted_by_hand_give_back_the_mutex() 
     assert_eq!(category_phases(&h).get("long"), Some(&Phase::Failed));
 
     // The run deleted: the garbage collector takes its grant with it.
-    fx.submit("holder3", "e2e", &long, json!({})).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    fx.submit("waiter3", "e2e", &quick, json!({})).await;
-    holding(&fx, "holder3", "waiter3").await;
+    hold_and_wait(&fx, "holder3", &long, "waiter3").await;
     fx.runs()
         .delete(
             "holder3",
@@ -233,14 +234,10 @@ async fn a_timed_out_attempt_and_a_run_past_its_deadline_give_back_the_mutex() {
     let fx = Fixture::new("res-timeout").await;
     fx.declare_resource("staging-db", 1).await;
     let long = config(&[("long", "sleep 300")], "        infra_retries: 0\n");
-    let quick = config(&[("quick", "true")], "");
 
     // Its attempt times out (3 s): the attempt is stopped, the mutex goes.
     let timing_out = long.replace("timeout_seconds: 120", "timeout_seconds: 3");
-    fx.submit("holder1", "e2e", &timing_out, json!({})).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    fx.submit("waiter1", "e2e", &quick, json!({})).await;
-    holding(&fx, "holder1", "waiter1").await;
+    hold_and_wait(&fx, "holder1", &timing_out, "waiter1").await;
     let w = fx.wait_done("waiter1", T).await;
     assert_eq!(phase(&w), Some(LayerPhase::Succeeded));
     let h = fx.wait_done("holder1", T).await;
@@ -248,10 +245,7 @@ async fn a_timed_out_attempt_and_a_run_past_its_deadline_give_back_the_mutex() {
 
     // The layer's deadline (3 s) passes while it holds the mutex.
     let past_deadline = long.replace("  e2e:\n", "  e2e:\n    max_duration_minutes: 0.05\n");
-    fx.submit("holder2", "e2e", &past_deadline, json!({})).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    fx.submit("waiter2", "e2e", &quick, json!({})).await;
-    holding(&fx, "holder2", "waiter2").await;
+    hold_and_wait(&fx, "holder2", &past_deadline, "waiter2").await;
     let w = fx.wait_done("waiter2", T).await;
     assert_eq!(phase(&w), Some(LayerPhase::Succeeded));
     let h = fx.wait_done("holder2", T).await;

@@ -47,7 +47,8 @@ fn problem(p: impl Into<String>) -> TestkitError {
 /// A running Kueue manager.
 #[derive(Debug)]
 pub struct Kueue {
-    manager: Component,
+    /// Held so that dropping the handle stops the manager.
+    _manager: Component,
     dir: PathBuf,
 }
 
@@ -156,17 +157,15 @@ impl Kueue {
 
         register_webhooks(cp, &build.join("config/webhooks.yaml"), &dir, &url, &ca)?;
         tracing::info!(dir = %dir.display(), webhook_port, "kueue ready");
-        Ok(Kueue { manager, dir })
+        Ok(Kueue {
+            _manager: manager,
+            dir,
+        })
     }
 
     /// The manager's log file.
     pub fn log(&self) -> PathBuf {
         self.dir.join("kueue.log")
-    }
-
-    /// An error if the manager has exited.
-    pub fn check_alive(&mut self) -> Result<(), TestkitError> {
-        self.manager.check_alive()
     }
 }
 

@@ -50,19 +50,13 @@ if have_all; then
   exit 0
 fi
 
-command -v go >/dev/null || { echo "error: the go toolchain is required to build the control plane" >&2; exit 1; }
-
-export GOMODCACHE="$cache/go/mod"
-export GOCACHE="$cache/go/build"
-export GOFLAGS="-mod=mod"
-export CGO_ENABLED=0
-export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
-mkdir -p "$bin_dir" "$work_dir" "$GOMODCACHE" "$GOCACHE"
+# shellcheck source=tests/go_env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../go_env.sh"
+go_env "the control plane"
+mkdir -p "$bin_dir" "$work_dir"
 
 timer() { date +%s; }
 total_start=$(timer)
-measure=()
-if [ -x /usr/bin/time ]; then measure=(/usr/bin/time -f "    (%es wall, peak RSS %M KiB)"); fi
 
 # ---- Kubernetes -----------------------------------------------------------
 if ! have_k8s; then

@@ -26,19 +26,13 @@ if [ -x "$out/bin/kueue" ] && [ -f "$out/.complete" ]; then
   exit 0
 fi
 
-command -v go >/dev/null || { echo "error: the go toolchain is required to build Kueue" >&2; exit 1; }
-
-export GOMODCACHE="$cache/go/mod"
-export GOCACHE="$cache/go/build"
-export GOFLAGS="-mod=mod"
-export CGO_ENABLED=0
-export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
-mkdir -p "$out/bin" "$out/config/crd" "$GOMODCACHE" "$GOCACHE"
+# shellcheck source=tests/go_env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../go_env.sh"
+go_env "Kueue"
+mkdir -p "$out/bin" "$out/config/crd"
 rm -f "$out/.complete"
 
 start=$(date +%s)
-measure=()
-if [ -x /usr/bin/time ]; then measure=(/usr/bin/time -f "    (%es wall, peak RSS %M KiB)"); fi
 
 cd "$out" # `go install MODULE@VERSION` needs no go.mod
 echo "kueue: building sigs.k8s.io/kueue/cmd/kueue@$KUEUE_VERSION"
