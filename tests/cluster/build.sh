@@ -145,6 +145,9 @@ echo "    built helm in $(( $(timer) - step_start ))s"
 fi
 
 "$bin_dir/kube-apiserver" --version
-"$bin_dir/etcd" --version | head -1
+# The first line only, read whole first: `| head -1` under pipefail lets
+# etcd die of SIGPIPE when head exits before etcd has written the rest.
+etcd_version="$("$bin_dir/etcd" --version)"
+echo "${etcd_version%%$'\n'*}"
 "$bin_dir/helm" version --short
 echo "control plane: built in $(( $(timer) - total_start ))s into $bin_dir"

@@ -39,13 +39,14 @@ timer() { date +%s; }
 total_start=$(timer)
 mkdir -p "$bin_dir" "$images_dir"
 
-# ---- Debian packages: runc, CNI plugins, debootstrap, ip --------------------
+# ---- Debian packages: runc, CNI plugins, debootstrap, ip, nft ----------------
 need=()
 command -v runc >/dev/null || need+=(runc)
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v ip >/dev/null || need+=(iproute2)
 command -v gcc >/dev/null || need+=(gcc)
+command -v nft >/dev/null || need+=(nftables)
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
 if [ "${#need[@]}" -gt 0 ]; then
   [ "$(id -u)" = 0 ] || { echo "error: the real node needs ${need[*]} (Debian packages); install them as root" >&2; exit 1; }
@@ -136,5 +137,6 @@ fi
 rm -rf "$scratch"
 
 "$bin_dir/containerd" --version
-runc --version | head -1
+runc_version="$(runc --version)"   # whole, not `| head` (SIGPIPE under pipefail)
+echo "${runc_version%%$'\n'*}"
 echo "node: ready in $(( $(timer) - total_start ))s at $node_dir"
