@@ -2,6 +2,11 @@
 #
 #   docker build -t testlayer .
 #
+# Without an engine, `bash scripts/image.sh` builds the equivalent image as an
+# OCI archive (same binary build, entrypoint, command, user and port; the
+# libraries from the build machine): the tests build and run that one, and
+# tests/image.rs holds the two to each other.
+#
 # The build stage caches the cargo registry and target directory between
 # builds. To build offline, vendor the dependencies first
 # (`cargo vendor > .cargo/config.toml` adds the source replacement) and pass
@@ -14,7 +19,8 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin testlayer \
- && install -D -m 0755 target/release/testlayer /out/testlayer
+ && install -D -m 0755 target/release/testlayer /out/testlayer \
+ && strip --strip-debug /out/testlayer
 
 # distroless/cc provides exactly the libraries the binary links against
 # (glibc, libgcc_s); it has no shell and runs as uid 65532.

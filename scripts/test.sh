@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit, property, local-executor,
 # control-plane and real-node tests. Builds (or reuses) the Kubernetes
-# control-plane binaries, the real node (kubelet, containerd, images) and
-# Kueue first; the cluster tests fail loudly when they cannot be had.
+# control-plane binaries, the real node (kubelet, containerd, images),
+# Kueue and the controller's image first; the cluster tests fail loudly when they cannot be had.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +29,11 @@ export TESTLAYER_KUEUE_DIR
 step "Flux and Argo CD CRDs (from their Go modules)"
 TESTLAYER_GITOPS_CRDS="$(bash scripts/gitops-crds.sh | tail -n 1)"
 export TESTLAYER_GITOPS_CRDS
+
+step "the controller's image: release build, OCI archive"
+bash scripts/image.sh
+TESTLAYER_IMAGE="$(bash scripts/image.sh --print-path)"
+export TESTLAYER_IMAGE
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

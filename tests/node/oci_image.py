@@ -8,7 +8,8 @@ import tags it. Only the standard library is used.
 Usage:
   oci_image.py --rootfs DIR [--rootfs DIR ...] --name REF --out FILE.tar
                [--cmd ARG ...] [--entrypoint ARG ...] [--user UID[:GID]]
-               [--env KEY=VALUE ...] [--workdir DIR]
+               [--env KEY=VALUE ...] [--workdir DIR] [--expose PORT/PROTO ...]
+               [--label KEY=VALUE ...]
 """
 
 import argparse
@@ -94,6 +95,8 @@ def main():
     p.add_argument("--user", default=None)
     p.add_argument("--env", action="append", default=[])
     p.add_argument("--workdir", default=None)
+    p.add_argument("--expose", action="append", default=[], help="e.g. 8080/tcp")
+    p.add_argument("--label", action="append", default=[], help="KEY=VALUE")
     a = p.parse_args()
 
     for d in a.rootfs:
@@ -119,6 +122,10 @@ def main():
         config["User"] = a.user
     if a.workdir:
         config["WorkingDir"] = a.workdir
+    if a.expose:
+        config["ExposedPorts"] = {port: {} for port in a.expose}
+    if a.label:
+        config["Labels"] = dict(label.split("=", 1) for label in a.label)
     image_config = {
         "architecture": "amd64",
         "os": "linux",
