@@ -15,6 +15,7 @@ pub mod grant_writes;
 pub mod metrics;
 pub mod observe;
 mod own_writes;
+mod pod_sweep;
 pub(crate) mod read;
 pub mod reconcile;
 mod refused;

@@ -514,6 +514,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
         })
     };
     let sweeper = tokio::spawn(super::grant_sweep::sweep(ctx.clone()));
+    let pod_sweeper = tokio::spawn(super::pod_sweep::sweep(ctx.clone()));
     let resource_statuses = tokio::spawn(super::resource_status::keep(ctx.clone()));
     let readiness = {
         let (runs, crs, pods) = (runs.clone(), cr_reader.clone(), pod_reader.clone());
@@ -609,6 +610,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
     readiness.abort();
     gauge.abort();
     sweeper.abort();
+    pod_sweeper.abort();
     resource_statuses.abort();
     grant_wakes.abort();
     resource_wakes.abort();
