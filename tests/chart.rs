@@ -7,7 +7,6 @@ mod common;
 
 use std::cell::RefCell;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -18,27 +17,12 @@ use testlayer::api::{
     TestLayerTrigger,
 };
 use testlayer::controller::{ControllerOptions, LeaderElection, run as run_controller};
-use testlayer_testkit::{ControlPlane, TestKubelet, bin_dir};
+use testlayer_testkit::{ControlPlane, TestKubelet};
 
-use common::eventually;
+use common::{eventually, helm};
 
 fn chart() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("charts/testlayer")
-}
-
-fn helm(args: &[&str]) -> String {
-    let bin = bin_dir().expect("bin dir").join("helm");
-    let out = Command::new(&bin)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
-    assert!(
-        out.status.success(),
-        "helm {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::chart_dir()
 }
 
 fn render(namespace: &str, sets: &[&str]) -> Vec<serde_json::Value> {
@@ -84,6 +68,43 @@ fn the_chart_lints_and_renders() {
         Some(5)
     );
     assert_eq!(validations(&["admissionPolicy.enabled=false"]), None);
+    // The CRDs, rendered as templates so that `helm upgrade` brings them,
+    // and kept on uninstall unless told otherwise.
+    let crds = |sets: &[&str]| -> Vec<serde_json::Value> {
+        render("testlayer-system", sets)
+            .into_iter()
+            .filter(|d| d["kind"] == "CustomResourceDefinition")
+            .collect()
+    };
+    let rendered = crds(&[]);
+    assert_eq!(rendered.len(), 5);
+    let generated: Vec<serde_json::Value> = testlayer::api::all_crds()
+        .iter()
+        .map(|c| serde_json::to_value(c).unwrap())
+        .collect();
+    for (r, g) in rendered.iter().zip(&generated) {
+        assert_eq!(
+            r["spec"], g["spec"],
+            "{} as rendered",
+            g["metadata"]["name"]
+        );
+        assert_eq!(
+            r["metadata"]["annotations"]["helm.sh/resource-policy"], "keep",
+            "{}",
+            r["metadata"]
+        );
+        assert_eq!(
+            r["metadata"]["labels"]["app.kubernetes.io/name"],
+            "testlayer"
+        );
+    }
+    assert!(
+        crds(&["crds.keep=false"])
+            .iter()
+            .all(|c| c["metadata"]["annotations"].is_null())
+    );
+    assert!(crds(&["crds.install=false"]).is_empty());
+
     let docs = render("testlayer-system", &["replicaCount=2"]);
     let deploy = find(&docs, "Deployment", "tl-testlayer");
     let c = &deploy["spec"]["template"]["spec"]["containers"][0];
@@ -139,9 +160,11 @@ async fn the_controller_completes_a_run_under_the_charts_rbac() {
         .with_env_filter("testlayer=warn")
         .with_test_writer()
         .try_init();
-    let cp = ControlPlane::shared();
+    // The CRDs as the other tests of this binary install them (kubectl);
+    // the chart's own CRD templates are tested in tests/chart_upgrade.rs.
+    let cp = common::control_plane();
     // `helm install` into the test control plane (two replicas: leader
-    // election on); it installs the CRDs from the chart too.
+    // election on).
     let system = cp.create_namespace("tl-system").await.unwrap();
     let chart_path = chart();
     let kubeconfig = cp.kubeconfig().to_str().unwrap().to_string();
@@ -155,6 +178,8 @@ async fn the_controller_completes_a_run_under_the_charts_rbac() {
         &system,
         "--set",
         "replicaCount=2",
+        "--set",
+        "crds.install=false",
     ]);
     let listed = helm(&["list", "--kubeconfig", &kubeconfig, "--namespace", &system]);
     assert!(
@@ -556,6 +581,8 @@ subjects: [{{kind: ServiceAccount, name: bob, namespace: {n}}}]
         Duration::from_secs(20),
         "the policy in force",
         async || match alice.create(&pp, &run(name, pod.clone())).await {
+            // One admitted before the policy was in force, still going.
+            Err(kube::Error::Api(e)) if e.code == 409 => Err(e.message),
             Err(kube::Error::Api(e)) => Ok(e),
             Ok(r) => {
                 let _ = alice.delete(name, &Default::default()).await;

@@ -36,7 +36,7 @@ mod tests {
         let generated = crds_yaml().unwrap();
         for file in [
             "crds/testlayer.dev.yaml",
-            "charts/testlayer/crds/testlayer.dev.yaml",
+            "charts/testlayer/files/crds.yaml",
         ] {
             let path = format!("{}/../../{file}", env!("CARGO_MANIFEST_DIR"));
             let committed = std::fs::read_to_string(&path).unwrap_or_default();
