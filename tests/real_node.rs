@@ -59,52 +59,11 @@ fn running_in(node: &RealNode, ns: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs `kubectl ARGS` in the fixture's namespace, from the repository root
-/// (where the README's commands run), and fails with its output.
-async fn kubectl(fx: &Fixture, args: &[&str]) -> String {
-    let mut cmd = fx.cp.kubectl();
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["-n", &fx.ns])
-        .args(args);
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .expect("kubectl task")
-        .expect("running kubectl");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shop_example_runs_real_pytest_in_pods_as_written() {
     let fx = Fixture::builder("node-shop").real_node().start().await;
     let started = Instant::now();
-    // The commands of examples/k8s/run.yaml's header, as a newcomer types them.
-    kubectl(
-        &fx,
-        &[
-            "create",
-            "configmap",
-            "shop-layers",
-            "--from-file=test_layers.yaml=examples/shop/testlayer.yaml",
-        ],
-    )
-    .await;
-    kubectl(&fx, &["apply", "-f", "examples/k8s/run.yaml"]).await;
-    kubectl(
-        &fx,
-        &[
-            "wait",
-            "--for=condition=Succeeded",
-            "tlr/shop",
-            "--timeout=180s",
-        ],
-    )
-    .await;
-    let run = fx.wait_done("shop", Duration::from_secs(10)).await;
+    let run = fx.run_shop_example("180s").await;
     let took = started.elapsed();
     assert_eq!(
         phase(&run),
@@ -513,4 +472,60 @@ layers:
             .unwrap_or_default();
         assert!(id.starts_with("containerd://"), "a real container: {id}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_run_stops_its_pods_at_once() {
+    let fx = Fixture::builder("node-delete").real_node().start().await;
+    let (_, node) = RealNode::shared();
+    // Two categories that run until stopped, and stop at once on SIGTERM.
+    let config = r#"
+layers:
+  long:
+    execution_mode: "parallel"
+    categories:
+      - name: "a"
+        timeout_seconds: 300
+        command: "trap 'exit 143' TERM; sleep 300 & wait"
+      - name: "b"
+        timeout_seconds: 300
+        command: "trap 'exit 143' TERM; sleep 300 & wait"
+"#;
+    fx.submit("doomed", "long", config, json!({"image": BUSYBOX}))
+        .await;
+    eventually(
+        Duration::from_secs(90),
+        "both containers running",
+        async || {
+            let running = running_in(node, &fx.ns);
+            if running.len() == 2 {
+                Ok(())
+            } else {
+                Err(format!("{running:?}"))
+            }
+        },
+    )
+    .await;
+    let deleted = Instant::now();
+    fx.kubectl(&["delete", "tlr", "doomed", "--wait=false"])
+        .await;
+    // Not when the garbage collector gets to the Pods (tens of seconds):
+    // the controller stops them itself.
+    eventually(
+        Duration::from_secs(8),
+        "no container of the deleted run",
+        async || {
+            let running = running_in(node, &fx.ns);
+            if running.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{running:?}"))
+            }
+        },
+    )
+    .await;
+    eprintln!(
+        "deleted run's containers gone after {:?}",
+        deleted.elapsed()
+    );
 }

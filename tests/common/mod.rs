@@ -668,6 +668,66 @@ impl Fixture {
     pub async fn wait_done(&self, name: &str, timeout: Duration) -> TestLayerRun {
         self.wait_for(name, timeout, "the end", is_done).await
     }
+
+    /// The shop example as `examples/k8s/run.yaml`'s header gives it, as a
+    /// newcomer types it: its ConfigMap, the run applied, and `kubectl
+    /// wait` for `Succeeded` up to `timeout`; returns the run.
+    pub async fn run_shop_example(&self, timeout: &str) -> TestLayerRun {
+        self.kubectl(&[
+            "create",
+            "configmap",
+            "shop-layers",
+            "--from-file=test_layers.yaml=examples/shop/testlayer.yaml",
+        ])
+        .await;
+        self.kubectl(&["apply", "-f", "examples/k8s/run.yaml"])
+            .await;
+        let timeout = format!("--timeout={timeout}");
+        self.kubectl(&["wait", "--for=condition=Succeeded", "tlr/shop", &timeout])
+            .await;
+        self.wait_done("shop", Duration::from_secs(10)).await
+    }
+
+    /// Runs `kubectl ARGS` in the fixture's namespace, from the repository
+    /// root (where the README's commands run), and fails with its output.
+    pub async fn kubectl(&self, args: &[&str]) -> String {
+        let mut cmd = self.cp.kubectl();
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["-n", &self.ns])
+            .args(args);
+        let out = tokio::task::spawn_blocking(move || cmd.output())
+            .await
+            .expect("kubectl task")
+            .expect("running kubectl");
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// The Helm chart, `charts/testlayer`.
+pub fn chart_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("charts/testlayer")
+}
+
+/// Runs the `helm` built beside the control plane with `args`, and fails
+/// with its output.
+pub fn helm(args: &[&str]) -> String {
+    let bin = testlayer_testkit::bin_dir().expect("bin dir").join("helm");
+    let out = std::process::Command::new(&bin)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+    assert!(
+        out.status.success(),
+        "helm {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 impl Drop for Fixture {

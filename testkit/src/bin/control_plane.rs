@@ -1,69 +1,97 @@
 //! Starts a test control plane for poking at by hand:
-//! `cargo run -p testlayer-testkit --bin testlayer-control-plane -- [--node] [DIR]`.
-//! With `--node`, also kube-scheduler and a real node (kubelet, containerd,
-//! runc) with the test images loaded; when the real node cannot run on this
-//! machine, it says why and falls back to the test kubelet playing two Nodes
-//! for the `default` namespace (Pods are played from their commands, not
-//! run). Prints the kubeconfig path and runs until Ctrl-C.
+//! `cargo run -p testlayer-testkit --bin testlayer-control-plane -- [--node [--image ARCHIVE] | --played-nodes] [DIR]`.
+//!
+//! - `--node`: also kube-scheduler, the workload controllers and a real
+//!   node (kubelet, containerd, runc) with the test images loaded, and the
+//!   image archives named by `--image` (the controller's, from
+//!   `scripts/image.sh`). When the real node cannot run on this machine it
+//!   says why and exits 1: it never falls back on its own.
+//! - `--played-nodes`: the test kubelet plays two Nodes for the `default`
+//!   namespace instead: no command runs, Pods are played from their
+//!   commands; the first line printed says so.
+//!
+//! Prints the kubeconfig path and runs until Ctrl-C.
 
 use testlayer_testkit::{ControlPlane, ControlPlaneOptions, RealNode, TestKubelet};
 
+const USAGE: &str =
+    "usage: testlayer-control-plane [--node [--image ARCHIVE]... | --played-nodes] [DIR]";
+
+/// What runs the Pods.
+#[derive(PartialEq)]
+enum Nodes {
+    None,
+    Real,
+    Played,
+}
+
+fn fail(message: impl std::fmt::Display) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(1);
+}
+
 fn main() {
     let mut dir = None;
-    let mut with_node = false;
-    for a in std::env::args().skip(1) {
+    let mut nodes = Nodes::None;
+    let mut images = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
         match a.as_str() {
-            "--node" => with_node = true,
+            "--node" => nodes = Nodes::Real,
+            "--played-nodes" => nodes = Nodes::Played,
+            "--image" => match args.next() {
+                Some(i) => images.push(std::path::PathBuf::from(i)),
+                None => {
+                    eprintln!("error: --image needs an archive ({USAGE})");
+                    std::process::exit(2);
+                }
+            },
             "-h" | "--help" => {
-                println!("usage: testlayer-control-plane [--node] [DIR]");
+                println!("{USAGE}");
                 return;
             }
             _ if a.starts_with('-') => {
-                eprintln!(
-                    "error: unknown option {a} (usage: testlayer-control-plane [--node] [DIR])"
-                );
+                eprintln!("error: unknown option {a} ({USAGE})");
                 std::process::exit(2);
             }
             _ => dir = Some(std::path::PathBuf::from(a)),
         }
     }
+    if !images.is_empty() && nodes != Nodes::Real {
+        eprintln!("error: --image needs --node ({USAGE})");
+        std::process::exit(2);
+    }
+    if nodes == Nodes::Played {
+        println!(
+            "NO COMMAND RUNS: the test kubelet plays two Nodes for namespace `default`; \
+             Pods are played from their commands, not run in containers"
+        );
+    }
     let options = ControlPlaneOptions {
-        scheduler: with_node,
+        scheduler: nodes == Nodes::Real,
     };
-    let mut cp = match ControlPlane::start_with(dir.clone(), options) {
-        Ok(cp) => cp,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(1);
-        }
-    };
+    let cp = ControlPlane::start_with(dir, options).unwrap_or_else(|e| fail(e));
     let mut node = None;
     let mut played = None;
-    if with_node {
-        match RealNode::start(&cp) {
-            Ok(n) => node = Some(n),
-            Err(e) => {
-                eprintln!("the real node cannot run on this machine: {e}");
-                eprintln!(
-                    "falling back to the test kubelet: it plays two Nodes for namespace `default`, \
-                     Pods are played from their commands, not run in containers"
-                );
-                drop(cp);
-                cp = match ControlPlane::start_with(dir, ControlPlaneOptions::default()) {
-                    Ok(cp) => cp,
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        std::process::exit(1);
-                    }
-                };
-                match play_nodes(&cp) {
-                    Ok(k) => played = Some(k),
-                    Err(e) => {
-                        eprintln!("error: starting the test kubelet: {e}");
-                        std::process::exit(1);
-                    }
-                }
+    match nodes {
+        Nodes::None => {}
+        Nodes::Real => {
+            let n = RealNode::start(&cp).unwrap_or_else(|e| {
+                fail(format_args!(
+                    "the real node cannot run on this machine: {e}"
+                ))
+            });
+            for image in &images {
+                n.import_image(image)
+                    .unwrap_or_else(|e| fail(format_args!("importing {}: {e}", image.display())));
             }
+            node = Some(n);
+        }
+        Nodes::Played => {
+            played = Some(
+                play_nodes(&cp)
+                    .unwrap_or_else(|e| fail(format_args!("starting the test kubelet: {e}"))),
+            );
         }
     }
     println!("control plane ready at {}", cp.server());

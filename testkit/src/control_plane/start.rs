@@ -17,13 +17,22 @@ use crate::process::{Component, free_port};
 const CONTROLLERS: &str =
     "garbagecollector,namespace,serviceaccount,endpoint,endpointslice,root-ca-cert-publisher";
 
+/// Controllers a cluster with a real node runs besides: the node lifecycle
+/// controller (it lifts a new node's `not-ready` taint and marks a node
+/// that stops answering), and the workload controllers, so that
+/// Deployments (the chart's controller), StatefulSets and DaemonSets roll
+/// out for real.
+const NODE_CONTROLLERS: &str = "nodelifecycle,deployment,replicaset,statefulset,daemonset";
+
 /// What a control plane runs beside etcd, kube-apiserver and
 /// kube-controller-manager.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ControlPlaneOptions {
-    /// Runs kube-scheduler, and the node lifecycle controller that lifts a
-    /// new node's `not-ready` taint: for a real node, whose Pods the cluster
-    /// places. Without it the test kubelet binds Pods itself.
+    /// Runs kube-scheduler, the node lifecycle controller that lifts a new
+    /// node's `not-ready` taint, and the workload controllers (Deployments,
+    /// ReplicaSets, StatefulSets, DaemonSets): for a real node, whose Pods
+    /// the cluster places and rolls out. Without it the test kubelet binds
+    /// Pods itself.
     pub scheduler: bool,
 }
 
@@ -183,7 +192,7 @@ impl ControlPlane {
                 format!("--authentication-kubeconfig={}", kubeconfig.display()),
                 format!("--authorization-kubeconfig={}", kubeconfig.display()),
                 if options.scheduler {
-                    format!("--controllers={CONTROLLERS},nodelifecycle")
+                    format!("--controllers={CONTROLLERS},{NODE_CONTROLLERS}")
                 } else {
                     format!("--controllers={CONTROLLERS}")
                 },

@@ -163,8 +163,15 @@ disabled_plugins = [
     )
 }
 
-/// The CNI network: a bridge with host-local addresses and no masquerading
-/// (so no iptables). Pods reach each other and the node, nothing else.
+/// The `kubernetes` Service's cluster IP: the first address of the control
+/// plane's `--service-cluster-ip-range` (10.0.0.0/24).
+pub const SERVICE_IP: &str = "10.0.0.1";
+/// The `kubernetes` Service's port.
+pub const SERVICE_PORT: u16 = 443;
+
+/// The CNI network: a bridge with host-local addresses and no masquerading.
+/// Pods reach each other, the node, and the apiserver through the
+/// `kubernetes` Service (see `api_route`), nothing else.
 pub fn cni_conflist(l: &Layout) -> String {
     serde_json::json!({
         "cniVersion": "1.0.0",
@@ -178,6 +185,14 @@ pub fn cni_conflist(l: &Layout) -> String {
             "ipam": {
                 "type": "host-local",
                 "ranges": [[{"subnet": l.pod_subnet()}]],
+                // Through the bridge's gateway (this machine): the node's
+                // address, and the `kubernetes` Service's cluster IP (see
+                // `api_route`). No default route: what no rule here
+                // handles is unreachable at once, never sent on.
+                "routes": [
+                    {"dst": format!("{}/32", l.node_ip())},
+                    {"dst": format!("{}/32", SERVICE_IP)},
+                ],
                 "dataDir": l.dir.join("cni/ipam").display().to_string(),
             }
         }]

@@ -257,6 +257,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 /// cgroups, files. The bridges stay (they are reused).
 pub fn clean_slot(l: &Layout) {
     kill_leftovers(l);
+    super::api_route::remove(l);
     // Killed processes leave their cgroups a moment later.
     for _ in 0..50 {
         let mut left = Vec::new();

@@ -9,8 +9,10 @@
 //!
 //! `config` holds the config files (pure); `host` what the node changes on
 //! the machine and how it is undone; `runtime` asks containerd about its
-//! containers.
+//! containers; `api_route` lets Pods reach the apiserver through the
+//! `kubernetes` Service.
 
+mod api_route;
 mod config;
 mod host;
 mod runtime;
@@ -40,6 +42,24 @@ pub fn node_build_dir() -> Result<PathBuf, TestkitError> {
     crate::control_plane::built_dir("TESTLAYER_NODE_DIR", "tests/node/build.sh", "--print-dir")
 }
 
+/// The controller's image archive that `scripts/image.sh` builds:
+/// `$TESTLAYER_IMAGE`, else what `scripts/image.sh --print-path` names. An
+/// error names the script when the archive is not there.
+pub fn image_archive() -> Result<PathBuf, TestkitError> {
+    let path =
+        crate::control_plane::built_dir("TESTLAYER_IMAGE", "scripts/image.sh", "--print-path")?;
+    if path.is_file() {
+        return Ok(path);
+    }
+    Err(TestkitError::Node {
+        problem: format!(
+            "the controller's image {} is missing: build it with `bash scripts/image.sh` \
+             (or set TESTLAYER_IMAGE to the archive it prints)",
+            path.display()
+        ),
+    })
+}
+
 /// A running real node.
 #[derive(Debug)]
 pub struct RealNode {
@@ -47,6 +67,7 @@ pub struct RealNode {
     ctr: PathBuf,
     kubelet: Option<Component>,
     containerd: Option<Component>,
+    api_route: Option<api_route::ApiRoute>,
     active: Arc<AtomicBool>,
     slot: Option<host::Slot>,
 }
@@ -100,6 +121,7 @@ impl RealNode {
             ctr: bin.join("ctr"),
             kubelet: None,
             containerd: None,
+            api_route: None,
             active,
             slot: Some(slot),
         };
@@ -127,6 +149,10 @@ impl RealNode {
         )?;
         host::ensure_node_address(&layout)?;
         host::create_cgroup_root(&layout)?;
+        node.api_route = Some(api_route::ApiRoute::start(
+            &layout,
+            apiserver_address(cp.server())?,
+        )?);
 
         // containerd finds its shim on PATH.
         let path = format!(
@@ -228,6 +254,24 @@ impl RealNode {
         runtime::running_containers(&self.ctr, &self.layout.containerd_socket())
     }
 
+    /// Imports an OCI image archive into the node's containerd, where the
+    /// kubelet finds it (nothing is ever pulled), under the name the
+    /// archive gives.
+    pub fn import_image(&self, archive: &Path) -> Result<(), TestkitError> {
+        self.ctr_ok(&["images", "import", &archive.display().to_string()])
+    }
+
+    /// Gives the image `source` the further name `target` in the node's
+    /// containerd (as `docker tag` does); `target` replaced if it exists.
+    pub fn tag_image(&self, source: &str, target: &str) -> Result<(), TestkitError> {
+        self.ctr_ok(&["images", "tag", "--force", source, target])
+    }
+
+    /// Removes the image `name` from the node's containerd.
+    pub fn remove_image(&self, name: &str) -> Result<(), TestkitError> {
+        self.ctr_ok(&["images", "rm", "--sync", name])
+    }
+
     fn ctr_ok(&self, args: &[&str]) -> Result<(), TestkitError> {
         runtime::ctr(&self.ctr, &self.layout.containerd_socket(), args).map(|_| ())
     }
@@ -236,6 +280,7 @@ impl RealNode {
         if let Some(mut k) = self.kubelet.take() {
             k.stop(Duration::from_secs(3));
         }
+        self.api_route.take();
         if self.active.swap(false, Ordering::SeqCst) {
             host::clean_slot(&self.layout);
         }
@@ -248,6 +293,16 @@ impl Drop for RealNode {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The apiserver's loopback address, from its URL (`https://127.0.0.1:PORT`).
+fn apiserver_address(server: &str) -> Result<std::net::SocketAddr, TestkitError> {
+    server
+        .strip_prefix("https://")
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| TestkitError::Node {
+            problem: format!("cannot read the apiserver's address from {server}"),
+        })
 }
 
 fn write(path: &Path, text: &str) -> Result<(), TestkitError> {
