@@ -1,20 +1,20 @@
-//! TestLayerTriggers against the real control plane: a Deployment, a Flux
-//! Kustomization and an Argo CD Application (with Flux's and Argo CD's own
-//! CRDs, from their Go modules) driven through revisions by writing what
-//! their controllers would (the test control plane runs none of them): a
-//! run once per finished revision, none while a rollout goes, none on
-//! scaling, none again after a controller restart, the delay, and what
-//! triggered the run recorded on it and in its Pods.
+//! TestLayerTriggers on the kinds whose controllers do not run here: a Flux
+//! Kustomization, an Argo CD Application and an Argo Rollout (with their
+//! own CRDs, from their Go modules) driven through revisions by writing
+//! what their controllers would, since none of those controllers runs in
+//! the test cluster: a run once per finished revision, none while a
+//! rollout goes, none again after a controller restart, and what triggered
+//! the run recorded on it. Deployments, StatefulSets and DaemonSets roll
+//! out for real on the real node instead (tests/trigger_rollouts.rs).
 
 mod common;
 
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use testlayer::api::{LayerPhase, TestLayerRun, TestLayerTrigger, TickAction};
+use testlayer::api::{TestLayerRun, TestLayerTrigger, TickAction};
 
 use common::{Fixture, eventually};
 
@@ -84,172 +84,6 @@ fn revision_of(r: &TestLayerRun) -> String {
         .get("testlayer.dev/revision")
         .cloned()
         .unwrap_or_default()
-}
-
-/// Writes what the deployment controller writes as revision `rev` of
-/// `replicas` rolls out, `updated` of them updated and available.
-async fn deployment_status(api: &Api<Deployment>, observed: i64, replicas: i64, updated: i64) {
-    let status = json!({"status": {"observedGeneration": observed, "replicas": replicas,
-        "updatedReplicas": updated, "availableReplicas": updated, "readyReplicas": updated}});
-    api.patch_status("checkout", &PatchParams::default(), &Patch::Merge(&status))
-        .await
-        .expect("deployment status");
-}
-
-/// A new revision of the Deployment: a new image and revision annotation
-/// (as the deployment controller sets it); returns the new generation.
-async fn roll(api: &Api<Deployment>, rev: u32) -> i64 {
-    let patch = json!({"metadata": {"annotations": {"deployment.kubernetes.io/revision": rev.to_string()}},
-        "spec": {"template": {"spec": {"containers": [{"name": "app", "image": format!("shop/checkout:{rev}")}]}}}});
-    let d = api
-        .patch("checkout", &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .expect("roll");
-    d.metadata.generation.expect("generation")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deployment_rollout_runs_once_when_finished_never_on_scaling_or_restart() {
-    let mut fx = Fixture::new("trig-deploy").await;
-    fx.layer_config_map("layers", CONFIG).await;
-    let deployments: Api<Deployment> = fx.api();
-    let d: Deployment =
-        serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "checkout", "annotations": {"deployment.kubernetes.io/revision": "1"}},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "checkout"}},
-            "template": {"metadata": {"labels": {"app": "checkout"}},
-                "spec": {"containers": [{"name": "app", "image": "shop/checkout:1"}]}}}}))
-        .unwrap();
-    deployments
-        .create(&PostParams::default(), &d)
-        .await
-        .expect("deployment");
-    deployment_status(&deployments, 1, 2, 2).await;
-
-    create_trigger(
-        &fx,
-        trigger(
-            "on-checkout",
-            json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "checkout"}),
-            json!({}),
-        ),
-    )
-    .await;
-    let t = wait_trigger(
-        &fx,
-        "on-checkout",
-        Duration::from_secs(20),
-        "watching",
-        watching,
-    )
-    .await;
-    // Revision 1 was there before: recorded, not run.
-    assert_eq!(
-        t.status.unwrap().resources[0].revision.as_deref(),
-        Some("1")
-    );
-
-    // Revision 2 rolls out: nothing while it goes.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let generation = roll(&deployments, 2).await;
-    deployment_status(&deployments, generation - 1, 2, 2).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    deployment_status(&deployments, generation, 3, 1).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(
-        runs_of(&fx, "on-checkout").await.is_empty(),
-        "a run before the rollout finished"
-    );
-    // Finished: one run, which records what triggered it.
-    deployment_status(&deployments, generation, 2, 2).await;
-    let runs = eventually(Duration::from_secs(20), "a run of revision 2", async || {
-        let runs = runs_of(&fx, "on-checkout").await;
-        if runs.is_empty() {
-            Err("none".to_string())
-        } else {
-            Ok(runs)
-        }
-    })
-    .await;
-    let run = &runs[0];
-    assert_eq!(revision_of(run), "2");
-    assert_eq!(
-        run.annotations()["testlayer.dev/triggered-by"],
-        "Deployment/checkout"
-    );
-    assert_eq!(run.annotations()["testlayer.dev/image"], "shop/checkout:2");
-    let done = fx.wait_done(&run.name_any(), Duration::from_secs(60)).await;
-    assert_eq!(
-        done.status.as_ref().and_then(|s| s.phase),
-        Some(LayerPhase::Succeeded)
-    );
-    // Its Pods know the revision.
-    let pods = fx
-        .pods()
-        .list(&ListParams::default().labels(&format!("testlayer.dev/run={}", run.name_any())))
-        .await
-        .expect("pods");
-    let env = pods.items[0].spec.as_ref().unwrap().containers[0]
-        .env
-        .clone()
-        .unwrap_or_default();
-    assert!(
-        env.iter()
-            .any(|e| e.name == "TESTLAYER_TRIGGER_REVISION" && e.value.as_deref() == Some("2")),
-        "{env:?}"
-    );
-    wait_trigger(
-        &fx,
-        "on-checkout",
-        Duration::from_secs(20),
-        "the outcome",
-        |t| {
-            t.status
-                .as_ref()
-                .and_then(|s| s.last_run.as_ref())
-                .and_then(|r| r.phase)
-                == Some(LayerPhase::Succeeded)
-        },
-    )
-    .await;
-
-    // Scaled: a new generation, no new revision: no run.
-    let scale = json!({"spec": {"replicas": 5}});
-    let d = deployments
-        .patch("checkout", &PatchParams::default(), &Patch::Merge(&scale))
-        .await
-        .expect("scale");
-    deployment_status(&deployments, d.metadata.generation.unwrap(), 5, 5).await;
-    // A controller restart: the revision it ran is in the trigger's status.
-    fx.restart_controller(Duration::from_millis(500)).await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(
-        runs_of(&fx, "on-checkout").await.len(),
-        1,
-        "a run for no new revision"
-    );
-
-    // Revision 3 with a delay: not before it.
-    common::set_trigger_delay(&fx, "on-checkout", 3).await;
-    let generation = roll(&deployments, 3).await;
-    deployment_status(&deployments, generation, 5, 5).await;
-    let finished = std::time::Instant::now();
-    let runs = eventually(Duration::from_secs(20), "a run of revision 3", async || {
-        let runs = runs_of(&fx, "on-checkout").await;
-        if runs.len() >= 2 {
-            Ok(runs)
-        } else {
-            Err(format!("{} runs", runs.len()))
-        }
-    })
-    .await;
-    assert!(
-        finished.elapsed() >= Duration::from_millis(2500),
-        "{:?}",
-        finished.elapsed()
-    );
-    assert_eq!(runs.len(), 2);
-    assert_eq!(revision_of(&runs[1]), "3");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -475,141 +309,6 @@ async fn wait_runs(fx: &Fixture, name: &str, n: usize) -> Vec<TestLayerRun> {
         },
     )
     .await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn statefulsets_and_daemonsets_trigger_once_their_rollout_finished() {
-    let fx = Fixture::new("trig-sts-ds").await;
-    fx.layer_config_map("layers", CONFIG).await;
-    let sts = common::dynamic_api(
-        &fx.client,
-        &fx.ns,
-        ("apps", "v1", "StatefulSet"),
-        "statefulsets",
-    );
-    let ds = common::dynamic_api(
-        &fx.client,
-        &fx.ns,
-        ("apps", "v1", "DaemonSet"),
-        "daemonsets",
-    );
-    let workload = |kind: &str, name: &str, image: &str| -> DynamicObject {
-        let mut spec = json!({"selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": image}]}}});
-        if kind == "StatefulSet" {
-            spec["replicas"] = json!(2);
-            spec["serviceName"] = json!(name);
-        }
-        serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": kind,
-            "metadata": {"name": name, "labels": {"tier": "backend"}}, "spec": spec}))
-        .unwrap()
-    };
-    let status = async |api: &Api<DynamicObject>, name: &str, status: Value| {
-        api.patch_status(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"status": status})),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("status of {name}: {e}"));
-    };
-    let image = async |api: &Api<DynamicObject>, name: &str, image: &str| -> i64 {
-        let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}});
-        let o = api
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .expect("new image");
-        o.metadata.generation.expect("generation")
-    };
-    sts.create(
-        &PostParams::default(),
-        &workload("StatefulSet", "db", "db:1"),
-    )
-    .await
-    .expect("sts");
-    ds.create(
-        &PostParams::default(),
-        &workload("DaemonSet", "agent", "agent:1"),
-    )
-    .await
-    .expect("ds");
-    let sts_status = |observed: i64, update: &str, current: &str, updated: i64| {
-        json!({"observedGeneration": observed, "replicas": 2, "readyReplicas": 2, "currentReplicas": 2,
-            "updatedReplicas": updated, "updateRevision": update, "currentRevision": current})
-    };
-    let ds_status = |observed: i64, updated: i64| {
-        json!({"observedGeneration": observed, "desiredNumberScheduled": 2, "currentNumberScheduled": 2,
-            "numberMisscheduled": 0, "numberReady": 2, "updatedNumberScheduled": updated, "numberAvailable": 2})
-    };
-    status(&sts, "db", sts_status(1, "db-1", "db-1", 2)).await;
-    status(&ds, "agent", ds_status(1, 2)).await;
-
-    // StatefulSets selected by label, the DaemonSet by name.
-    create_trigger(
-        &fx,
-        trigger(
-            "on-sts",
-            json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
-        "selector": {"matchLabels": {"tier": "backend"}}}),
-            json!({}),
-        ),
-    )
-    .await;
-    create_trigger(
-        &fx,
-        trigger(
-            "on-ds",
-            json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
-        "name": "agent"}),
-            json!({}),
-        ),
-    )
-    .await;
-    for t in ["on-sts", "on-ds"] {
-        wait_trigger(&fx, t, Duration::from_secs(20), "watching", watching).await;
-    }
-
-    // Rolling: a Pod updated of two, the current revision not caught up.
-    let g = image(&sts, "db", "db:2").await;
-    status(&sts, "db", sts_status(g, "db-2", "db-1", 1)).await;
-    let g2 = image(&ds, "agent", "agent:2").await;
-    status(&ds, "agent", ds_status(g2, 1)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(
-        runs_of(&fx, "on-sts").await.is_empty(),
-        "a StatefulSet run before its rollout finished"
-    );
-    assert!(
-        runs_of(&fx, "on-ds").await.is_empty(),
-        "a DaemonSet run before its rollout finished"
-    );
-
-    // Finished.
-    status(&sts, "db", sts_status(g, "db-2", "db-2", 2)).await;
-    status(&ds, "agent", ds_status(g2, 2)).await;
-    let s = wait_runs(&fx, "on-sts", 1).await;
-    assert_eq!(revision_of(&s[0]), "db-2");
-    assert_eq!(
-        s[0].annotations()["testlayer.dev/triggered-by"],
-        "StatefulSet/db"
-    );
-    assert_eq!(s[0].annotations()["testlayer.dev/image"], "db:2");
-    let d = wait_runs(&fx, "on-ds", 1).await;
-    assert_eq!(d[0].annotations()["testlayer.dev/image"], "agent:2");
-    let ds_revision = revision_of(&d[0]);
-    assert_eq!(
-        ds_revision.len(),
-        10,
-        "a digest of the template: {ds_revision}"
-    );
-
-    // A new status with nothing new (a Pod restarted): no run.
-    status(&ds, "agent", ds_status(g2, 2)).await;
-    status(&sts, "db", sts_status(g, "db-2", "db-2", 2)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(runs_of(&fx, "on-sts").await.len(), 1);
-    assert_eq!(runs_of(&fx, "on-ds").await.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
