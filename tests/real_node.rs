@@ -529,3 +529,55 @@ layers:
         deleted.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_that_is_not_there_ends_the_attempt_as_infrastructure() {
+    let fx = Fixture::builder("node-pull").real_node().start().await;
+    // No registry answers at localhost: containerd's pull fails for real
+    // (ErrImagePull, then ImagePullBackOff).
+    let config = r#"
+layers:
+  pull:
+    execution_mode: "sequential"
+    categories:
+      - name: "absent"
+        timeout_seconds: 120
+        infra_retries: 1
+        retry_backoff_seconds: 0.5
+        image: "localhost/testlayer/absent:1"
+        command: "echo '1 passed'"
+"#;
+    let started = Instant::now();
+    fx.submit("pull", "pull", config, json!({"image": BUSYBOX}))
+        .await;
+    let run = fx.wait_done("pull", Duration::from_secs(120)).await;
+    let took = started.elapsed();
+    assert_eq!(phase(&run), Some(LayerPhase::Failed), "{:#?}", run.status);
+    let absent = status(&fx, "pull", "absent").await;
+    assert_eq!(absent.attempts.len(), 2, "retried: {absent:#?}");
+    for a in &absent.attempts {
+        let reason = a.reason.as_ref().map(ToString::to_string);
+        assert!(
+            matches!(reason.as_deref(), Some("ErrImagePull" | "ImagePullBackOff")),
+            "{absent:#?}"
+        );
+        assert!(a.infrastructure, "a pull failure is not the tests': {a:#?}");
+        assert_eq!(a.exit_code, None, "{a:#?}");
+    }
+    // Their Pods are deleted: nothing waits on an image that is not there.
+    eventually(
+        Duration::from_secs(30),
+        "the attempts' Pods gone",
+        async || {
+            let left = fx.pod_names("testlayer.dev/run=pull").await;
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{left:?}"))
+            }
+        },
+    )
+    .await;
+    eprintln!("an absent image failed both attempts in {took:?}");
+    assert!(took < Duration::from_secs(60), "{took:?}");
+}

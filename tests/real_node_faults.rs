@@ -1,0 +1,121 @@
+//! Faults of the real node, one at a time: what a drain does to an
+//! attempt on a real kubelet. The node is cordoned here, so these tests
+//! have a binary of their own and take turns.
+//!
+//! Needs `bash tests/node/build.sh` (run by `scripts/test.sh`).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Fixture, phase};
+use serde_json::json;
+use testlayer::api::LayerPhase;
+use testlayer::plan::Phase;
+use testlayer_testkit::RealNode;
+
+/// One fault at a time: each of them touches the whole node.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const BUSYBOX: &str = "busybox:1.35";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_ends_the_attempt_as_infrastructure_and_its_retry_runs_once_uncordoned() {
+    let _turn = TURN.lock().await;
+    let fx = Fixture::builder("fault-drain").real_node().start().await;
+    let (_, node) = RealNode::shared();
+    // The first attempt runs until stopped; the retry passes at once.
+    let config = r#"
+layers:
+  drained:
+    execution_mode: "sequential"
+    categories:
+      - name: "long"
+        timeout_seconds: 300
+        retries: 1
+        retry_backoff_seconds: 0.5
+        command: "trap 'exit 143' TERM; if [ \"$TESTLAYER_ATTEMPT\" = 1 ]; then sleep 300 & wait; fi; echo '1 passed in 0.1s'"
+"#;
+    fx.submit("drained", "drained", config, json!({"image": BUSYBOX}))
+        .await;
+    fx.wait_for(
+        "drained",
+        Duration::from_secs(90),
+        "the category running",
+        |r| {
+            r.status
+                .as_ref()
+                .is_some_and(|s| s.categories.iter().any(|c| c.phase == Phase::Running))
+        },
+    )
+    .await;
+
+    // `kubectl drain` as an operator types it: cordon, then evict through
+    // the Eviction API (only this run's Pods: the node is shared).
+    fx.kubectl(&[
+        "drain",
+        node.name(),
+        "--pod-selector=testlayer.dev/run=drained",
+        "--ignore-daemonsets",
+        "--timeout=60s",
+    ])
+    .await;
+    let st = common::eventually(
+        Duration::from_secs(30),
+        "the first attempt ended by the drain",
+        async || {
+            let st = fx
+                .category("drained", "long")
+                .await
+                .status
+                .unwrap_or_default();
+            match st.attempts.first() {
+                Some(a) if a.completion_time.is_some() => Ok(st),
+                _ => Err(format!("{st:#?}")),
+            }
+        },
+    )
+    .await;
+    let first = &st.attempts[0];
+    assert_eq!(
+        first.reason.as_ref().map(ToString::to_string).as_deref(),
+        Some("Evicted"),
+        "{st:#?}"
+    );
+    assert!(
+        first.infrastructure,
+        "an eviction is not the tests' failure: {first:#?}"
+    );
+    // Cordoned, the retry waits: the run is not over.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let run = fx.runs().get("drained").await.expect("run");
+    assert!(
+        !phase(&run).is_some_and(|p| p.is_terminal()),
+        "the run ended while the node was cordoned: {:#?}",
+        run.status
+    );
+
+    fx.kubectl(&["uncordon", node.name()]).await;
+    let run = fx.wait_done("drained", Duration::from_secs(90)).await;
+    assert_eq!(
+        phase(&run),
+        Some(LayerPhase::Succeeded),
+        "{:#?}",
+        run.status
+    );
+    let st = fx
+        .category("drained", "long")
+        .await
+        .status
+        .unwrap_or_default();
+    assert_eq!(st.attempts.len(), 2, "{st:#?}");
+    assert_eq!(
+        st.attempts[1]
+            .reason
+            .as_ref()
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("Completed"),
+        "{st:#?}"
+    );
+}
