@@ -2,7 +2,10 @@
 //! `cargo bench --bench real_node`). Needs `tests/cluster/build.sh` and
 //! `tests/node/build.sh`, and root.
 //!
-//! Each round, three measurements:
+//! Each round, these measurements, (1) and (3) twice: with the controller
+//! on this machine (in the benchmark's process), and with the controller as
+//! users install it (the chart's Deployment, the image built by
+//! `scripts/image.sh`, in a Pod on the node):
 //! (1) the example's `full` layer (examples/shop, six categories of real
 //!     pytest, a parallel limit of 2, a retry) in Kubernetes: from the
 //!     TestLayerRun's create to the run seen finished;
@@ -17,7 +20,11 @@
 //!     container terminated: the kubelet's part, then the controller's.
 //!
 //! `--rounds=N` (or `TESTLAYER_BENCH_ROUNDS`), default 3; each round is
-//! printed, then min / median / max of each figure.
+//! printed, then min / median / max of each figure. Its targets, checked at
+//! the end (exit 1 when one is missed): the controller in its Pod takes the
+//! shop layer in at most 1.2 times what it takes on this machine (median of
+//! the rounds' ratios), and adds at most 0.5 s to the median time from a
+//! container's end to its status written.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -27,6 +34,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use common::release::Release;
 use common::{Fixture, is_done, phase};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -38,6 +46,41 @@ use testlayer_testkit::RealNode;
 
 const ROUNDS: usize = 3;
 const OVERHEAD_CATEGORIES: usize = 8;
+/// Target: the shop layer with the controller in its Pod, over the same
+/// with the controller on this machine (median of the rounds).
+const MAX_POD_OVER_HOST: f64 = 1.2;
+/// Target: seconds the controller in its Pod may add to the median time
+/// from a container's end to its status written.
+const MAX_POD_EXTRA_END: f64 = 0.5;
+
+/// Where the controller runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Controller {
+    /// In this process, as `testlayer controller` on the machine.
+    Host,
+    /// The chart's Deployment on the node, from the built image.
+    Pod,
+}
+
+/// A fresh namespace on the real node with the controller where `c` says.
+async fn fixture(prefix: &str, round: usize, c: Controller) -> Fixture {
+    let name = format!(
+        "{prefix}-{}-{round}",
+        if c == Controller::Pod { "pod" } else { "host" }
+    );
+    match c {
+        Controller::Host => Fixture::builder(&name).real_node().start().await,
+        Controller::Pod => {
+            let fx = Fixture::builder(&name)
+                .real_node()
+                .without_controller()
+                .start()
+                .await;
+            Release::install(&fx, &name, &[]).await;
+            fx
+        }
+    }
+}
 
 fn spread(values: &[f64]) -> (f64, f64, f64) {
     let mut v = values.to_vec();
@@ -58,11 +101,8 @@ fn rounds() -> usize {
 }
 
 /// (1): the shop's layer in Kubernetes, create to seen finished.
-async fn shop_in_kubernetes(round: usize) -> f64 {
-    let fx = Fixture::builder(&format!("bench-shop-{round}"))
-        .real_node()
-        .start()
-        .await;
+async fn shop_in_kubernetes(round: usize, c: Controller) -> f64 {
+    let fx = fixture("bench-shop", round, c).await;
     let config = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/shop/testlayer.yaml"
@@ -155,11 +195,8 @@ struct Overhead {
 }
 
 /// (3): per-category overheads, one per category.
-async fn overheads(round: usize, node: &RealNode) -> Vec<Overhead> {
-    let fx = Fixture::builder(&format!("bench-over-{round}"))
-        .real_node()
-        .start()
-        .await;
+async fn overheads(round: usize, node: &RealNode, c: Controller) -> Vec<Overhead> {
+    let fx = fixture("bench-over", round, c).await;
     let mut config = String::from(
         "layers:\n  over:\n    name: \"Over\"\n    execution_mode: \"parallel\"\n    \
          resource_limits: {max_parallel_instances: 4}\n    categories:\n",
@@ -240,7 +277,7 @@ async fn overheads(round: usize, node: &RealNode) -> Vec<Overhead> {
 
     let pods: Vec<Pod> = fx
         .pods()
-        .list(&Default::default())
+        .list(&kube::api::ListParams::default().labels("testlayer.dev/run=over"))
         .await
         .expect("pods")
         .items;
@@ -283,6 +320,37 @@ async fn overheads(round: usize, node: &RealNode) -> Vec<Overhead> {
     out
 }
 
+/// One round's figures, for one place of the controller.
+#[derive(Default)]
+struct Figures {
+    shop: Vec<f64>,
+    start: Vec<f64>,
+    end: Vec<f64>,
+    kubelet: Vec<f64>,
+}
+
+impl Figures {
+    async fn round(&mut self, round: usize, node: &RealNode, c: Controller) -> (f64, f64) {
+        let k = shop_in_kubernetes(round, c).await;
+        let o = overheads(round, node, c).await;
+        let (s_min, s_med, s_max) = spread(&o.iter().map(|x| x.start).collect::<Vec<_>>());
+        let (e_min, e_med, e_max) = spread(&o.iter().map(|x| x.end).collect::<Vec<_>>());
+        let (_, k_med, _) = spread(&o.iter().map(|x| x.kubelet).collect::<Vec<_>>());
+        println!(
+            "round {round}, controller {c:?}: shop layer {k:.2} s in Kubernetes; per category ({} Pods): \
+             Pod start -> container start {s_min:.2} / {s_med:.2} / {s_max:.2} s, \
+             container end -> status written {e_min:.2} / {e_med:.2} / {e_max:.2} s (min / median / max; \
+             median to the Pod's status {k_med:.2} s)",
+            o.len()
+        );
+        self.shop.push(k);
+        self.start.push(s_med);
+        self.end.push(e_med);
+        self.kubelet.push(k_med);
+        (k, e_med)
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let n = rounds();
@@ -290,51 +358,91 @@ async fn main() {
         .await
         .expect("starting the real node");
     println!("real node {} ({} rounds)", node.name(), n);
-    let (mut kube, mut local, mut start, mut end, mut kubelet) =
-        (vec![], vec![], vec![], vec![], vec![]);
+    let (mut host, mut pod) = (Figures::default(), Figures::default());
+    let (mut local, mut ratios, mut pod_over_host, mut extra_end) =
+        (vec![], vec![], vec![], vec![]);
     for round in 1..=n {
-        let k = shop_in_kubernetes(round).await;
+        let (k, e) = host.round(round, node, Controller::Host).await;
+        let (kp, ep) = pod.round(round, node, Controller::Pod).await;
         let l = tokio::task::spawn_blocking(shop_locally)
             .await
             .expect("local run");
-        let o = overheads(round, node).await;
-        let (s_min, s_med, s_max) = spread(&o.iter().map(|x| x.start).collect::<Vec<_>>());
-        let (e_min, e_med, e_max) = spread(&o.iter().map(|x| x.end).collect::<Vec<_>>());
-        let (_, k_med, _) = spread(&o.iter().map(|x| x.kubelet).collect::<Vec<_>>());
         println!(
-            "round {round}: shop layer {k:.2} s in Kubernetes, {l:.2} s locally (ratio {:.2}); \
-             per category ({} Pods): Pod start -> container start {s_min:.2} / {s_med:.2} / {s_max:.2} s, \
-             container end -> status written {e_min:.2} / {e_med:.2} / {e_max:.2} s (min / median / max; \
-             median to the Pod's status {k_med:.2} s)",
+            "round {round}: shop layer locally {l:.2} s; Kubernetes / local {:.2}; controller in its Pod / on this machine {:.2}",
             k / l,
-            o.len()
+            kp / k
         );
-        kube.push(k);
         local.push(l);
-        start.push(s_med);
-        end.push(e_med);
-        kubelet.push(k_med);
+        ratios.push(k / l);
+        pod_over_host.push(kp / k);
+        extra_end.push(ep - e);
     }
     let show = |what: &str, v: &[f64], unit: &str| {
         let (a, b, c) = spread(v);
         println!("{what}: {a:.2} / {b:.2} / {c:.2} {unit} (min / median / max over {n} rounds)");
     };
     println!();
-    show("shop layer in Kubernetes", &kube, "s");
     show("shop layer locally", &local, "s");
-    let ratios: Vec<f64> = kube.iter().zip(&local).map(|(k, l)| k / l).collect();
-    show("Kubernetes / local (same round)", &ratios, "");
-    show("Pod start -> container start (round median)", &start, "s");
-    show("container end -> status written (round median)", &end, "s");
+    for (c, f) in [(Controller::Host, &host), (Controller::Pod, &pod)] {
+        println!("controller {c:?}:");
+        show("  shop layer in Kubernetes", &f.shop, "s");
+        show(
+            "  Pod start -> container start (round median)",
+            &f.start,
+            "s",
+        );
+        show(
+            "  container end -> status written (round median)",
+            &f.end,
+            "s",
+        );
+        show(
+            "    of which container end -> Pod status (round median)",
+            &f.kubelet,
+            "s",
+        );
+        let controller: Vec<f64> = f.end.iter().zip(&f.kubelet).map(|(e, k)| e - k).collect();
+        show(
+            "    of which Pod status -> CategoryRun status",
+            &controller,
+            "s",
+        );
+    }
     show(
-        "  of which container end -> Pod status (round median)",
-        &kubelet,
+        "Kubernetes (controller on this machine) / local",
+        &ratios,
+        "",
+    );
+    show(
+        "controller in its Pod / on this machine (shop layer)",
+        &pod_over_host,
+        "",
+    );
+    show(
+        "controller in its Pod - on this machine (container end -> status written)",
+        &extra_end,
         "s",
     );
-    let controller: Vec<f64> = end.iter().zip(&kubelet).map(|(e, k)| e - k).collect();
-    show(
-        "  of which Pod status -> CategoryRun status",
-        &controller,
-        "s",
-    );
+
+    let (_, ratio, _) = spread(&pod_over_host);
+    let (_, extra, _) = spread(&extra_end);
+    let mut missed = Vec::new();
+    if ratio > MAX_POD_OVER_HOST {
+        missed.push(format!(
+            "shop layer in Pod / on this machine {ratio:.2} > {MAX_POD_OVER_HOST}"
+        ));
+    }
+    if extra > MAX_POD_EXTRA_END {
+        missed.push(format!(
+            "status written {extra:.2} s later in Pod > {MAX_POD_EXTRA_END} s"
+        ));
+    }
+    if missed.is_empty() {
+        println!(
+            "targets met: in Pod / on this machine {ratio:.2} <= {MAX_POD_OVER_HOST}, extra {extra:.2} s <= {MAX_POD_EXTRA_END} s"
+        );
+    } else {
+        println!("targets missed: {}", missed.join("; "));
+        std::process::exit(1);
+    }
 }

@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod release;
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
