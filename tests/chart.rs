@@ -576,21 +576,22 @@ subjects: [{{kind: ServiceAccount, name: bob, namespace: {n}}}]
         ),
     ];
     // The policy takes effect within moments of being applied.
-    let (name, pod, field) = &escalations[0];
-    let refused = eventually(
-        Duration::from_secs(20),
-        "the policy in force",
-        async || match alice.create(&pp, &run(name, pod.clone())).await {
-            // One admitted before the policy was in force, still going.
-            Err(kube::Error::Api(e)) if e.code == 409 => Err(e.message),
+    // Each probe has a name of its own: one admitted before the policy was
+    // in force may stay a while (deleted, its finalizer not yet removed).
+    let (_, pod, field) = &escalations[0];
+    let mut probes = 0;
+    let refused = eventually(Duration::from_secs(20), "the policy in force", async || {
+        probes += 1;
+        let probe = format!("probe-{probes}");
+        match alice.create(&pp, &run(&probe, pod.clone())).await {
             Err(kube::Error::Api(e)) => Ok(e),
-            Ok(r) => {
-                let _ = alice.delete(name, &Default::default()).await;
-                Err(format!("{} admitted", r.metadata.name.unwrap_or_default()))
+            Ok(_) => {
+                let _ = alice.delete(&probe, &Default::default()).await;
+                Err(format!("{probe} admitted"))
             }
             Err(e) => Err(e.to_string()),
-        },
-    )
+        }
+    })
     .await;
     assert!(refused.code == 403 || refused.code == 422, "{refused:?}");
     assert!(refused.message.contains(field), "{}", refused.message);
@@ -599,7 +600,7 @@ subjects: [{{kind: ServiceAccount, name: bob, namespace: {n}}}]
         "{}",
         refused.message
     );
-    for (name, pod, field) in &escalations[1..] {
+    for (name, pod, field) in &escalations {
         let e = alice
             .create(&pp, &run(name, pod.clone()))
             .await
