@@ -1,6 +1,7 @@
-//! Faults of the real node, one at a time: what a drain does to an
-//! attempt on a real kubelet. The node is cordoned here, so these tests
-//! have a binary of their own and take turns.
+//! Faults of the real node, one at a time: a drain, and a kubelet that
+//! hangs (SIGSTOP) while the controller reads a log. Each touches the whole
+//! node (cordoned, frozen), so these tests have a binary of their own and
+//! take turns.
 //!
 //! Needs `bash tests/node/build.sh` (run by `scripts/test.sh`).
 
@@ -118,4 +119,124 @@ layers:
         Some("Completed"),
         "{st:#?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_read_from_a_hung_kubelet_gives_up_in_its_bound_and_holds_nothing_else() {
+    let _turn = TURN.lock().await;
+    let fx = Fixture::builder("fault-logs").real_node().start().await;
+    let (_, node) = RealNode::shared();
+    let config = r#"
+layers:
+  hung:
+    execution_mode: "parallel"
+    categories:
+      - name: "long"
+        timeout_seconds: 300
+        command: "trap 'exit 143' TERM; echo started; sleep 300 & wait"
+"#;
+    fx.submit(
+        "hung",
+        "hung",
+        config,
+        json!({"image": BUSYBOX, "terminationBoundSeconds": 2}),
+    )
+    .await;
+    fx.wait_for(
+        "hung",
+        Duration::from_secs(90),
+        "the category running",
+        |r| {
+            r.status
+                .as_ref()
+                .is_some_and(|s| s.categories.iter().any(|c| c.phase == Phase::Running))
+        },
+    )
+    .await;
+
+    // The kubelet hangs; a cancel makes the controller read the attempt's
+    // log before it stops the Pod: that read gets no answer.
+    let frozen = node.freeze_kubelet().expect("freezing the kubelet");
+    let cancelled = std::time::Instant::now();
+    fx.runs()
+        .patch(
+            "hung",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&json!({"spec": {"cancel": true}})),
+        )
+        .await
+        .expect("cancel");
+    // Meanwhile another run is taken up at once: its CategoryRun and Pod
+    // made and its status written (the Pod cannot start on the frozen
+    // node).
+    let other = r#"
+layers:
+  other:
+    execution_mode: "parallel"
+    categories:
+      - {name: "quick", timeout_seconds: 60, command: "echo '1 passed'"}
+"#;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let submitted = std::time::Instant::now();
+    fx.submit("other", "other", other, json!({"image": BUSYBOX}))
+        .await;
+    common::eventually(
+        Duration::from_secs(5),
+        "the other run taken up while a log read hangs",
+        async || {
+            let run = fx.runs().get("other").await.expect("get");
+            let pods = fx.pod_names("testlayer.dev/run=other").await;
+            let running = run.status.as_ref().is_some_and(|s| {
+                s.message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("1 running"))
+            });
+            if running && pods == ["other-quick-1"] {
+                Ok(())
+            } else {
+                Err(format!("run status: {:#?}\npods: {pods:?}", run.status))
+            }
+        },
+    )
+    .await;
+    let taken_up = submitted.elapsed();
+
+    // The read gives up within its bound (10 s), and the stop goes on.
+    let st = common::eventually(
+        Duration::from_secs(40),
+        "the cancelled attempt recorded",
+        async || {
+            let st = fx.category("hung", "long").await.status.unwrap_or_default();
+            match st.attempts.first() {
+                Some(a) if a.completion_time.is_some() => Ok(st),
+                _ => Err(format!("{st:#?}")),
+            }
+        },
+    )
+    .await;
+    let recorded = cancelled.elapsed();
+    let tail = st.log_tail.clone().unwrap_or_default();
+    assert!(
+        tail.contains("logs unavailable") && tail.contains("no answer in 10s"),
+        "the tail says why there is no log: {st:#?}"
+    );
+    drop(frozen);
+    let run = fx.wait_done("hung", Duration::from_secs(60)).await;
+    assert_eq!(
+        phase(&run),
+        Some(LayerPhase::Cancelled),
+        "{:#?}",
+        run.status
+    );
+    let other = fx.wait_done("other", Duration::from_secs(90)).await;
+    assert_eq!(
+        phase(&other),
+        Some(LayerPhase::Succeeded),
+        "{:#?}",
+        other.status
+    );
+    eprintln!(
+        "another run taken up after {taken_up:?} while a log read hung; the cancelled attempt recorded after {recorded:?}"
+    );
+    assert!(taken_up < Duration::from_secs(3), "{taken_up:?}");
 }

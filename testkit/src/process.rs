@@ -139,6 +139,16 @@ impl Component {
         &self.name
     }
 
+    /// Sends `signal` to the process (SIGSTOP freezes it as a hung
+    /// process: its sockets stay open and answer nothing; SIGCONT lets it
+    /// go on).
+    pub fn signal(&self, signal: Signal) -> Result<(), TestkitError> {
+        kill(Pid::from_raw(self.child.id() as i32), signal).map_err(|e| TestkitError::Io {
+            what: format!("sending {signal} to {}", self.name),
+            source: std::io::Error::from(e),
+        })
+    }
+
     /// Kills the process (SIGKILL, as a crash would), waits `down`, and
     /// starts it again with the same arguments, its output appended to the
     /// same log.

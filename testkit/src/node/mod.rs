@@ -248,6 +248,18 @@ impl RealNode {
         self.layout.dir.join("kubelet.log")
     }
 
+    /// Freezes the kubelet (SIGSTOP), as a node whose kubelet hangs: its
+    /// port still accepts connections and answers nothing (log reads, exec),
+    /// it reports no status and renews no lease; the containers go on. The
+    /// kubelet goes on when the guard drops.
+    pub fn freeze_kubelet(&self) -> Result<FrozenKubelet<'_>, TestkitError> {
+        let k = self.kubelet.as_ref().ok_or_else(|| TestkitError::Node {
+            problem: "the kubelet is not running".into(),
+        })?;
+        k.signal(nix::sys::signal::Signal::SIGSTOP)?;
+        Ok(FrozenKubelet { kubelet: k })
+    }
+
     /// Application containers (not sandboxes) the runtime reports running,
     /// asked of containerd itself rather than the apiserver.
     pub fn running_containers(&self) -> Result<Vec<RunningContainer>, TestkitError> {
@@ -286,6 +298,20 @@ impl RealNode {
         }
         self.containerd.take();
         self.slot.take();
+    }
+}
+
+/// A frozen kubelet; dropping it lets the kubelet go on (SIGCONT).
+#[derive(Debug)]
+pub struct FrozenKubelet<'a> {
+    kubelet: &'a Component,
+}
+
+impl Drop for FrozenKubelet<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.kubelet.signal(nix::sys::signal::Signal::SIGCONT) {
+            tracing::warn!(error = %e, "cannot let the kubelet go on");
+        }
     }
 }
 
