@@ -848,9 +848,80 @@ fn a_suite_prints_its_outcome_before_background_layers_end_and_ctrl_c_stops_them
         "every blocking layer passed: {rest:?}"
     );
     assert!(
-        rest.iter().any(|l| l.starts_with("background: e2e Failed")),
+        rest.iter()
+            .any(|l| l.starts_with("background: e2e Cancelled")),
         "the background layer is reported apart: {rest:?}"
     );
     std::thread::sleep(Duration::from_millis(300));
     assert!(!alive(pid), "the background layer's process is gone");
+}
+
+/// A suite stopped by a signal is Cancelled everywhere: each layer it
+/// stopped, the suite's outcome in the JSON report and in the text, and
+/// the exit code (130); never Failed.
+#[test]
+fn a_suite_stopped_by_a_signal_is_cancelled_not_failed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pids = tmp.path().join("pids");
+    let cfg = write_config(
+        tmp.path(),
+        &format!(
+            "layers:\n  x:\n    execution_mode: parallel\n    categories:\n      - name: a\n        timeout_seconds: 600\n        command: \"echo $$ >> {p}; sleep 300\"\n  y:\n    dependencies: [x]\n    categories:\n      - name: b\n        timeout_seconds: 60\n        command: \"true\"\n",
+            p = pids.display()
+        ),
+    );
+    for (output, signal) in [
+        ("json", nix::sys::signal::Signal::SIGTERM),
+        ("text", nix::sys::signal::Signal::SIGINT),
+    ] {
+        let _ = std::fs::remove_file(&pids);
+        let child = testlayer()
+            .args([
+                "run",
+                "-c",
+                cfg.to_str().unwrap(),
+                "--all",
+                "--output",
+                output,
+            ])
+            .args(["--progress", "plain", "--workdir"])
+            .arg(tmp.path())
+            .arg("--log-dir")
+            .arg(tmp.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pids_in(&pids).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(pids_in(&pids).len(), 1, "the category did not start");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(130),
+            "{output}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if output == "json" {
+            let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(report["outcome"], "Cancelled", "{report:#}");
+            let state = |layer: &str| {
+                report["layers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|l| l["layer"] == layer)
+                    .map(|l| l["state"].clone())
+            };
+            assert_eq!(state("x"), Some("Cancelled".into()), "{report:#}");
+            assert_eq!(state("y"), Some("Cancelled".into()), "{report:#}");
+        } else {
+            assert!(stdout.contains("suite: Cancelled"), "{stdout}");
+            assert!(!stdout.contains("Failed"), "{stdout}");
+        }
+    }
 }

@@ -10,7 +10,6 @@ use crate::config::Config;
 use crate::layer::LayerPlan;
 use crate::local::LocalOptions;
 use crate::local::suite::{LayerEnd, run_suite};
-use crate::plan::LayerOutcome;
 use crate::plan::suite::{LayerState, Suite, SuiteLayer};
 use crate::report::{ReportPlan, RunReport};
 
@@ -35,7 +34,8 @@ struct SuiteLayerJson<'a> {
 /// The suite's JSON report.
 #[derive(serde::Serialize)]
 struct SuiteJson<'a> {
-    /// `Succeeded` when every layer not in the background passed.
+    /// `Succeeded` when every layer not in the background passed,
+    /// `Cancelled` when one was stopped by the user, else `Failed`.
     outcome: &'static str,
     layers: Vec<SuiteLayerJson<'a>>,
 }
@@ -59,6 +59,50 @@ fn layer_text(key: &str, end: Option<&LayerEnd>, colour: bool) -> String {
         Some(LayerEnd::Error(e)) => format!("layer {key}: could not run: {e}\n"),
         Some(LayerEnd::Crashed(e)) => format!("layer {key}: failed: {e}\n"),
         None => format!("layer {key}: still running\n"),
+    }
+}
+
+/// How a suite ended, as its text, JSON report and exit code say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SuiteOutcome {
+    /// Every layer not in the background passed.
+    Succeeded,
+    /// One of them was stopped by the user (or never started for it).
+    Cancelled,
+    /// One of them did not pass.
+    Failed,
+}
+
+impl SuiteOutcome {
+    fn of(suite: &Suite, states: &[LayerState]) -> Self {
+        if suite.passed(states) {
+            SuiteOutcome::Succeeded
+        } else if suite
+            .layers()
+            .iter()
+            .zip(states)
+            .any(|(l, s)| !l.background && *s == LayerState::Cancelled)
+        {
+            SuiteOutcome::Cancelled
+        } else {
+            SuiteOutcome::Failed
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            SuiteOutcome::Succeeded => "Succeeded",
+            SuiteOutcome::Cancelled => "Cancelled",
+            SuiteOutcome::Failed => "Failed",
+        }
+    }
+
+    fn exit_code(self) -> i32 {
+        match self {
+            SuiteOutcome::Succeeded => 0,
+            SuiteOutcome::Cancelled => EXIT_CANCELLED,
+            SuiteOutcome::Failed => 1,
+        }
     }
 }
 
@@ -208,11 +252,7 @@ pub(super) fn run_suite_cli(a: &RunArgs) -> i32 {
                     .collect();
                 println!(
                     "suite: {} — {}",
-                    if suite.passed(&states) {
-                        "Succeeded"
-                    } else {
-                        "Failed"
-                    },
+                    SuiteOutcome::of(&suite, &states).word(),
                     suite_line(&suite, ends, false)
                 );
             }
@@ -269,10 +309,10 @@ pub(super) fn run_suite_cli(a: &RunArgs) -> i32 {
             Err(e) => eprintln!("error: cannot make the JUnit report: {e}"),
         }
     }
-    let passed = suite.passed(&states);
+    let outcome = SuiteOutcome::of(&suite, &states);
     if a.output == OutputFormat::Json {
         let json = SuiteJson {
-            outcome: if passed { "Succeeded" } else { "Failed" },
+            outcome: outcome.word(),
             layers: suite
                 .layers()
                 .iter()
@@ -303,19 +343,5 @@ pub(super) fn run_suite_cli(a: &RunArgs) -> i32 {
             Err(e) => eprintln!("error: cannot write the JSON report: {e}"),
         }
     }
-    let cancelled = suite.layers().iter().zip(&ends).any(|(l, e)| {
-        !l.background
-            && match e {
-                Some(LayerEnd::Cancelled) | None => true,
-                Some(LayerEnd::Ran(r)) => r.outcome == LayerOutcome::Cancelled,
-                _ => false,
-            }
-    });
-    if passed {
-        0
-    } else if cancelled {
-        EXIT_CANCELLED
-    } else {
-        1
-    }
+    outcome.exit_code()
 }

@@ -34,6 +34,10 @@ impl LayerEnd {
             LayerEnd::Ran(r) if r.outcome == crate::plan::LayerOutcome::Succeeded => {
                 LayerState::Passed
             }
+            // Stopped by a signal while it ran: as it happened, not Failed.
+            LayerEnd::Ran(r) if r.outcome == crate::plan::LayerOutcome::Cancelled => {
+                LayerState::Cancelled
+            }
             LayerEnd::Ran(_) | LayerEnd::Error(_) | LayerEnd::Crashed(_) => LayerState::Failed,
             LayerEnd::Skipped(d) => LayerState::Skipped(d.clone()),
             LayerEnd::Cancelled => LayerState::Cancelled,

@@ -28,7 +28,8 @@ pub enum LayerState {
     Failed,
     /// Not run: the named dependency did not pass.
     Skipped(String),
-    /// Not run: the suite was cancelled first.
+    /// Stopped by the user (a signal) while it ran, or not run because the
+    /// suite was cancelled first.
     Cancelled,
 }
 
@@ -142,8 +143,10 @@ impl Suite {
 
     /// What to do now, given each layer's state (`states[i]` is layer
     /// `i`'s): layers whose dependencies all passed start, layers with a
-    /// dependency that will not pass are skipped (skips cascade within one
-    /// call). `cancelled`: the suite is being cancelled, nothing starts.
+    /// dependency that failed or was skipped are skipped (skips cascade
+    /// within one call); a layer whose dependency was cancelled waits, to be
+    /// cancelled with the suite. `cancelled`: the suite is being cancelled,
+    /// nothing starts.
     pub fn next(&self, states: &[LayerState], cancelled: bool) -> Vec<SuiteStep> {
         let mut states = states.to_vec();
         let mut steps = Vec::new();
@@ -153,9 +156,13 @@ impl Suite {
                 if states[i] != LayerState::Waiting {
                     continue;
                 }
-                let failed = self.deps[i]
-                    .iter()
-                    .find(|&&d| states[d].is_done() && states[d] != LayerState::Passed);
+                // A dependency cancelled by the user is no failure: its
+                // dependents are not run either, and end Cancelled with the
+                // suite, not Skipped.
+                let failed = self.deps[i].iter().find(|&&d| {
+                    states[d].is_done()
+                        && !matches!(states[d], LayerState::Passed | LayerState::Cancelled)
+                });
                 if let Some(&d) = failed {
                     let key = self.layers[d].key.clone();
                     states[i] = LayerState::Skipped(key.clone());
@@ -235,6 +242,14 @@ mod tests {
             s.passed(&[Passed, Passed, Passed, Failed]),
             "background is left out"
         );
+    }
+
+    #[test]
+    fn a_cancelled_layer_skips_nothing_its_dependents_wait_to_be_cancelled() {
+        let s = reference();
+        use LayerState::*;
+        assert_eq!(s.next(&[Cancelled, Waiting, Waiting, Waiting], true), []);
+        assert!(!s.passed(&[Cancelled, Cancelled, Cancelled, Cancelled]));
     }
 
     #[test]
