@@ -1,0 +1,72 @@
+//! The README's table of guarantees names, for each, the test that proves
+//! it: every test it names must exist (a `fn` of that name in that file),
+//! and every row must name one and say where it runs.
+
+use std::path::Path;
+
+/// The table's rows: (guarantee, [(file, test)], where).
+fn rows(readme: &str) -> Vec<(String, Vec<(String, String)>, String)> {
+    let start = readme
+        .find("<!-- guarantees -->")
+        .expect("the README has no <!-- guarantees --> table");
+    let end = readme
+        .find("<!-- /guarantees -->")
+        .expect("the README's guarantees table is not closed");
+    readme[start..end]
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| guarantee"))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split(" | ").map(str::trim).collect();
+            assert_eq!(cells.len(), 3, "a row of three cells: {l}");
+            let ticked: Vec<&str> = cells[1].split('`').skip(1).step_by(2).collect();
+            assert!(
+                ticked.len() % 2 == 0 && !ticked.is_empty(),
+                "the test cell names `file` `test` pairs: {l}"
+            );
+            let tests = ticked
+                .chunks(2)
+                .map(|p| (p[0].to_string(), p[1].to_string()))
+                .collect();
+            (cells[0].to_string(), tests, cells[2].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn every_guarantee_names_a_test_that_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let rows = rows(&readme);
+    assert!(rows.len() >= 20, "only {} guarantees listed", rows.len());
+    let mut missing = Vec::new();
+    for (guarantee, tests, place) in &rows {
+        assert!(
+            ["real node", "test kubelet", "apiserver", "locally"].contains(&place.as_str()),
+            "{guarantee}: where is {place:?}?"
+        );
+        for (file, name) in tests {
+            let text = std::fs::read_to_string(root.join(file)).unwrap_or_default();
+            let defined = text.contains(&format!("fn {name}("));
+            if !defined {
+                missing.push(format!("{guarantee}: {file} has no test {name}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
+
+#[test]
+fn a_row_naming_a_test_that_is_gone_is_found() {
+    let readme = "<!-- guarantees -->\n| guarantee | test | where |\n|---|---|---|\n| x | `tests/guarantees.rs` `no_such_test` | locally |\n<!-- /guarantees -->\n";
+    let rows = rows(readme);
+    assert_eq!(
+        rows[0].1,
+        [(
+            "tests/guarantees.rs".to_string(),
+            "no_such_test".to_string()
+        )]
+    );
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/guarantees.rs"))
+        .unwrap();
+    assert!(!text.contains(&format!("fn {}(", "no_such_test")));
+}
