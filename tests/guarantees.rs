@@ -4,8 +4,17 @@
 
 use std::path::Path;
 
-/// The table's rows: (guarantee, [(file, test)], where).
-fn rows(readme: &str) -> Vec<(String, Vec<(String, String)>, String)> {
+/// One row of the table.
+struct Row {
+    guarantee: String,
+    /// (file, test name) pairs.
+    tests: Vec<(String, String)>,
+    /// Where the tests meet it.
+    place: String,
+}
+
+/// The table's rows.
+fn rows(readme: &str) -> Vec<Row> {
     let start = readme
         .find("<!-- guarantees -->")
         .expect("the README has no <!-- guarantees --> table");
@@ -20,14 +29,18 @@ fn rows(readme: &str) -> Vec<(String, Vec<(String, String)>, String)> {
             assert_eq!(cells.len(), 3, "a row of three cells: {l}");
             let ticked: Vec<&str> = cells[1].split('`').skip(1).step_by(2).collect();
             assert!(
-                ticked.len() % 2 == 0 && !ticked.is_empty(),
+                ticked.len().is_multiple_of(2) && !ticked.is_empty(),
                 "the test cell names `file` `test` pairs: {l}"
             );
             let tests = ticked
                 .chunks(2)
                 .map(|p| (p[0].to_string(), p[1].to_string()))
                 .collect();
-            (cells[0].to_string(), tests, cells[2].to_string())
+            Row {
+                guarantee: cells[0].to_string(),
+                tests,
+                place: cells[2].to_string(),
+            }
         })
         .collect()
 }
@@ -39,7 +52,12 @@ fn every_guarantee_names_a_test_that_exists() {
     let rows = rows(&readme);
     assert!(rows.len() >= 20, "only {} guarantees listed", rows.len());
     let mut missing = Vec::new();
-    for (guarantee, tests, place) in &rows {
+    for Row {
+        guarantee,
+        tests,
+        place,
+    } in &rows
+    {
         assert!(
             ["real node", "test kubelet", "apiserver", "locally"].contains(&place.as_str()),
             "{guarantee}: where is {place:?}?"
@@ -60,7 +78,7 @@ fn a_row_naming_a_test_that_is_gone_is_found() {
     let readme = "<!-- guarantees -->\n| guarantee | test | where |\n|---|---|---|\n| x | `tests/guarantees.rs` `no_such_test` | locally |\n<!-- /guarantees -->\n";
     let rows = rows(readme);
     assert_eq!(
-        rows[0].1,
+        rows[0].tests,
         [(
             "tests/guarantees.rs".to_string(),
             "no_such_test".to_string()
