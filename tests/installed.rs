@@ -22,7 +22,6 @@ use kube::ResourceExt;
 use kube::api::ListParams;
 use serde_json::json;
 use testlayer::api::{CategoryRun, LayerPhase};
-use testlayer::plan::Phase;
 use testlayer_testkit::RealNode;
 
 fn describe_pods(pods: &[Pod]) -> String {
@@ -114,12 +113,7 @@ async fn start_slow_run(fx: &Fixture) {
         json!({"image": "busybox:1.35"}),
     )
     .await;
-    fx.wait_for("slow", Duration::from_secs(90), "a category running", |r| {
-        r.status
-            .as_ref()
-            .is_some_and(|s| s.categories.iter().any(|c| c.phase == Phase::Running))
-    })
-    .await;
+    fx.wait_category_running("slow").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

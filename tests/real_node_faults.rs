@@ -12,7 +12,6 @@ use std::time::Duration;
 use common::{Fixture, phase};
 use serde_json::json;
 use testlayer::api::LayerPhase;
-use testlayer::plan::Phase;
 use testlayer_testkit::RealNode;
 
 /// One fault at a time: each of them touches the whole node.
@@ -39,17 +38,7 @@ layers:
 "#;
     fx.submit("drained", "drained", config, json!({"image": BUSYBOX}))
         .await;
-    fx.wait_for(
-        "drained",
-        Duration::from_secs(90),
-        "the category running",
-        |r| {
-            r.status
-                .as_ref()
-                .is_some_and(|s| s.categories.iter().any(|c| c.phase == Phase::Running))
-        },
-    )
-    .await;
+    fx.wait_category_running("drained").await;
 
     // `kubectl drain` as an operator types it: cordon, then evict through
     // the Eviction API (only this run's Pods: the node is shared).
@@ -142,17 +131,7 @@ layers:
         json!({"image": BUSYBOX, "terminationBoundSeconds": 2}),
     )
     .await;
-    fx.wait_for(
-        "hung",
-        Duration::from_secs(90),
-        "the category running",
-        |r| {
-            r.status
-                .as_ref()
-                .is_some_and(|s| s.categories.iter().any(|c| c.phase == Phase::Running))
-        },
-    )
-    .await;
+    fx.wait_category_running("hung").await;
 
     // The kubelet hangs; a cancel makes the controller read the attempt's
     // log before it stops the Pod: that read gets no answer.

@@ -145,7 +145,7 @@ echo "    built helm in $(( $(timer) - step_start ))s"
 fi
 
 "$bin_dir/kube-apiserver" --version
-# The first line only, read whole first: `| head -1` under pipefail lets
+# The first line only, read whole first: a pipe into head under pipefail lets
 # etcd die of SIGPIPE when head exits before etcd has written the rest.
 etcd_version="$("$bin_dir/etcd" --version)"
 echo "${etcd_version%%$'\n'*}"

@@ -665,6 +665,17 @@ impl Fixture {
         .await
     }
 
+    /// Waits until a category of run `name` runs (its Pods can take a
+    /// while to start on the real node), and returns the run.
+    pub async fn wait_category_running(&self, name: &str) -> TestLayerRun {
+        self.wait_for(name, Duration::from_secs(90), "a category running", |r| {
+            r.status
+                .as_ref()
+                .is_some_and(|s| s.categories.iter().any(|c| c.phase == Phase::Running))
+        })
+        .await
+    }
+
     /// Waits until run `name` has ended, and returns it.
     pub async fn wait_done(&self, name: &str, timeout: Duration) -> TestLayerRun {
         self.wait_for(name, timeout, "the end", is_done).await

@@ -137,6 +137,6 @@ fi
 rm -rf "$scratch"
 
 "$bin_dir/containerd" --version
-runc_version="$(runc --version)"   # whole, not `| head` (SIGPIPE under pipefail)
+runc_version="$(runc --version)"   # whole: a pipe into head may die of SIGPIPE
 echo "${runc_version%%$'\n'*}"
 echo "node: ready in $(( $(timer) - total_start ))s at $node_dir"
