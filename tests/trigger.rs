@@ -16,6 +16,7 @@ use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use testlayer::api::{TestLayerRun, TestLayerTrigger, TickAction};
 
+use common::triggers::{revision_of, runs_of, wait_runs};
 use common::{Fixture, eventually};
 
 const CONFIG: &str = r#"layers:
@@ -66,24 +67,6 @@ fn watching(t: &TestLayerTrigger) -> bool {
     t.status
         .as_ref()
         .is_some_and(|s| s.watching_since.is_some())
-}
-
-async fn runs_of(fx: &Fixture, trigger: &str) -> Vec<TestLayerRun> {
-    let mut runs = fx
-        .runs()
-        .list(&ListParams::default().labels(&format!("testlayer.dev/trigger={trigger}")))
-        .await
-        .expect("runs")
-        .items;
-    runs.sort_by_key(|r| r.metadata.creation_timestamp.clone().map(|t| t.0));
-    runs
-}
-
-fn revision_of(r: &TestLayerRun) -> String {
-    r.annotations()
-        .get("testlayer.dev/revision")
-        .cloned()
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,22 +278,6 @@ async fn a_trigger_on_a_kind_the_cluster_does_not_serve_stalls_naming_it() {
 }
 
 /// Waits until trigger `name` has made `n` runs; returns them, oldest first.
-async fn wait_runs(fx: &Fixture, name: &str, n: usize) -> Vec<TestLayerRun> {
-    eventually(
-        Duration::from_secs(20),
-        format!("{n} run(s) of {name}"),
-        async || {
-            let runs = runs_of(fx, name).await;
-            if runs.len() >= n {
-                Ok(runs)
-            } else {
-                Err(format!("{} runs", runs.len()))
-            }
-        },
-    )
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_argo_rollout_triggers_once_promoted_and_healthy() {
     let fx = Fixture::new("trig-rollout").await;
@@ -384,7 +351,7 @@ async fn an_argo_rollout_triggers_once_promoted_and_healthy() {
         "a run before promotion"
     );
     status(g2, "bbb", "bbb", "Healthy").await;
-    let runs = wait_runs(&fx, "on-rollout", 1).await;
+    let runs = wait_runs(&fx, "on-rollout", 1, Duration::from_secs(20)).await;
     assert_eq!(revision_of(&runs[0]), "bbb");
     assert_eq!(runs[0].annotations()["testlayer.dev/image"], "web:2");
     tokio::time::sleep(Duration::from_secs(2)).await;

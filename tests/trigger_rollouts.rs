@@ -21,6 +21,7 @@ use kube::api::{Api, ListParams, PostParams};
 use serde_json::{Value, json};
 use testlayer::api::{LayerPhase, TestLayerRun, TestLayerTrigger};
 
+use common::triggers::{revision_of, runs_of, wait_runs};
 use common::{Fixture, eventually};
 
 const CONFIG: &str = r#"layers:
@@ -104,40 +105,6 @@ async fn create_trigger(fx: &Fixture, t: TestLayerTrigger) {
         },
     )
     .await;
-}
-
-async fn runs_of(fx: &Fixture, trigger: &str) -> Vec<TestLayerRun> {
-    let mut runs = fx
-        .runs()
-        .list(&ListParams::default().labels(&format!("testlayer.dev/trigger={trigger}")))
-        .await
-        .expect("runs")
-        .items;
-    runs.sort_by_key(|r| r.metadata.creation_timestamp.clone().map(|t| t.0));
-    runs
-}
-
-async fn wait_runs(fx: &Fixture, trigger: &str, n: usize) -> Vec<TestLayerRun> {
-    eventually(
-        Duration::from_secs(120),
-        format!("{n} run(s) of {trigger}"),
-        async || {
-            let runs = runs_of(fx, trigger).await;
-            if runs.len() >= n {
-                Ok(runs)
-            } else {
-                Err(format!("{} runs", runs.len()))
-            }
-        },
-    )
-    .await
-}
-
-fn revision_of(r: &TestLayerRun) -> String {
-    r.annotations()
-        .get("testlayer.dev/revision")
-        .cloned()
-        .unwrap_or_default()
 }
 
 /// When the last of the workload's Pods with `VERSION=2` became Ready.
@@ -235,7 +202,7 @@ async fn a_real_deployment_rollout_runs_once_never_on_scaling_or_restart() {
     fx.kubectl(&["set", "env", "deployment/checkout", "VERSION=2"])
         .await;
     rolled_out(&fx, "deployment/checkout").await;
-    let runs = wait_runs(&fx, "on-checkout", 1).await;
+    let runs = wait_runs(&fx, "on-checkout", 1, Duration::from_secs(120)).await;
     assert_eq!(runs.len(), 1);
     assert_eq!(revision_of(&runs[0]), "2");
     check_run(&fx, &runs[0], "Deployment/checkout", "checkout").await;
@@ -258,7 +225,7 @@ async fn a_real_deployment_rollout_runs_once_never_on_scaling_or_restart() {
         .await;
     rolled_out(&fx, "deployment/checkout").await;
     let finished = std::time::Instant::now();
-    let runs = wait_runs(&fx, "on-checkout", 2).await;
+    let runs = wait_runs(&fx, "on-checkout", 2, Duration::from_secs(120)).await;
     assert!(
         finished.elapsed() >= Duration::from_millis(2500),
         "{:?}",
@@ -301,12 +268,12 @@ async fn real_statefulset_and_daemonset_rollouts_run_once_each() {
         .await;
     rolled_out(&fx, "statefulset/db").await;
     rolled_out(&fx, "daemonset/agent").await;
-    let s = wait_runs(&fx, "on-sts", 1).await;
+    let s = wait_runs(&fx, "on-sts", 1, Duration::from_secs(120)).await;
     // The StatefulSet's update revision, a ControllerRevision's name.
     let sts_revision = revision_of(&s[0]);
     assert!(sts_revision.starts_with("db-"), "{sts_revision}");
     check_run(&fx, &s[0], "StatefulSet/db", "db").await;
-    let d = wait_runs(&fx, "on-ds", 1).await;
+    let d = wait_runs(&fx, "on-ds", 1, Duration::from_secs(120)).await;
     let ds_revision = revision_of(&d[0]);
     assert_eq!(
         ds_revision.len(),

@@ -14,6 +14,7 @@
 
 pub mod browser;
 pub mod release;
+pub mod triggers;
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
