@@ -14,7 +14,7 @@ use std::time::Duration;
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use testlayer::api::{TestLayerRun, TestLayerTrigger, TickAction};
+use testlayer::api::{TestLayerTrigger, TickAction};
 
 use common::triggers::{revision_of, runs_of, wait_runs};
 use common::{Fixture, eventually};
