@@ -197,6 +197,16 @@ fn pids_in(path: &Path) -> Vec<i32> {
         .collect()
 }
 
+/// Waits up to 10 s until `path` lists `n` process ids (the commands
+/// started), failing otherwise.
+fn wait_for_pids(path: &Path, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pids_in(path).len() < n && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(pids_in(path).len(), n, "the commands did not start");
+}
+
 #[test]
 fn timeout_kills_the_whole_process_group() {
     let tmp = tempfile::tempdir().unwrap();
@@ -254,11 +264,7 @@ fn ctrl_c_cancels_and_leaves_no_children() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while pids_in(&pids).len() < 2 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(pids_in(&pids).len(), 2, "children did not start");
+    wait_for_pids(&pids, 2);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -892,11 +898,7 @@ fn a_suite_stopped_by_a_signal_is_cancelled_not_failed() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while pids_in(&pids).is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        assert_eq!(pids_in(&pids).len(), 1, "the category did not start");
+        wait_for_pids(&pids, 1);
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
         let out = child.wait_with_output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
