@@ -89,6 +89,18 @@ async fn assert_each_category_ran_once(fx: &Fixture, run: &str, categories: usiz
     );
 }
 
+/// Run `slow` ends Succeeded, each of its six categories run exactly once.
+async fn slow_run_ended_as_it_would_have(fx: &Fixture) {
+    let run = fx.wait_done("slow", Duration::from_secs(180)).await;
+    assert_eq!(
+        phase(&run),
+        Some(LayerPhase::Succeeded),
+        "{:#?}",
+        run.status
+    );
+    assert_each_category_ran_once(fx, "slow", 6).await;
+}
+
 /// A layer of `n` busybox categories that each take `seconds`, two at a
 /// time.
 fn slow_layer(n: usize, seconds: u32) -> String {
@@ -253,14 +265,7 @@ async fn a_helm_upgrade_mid_run_with_two_replicas_changes_nothing_the_run_does()
         .collect();
     assert_eq!(running_new.len(), 2, "{}", describe_pods(&pods));
 
-    let run = fx.wait_done("slow", Duration::from_secs(180)).await;
-    assert_eq!(
-        phase(&run),
-        Some(LayerPhase::Succeeded),
-        "{:#?}",
-        run.status
-    );
-    assert_each_category_ran_once(&fx, "slow", 6).await;
+    slow_run_ended_as_it_would_have(&fx).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,12 +304,5 @@ async fn deleting_the_controller_pod_mid_run_loses_and_doubles_nothing() {
         },
     )
     .await;
-    let run = fx.wait_done("slow", Duration::from_secs(180)).await;
-    assert_eq!(
-        phase(&run),
-        Some(LayerPhase::Succeeded),
-        "{:#?}",
-        run.status
-    );
-    assert_each_category_ran_once(&fx, "slow", 6).await;
+    slow_run_ended_as_it_would_have(&fx).await;
 }
