@@ -49,7 +49,15 @@ pub enum PodEnd {
     ImagePullError,
     /// The container never ends on its own.
     RunForever,
+    /// The test kubelet cannot play the command: the container fails to
+    /// start (exit 128, reason `StartError`, as when a runtime cannot exec a
+    /// command), with this message naming what it does not know.
+    Refused(String),
 }
+
+/// The words the test kubelet plays, as its refusals list them.
+pub const PLAYED_WORDS: &str = "sleep, echo, printf, yes … | head -n N, message, junit, exit, oom, \
+     evict, imagepull, trap … TERM, logs, true, :";
 
 /// How long a container that handles SIGTERM by default takes to end after
 /// it: a short moment, as a process that exits on the signal.
@@ -197,7 +205,12 @@ impl PodScript {
     /// - `logs slow SECONDS`, `logs hang`, `logs error [STATUS]`, `logs ok`
     ///   set how its logs are served (see [`LogServing`]),
     /// - `junit 'XML'` is the JUnit report the command writes,
-    /// - anything else succeeds at once.
+    /// - `true` and `:` do nothing.
+    ///
+    /// Anything else, a word with arguments it cannot read (`sleep soon`,
+    /// `exit x`) or a container without a command is refused
+    /// ([`PodEnd::Refused`]): the container fails to start with a message
+    /// naming the word, never an accidental success.
     ///
     /// A container that runs testlayer's report wrapper (a category with a
     /// `junit_report`) is scripted by its command, and when that exits
@@ -207,10 +220,16 @@ impl PodScript {
     /// its command has ended).
     pub fn from_pod(pod: &Pod) -> Self {
         let Some(c) = pod.spec.as_ref().and_then(|s| s.containers.first()) else {
-            return Self::default();
+            return Self::refused("the Pod has no container".into());
         };
         let mut words: Vec<String> = c.command.clone().unwrap_or_default();
         words.extend(c.args.clone().unwrap_or_default());
+        if words.iter().all(|w| w.trim().is_empty()) {
+            return Self::refused(format!(
+                "container {:?} has no command: the test kubelet plays only a command, not an image's entrypoint",
+                c.name
+            ));
+        }
         if let Some((command, _)) = unwrapped_command(&words) {
             let mut s = Self::parse(command);
             if matches!(s.end, PodEnd::Exit(_)) {
@@ -225,70 +244,91 @@ impl PodScript {
         Self::parse(&text)
     }
 
-    /// Parses the tiny language of [`PodScript::from_pod`].
+    /// A script that refuses to play, with `why`.
+    pub fn refused(why: String) -> Self {
+        Self {
+            end: PodEnd::Refused(why),
+            ..Self::default()
+        }
+    }
+
+    /// Parses the tiny language of [`PodScript::from_pod`]; what it cannot
+    /// play makes a [`PodEnd::Refused`] script.
     pub fn parse(text: &str) -> Self {
+        match Self::try_parse(text) {
+            Ok(s) => s,
+            Err(why) => Self::refused(format!(
+                "the test kubelet cannot play {why} in {text:?}; it plays {PLAYED_WORDS}"
+            )),
+        }
+    }
+
+    fn try_parse(text: &str) -> Result<Self, String> {
         let mut s = Self::default();
         for st in split_statements(text).iter().map(|s| s.trim()) {
+            if st.is_empty() {
+                continue;
+            }
             let (cmd, raw) = st.split_once(char::is_whitespace).unwrap_or((st, ""));
             let raw = raw.trim();
             let rest = unquote(raw);
+            let seconds = |what: &str| -> Result<Duration, String> {
+                rest.parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v >= 0.0)
+                    .map(Duration::from_secs_f64)
+                    .ok_or_else(|| format!("`{what} {rest}` (not a number of seconds)"))
+            };
             match cmd {
                 "sleep" if rest == "infinity" => {
                     s.end = PodEnd::RunForever;
-                    return s;
+                    return Ok(s);
                 }
-                "sleep" => {
-                    if let Ok(secs) = rest.parse::<f64>()
-                        && secs.is_finite()
-                        && secs >= 0.0
-                    {
-                        s.run_for += Duration::from_secs_f64(secs);
-                    }
-                }
+                "sleep" => s.run_for += seconds("sleep")?,
                 "echo" => s.logs.push(rest.as_bytes().to_vec()),
                 "printf" => s.logs.extend(printf_lines(rest)),
                 "yes" => {
-                    if let Some((text, n)) = yes_head(raw) {
-                        s.logs.extend(std::iter::repeat_n(text.into_bytes(), n));
-                    }
+                    let (text, n) = yes_head(raw)
+                        .ok_or_else(|| format!("`yes {raw}` (only `yes TEXT | head -n N`)"))?;
+                    s.logs.extend(std::iter::repeat_n(text.into_bytes(), n));
                 }
                 "message" => s.message = Some(rest.to_string()),
                 "junit" => s.junit = Some(rest.to_string()),
+                "true" | ":" => {}
                 "exit" => {
-                    s.end = PodEnd::Exit(rest.parse().unwrap_or(1));
-                    return s;
+                    let code = if rest.is_empty() { Ok(0) } else { rest.parse() };
+                    let code =
+                        code.map_err(|_| format!("`exit {rest}` (not a whole-number exit code)"))?;
+                    s.end = PodEnd::Exit(code);
+                    return Ok(s);
                 }
                 "oom" => {
                     s.end = PodEnd::OomKilled;
-                    return s;
+                    return Ok(s);
                 }
                 "evict" => {
                     s.end = PodEnd::Evicted;
-                    return s;
+                    return Ok(s);
                 }
-                "imagepull" => match rest.parse::<f64>() {
-                    Ok(secs) if secs.is_finite() && secs >= 0.0 => {
-                        s.pull_fails_for += Duration::from_secs_f64(secs);
-                    }
-                    _ => {
-                        s.end = PodEnd::ImagePullError;
-                        return s;
-                    }
-                },
+                "imagepull" if rest.is_empty() => {
+                    s.end = PodEnd::ImagePullError;
+                    return Ok(s);
+                }
+                "imagepull" => s.pull_fails_for += seconds("imagepull")?,
                 "trap" => {
-                    if let Some(t) = parse_trap(raw) {
+                    if let Some(t) = parse_trap(raw)? {
                         s.sigterm = t;
                     }
                 }
                 "logs" => {
-                    if let Some(l) = parse_logs(rest) {
-                        s.log_serving = Some(l);
-                    }
+                    s.log_serving = Some(parse_logs(rest).ok_or_else(|| {
+                        format!("`logs {rest}` (only slow SECONDS, hang, error [STATUS], ok)")
+                    })?);
                 }
-                _ => {}
+                other => return Err(format!("`{other}`")),
             }
         }
-        s
+        Ok(s)
     }
 }
 
@@ -308,23 +348,26 @@ fn printed_report(report: Option<&str>) -> Vec<Vec<u8>> {
     }
 }
 
-/// `trap ACTION SIGNAL...`: what it says about TERM, if anything.
-fn parse_trap(args: &str) -> Option<OnSigterm> {
+/// `trap ACTION SIGNAL...`: what it says about TERM, if anything; an
+/// error for a trap without a signal or with a handler it cannot play.
+fn parse_trap(args: &str) -> Result<Option<OnSigterm>, String> {
     let words = shell_words(args);
-    let (action, signals) = words.split_first()?;
+    let Some((action, signals)) = words.split_first().filter(|(_, s)| !s.is_empty()) else {
+        return Err(format!("`trap {args}` (only `trap ACTION SIGNAL…`)"));
+    };
     let term = signals
         .iter()
         .any(|s| matches!(s.as_str(), "TERM" | "SIGTERM" | "15"));
     if !term {
-        return None;
+        return Ok(None);
     }
-    Some(match action.as_str() {
+    Ok(Some(match action.as_str() {
         "" => OnSigterm::Ignore,
         "-" => OnSigterm::default(),
         handler => {
-            let h = PodScript::parse(handler);
+            let h = PodScript::try_parse(handler)?;
             if h.end == PodEnd::RunForever {
-                return Some(OnSigterm::Ignore);
+                return Ok(Some(OnSigterm::Ignore));
             }
             OnSigterm::Exit {
                 after: h.run_for,
@@ -334,7 +377,7 @@ fn parse_trap(args: &str) -> Option<OnSigterm> {
                 },
             }
         }
-    })
+    }))
 }
 
 fn handler_exits(handler: &str) -> bool {
@@ -574,16 +617,56 @@ mod tests {
         assert_eq!(PodScript::parse("sleep 1; oom").end, PodEnd::OomKilled);
         assert_eq!(PodScript::parse("evict").end, PodEnd::Evicted);
         assert_eq!(PodScript::parse("imagepull").end, PodEnd::ImagePullError);
-        assert_eq!(PodScript::parse("python3 -m pytest").end, PodEnd::Exit(0));
+        assert_eq!(PodScript::parse("true; :; exit").end, PodEnd::Exit(0));
         let quoted = PodScript::parse("echo 'ok. 3 passed; 0 failed' && echo \"a && b\"; exit 0");
         assert_eq!(
             quoted.logs,
             vec![b"ok. 3 passed; 0 failed".to_vec(), b"a && b".to_vec()]
         );
+    }
+
+    fn refusal(text: &str) -> String {
+        match PodScript::parse(text).end {
+            PodEnd::Refused(why) => why,
+            other => panic!("{text:?} was played as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_play_naming_the_word() {
+        let why = refusal("echo hi; python3 -m pytest; exit 0");
+        assert!(why.contains("cannot play `python3`"), "{why}");
+        assert!(why.contains("it plays sleep, echo"), "{why}");
+        for (text, word) in [
+            ("sleep -1", "`sleep -1`"),
+            ("sleep soon", "`sleep soon`"),
+            ("exit x", "`exit x`"),
+            ("imagepull later", "`imagepull later`"),
+            ("logs nonsense", "`logs nonsense`"),
+            ("yes y", "`yes y`"),
+            ("trap TERM", "`trap TERM`"),
+            ("trap 'cleanup' TERM", "`cleanup`"),
+            ("pytest -q && exit 1", "`pytest`"),
+        ] {
+            let why = refusal(text);
+            assert!(why.contains(word), "{text}: {why}");
+        }
+        // A refused script does nothing else: no logs, no run time.
+        let s = PodScript::parse("echo hi; sleep 5; make test");
+        assert_eq!((s.logs.len(), s.run_for), (0, Duration::ZERO));
+        // A trap on another signal is allowed and ignored.
         assert_eq!(
-            PodScript::parse("sleep -1; sleep x").run_for,
-            Duration::ZERO
+            PodScript::parse("trap 'cleanup' INT; exit 0").end,
+            PodEnd::Exit(0)
         );
+        let none: Pod = serde_json::from_value(serde_json::json!({
+            "spec": {"containers": [{"name": "app", "image": "nginx"}]}
+        }))
+        .unwrap();
+        assert!(matches!(
+            PodScript::from_pod(&none).end,
+            PodEnd::Refused(why) if why.contains("has no command")
+        ));
     }
 
     #[test]
@@ -645,7 +728,6 @@ mod tests {
             PodScript::parse("logs error").log_serving,
             Some(LogServing::Error { status: 500, .. })
         ));
-        assert_eq!(PodScript::parse("logs nonsense").log_serving, None);
     }
 
     #[test]

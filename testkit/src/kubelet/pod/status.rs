@@ -157,6 +157,9 @@ impl PodWorker {
     /// The termination message: the scripted one, or the log tail for
     /// `FallbackToLogsOnError`.
     fn message(&self, code: i32) -> Option<String> {
+        if let PodEnd::Refused(why) = &self.script.end {
+            return Some(why.clone());
+        }
         let fallback = (code != 0)
             .then(|| {
                 let policy = self
@@ -188,6 +191,7 @@ impl PodWorker {
             (Ending::Natural, PodEnd::Exit(0)) => (0, "Completed"),
             (Ending::Natural, PodEnd::Exit(c)) => (*c, "Error"),
             (Ending::Natural, PodEnd::OomKilled) => (137, "OOMKilled"),
+            (Ending::Natural, PodEnd::Refused(_)) => (128, "StartError"),
             (Ending::Natural, _) => (137, "ContainerStatusUnknown"),
             (Ending::Term(0), _) => (0, "Completed"),
             (Ending::Term(c), _) => (c, "Error"),
