@@ -120,6 +120,22 @@ pub fn pod_state(pod: &Pod) -> PodState {
     let pod_reason = status.and_then(|s| s.reason.clone());
     let pod_message = nonempty(status.and_then(|s| s.message.clone()));
     match phase {
+        // The runtime marks a container OOMKilled when the kernel killed any
+        // of its processes for memory: a child killed while the command went
+        // on to exit 0 is not a pass the tests earned.
+        "Succeeded" if terminated(pod).and_then(|t| t.reason.as_deref()) == Some("OOMKilled") => {
+            let code = terminated(pod).map_or(0, |t| t.exit_code);
+            PodState::Ended(PodEnd {
+                outcome: AttemptOutcome::Failed { infra: false },
+                exit_code: Some(code),
+                reason: AttemptReason::OomKilled,
+                message: Some(format!(
+                    "a process of the test container was killed for memory (over its limit) \
+                     while the command went on and exited {code}: raise the memory limit \
+                     or find what used it"
+                )),
+            })
+        }
         "Succeeded" => PodState::Ended(PodEnd {
             outcome: AttemptOutcome::Succeeded,
             exit_code: Some(terminated(pod).map_or(0, |t| t.exit_code)),
@@ -250,6 +266,30 @@ mod tests {
                 failed.message.as_deref()
             ),
             (Some(3), "ExitCode3", Some("1 failed"))
+        );
+        // A child killed for memory while the command exits 0: the runtime
+        // says OOMKilled, the kubelet says Succeeded.
+        let child = ended(&pod(
+            json!({"phase": "Succeeded", "containerStatuses": term(0, "OOMKilled", None)}),
+        ));
+        assert_eq!(
+            (
+                child.outcome,
+                child.exit_code,
+                child.reason.to_string().as_str()
+            ),
+            (
+                AttemptOutcome::Failed { infra: false },
+                Some(0),
+                "OOMKilled"
+            )
+        );
+        assert!(
+            child
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains("killed for memory")),
+            "{child:?}"
         );
         let oom = ended(&pod(
             json!({"phase": "Failed", "containerStatuses": term(137, "OOMKilled", None)}),
