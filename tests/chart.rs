@@ -151,7 +151,18 @@ fn the_chart_lints_and_renders() {
         find(&single, "Role", "tl-testlayer")["metadata"]["namespace"],
         "ci"
     );
-    assert!(!single.iter().any(|d| d["kind"] == "ClusterRole"));
+    // Nodes are read cluster-wide in either mode, unless turned off.
+    let nodes = find(&single, "ClusterRole", "tl-testlayer-nodes");
+    assert_eq!(
+        nodes["rules"],
+        json!([{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]}])
+    );
+    find(&single, "ClusterRoleBinding", "tl-testlayer-nodes");
+    let no_nodes = render(
+        "testlayer-system",
+        &["watchNamespace=ci", "rbac.readNodes=false"],
+    );
+    assert!(!no_nodes.iter().any(|d| d["kind"] == "ClusterRole"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -94,6 +94,14 @@ pub struct TestLayerRunSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(max = super::limits::MAX_WHOLE_SECONDS))]
     pub termination_bound_seconds: Option<u32>,
+    /// Seconds the node of a category Pod may be not Ready (its `Ready`
+    /// condition `Unknown` or `False`, as the node lifecycle controller
+    /// marks a node whose kubelet stopped answering) before the attempt
+    /// ends `NodeLost`, an infrastructure failure, and its Pod is deleted;
+    /// 60 when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = super::limits::MAX_WHOLE_SECONDS))]
+    pub node_lost_seconds: Option<u32>,
     /// Served before runs of a lower priority when waiting for shared
     /// resources (the layer config's `uses`); 0 when unset. Among runs of
     /// one priority, the earlier created goes first.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
@@ -28,6 +28,9 @@ pub struct Context {
     pub category_runs: Store<Decoded<CategoryRun>>,
     /// Every Pod the controller manages.
     pub pods: Store<Pod>,
+    /// Every Node, trimmed to its readiness (empty when Nodes may not be
+    /// read).
+    pub nodes: Store<Node>,
     /// Every TestLayerResource (shared resources and their capacities).
     pub resources: Store<Decoded<TestLayerResource>>,
     /// Every grant of a shared resource (Leases labelled with a resource).

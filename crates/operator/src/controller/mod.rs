@@ -13,6 +13,7 @@ pub mod frozen_plan;
 mod grant_sweep;
 pub mod grant_writes;
 pub mod metrics;
+pub mod node_health;
 pub mod observe;
 mod own_writes;
 mod pod_sweep;

@@ -111,6 +111,11 @@ pub fn observe(ctx: &Context, run: &Arc<TestLayerRun>, answers: Answers) -> Obse
         .collect();
     let refused = ctx.own.refused.owned_by(&ns, &owners);
     let shared = shared_view(ctx, &ns);
+    let nodes_down = super::node_health::nodes_down(
+        &ctx.nodes,
+        pods.iter()
+            .filter_map(|p| p.spec.as_ref()?.node_name.as_deref()),
+    );
     Observed {
         run,
         category_runs,
@@ -119,6 +124,7 @@ pub fn observe(ctx: &Context, run: &Arc<TestLayerRun>, answers: Answers) -> Obse
         runs,
         refused,
         shared,
+        nodes_down,
         answers,
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::Api;
 use kube::runtime::controller::{self, Action as Requeue, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -138,20 +138,19 @@ pub(crate) fn watch_backoff() -> ResetTimerBackoff<ExponentialBackoff> {
     )
 }
 
-/// What the Pod cache keeps of a Pod: its metadata, its status and its
-/// scheduling gates, which is all a step reads (the rest of the spec is the
+/// What the Pod cache keeps of a Pod: its metadata, its status, its
+/// scheduling gates and its node, which is all a step reads (the rest of the spec is the
 /// controller's own, from its CategoryRun).
 pub(crate) fn trim_pod(pod: &mut Pod) {
     pod.managed_fields_mut().clear();
-    pod.spec = pod
-        .spec
-        .take()
-        .and_then(|s| s.scheduling_gates)
-        .filter(|g| !g.is_empty())
-        .map(|gates| k8s_openapi::api::core::v1::PodSpec {
-            scheduling_gates: Some(gates),
+    pod.spec = pod.spec.take().and_then(|s| {
+        let gates = s.scheduling_gates.filter(|g| !g.is_empty());
+        (gates.is_some() || s.node_name.is_some()).then(|| k8s_openapi::api::core::v1::PodSpec {
+            scheduling_gates: gates,
+            node_name: s.node_name,
             ..Default::default()
-        });
+        })
+    });
 }
 
 fn error_policy(
@@ -394,6 +393,16 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
     .backoff(watch_backoff())
     .touched_objects();
 
+    // Nodes, for attempts whose node stopped answering (cluster-wide; an
+    // empty cache when they may not be read).
+    let (node_reader, node_writer) = reflector::store();
+    let node_stream = reflector::reflector(
+        node_writer,
+        watcher(Api::<Node>::all(client.clone()), wc.clone()).modify(super::node_health::trim_node),
+    )
+    .backoff(watch_backoff())
+    .touched_objects();
+
     // Shared resources: their declarations, and the grants of their units
     // (all in one namespace when it serves every namespace's runs).
     let res_ns = opts.resources_namespace.as_deref().or(ns);
@@ -477,6 +486,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
         runs: runs.clone(),
         category_runs: cr_reader.clone(),
         pods: pod_reader.clone(),
+        nodes: node_reader,
         resources: res_reader.clone(),
         grants: grant_reader.clone(),
         resources_namespace: opts.resources_namespace.clone(),
@@ -561,6 +571,11 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
             futures::future::ready(())
         })
     });
+    let node_wakes = tokio::spawn(super::node_health::wake_runs(
+        node_stream,
+        pod_reader.clone(),
+        wake.clone(),
+    ));
     let resource_wakes = tokio::spawn(res_stream.for_each(move |r| {
         if let Ok(r) = r {
             let ns = r.namespace().unwrap_or_default();
@@ -614,6 +629,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
     resource_statuses.abort();
     grant_wakes.abort();
     resource_wakes.abort();
+    node_wakes.abort();
     watches.abort();
     if let Some((channel, task, _)) = leadership {
         // Closing the channel makes the manager release the Lease.

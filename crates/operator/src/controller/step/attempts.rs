@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
+use super::observed::NodeDown;
 use crate::api::{AttemptStatus, AttemptStop, CategoryRunStatus};
 use crate::controller::observe::{PodState, finished_at, pod_state};
 use crate::layer::LayerPlan;
@@ -29,6 +30,19 @@ pub struct SyncNeeds {
     pub delete: Vec<u32>,
     /// When a Pod that stays Terminating is next due to be called lost.
     pub wake: Option<Duration>,
+}
+
+/// When an attempt whose node stopped answering is given up.
+#[derive(Debug, Clone, Copy)]
+pub struct LostBounds<'a> {
+    /// How long a Pod may stay Terminating past its deletion time
+    /// (`terminationBoundSeconds`).
+    pub terminating: Duration,
+    /// How long a Pod's node may be not Ready before its attempt ends
+    /// `NodeLost` (`nodeLostSeconds`).
+    pub node_not_ready: Duration,
+    /// The nodes that are not Ready, by name.
+    pub down: &'a BTreeMap<String, NodeDown>,
 }
 
 /// A timestamp read back from a status. `metav1.Time` keeps whole seconds, so
@@ -63,17 +77,21 @@ pub fn offset(start: &Timestamp, t: &Timestamp) -> Duration {
 ///
 /// A Pod deleted by someone else (not stopped by the controller) that ends
 /// is an infrastructure failure (`PodDeleted`), whatever its exit code; a
-/// Pod that stays Terminating `terminating_bound` past its deletion time
+/// Pod that stays Terminating `bounds.terminating` past its deletion time
 /// (its node does not answer) ends its attempt: as its stop says, or as
-/// `NodeLost`.
+/// `NodeLost`. An attempt not stopped whose Pod's node has not been Ready
+/// for `bounds.node_not_ready` ends `NodeLost` too, and its Pod is deleted
+/// (the kubelet stops it if the node comes back).
 pub fn sync_attempts(
     status: &mut CategoryRunStatus,
     pods: &BTreeMap<u32, &Pod>,
     now: &Time,
-    terminating_bound: Duration,
+    bounds: LostBounds<'_>,
 ) -> SyncNeeds {
+    let terminating_bound = bounds.terminating;
     let mut needs = SyncNeeds::default();
     let mut node_lost = Vec::new();
+    let mut node_down = Vec::new();
     let known = status.attempts.iter().map(|a| a.number).max().unwrap_or(0);
     for (&n, pod) in pods.range(known + 1..) {
         status.attempts.push(AttemptStatus::new(
@@ -142,14 +160,29 @@ pub fn sync_attempts(
                             a.gated = false;
                             a.admitted_time.get_or_insert_with(|| now.clone());
                         }
-                        if let Some(gone_by) = deleting {
+                        let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
+                        let down = node.and_then(|n| bounds.down.get_key_value(n));
+                        let wait = if let Some(gone_by) = deleting {
                             let past = offset(&stored(gone_by), &now.0);
                             if past >= terminating_bound {
                                 node_lost.push(a.number);
+                                None
                             } else {
-                                let wait = terminating_bound - past;
-                                needs.wake = Some(needs.wake.map_or(wait, |w| w.min(wait)));
+                                Some(terminating_bound - past)
                             }
+                        } else if let Some((node, d)) = down.filter(|_| a.stop.is_none()) {
+                            let past = offset(&d.since, &now.0);
+                            if past >= bounds.node_not_ready {
+                                node_down.push((a.number, node.clone(), d.clone(), past));
+                                None
+                            } else {
+                                Some(bounds.node_not_ready - past)
+                            }
+                        } else {
+                            None
+                        };
+                        if let Some(wait) = wait {
+                            needs.wake = Some(needs.wake.map_or(wait, |w| w.min(wait)));
                         }
                     }
                 }
@@ -161,8 +194,34 @@ pub fn sync_attempts(
     for n in node_lost {
         complete_node_lost(status, n, now, terminating_bound);
     }
+    for (n, node, down, past) in node_down {
+        if let Some(a) = status.attempts.iter_mut().find(|a| a.number == n) {
+            a.reason = Some(AttemptReason::from("NodeLost"));
+            a.message = Some(format!(
+                "node {node} has not been Ready for {} (Ready={}{}): the attempt is lost with it",
+                crate::plan::describe::human_duration(past),
+                down.status,
+                down.message
+                    .as_deref()
+                    .map(|m| format!(": {}", one_line(m)))
+                    .unwrap_or_default()
+            ));
+            a.infrastructure = true;
+            a.completion_time = Some(now.clone());
+            needs.delete.push(n);
+        }
+    }
     status.attempt_count = status.attempts.len() as u32;
     needs
+}
+
+/// `text` on one line, at most 200 characters.
+fn one_line(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line,
+    }
 }
 
 /// Whether the Pod itself has ended (it runs nothing any more).
@@ -427,7 +486,12 @@ mod tests {
         assert_eq!(stored(&precise), precise.0);
     }
 
-    const BOUND: Duration = Duration::from_secs(60);
+    const NONE_DOWN: BTreeMap<String, NodeDown> = BTreeMap::new();
+    const BOUND: LostBounds<'static> = LostBounds {
+        terminating: Duration::from_secs(60),
+        node_not_ready: Duration::from_secs(60),
+        down: &NONE_DOWN,
+    };
 
     fn deleted(mut p: Pod, at: i64) -> Pod {
         p.metadata.deletion_timestamp = Some(t(at));
@@ -513,6 +577,65 @@ mod tests {
         sync_attempts(&mut st, &BTreeMap::from([(1, &stuck)]), &t(91), BOUND);
         assert_eq!(outcome(&st.attempts[0]), AttemptOutcome::Stopped);
         assert_eq!(st.attempts[0].reason, Some(AttemptReason::DeadlineExceeded));
+    }
+
+    #[test]
+    fn an_attempt_on_a_node_not_ready_past_the_bound_is_lost_and_its_pod_deleted() {
+        let mut on_node = pod(1, "1970-01-01T00:00:10Z", json!({"phase": "Running"}));
+        on_node.spec = Some(k8s_openapi::api::core::v1::PodSpec {
+            node_name: Some("n1".into()),
+            ..Default::default()
+        });
+        let down = BTreeMap::from([(
+            "n1".to_string(),
+            NodeDown {
+                since: Timestamp::from_second(40).unwrap(),
+                status: "Unknown".into(),
+                message: Some("Kubelet stopped\nposting node status.".into()),
+            },
+        )]);
+        let bounds = LostBounds {
+            down: &down,
+            ..BOUND
+        };
+        let mut st = CategoryRunStatus::default();
+        // Another node down changes nothing.
+        let other = BTreeMap::from([("n2".to_string(), down["n1"].clone())]);
+        let needs = sync_attempts(
+            &mut st,
+            &BTreeMap::from([(1, &on_node)]),
+            &t(200),
+            LostBounds {
+                down: &other,
+                ..BOUND
+            },
+        );
+        assert_eq!((needs.wake, needs.delete.len()), (None, 0));
+        // Not yet: the step looks again when the bound is reached.
+        let needs = sync_attempts(&mut st, &BTreeMap::from([(1, &on_node)]), &t(70), bounds);
+        assert_eq!(needs.wake, Some(Duration::from_secs(30)));
+        assert!(st.attempts[0].completion_time.is_none());
+        // At the bound: lost, its Pod deleted, no log read from a dead node.
+        let needs = sync_attempts(&mut st, &BTreeMap::from([(1, &on_node)]), &t(100), bounds);
+        assert_eq!((needs.delete, needs.ended), (vec![1], vec![]));
+        let a = &st.attempts[0];
+        assert_eq!(
+            a.reason.as_ref().map(|r| r.to_string()).as_deref(),
+            Some("NodeLost")
+        );
+        assert_eq!(outcome(a), AttemptOutcome::Failed { infra: true });
+        assert_eq!(
+            a.message.as_deref(),
+            Some(
+                "node n1 has not been Ready for 1m (Ready=Unknown: Kubelet stopped posting node status.): the attempt is lost with it"
+            )
+        );
+        // A stopped attempt is left to its stop (and the Terminating bound).
+        let mut st = CategoryRunStatus::default();
+        sync_attempts(&mut st, &BTreeMap::from([(1, &on_node)]), &t(20), BOUND);
+        st.attempts[0].stop = Some(stop_record(&layer(), Stop::Interrupt));
+        let needs = sync_attempts(&mut st, &BTreeMap::from([(1, &on_node)]), &t(100), bounds);
+        assert!(needs.delete.is_empty() && st.attempts[0].completion_time.is_none());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use super::attempts::{
-    category_obs, caused_by, complete_lost, offset, stop_record, stored, sync_attempts,
+    LostBounds, category_obs, caused_by, complete_lost, offset, stop_record, stored, sync_attempts,
 };
 use super::conditions::{category_terminal, phase_conditions};
 use super::log_results::{keep_test_cases, read_results};
@@ -66,6 +66,9 @@ pub struct Categories {
 
 /// Seconds a Pod may stay Terminating past its deletion time, by default.
 const TERMINATION_BOUND_SECONDS: u32 = 60;
+/// Seconds an attempt's node may be not Ready before the attempt ends
+/// `NodeLost`, by default.
+const NODE_LOST_SECONDS: u32 = 60;
 
 /// What carrying out the planner's actions asks of the cluster.
 #[derive(Debug, Default)]
@@ -123,12 +126,18 @@ impl Categories {
         let mut pods_to_delete = Vec::new();
         let mut wake: Option<Duration> = None;
         let mut test_cases = Vec::new();
-        let bound = Duration::from_secs(u64::from(
-            o.run
-                .spec
-                .termination_bound_seconds
-                .unwrap_or(TERMINATION_BOUND_SECONDS),
-        ));
+        let bounds = LostBounds {
+            terminating: Duration::from_secs(u64::from(
+                o.run
+                    .spec
+                    .termination_bound_seconds
+                    .unwrap_or(TERMINATION_BOUND_SECONDS),
+            )),
+            node_not_ready: Duration::from_secs(u64::from(
+                o.run.spec.node_lost_seconds.unwrap_or(NODE_LOST_SECONDS),
+            )),
+            down: &o.nodes_down,
+        };
         for (i, cr) in by_index.into_iter().enumerate() {
             // The plan was rebuilt from these objects: each index has one.
             let Some(cr) = cr else { continue };
@@ -157,7 +166,7 @@ impl Categories {
                 st.completion_time.get_or_insert_with(|| wall.clone());
             }
             let refs: BTreeMap<u32, &Pod> = pods.iter().map(|(n, p)| (*n, p.as_ref())).collect();
-            let needs = sync_attempts(&mut st, &refs, &wall, bound);
+            let needs = sync_attempts(&mut st, &refs, &wall, bounds);
             pods_to_delete.extend(
                 needs
                     .delete

@@ -40,8 +40,8 @@ use kube::{Resource, ResourceExt};
 
 pub use attempts::{offset, stored};
 pub use observed::{
-    Answers, AttemptLog, CaseList, ConfigAnswer, FrozenPlanAnswer, LogAnswer, Observed, Question,
-    Refusal, ReportRead, RerunAnswer, RerunSource,
+    Answers, AttemptLog, CaseList, ConfigAnswer, FrozenPlanAnswer, LogAnswer, NodeDown, Observed,
+    Question, Refusal, ReportRead, RerunAnswer, RerunSource,
 };
 pub use plan_freeze::{DEFAULT_CONFIG_KEY, resolve, spec_changed, spec_hash};
 pub use writes::{Next, Note, Step, Write};

@@ -32,8 +32,24 @@ pub struct Observed {
     pub refused: BTreeMap<String, Refusal>,
     /// The shared resources of its namespace: capacities, grants, claims.
     pub shared: super::shared::SharedView,
+    /// The nodes of its Pods that are not Ready, by node name (none when
+    /// the controller may not read Nodes).
+    pub nodes_down: BTreeMap<String, NodeDown>,
     /// Answers to the questions asked so far.
     pub answers: Answers,
+}
+
+/// A node that is not Ready, as its `Ready` condition says: `Unknown` when
+/// its kubelet stopped posting status (the node lifecycle controller's
+/// word), `False` when the kubelet says it cannot run Pods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeDown {
+    /// Since when (the condition's last transition).
+    pub since: Timestamp,
+    /// The condition's status: `Unknown` or `False`.
+    pub status: String,
+    /// The condition's message, if any.
+    pub message: Option<String>,
 }
 
 /// A fact that only a request gives; the reconciler asks it and steps again.

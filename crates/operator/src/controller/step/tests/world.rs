@@ -17,8 +17,8 @@ use kube::ResourceExt;
 use serde_json::json;
 
 use super::super::{
-    Answers, AttemptLog, ConfigAnswer, FrozenPlanAnswer, Next, Note, Observed, Question, Refusal,
-    RerunAnswer, RerunSource, Step, Write, step,
+    Answers, AttemptLog, ConfigAnswer, FrozenPlanAnswer, Next, NodeDown, Note, Observed, Question,
+    Refusal, RerunAnswer, RerunSource, Step, Write, step,
 };
 use crate::api::{CategoryRun, LayerPhase, TestLayerRun, Undecodable};
 use crate::controller::build::{LABEL_CATEGORY, LABEL_RUN};
@@ -134,6 +134,8 @@ pub struct World {
     pub grants: BTreeMap<String, Lease>,
     /// Claims recorded by other runs' holders.
     pub foreign_claims: Vec<RecordedClaim>,
+    /// Nodes that are not Ready, as the controller would see them.
+    pub nodes_down: BTreeMap<String, NodeDown>,
     scripts: ScriptFn,
     start: Timestamp,
     next_rv: u64,
@@ -210,6 +212,7 @@ impl World {
             capacities: BTreeMap::new(),
             grants: BTreeMap::new(),
             foreign_claims: Vec::new(),
+            nodes_down: BTreeMap::new(),
             scripts: Box::new(|_, _| Script::pass(1.0, "1 passed in 0.1s")),
             start: t0(),
             next_rv: 2,
@@ -248,6 +251,7 @@ impl World {
                 .collect(),
             refused: self.refused.clone(),
             shared: self.shared_view(),
+            nodes_down: self.nodes_down.clone(),
             answers,
         }
     }
