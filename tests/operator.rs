@@ -1489,6 +1489,74 @@ async fn a_stop_on_a_dead_node_ends_after_the_bound() {
     assert!(pod.metadata.deletion_timestamp.is_some());
 }
 
+/// An attempt whose node is not Ready for `nodeLostSeconds` ends `NodeLost`
+/// (an infrastructure failure, so `infra_retries` applies), its Pod is
+/// deleted, and its retry runs on the node that is up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_on_a_node_not_ready_past_the_bound_is_lost_and_retried_elsewhere() {
+    let fx = Fixture::builder("op-notready").nodes(2).start().await;
+    let config = "layers:\n  lost:\n    execution_mode: parallel\n    categories:\n      - name: steady\n        timeout_seconds: 60\n        infra_retries: 1\n        command: \"sleep 6\"\n";
+    fx.submit("lost", "lost", config, json!({"nodeLostSeconds": 2}))
+        .await;
+    let pods = fx.pods();
+    let node = eventually(
+        Duration::from_secs(30),
+        "lost-steady-1 running",
+        async || {
+            let pod = pods.get_opt("lost-steady-1").await.unwrap()?;
+            let running = pod.status.as_ref()?.phase.as_deref() == Some("Running");
+            running.then(|| pod.spec?.node_name).flatten()
+        },
+    )
+    .await;
+    let failed_at = std::time::Instant::now();
+    fx.kubelet()
+        .fail_node(&node, testlayer_testkit::kubelet::NodeFailure::Unreachable)
+        .await
+        .unwrap();
+    let st = fx
+        .wait_first_attempt_ended("lost", "steady", Duration::from_secs(30))
+        .await;
+    let took = failed_at.elapsed();
+    let first = &st.attempts[0];
+    assert_eq!(
+        first.reason.as_ref().map(|r| r.to_string()).as_deref(),
+        Some("NodeLost"),
+        "{first:#?}"
+    );
+    assert!(first.infrastructure, "{first:#?}");
+    let message = first.message.clone().unwrap_or_default();
+    assert!(
+        message.contains(&format!("node {node} has not been Ready for")),
+        "{message}"
+    );
+    // The bound (2 s, read as late as a whole second may be) and a look.
+    assert!(took < Duration::from_secs(6), "lost after {took:?}");
+    eventually(
+        Duration::from_secs(10),
+        "the lost attempt's Pod deleted",
+        async || {
+            let pod = pods.get_opt("lost-steady-1").await.unwrap();
+            pod.is_none_or(|p| p.metadata.deletion_timestamp.is_some())
+                .then_some(())
+        },
+    )
+    .await;
+    let done = fx.wait_done("lost", Duration::from_secs(60)).await;
+    assert_eq!(
+        phase(&done),
+        Some(LayerPhase::Succeeded),
+        "{:#?}",
+        done.status
+    );
+    let retry = pods.get("lost-steady-2").await.unwrap();
+    assert_ne!(
+        retry.spec.unwrap().node_name,
+        Some(node),
+        "the retry ran elsewhere"
+    );
+}
+
 /// A CategoryRun deleted by hand while its Pod still runs is made again
 /// from the frozen plan; its first attempt never adopts the old Pod of the
 /// same name (owned by the deleted CategoryRun): it waits for it to go.

@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Fixture, eventually, phase};
+use common::{Fixture, eventually, phase, running_in, wait_containers};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::watcher;
@@ -50,14 +50,6 @@ async fn status(fx: &Fixture, run: &str, category: &str) -> CategoryRunStatus {
 
 /// The containers the runtime itself reports running in the fixture's
 /// namespace.
-fn running_in(node: &RealNode, ns: &str) -> Vec<String> {
-    node.running_containers()
-        .unwrap_or_else(|e| panic!("asking containerd: {e}"))
-        .into_iter()
-        .filter(|c| c.namespace == ns)
-        .map(|c| c.pod)
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shop_example_runs_real_pytest_in_pods_as_written() {
@@ -124,10 +116,12 @@ async fn the_shop_example_runs_real_pytest_in_pods_as_written() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_over_the_limit_ends_oom_killed_as_a_test_failure() {
-    let fx = Fixture::builder("node-oom").real_node().start().await;
-    let config = r#"
+/// Runs one category with a 48 MiB memory limit and `command` on the real
+/// node; the run must fail, and this is the category's status.
+async fn run_over_memory(prefix: &str, command: &str) -> CategoryRunStatus {
+    let fx = Fixture::builder(prefix).real_node().start().await;
+    let config = format!(
+        r#"
 layers:
   oom:
     name: "OOM"
@@ -135,21 +129,50 @@ layers:
     categories:
       - name: "hog"
         timeout_seconds: 60
-        resources: {limits: {memory: "48Mi"}}
-        command: "echo allocating; dd if=/dev/zero of=/dev/null bs=256M count=1 && echo '1 passed'"
-"#;
-    fx.submit("oom", "oom", config, json!({"image": BUSYBOX}))
+        resources: {{limits: {{memory: "48Mi"}}}}
+        command: "{command}"
+"#
+    );
+    fx.submit("oom", "oom", &config, json!({"image": BUSYBOX}))
         .await;
     let run = fx.wait_done("oom", Duration::from_secs(120)).await;
     assert_eq!(phase(&run), Some(LayerPhase::Failed), "{:#?}", run.status);
     let hog = status(&fx, "oom", "hog").await;
     assert_eq!(attempt_reasons(&hog), ["OOMKilled"], "{hog:#?}");
-    assert_eq!(hog.attempts[0].exit_code, Some(137), "{hog:#?}");
     assert!(
         !hog.attempts[0].infrastructure,
         "an OOM kill is the tests' failure: {hog:#?}"
     );
     assert_eq!(reason(&hog).as_deref(), Some("TestsFailed"), "{hog:#?}");
+    hog
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_over_the_limit_ends_oom_killed_as_a_test_failure() {
+    let hog = run_over_memory(
+        "node-oom",
+        "echo allocating; dd if=/dev/zero of=/dev/null bs=256M count=1 && echo '1 passed'",
+    )
+    .await;
+    assert_eq!(hog.attempts[0].exit_code, Some(137), "{hog:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_killed_for_memory_fails_the_category_though_the_command_exits_0() {
+    // `dd` is the shell's child; the shell goes on after its kill and exits 0.
+    let hog = run_over_memory(
+        "node-oom-child",
+        "dd if=/dev/zero of=/dev/null bs=256M count=1; echo 'dd gave up; 1 passed'",
+    )
+    .await;
+    assert_eq!(hog.attempts[0].exit_code, Some(0), "{hog:#?}");
+    assert!(
+        hog.attempts[0]
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("killed for memory") && m.contains("exited 0")),
+        "the attempt says what happened: {hog:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,17 +277,12 @@ layers:
     fx.submit("long", "long", config, json!({"image": BUSYBOX}))
         .await;
     let ns = fx.ns.clone();
-    eventually(
+    wait_containers(
+        node,
+        &ns,
         Duration::from_secs(60),
         "two containers running",
-        async || {
-            let running = running_in(node, &ns);
-            if running.len() == 2 {
-                Ok(())
-            } else {
-                Err(format!("running: {running:?}"))
-            }
-        },
+        |r| r.len() == 2,
     )
     .await;
     fx.runs()
@@ -493,17 +511,12 @@ layers:
 "#;
     fx.submit("doomed", "long", config, json!({"image": BUSYBOX}))
         .await;
-    eventually(
+    wait_containers(
+        node,
+        &fx.ns,
         Duration::from_secs(90),
         "both containers running",
-        async || {
-            let running = running_in(node, &fx.ns);
-            if running.len() == 2 {
-                Ok(())
-            } else {
-                Err(format!("{running:?}"))
-            }
-        },
+        |r| r.len() == 2,
     )
     .await;
     let deleted = Instant::now();
@@ -511,17 +524,12 @@ layers:
         .await;
     // Not when the garbage collector gets to the Pods (tens of seconds):
     // the controller stops them itself.
-    eventually(
+    wait_containers(
+        node,
+        &fx.ns,
         Duration::from_secs(8),
         "no container of the deleted run",
-        async || {
-            let running = running_in(node, &fx.ns);
-            if running.is_empty() {
-                Ok(())
-            } else {
-                Err(format!("{running:?}"))
-            }
-        },
+        <[String]>::is_empty,
     )
     .await;
     eprintln!(

@@ -1,5 +1,6 @@
-//! Faults of the real node, one at a time: a drain, and a kubelet that
-//! hangs (SIGSTOP) while the controller reads a log. Each touches the whole
+//! Faults of the real node, one at a time: a drain, a kubelet that hangs
+//! (SIGSTOP) while the controller reads a log, and a node lost (its kubelet
+//! stopped, then killed) and back. Each touches the whole
 //! node (cordoned, frozen), so these tests have a binary of their own and
 //! take turns.
 //!
@@ -9,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Fixture, phase};
+use common::{Fixture, phase, running_in, wait_containers};
 use serde_json::json;
 use testlayer::api::LayerPhase;
 use testlayer_testkit::RealNode;
@@ -41,7 +42,9 @@ layers:
     fx.wait_category_running("drained").await;
 
     // `kubectl drain` as an operator types it: cordon, then evict through
-    // the Eviction API (only this run's Pods: the node is shared).
+    // the Eviction API (only this run's Pods: the node is shared). The node
+    // is uncordoned however this test ends: the next test needs it.
+    let _uncordon = Uncordon(node.name().to_string());
     fx.kubectl(&[
         "drain",
         node.name(),
@@ -50,22 +53,9 @@ layers:
         "--timeout=60s",
     ])
     .await;
-    let st = common::eventually(
-        Duration::from_secs(30),
-        "the first attempt ended by the drain",
-        async || {
-            let st = fx
-                .category("drained", "long")
-                .await
-                .status
-                .unwrap_or_default();
-            match st.attempts.first() {
-                Some(a) if a.completion_time.is_some() => Ok(st),
-                _ => Err(format!("{st:#?}")),
-            }
-        },
-    )
-    .await;
+    let st = fx
+        .wait_first_attempt_ended("drained", "long", Duration::from_secs(30))
+        .await;
     let first = &st.attempts[0];
     assert_eq!(
         first.reason.as_ref().map(ToString::to_string).as_deref(),
@@ -108,6 +98,116 @@ layers:
         Some("Completed"),
         "{st:#?}"
     );
+}
+
+/// The node's kubelet hangs (SIGSTOP), then dies (SIGKILL): the container
+/// goes on unseen, the node lifecycle controller marks the Node
+/// `Ready=Unknown` (after `--node-monitor-grace-period`, 50 s by default,
+/// as here), and
+/// `nodeLostSeconds` later the attempt ends `NodeLost`, an infrastructure
+/// failure. Its retry cannot run on a lost node; once the kubelet is back
+/// it runs, and the lost attempt's container is stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_node_ends_the_attempt_node_lost_in_its_bound_and_the_retry_runs_when_it_is_back() {
+    let _turn = TURN.lock().await;
+    let fx = Fixture::builder("fault-lost").real_node().start().await;
+    let (cp, node) = RealNode::shared();
+    let config = r#"
+layers:
+  lost:
+    execution_mode: "sequential"
+    categories:
+      - name: "long"
+        timeout_seconds: 300
+        infra_retries: 1
+        command: "trap 'exit 143' TERM; if [ \"$TESTLAYER_ATTEMPT\" = 1 ]; then sleep 300 & wait; fi; echo '1 passed in 0.1s'"
+"#;
+    fx.submit(
+        "lost",
+        "lost",
+        config,
+        json!({"image": BUSYBOX, "nodeLostSeconds": 5}),
+    )
+    .await;
+    wait_containers(
+        node,
+        &fx.ns,
+        Duration::from_secs(60),
+        "the first attempt's container running",
+        |r| r.iter().any(|p| p == "lost-long-1"),
+    )
+    .await;
+
+    let frozen = node.freeze_kubelet().expect("freezing the kubelet");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    node.kill_kubelet().expect("killing the kubelet");
+    drop(frozen);
+    let killed = std::time::Instant::now();
+    let st = fx
+        .wait_first_attempt_ended("lost", "long", Duration::from_secs(120))
+        .await;
+    let took = killed.elapsed();
+    let first = &st.attempts[0];
+    assert_eq!(
+        first.reason.as_ref().map(ToString::to_string).as_deref(),
+        Some("NodeLost"),
+        "{st:#?}"
+    );
+    assert!(first.infrastructure, "{first:#?}");
+    let message = first.message.clone().unwrap_or_default();
+    assert!(
+        message.contains(&format!("node {} has not been Ready", node.name()))
+            && message.contains("Ready=Unknown"),
+        "{message}"
+    );
+    // Its bound: the lease's grace (50 s), nodeLostSeconds (5 s), a second
+    // of a stored time, and the time a loaded machine takes to look.
+    assert!(took < Duration::from_secs(70), "NodeLost after {took:?}");
+    eprintln!("kubelet killed -> attempt NodeLost: {took:?}");
+    // The container runs on, unseen; the run waits for its retry.
+    assert!(
+        running_in(node, &fx.ns).contains(&"lost-long-1".to_string()),
+        "the lost attempt's container still runs under its shim"
+    );
+    let run = fx.runs().get("lost").await.expect("run");
+    assert!(
+        !phase(&run).is_some_and(|p| p.is_terminal()),
+        "{:#?}",
+        run.status
+    );
+
+    // The node is back: the retry runs, the lost container is stopped.
+    tokio::task::spawn_blocking(move || node.restart_kubelet(cp))
+        .await
+        .expect("join")
+        .expect("restarting the kubelet");
+    let run = fx.wait_done("lost", Duration::from_secs(120)).await;
+    assert_eq!(
+        phase(&run),
+        Some(LayerPhase::Succeeded),
+        "{:#?}",
+        run.status
+    );
+    let st = fx.category("lost", "long").await.status.unwrap_or_default();
+    assert_eq!(st.attempts.len(), 2, "{st:#?}");
+    wait_containers(
+        node,
+        &fx.ns,
+        Duration::from_secs(60),
+        "the lost attempt's container stopped",
+        <[String]>::is_empty,
+    )
+    .await;
+}
+
+/// Uncordons the node when dropped.
+struct Uncordon(String);
+
+impl Drop for Uncordon {
+    fn drop(&mut self) {
+        let (cp, _) = RealNode::shared();
+        let _ = cp.kubectl().args(["uncordon", &self.0]).output();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,18 +281,9 @@ layers:
     let taken_up = submitted.elapsed();
 
     // The read gives up within its bound (10 s), and the stop goes on.
-    let st = common::eventually(
-        Duration::from_secs(40),
-        "the cancelled attempt recorded",
-        async || {
-            let st = fx.category("hung", "long").await.status.unwrap_or_default();
-            match st.attempts.first() {
-                Some(a) if a.completion_time.is_some() => Ok(st),
-                _ => Err(format!("{st:#?}")),
-            }
-        },
-    )
-    .await;
+    let st = fx
+        .wait_first_attempt_ended("hung", "long", Duration::from_secs(40))
+        .await;
     let recorded = cancelled.elapsed();
     let tail = st.log_tail.clone().unwrap_or_default();
     assert!(

@@ -677,6 +677,28 @@ impl Fixture {
         .await
     }
 
+    /// Waits until the first attempt of `category` of run `run` has ended,
+    /// and returns the category's status.
+    pub async fn wait_first_attempt_ended(
+        &self,
+        run: &str,
+        category: &str,
+        within: Duration,
+    ) -> testlayer::api::CategoryRunStatus {
+        eventually(within, "the first attempt ended", async || {
+            let st = self
+                .category(run, category)
+                .await
+                .status
+                .unwrap_or_default();
+            match st.attempts.first() {
+                Some(a) if a.completion_time.is_some() => Ok(st),
+                _ => Err(format!("{st:#?}")),
+            }
+        })
+        .await
+    }
+
     /// Waits until run `name` has ended, and returns it.
     pub async fn wait_done(&self, name: &str, timeout: Duration) -> TestLayerRun {
         self.wait_for(name, timeout, "the end", is_done).await
@@ -773,4 +795,35 @@ pub async fn set_trigger_delay(fx: &Fixture, name: &str, seconds: u32) {
     )
     .await
     .unwrap_or_else(|e| panic!("setting the delay of trigger {name}: {e}"));
+}
+
+/// The Pods of namespace `ns` whose application containers the real node's
+/// containerd runs (asked of containerd, not the apiserver).
+pub fn running_in(node: &RealNode, ns: &str) -> Vec<String> {
+    node.running_containers()
+        .unwrap_or_else(|e| panic!("asking containerd: {e}"))
+        .into_iter()
+        .filter(|c| c.namespace == ns)
+        .map(|c| c.pod)
+        .collect()
+}
+
+/// Waits until the Pods whose containers run in `ns` on the real node are
+/// what `want` accepts.
+pub async fn wait_containers(
+    node: &RealNode,
+    ns: &str,
+    within: Duration,
+    what: &str,
+    want: impl Fn(&[String]) -> bool,
+) {
+    eventually(within, what, async || {
+        let running = running_in(node, ns);
+        if want(&running) {
+            Ok(())
+        } else {
+            Err(format!("running: {running:?}"))
+        }
+    })
+    .await;
 }

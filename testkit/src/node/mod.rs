@@ -65,7 +65,8 @@ pub fn image_archive() -> Result<PathBuf, TestkitError> {
 pub struct RealNode {
     layout: Layout,
     ctr: PathBuf,
-    kubelet: Option<Component>,
+    /// The kubelet: a lock, as tests kill and start it again on the shared node.
+    kubelet: std::sync::Mutex<Option<Component>>,
     containerd: Option<Component>,
     api_route: Option<api_route::ApiRoute>,
     active: Arc<AtomicBool>,
@@ -119,7 +120,7 @@ impl RealNode {
         let mut node = RealNode {
             layout: layout.clone(),
             ctr: bin.join("ctr"),
-            kubelet: None,
+            kubelet: std::sync::Mutex::new(None),
             containerd: None,
             api_route: None,
             active,
@@ -203,7 +204,7 @@ impl RealNode {
         kubelet.wait_ready(Duration::from_secs(90), || {
             node_schedulable(cp.kubectl(), &layout.node_name)
         })?;
-        node.kubelet = Some(kubelet);
+        node.kubelet = std::sync::Mutex::new(Some(kubelet));
         tracing::info!(
             node = %layout.node_name,
             dir = %layout.dir.display(),
@@ -253,11 +254,40 @@ impl RealNode {
     /// it reports no status and renews no lease; the containers go on. The
     /// kubelet goes on when the guard drops.
     pub fn freeze_kubelet(&self) -> Result<FrozenKubelet<'_>, TestkitError> {
-        let k = self.kubelet.as_ref().ok_or_else(|| TestkitError::Node {
-            problem: "the kubelet is not running".into(),
+        self.signal_kubelet(nix::sys::signal::Signal::SIGSTOP)?;
+        Ok(FrozenKubelet { node: self })
+    }
+
+    /// Kills the kubelet (SIGKILL, also when frozen), as a node that died:
+    /// the containers go on under their shims, nobody reports them, the
+    /// Node's lease expires. [`RealNode::restart_kubelet`] brings it back.
+    pub fn kill_kubelet(&self) -> Result<(), TestkitError> {
+        self.signal_kubelet(nix::sys::signal::Signal::SIGKILL)
+    }
+
+    /// Starts the kubelet again with the same arguments (after
+    /// [`RealNode::kill_kubelet`], or killing it first) and waits until the
+    /// Node is Ready with no taint left.
+    pub fn restart_kubelet(&self, cp: &ControlPlane) -> Result<(), TestkitError> {
+        let mut guard = self.kubelet.lock().unwrap_or_else(|e| e.into_inner());
+        let k = guard.as_mut().ok_or_else(|| TestkitError::Node {
+            problem: "the kubelet was never started".into(),
         })?;
-        k.signal(nix::sys::signal::Signal::SIGSTOP)?;
-        Ok(FrozenKubelet { kubelet: k })
+        k.restart(Duration::ZERO)?;
+        let name = self.layout.node_name.clone();
+        k.wait_ready(Duration::from_secs(90), || {
+            node_schedulable(cp.kubectl(), &name)
+        })
+    }
+
+    fn signal_kubelet(&self, signal: nix::sys::signal::Signal) -> Result<(), TestkitError> {
+        let guard = self.kubelet.lock().unwrap_or_else(|e| e.into_inner());
+        guard
+            .as_ref()
+            .ok_or_else(|| TestkitError::Node {
+                problem: "the kubelet is not running".into(),
+            })?
+            .signal(signal)
     }
 
     /// Application containers (not sandboxes) the runtime reports running,
@@ -289,7 +319,12 @@ impl RealNode {
     }
 
     fn stop(&mut self) {
-        if let Some(mut k) = self.kubelet.take() {
+        let kubelet = self
+            .kubelet
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(mut k) = kubelet {
             k.stop(Duration::from_secs(3));
         }
         self.api_route.take();
@@ -304,12 +339,12 @@ impl RealNode {
 /// A frozen kubelet; dropping it lets the kubelet go on (SIGCONT).
 #[derive(Debug)]
 pub struct FrozenKubelet<'a> {
-    kubelet: &'a Component,
+    node: &'a RealNode,
 }
 
 impl Drop for FrozenKubelet<'_> {
     fn drop(&mut self) {
-        if let Err(e) = self.kubelet.signal(nix::sys::signal::Signal::SIGCONT) {
+        if let Err(e) = self.node.signal_kubelet(nix::sys::signal::Signal::SIGCONT) {
             tracing::warn!(error = %e, "cannot let the kubelet go on");
         }
     }
