@@ -41,5 +41,8 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo test"
-cargo test --workspace --locked
+step "cargo test: the test binaries, two at a time"
+bash scripts/test-binaries.sh
+
+step "cargo test --doc"
+cargo test --workspace --locked --doc

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Builds the workspace's tests and runs their binaries side by side: most of
+# them spend their time waiting on a control plane, a node or a container,
+# so two at once finish the suite sooner than `cargo test`, which runs one
+# binary after another. At most one binary that starts a real node runs at a
+# time (they time what the node does). The longest binaries (as measured by
+# the last run, kept in the cache) start first.
+#
+# Usage: scripts/test-binaries.sh [LANES]   (default: TESTLAYER_TEST_LANES or 2)
+# Each binary's output is printed whole when it ends; the exit status is 1
+# when any binary failed, and the failures are listed at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+lanes="${1:-${TESTLAYER_TEST_LANES:-2}}"
+cache="${TESTLAYER_CACHE:-$HOME/.cache/testlayer}"
+mkdir -p "$cache"
+times="$cache/test-times.tsv"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+cargo test --workspace --locked --no-run --message-format=json-render-diagnostics \
+  > "$work/build.json"
+
+# One line per test binary: name, package directory, executable, whether it
+# starts a real node (its source names one).
+python3 - "$work/build.json" "$times" > "$work/plan.tsv" <<'EOF'
+import json, os, sys
+build, times_path = sys.argv[1], sys.argv[2]
+known = {}
+if os.path.exists(times_path):
+    for line in open(times_path):
+        parts = line.rstrip("\n").split("\t")
+        if len(parts) == 2:
+            try:
+                known[parts[0]] = float(parts[1])
+            except ValueError:
+                pass
+rows = []
+for line in open(build):
+    m = json.loads(line)
+    if m.get("reason") != "compiler-artifact" or not m.get("executable"):
+        continue
+    if not m["profile"]["test"]:
+        continue
+    t = m["target"]
+    name = f"{t['kind'][0]}:{t['name']}"
+    src = open(t["src_path"], encoding="utf-8", errors="replace").read()
+    node = any(w in src for w in ("real_node()", "RealNode::", "Release::install", "cluster/up.sh"))
+    rows.append((name, os.path.dirname(m["manifest_path"]), m["executable"], node))
+# Longest first; unknown ones (a new binary) before the known short ones.
+rows.sort(key=lambda r: -known.get(r[0], 60.0))
+for name, cwd, exe, node in rows:
+    print(f"{name}\t{cwd}\t{exe}\t{'node' if node else 'plain'}")
+EOF
+
+mapfile -t plan < "$work/plan.tsv"
+total=${#plan[@]}
+echo "running $total test binaries, $lanes at a time"
+
+declare -A pid_name=() pid_kind=() pid_start=()
+declare -a failed=()
+node_running=0
+next_free=()
+for i in "${!plan[@]}"; do next_free+=("$i"); done
+: > "$work/times.tsv"
+
+start_one() {
+  local idx="$1" name cwd exe kind
+  IFS=$'\t' read -r name cwd exe kind <<< "${plan[$idx]}"
+  (cd "$cwd" && exec "$exe") > "$work/$idx.log" 2>&1 &
+  local pid=$!
+  pid_name[$pid]="$idx"
+  pid_kind[$pid]="$kind"
+  pid_start[$pid]="$(date +%s)"
+  if [ "$kind" = node ]; then node_running=1; fi
+}
+
+# Starts the next binary that may run now; returns 1 when none may.
+start_next() {
+  local k idx kind
+  for k in "${!next_free[@]}"; do
+    idx="${next_free[$k]}"
+    kind="$(cut -f4 <<< "${plan[$idx]}")"
+    if [ "$kind" = node ] && [ "$node_running" = 1 ]; then continue; fi
+    unset 'next_free[k]'
+    next_free=("${next_free[@]}")
+    start_one "$idx"
+    return 0
+  done
+  return 1
+}
+
+while [ "${#next_free[@]}" -gt 0 ] || [ "${#pid_name[@]}" -gt 0 ]; do
+  while [ "${#pid_name[@]}" -lt "$lanes" ] && [ "${#next_free[@]}" -gt 0 ] && start_next; do :; done
+  done_pid=""
+  rc=0
+  wait -n -p done_pid "${!pid_name[@]}" || rc=$?
+  [ -n "$done_pid" ] || continue
+  idx="${pid_name[$done_pid]}"
+  IFS=$'\t' read -r name cwd exe kind <<< "${plan[$idx]}"
+  took=$(( $(date +%s) - pid_start[$done_pid] ))
+  if [ "$kind" = node ]; then node_running=0; fi
+  unset "pid_name[$done_pid]" "pid_kind[$done_pid]" "pid_start[$done_pid]"
+  printf '%s\t%s\n' "$name" "$took" >> "$work/times.tsv"
+  summary="$(grep -E '^test result:' "$work/$idx.log" || true)"
+  if [ "$rc" = 0 ]; then
+    printf '\n--- %s (%ss): %s\n' "$name" "$took" "${summary:-no tests}"
+  else
+    failed+=("$name")
+    printf '\n--- %s (%ss) FAILED with exit %s; its output:\n' "$name" "$took" "$rc"
+    cat "$work/$idx.log"
+  fi
+done
+
+# Keep the measured durations for the next run's order (only when whole).
+if [ "$(wc -l < "$work/times.tsv")" -eq "$total" ]; then
+  cp "$work/times.tsv" "$times"
+fi
+
+if [ "${#failed[@]}" -gt 0 ]; then
+  printf '\n%s of %s test binaries failed: %s\n' "${#failed[@]}" "$total" "${failed[*]}"
+  exit 1
+fi
+printf '\nall %s test binaries passed\n' "$total"
