@@ -3,8 +3,9 @@
 # them spend their time waiting on a control plane, a node or a container,
 # so two at once finish the suite sooner than `cargo test`, which runs one
 # binary after another. At most one binary that starts a real node runs at a
-# time (they time what the node does). The longest binaries (as measured by
-# the last run, kept in the cache) start first.
+# time (they time what the node does), and one always runs while any is
+# left; the longest binaries (as measured by the last run, kept in the
+# cache) start first.
 #
 # Usage: scripts/test-binaries.sh [LANES]   (default: TESTLAYER_TEST_LANES or 2)
 # Each binary's output is printed whole when it ends; the exit status is 1
@@ -76,17 +77,22 @@ start_one() {
   if [ "$kind" = node ]; then node_running=1; fi
 }
 
-# Starts the next binary that may run now; returns 1 when none may.
+# Starts the next binary that may run now, a real-node one first when no
+# real node runs (so that they do not all wait for the end); returns 1 when
+# none may.
 start_next() {
-  local k idx kind
-  for k in "${!next_free[@]}"; do
-    idx="${next_free[$k]}"
-    kind="$(cut -f4 <<< "${plan[$idx]}")"
-    if [ "$kind" = node ] && [ "$node_running" = 1 ]; then continue; fi
-    unset 'next_free[k]'
-    next_free=("${next_free[@]}")
-    start_one "$idx"
-    return 0
+  local want k idx kind
+  for want in node plain; do
+    if [ "$want" = node ] && [ "$node_running" = 1 ]; then continue; fi
+    for k in "${!next_free[@]}"; do
+      idx="${next_free[$k]}"
+      kind="$(cut -f4 <<< "${plan[$idx]}")"
+      [ "$kind" = "$want" ] || continue
+      unset 'next_free[k]'
+      next_free=("${next_free[@]}")
+      start_one "$idx"
+      return 0
+    done
   done
   return 1
 }
