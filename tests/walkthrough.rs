@@ -234,7 +234,7 @@ fn the_readme_walk_through_works_as_written_on_a_real_node() {
         assert_eq!(code, Some(0), "`{command}` failed:\n{out}");
         let expect: &[&str] = match command {
             c if c.starts_with("kubectl get nodes") => &[" Ready "],
-            c if c.starts_with("kubectl get tlr,cr,pods") => &["testlayerrun", "shop"],
+            c if c.starts_with("kubectl get tlr,tlcr,pods") => &["testlayerrun", "shop"],
             c if c.contains("-n testlayer-system get pods") => &["1/1", "Running"],
             c if c.starts_with("kubectl wait") => &["condition met"],
             c if c.starts_with("kubectl logs shop-unit-1") => &["passed"],

@@ -128,7 +128,7 @@ ConfigMap shop-layers created; $running.
   kubectl get nodes
   kubectl apply -f examples/k8s/run.yaml      # the shop's pytest layer, real Pods
   kubectl apply -f examples/k8s/inline.yaml   # busybox, a config inline
-  kubectl get tlr,cr,pods                     # the runs, their categories and Pods
+  kubectl get tlr,tlcr,pods                   # the runs, their categories and Pods
   kubectl get tlr -w                          # watch the runs (kubectl watches one kind at a time)
 
 Ctrl-C stops everything and cleans up the node.

@@ -20,7 +20,7 @@ use crate::words::{AttemptReason, Reason};
     version = "v1alpha1",
     kind = "CategoryRun",
     namespaced,
-    shortname = "cr",
+    shortname = "tlcr",
     category = "testlayer",
     status = "CategoryRunStatus",
     printcolumn = r#"{"name":"Run","type":"string","jsonPath":".spec.runName"}"#,

@@ -47,6 +47,45 @@ mod tests {
         }
     }
 
+    /// Short names of widespread CRDs (cert-manager, Argo Workflows, Argo
+    /// CD, Argo Rollouts, Tekton, Flux, Kueue, Knative), as their CRDs
+    /// declare them: `kubectl get NAME` must never mean one of theirs too.
+    const TAKEN_SHORT_NAMES: &[(&str, &[&str])] = &[
+        ("cert-manager", &["cert", "certs", "cr", "crs"]),
+        ("Argo Workflows", &["wf", "cwf", "cwft", "wftmpl", "wfeb"]),
+        (
+            "Argo CD",
+            &["app", "apps", "appproj", "appprojs", "appset", "appsets"],
+        ),
+        ("Argo Rollouts", &["ro", "ar", "at", "cat", "exp"]),
+        ("Tekton", &["tr", "trs", "pr", "prs"]),
+        (
+            "Flux",
+            &["ks", "hr", "gitrepo", "helmrepo", "hc", "ocirepo"],
+        ),
+        ("Kueue", &["wl", "cq", "lq", "queue", "queues", "rf"]),
+        (
+            "Knative",
+            &["ksvc", "kservice", "rt", "route", "rev", "config", "cfg"],
+        ),
+    ];
+
+    #[test]
+    fn short_names_are_our_own() {
+        for crd in all_crds() {
+            for name in crd.spec.names.short_names.unwrap_or_default() {
+                for (project, taken) in TAKEN_SHORT_NAMES {
+                    assert!(
+                        !taken.contains(&name.as_str()),
+                        "{} has the short name {name}, which a CRD of {project} uses",
+                        crd.spec.names.kind
+                    );
+                }
+                assert!(name.starts_with("tl"), "{name}: ours start with tl");
+            }
+        }
+    }
+
     #[test]
     fn schemas_have_no_untagged_unions_and_describe_fields() {
         for crd in all_crds() {
