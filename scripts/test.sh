@@ -6,7 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+started=$(date +%s)
+# Each step's header says how long the suite has run, so that the phase
+# times can be read from the output.
+step() { printf '\n==> %s (at %ss)\n' "$*" "$(( $(date +%s) - started ))"; }
 
 step "prerequisites"
 bash scripts/prerequisites.sh
@@ -46,3 +49,5 @@ bash scripts/test-binaries.sh
 
 step "cargo test --doc"
 cargo test --workspace --locked --doc
+
+step "done"

@@ -6,6 +6,11 @@
 //! Kustomization and Argo CD Application through a revision (by writing
 //! their status, as their controllers would) starts the fast layers once,
 //! as one suite, while the nightly schedule waits for two o'clock in Berlin.
+//!
+//! What is checked is what the triggers and schedules create: the layers'
+//! own commands (`pytest`, `ruff`) are not played by the test kubelet, which
+//! refuses them (their Pods fail to start, naming the word); the tests'
+//! results are not looked at here.
 
 mod common;
 

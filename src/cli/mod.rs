@@ -39,7 +39,8 @@ pub enum Command {
     Plan(validate::PlanArgs),
     /// Run one layer on this machine as child processes.
     Run(run::RunArgs),
-    /// Print the CustomResourceDefinitions (TestLayerRun, CategoryRun) as YAML.
+    /// Print the CustomResourceDefinitions (TestLayerRun, CategoryRun,
+    /// TestLayerSchedule, TestLayerTrigger, TestLayerResource) as YAML.
     Crds,
     /// Run the Kubernetes operator.
     Controller(controller::ControllerArgs),
@@ -163,4 +164,23 @@ fn print_reports(
         OutputFormat::Text => print!("{}", report.summary(std::io::stdout().is_terminal())),
     }
     report.exit_code()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_help_of_crds_names_every_kind_it_prints() {
+        let mut cli = super::Cli::command();
+        let crds = cli.find_subcommand_mut("crds").expect("a crds subcommand");
+        let help = crds.render_help().to_string();
+        for crd in crate::api::all_crds() {
+            let kind = crd.spec.names.kind;
+            assert!(
+                help.contains(&kind),
+                "`testlayer crds --help` does not name {kind}:\n{help}"
+            );
+        }
+    }
 }
