@@ -218,10 +218,7 @@ pub fn sync_attempts(
 /// `text` on one line, at most 200 characters.
 fn one_line(text: &str) -> String {
     let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    match line.char_indices().nth(200) {
-        Some((i, _)) => format!("{}…", &line[..i]),
-        None => line,
-    }
+    super::conditions::bounded(&line, 200)
 }
 
 /// Whether the Pod itself has ended (it runs nothing any more).
