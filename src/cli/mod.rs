@@ -170,6 +170,84 @@ fn print_reports(
 mod tests {
     use clap::CommandFactory;
 
+    const README: &str = include_str!("../../README.md");
+
+    /// The flags (`-l`, `--all`) that `text` names.
+    fn flags(text: &str) -> Vec<String> {
+        text.split(|c: char| c.is_whitespace() || "`()[],;|/".contains(c))
+            .filter(|w| w.starts_with('-') && w.chars().nth(1).is_some_and(|c| c != ' '))
+            .map(|w| {
+                w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+                    .split('=')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .filter(|w| {
+                let name = w.trim_start_matches('-');
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+            })
+            .collect()
+    }
+
+    /// Whether `verb` (or the top level's global options) takes `flag`.
+    fn takes(verb: &str, flag: &str) -> bool {
+        let cli = super::Cli::command();
+        let sub = cli.find_subcommand(verb).expect("a subcommand");
+        sub.get_arguments()
+            .chain(cli.get_arguments())
+            .any(|a| match flag.strip_prefix("--") {
+                Some(long) => {
+                    a.get_long() == Some(long)
+                        || a.get_all_aliases().is_some_and(|al| al.contains(&long))
+                }
+                None => flag
+                    .strip_prefix('-')
+                    .and_then(|s| s.chars().next())
+                    .is_some_and(|c| a.get_short() == Some(c)),
+            })
+    }
+
+    #[test]
+    fn every_verb_and_flag_in_the_readmes_command_table_exists() {
+        let section = README
+            .split("\n## The command\n")
+            .nth(1)
+            .expect("the README's section \"The command\"");
+        let mut rows = 0;
+        for row in section.lines().take_while(|l| !l.starts_with("## ")) {
+            let Some(rest) = row.strip_prefix("| `testlayer ") else {
+                continue;
+            };
+            let verb = rest.split([' ', '`']).next().unwrap_or_default();
+            assert!(
+                super::Cli::command().find_subcommand(verb).is_some(),
+                "the README lists `testlayer {verb}`, which is no command"
+            );
+            for flag in flags(row) {
+                assert!(
+                    takes(verb, &flag),
+                    "the README gives `testlayer {verb} {flag}`, which it does not take"
+                );
+            }
+            rows += 1;
+        }
+        assert!(rows >= 7, "{rows} rows read");
+        let run = section
+            .split("`testlayer run` options:")
+            .nth(1)
+            .and_then(|t| t.split("\n\n").next())
+            .expect("the paragraph of `testlayer run` options");
+        let listed = flags(run);
+        assert!(listed.len() >= 15, "{listed:?}");
+        for flag in listed {
+            assert!(
+                takes("run", &flag),
+                "the README gives `testlayer run {flag}`, which it does not take"
+            );
+        }
+    }
+
     #[test]
     fn the_help_of_crds_names_every_kind_it_prints() {
         let mut cli = super::Cli::command();
