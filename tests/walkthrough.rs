@@ -160,28 +160,6 @@ impl Drop for Terminal {
     }
 }
 
-/// Processes whose command line mentions `text`.
-fn processes_naming(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        if !entry
-            .file_name()
-            .to_string_lossy()
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-        {
-            continue;
-        }
-        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(text) {
-                out.push(cmd);
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn the_readme_walk_through_works_as_written_on_a_real_node() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -257,7 +235,7 @@ fn the_readme_walk_through_works_as_written_on_a_real_node() {
     // Ctrl-C: everything stops, the node is cleaned up.
     let (code, printed) = term.interrupt(Duration::from_secs(90));
     assert_eq!(code, Some(0), "up.sh after Ctrl-C:\n{}", printed.join("\n"));
-    let left = processes_naming(&up_dir);
+    let left = testlayer_testkit::processes_naming(up_dir.as_bytes());
     assert!(left.is_empty(), "still running after Ctrl-C: {left:#?}");
     let node = node_line
         .split_whitespace()

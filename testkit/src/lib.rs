@@ -21,3 +21,4 @@ pub use kubelet::{
 };
 pub use kueue::Kueue;
 pub use node::RealNode;
+pub use process::processes_naming;

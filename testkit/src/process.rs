@@ -284,6 +284,31 @@ impl Drop for Component {
     }
 }
 
+/// Every process but this one whose command line holds `needle` (bytes,
+/// as in `/proc/PID/cmdline`, arguments separated by NUL).
+pub fn processes_naming(needle: &[u8]) -> Vec<u32> {
+    let me = std::process::id();
+    let mut pids = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
+    for e in entries.filter_map(|e| e.ok()) {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if pid != me && contains(&cmdline, needle) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Whether `hay` holds `needle` (an empty needle is in nothing).
+pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
 /// A free TCP port on 127.0.0.1, below the kernel's ephemeral range.
 ///
 /// A port from `bind(0)` comes from the ephemeral range, which outgoing

@@ -208,21 +208,10 @@ pub fn kill_leftovers(l: &Layout) {
     let mut needle = l.dir.as_os_str().as_encoded_bytes().to_vec();
     needle.push(b'/');
     let me = std::process::id();
-    let mut pids: Vec<i32> = Vec::new();
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for e in entries.filter_map(|e| e.ok()) {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                continue;
-            };
-            if pid == me {
-                continue;
-            }
-            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-            if contains(&cmdline, &needle) {
-                pids.push(pid as i32);
-            }
-        }
-    }
+    let mut pids: Vec<i32> = crate::process::processes_naming(&needle)
+        .into_iter()
+        .map(|p| p as i32)
+        .collect();
     let rel = l.cgroup_root();
     for h in hierarchies() {
         collect_cgroup_pids(&h.join(rel.trim_start_matches('/')), &mut pids);
@@ -247,10 +236,6 @@ fn collect_cgroup_pids(dir: &Path, pids: &mut Vec<i32>) {
             }
         }
     }
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Everything a node of this slot may have left: processes, mounts,
@@ -290,7 +275,10 @@ mod tests {
 
     #[test]
     fn needles_are_found() {
-        assert!(contains(b"--address\0/tmp/x/1/sock", b"/tmp/x/1"));
-        assert!(!contains(b"abc", b""));
+        assert!(crate::process::contains(
+            b"--address\0/tmp/x/1/sock",
+            b"/tmp/x/1"
+        ));
+        assert!(!crate::process::contains(b"abc", b""));
     }
 }
