@@ -8,7 +8,8 @@
 # cache) start first.
 #
 # Usage: scripts/test-binaries.sh [LANES]   (default: TESTLAYER_TEST_LANES or 2)
-# Each binary's output is printed whole when it ends; the exit status is 1
+# Each binary's output (every test's line, as `cargo test` prints it) is
+# printed whole when the binary ends; the exit status is 1
 # when any binary failed, and the failures are listed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -109,14 +110,13 @@ while [ "${#next_free[@]}" -gt 0 ] || [ "${#pid_name[@]}" -gt 0 ]; do
   if [ "$kind" = node ]; then node_running=0; fi
   unset "pid_name[$done_pid]" "pid_kind[$done_pid]" "pid_start[$done_pid]"
   printf '%s\t%s\n' "$name" "$took" >> "$work/times.tsv"
-  summary="$(grep -E '^test result:' "$work/$idx.log" || true)"
   if [ "$rc" = 0 ]; then
-    printf '\n--- %s (%ss): %s\n' "$name" "$took" "${summary:-no tests}"
+    printf '\n--- %s passed in %ss; its output:\n' "$name" "$took"
   else
     failed+=("$name")
-    printf '\n--- %s (%ss) FAILED with exit %s; its output:\n' "$name" "$took" "$rc"
-    cat "$work/$idx.log"
+    printf '\n--- %s FAILED with exit %s after %ss; its output:\n' "$name" "$rc" "$took"
   fi
+  cat "$work/$idx.log"
 done
 
 # Keep the measured durations for the next run's order (only when whole).
@@ -128,4 +128,10 @@ if [ "${#failed[@]}" -gt 0 ]; then
   printf '\n%s of %s test binaries failed: %s\n' "${#failed[@]}" "$total" "${failed[*]}"
   exit 1
 fi
-printf '\nall %s test binaries passed\n' "$total"
+# A suite that ran nothing has proven nothing: count the tests that passed.
+passed=$(cat "$work"/*.log | sed -nE 's/^test result: ok\. ([0-9]+) passed.*/\1/p' | awk '{ n += $1 } END { print n + 0 }')
+if [ "$passed" -eq 0 ]; then
+  echo "no test ran in $total test binaries" >&2
+  exit 1
+fi
+printf '\nall %s test binaries passed: %s tests\n' "$total" "$passed"

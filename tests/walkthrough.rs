@@ -54,6 +54,25 @@ fn typed(exports: &[String], line: &str, dir: &Path) -> (Option<i32>, String) {
     )
 }
 
+/// Whether `cargo test` sets `name` for the crate it runs (the variables
+/// of <https://doc.rust-lang.org/cargo/reference/environment-variables.html>
+/// that a plain shell lacks); `CARGO_TARGET_DIR` and `CARGO_HOME` are the
+/// user's own and stay.
+fn set_by_cargo_for_a_crate(name: &str) -> bool {
+    [
+        "CARGO_MANIFEST_",
+        "CARGO_PKG_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+    ]
+    .iter()
+    .any(|prefix| name.starts_with(prefix))
+        || name == "CARGO"
+        || name == "OUT_DIR"
+}
+
 /// The first terminal: `up.sh --node` in a process group of its own, as a
 /// shell runs a foreground job (Ctrl-C signals the whole group).
 struct Terminal {
@@ -64,9 +83,21 @@ struct Terminal {
 
 impl Terminal {
     fn start(dir: &Path) -> Terminal {
-        let mut child = Command::new("bash")
+        let mut command = Command::new("bash");
+        command
             .args(["tests/cluster/up.sh", "--node"])
-            .current_dir(dir)
+            .current_dir(dir);
+        // A user's shell has none of the variables `cargo test` sets for
+        // the crate under test; with them, up.sh's cargo builds would rerun
+        // the build scripts that watch them (ring's) and rebuild everything
+        // above them, here and again in the next plain build.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy().into_owned();
+            if set_by_cargo_for_a_crate(&name) {
+                command.env_remove(name);
+            }
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
