@@ -38,7 +38,94 @@ impl LayerState {
     pub fn is_done(&self) -> bool {
         !matches!(self, LayerState::Waiting | LayerState::Running)
     }
+
+    /// The word reports use: `Passed`, `Failed`, `Skipped`, `Cancelled`
+    /// (`Running` while it has not ended).
+    pub fn word(&self) -> &'static str {
+        match self {
+            LayerState::Passed => "Passed",
+            LayerState::Failed => "Failed",
+            LayerState::Skipped(_) => "Skipped",
+            LayerState::Cancelled => "Cancelled",
+            LayerState::Waiting | LayerState::Running => "Running",
+        }
+    }
 }
+
+/// How one layer of a suite ended, as its executor saw it: what
+/// [`Suite::states`] turns into the layer's [`LayerState`], the same for
+/// both executors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerEnding {
+    /// It ran to this outcome (stopped by a signal or a cancel: `Cancelled`).
+    Ran(LayerOutcome),
+    /// It did not start: a dependency did not pass (the named one when the
+    /// executor knows it; a run's gate in the cluster names a run).
+    DependencyNotPassed(Option<String>),
+    /// It did not start: the suite was cancelled first.
+    NotStarted,
+    /// It could not run (bad input found late, a defect).
+    Broken,
+}
+
+/// How a suite ended, as its text, JSON report, JUnit file and exit code
+/// say, locally and in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuiteOutcome {
+    /// Every layer not in the background passed.
+    Succeeded,
+    /// One of them did not pass, and none was cancelled.
+    Failed,
+    /// One of them was stopped by the user, or never started because of
+    /// it: the suite did not run to its end, whatever else failed.
+    Cancelled,
+}
+
+/// The exit code of a suite or layer cancelled by Ctrl-C, SIGTERM or a
+/// cancel request.
+pub const EXIT_CANCELLED: i32 = 130;
+
+impl SuiteOutcome {
+    /// The outcome of `suite` whose layers stand as `states`: background
+    /// layers are left out.
+    pub fn of(suite: &Suite, states: &[LayerState]) -> SuiteOutcome {
+        let blocking = || {
+            suite
+                .layers
+                .iter()
+                .zip(states)
+                .filter(|(l, _)| !l.background)
+                .map(|(_, s)| s)
+        };
+        if blocking().all(|s| *s == LayerState::Passed) {
+            SuiteOutcome::Succeeded
+        } else if blocking().any(|s| *s == LayerState::Cancelled) {
+            SuiteOutcome::Cancelled
+        } else {
+            SuiteOutcome::Failed
+        }
+    }
+
+    /// `Succeeded`, `Failed` or `Cancelled`.
+    pub fn word(self) -> &'static str {
+        match self {
+            SuiteOutcome::Succeeded => "Succeeded",
+            SuiteOutcome::Failed => "Failed",
+            SuiteOutcome::Cancelled => "Cancelled",
+        }
+    }
+
+    /// 0, 1, or 130 ([`EXIT_CANCELLED`]).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            SuiteOutcome::Succeeded => 0,
+            SuiteOutcome::Failed => 1,
+            SuiteOutcome::Cancelled => EXIT_CANCELLED,
+        }
+    }
+}
+
+use super::LayerOutcome;
 
 /// What to do next with a suite.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,6 +286,53 @@ impl Suite {
             .zip(states)
             .all(|(l, s)| l.background || *s == LayerState::Passed)
     }
+
+    /// Each layer's state from how it ended (`ends[i]` is layer `i`'s;
+    /// `None`: not yet, `Running`): a layer that ran is `Passed`, `Failed`
+    /// (failed or timed out) or `Cancelled`; one that could not run is
+    /// `Failed`; one that never started because the suite was cancelled is
+    /// `Cancelled`; one whose dependency did not pass is `Skipped`, naming
+    /// the first dependency that failed or was skipped, and `Cancelled` when
+    /// what it waited on was only cancelled (a cancel is no failure, as
+    /// [`Suite::next`] says).
+    pub fn states(&self, ends: &[Option<LayerEnding>]) -> Vec<LayerState> {
+        let mut states: Vec<LayerState> = Vec::with_capacity(self.layers.len());
+        for (i, end) in ends.iter().enumerate().take(self.layers.len()) {
+            let state = match end {
+                None => LayerState::Running,
+                Some(LayerEnding::Ran(LayerOutcome::Succeeded)) => LayerState::Passed,
+                Some(LayerEnding::Ran(LayerOutcome::Cancelled)) | Some(LayerEnding::NotStarted) => {
+                    LayerState::Cancelled
+                }
+                Some(LayerEnding::Ran(LayerOutcome::Failed | LayerOutcome::TimedOut))
+                | Some(LayerEnding::Broken) => LayerState::Failed,
+                Some(LayerEnding::DependencyNotPassed(named)) => {
+                    // Dependencies come first in a suite's order, so theirs
+                    // are known.
+                    let of = |d: usize| states.get(d).cloned().unwrap_or(LayerState::Running);
+                    let named = named
+                        .as_ref()
+                        .and_then(|k| self.deps[i].iter().find(|&&d| self.layers[d].key == *k));
+                    let failed = named
+                        .into_iter()
+                        .chain(&self.deps[i])
+                        .find(|&&d| matches!(of(d), LayerState::Failed | LayerState::Skipped(_)));
+                    match failed {
+                        Some(&d) => LayerState::Skipped(self.layers[d].key.clone()),
+                        None if self.deps[i].iter().any(|&d| of(d) == LayerState::Cancelled) => {
+                            LayerState::Cancelled
+                        }
+                        // No dependency of the suite explains it (one
+                        // outside it, or an executor's mistake): it did not
+                        // pass.
+                        None => LayerState::Failed,
+                    }
+                }
+            };
+            states.push(state);
+        }
+        states
+    }
 }
 
 #[cfg(test)]
@@ -297,6 +431,344 @@ mod tests {
             Suite::new(vec![layer("a", &[], false), layer("a", &[], false)]).unwrap_err(),
             SuiteError::Duplicate("a".into())
         );
+    }
+
+    /// A suite with two independent blocking chains and a background
+    /// layer: fast -> core -> service <- docs, and e2e (background) on fast.
+    fn two_chains() -> Suite {
+        Suite::new(vec![
+            layer("fast", &[], false),
+            layer("core", &["fast"], false),
+            layer("docs", &[], false),
+            layer("service", &["core", "docs"], false),
+            layer("e2e", &["fast"], true),
+        ])
+        .unwrap()
+    }
+
+    /// Every way a layer ends, against the states the README lists
+    /// (`Passed`, `Failed`, `Skipped` naming the dependency, `Cancelled`),
+    /// and the suite's outcome and exit code for each combination.
+    #[test]
+    fn every_way_a_layer_ends_gives_the_state_outcome_and_exit_code_the_readme_lists() {
+        use LayerEnding::*;
+        use LayerOutcome as O;
+        let s = two_chains();
+        let keys: Vec<&str> = s.layers().iter().map(|l| l.key.as_str()).collect();
+        assert_eq!(keys, ["fast", "core", "docs", "service", "e2e"]);
+        let dnp = || Some(DependencyNotPassed(None));
+        let ran = |o| Some(Ran(o));
+        // (what happened, how each layer ended [fast, core, docs, service,
+        // e2e], each layer's state, the suite's outcome, its exit code)
+        #[allow(clippy::type_complexity)]
+        let table: Vec<(&str, [Option<LayerEnding>; 5], [&str; 5], &str, i32)> = vec![
+            (
+                "every layer passed",
+                [
+                    ran(O::Succeeded),
+                    ran(O::Succeeded),
+                    ran(O::Succeeded),
+                    ran(O::Succeeded),
+                    ran(O::Succeeded),
+                ],
+                ["Passed", "Passed", "Passed", "Passed", "Passed"],
+                "Succeeded",
+                0,
+            ),
+            (
+                "a layer failed: its dependents are skipped naming it, the background one too",
+                [ran(O::Failed), dnp(), ran(O::Succeeded), dnp(), dnp()],
+                [
+                    "Failed",
+                    "Skipped(fast)",
+                    "Passed",
+                    "Skipped(core)",
+                    "Skipped(fast)",
+                ],
+                "Failed",
+                1,
+            ),
+            (
+                "a layer timed out: Failed, as a failure",
+                [
+                    ran(O::Succeeded),
+                    ran(O::TimedOut),
+                    ran(O::Succeeded),
+                    Some(DependencyNotPassed(Some("core".into()))),
+                    ran(O::Succeeded),
+                ],
+                ["Passed", "Failed", "Passed", "Skipped(core)", "Passed"],
+                "Failed",
+                1,
+            ),
+            (
+                "a layer could not run (no command, a defect): Failed",
+                [Some(Broken), dnp(), ran(O::Succeeded), dnp(), dnp()],
+                [
+                    "Failed",
+                    "Skipped(fast)",
+                    "Passed",
+                    "Skipped(core)",
+                    "Skipped(fast)",
+                ],
+                "Failed",
+                1,
+            ),
+            (
+                "stopped by a signal while core ran: core Cancelled, service never started",
+                [
+                    ran(O::Succeeded),
+                    ran(O::Cancelled),
+                    ran(O::Succeeded),
+                    Some(NotStarted),
+                    ran(O::Cancelled),
+                ],
+                ["Passed", "Cancelled", "Passed", "Cancelled", "Cancelled"],
+                "Cancelled",
+                130,
+            ),
+            (
+                "in the cluster, service's gate saw core Cancelled: waiting on a cancelled layer is Cancelled",
+                [
+                    ran(O::Succeeded),
+                    ran(O::Cancelled),
+                    ran(O::Succeeded),
+                    dnp(),
+                    ran(O::Succeeded),
+                ],
+                ["Passed", "Cancelled", "Passed", "Cancelled", "Passed"],
+                "Cancelled",
+                130,
+            ),
+            (
+                "cancelled before anything started",
+                [
+                    Some(NotStarted),
+                    Some(NotStarted),
+                    Some(NotStarted),
+                    Some(NotStarted),
+                    Some(NotStarted),
+                ],
+                [
+                    "Cancelled",
+                    "Cancelled",
+                    "Cancelled",
+                    "Cancelled",
+                    "Cancelled",
+                ],
+                "Cancelled",
+                130,
+            ),
+            (
+                "docs failed while core was cancelled: the suite did not run to its end, Cancelled",
+                [
+                    ran(O::Succeeded),
+                    ran(O::Cancelled),
+                    ran(O::Failed),
+                    dnp(),
+                    ran(O::Succeeded),
+                ],
+                ["Passed", "Cancelled", "Failed", "Skipped(docs)", "Passed"],
+                "Cancelled",
+                130,
+            ),
+            (
+                "the background layer failed: not in the outcome",
+                [
+                    ran(O::Succeeded),
+                    ran(O::Succeeded),
+                    ran(O::Succeeded),
+                    ran(O::Succeeded),
+                    ran(O::Failed),
+                ],
+                ["Passed", "Passed", "Passed", "Passed", "Failed"],
+                "Succeeded",
+                0,
+            ),
+            (
+                "the background layer was cancelled after the others passed: not in the outcome",
+                [
+                    ran(O::Succeeded),
+                    ran(O::Succeeded),
+                    ran(O::Succeeded),
+                    ran(O::Succeeded),
+                    ran(O::Cancelled),
+                ],
+                ["Passed", "Passed", "Passed", "Passed", "Cancelled"],
+                "Succeeded",
+                0,
+            ),
+            (
+                "the background layer never started (cancelled with the suite)",
+                [
+                    ran(O::Succeeded),
+                    ran(O::Failed),
+                    ran(O::Succeeded),
+                    dnp(),
+                    Some(NotStarted),
+                ],
+                ["Passed", "Failed", "Passed", "Skipped(core)", "Cancelled"],
+                "Failed",
+                1,
+            ),
+            (
+                "the background layer still runs when the others have ended",
+                [
+                    ran(O::Succeeded),
+                    ran(O::Failed),
+                    ran(O::Succeeded),
+                    dnp(),
+                    None,
+                ],
+                ["Passed", "Failed", "Passed", "Skipped(core)", "Running"],
+                "Failed",
+                1,
+            ),
+        ];
+        for (what, ends, want, outcome, code) in table {
+            let states = s.states(&ends);
+            let got: Vec<String> = states
+                .iter()
+                .map(|st| match st {
+                    LayerState::Skipped(d) => format!("Skipped({d})"),
+                    st => st.word().to_string(),
+                })
+                .collect();
+            assert_eq!(got, want, "{what}");
+            for st in states.iter().filter(|st| st.is_done()) {
+                assert!(
+                    ["Passed", "Failed", "Skipped", "Cancelled"].contains(&st.word()),
+                    "{what}: {st:?}"
+                );
+            }
+            let o = SuiteOutcome::of(&s, &states);
+            assert_eq!(o.word(), outcome, "{what}");
+            assert_eq!(o.exit_code(), code, "{what}");
+            assert_eq!(s.passed(&states), code == 0, "{what}");
+        }
+    }
+
+    proptest! {
+        /// Every way a suite ends, driven as both executors drive it: the
+        /// planner's steps, random layer outcomes, and a cancel (a signal,
+        /// or a cancel of the runs) at a random round, after which a layer
+        /// that runs may still end on its own first. The states
+        /// [`Suite::states`] gives from how each layer ended, as the local
+        /// executor tells it (skips naming their dependency, layers that
+        /// never started) and as the cluster does (a run whose gate failed
+        /// names no layer; a run cancelled before it started ran to
+        /// Cancelled), are the planner's; a layer is Cancelled only when a
+        /// cancel came before it ended and it was not skipped for a
+        /// failure; Skipped names a dependency that failed or was skipped;
+        /// the outcome is Cancelled (130) exactly when a blocking layer was
+        /// cancelled, Succeeded (0) exactly when every blocking layer
+        /// passed, else Failed (1).
+        #[test]
+        fn every_suite_end_is_told_alike_by_both_executors(
+            n in 1usize..9,
+            edges in proptest::collection::vec((0usize..9, 0usize..9), 0..20),
+            outcomes in proptest::collection::vec(0u8..4, 9),
+            background in proptest::collection::vec(any::<bool>(), 9),
+            cancel_at in proptest::option::of(0usize..6),
+            races in proptest::collection::vec(any::<bool>(), 9),
+        ) {
+            let mut deps: Vec<Vec<String>> = vec![Vec::new(); n];
+            for (a, b) in edges {
+                let (a, b) = (a % n, b % n);
+                if a > b && !deps[a].contains(&format!("l{b}")) { deps[a].push(format!("l{b}")); }
+            }
+            let s = Suite::new((0..n).map(|i| SuiteLayer {
+                key: format!("l{i}"), dependencies: deps[i].clone(), background: background[i],
+            }).collect()).unwrap();
+            let index = |k: &str| s.layers().iter().position(|l| l.key == k).unwrap();
+            let own = |i: usize| match outcomes[i] {
+                0 => LayerOutcome::Failed,
+                1 => LayerOutcome::TimedOut,
+                _ => LayerOutcome::Succeeded,
+            };
+            let mut states = vec![LayerState::Waiting; n];
+            let mut local: Vec<Option<LayerEnding>> = vec![None; n];
+            let mut cluster: Vec<Option<LayerEnding>> = vec![None; n];
+            let mut open_at_cancel = vec![false; n];
+            let mut cancelled = false;
+            for round in 0..40 {
+                if cancel_at == Some(round) && !cancelled {
+                    cancelled = true;
+                    for i in 0..n {
+                        open_at_cancel[i] = !states[i].is_done();
+                    }
+                }
+                for step in s.next(&states, cancelled) {
+                    match step {
+                        SuiteStep::Start(i) => states[i] = LayerState::Running,
+                        SuiteStep::Skip(i, d) => {
+                            local[i] = Some(LayerEnding::DependencyNotPassed(Some(d.clone())));
+                            cluster[i] = Some(LayerEnding::DependencyNotPassed(None));
+                            states[i] = LayerState::Skipped(d);
+                        }
+                    }
+                }
+                // What runs ends: on its own, or stopped by the cancel
+                // (unless it ends on its own first).
+                for i in 0..n {
+                    if states[i] == LayerState::Running {
+                        let o = if cancelled && !races[i] { LayerOutcome::Cancelled } else { own(i) };
+                        local[i] = Some(LayerEnding::Ran(o));
+                        cluster[i] = Some(LayerEnding::Ran(o));
+                        states[i] = s.states(&local)[i].clone();
+                    }
+                }
+                if states.iter().all(LayerState::is_done) { break; }
+                if cancelled && !states.contains(&LayerState::Running)
+                    && s.next(&states, true).is_empty() {
+                    // Nothing runs and nothing may start: what waits is
+                    // cancelled with the suite. In the cluster it was
+                    // cancelled too, or its gate saw a cancelled dependency.
+                    for i in 0..n {
+                        if !states[i].is_done() {
+                            states[i] = LayerState::Cancelled;
+                            local[i] = Some(LayerEnding::NotStarted);
+                            cluster[i] = Some(if races[i] {
+                                LayerEnding::Ran(LayerOutcome::Cancelled)
+                            } else if deps[i].iter().any(|d| states[index(d)] == LayerState::Cancelled) {
+                                LayerEnding::DependencyNotPassed(None)
+                            } else {
+                                LayerEnding::NotStarted
+                            });
+                        }
+                    }
+                }
+            }
+            prop_assert!(states.iter().all(LayerState::is_done), "no end: {states:?}");
+            prop_assert_eq!(&s.states(&local), &states);
+            // The cluster's gate names no layer: its Skipped names one of
+            // the dependencies that failed, not always the one the planner
+            // saw first.
+            let told = s.states(&cluster);
+            for (c, st) in told.iter().zip(&states) {
+                prop_assert_eq!(std::mem::discriminant(c), std::mem::discriminant(st));
+            }
+            for (i, st) in states.iter().chain(&told).enumerate() {
+                let i = i % n;
+                match st {
+                    LayerState::Cancelled => prop_assert!(open_at_cancel[i], "l{i} cancelled with no cancel before it ended"),
+                    LayerState::Skipped(d) => {
+                        prop_assert!(s.layers()[i].dependencies.contains(d));
+                        prop_assert!(matches!(states[index(d)], LayerState::Failed | LayerState::Skipped(_)));
+                    }
+                    _ => {}
+                }
+            }
+            let blocking: Vec<&LayerState> = s.layers().iter().zip(&states)
+                .filter(|(l, _)| !l.background).map(|(_, st)| st).collect();
+            let o = SuiteOutcome::of(&s, &states);
+            prop_assert_eq!(o.exit_code() == 130, blocking.contains(&&LayerState::Cancelled));
+            prop_assert_eq!(o.exit_code() == 0, blocking.iter().all(|st| **st == LayerState::Passed));
+            prop_assert!(cancelled || o != SuiteOutcome::Cancelled);
+            prop_assert_eq!(o.exit_code(), match o {
+                SuiteOutcome::Succeeded => 0, SuiteOutcome::Failed => 1, SuiteOutcome::Cancelled => 130,
+            });
+        }
     }
 
     proptest! {
