@@ -51,7 +51,119 @@ pub fn measured<'a>(
         .map(|(_, secs)| secs)
 }
 
+/// Why a file is not a history this testlayer can use (and so must be
+/// left as it is): said in words, for a message that names the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotAHistory {
+    /// Not JSON at all.
+    #[error("is not JSON (line {line}, column {column}), so it is no testlayer history")]
+    NotJson {
+        /// 1-based.
+        line: usize,
+        /// 1-based.
+        column: usize,
+    },
+    /// JSON of another shape: what it is.
+    #[error(
+        "is {0}, not a testlayer history (a JSON object with `format` and `layers`: seconds by layer and category)"
+    )]
+    OtherShape(String),
+    /// A history written by a newer testlayer.
+    #[error(
+        "is a testlayer history of format {0}, written by a newer testlayer; this one reads format {HISTORY_FORMAT}"
+    )]
+    NewerFormat(u64),
+}
+
+/// `a JSON array`, `a number`, ...: what a JSON value is, in words.
+fn what_json_is(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(_) => "true or false".into(),
+        Value::Number(_) => "a number".into(),
+        Value::String(_) => "a text in quotes".into(),
+        Value::Array(_) => "a JSON array".into(),
+        Value::Object(o) if o.is_empty() => "an empty JSON object".into(),
+        Value::Object(o) => {
+            let mut names: Vec<String> = o.keys().take(5).map(|k| format!("`{k}`")).collect();
+            if o.len() > 5 {
+                names.push(format!("{} more", o.len() - 5));
+            }
+            format!("a JSON object with the fields {}", names.join(", "))
+        }
+    }
+}
+
 impl History {
+    /// The history in the text of a history file. An empty file (or one
+    /// of blanks) is a new history; anything else must be a history of
+    /// [`HISTORY_FORMAT`] and nothing else: JSON of another shape, text
+    /// that is not JSON, or a newer format is [`NotAHistory`], and such a
+    /// file must not be written over.
+    pub fn parse(text: &str) -> Result<History, NotAHistory> {
+        use serde_json::Value;
+        if text.trim().is_empty() {
+            return Ok(History::default());
+        }
+        let v: Value = serde_json::from_str(text).map_err(|e| NotAHistory::NotJson {
+            line: e.line(),
+            column: e.column(),
+        })?;
+        let shape = || NotAHistory::OtherShape(what_json_is(&v));
+        let Value::Object(o) = &v else {
+            return Err(shape());
+        };
+        let format = match o.get("format") {
+            Some(Value::Number(n)) => n.as_u64().ok_or_else(shape)?,
+            _ => return Err(shape()),
+        };
+        if format > u64::from(HISTORY_FORMAT) {
+            return Err(NotAHistory::NewerFormat(format));
+        }
+        if format != u64::from(HISTORY_FORMAT) || o.keys().any(|k| k != "format" && k != "layers") {
+            return Err(shape());
+        }
+        let Some(Value::Object(layers)) = o.get("layers") else {
+            return Err(shape());
+        };
+        let mut history = History {
+            format: HISTORY_FORMAT,
+            layers: BTreeMap::new(),
+        };
+        for (layer, categories) in layers {
+            let Value::Object(categories) = categories else {
+                return Err(NotAHistory::OtherShape(format!(
+                    "a JSON object whose `layers.{layer}` is {}, not seconds by category",
+                    what_json_is(categories)
+                )));
+            };
+            let mut seconds = BTreeMap::new();
+            for (category, secs) in categories {
+                match secs.as_f64().filter(|s| s.is_finite() && *s >= 0.0) {
+                    Some(s) => {
+                        seconds.insert(category.clone(), s);
+                    }
+                    None => {
+                        return Err(NotAHistory::OtherShape(format!(
+                            "a JSON object whose `layers.{layer}.{category}` is {}, not a number of seconds",
+                            what_json_is(secs)
+                        )));
+                    }
+                }
+            }
+            history.layers.insert(layer.clone(), seconds);
+        }
+        Ok(history)
+    }
+
+    /// The text of the history file.
+    pub fn to_text(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+
     /// The durations of `layer`'s categories (none known: empty).
     pub fn durations(&self, layer: &str) -> BTreeMap<String, f64> {
         self.layers.get(layer).cloned().unwrap_or_default()
@@ -74,6 +186,63 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A history reads back as written; an empty file is a new history;
+    /// anything else (another JSON shape, text that is not JSON, a newer
+    /// format, a history with a field of the wrong kind) is refused, saying
+    /// what it is in words.
+    #[test]
+    fn only_a_history_is_a_history() {
+        let mut h = History::default();
+        h.format = HISTORY_FORMAT;
+        h.layers
+            .entry("core".into())
+            .or_default()
+            .insert("api".into(), 2.5);
+        assert_eq!(History::parse(&h.to_text()), Ok(h));
+        assert_eq!(History::parse(""), Ok(History::default()));
+        assert_eq!(History::parse(" \n"), Ok(History::default()));
+        let refused = |text: &str| History::parse(text).unwrap_err().to_string();
+        let e = refused(r#"{"layer": "core", "categories": []}"#);
+        assert!(
+            e.starts_with(
+                "is a JSON object with the fields `categories`, `layer`, not a testlayer history"
+            ),
+            "{e}"
+        );
+        assert_eq!(
+            refused("[1, 2]"),
+            "is a JSON array, not a testlayer history (a JSON object with `format` and `layers`: seconds by layer and category)"
+        );
+        assert!(refused("{}").starts_with("is an empty JSON object, not"));
+        assert!(refused("3").starts_with("is a number, not"));
+        assert_eq!(
+            refused("{\"format\": 1,\n  \"layers\": {"),
+            "is not JSON (line 2, column 13), so it is no testlayer history"
+        );
+        assert_eq!(
+            refused(r#"{"format": 2, "layers": {}}"#),
+            "is a testlayer history of format 2, written by a newer testlayer; this one reads format 1"
+        );
+        let e = refused(r#"{"format": 1, "layers": {"core": {"api": "fast"}}}"#);
+        assert!(
+            e.starts_with("is a JSON object whose `layers.core.api` is a text in quotes, not a number of seconds"),
+            "{e}"
+        );
+        assert!(refused(r#"{"format": 1, "layers": {}, "extra": 1}"#).contains("`extra`"));
+        assert!(refused(r#"{"format": 0, "layers": {}}"#).contains("not a testlayer history"));
+        for text in [
+            r#"{"layer": "core", "categories": []}"#,
+            "[1, 2]",
+            "{not json",
+            r#"{"format": 2, "layers": {}}"#,
+        ] {
+            let e = refused(text);
+            for serde_words in ["missing field", "invalid type", "expected", "struct", "u32"] {
+                assert!(!e.contains(serde_words), "{e}");
+            }
+        }
+    }
 
     #[test]
     fn the_last_attempt_that_ran_its_course_is_the_measure() {
