@@ -8,6 +8,6 @@
 
 pub mod cli;
 
-pub use testlayer_core::{config, history, layer, plan, report, results, words};
+pub use testlayer_core::{config, history, layer, parse_words, plan, report, results, words};
 pub use testlayer_local as local;
 pub use testlayer_operator::{api, controller};

@@ -195,7 +195,7 @@ async fn objects_stored_under_a_looser_crd_stall_alone() {
     assert_eq!(c.reason, "InvalidSpec");
     assert!(
         c.message
-            .starts_with("spec.overrides.maxParallel: invalid type: string \"lots\""),
+            .starts_with("spec.overrides.maxParallel: expected a whole number, 0 or more, found the text \"lots\""),
         "{}",
         c.message
     );
@@ -230,7 +230,7 @@ async fn objects_stored_under_a_looser_crd_stall_alone() {
     .await;
     assert!(
         c.message
-            .starts_with("spec.schedule: invalid type: integer `5`"),
+            .starts_with("spec.schedule: expected a cron expression such as \"0 2 * * *\", found the whole number 5"),
         "{}",
         c.message
     );
@@ -240,7 +240,7 @@ async fn objects_stored_under_a_looser_crd_stall_alone() {
     assert_eq!(c.reason, "InvalidCategoryRun");
     assert!(
         c.message
-            .contains("CategoryRun held-unit: spec.timeoutSeconds: invalid type: string \"soon\""),
+            .contains("CategoryRun held-unit: spec.timeoutSeconds: expected a number of seconds, found the text \"soon\""),
         "{}",
         c.message
     );

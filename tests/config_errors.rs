@@ -127,7 +127,10 @@ fn unknown_fields_are_rejected_with_their_path() {
 fn wrong_types_and_enum_values() {
     assert_error(
         "layers:\n  fast:\n    execution_mode: sideways\n    categories: []\n",
-        &["layers.fast.execution_mode", "unknown variant `sideways`"],
+        &[
+            "layers.fast.execution_mode",
+            "expected one of: sequential, parallel, hybrid, background, found \"sideways\"",
+        ],
     );
     assert_error(
         &layer("    categories:\n      - name: a\n        timeout_seconds: soon\n"),

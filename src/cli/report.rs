@@ -7,6 +7,7 @@ use kube::Api;
 
 use super::EXIT_BAD_INPUT;
 use crate::api::{CategoryRun, TestLayerRun};
+use crate::parse_words::{json_from_str, json_from_value};
 use crate::report::RunReport;
 
 /// Arguments of `report`.
@@ -75,12 +76,12 @@ fn from_file(file: &PathBuf, layer: Option<&str>) -> Result<RunReport, String> {
     let shown = file.display();
     let text =
         std::fs::read_to_string(file).map_err(|e| format!("{shown}: cannot read the file: {e}"))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{shown}: not JSON: {e}"))?;
+    let value: serde_json::Value = json_from_str(&text).map_err(|e| format!("{shown}:{e}"))?;
     if value.get("layers").is_some_and(serde_json::Value::is_array) {
         // A suite: one layer of it.
-        let suite: SuiteFile = serde_json::from_value(value)
-            .map_err(|e| format!("{shown}: not a suite report of `testlayer run --all`: {e}"))?;
+        let suite: SuiteFile = json_from_value(value).map_err(|e| {
+            format!("{shown}: not a suite report of `testlayer run --all` (-o json): {e}")
+        })?;
         let ran: Vec<String> = suite
             .layers
             .iter()
@@ -105,7 +106,7 @@ fn from_file(file: &PathBuf, layer: Option<&str>) -> Result<RunReport, String> {
                 )
             });
     }
-    serde_json::from_value(value).map_err(|e| {
+    json_from_value(value).map_err(|e| {
         format!("{shown}: not a JSON report of `testlayer run` or `testlayer submit` (--output json): {e}")
     })
 }

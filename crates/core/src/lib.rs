@@ -10,6 +10,7 @@
 pub mod config;
 pub mod history;
 pub mod layer;
+pub mod parse_words;
 pub mod plan;
 pub mod report;
 mod report_html;

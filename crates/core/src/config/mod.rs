@@ -70,13 +70,19 @@ impl Config {
                 let inner = e.into_inner();
                 let position = inner.location().map(|l| (l.line(), l.column()));
                 let mut problem = inner.to_string();
-                // serde_yaml repeats the path and position in its message; keep the problem.
-                if let Some(rest) = problem.strip_prefix(&format!("{path}: ")) {
+                // serde_yaml repeats the path (its own, which may stop
+                // short of the field) and the position in its message; keep
+                // the problem.
+                if let Some((head, rest)) = problem.split_once(": ")
+                    && !head.contains(' ')
+                    && path.starts_with(head)
+                {
                     problem = rest.to_string();
                 }
                 if let Some(i) = problem.rfind(" at line ") {
                     problem.truncate(i);
                 }
+                let problem = crate::parse_words::plain(&path, &problem);
                 Err(ConfigErrors(vec![ConfigError {
                     file: file.to_string(),
                     position,

@@ -397,19 +397,35 @@ pub struct RawService {
 
 /// Reads a quantity written as a string (`"500m"`) or a bare number (`2`, `0.5`).
 fn quantity<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Q {
-        S(String),
-        I(i64),
-        F(f64),
+    struct Visit;
+    impl<'v> serde::de::Visitor<'v> for Visit {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a quantity like 500m, 2 or 512Mi")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: Deserializer<'v>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            d.deserialize_any(Visit)
+        }
     }
-    Ok(match Option::<Q>::deserialize(d)? {
-        None => None,
-        Some(Q::S(s)) => Some(s),
-        Some(Q::I(i)) => Some(i.to_string()),
-        Some(Q::F(f)) => Some(f.to_string()),
-    })
+    d.deserialize_any(Visit)
 }
 
 /// Reads a mapping into a map, refusing keys given twice (YAML parsers otherwise

@@ -33,7 +33,7 @@ pub struct Undecodable {
     /// Its metadata (validated by the apiserver, so it decodes).
     pub metadata: ObjectMeta,
     /// The field that did not decode and why, e.g.
-    /// `spec.timeoutSeconds: invalid type: string "x", expected f64`.
+    /// `spec.timeoutSeconds: expected a number of seconds, found the text "x"`.
     pub problem: String,
     /// Its status conditions, where they decode (kept beside a new one).
     pub conditions: Vec<Condition>,
@@ -67,10 +67,16 @@ impl<K: DeserializeOwned> Decoded<K> {
             Some(i) => why[..i].to_string(),
             None => why,
         };
+        let why = testlayer_core::parse_words::plain(&path, &why);
         let problem = if path.is_empty() || path == "." {
             why
         } else {
-            format!("{path}: {why}")
+            match why.split_once(": ") {
+                // A field read on its own (a template's spec) names its
+                // place inside: the two paths make one.
+                Some((inner, rest)) if is_path(inner) => format!("{path}.{inner}: {rest}"),
+                _ => format!("{path}: {why}"),
+            }
         };
         let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
         let metadata = value
@@ -87,6 +93,14 @@ impl<K: DeserializeOwned> Decoded<K> {
             conditions,
         }))
     }
+}
+
+/// Whether `s` is a field path as serde_path_to_error writes one
+/// (`pod.env[0].name`), not words.
+fn is_path(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']'))
 }
 
 impl<'de, K: DeserializeOwned> Deserialize<'de> for Decoded<K> {
@@ -181,7 +195,8 @@ mod tests {
             panic!("decoded {d:?}")
         };
         assert!(
-            u.problem.starts_with("spec.timeoutSeconds: invalid type"),
+            u.problem
+                == "spec.timeoutSeconds: expected a number of seconds, found the text \"soon\"",
             "{}",
             u.problem
         );

@@ -133,9 +133,20 @@ impl<'de> Deserialize<'de> for RunSpecTemplate {
                 *layer = serde_json::Value::String(String::new());
             }
         }
-        TestLayerRunSpec::deserialize(value)
+        // Read through a path tracker, so that the error names the field
+        // inside the template (`pod.unrestricted: ...`), which
+        // `Decoded` joins to the template's own path.
+        serde_path_to_error::deserialize::<_, TestLayerRunSpec>(value)
             .map(RunSpecTemplate)
-            .map_err(serde::de::Error::custom)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let why = testlayer_core::parse_words::plain(&path, &e.into_inner().to_string());
+                serde::de::Error::custom(if path.is_empty() || path == "." {
+                    why
+                } else {
+                    format!("{path}: {why}")
+                })
+            })
     }
 }
 

@@ -134,7 +134,7 @@ fn a_category_run_that_does_not_decode_stalls_the_run_and_deleting_it_recovers()
     assert!(
         condition(&conds, "Stalled")
             .message
-            .contains("CategoryRun r-api-tests: spec.retries: invalid type: string \"many\""),
+            .contains("CategoryRun r-api-tests: spec.retries: expected a whole number, 0 or more, found the text \"many\""),
         "{conds:#?}"
     );
     assert_eq!(
@@ -158,7 +158,7 @@ fn a_run_that_does_not_decode_is_marked_once() {
     };
     assert_eq!(
         u.problem,
-        "spec.overrides.maxParallel: invalid type: string \"lots\", expected u32"
+        "spec.overrides.maxParallel: expected a whole number, 0 or more, found the text \"lots\""
     );
     let s = stalled_object(&u.metadata, &u.conditions, INVALID_SPEC, &u.problem, w.now);
     let Some(Write::RunConditions(conds)) = s.writes.first() else {
