@@ -262,7 +262,22 @@ pub fn resource_status(view: &SharedView, resource: &str) -> TestLayerResourceSt
             .priority
             .cmp(&a.claim.priority)
             .then(a.claim.since.0.cmp(&b.claim.since.0))
-            .then_with(|| (&a.holder_uid, a.claim.attempt).cmp(&(&b.holder_uid, b.claim.attempt)))
+            .then_with(|| {
+                line_key(
+                    &a.run_namespace,
+                    &a.run,
+                    &a.holder,
+                    a.claim.attempt,
+                    &a.holder_uid,
+                )
+                .cmp(&line_key(
+                    &b.run_namespace,
+                    &b.run,
+                    &b.holder,
+                    b.claim.attempt,
+                    &b.holder_uid,
+                ))
+            })
     });
     TestLayerResourceStatus {
         in_use: held.values().sum(),
@@ -321,6 +336,24 @@ pub struct Served {
     pub waiting: BTreeMap<String, ResourceClaim>,
 }
 
+/// How claims of one priority and one creation second are ordered in the
+/// line: by their run's namespace and name, then the holder's name (a
+/// run's own claim, named as the run, before its categories', named
+/// `RUN-CATEGORY`) and attempt; the holder's uid last tells apart a holder
+/// deleted and made again. So the claims of two runs created in the same
+/// second are served run by run, the same way every time.
+type LineKey = (String, String, String, u32, String);
+
+fn line_key(namespace: &str, run: &str, holder: &str, attempt: u32, uid: &str) -> LineKey {
+    (
+        namespace.to_string(),
+        run.to_string(),
+        holder.to_string(),
+        attempt,
+        uid.to_string(),
+    )
+}
+
 /// Serves `mine` (this run's claims, made when `since` with `priority`)
 /// in the order of every claim of the namespace: a claim is granted when
 /// the allocation of the whole line grants it, with the lowest free units.
@@ -330,8 +363,7 @@ pub fn serve(view: &SharedView, mine: &[MyClaim], since: &Time, priority: i32) -
         *m.entry(g.resource.clone()).or_insert(0) += 1;
         m
     });
-    // Keyed by holder uid: names of different namespaces may be alike.
-    let mut waiting: Vec<Claim<(String, u32)>> = Vec::new();
+    let mut waiting: Vec<Claim<LineKey>> = Vec::new();
     for c in &view.claims {
         // This run's claims are the fresh ones below; a claim whose grant
         // was made already waits no more.
@@ -339,7 +371,13 @@ pub fn serve(view: &SharedView, mine: &[MyClaim], since: &Time, priority: i32) -
             continue;
         }
         waiting.push(Claim {
-            key: (c.holder_uid.clone(), c.claim.attempt),
+            key: line_key(
+                &c.run_namespace,
+                &c.run,
+                &c.holder,
+                c.claim.attempt,
+                &c.holder_uid,
+            ),
             priority: c.claim.priority,
             since: c.claim.since.0.as_second(),
             wants: c.wants(),
@@ -347,7 +385,7 @@ pub fn serve(view: &SharedView, mine: &[MyClaim], since: &Time, priority: i32) -
     }
     for m in mine {
         waiting.push(Claim {
-            key: (m.holder_uid.clone(), m.attempt),
+            key: line_key(&m.namespace, &m.run, &m.holder, m.attempt, &m.holder_uid),
             priority,
             since: since.0.as_second(),
             wants: m.wants.clone(),
@@ -360,7 +398,7 @@ pub fn serve(view: &SharedView, mine: &[MyClaim], since: &Time, priority: i32) -
         taken.entry(g.resource.as_str()).or_default().insert(g.unit);
     }
     for key in &a.granted {
-        let Some(m) = mine.iter().find(|m| m.holder_uid == key.0) else {
+        let Some(m) = mine.iter().find(|m| m.holder_uid == key.4) else {
             continue;
         };
         let mut leases = Vec::new();
@@ -383,13 +421,19 @@ pub fn serve(view: &SharedView, mine: &[MyClaim], since: &Time, priority: i32) -
             out.leases.extend(leases);
         }
     }
-    let positions: BTreeMap<&(String, u32), &Vec<(String, usize)>> =
+    let positions: BTreeMap<&LineKey, &Vec<(String, usize)>> =
         a.waiting.iter().map(|(k, lines)| (k, lines)).collect();
     for m in mine {
         if out.granted.contains(&m.holder) {
             continue;
         }
-        let lines = positions.get(&(m.holder_uid.clone(), m.attempt));
+        let lines = positions.get(&line_key(
+            &m.namespace,
+            &m.run,
+            &m.holder,
+            m.attempt,
+            &m.holder_uid,
+        ));
         let wants = m
             .wants
             .iter()
@@ -654,6 +698,46 @@ mod tests {
         let s = serve(&view, &[mine("a", &[("db", 1)])], &at(20), 0);
         assert!(s.granted.is_empty());
         assert_eq!(s.waiting["a"].wants[0].position, Some(1));
+    }
+
+    /// A category claim of `run` (holder `RUN-CATEGORY`) with a uid that
+    /// sorts against the run's name.
+    fn category_claim(run: &str, category: &str, uid: &str, since: i64) -> RecordedClaim {
+        RecordedClaim {
+            holder: format!("{run}-{category}"),
+            holder_uid: uid.into(),
+            run: run.into(),
+            ..recorded("x", since, &[("db", 1)])
+        }
+    }
+
+    #[test]
+    fn runs_created_in_the_same_second_are_served_run_by_run_in_name_order() {
+        let mut view = SharedView {
+            namespace: "ns".into(),
+            ..SharedView::default()
+        };
+        view.capacities.insert("db".into(), 1);
+        // Uids that would interleave the two runs (b, a, b, a) if they
+        // broke the tie.
+        view.claims.push(category_claim("b", "one", "uid-1", 10));
+        view.claims.push(category_claim("a", "one", "uid-2", 10));
+        view.claims.push(category_claim("b", "two", "uid-3", 10));
+        view.claims.push(category_claim("a", "two", "uid-4", 10));
+        let next: Vec<String> = resource_status(&view, "db")
+            .next
+            .into_iter()
+            .map(|h| h.holder)
+            .collect();
+        assert_eq!(next, ["a-one", "a-two", "b-one", "b-two"]);
+        // Serving agrees: run b's claim waits behind both of a's (a-one is
+        // granted by its own run's reconcile; b-one is then 2nd).
+        let mut b = mine("b-one", &[("db", 1)]);
+        b.run = "b".into();
+        b.holder_uid = "uid-1".into();
+        let s = serve(&view, &[b], &at(10), 0);
+        assert!(s.granted.is_empty());
+        assert_eq!(s.waiting["b-one"].wants[0].position, Some(2));
     }
 
     #[test]
