@@ -136,23 +136,6 @@ fn allowed(field: Field) -> String {
     }
 }
 
-/// Why a duration after `@every` does not parse.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(super) enum DurationError {
-    /// Not digits and units.
-    #[error("is not a duration")]
-    Malformed,
-    /// A number without a unit.
-    #[error("has a number without a unit")]
-    MissingUnit,
-    /// A unit Go does not know.
-    #[error("has the unknown unit {0:?}")]
-    UnknownUnit(String),
-    /// Past about 292 years.
-    #[error("is too long")]
-    TooLong,
-}
-
 /// Why a cron expression does not parse: the text after
 /// `cron expression "...": `.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -187,7 +170,7 @@ pub(super) enum CronError {
         /// The duration as written.
         text: String,
         /// Why it is not one.
-        why: DurationError,
+        why: String,
     },
     /// Neither a number nor a name.
     #[error("{field} {text:?} is not {}", allowed(*field))]
@@ -521,7 +504,9 @@ fn go_lower(text: &str) -> Option<String> {
 /// Nanoseconds of a duration as Go's `time.ParseDuration` reads it
 /// (`[-+]?([0-9]*(\.[0-9]*)?[a-z]+)+`, units ns us µs μs ms s m h), with
 /// its overflow behaviour.
-fn go_duration(orig: &str) -> Result<i64, DurationError> {
+fn go_duration(orig: &str) -> Result<i64, String> {
+    let malformed = || "is not a duration".to_string();
+    let too_long = || "is too long".to_string();
     let mut s = orig.as_bytes();
     let mut neg = false;
     if let Some(&c) = s.first()
@@ -534,13 +519,13 @@ fn go_duration(orig: &str) -> Result<i64, DurationError> {
         return Ok(0);
     }
     if s.is_empty() {
-        return Err(DurationError::Malformed);
+        return Err(malformed());
     }
     const LIMIT: u64 = 1 << 63;
     let mut d: u64 = 0;
     while !s.is_empty() {
         if !(s[0] == b'.' || s[0].is_ascii_digit()) {
-            return Err(DurationError::Malformed);
+            return Err(malformed());
         }
         // Leading integer.
         let before = s.len();
@@ -548,11 +533,11 @@ fn go_duration(orig: &str) -> Result<i64, DurationError> {
         let mut i = 0;
         while i < s.len() && s[i].is_ascii_digit() {
             if v > LIMIT / 10 {
-                return Err(DurationError::TooLong);
+                return Err(too_long());
             }
             v = v * 10 + u64::from(s[i] - b'0');
             if v > LIMIT {
-                return Err(DurationError::TooLong);
+                return Err(too_long());
             }
             i += 1;
         }
@@ -586,7 +571,7 @@ fn go_duration(orig: &str) -> Result<i64, DurationError> {
             s = &s[i..];
         }
         if !pre && !post {
-            return Err(DurationError::Malformed);
+            return Err(malformed());
         }
         // Unit.
         let mut i = 0;
@@ -594,7 +579,7 @@ fn go_duration(orig: &str) -> Result<i64, DurationError> {
             i += 1;
         }
         if i == 0 {
-            return Err(DurationError::MissingUnit);
+            return Err("has a number without a unit".to_string());
         }
         let unit: u64 = match &s[..i] {
             b"ns" => 1,
@@ -605,33 +590,34 @@ fn go_duration(orig: &str) -> Result<i64, DurationError> {
             b"m" => 60 * NANOS_PER_SECOND,
             b"h" => 3_600 * NANOS_PER_SECOND,
             u => {
-                return Err(DurationError::UnknownUnit(
-                    String::from_utf8_lossy(u).into_owned(),
+                return Err(format!(
+                    "has the unknown unit {:?}",
+                    String::from_utf8_lossy(u)
                 ));
             }
         };
         s = &s[i..];
         if v > LIMIT / unit {
-            return Err(DurationError::TooLong);
+            return Err(too_long());
         }
         v *= unit;
         if f > 0 {
             v = v.wrapping_add((f as f64 * (unit as f64 / scale)) as u64);
             if v > LIMIT {
-                return Err(DurationError::TooLong);
+                return Err(too_long());
             }
         }
         // Go's sum is a uint64 that may wrap at 2^64 (2^63 + 2^63).
         d = d.wrapping_add(v);
         if d > LIMIT {
-            return Err(DurationError::TooLong);
+            return Err(too_long());
         }
     }
     if neg {
         return Ok((d as i64).wrapping_neg());
     }
     if d > LIMIT - 1 {
-        return Err(DurationError::TooLong);
+        return Err(too_long());
     }
     Ok(d as i64)
 }
