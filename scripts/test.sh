@@ -29,6 +29,11 @@ bash tests/kueue/build.sh
 TESTLAYER_KUEUE_DIR="$(bash tests/kueue/build.sh --print-dir)"
 export TESTLAYER_KUEUE_DIR
 
+step "the cron reference: robfig/cron v3, as a CronJob uses it (from its Go module)"
+bash tests/cron/build.sh
+TESTLAYER_CRON_REFERENCE="$(bash tests/cron/build.sh --print-path)"
+export TESTLAYER_CRON_REFERENCE
+
 step "Flux and Argo CD CRDs (from their Go modules)"
 TESTLAYER_GITOPS_CRDS="$(bash scripts/gitops-crds.sh | tail -n 1)"
 export TESTLAYER_GITOPS_CRDS
