@@ -437,7 +437,7 @@ pub(crate) async fn send(recorder: &kube::runtime::events::Recorder, n: Note, ac
             EventType::Normal
         },
         reason: n.reason,
-        note: Some(n.note),
+        note: Some(super::step::conditions::event_note(&n.note)),
         action: action.into(),
         secondary: None,
     };

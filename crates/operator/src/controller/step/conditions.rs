@@ -21,6 +21,33 @@ pub fn bounded(message: &str, max: usize) -> String {
     s
 }
 
+/// Longest note of an Event, in characters.
+pub const MAX_EVENT_NOTE: usize = 1000;
+
+/// `message` as one line: each line trimmed, lines that only point (a
+/// parser's caret line, `   ^^^`) or are empty dropped, the rest joined
+/// with `; `. Conditions and Events are read one line at a time (`kubectl
+/// get`, `kubectl describe`, `kubectl wait`), where a second line is lost or
+/// breaks the table.
+pub fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty()
+                && !l
+                    .chars()
+                    .all(|c| matches!(c, '^' | '~' | '-' | '|' | ' ' | '\t'))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// An Event's note: one line, bounded.
+pub fn event_note(text: &str) -> String {
+    bounded(&one_line(text), MAX_EVENT_NOTE)
+}
+
 /// One condition (`None`: `Unknown`), keeping the transition time of
 /// `previous` when the status did not change.
 pub fn condition(
@@ -46,7 +73,7 @@ pub fn condition(
         type_: type_.as_str().to_string(),
         status,
         reason: reason.to_string(),
-        message: bounded(message, MAX_CONDITION_MESSAGE),
+        message: bounded(&one_line(message), MAX_CONDITION_MESSAGE),
         observed_generation: generation,
         last_transition_time,
     }
@@ -143,6 +170,32 @@ pub fn category_terminal(phase: Phase) -> Option<bool> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn messages_become_one_bounded_line_without_caret_lines() {
+        let parser = "cron expression \"61 * * * *\" does not parse:\n61 * * * *\n^^\n  minute out of range\n";
+        assert_eq!(
+            one_line(parser),
+            "cron expression \"61 * * * *\" does not parse:; 61 * * * *; minute out of range"
+        );
+        let c = condition(
+            &[],
+            ConditionType::Stalled,
+            Some(true),
+            "InvalidSchedule",
+            &format!("{}\n{}", "x".repeat(600), "^"),
+            None,
+            &Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+        );
+        assert!(!c.message.contains('\n'));
+        assert_eq!(c.message.chars().count(), MAX_CONDITION_MESSAGE);
+        assert_eq!(event_note("a\n\n  b  \n").as_str(), "a; b");
+        assert_eq!(
+            event_note(&"y".repeat(5000)).chars().count(),
+            MAX_EVENT_NOTE
+        );
+    }
+
     use super::*;
     use k8s_openapi::jiff::Timestamp;
 

@@ -22,6 +22,7 @@ use crate::controller::metrics::Metrics;
 use crate::controller::read::source_text;
 use crate::controller::schedule::reconcile::{apply_runs, guarded};
 use crate::controller::schedule::ticks::{LABEL_TRIGGER, Problem};
+use crate::controller::step::conditions::{bounded, one_line};
 use crate::controller::step::{ConfigAnswer, Note};
 
 /// What every trigger reconcile shares.
@@ -63,12 +64,25 @@ pub async fn api_resource(
     let (ar, _) = kube::discovery::pinned_kind(&ctx.client, &gvk(w))
         .await
         .map_err(|e| {
+            let served = format!(
+                "this cluster serves no kind {} in apiVersion {}",
+                w.kind, w.api_version
+            );
             Problem::new(
                 "spec.watch.kind",
-                format!(
-                    "this cluster serves no kind {} in apiVersion {} ({e})",
-                    w.kind, w.api_version
-                ),
+                match e {
+                    // The group or version is not served (the apiserver's
+                    // 404 body is plain text, not worth repeating), or the
+                    // kind is not in it.
+                    kube::Error::Api(s) if s.code == 404 => served,
+                    kube::Error::Discovery(_) => served,
+                    other => format!(
+                        "cannot look up kind {} in apiVersion {}: {}",
+                        w.kind,
+                        w.api_version,
+                        bounded(&one_line(&other.to_string()), 200)
+                    ),
+                },
             )
         })?;
     if let Ok(mut kinds) = ctx.kinds.lock() {

@@ -110,7 +110,7 @@ pub fn step(o: &TriggerObserved, now: Timestamp) -> ScheduleStep<TestLayerTrigge
                 return stalled(
                     t,
                     &stored,
-                    &Problem::new("spec.watch.revisionPath", e.to_string()),
+                    &Problem::new("spec.watch.kind", e.to_string()),
                     now,
                 );
             }
@@ -331,8 +331,10 @@ fn check(o: &TriggerObserved) -> Result<(Suite, Option<Path>), Problem> {
         .transpose()
         .map_err(|e| Problem::new("spec.watch.revisionPath", e.to_string()))?;
     if path.is_none() && !super::rollout::known_kind(&w.api_version, &w.kind) {
+        // The kind is what is wrong (or incomplete): the field the README
+        // names, and the one a user looks at.
         return Err(Problem::new(
-            "spec.watch.revisionPath",
+            "spec.watch.kind",
             super::rollout::NoRevision(w.kind.clone()).to_string(),
         ));
     }

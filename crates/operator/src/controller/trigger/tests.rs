@@ -363,7 +363,7 @@ fn bad_input_stalls_naming_the_field() {
     let cases = [
         (
             json!({"apiVersion": "example.com/v1", "kind": "Widget", "name": "w"}),
-            "spec.watch.revisionPath: kind Widget has no known revision",
+            "spec.watch.kind: kind Widget has no known revision",
         ),
         (
             json!({"apiVersion": "example.com/v1", "kind": "Widget", "name": "w", "revisionPath": "status..x"}),
