@@ -134,7 +134,7 @@ impl Cron {
     }
 
     /// The latest tick in `(since, now]`, and how many ticks fell there,
-    /// counted up to a bound ([`SCAN`]; past it, at least that many). Past
+    /// counted up to a bound (10,000; past it, at least that many). Past
     /// the bound, the latest tick is found in ever larger spans back from
     /// `now` (a minute, an hour, a day, ...), so the work stays bounded
     /// whatever the schedule and however long it was down.
