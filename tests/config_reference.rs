@@ -70,3 +70,30 @@ fn every_config_field_is_documented() {
         "fields missing from the README's config reference: {missing:?}"
     );
 }
+
+/// The README states once which runner's counts win when a log holds the
+/// summaries of several, in the scanner's own order.
+#[test]
+fn the_readmes_order_of_runners_is_the_scanners() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let lead = "the counts of the first of\nthese win: ";
+    let start = readme.find(lead).expect("the README states the order") + lead.len();
+    let stated: Vec<String> = readme[start..]
+        .split_once('.')
+        .expect("a sentence")
+        .0
+        .split(',')
+        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let code: Vec<String> = testlayer::results::PRECEDENCE
+        .iter()
+        .map(|f| f.as_str().to_string())
+        .collect();
+    assert_eq!(stated, code);
+    assert_eq!(
+        readme.matches(" win: ").count() + readme.matches("most specific wins").count(),
+        1,
+        "the order is stated once"
+    );
+}

@@ -26,5 +26,5 @@ pub use quarantine::{IdPattern, MAX_PATTERN_CHARS, PatternError, Quarantine, Qua
 pub use report_channel::{
     REPORT_MARK, ReportOutcome, WRAPPER, read_attempt_log, unwrapped_command, wrapped_command,
 };
-pub use scanner::{OutputScanner, RunnerFormat};
+pub use scanner::{OutputScanner, PRECEDENCE, RunnerFormat};
 pub use tail::LogTail;

@@ -3,7 +3,7 @@
 //! Lines are fed one at a time (the scanner keeps only small counters, never
 //! the output). Each runner's summary lines are recognised independently; when
 //! several runners' lines appear, the most specific format wins, in the order
-//! cargo test, pytest, jest, cypress, mocha, go test, TAP.
+//! of [`PRECEDENCE`].
 
 use std::sync::LazyLock;
 
@@ -53,8 +53,10 @@ impl RunnerFormat {
     }
 }
 
-/// Order of precedence when several formats were seen.
-const PRECEDENCE: [RunnerFormat; 7] = [
+/// Order of precedence when several formats were seen: the counts of the
+/// first seen win. The README states this order, and a test holds it to
+/// this list.
+pub const PRECEDENCE: [RunnerFormat; 7] = [
     RunnerFormat::CargoTest,
     RunnerFormat::Pytest,
     RunnerFormat::Jest,
@@ -295,6 +297,48 @@ mod tests {
     fn tap() {
         let out = "TAP version 13\n1..4\nok 1 - a\nnot ok 2 - b\nok 3 - c # SKIP no db\nnot ok 4 - d # TODO later\n";
         assert_eq!(scan(out), Some((RunnerFormat::Tap, c(1, 1, 2))));
+    }
+
+    /// A summary of each runner, as it prints one.
+    fn summary(f: RunnerFormat) -> String {
+        let text = match f {
+            RunnerFormat::CargoTest => {
+                "test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s\n"
+            }
+            RunnerFormat::Pytest => "==== 2 passed in 0.10s ====\n",
+            RunnerFormat::Jest => "Tests:       3 passed, 3 total\n",
+            RunnerFormat::Cypress => {
+                "  │ Tests:        4 │\n  │ Passing:      4 │\n  │ Failing:      0 │\n"
+            }
+            RunnerFormat::Mocha => "  5 passing (12ms)\n",
+            RunnerFormat::GoTest => return "--- PASS: TestA (0.00s)\n".repeat(6),
+            RunnerFormat::Tap => {
+                "ok 1 - a\nok 2 - b\nok 3 - c\nok 4 - d\nok 5 - e\nok 6 - f\nok 7 - g\n"
+            }
+            RunnerFormat::JUnitXml => "",
+        };
+        text.to_string()
+    }
+
+    #[test]
+    fn a_log_with_every_runners_summary_takes_the_counts_of_the_first_in_precedence() {
+        // Each runner alone is read as itself, with its own count.
+        for (i, f) in PRECEDENCE.iter().enumerate() {
+            let passed = scan(&summary(*f)).map(|(g, c)| (g, c.passed));
+            assert_eq!(passed, Some((*f, i as u64 + 1)), "{f:?} alone");
+        }
+        // The summaries of the runners from the i-th on, in any order of
+        // lines: the i-th wins.
+        for i in 0..PRECEDENCE.len() {
+            let rest = &PRECEDENCE[i..];
+            for rotate in 0..rest.len() {
+                let mut order: Vec<RunnerFormat> = rest.to_vec();
+                order.rotate_left(rotate);
+                let log: String = order.iter().map(|f| summary(*f)).collect();
+                let got = scan(&log).map(|(g, c)| (g, c.passed));
+                assert_eq!(got, Some((PRECEDENCE[i], i as u64 + 1)), "{log}");
+            }
+        }
     }
 
     #[test]
