@@ -10,9 +10,17 @@ use crate::controller::build::{ANNOTATION_SUITE_LAYERS, LABEL_SUITE};
 use crate::plan::gate::Gate;
 use crate::words::Reason;
 
+/// The reason of a run that never started because a run it depends on was
+/// cancelled: it ends Cancelled too (a cancel is no failure), as a layer
+/// of a local suite that waited on a cancelled one does.
+pub const DEPENDENCY_CANCELLED: &str = "DependencyCancelled";
+
 /// The gate of the runs this run depends on (the named ones, and the latest
 /// run of each layer its layer depends on), and those dependencies that have
 /// no run at all (not created yet, or deleted before this run saw them end).
+/// A dependency that failed fails the gate (`DependencyFailed`); one that
+/// was cancelled, when none failed, fails it with [`DEPENDENCY_CANCELLED`]:
+/// the run is cancelled with it.
 pub fn dependencies(
     run: &TestLayerRun,
     layers: &[String],
@@ -26,6 +34,7 @@ pub fn dependencies(
         .collect();
     let mut waiting = Vec::new();
     let mut missing = Vec::new();
+    let mut cancelled = None;
     let mut check =
         |label: String, dep: Option<&TestLayerRun>, waiting: &mut Vec<String>| -> Option<Gate> {
             let Some(dep) = dep else {
@@ -35,6 +44,13 @@ pub fn dependencies(
             };
             match dep.status.as_ref().and_then(|s| s.phase) {
                 Some(LayerPhase::Succeeded) => None,
+                Some(LayerPhase::Cancelled) => {
+                    cancelled.get_or_insert(Gate::Failed {
+                        reason: Reason::Other(DEPENDENCY_CANCELLED.into()),
+                        message: format!("{label} was cancelled"),
+                    });
+                    None
+                }
                 Some(p) if p.is_terminal() => Some(Gate::Failed {
                     reason: Reason::DependencyFailed,
                     message: format!("{label} ended {}", p.as_str()),
@@ -84,6 +100,9 @@ pub fn dependencies(
         if let Some(g) = check(label, latest, &mut waiting) {
             return (g, Vec::new());
         }
+    }
+    if let Some(g) = cancelled {
+        return (g, Vec::new());
     }
     let gate = if waiting.is_empty() {
         Gate::Open
@@ -235,8 +254,23 @@ mod tests {
         let a = run("a", "y", "2026-01-01T00:00:00Z", Some("Succeeded"), &[]);
         assert_eq!(dependencies(&me, &[], &[me.clone(), a]).0, Gate::Open);
         let a = run("a", "y", "2026-01-01T00:00:00Z", Some("Cancelled"), &[]);
-        assert!(
-            matches!(dependencies(&me, &[], &[me.clone(), a]).0, Gate::Failed { message, .. } if message == "TestLayerRun a ended Cancelled")
+        assert_eq!(
+            dependencies(&me, &[], &[me.clone(), a.clone()]).0,
+            Gate::Failed {
+                reason: Reason::Other(DEPENDENCY_CANCELLED.into()),
+                message: "TestLayerRun a was cancelled".into()
+            }
+        );
+        // A failure wins over a cancel, whatever the order: the run is
+        // skipped for the failure, as a local suite skips it.
+        let me = run("b", "x", "2026-01-01T00:10:00Z", None, &["a", "c"]);
+        let c = run("c", "y", "2026-01-01T00:00:00Z", Some("TimedOut"), &[]);
+        assert_eq!(
+            dependencies(&me, &[], &[me.clone(), a, c]).0,
+            Gate::Failed {
+                reason: Reason::DependencyFailed,
+                message: "TestLayerRun c ended TimedOut".into()
+            }
         );
     }
 }

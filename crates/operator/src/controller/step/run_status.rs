@@ -296,18 +296,40 @@ pub fn invalid(
 /// Ends a run as Failed and Stalled (it cannot go on) and says why.
 fn fail_run(
     o: &Observed,
+    status: TestLayerRunStatus,
+    reason: &str,
+    message: &str,
+    now: Timestamp,
+) -> Step {
+    let stall = Stall {
+        reason: reason.into(),
+        message: message.into(),
+    };
+    end_run(
+        o,
+        status,
+        LayerPhase::Failed,
+        Some(&stall),
+        reason,
+        message,
+        now,
+    )
+}
+
+/// Ends a run in `phase` before it started, saying why (Stalled with
+/// `stall`, when it cannot go on).
+fn end_run(
+    o: &Observed,
     mut status: TestLayerRunStatus,
+    phase: LayerPhase,
+    stall: Option<&Stall>,
     reason: &str,
     message: &str,
     now: Timestamp,
 ) -> Step {
     let run = o.run.as_ref();
     let wall = wall_clock(now);
-    let stall = Stall {
-        reason: reason.into(),
-        message: message.into(),
-    };
-    status.phase = Some(LayerPhase::Failed);
+    status.phase = Some(phase);
     status.message = Some(message.chars().take(MAX_MESSAGE).collect());
     status.observed_generation = run.metadata.generation;
     status.completion_time.get_or_insert_with(|| wall.clone());
@@ -316,17 +338,18 @@ fn fail_run(
         Some(false),
         reason,
         message,
-        Some(&stall),
+        stall,
         run.metadata.generation,
         &wall,
     );
     if run.status.as_ref() == Some(&status) {
         return Step::idle(Next::AwaitChange);
     }
+    let warning = matches!(phase, LayerPhase::Failed | LayerPhase::TimedOut);
     Step::write(
         vec![
             Write::RunStatus(Box::new(status)),
-            Write::Event(note(run, true, reason, message)),
+            Write::Event(note(run, warning, reason, message)),
         ],
         Next::AwaitChange,
     )
@@ -385,7 +408,9 @@ pub fn waiting(
 }
 
 /// A dependency or service gate that cannot open: every category is
-/// skipped and the run fails.
+/// skipped and the run fails; or, when what it waited on was cancelled
+/// ([`super::gates::DEPENDENCY_CANCELLED`]), every category and the run
+/// are cancelled.
 pub fn gate_failed(
     o: &Observed,
     mut status: TestLayerRunStatus,
@@ -394,18 +419,24 @@ pub fn gate_failed(
     message: &str,
     now: Timestamp,
 ) -> Step {
+    let cancelled = reason.as_str() == super::gates::DEPENDENCY_CANCELLED;
+    let (phase, category_reason) = if cancelled {
+        (Phase::Cancelled, Reason::Cancelled)
+    } else {
+        (Phase::Skipped, reason.clone())
+    };
     let wall = wall_clock(now);
     let mut statuses = Vec::new();
     for cr in &o.category_runs {
         let mut st = cr.status.clone().unwrap_or_default();
-        st.phase = Some(Phase::Skipped);
-        st.reason = Some(reason.clone());
+        st.phase = Some(phase);
+        st.reason = Some(category_reason.clone());
         st.message = Some(message.into());
         st.completion_time.get_or_insert_with(|| wall.clone());
         st.conditions = phase_conditions(
             &st.conditions,
-            category_terminal(Phase::Skipped),
-            reason.as_str(),
+            category_terminal(phase),
+            category_reason.as_str(),
             message,
             None,
             cr.metadata.generation,
@@ -417,9 +448,16 @@ pub fn gate_failed(
     }
     let n = layer.categories.len();
     status.progress = Some(format!("{n}/{n}"));
-    status.phases = Some(PhaseCounts {
-        skipped: n as u32,
-        ..PhaseCounts::default()
+    status.phases = Some(if cancelled {
+        PhaseCounts {
+            cancelled: n as u32,
+            ..PhaseCounts::default()
+        }
+    } else {
+        PhaseCounts {
+            skipped: n as u32,
+            ..PhaseCounts::default()
+        }
     });
     status.failed_categories = Vec::new();
     status.categories = if n <= MAX_LISTED_CATEGORIES {
@@ -428,16 +466,28 @@ pub fn gate_failed(
             .iter()
             .map(|c| CategorySummary {
                 name: c.name.clone(),
-                phase: Phase::Skipped,
+                phase,
                 attempts: 0,
-                reason: Some(reason.clone()),
+                reason: Some(category_reason.clone()),
                 counts: None,
             })
             .collect()
     } else {
         Vec::new()
     };
-    let mut step = fail_run(o, status, reason.as_str(), message, now);
+    let mut step = if cancelled {
+        end_run(
+            o,
+            status,
+            LayerPhase::Cancelled,
+            None,
+            reason.as_str(),
+            message,
+            now,
+        )
+    } else {
+        fail_run(o, status, reason.as_str(), message, now)
+    };
     if !statuses.is_empty() {
         step.writes.insert(0, Write::CategoryRunStatuses(statuses));
     }

@@ -98,6 +98,41 @@ fn runs_wait_for_layer_dependencies_and_config_maps() {
     assert_eq!(w.phase(), Some(LayerPhase::Failed));
     assert_eq!(w.cat_phase("b"), Some(Phase::Skipped));
     assert_eq!(w.count("create pod"), 0);
+    // A cancelled dependency is no failure: the run is cancelled with it,
+    // saying so, without starting anything (as a local suite's layer that
+    // waited on a cancelled one).
+    let mut w = World::new("top", config, json!({"command": "true"}));
+    let mut base = running_base(config);
+    base.status.as_mut().unwrap().phase = Some(LayerPhase::Cancelled);
+    w.others = vec![base];
+    w.reconcile();
+    w.reconcile();
+    assert_eq!(w.phase(), Some(LayerPhase::Cancelled));
+    assert_eq!(w.cat_phase("b"), Some(Phase::Cancelled));
+    assert_eq!(w.count("create pod"), 0);
+    let st = w.run.status.clone().unwrap();
+    assert!(
+        st.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("was cancelled"),
+        "{st:?}"
+    );
+    let succeeded = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Succeeded")
+        .unwrap();
+    assert_eq!(
+        (succeeded.status.as_str(), succeeded.reason.as_str()),
+        ("False", "DependencyCancelled")
+    );
+    assert!(
+        !st.conditions
+            .iter()
+            .any(|c| c.type_ == "Stalled" && c.status == "True"),
+        "cancelled, not stuck"
+    );
 }
 
 #[test]
