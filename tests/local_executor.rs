@@ -613,15 +613,101 @@ fn hybrid_smart_learns_durations_from_the_history_file() {
         "the second run plans with what the first measured; the config's estimate wins"
     );
 
-    // A damaged history file is said, and the run goes on without it.
-    std::fs::write(&history, "{not json").unwrap();
+    // An empty history file starts a new history.
+    std::fs::write(&history, "").unwrap();
     let (out, third) = run();
     assert_eq!(out.status.code(), Some(0), "{third:#}");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not a history file"), "{err}");
     let h: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&history).unwrap()).unwrap();
     assert!(h["layers"]["h"]["long"].is_number(), "written anew");
+    // The history is written to a file of its own, then renamed over the
+    // old one: no such file is left behind.
+    let left: Vec<String> = std::fs::read_dir(history.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("history"))
+        .collect();
+    assert_eq!(left, ["history.json"], "no temporary file left");
+}
+
+/// `--history` naming a file that is not a testlayer history (another
+/// JSON document, text that is not JSON, a history of a newer format) is
+/// refused before anything runs: exit 2, the file named and said what it
+/// is, and its bytes as they were; for one layer, a suite, and a rerun.
+#[test]
+fn a_history_file_that_is_not_one_is_left_untouched_and_nothing_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        tmp.path(),
+        "layers:\n  h:\n    categories:\n      - {name: c, timeout_seconds: 30, command: \"echo ran >> ran\"}\n",
+    );
+    // A layer's report to rerun, written with a history of its own.
+    let own = tmp.path().join("own-history.json");
+    let (cfg_arg, own_arg) = (cfg.display().to_string(), own.display().to_string());
+    let (out, _) = run_json(
+        &["run", "-c", &cfg_arg, "-l", "h", "--history", &own_arg],
+        tmp.path(),
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let report = tmp.path().join("report.json");
+    std::fs::write(&report, &out.stdout).unwrap();
+    assert!(own.exists(), "a missing history file starts a new history");
+    std::fs::remove_file(tmp.path().join("ran")).unwrap();
+
+    let wrong = tmp.path().join("wrong.json");
+    let report_text = std::fs::read(&report).unwrap();
+    let not_histories: [(&[u8], &str); 4] = [
+        (&report_text, "is a JSON object with the fields"),
+        (b"[1, 2, 3]\n", "is a JSON array, not a testlayer history"),
+        (b"name: value\n", "is not JSON (line 1, column"),
+        (
+            br#"{"format": 7, "layers": {}}"#,
+            "is a testlayer history of format 7, written by a newer testlayer",
+        ),
+    ];
+    let report_arg = report.display().to_string();
+    let ways: [&[&str]; 3] = [
+        &["run", "-c", &cfg_arg, "-l", "h"],
+        &["run", "-c", &cfg_arg, "--all"],
+        &["run", "--rerun-failed", &report_arg],
+    ];
+    for (bytes, what) in not_histories {
+        for way in ways {
+            std::fs::write(&wrong, bytes).unwrap();
+            let out = testlayer()
+                .args(way)
+                .arg("--history")
+                .arg(&wrong)
+                .args(["--progress", "none", "--workdir"])
+                .arg(tmp.path())
+                .current_dir(tmp.path())
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{way:?}: {err}");
+            assert!(
+                err.contains(&format!(
+                    "history file {} (--history) {what}",
+                    wrong.display()
+                )),
+                "{way:?}: {err}"
+            );
+            assert!(
+                err.contains("it was left untouched and nothing was run"),
+                "{err}"
+            );
+            for serde_words in ["missing field", "invalid type", "expected", "struct"] {
+                assert!(!err.contains(serde_words), "{err}");
+            }
+            assert_eq!(
+                std::fs::read(&wrong).unwrap(),
+                bytes,
+                "{way:?}: the file is as it was"
+            );
+            assert!(!tmp.path().join("ran").exists(), "{way:?}: nothing ran");
+        }
+    }
 }
 
 #[test]
@@ -863,8 +949,9 @@ fn a_suite_prints_its_outcome_before_background_layers_end_and_ctrl_c_stops_them
 }
 
 /// A suite stopped by a signal is Cancelled everywhere: each layer it
-/// stopped, the suite's outcome in the JSON report and in the text, and
-/// the exit code (130); never Failed.
+/// stopped, the suite's outcome in the JSON report and in the text, the
+/// JUnit file (what it stopped or kept from starting is `<skipped>` saying
+/// cancelled, never a `<failure>`) and the exit code (130); never Failed.
 #[test]
 fn a_suite_stopped_by_a_signal_is_cancelled_not_failed() {
     let tmp = tempfile::tempdir().unwrap();
@@ -881,6 +968,7 @@ fn a_suite_stopped_by_a_signal_is_cancelled_not_failed() {
         ("text", nix::sys::signal::Signal::SIGINT),
     ] {
         let _ = std::fs::remove_file(&pids);
+        let junit = tmp.path().join(format!("{output}.xml"));
         let child = testlayer()
             .args([
                 "run",
@@ -889,6 +977,8 @@ fn a_suite_stopped_by_a_signal_is_cancelled_not_failed() {
                 "--all",
                 "--output",
                 output,
+                "--junit",
+                junit.to_str().unwrap(),
             ])
             .args(["--progress", "plain", "--workdir"])
             .arg(tmp.path())
@@ -925,5 +1015,205 @@ fn a_suite_stopped_by_a_signal_is_cancelled_not_failed() {
             assert!(stdout.contains("suite: Cancelled"), "{stdout}");
             assert!(!stdout.contains("Failed"), "{stdout}");
         }
+        let xml = std::fs::read_to_string(&junit).unwrap();
+        assert!(!xml.contains("<failure"), "{xml}");
+        assert!(!xml.contains("<error"), "{xml}");
+        assert!(
+            xml.contains(r#"<testsuite name="x" tests="1" failures="0" errors="0" skipped="1""#)
+                && xml.contains(
+                    r#"<testsuite name="y" tests="1" failures="0" errors="0" skipped="1""#
+                ),
+            "{xml}"
+        );
+        assert_eq!(
+            xml.matches(r#"<property name="state" value="Cancelled"/>"#)
+                .count(),
+            2,
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<property name="outcome" value="Cancelled"/>"#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<skipped message="cancelled: the run was cancelled"/>"#),
+            "the stopped category: {xml}"
+        );
+        assert!(
+            xml.contains(
+                r#"<skipped message="cancelled: the suite was cancelled before layer y started"/>"#
+            ),
+            "the layer that never started: {xml}"
+        );
+    }
+}
+
+/// `run --rerun-failed` of a suite's report (`run --all -o json`) reruns
+/// the suite from the plan the report kept: the layers that did not pass,
+/// within a layer only the categories that did not pass (its passes carried
+/// over), a layer skipped because of a dependency whole; as `submit
+/// --rerun-failed SUITE` does in the cluster. A report of an older
+/// testlayer (no plan of the suite's own) is rerun from its layers' plans;
+/// one where everything passed says there is nothing to run again (exit
+/// 0); one that is not as testlayer writes it is refused, naming the field.
+#[test]
+fn rerun_failed_of_a_suite_report_reruns_the_layers_and_categories_that_did_not_pass() {
+    let tmp = tempfile::tempdir().unwrap();
+    let body = "layers:
+  fast:
+    categories:
+      - {name: smoke, timeout_seconds: 30, command: \"echo smoke >> ran\"}
+  core:
+    execution_mode: parallel
+    dependencies: [fast]
+    categories:
+      - {name: good, timeout_seconds: 30, command: \"echo good >> ran; echo '4 passed in 0.1s'\"}
+      - {name: broken, timeout_seconds: 30, command: \"echo broken >> ran; test -f fixed\"}
+  service:
+    dependencies: [core]
+    categories:
+      - {name: api, timeout_seconds: 30, command: \"echo api >> ran\"}
+  e2e:
+    execution_mode: background
+    dependencies: [fast]
+    categories:
+      - {name: browse, timeout_seconds: 30, command: \"echo browse >> ran\"}
+";
+    let cfg = write_config(tmp.path(), body);
+    let ran = tmp.path().join("ran");
+    let ran_lines = || {
+        let mut l: Vec<String> = std::fs::read_to_string(&ran)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect();
+        l.sort();
+        let _ = std::fs::remove_file(&ran);
+        l
+    };
+    let (out, first) = run_json(
+        &["run", "--all", "-c", cfg.to_str().unwrap()],
+        tmp.path(),
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{first:#}");
+    let state = |report: &serde_json::Value, layer: &str| {
+        report["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["layer"] == layer)
+            .map(|l| l["state"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(state(&first, "service"), "Skipped");
+    assert_eq!(
+        first["plan"]["layers"],
+        serde_json::json!(["fast", "core", "e2e", "service"])
+    );
+    assert_eq!(ran_lines(), ["broken", "browse", "good", "smoke"]);
+    let report = tmp.path().join("suite.json");
+    std::fs::write(&report, &out.stdout).unwrap();
+    // The same report as an older testlayer wrote it: no plan of the
+    // suite's own (the issue's report said `missing field layer` about it).
+    let mut older = first.clone();
+    older.as_object_mut().unwrap().remove("plan");
+    let older_report = tmp.path().join("older.json");
+    std::fs::write(&older_report, older.to_string()).unwrap();
+
+    // The config file is gone and the bug is fixed.
+    std::fs::remove_file(&cfg).unwrap();
+    std::fs::write(tmp.path().join("fixed"), "").unwrap();
+    for earlier in [&report, &older_report] {
+        let (out, again) = run_json(
+            &["run", "--rerun-failed", earlier.to_str().unwrap()],
+            tmp.path(),
+            tmp.path(),
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{again:#}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            ran_lines(),
+            ["api", "broken"],
+            "only what did not pass: core's broken, and service, skipped because of core"
+        );
+        assert_eq!(again["outcome"], "Succeeded");
+        assert_eq!(again["rerun_of"], earlier.to_str().unwrap());
+        for layer in ["fast", "core", "service", "e2e"] {
+            assert_eq!(state(&again, layer), "Passed", "{again:#}");
+        }
+        let core = &again["layers"][1]["report"];
+        assert_eq!(core["layer"], "core");
+        assert_eq!(
+            category(core, "good")["message"],
+            "passed in the earlier run; not run again"
+        );
+        assert_eq!(
+            category(core, "good")["counts"]["passed"],
+            4,
+            "its results kept"
+        );
+        assert_eq!(category(core, "broken")["phase"], "Succeeded");
+        assert_eq!(core["rerun_of"], earlier.to_str().unwrap());
+        std::fs::write(tmp.path().join("passed.json"), &out.stdout).unwrap();
+    }
+
+    // Everything passed: nothing to run again, exit 0.
+    let (out, again) = run_json(
+        &[
+            "run",
+            "--rerun-failed",
+            tmp.path().join("passed.json").to_str().unwrap(),
+        ],
+        tmp.path(),
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{again:#}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("every layer passed in") && err.contains("nothing to run again"),
+        "{err}"
+    );
+    assert_eq!(ran_lines(), Vec::<String>::new(), "nothing ran");
+    assert_eq!(again["outcome"], "Succeeded");
+
+    // Refused, saying why: a report with no plan anywhere, and one edited.
+    let rerun = |value: &serde_json::Value| {
+        let path = tmp.path().join("edited.json");
+        std::fs::write(&path, value.to_string()).unwrap();
+        let out = testlayer()
+            .args(["run", "--rerun-failed"])
+            .arg(&path)
+            .current_dir(tmp.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(ran_lines(), Vec::<String>::new(), "nothing ran");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let mut planless = older.clone();
+    for l in planless["layers"].as_array_mut().unwrap() {
+        if let Some(r) = l.get_mut("report") {
+            r.as_object_mut().unwrap().remove("plan");
+        }
+    }
+    let err = rerun(&planless);
+    assert!(
+        err.contains("edited.json: the suite's report records no plan"),
+        "{err}"
+    );
+    let mut edited = first.clone();
+    edited["layers"][1]["report"]["duration_secs"] = "long".into();
+    let err = rerun(&edited);
+    assert!(
+        err.contains("edited.json: not a suite's JSON report of `testlayer run --all --output json` as testlayer writes it: its `layers[1].report.duration_secs` is a text in quotes, where a number of seconds belongs"),
+        "{err}"
+    );
+    for serde_words in ["missing field", "invalid type", "expected", "struct"] {
+        assert!(!err.contains(serde_words), "{err}");
     }
 }

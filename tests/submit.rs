@@ -669,14 +669,16 @@ async fn a_suite_in_the_cluster_gates_on_its_own_runs_and_reports_as_one() {
         text(&out.stderr)
     );
     assert!(
-        stdout.contains("suite s1: Failed — fast Succeeded, core Failed, service Failed"),
+        stdout.contains(
+            "suite s1: Failed — fast Passed, core Failed, service skipped (core did not pass)"
+        ),
         "{stdout}"
     );
     assert!(
         stdout.contains("background layers (not in the outcome):"),
         "{stdout}"
     );
-    assert!(stdout.contains("background: e2e Succeeded"), "{stdout}");
+    assert!(stdout.contains("background: e2e Passed"), "{stdout}");
     // Blocking layers were printed before the background one ended.
     let at = |s: &str| stdout.find(s).unwrap();
     assert!(at("suite s1:") < at("background layers"));
@@ -724,7 +726,9 @@ async fn a_suite_in_the_cluster_gates_on_its_own_runs_and_reports_as_one() {
         text(&out.stderr)
     );
     assert!(
-        stdout.contains("suite s2: Failed — fast Succeeded, core Failed, service Failed"),
+        stdout.contains(
+            "suite s2: Failed — fast Passed, core Failed, service skipped (core did not pass)"
+        ),
         "{stdout}"
     );
     let core = env.fx.runs().get("s2-core").await.unwrap();
@@ -740,4 +744,186 @@ async fn a_suite_in_the_cluster_gates_on_its_own_runs_and_reports_as_one() {
         fast_pods.is_empty(),
         "fast passed in s1: carried over, not run"
     );
+}
+
+const CANCELLED_SUITE: &str = r#"layers:
+  fast:
+    execution_mode: parallel
+    categories:
+      - {name: smoke, timeout_seconds: 30, command: "echo '2 passed in 0.1s'"}
+  core:
+    execution_mode: parallel
+    dependencies: [fast]
+    categories:
+      - {name: quick, timeout_seconds: 30, command: "echo '1 passed in 0.1s'"}
+      - {name: hang, timeout_seconds: 300, command: "sleep infinity"}
+  service:
+    execution_mode: parallel
+    dependencies: [core]
+    categories:
+      - {name: api, timeout_seconds: 30, command: "echo '1 passed in 0.1s'"}
+"#;
+
+/// A suite in the cluster whose run is cancelled is Cancelled in its line,
+/// its JSON report, its JUnit file and its exit code (130), never Failed:
+/// cancelled by `spec.cancel` on one of its runs (the run waiting on it is
+/// cancelled with it, naming it), or by SIGTERM to the waiting `submit`,
+/// which cancels what it submitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_suite_in_the_cluster_is_cancelled_never_failed() {
+    let env = env("suite-cancel").await;
+    std::fs::write(env.path("cancel.yaml"), CANCELLED_SUITE).unwrap();
+    let runs = env.fx.runs();
+    let running = async |name: &str| {
+        eventually(
+            Duration::from_secs(60),
+            "the core layer's run to run",
+            async || match runs.get_opt(name).await.unwrap() {
+                Some(r) if phase(&r) == Some(LayerPhase::Running) => Ok(()),
+                Some(r) => Err(format!("{:#?}", r.status)),
+                None => Err("not created yet".to_string()),
+            },
+        )
+        .await
+    };
+    let junit_says_cancelled = |xml: &str| {
+        assert!(!xml.contains("<failure"), "{xml}");
+        assert!(!xml.contains("<error"), "{xml}");
+        assert_eq!(
+            xml.matches(r#"<property name="state" value="Cancelled"/>"#)
+                .count(),
+            2,
+            "core and service: {xml}"
+        );
+        assert!(
+            xml.contains(r#"<property name="state" value="Passed"/>"#),
+            "fast: {xml}"
+        );
+        assert!(
+            xml.contains(r#"<testcase classname="core" name="hang""#)
+                && xml.contains(r#"<skipped message="cancelled"#),
+            "{xml}"
+        );
+    };
+
+    // Someone cancels the core layer's run (`kubectl patch ... cancel`).
+    let c1_junit = env.path("c1.xml");
+    let child = env
+        .submit_file(
+            "cancel.yaml",
+            &[
+                "--all",
+                "--name",
+                "c1",
+                "--wait",
+                "-o",
+                "json",
+                "--junit",
+                c1_junit.to_str().unwrap(),
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    running("c1-core").await;
+    runs.patch(
+        "c1-core",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({"spec": {"cancel": true}})),
+    )
+    .await
+    .unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["outcome"], "Cancelled", "{report:#}");
+    assert_eq!(report["suite"], "c1");
+    let states: Vec<(&str, &str, &str)> = report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["layer"].as_str().unwrap(),
+                l["state"].as_str().unwrap(),
+                l["report"]["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("fast", "Passed", "Succeeded"),
+            ("core", "Cancelled", "Cancelled"),
+            ("service", "Cancelled", "Cancelled")
+        ],
+        "{report:#}"
+    );
+    assert!(!stdout.contains("\"Failed\""), "{stdout}");
+    let service = runs.get("c1-service").await.unwrap().status.unwrap();
+    assert_eq!(service.phase, Some(LayerPhase::Cancelled));
+    assert!(
+        service
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("c1-core) was cancelled"),
+        "{service:#?}"
+    );
+    junit_says_cancelled(&std::fs::read_to_string(&c1_junit).unwrap());
+
+    // SIGTERM to the waiting submit (a cancelled CI job): it cancels the
+    // suite's unfinished runs and waits for them to stop.
+    let c2_junit = env.path("c2.xml");
+    let child = env
+        .submit_file(
+            "cancel.yaml",
+            &[
+                "--all",
+                "--name",
+                "c2",
+                "--wait",
+                "--junit",
+                c2_junit.to_str().unwrap(),
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    running("c2-core").await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
+    assert!(stderr.contains("cancelling suite c2"), "{stderr}");
+    assert!(
+        stdout.contains("suite c2: Cancelled — fast Passed, core Cancelled, service Cancelled"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("Failed"), "{stdout}");
+    for run in ["c2-core", "c2-service"] {
+        assert_eq!(
+            runs.get(run).await.unwrap().status.and_then(|s| s.phase),
+            Some(LayerPhase::Cancelled),
+            "{run}"
+        );
+    }
+    junit_says_cancelled(&std::fs::read_to_string(&c2_junit).unwrap());
 }

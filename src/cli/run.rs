@@ -14,7 +14,7 @@ use crate::local::{
     CancelSignal, LocalOptions, PlainProgress, Progress, Silent, TerminalProgress, run_layer,
 };
 use crate::plan::Phase;
-use crate::report::{ReportPlan, RunReport};
+use crate::report::{EarlierReport, ReportPlan, RunReport};
 
 /// The lock directory of shared resources the run uses.
 pub(super) fn lock_dir(a: &RunArgs) -> PathBuf {
@@ -178,54 +178,81 @@ pub(super) fn stop_signal() -> CancelSignal {
     })
 }
 
-/// The history file at `path`: empty when there is none yet; one that
-/// cannot be read is said and left for the next run to replace.
-pub(super) fn load_history(path: &Path) -> History {
-    match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
-            eprintln!(
-                "warning: {}: not a history file ({e}); planning with timeouts, and writing it anew",
-                path.display()
-            );
-            History::default()
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => History::default(),
-        Err(e) => {
-            eprintln!("warning: {}: cannot read the history file: {e}", path.display());
-            History::default()
-        }
+/// The history file at `path`: a new history when there is none yet (or
+/// the file is empty). A file that is not a testlayer history (other JSON,
+/// not JSON, a newer format) or cannot be read is refused, saying what it
+/// is: it is never written over, and nothing runs.
+pub(super) fn open_history(path: &Path) -> Result<History, String> {
+    let shown = path.display();
+    let left = "it was left untouched and nothing was run: give --history (or TESTLAYER_HISTORY) a file of its own, or move this one away";
+    match read_history(path) {
+        Ok(h) => Ok(h),
+        Err(why) => Err(format!("history file {shown} (--history) {why}; {left}")),
     }
 }
 
-/// Records what `report` measured in the history file at `path` (written
-/// whole, then renamed over the old one). A failure is said, not fatal.
+/// The history at `path` (none yet: a new one), or why that file is not
+/// one, as a phrase that follows its name.
+fn read_history(path: &Path) -> Result<History, String> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(History::default()),
+        Err(e) => return Err(format!("cannot be read ({e})")),
+    };
+    let text = String::from_utf8(bytes)
+        .map_err(|_| "is not text, so it is no testlayer history".to_string())?;
+    History::parse(&text).map_err(|e| e.to_string())
+}
+
+/// Records what `report` measured in the history file at `path`, read
+/// again first (another layer of the suite, or another run, may have
+/// written it since): written whole to a file of its own in the same
+/// directory, flushed to disk, then renamed over the old one, so a crash
+/// never leaves half a file. A file that has meanwhile become something
+/// else than a history is left as it is. A failure is said, not fatal.
 pub(super) fn save_history(path: &Path, report: &RunReport) {
-    let mut history: History = std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
+    let shown = path.display();
+    let mut history = match read_history(path) {
+        Ok(h) => h,
+        Err(why) => {
+            eprintln!(
+                "warning: history file {shown} {why}; it was left untouched, and what this run measured was not recorded"
+            );
+            return;
+        }
+    };
     history.record(report);
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "history.json".into());
+    let tmp = path.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()));
     let write = || -> std::io::Result<()> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-        let text = serde_json::to_string_pretty(&history).map_err(std::io::Error::other)?;
-        std::fs::write(&tmp, text)?;
+        let mut f = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut f, history.to_text().as_bytes())?;
+        f.sync_all()?;
         std::fs::rename(&tmp, path)
     };
     if let Err(e) = write() {
-        eprintln!(
-            "warning: {}: cannot write the history file: {e}",
-            path.display()
-        );
+        let _ = std::fs::remove_file(&tmp);
+        eprintln!("warning: history file {shown}: cannot write it: {e}");
     }
 }
 
 /// What to run: the config file, layer and overrides of the command line,
 /// or the plan of an earlier run's report (`--rerun-failed`), with that
-/// report.
-fn what_to_run(a: &RunArgs) -> Result<(ReportPlan, Option<RunReport>), String> {
+/// report; or an earlier suite's report, run again as a suite.
+enum WhatToRun {
+    Layer(ReportPlan, Option<Box<RunReport>>),
+    Suite(Box<super::suite::EarlierSuite>),
+}
+
+fn what_to_run(a: &RunArgs, history: &History) -> Result<WhatToRun, String> {
     let Some(path) = &a.rerun_failed else {
         let config = std::fs::read_to_string(&a.config)
             .map_err(|e| format!("{}: cannot read the file: {e}", a.config.display()))?;
@@ -233,35 +260,65 @@ fn what_to_run(a: &RunArgs) -> Result<(ReportPlan, Option<RunReport>), String> {
         let plan = ReportPlan {
             config,
             origin: a.config.display().to_string(),
-            durations: load_history(&a.history).durations(&layer),
+            durations: history.durations(&layer),
             layer,
             environment: a.env.clone(),
             overrides: overrides(a),
         };
-        return Ok((plan, None));
+        return Ok(WhatToRun::Layer(plan, None));
     };
     let shown = path.display();
-    let text = std::fs::read_to_string(path)
+    let text = std::fs::read(path)
         .map_err(|e| format!("--rerun-failed {shown}: cannot read the file: {e}"))?;
-    let report: RunReport = serde_json::from_str(&text).map_err(|e| {
-        format!("--rerun-failed {shown}: not a JSON report of `testlayer run --output json`: {e}")
+    let text = String::from_utf8(text).map_err(|_| {
+        format!(
+            "--rerun-failed {shown}: is not text, so not a JSON report of `testlayer run --output json`"
+        )
     })?;
+    let report = match EarlierReport::parse(&text) {
+        Ok(EarlierReport::Layer(r)) => r,
+        Ok(EarlierReport::Suite(s)) => {
+            return super::suite::EarlierSuite::new(&shown.to_string(), *s)
+                .map(|e| WhatToRun::Suite(Box::new(e)));
+        }
+        Err(why) => return Err(format!("--rerun-failed {shown}: {why}")),
+    };
     let plan = report.plan.clone().ok_or_else(|| {
         format!(
             "--rerun-failed {shown}: the report records no plan (a cluster run's report, or one written before reports kept their plan); use `testlayer submit --rerun-failed RUN` for a cluster run, or run the layer again with -c"
         )
     })?;
-    Ok((plan, Some(report)))
+    if report
+        .categories
+        .iter()
+        .all(|c| c.phase == Phase::Succeeded)
+    {
+        eprintln!(
+            "note: every category passed in {shown}: nothing to run again; their passes are carried over"
+        );
+    }
+    Ok(WhatToRun::Layer(plan, Some(report)))
 }
 
 /// Runs the layer and returns the exit code: 0 passed, 1 failed or timed out,
 /// 2 bad input, 130 cancelled.
 pub fn run(a: &RunArgs) -> i32 {
+    // A history file that is not one is refused before anything runs.
+    let history = match open_history(&a.history) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_BAD_INPUT;
+        }
+    };
     if a.all || a.layer.as_deref().is_some_and(|l| l.contains(',')) {
-        return super::suite::run_suite_cli(a);
+        return super::suite::run_suite_cli(a, &history, None);
     }
-    let (what, earlier) = match what_to_run(a) {
-        Ok(w) => w,
+    let (what, earlier) = match what_to_run(a, &history) {
+        Ok(WhatToRun::Layer(what, earlier)) => (what, earlier),
+        Ok(WhatToRun::Suite(earlier)) => {
+            return super::suite::run_suite_cli(a, &history, Some(*earlier));
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_BAD_INPUT;

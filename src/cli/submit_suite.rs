@@ -13,16 +13,16 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use super::EXIT_BAD_INPUT;
 use super::submit::{SubmitArgs, add_test_cases, category_runs};
+use super::suite::suite_line;
+use super::{EXIT_BAD_INPUT, OutputFormat};
 use crate::api::{CategoryRun, LayerPhase, TestLayerRun};
 use crate::config::Config;
 use crate::controller::build::{ANNOTATION_SUITE_LAYERS, LABEL_SUITE};
-use crate::plan::suite::{Suite, SuiteLayer};
-use crate::report::RunReport;
-
-/// Exit code of a suite cancelled by Ctrl-C or SIGTERM.
-const EXIT_CANCELLED: i32 = 130;
+use crate::plan::LayerOutcome;
+use crate::plan::suite::{LayerEnding, LayerState, Suite, SuiteLayer, SuiteOutcome};
+use crate::report::{RunReport, SuiteJunitLayer, SuiteLayerReport, SuiteReport, suite_junit};
+use crate::words::Reason;
 /// Longest name of a Kubernetes object that is also a label value.
 const MAX_NAME: usize = 63;
 
@@ -260,24 +260,55 @@ pub(super) async fn rerun_suite(
     create_and_follow(a, client, ns, &planned, specs).await
 }
 
+/// How a suite's run ended, as the suite's rule reads it: its phase, and
+/// for a run whose dependency gate failed (`DependencyFailed`), that it did
+/// not start because a dependency did not pass (so that one whose
+/// dependency was cancelled is Cancelled with it, as locally).
+fn ending(run: &TestLayerRun) -> Option<LayerEnding> {
+    let st = run.status.as_ref()?;
+    let outcome = match st.phase? {
+        LayerPhase::Succeeded => LayerOutcome::Succeeded,
+        LayerPhase::TimedOut => LayerOutcome::TimedOut,
+        LayerPhase::Cancelled => LayerOutcome::Cancelled,
+        LayerPhase::Failed => LayerOutcome::Failed,
+        _ => return None,
+    };
+    let gate_failed = st.conditions.iter().any(|c| {
+        c.type_ == "Succeeded"
+            && c.status == "False"
+            && c.reason == Reason::DependencyFailed.as_str()
+    });
+    Some(if outcome == LayerOutcome::Failed && gate_failed {
+        LayerEnding::DependencyNotPassed(None)
+    } else {
+        LayerEnding::Ran(outcome)
+    })
+}
+
 /// Follows the suite's runs: a line per change of a run's phase, the
 /// blocking layers' summaries and the suite line as soon as they all
-/// ended, then the background layers'.
+/// ended, then the background layers'; with `-o json`, one suite report
+/// at the end. The outcome and exit code follow the suite's rule, as
+/// locally: 0 every layer not in the background passed, 130 one was
+/// cancelled (Ctrl-C, SIGTERM, or a cancel of its run), else 1.
 async fn follow(a: &SubmitArgs, client: Client, ns: &str, planned: &Planned) -> i32 {
     let runs: Api<TestLayerRun> = Api::namespaced(client.clone(), ns);
     let crs: Api<CategoryRun> = Api::namespaced(client.clone(), ns);
     let cms: Api<ConfigMap> = Api::namespaced(client, ns);
-    let layers = planned.suite.layers();
+    let suite = &planned.suite;
+    let layers = suite.layers();
     let start = Instant::now();
     let colour = std::io::stdout().is_terminal();
+    let text_output = a.output == OutputFormat::Text;
     let mut seen: BTreeMap<String, LayerPhase> = BTreeMap::new();
     let mut reports: Vec<Option<RunReport>> = layers.iter().map(|_| None).collect();
+    let mut endings: Vec<Option<LayerEnding>> = layers.iter().map(|_| None).collect();
     let mut told = false;
     let mut cancelled = false;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let lp = ListParams::default().labels(&format!("{LABEL_SUITE}={}", planned.name));
-    loop {
+    let states = loop {
         let list = match runs.list(&lp).await {
             Ok(l) => l.items,
             Err(e) => {
@@ -312,28 +343,25 @@ async fn follow(a: &SubmitArgs, client: Client, ns: &str, planned: &Planned) -> 
                     add_test_cases(&cms, &list, &mut report).await;
                 }
                 reports[i] = Some(report);
+                endings[i] = ending(run);
             }
         }
-        let done = |background: bool| {
-            layers
-                .iter()
-                .zip(&reports)
-                .filter(|(l, _)| l.background == background)
-                .all(|(_, r)| r.is_some())
-        };
-        if !told && done(false) {
+        let states = suite.states(&endings);
+        if !told && suite.blocking_done(&states) {
             told = true;
-            for (l, r) in layers.iter().zip(&reports) {
-                if let (false, Some(r)) = (l.background, r) {
-                    print!("{}", r.summary(colour));
+            if text_output {
+                for (l, r) in layers.iter().zip(&reports) {
+                    if let (false, Some(r)) = (l.background, r) {
+                        print!("{}", r.summary(colour));
+                    }
                 }
+                println!(
+                    "suite {}: {} — {}",
+                    planned.name,
+                    SuiteOutcome::of(suite, &states).word(),
+                    suite_line(suite, &states, false)
+                );
             }
-            println!(
-                "suite {}: {} — {}",
-                planned.name,
-                word(passed(layers, &reports)),
-                line(layers, &reports, false)
-            );
             let waiting: Vec<&str> = layers
                 .iter()
                 .zip(&reports)
@@ -347,8 +375,8 @@ async fn follow(a: &SubmitArgs, client: Client, ns: &str, planned: &Planned) -> 
                 );
             }
         }
-        if told && done(true) {
-            break;
+        if states.iter().all(LayerState::is_done) {
+            break states;
         }
         if start.elapsed() > Duration::from_secs(a.timeout) {
             eprintln!(
@@ -379,19 +407,30 @@ async fn follow(a: &SubmitArgs, client: Client, ns: &str, planned: &Planned) -> 
                 planned.name
             );
         }
-    }
-    if layers.iter().any(|l| l.background) {
+    };
+    if text_output && layers.iter().any(|l| l.background) {
         println!("background layers (not in the outcome):");
         for (l, r) in layers.iter().zip(&reports) {
             if let (true, Some(r)) = (l.background, r) {
                 print!("{}", r.summary(colour));
             }
         }
-        println!("background: {}", line(layers, &reports, true));
+        println!("background: {}", suite_line(suite, &states, true));
     }
     if let Some(path) = &a.junit {
-        let all: Vec<&RunReport> = reports.iter().flatten().collect();
-        match RunReport::suite_junit(&all) {
+        let junit: Vec<SuiteJunitLayer> = layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| SuiteJunitLayer {
+                key: &l.key,
+                background: l.background,
+                state: &states[i],
+                report: reports[i].as_ref(),
+                categories: &[],
+                error: None,
+            })
+            .collect();
+        match suite_junit(&junit) {
             Ok(xml) => {
                 if let Err(e) = std::fs::write(path, xml) {
                     eprintln!("error: cannot write {}: {e}", path.display());
@@ -400,38 +439,35 @@ async fn follow(a: &SubmitArgs, client: Client, ns: &str, planned: &Planned) -> 
             Err(e) => eprintln!("error: cannot make the JUnit report: {e}"),
         }
     }
-    if passed(layers, &reports) {
-        0
-    } else if cancelled {
-        EXIT_CANCELLED
-    } else {
-        1
+    let outcome = SuiteOutcome::of(suite, &states);
+    if a.output == OutputFormat::Json {
+        let json = SuiteReport {
+            suite: Some(planned.name.clone()),
+            outcome: outcome.word().into(),
+            rerun_of: None,
+            layers: layers
+                .iter()
+                .zip(&planned.runs)
+                .zip(states.iter().zip(reports))
+                .map(|((l, run), (s, report))| SuiteLayerReport {
+                    layer: l.key.clone(),
+                    run: Some(run.clone()),
+                    background: l.background,
+                    state: s.word().into(),
+                    skipped_because: match s {
+                        LayerState::Skipped(d) => Some(d.clone()),
+                        _ => None,
+                    },
+                    error: None,
+                    report,
+                })
+                .collect(),
+            plan: None,
+        };
+        match serde_json::to_string_pretty(&json) {
+            Ok(text) => println!("{text}"),
+            Err(e) => eprintln!("error: cannot write the JSON report: {e}"),
+        }
     }
-}
-
-/// Whether every layer not in the background passed.
-fn passed(layers: &[SuiteLayer], reports: &[Option<RunReport>]) -> bool {
-    layers.iter().zip(reports).all(|(l, r)| {
-        l.background
-            || r.as_ref()
-                .is_some_and(|r| r.outcome == crate::plan::LayerOutcome::Succeeded)
-    })
-}
-
-fn word(passed: bool) -> &'static str {
-    if passed { "Succeeded" } else { "Failed" }
-}
-
-/// `key Outcome` for each layer (of the background or not).
-fn line(layers: &[SuiteLayer], reports: &[Option<RunReport>], background: bool) -> String {
-    layers
-        .iter()
-        .zip(reports)
-        .filter(|(l, _)| l.background == background)
-        .map(|(l, r)| match r {
-            Some(r) => format!("{} {}", l.key, r.outcome.as_str()),
-            None => format!("{} running", l.key),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    outcome.exit_code()
 }

@@ -1,54 +1,25 @@
 //! `testlayer run --all` and `testlayer run -l a,b,c`: layers of a config
 //! as a suite, in dependency order (the suite planner of
-//! `testlayer-core`, the layers through the local executor).
+//! `testlayer-core`, the layers through the local executor); and
+//! `run --rerun-failed SUITE.json`, the same suite again, only what did not
+//! pass in it.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
-use super::run::{RunArgs, load_history, overrides, progress_for, save_history, stop_signal};
+use super::run::{RunArgs, overrides, progress_for, save_history, stop_signal};
 use super::{EXIT_BAD_INPUT, OutputFormat};
 use crate::config::Config;
+use crate::history::History;
 use crate::layer::LayerPlan;
 use crate::local::LocalOptions;
 use crate::local::suite::{LayerEnd, run_suite};
-use crate::plan::suite::{LayerState, Suite, SuiteLayer};
-use crate::report::{ReportPlan, RunReport};
-
-/// Exit code of a suite cancelled by Ctrl-C or SIGTERM.
-const EXIT_CANCELLED: i32 = 130;
-
-/// One layer of the suite's JSON report.
-#[derive(serde::Serialize)]
-struct SuiteLayerJson<'a> {
-    layer: &'a str,
-    background: bool,
-    /// `Passed`, `Failed`, `Skipped`, `Cancelled`.
-    state: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    skipped_because: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    report: Option<&'a RunReport>,
-}
-
-/// The suite's JSON report.
-#[derive(serde::Serialize)]
-struct SuiteJson<'a> {
-    /// `Succeeded` when every layer not in the background passed,
-    /// `Cancelled` when one was stopped by the user, else `Failed`.
-    outcome: &'static str,
-    layers: Vec<SuiteLayerJson<'a>>,
-}
-
-fn state_word(s: &LayerState) -> &'static str {
-    match s {
-        LayerState::Passed => "Passed",
-        LayerState::Failed => "Failed",
-        LayerState::Skipped(_) => "Skipped",
-        LayerState::Cancelled => "Cancelled",
-        LayerState::Waiting | LayerState::Running => "Running",
-    }
-}
+use crate::plan::Phase;
+use crate::plan::suite::{LayerState, Suite, SuiteLayer, SuiteOutcome};
+use crate::report::{
+    CategoryReport, ReportPlan, RunReport, SuiteJunitLayer, SuiteLayerReport, SuitePlan,
+    SuiteReport, suite_junit,
+};
 
 /// The lines of one layer's end for the text summary.
 fn layer_text(key: &str, end: Option<&LayerEnd>, colour: bool) -> String {
@@ -62,81 +33,149 @@ fn layer_text(key: &str, end: Option<&LayerEnd>, colour: bool) -> String {
     }
 }
 
-/// How a suite ended, as its text, JSON report and exit code say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SuiteOutcome {
-    /// Every layer not in the background passed.
-    Succeeded,
-    /// One of them was stopped by the user (or never started for it).
-    Cancelled,
-    /// One of them did not pass.
-    Failed,
+/// Each layer's state, as the suite's rule says from how each ended.
+fn states_of(suite: &Suite, ends: &[Option<LayerEnd>]) -> Vec<LayerState> {
+    let endings: Vec<_> = ends
+        .iter()
+        .map(|e| e.as_ref().map(LayerEnd::ending))
+        .collect();
+    suite.states(&endings)
 }
 
-impl SuiteOutcome {
-    fn of(suite: &Suite, states: &[LayerState]) -> Self {
-        if suite.passed(states) {
-            SuiteOutcome::Succeeded
-        } else if suite
-            .layers()
-            .iter()
-            .zip(states)
-            .any(|(l, s)| !l.background && *s == LayerState::Cancelled)
-        {
-            SuiteOutcome::Cancelled
-        } else {
-            SuiteOutcome::Failed
-        }
-    }
-
-    fn word(self) -> &'static str {
-        match self {
-            SuiteOutcome::Succeeded => "Succeeded",
-            SuiteOutcome::Cancelled => "Cancelled",
-            SuiteOutcome::Failed => "Failed",
-        }
-    }
-
-    fn exit_code(self) -> i32 {
-        match self {
-            SuiteOutcome::Succeeded => 0,
-            SuiteOutcome::Cancelled => EXIT_CANCELLED,
-            SuiteOutcome::Failed => 1,
-        }
+/// The report of a layer that ran.
+fn report_of(e: &Option<LayerEnd>) -> Option<&RunReport> {
+    match e {
+        Some(LayerEnd::Ran(r)) => Some(r.as_ref()),
+        _ => None,
     }
 }
 
-/// One line per layer: its key and how it stands.
-fn suite_line(suite: &Suite, ends: &[Option<LayerEnd>], background: bool) -> String {
+/// Why a layer could not run, when it could not.
+fn error_of(e: &Option<LayerEnd>) -> Option<String> {
+    match e {
+        Some(LayerEnd::Error(err)) => Some(err.to_string()),
+        Some(LayerEnd::Crashed(why)) => Some(why.clone()),
+        _ => None,
+    }
+}
+
+/// One entry per layer (of the background or not): its key and how it
+/// stands, `core Failed`, `service skipped (core did not pass)`.
+pub(super) fn suite_line(suite: &Suite, states: &[LayerState], background: bool) -> String {
     suite
         .layers()
         .iter()
-        .zip(ends)
+        .zip(states)
         .filter(|(l, _)| l.background == background)
-        .map(|(l, e)| {
-            let state = e.as_ref().map(LayerEnd::state);
-            match state {
-                Some(LayerState::Skipped(d)) => format!("{} skipped ({d} did not pass)", l.key),
-                Some(s) => format!("{} {}", l.key, state_word(&s)),
-                None => format!("{} running", l.key),
-            }
+        .map(|(l, s)| match s {
+            LayerState::Skipped(d) => format!("{} skipped ({d} did not pass)", l.key),
+            LayerState::Waiting | LayerState::Running => format!("{} running", l.key),
+            s => format!("{} {}", l.key, s.word()),
         })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-/// Runs the suite; returns the exit code: 0 when every layer not in the
+/// What one layer of an earlier suite left for a rerun.
+#[derive(Debug, Default)]
+struct EarlierLayer {
+    /// Its categories that passed, by name: carried over.
+    passed: BTreeMap<String, CategoryReport>,
+    /// The durations its plan was learned from.
+    durations: Option<BTreeMap<String, f64>>,
+}
+
+/// An earlier suite's report, read for `--rerun-failed`: what it ran, and
+/// what each layer left.
+pub(super) struct EarlierSuite {
+    /// The report's path, as given.
+    path: String,
+    plan: SuitePlan,
+    layers: BTreeMap<String, EarlierLayer>,
+    /// Every layer passed: nothing is run again.
+    all_passed: bool,
+}
+
+impl EarlierSuite {
+    /// What `report` (read from `path`) ran and left; refused when it keeps
+    /// no plan to run again.
+    pub(super) fn new(path: &str, report: SuiteReport) -> Result<EarlierSuite, String> {
+        // A report written before suites kept their plan: the plan of a
+        // layer that ran, with the suite's layers.
+        let plan = report.plan.clone().or_else(|| {
+            report
+                .layers
+                .iter()
+                .find_map(|l| l.report.as_ref()?.plan.as_ref())
+                .map(|p| SuitePlan {
+                    config: p.config.clone(),
+                    origin: p.origin.clone(),
+                    layers: report.layers.iter().map(|l| l.layer.clone()).collect(),
+                    environment: p.environment.clone(),
+                    overrides: p.overrides.clone(),
+                })
+        });
+        let Some(plan) = plan else {
+            return Err(format!(
+                "--rerun-failed {path}: the suite's report records no plan (a cluster suite's report, or no layer of it ran); use `testlayer submit --rerun-failed SUITE` for a cluster suite, or run the suite again with -c"
+            ));
+        };
+        let all_passed = report.layers.iter().all(|l| l.state == "Passed");
+        let layers = report
+            .layers
+            .into_iter()
+            .map(|l| {
+                let earlier = match l.report {
+                    Some(r) => EarlierLayer {
+                        passed: r
+                            .categories
+                            .iter()
+                            .filter(|c| c.phase == Phase::Succeeded)
+                            .map(|c| (c.name.clone(), c.clone()))
+                            .collect(),
+                        durations: r.plan.map(|p| p.durations),
+                    },
+                    // Skipped, cancelled before it started, or could not
+                    // run: run whole.
+                    None => EarlierLayer::default(),
+                };
+                (l.layer, earlier)
+            })
+            .collect();
+        Ok(EarlierSuite {
+            path: path.to_string(),
+            plan,
+            layers,
+            all_passed,
+        })
+    }
+}
+
+/// Runs the suite of the command line, or again what did not pass in
+/// `earlier`; returns the exit code: 0 when every layer not in the
 /// background passed, 1 when one did not, 2 bad input, 130 cancelled.
-pub(super) fn run_suite_cli(a: &RunArgs) -> i32 {
-    let origin = a.config.display().to_string();
-    let text = match std::fs::read_to_string(&a.config) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {origin}: cannot read the file: {e}");
-            return EXIT_BAD_INPUT;
+pub(super) fn run_suite_cli(a: &RunArgs, history: &History, earlier: Option<EarlierSuite>) -> i32 {
+    let plan = match &earlier {
+        Some(e) => e.plan.clone(),
+        None => {
+            let origin = a.config.display().to_string();
+            let text = match std::fs::read_to_string(&a.config) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: {origin}: cannot read the file: {e}");
+                    return EXIT_BAD_INPUT;
+                }
+            };
+            SuitePlan {
+                config: text,
+                origin,
+                layers: Vec::new(),
+                environment: a.env.clone(),
+                overrides: overrides(a),
+            }
         }
     };
-    let config = match Config::parse(&text, &origin) {
+    let config = match Config::parse(&plan.config, &plan.origin) {
         Ok(c) => c,
         Err(e) => {
             for line in &e.0 {
@@ -145,16 +184,26 @@ pub(super) fn run_suite_cli(a: &RunArgs) -> i32 {
             return EXIT_BAD_INPUT;
         }
     };
-    let keys = super::suite_keys(a.all, a.layer.as_deref(), &config);
-    let overrides = overrides(a);
-    let history = load_history(&a.history);
+    let keys = match &earlier {
+        Some(e) => e.plan.layers.clone(),
+        None => super::suite_keys(a.all, a.layer.as_deref(), &config),
+    };
+    if let Some(e) = earlier.as_ref().filter(|e| e.all_passed) {
+        eprintln!(
+            "note: every layer passed in {}: nothing to run again; their passes are carried over",
+            e.path
+        );
+    }
     let mut plans: Vec<LayerPlan> = Vec::new();
     let mut wanted: Vec<ReportPlan> = Vec::new();
     let mut bad = false;
     for key in &keys {
-        match config.resolve_with(key, a.env.as_deref(), &overrides) {
+        match config.resolve_with(key, plan.environment.as_deref(), &plan.overrides) {
             Ok(mut p) => {
-                let durations = history.durations(key);
+                let durations = earlier
+                    .as_ref()
+                    .and_then(|e| e.layers.get(key)?.durations.clone())
+                    .unwrap_or_else(|| history.durations(key));
                 p.learn_durations(&durations);
                 if let Some(c) = p.categories.iter().find(|c| c.command.is_none()) {
                     eprintln!(
@@ -165,11 +214,11 @@ pub(super) fn run_suite_cli(a: &RunArgs) -> i32 {
                 }
                 plans.push(p);
                 wanted.push(ReportPlan {
-                    config: text.clone(),
-                    origin: origin.clone(),
+                    config: plan.config.clone(),
+                    origin: plan.origin.clone(),
                     layer: key.clone(),
-                    environment: a.env.clone(),
-                    overrides: overrides.clone(),
+                    environment: plan.environment.clone(),
+                    overrides: plan.overrides.clone(),
                     durations,
                 });
             }
@@ -212,6 +261,25 @@ pub(super) fn run_suite_cli(a: &RunArgs) -> i32 {
         }
     }
     let (plans, wanted) = (ordered, ordered_wanted);
+    let plan = SuitePlan {
+        layers: suite.layers().iter().map(|l| l.key.clone()).collect(),
+        ..plan
+    };
+    let categories: Vec<Vec<String>> = plans
+        .iter()
+        .map(|p| p.categories.iter().map(|c| c.name.clone()).collect())
+        .collect();
+    let carried: Vec<BTreeMap<String, CategoryReport>> = suite
+        .layers()
+        .iter()
+        .map(|l| {
+            earlier
+                .as_ref()
+                .and_then(|e| e.layers.get(&l.key))
+                .map(|e| e.passed.clone())
+                .unwrap_or_default()
+        })
+        .collect();
     super::note_outside(&suite);
     let opts = LocalOptions {
         carried: Default::default(),
@@ -235,25 +303,23 @@ pub(super) fn run_suite_cli(a: &RunArgs) -> i32 {
     let ends = runtime.block_on(run_suite(
         &suite,
         plans,
+        carried,
         &opts,
         progress,
         stop_signal(),
         |ends| {
             // The blocking layers' outcome, as soon as it is known.
             if text_output {
+                let states = states_of(&suite, ends);
                 for (l, e) in suite.layers().iter().zip(ends) {
                     if !l.background {
                         print!("{}", layer_text(&l.key, e.as_ref(), colour));
                     }
                 }
-                let states: Vec<LayerState> = ends
-                    .iter()
-                    .map(|e| e.as_ref().map_or(LayerState::Running, LayerEnd::state))
-                    .collect();
                 println!(
                     "suite: {} — {}",
                     SuiteOutcome::of(&suite, &states).word(),
-                    suite_line(&suite, ends, false)
+                    suite_line(&suite, &states, false)
                 );
             }
             let waiting: Vec<&str> = suite
@@ -272,17 +338,16 @@ pub(super) fn run_suite_cli(a: &RunArgs) -> i32 {
         },
     ));
 
+    let rerun_of = earlier.as_ref().map(|e| e.path.clone());
     let mut ends: Vec<Option<LayerEnd>> = ends.into_iter().map(Some).collect();
-    for (end, plan) in ends.iter_mut().zip(wanted) {
+    for (end, wanted) in ends.iter_mut().zip(wanted) {
         if let Some(LayerEnd::Ran(r)) = end {
-            r.plan = Some(plan);
+            r.plan = Some(wanted);
+            r.rerun_of = rerun_of.clone();
             save_history(&a.history, r);
         }
     }
-    let states: Vec<LayerState> = ends
-        .iter()
-        .map(|e| e.as_ref().map_or(LayerState::Cancelled, LayerEnd::state))
-        .collect();
+    let states = states_of(&suite, &ends);
     if text_output && suite.layers().iter().any(|l| l.background) {
         println!("background layers (not in the outcome):");
         for (l, e) in suite.layers().iter().zip(&ends) {
@@ -290,17 +355,24 @@ pub(super) fn run_suite_cli(a: &RunArgs) -> i32 {
                 print!("{}", layer_text(&l.key, e.as_ref(), colour));
             }
         }
-        println!("background: {}", suite_line(&suite, &ends, true));
+        println!("background: {}", suite_line(&suite, &states, true));
     }
-    let reports: Vec<&RunReport> = ends
-        .iter()
-        .filter_map(|e| match e {
-            Some(LayerEnd::Ran(r)) => Some(r.as_ref()),
-            _ => None,
-        })
-        .collect();
     if let Some(path) = &a.junit {
-        match RunReport::suite_junit(&reports) {
+        let errors: Vec<Option<String>> = ends.iter().map(error_of).collect();
+        let layers: Vec<SuiteJunitLayer> = suite
+            .layers()
+            .iter()
+            .enumerate()
+            .map(|(i, l)| SuiteJunitLayer {
+                key: &l.key,
+                background: l.background,
+                state: &states[i],
+                report: report_of(&ends[i]),
+                categories: &categories[i],
+                error: errors[i].as_deref(),
+            })
+            .collect();
+        match suite_junit(&layers) {
             Ok(xml) => {
                 if let Err(e) = std::fs::write(path, xml) {
                     eprintln!("error: cannot write {}: {e}", path.display());
@@ -311,32 +383,29 @@ pub(super) fn run_suite_cli(a: &RunArgs) -> i32 {
     }
     let outcome = SuiteOutcome::of(&suite, &states);
     if a.output == OutputFormat::Json {
-        let json = SuiteJson {
-            outcome: outcome.word(),
+        let json = SuiteReport {
+            suite: None,
+            outcome: outcome.word().into(),
+            rerun_of,
             layers: suite
                 .layers()
                 .iter()
                 .zip(&ends)
                 .zip(&states)
-                .map(|((l, e), s)| SuiteLayerJson {
-                    layer: &l.key,
+                .map(|((l, e), s)| SuiteLayerReport {
+                    layer: l.key.clone(),
+                    run: None,
                     background: l.background,
-                    state: state_word(s),
-                    skipped_because: match e {
-                        Some(LayerEnd::Skipped(d)) => Some(d.as_str()),
+                    state: s.word().into(),
+                    skipped_because: match s {
+                        LayerState::Skipped(d) => Some(d.clone()),
                         _ => None,
                     },
-                    error: match e {
-                        Some(LayerEnd::Error(err)) => Some(err.to_string()),
-                        Some(LayerEnd::Crashed(why)) => Some(why.clone()),
-                        _ => None,
-                    },
-                    report: match e {
-                        Some(LayerEnd::Ran(r)) => Some(r.as_ref()),
-                        _ => None,
-                    },
+                    error: error_of(e),
+                    report: report_of(e).cloned(),
                 })
                 .collect(),
+            plan: Some(plan),
         };
         match serde_json::to_string_pretty(&json) {
             Ok(text) => println!("{text}"),

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::RunReport;
+use crate::report::{RunReport, json_in_words};
 use crate::words::AttemptReason;
 
 /// The format of the history file.
@@ -75,26 +75,6 @@ pub enum NotAHistory {
     NewerFormat(u64),
 }
 
-/// `a JSON array`, `a number`, ...: what a JSON value is, in words.
-fn what_json_is(v: &serde_json::Value) -> String {
-    use serde_json::Value;
-    match v {
-        Value::Null => "null".into(),
-        Value::Bool(_) => "true or false".into(),
-        Value::Number(_) => "a number".into(),
-        Value::String(_) => "a text in quotes".into(),
-        Value::Array(_) => "a JSON array".into(),
-        Value::Object(o) if o.is_empty() => "an empty JSON object".into(),
-        Value::Object(o) => {
-            let mut names: Vec<String> = o.keys().take(5).map(|k| format!("`{k}`")).collect();
-            if o.len() > 5 {
-                names.push(format!("{} more", o.len() - 5));
-            }
-            format!("a JSON object with the fields {}", names.join(", "))
-        }
-    }
-}
-
 impl History {
     /// The history in the text of a history file. An empty file (or one
     /// of blanks) is a new history; anything else must be a history of
@@ -110,7 +90,7 @@ impl History {
             line: e.line(),
             column: e.column(),
         })?;
-        let shape = || NotAHistory::OtherShape(what_json_is(&v));
+        let shape = || NotAHistory::OtherShape(json_in_words(&v));
         let Value::Object(o) = &v else {
             return Err(shape());
         };
@@ -135,7 +115,7 @@ impl History {
             let Value::Object(categories) = categories else {
                 return Err(NotAHistory::OtherShape(format!(
                     "a JSON object whose `layers.{layer}` is {}, not seconds by category",
-                    what_json_is(categories)
+                    json_in_words(categories)
                 )));
             };
             let mut seconds = BTreeMap::new();
@@ -147,7 +127,7 @@ impl History {
                     None => {
                         return Err(NotAHistory::OtherShape(format!(
                             "a JSON object whose `layers.{layer}.{category}` is {}, not a number of seconds",
-                            what_json_is(secs)
+                            json_in_words(secs)
                         )));
                     }
                 }
@@ -193,8 +173,10 @@ mod tests {
     /// what it is in words.
     #[test]
     fn only_a_history_is_a_history() {
-        let mut h = History::default();
-        h.format = HISTORY_FORMAT;
+        let mut h = History {
+            format: HISTORY_FORMAT,
+            ..History::default()
+        };
         h.layers
             .entry("core".into())
             .or_default()

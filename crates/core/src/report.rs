@@ -6,6 +6,7 @@ use std::time::Duration;
 use comfy_table::{Cell, Color, Table, presets::UTF8_FULL_CONDENSED};
 
 use crate::plan::describe::human_duration;
+use crate::plan::suite::LayerState;
 use crate::plan::{LayerOutcome, Phase};
 use crate::results::{
     CaseOutcome, CaseResult, FailedTests, JunitCase, JunitSuite, Quarantine, ResultsError,
@@ -317,8 +318,13 @@ impl RunReport {
                 };
                 let outcome = match c.phase {
                     Phase::Succeeded => CaseOutcome::Passed,
-                    Phase::Skipped | Phase::Cancelled => CaseOutcome::Skipped {
+                    Phase::Skipped => CaseOutcome::Skipped {
                         message: c.message.clone(),
+                    },
+                    // Stopped, or never run, because of a cancel: not run
+                    // to its end, never a failure; the message says so.
+                    Phase::Cancelled => CaseOutcome::Skipped {
+                        message: cancelled_message(&c.message),
                     },
                     Phase::Failed if last.is_some_and(|a| a.infrastructure) => CaseOutcome::Error {
                         message: format!("{}: {}", c.reason, c.message),
@@ -341,7 +347,10 @@ impl RunReport {
                 }
             })
             .collect();
-        let mut properties = vec![("strategy".to_string(), self.strategy.clone())];
+        let mut properties = vec![
+            ("outcome".to_string(), self.outcome.as_str().to_string()),
+            ("strategy".to_string(), self.strategy.clone()),
+        ];
         if let Some(env) = &self.environment {
             properties.push(("environment".into(), env.clone()));
         }
@@ -359,23 +368,592 @@ impl RunReport {
                     JunitSuite {
                         name: format!("{}/{}", self.layer, c.name),
                         cases: c.cases.iter().map(|t| junit_case(t, &quarantine)).collect(),
-                        properties: Vec::new(),
+                        properties: vec![("phase".into(), c.phase.as_str().into())],
                     }
                 }),
         );
         suites
     }
+}
 
-    /// JUnit XML of several runs (the layers of a suite) in one file.
-    pub fn suite_junit(reports: &[&RunReport]) -> Result<String, ResultsError> {
-        let suites: Vec<JunitSuite> = reports.iter().flat_map(|r| r.junit_suites()).collect();
-        write_junit("testlayer", &suites)
+/// `a JSON array`, `a number`, `a JSON object with the fields `a`, `b``:
+/// what a JSON value is, in words, for a message about a file that is not
+/// what it should be.
+pub fn json_in_words(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(_) => "true or false".into(),
+        Value::Number(_) => "a number".into(),
+        Value::String(_) => "a text in quotes".into(),
+        Value::Array(_) => "a JSON array".into(),
+        Value::Object(o) if o.is_empty() => "an empty JSON object".into(),
+        Value::Object(o) => {
+            let mut names: Vec<String> = o.keys().take(5).map(|k| format!("`{k}`")).collect();
+            if o.len() > 5 {
+                names.push(format!("{} more", o.len() - 5));
+            }
+            format!("a JSON object with the fields {}", names.join(", "))
+        }
     }
+}
+
+/// What a local suite ran (`testlayer run --all` or `-l a,b,c`), kept in
+/// its JSON report so that `run --rerun-failed` runs the same suite again:
+/// the config text as it was read, the layers, the environment and the
+/// command line's overrides.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SuitePlan {
+    /// The layer config, as it was read.
+    pub config: String,
+    /// Where it was read from (for messages).
+    pub origin: String,
+    /// The layer keys of the suite.
+    pub layers: Vec<String>,
+    /// The environment, if one was named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// The command line's overrides.
+    #[serde(default)]
+    pub overrides: crate::config::Overrides,
+}
+
+/// One layer of a suite's JSON report.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SuiteLayerReport {
+    /// The layer key.
+    pub layer: String,
+    /// Its run, in the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    /// A background layer (not in the outcome).
+    #[serde(default)]
+    pub background: bool,
+    /// `Passed`, `Failed`, `Skipped`, `Cancelled` ([`LayerState::word`]).
+    pub state: String,
+    /// The dependency that did not pass, for a skipped layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_because: Option<String>,
+    /// Why it could not run, when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Its report, when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<RunReport>,
+}
+
+/// A suite's JSON report, locally (`run --all -o json`) and in the cluster
+/// (`submit --all --wait -o json`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SuiteReport {
+    /// The suite's name, in the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<String>,
+    /// `Succeeded` when every layer not in the background passed,
+    /// `Cancelled` when one was stopped by the user (or never started
+    /// because of it), else `Failed` ([`crate::plan::suite::SuiteOutcome`]).
+    pub outcome: String,
+    /// The report of the earlier suite this one reran what failed of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<String>,
+    /// Every layer, in dependency order.
+    pub layers: Vec<SuiteLayerReport>,
+    /// What was run, so that `run --rerun-failed` runs it again (local
+    /// suites).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<SuitePlan>,
+}
+
+/// A JSON report that `run --rerun-failed` reads: one layer's, or a
+/// suite's.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EarlierReport {
+    /// `testlayer run -l LAYER --output json`.
+    Layer(Box<RunReport>),
+    /// `testlayer run --all --output json` (or `-l a,b,c`).
+    Suite(Box<SuiteReport>),
+}
+
+/// What the reports `run --rerun-failed` reads look like, in words.
+const REPORT_SHAPES: &str = "a layer's has `layer` and `categories`; a suite's, from `run --all`, has `outcome` and a list of `layers`";
+
+/// Why `v` is not a layer report as testlayer writes one: the first field
+/// that is missing or not of its kind, in words (`at` prefixes its path).
+fn layer_report_problem(v: &serde_json::Value, at: &str) -> String {
+    use serde_json::Value;
+    let text = |x: &Value| x.is_string();
+    let number = |x: &Value| x.is_number();
+    let outcome = |x: &Value| serde_json::from_value::<LayerOutcome>(x.clone()).is_ok();
+    let counts = |x: &Value| serde_json::from_value::<TestCounts>(x.clone()).is_ok();
+    let list = |x: &Value| x.is_array();
+    type Fits<'a> = &'a dyn Fn(&Value) -> bool;
+    let fields: [(&str, &str, Fits); 7] = [
+        ("layer", "a layer key (text)", &text),
+        ("display_name", "a name (text)", &text),
+        ("strategy", "a strategy name (text)", &text),
+        (
+            "outcome",
+            "one of Succeeded, Failed, TimedOut, Cancelled",
+            &outcome,
+        ),
+        ("duration_secs", "a number of seconds", &number),
+        (
+            "counts",
+            "test counts (`passed`, `failed`, `skipped`)",
+            &counts,
+        ),
+        ("categories", "a list of categories", &list),
+    ];
+    for (field, kind, fits) in fields {
+        match v.get(field) {
+            None => return format!("it has no `{at}{field}` ({kind})"),
+            Some(x) if !fits(x) => {
+                return format!(
+                    "its `{at}{field}` is {}, where {kind} belongs",
+                    json_in_words(x)
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    let categories = v["categories"].as_array().cloned().unwrap_or_default();
+    for (i, c) in categories.iter().enumerate() {
+        if serde_json::from_value::<CategoryReport>(c.clone()).is_err() {
+            let name = c
+                .get("name")
+                .and_then(Value::as_str)
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
+            return format!(
+                "its `{at}categories[{i}]`{name} is not a category as testlayer writes one"
+            );
+        }
+    }
+    if let Some(plan) = v.get("plan")
+        && serde_json::from_value::<ReportPlan>(plan.clone()).is_err()
+    {
+        return format!("its `{at}plan` is not the plan testlayer writes");
+    }
+    "it is not as testlayer writes one (edited, or written by another program)".into()
+}
+
+/// Why `v` is not a suite report as testlayer writes one, in words.
+fn suite_report_problem(v: &serde_json::Value) -> String {
+    if !v["outcome"].is_string() {
+        return format!(
+            "its `outcome` is {}, where Succeeded, Failed or Cancelled belongs",
+            json_in_words(&v["outcome"])
+        );
+    }
+    let Some(layers) = v["layers"].as_array() else {
+        return format!(
+            "its `layers` is {}, where a list of layers belongs",
+            json_in_words(&v["layers"])
+        );
+    };
+    for (i, l) in layers.iter().enumerate() {
+        for field in ["layer", "state"] {
+            if !l[field].is_string() {
+                return format!(
+                    "its `layers[{i}].{field}` is {}, where text belongs",
+                    json_in_words(&l[field])
+                );
+            }
+        }
+        if let Some(r) = l.get("report").filter(|r| !r.is_null())
+            && serde_json::from_value::<RunReport>(r.clone()).is_err()
+        {
+            return layer_report_problem(r, &format!("layers[{i}].report."));
+        }
+    }
+    if let Some(plan) = v.get("plan").filter(|p| !p.is_null())
+        && serde_json::from_value::<SuitePlan>(plan.clone()).is_err()
+    {
+        return "its `plan` is not the plan testlayer writes".into();
+    }
+    "it is not as testlayer writes one (edited, or written by another program)".into()
+}
+
+impl EarlierReport {
+    /// The report in `text`: a layer's, told by its `categories`, or a
+    /// suite's, told by its `layers`. Anything else is refused with a
+    /// sentence (to follow the file's name) that says what the file is
+    /// and what was expected, in words.
+    pub fn parse(text: &str) -> Result<EarlierReport, String> {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+            format!(
+                "is not JSON (line {}, column {}), so not a report of `testlayer run --output json` ({REPORT_SHAPES})",
+                e.line(),
+                e.column()
+            )
+        })?;
+        if v.get("categories").is_some() {
+            return serde_json::from_value::<RunReport>(v.clone())
+                .map(|r| EarlierReport::Layer(Box::new(r)))
+                .map_err(|_| {
+                    format!(
+                        "not a JSON report of `testlayer run --output json` as testlayer writes it: {}",
+                        layer_report_problem(&v, "")
+                    )
+                });
+        }
+        if v.get("layers").is_some_and(serde_json::Value::is_array) && v.get("outcome").is_some() {
+            return serde_json::from_value::<SuiteReport>(v.clone())
+                .map(|r| EarlierReport::Suite(Box::new(r)))
+                .map_err(|_| {
+                    format!(
+                        "not a suite's JSON report of `testlayer run --all --output json` as testlayer writes it: {}",
+                        suite_report_problem(&v)
+                    )
+                });
+        }
+        Err(format!(
+            "is {}, not a JSON report of `testlayer run --output json` ({REPORT_SHAPES})",
+            json_in_words(&v)
+        ))
+    }
+}
+
+/// A cancelled category's message as its JUnit `<skipped>` says it:
+/// starting with `cancelled`.
+fn cancelled_message(message: &str) -> String {
+    if message.to_lowercase().starts_with("cancelled") {
+        message.to_string()
+    } else if message.is_empty() {
+        "cancelled".into()
+    } else {
+        format!("cancelled: {message}")
+    }
+}
+
+/// One layer of a suite, as its JUnit file tells it.
+#[derive(Debug, Clone, Copy)]
+pub struct SuiteJunitLayer<'a> {
+    /// The layer key.
+    pub key: &'a str,
+    /// A background layer (not in the suite's outcome).
+    pub background: bool,
+    /// Its state in the suite (`Passed`, `Failed`, `Skipped`, `Cancelled`).
+    pub state: &'a LayerState,
+    /// Its report, when it ran.
+    pub report: Option<&'a RunReport>,
+    /// Its categories, for a layer with no report: one test case each.
+    pub categories: &'a [String],
+    /// Why it could not run, when it could not.
+    pub error: Option<&'a str>,
+}
+
+/// JUnit XML of a suite in one file: each layer's test suites (as
+/// [`RunReport::junit_suites`]), the layer's own carrying the properties
+/// `state` (and `skipped_because`, `background`); a layer that did not run
+/// has one test case per category, `<skipped>` saying why (`cancelled: ...`
+/// for one the suite's cancel kept from starting), or `<error>` for one that
+/// could not run.
+pub fn suite_junit(layers: &[SuiteJunitLayer]) -> Result<String, ResultsError> {
+    let mut suites = Vec::new();
+    for l in layers {
+        let mut own = match l.report {
+            Some(r) => r.junit_suites(),
+            None => {
+                let outcome = match (l.state, l.error) {
+                    (LayerState::Skipped(d), _) => CaseOutcome::Skipped {
+                        message: format!("skipped: layer {d} did not pass"),
+                    },
+                    (LayerState::Cancelled, _) => CaseOutcome::Skipped {
+                        message: format!(
+                            "cancelled: the suite was cancelled before layer {} started",
+                            l.key
+                        ),
+                    },
+                    (_, Some(e)) => CaseOutcome::Error {
+                        message: format!("layer {} could not run: {e}", l.key),
+                        detail: String::new(),
+                    },
+                    (s, None) => CaseOutcome::Skipped {
+                        message: format!("layer {}: {}", l.key, s.word()),
+                    },
+                };
+                let names: Vec<&str> = if l.categories.is_empty() {
+                    vec![l.key]
+                } else {
+                    l.categories.iter().map(String::as_str).collect()
+                };
+                vec![JunitSuite {
+                    name: l.key.to_string(),
+                    cases: names
+                        .into_iter()
+                        .map(|n| JunitCase {
+                            classname: l.key.to_string(),
+                            name: n.to_string(),
+                            time_secs: 0.0,
+                            outcome: outcome.clone(),
+                            system_out: None,
+                        })
+                        .collect(),
+                    properties: Vec::new(),
+                }]
+            }
+        };
+        if let Some(first) = own.first_mut() {
+            first
+                .properties
+                .insert(0, ("state".into(), l.state.word().into()));
+            if let LayerState::Skipped(d) = l.state {
+                first
+                    .properties
+                    .insert(1, ("skipped_because".into(), d.clone()));
+            }
+            if l.background {
+                first.properties.push(("background".into(), "true".into()));
+            }
+        }
+        suites.extend(own);
+    }
+    write_junit("testlayer", &suites)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn category(name: &str, phase: Phase, message: &str) -> CategoryReport {
+        CategoryReport {
+            name: name.into(),
+            phase,
+            message: message.into(),
+            reason: Reason::Pending,
+            attempts: Vec::new(),
+            duration_secs: 1.0,
+            counts: None,
+            failed_tests: FailedTests::default(),
+            flaky: false,
+            flaky_tests: FailedTests::default(),
+            quarantined_tests: FailedTests::default(),
+            allowed_failure: false,
+            quarantine: Vec::new(),
+            dependencies: Vec::new(),
+            cases: Vec::new(),
+            log_tail: String::new(),
+            log_file: None,
+        }
+    }
+
+    fn layer_report(
+        layer: &str,
+        outcome: LayerOutcome,
+        categories: Vec<CategoryReport>,
+    ) -> RunReport {
+        RunReport {
+            layer: layer.into(),
+            display_name: layer.into(),
+            environment: None,
+            strategy: "PARALLEL_UNLIMITED".into(),
+            outcome,
+            duration_secs: 1.0,
+            counts: TestCounts::default(),
+            plan: None,
+            rerun_of: None,
+            categories,
+        }
+    }
+
+    /// `run --rerun-failed` reads a layer's report or a suite's, and
+    /// refuses anything else saying what the file is and which field is
+    /// wrong, in words: never a parser's words.
+    #[test]
+    fn an_earlier_report_is_a_layer_s_or_a_suite_s_or_refused_in_words() {
+        let layer = layer_report(
+            "core",
+            LayerOutcome::Failed,
+            vec![category("api", Phase::Failed, "x")],
+        );
+        let text = serde_json::to_string(&layer).unwrap();
+        assert_eq!(
+            EarlierReport::parse(&text),
+            Ok(EarlierReport::Layer(Box::new(layer.clone())))
+        );
+        let suite = SuiteReport {
+            suite: None,
+            outcome: "Failed".into(),
+            rerun_of: None,
+            layers: vec![SuiteLayerReport {
+                layer: "core".into(),
+                run: None,
+                background: false,
+                state: "Failed".into(),
+                skipped_because: None,
+                error: None,
+                report: Some(layer.clone()),
+            }],
+            plan: None,
+        };
+        let text = serde_json::to_string(&suite).unwrap();
+        assert_eq!(
+            EarlierReport::parse(&text),
+            Ok(EarlierReport::Suite(Box::new(suite)))
+        );
+        let refused = |text: &str| EarlierReport::parse(text).unwrap_err();
+        let cases = [
+            (
+                r#"{"layer": 3}"#.to_string(),
+                "is a JSON object with the fields `layer`, not a JSON report of `testlayer run --output json` (a layer's has `layer` and `categories`; a suite's, from `run --all`, has `outcome` and a list of `layers`)",
+            ),
+            ("[1]".to_string(), "is a JSON array, not a JSON report"),
+            (
+                "layers:\n  x: {}\n".to_string(),
+                "is not JSON (line 1, column 1), so not a report of `testlayer run --output json`",
+            ),
+            (
+                r#"{"layer": 3, "categories": []}"#.to_string(),
+                "not a JSON report of `testlayer run --output json` as testlayer writes it: its `layer` is a number, where a layer key (text) belongs",
+            ),
+            (
+                text.replace(
+                    "\"duration_secs\":1.0,\"counts\"",
+                    "\"duration_secs\":\"long\",\"counts\"",
+                ),
+                "not a suite's JSON report of `testlayer run --all --output json` as testlayer writes it: its `layers[0].report.duration_secs` is a text in quotes, where a number of seconds belongs",
+            ),
+            (
+                serde_json::to_string(&layer)
+                    .unwrap()
+                    .replace("\"phase\":\"Failed\"", "\"phase\":\"Broken\""),
+                "its `categories[0]` (api) is not a category as testlayer writes one",
+            ),
+            (
+                r#"{"outcome": "Failed", "layers": [{"layer": "core"}]}"#.to_string(),
+                "its `layers[0].state` is null, where text belongs",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = refused(&text);
+            assert!(
+                e.starts_with(want) || e.contains(want),
+                "{text}\n{e}\nwanted: {want}"
+            );
+            for serde_words in [
+                "missing field",
+                "invalid type",
+                "expected",
+                "struct",
+                "u32",
+                "variant",
+            ] {
+                assert!(!e.contains(serde_words), "{e}");
+            }
+        }
+    }
+
+    /// A cancelled layer's JUnit: what the cancel stopped or kept from
+    /// starting is `<skipped>` saying `cancelled`, never a `<failure>`; the
+    /// layer's test suite names its outcome, and in a suite's file its
+    /// state; a layer that never started is there, each category skipped.
+    #[test]
+    fn junit_of_a_cancel_says_cancelled_and_holds_no_failure() {
+        let x = layer_report(
+            "x",
+            LayerOutcome::Cancelled,
+            vec![
+                category("done", Phase::Succeeded, "passed"),
+                category("stopped", Phase::Cancelled, "the run was cancelled"),
+            ],
+        );
+        let xml = x.to_junit().unwrap();
+        assert!(!xml.contains("<failure"), "{xml}");
+        assert!(
+            xml.contains(r#"<skipped message="cancelled: the run was cancelled"/>"#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<property name="outcome" value="Cancelled"/>"#),
+            "{xml}"
+        );
+
+        let (cancelled, skipped, failed, passed) = (
+            LayerState::Cancelled,
+            LayerState::Skipped("broken".into()),
+            LayerState::Failed,
+            LayerState::Passed,
+        );
+        let y_categories = ["b1".to_string(), "b2".to_string()];
+        let broken = layer_report(
+            "broken",
+            LayerOutcome::Failed,
+            vec![category("c", Phase::Failed, "tests failed")],
+        );
+        let fine = layer_report(
+            "fine",
+            LayerOutcome::Succeeded,
+            vec![category("f", Phase::Succeeded, "passed")],
+        );
+        let layer = |key, state, report, categories: &'static [String]| SuiteJunitLayer {
+            key,
+            background: false,
+            state,
+            report,
+            categories,
+            error: None,
+        };
+        let layers = [
+            layer("x", &cancelled, Some(&x), &[]),
+            SuiteJunitLayer {
+                categories: &y_categories,
+                ..layer("y", &cancelled, None, &[])
+            },
+            layer("broken", &failed, Some(&broken), &[]),
+            SuiteJunitLayer {
+                categories: &y_categories,
+                ..layer("after", &skipped, None, &[])
+            },
+            SuiteJunitLayer {
+                error: Some("category \"z\" has no command"),
+                ..layer("z", &failed, None, &[])
+            },
+            SuiteJunitLayer {
+                background: true,
+                ..layer("fine", &passed, Some(&fine), &[])
+            },
+        ];
+        let xml = suite_junit(&layers).unwrap();
+        let testsuite = |name: &str| {
+            let start = xml
+                .find(&format!("<testsuite name=\"{name}\""))
+                .unwrap_or_else(|| panic!("no test suite {name}: {xml}"));
+            let end = start + xml[start..].find("</testsuite>").unwrap();
+            xml[start..end].to_string()
+        };
+        let x = testsuite("x");
+        assert!(
+            x.contains(r#"<property name="state" value="Cancelled"/>"#),
+            "{x}"
+        );
+        assert!(!x.contains("<failure"), "{x}");
+        let y = testsuite("y");
+        assert!(y.contains(r#"failures="0" errors="0" skipped="2""#), "{y}");
+        assert!(
+            y.contains(r#"<property name="state" value="Cancelled"/>"#),
+            "{y}"
+        );
+        assert!(
+            y.contains(r#"<testcase classname="y" name="b1" time="0.000">"#)
+                && y.contains("cancelled: the suite was cancelled before layer y started"),
+            "{y}"
+        );
+        let after = testsuite("after");
+        assert!(
+            after.contains(r#"<property name="skipped_because" value="broken"/>"#),
+            "{after}"
+        );
+        assert!(
+            after.contains("skipped: layer broken did not pass"),
+            "{after}"
+        );
+        assert!(testsuite("broken").contains("<failure"));
+        let z = testsuite("z");
+        assert!(z.contains("<error") && z.contains("has no command"), "{z}");
+        assert!(testsuite("fine").contains(r#"<property name="background" value="true"/>"#));
+        assert_eq!(xml.matches("<failure").count(), 1, "only broken's: {xml}");
+    }
 
     #[test]
     fn the_summary_lists_failing_tests_under_the_table() {

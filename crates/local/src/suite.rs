@@ -2,14 +2,15 @@
 //! the suite planner ([`Suite`]) says, layers without a dependency between
 //! them at once.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
 use crate::layer::LayerPlan;
-use crate::plan::suite::{LayerState, Suite, SuiteStep};
+use crate::plan::suite::{LayerEnding, LayerState, Suite, SuiteStep};
 use crate::progress::{LayerPrefixed, Progress};
-use crate::report::RunReport;
+use crate::report::{CategoryReport, RunReport};
 use crate::{CancelSignal, LocalError, LocalOptions, run_layer};
 
 /// How one layer of a suite ended.
@@ -28,6 +29,16 @@ pub enum LayerEnd {
 }
 
 impl LayerEnd {
+    /// How it ended, as [`Suite::states`] reads it.
+    pub fn ending(&self) -> LayerEnding {
+        match self {
+            LayerEnd::Ran(r) => LayerEnding::Ran(r.outcome),
+            LayerEnd::Skipped(d) => LayerEnding::DependencyNotPassed(Some(d.clone())),
+            LayerEnd::Cancelled => LayerEnding::NotStarted,
+            LayerEnd::Error(_) | LayerEnd::Crashed(_) => LayerEnding::Broken,
+        }
+    }
+
     /// The suite planner's word for it.
     pub fn state(&self) -> LayerState {
         match self {
@@ -48,9 +59,13 @@ impl LayerEnd {
 /// Runs the suite of `plans` (in `suite`'s order) to its end; calls
 /// `blocking_done` once, as soon as every layer not in the background has
 /// ended (with every layer's end so far), and returns every layer's end.
+/// `carried[i]`, when there is one, holds the categories of layer `i` that
+/// passed in an earlier run (a rerun of what failed): carried over, not run
+/// again ([`LocalOptions::carried`]).
 pub async fn run_suite(
     suite: &Suite,
     plans: Vec<LayerPlan>,
+    carried: Vec<BTreeMap<String, CategoryReport>>,
     opts: &LocalOptions,
     progress: Arc<dyn Progress>,
     cancel: CancelSignal,
@@ -84,6 +99,9 @@ pub async fn run_suite(
                     states[i] = LayerState::Running;
                     let plan = plans[i].clone();
                     let mut opts = opts.clone();
+                    if let Some(c) = carried.get(i) {
+                        opts.carried = c.clone();
+                    }
                     opts.log_dir = opts.log_dir.map(|d| d.join(&plan.k8s_name));
                     let layer_progress: Arc<dyn Progress> =
                         Arc::new(LayerPrefixed::new(progress.clone(), &plan.key, bases[i]));
