@@ -56,6 +56,13 @@ for name, cwd, exe, node in rows:
     print(f"{name}\t{cwd}\t{exe}\t{'node' if node else 'plain'}")
 EOF
 
+# The machine's CPU time (busy, total) so far, from /proc/stat: how busy the
+# binaries kept it says whether more lanes would help.
+cpu_ticks() {
+  awk '/^cpu / { idle = $5 + $6; total = 0; for (i = 2; i <= NF; i++) total += $i; print total - idle, total }' /proc/stat
+}
+read -r busy0 total0 < <(cpu_ticks)
+
 mapfile -t plan < "$work/plan.tsv"
 total=${#plan[@]}
 echo "running $total test binaries, $lanes at a time"
@@ -134,4 +141,6 @@ if [ "$passed" -eq 0 ]; then
   echo "no test ran in $total test binaries" >&2
   exit 1
 fi
-printf '\nall %s test binaries passed: %s tests\n' "$total" "$passed"
+read -r busy1 total1 < <(cpu_ticks)
+printf '\nall %s test binaries passed: %s tests; the CPUs were %s%% busy meanwhile\n' \
+  "$total" "$passed" "$(( 100 * (busy1 - busy0) / (total1 - total0 > 0 ? total1 - total0 : 1) ))"
