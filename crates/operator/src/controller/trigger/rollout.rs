@@ -20,6 +20,13 @@
 //! - Any other kind: the configured `revisionPath`, finished by kstatus.
 //!
 //! A generation change alone (scaling a Deployment) changes no revision.
+//!
+//! What is read goes where a trigger's readers see it (its status, its runs'
+//! annotations, their Pods' environment), so only two values leave this
+//! module: the revision, bounded and printable ([`shown_revision`]), and the
+//! first container image, only when it reads as an image reference
+//! ([`shown_image`]). A Secret's revision may only come from its metadata
+//! ([`Path::is_metadata_revision`]).
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -31,9 +38,11 @@ pub struct Rollout {
     pub revision: Option<String>,
     /// Whether the rollout of that revision has finished.
     pub finished: bool,
-    /// Why not, when not finished.
+    /// Why not, when not finished (condition messages of the object: never
+    /// written anywhere a trigger's readers see).
     pub waiting: String,
-    /// Its first container image, where it has Pods.
+    /// Its first container image, where it has Pods and it reads as an image
+    /// reference ([`shown_image`]).
     pub image: Option<String>,
 }
 
@@ -41,6 +50,48 @@ pub struct Rollout {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("kind {0} has no known revision: name its field in spec.watch.revisionPath")]
 pub struct NoRevision(pub String);
+
+/// Longest revision shown as read, in characters: a Flux revision of an
+/// OCI artifact (`latest@sha256:` and 64 hex digits) fits.
+pub const MAX_REVISION: usize = 128;
+
+/// Longest image reference shown, in characters.
+pub const MAX_IMAGE: usize = 255;
+
+/// The annotation where `kubectl apply` keeps a whole object as applied (a
+/// Secret's data with it): never a Secret's revision.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// A revision as a trigger shows it (status, annotations, environment,
+/// Events, and the digest in run names): as read when it is at most
+/// [`MAX_REVISION`] printable ASCII characters with no space; otherwise
+/// `sha256-` and the first 16 hex digits of its SHA-256, so that a long or
+/// odd value is never copied and two revisions stay two.
+pub fn shown_revision(raw: &str) -> String {
+    if raw.chars().count() <= MAX_REVISION && raw.chars().all(|c| c.is_ascii_graphic()) {
+        return raw.to_string();
+    }
+    let digest = Sha256::digest(raw.as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("sha256-{hex}")
+}
+
+/// An image as a trigger shows it: `raw` when it reads as an image
+/// reference (at most [`MAX_IMAGE`] characters of letters, digits and
+/// `. _ - / : @`), otherwise none.
+pub fn shown_image(raw: &str) -> Option<String> {
+    let reference = !raw.is_empty()
+        && raw.chars().count() <= MAX_IMAGE
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@'));
+    reference.then(|| raw.to_string())
+}
+
+/// Whether `kind` of `api_version` is the core Secret.
+pub fn is_secret(api_version: &str, kind: &str) -> bool {
+    !api_version.contains('/') && kind == "Secret"
+}
 
 /// Whether `kind` of `api_version` has a revision of its own.
 pub fn known_kind(api_version: &str, kind: &str) -> bool {
@@ -91,7 +142,9 @@ pub fn rollout(
         Some(p) => text(p.get(obj)),
         None => revision,
     };
-    let image = text(&obj["spec"]["template"]["spec"]["containers"][0]["image"]);
+    let revision = revision.map(|r| shown_revision(&r));
+    let image = text(&obj["spec"]["template"]["spec"]["containers"][0]["image"])
+        .and_then(|i| shown_image(&i));
     Ok(Rollout {
         revision,
         finished,
@@ -371,6 +424,27 @@ impl Path {
             return Err(err(0, "an empty path"));
         }
         Ok(Path(out))
+    }
+
+    /// Whether this path is one a Secret's revision may come from: its
+    /// `metadata.resourceVersion`, `metadata.generation`, or one of its
+    /// `metadata.annotations` other than [`LAST_APPLIED`] (however the path
+    /// is spelt: `.metadata.annotations["a"]`, `metadata.annotations.a`).
+    pub fn is_metadata_revision(&self) -> bool {
+        let keys: Vec<&str> = self
+            .0
+            .iter()
+            .map(|s| match s {
+                Segment::Key(k) => Some(k.as_str()),
+                Segment::Index(_) => None,
+            })
+            .collect::<Option<_>>()
+            .unwrap_or_default();
+        match keys[..] {
+            ["metadata", "resourceVersion" | "generation"] => true,
+            ["metadata", "annotations", a] => a != LAST_APPLIED,
+            _ => false,
+        }
     }
 
     /// The value at this path in `v` (null when absent).

@@ -30,6 +30,7 @@ use crate::controller::schedule::ticks::{
     LABEL_TRIGGER, Problem, TickGroup, TickNames, ready_conditions, refresh_phases,
     template_layers, tick_groups, tick_names, tick_runs, upkeep,
 };
+use crate::controller::step::conditions::{bounded, one_line};
 use crate::plan::suite::Suite;
 
 /// Annotation of a triggered run: the resource, `Kind/name`.
@@ -324,12 +325,21 @@ fn check(o: &TriggerObserved) -> Result<(Suite, Option<Path>), Problem> {
             "name one resource (name) or select resources by label (selector), one of the two",
         ));
     }
+    if w.namespace.as_deref() == Some("") {
+        return Err(Problem::new(
+            "spec.watch.namespace",
+            "empty: leave it out to watch the trigger's own namespace",
+        ));
+    }
     let path = w
         .revision_path
         .as_deref()
         .map(Path::parse)
         .transpose()
         .map_err(|e| Problem::new("spec.watch.revisionPath", e.to_string()))?;
+    if super::rollout::is_secret(&w.api_version, &w.kind) {
+        secret_revision(w.revision_path.as_deref(), path.as_ref())?;
+    }
     if path.is_none() && !super::rollout::known_kind(&w.api_version, &w.kind) {
         // The kind is what is wrong (or incomplete): the field the README
         // names, and the one a user looks at.
@@ -341,6 +351,30 @@ fn check(o: &TriggerObserved) -> Result<(Suite, Option<Path>), Problem> {
     let (text, origin) = o.config.clone()?;
     let suite = template_layers(&spec.layers, &spec.template, &text, &origin)?;
     Ok((suite, path))
+}
+
+/// A Secret is watched only for a revision in its metadata: its values
+/// would otherwise be copied where the trigger's readers see them.
+fn secret_revision(written: Option<&str>, path: Option<&Path>) -> Result<(), Problem> {
+    const FROM: &str = "a trigger takes the revision of a Secret only from its metadata: \
+        .metadata.resourceVersion, .metadata.generation or one of .metadata.annotations \
+        (not kubectl.kubernetes.io/last-applied-configuration, which holds its data)";
+    match (written, path) {
+        (_, Some(p)) if p.is_metadata_revision() => Ok(()),
+        (Some(w), _) => Err(Problem::new(
+            "spec.watch.revisionPath",
+            format!(
+                "{FROM}; {} would copy a value of the Secret into the trigger's status and its runs",
+                bounded(&one_line(w), 100)
+            ),
+        )),
+        (None, _) => Err(Problem::new(
+            "spec.watch.kind",
+            format!(
+                "a Secret has no revision of its own: name one in spec.watch.revisionPath; {FROM}"
+            ),
+        )),
+    }
 }
 
 fn whole_second_up(t: Timestamp) -> Timestamp {

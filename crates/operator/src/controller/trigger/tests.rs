@@ -7,7 +7,9 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use serde_json::{Value, json};
 
-use super::rollout::{Path, known_kind, rollout};
+use super::rollout::{
+    LAST_APPLIED, MAX_IMAGE, MAX_REVISION, Path, known_kind, rollout, shown_revision,
+};
 use super::step::{
     ANNOTATION_IMAGE, ANNOTATION_REVISION, ANNOTATION_TRIGGERED_BY, TriggerObserved, step,
 };
@@ -535,4 +537,258 @@ fn an_argo_rollout_is_finished_once_observed_promoted_and_healthy() {
     assert!(r.finished);
     assert_eq!(r.revision.as_deref(), Some("bbb"));
     assert_eq!(r.image.as_deref(), Some("web:2"));
+}
+
+/// A Secret `db` whose password is `hunter2`, at resourceVersion `rv`.
+fn secret(rv: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "db", "namespace": "staging", "resourceVersion": rv,
+            "creationTimestamp": "2026-01-02T00:00:00Z",
+            "annotations": {"example.com/rotated": "2026-01-02",
+                LAST_APPLIED: r#"{"apiVersion":"v1","data":{"password":"aHVudGVyMg=="},"kind":"Secret"}"#}},
+        "data": {"password": "aHVudGVyMg=="}, "type": "Opaque"})
+}
+
+#[test]
+fn a_secret_is_watched_only_for_a_revision_in_its_metadata() {
+    let watch = |path: Option<&str>| {
+        let mut w = json!({"apiVersion": "v1", "kind": "Secret", "name": "db"});
+        if let Some(p) = path {
+            w["revisionPath"] = json!(p);
+        }
+        w
+    };
+    // Its data, its type, the annotation kubectl keeps the data in, or no
+    // path: Stalled, naming the field, nothing read into the status.
+    for (path, field) in [
+        (Some(".data.password"), "spec.watch.revisionPath: "),
+        (Some("data[\"password\"]"), "spec.watch.revisionPath: "),
+        (Some(".data"), "spec.watch.revisionPath: "),
+        (Some(".type"), "spec.watch.revisionPath: "),
+        (Some(".metadata"), "spec.watch.revisionPath: "),
+        (Some(".metadata.name"), "spec.watch.revisionPath: "),
+        (
+            Some(".metadata.annotations[\"kubectl.kubernetes.io/last-applied-configuration\"]"),
+            "spec.watch.revisionPath: ",
+        ),
+        (None, "spec.watch.kind: a Secret has no revision of its own"),
+    ] {
+        let t = trigger(watch(path), json!({}));
+        let st = step(
+            &observe(&t, vec![secret("7")], vec![]),
+            ts("2026-01-03T00:00:00Z"),
+        );
+        let message = stall(&st);
+        assert!(message.starts_with(field), "{path:?}: {message}");
+        assert!(
+            message.contains("only from its metadata"),
+            "{path:?}: {message}"
+        );
+        assert!(st.create.is_empty());
+        let status = serde_json::to_string(&st.status).unwrap();
+        assert!(
+            !status.contains("aHVudGVy") && !status.contains("hunter2"),
+            "{status}"
+        );
+    }
+    // A kind of the same name in another group is no Secret.
+    let t = trigger(
+        json!({"apiVersion": "example.com/v1", "kind": "Secret", "name": "db",
+            "revisionPath": ".spec.value"}),
+        json!({}),
+    );
+    let st = step(&observe(&t, vec![], vec![]), ts("2026-01-03T00:00:00Z"));
+    let conditions = st.status.unwrap().conditions;
+    assert!(
+        !conditions
+            .iter()
+            .any(|c| c.type_ == "Stalled" && c.status == "True"),
+        "{conditions:#?}"
+    );
+
+    // Its metadata: watched; a new resourceVersion fires, and only that
+    // reaches the status, the annotations and the environment.
+    for path in [
+        ".metadata.resourceVersion",
+        "metadata.generation",
+        ".metadata.annotations[\"example.com/rotated\"]",
+        "metadata.annotations.rotated",
+    ] {
+        let t = trigger(watch(Some(path)), json!({}));
+        let st = step(
+            &observe(&t, vec![secret("7")], vec![]),
+            ts("2026-01-03T00:00:00Z"),
+        );
+        let status = st.status.clone().unwrap();
+        assert!(
+            !status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Stalled" && c.status == "True"),
+            "{path}: {:#?}",
+            status.conditions
+        );
+    }
+    let t = trigger(watch(Some(".metadata.resourceVersion")), json!({}));
+    let t = after(
+        &t,
+        &step(
+            &observe(&t, vec![secret("7")], vec![]),
+            ts("2026-01-03T00:00:00Z"),
+        ),
+    );
+    assert_eq!(
+        t.status.as_ref().unwrap().resources[0].revision.as_deref(),
+        Some("7")
+    );
+    let st = step(
+        &observe(&t, vec![secret("8")], vec![]),
+        ts("2026-01-03T00:01:00Z"),
+    );
+    assert_eq!(st.create.len(), 1);
+    let run = &st.create[0];
+    assert_eq!(run.annotations()[ANNOTATION_REVISION], "8");
+    assert_eq!(run.annotations()[ANNOTATION_TRIGGERED_BY], "Secret/db");
+    assert!(!run.annotations().contains_key(ANNOTATION_IMAGE));
+    let everything = format!(
+        "{}{}",
+        serde_json::to_string(&st.status).unwrap(),
+        serde_json::to_string(&st.create).unwrap()
+    );
+    assert!(
+        !everything.contains("aHVudGVy") && !everything.contains("hunter2"),
+        "{everything}"
+    );
+}
+
+#[test]
+fn a_long_or_odd_revision_is_shown_as_a_digest_and_an_odd_image_not_at_all() {
+    let widget = |rev: Value, image: &str| {
+        json!({"apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": "w", "generation": 1, "creationTimestamp": "2026-01-02T00:00:00Z"},
+            "spec": {"template": {"spec": {"containers": [{"image": image}]}}},
+            "status": {"observedGeneration": 1, "revision": rev}})
+    };
+    let p = Path::parse(".status.revision").unwrap();
+    let read = |v: &Value| rollout(v, "example.com/v1", "Widget", Some(&p)).unwrap();
+    // Printable and short enough: as read; a number as text.
+    let flux_oci = format!("latest@sha256:{}", "a".repeat(64));
+    for ok in ["3", "main@sha1:0123abcd", flux_oci.as_str()] {
+        assert_eq!(
+            read(&widget(json!(ok), "web:1")).revision.as_deref(),
+            Some(ok)
+        );
+    }
+    assert_eq!(
+        read(&widget(json!(42), "web:1")).revision.as_deref(),
+        Some("42")
+    );
+    // An object or a list is no revision (nothing of it is shown).
+    assert_eq!(
+        read(&widget(json!({"password": "hunter2"}), "web:1")).revision,
+        None
+    );
+    // Too long, a newline, a space, a control character, not ASCII: a
+    // digest, the same for the same value, another for another.
+    let long = "x".repeat(MAX_REVISION + 1);
+    let odd = [
+        long.as_str(),
+        "line one\nline two",
+        "1.2.3 (build 4)",
+        "tab\there",
+        "\u{1b}[31mred",
+        "révision",
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    for raw in odd {
+        let shown = read(&widget(json!(raw), "web:1")).revision.unwrap();
+        assert!(shown.starts_with("sha256-"), "{raw:?}: {shown}");
+        assert_eq!(shown.len(), "sha256-".len() + 16, "{shown}");
+        assert!(shown.chars().all(|c| c.is_ascii_graphic()));
+        assert_eq!(shown, shown_revision(raw));
+        seen.insert(shown);
+    }
+    assert_eq!(seen.len(), odd.len(), "two revisions stay two");
+    assert_eq!(
+        shown_revision(&"x".repeat(MAX_REVISION)),
+        "x".repeat(MAX_REVISION)
+    );
+
+    // The image: an image reference, or nothing.
+    let digest = format!(
+        "registry.example.com:5000/shop/web@sha256:{}",
+        "b".repeat(64)
+    );
+    assert_eq!(
+        read(&widget(json!("r"), &digest)).image.as_deref(),
+        Some(digest.as_str())
+    );
+    for bad in [
+        "web:1\nX-Injected: yes",
+        "web 1",
+        "",
+        &"w".repeat(MAX_IMAGE + 1),
+    ] {
+        assert_eq!(read(&widget(json!("r"), bad)).image, None, "{bad:?}");
+    }
+
+    // Through the step: status, history, annotations and environment carry
+    // the digest, never the value.
+    let t = trigger(
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "name": "w",
+            "revisionPath": ".status.revision"}),
+        json!({}),
+    );
+    let t = after(
+        &t,
+        &step(&observe(&t, vec![], vec![]), ts("2026-01-01T00:00:00Z")),
+    );
+    let raw = format!("BEGIN\n{}\nEND", "k".repeat(300));
+    let st = step(
+        &observe(&t, vec![widget(json!(raw), "web:2 ; rm")], vec![]),
+        ts("2026-01-03T00:00:00Z"),
+    );
+    assert_eq!(st.create.len(), 1);
+    let shown = shown_revision(&raw);
+    let run = &st.create[0];
+    assert_eq!(run.annotations()[ANNOTATION_REVISION], shown);
+    assert!(!run.annotations().contains_key(ANNOTATION_IMAGE));
+    let env = &run.spec.pod.as_ref().unwrap().env;
+    assert!(
+        env.iter().any(|e| e.name == "TESTLAYER_TRIGGER_REVISION"
+            && e.value.as_deref() == Some(shown.as_str()))
+    );
+    assert!(env.iter().all(|e| e.name != "TESTLAYER_TRIGGER_IMAGE"));
+    let status = st.status.unwrap();
+    assert_eq!(status.last_revision.as_deref(), Some(shown.as_str()));
+    assert_eq!(status.history[0].revision, shown);
+    assert_eq!(
+        status.resources[0].revision.as_deref(),
+        Some(shown.as_str())
+    );
+    let everything = format!(
+        "{}{}{:?}",
+        serde_json::to_string(&status).unwrap(),
+        serde_json::to_string(&st.create).unwrap(),
+        st.events
+    );
+    assert!(
+        !everything.contains("kkkk") && !everything.contains("rm"),
+        "{everything}"
+    );
+}
+
+#[test]
+fn an_empty_watched_namespace_stalls_naming_it() {
+    let mut w = deploy_watch();
+    w["namespace"] = json!("");
+    let st = step(
+        &observe(&trigger(w, json!({})), vec![], vec![]),
+        ts("2026-01-01T00:00:01Z"),
+    );
+    assert!(
+        stall(&st).starts_with("spec.watch.namespace: empty"),
+        "{}",
+        stall(&st)
+    );
 }
