@@ -104,6 +104,10 @@ async fn watched(
         Ok(ar) => ar,
         Err(p) => return Ok(Err(p)),
     };
+    // Only the resource whose reading the admission policy checked.
+    if let Err(p) = super::access::served_as_checked(&ar.group, &w.kind, &ar.plural) {
+        return Ok(Err(p));
+    }
     let ns = w.namespace.as_deref().unwrap_or(ns);
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &ar);
     let read = match (&w.name, &w.selector) {

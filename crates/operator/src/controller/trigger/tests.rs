@@ -7,6 +7,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use serde_json::{Value, json};
 
+use super::access::{group_of, resource_name, resource_of, served_as_checked};
 use super::rollout::{
     LAST_APPLIED, MAX_IMAGE, MAX_REVISION, Path, known_kind, rollout, shown_revision,
 };
@@ -791,4 +792,45 @@ fn an_empty_watched_namespace_stalls_naming_it() {
         "{}",
         stall(&st)
     );
+}
+
+#[test]
+fn the_resource_the_policy_checks_is_the_one_the_controller_reads_or_nothing_is_read() {
+    for (kind, resource) in [
+        ("Deployment", "deployments"),
+        ("StatefulSet", "statefulsets"),
+        ("DaemonSet", "daemonsets"),
+        ("Secret", "secrets"),
+        ("ConfigMap", "configmaps"),
+        ("Kustomization", "kustomizations"),
+        ("HelmRelease", "helmreleases"),
+        ("Application", "applications"),
+        ("Rollout", "rollouts"),
+        ("GitRepository", "gitrepositories"),
+        ("Ingress", "ingresses"),
+        ("NetworkPolicy", "networkpolicies"),
+        ("Gateway", "gateways"),
+        ("HTTPRoute", "httproutes"),
+        ("Box", "boxes"),
+        ("Quiz", "quizes"),
+        ("Patch", "patches"),
+        ("Wish", "wishes"),
+        ("Prometheus", "prometheuses"),
+        ("Endpoints", "endpoints"),
+        ("Y", "ys"),
+    ] {
+        assert_eq!(resource_of(kind), resource, "{kind}");
+    }
+    assert!(served_as_checked("apps", "Deployment", "deployments").is_ok());
+    let p = served_as_checked("odd.example.com", "Box", "boxen").unwrap_err();
+    assert_eq!(p.field, "spec.watch.kind");
+    assert!(
+        p.message
+            .contains("as resource boxen.odd.example.com, not boxes.odd.example.com"),
+        "{}",
+        p.message
+    );
+    assert_eq!(resource_name("", "secrets"), "secrets");
+    assert_eq!(group_of("v1"), "");
+    assert_eq!(group_of("apps/v1"), "apps");
 }
