@@ -68,6 +68,20 @@ fn the_chart_lints_and_renders() {
         Some(5)
     );
     assert_eq!(validations(&["admissionPolicy.enabled=false"]), None);
+    // And a trigger's author must be allowed to read what it watches
+    // (tested against the apiserver in tests/trigger.rs).
+    let docs = render("testlayer-system", &[]);
+    let reads = find(
+        &docs,
+        "ValidatingAdmissionPolicy",
+        "tl-testlayer-trigger-reads",
+    );
+    assert_eq!(reads["spec"]["validations"].as_array().unwrap().len(), 3);
+    find(
+        &docs,
+        "ValidatingAdmissionPolicyBinding",
+        "tl-testlayer-trigger-reads",
+    );
     // The CRDs, rendered as templates so that `helm upgrade` brings them,
     // and kept on uninstall unless told otherwise.
     let crds = |sets: &[&str]| -> Vec<serde_json::Value> {
