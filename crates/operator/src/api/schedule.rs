@@ -38,9 +38,11 @@ use super::test_layer_run::TestLayerRunSpec;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TestLayerScheduleSpec {
-    /// Cron expression: five fields as a CronJob's (minute hour
-    /// day-of-month month day-of-week), six with seconds first, or a macro
-    /// (`@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`).
+    /// Cron expression, read as a CronJob's (robfig/cron v3): five fields
+    /// (minute hour day-of-month month day-of-week, Sunday 0; when both day
+    /// fields are restricted either one matching is enough), a macro
+    /// (`@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`) or `@every
+    /// DURATION`; six fields with seconds first is an extension of ours.
     pub schedule: String,
     /// IANA time zone of the schedule (e.g. `Europe/Berlin`); UTC when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -92,7 +92,10 @@ pub struct WatchedResource {
     pub selector: Option<LabelSelector>,
     /// Where the revision is, for kinds without a known one (or to read
     /// another field), e.g. `.status.lastAppliedRevision` or
-    /// `.metadata.annotations["example.com/revision"]`.
+    /// `.metadata.annotations["example.com/revision"]`. For a Secret only
+    /// `.metadata.resourceVersion`, `.metadata.generation` or an annotation
+    /// is taken (never its data). A revision longer than 128 characters or
+    /// with other than printable characters is shown as a digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision_path: Option<String>,
 }
