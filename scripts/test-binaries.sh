@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # Builds the workspace's tests and runs their binaries side by side: most of
 # them spend their time waiting on a control plane, a node or a container,
-# so two at once finish the suite sooner than `cargo test`, which runs one
+# so several at once finish the suite sooner than `cargo test`, which runs one
 # binary after another. At most one binary that starts a real node runs at a
 # time (they time what the node does), and one always runs while any is
 # left; the longest binaries (as measured by the last run, kept in the
 # cache) start first.
 #
-# Usage: scripts/test-binaries.sh [LANES]   (default: TESTLAYER_TEST_LANES or 2)
+# Usage: scripts/test-binaries.sh [LANES]   (default: TESTLAYER_TEST_LANES or 3)
+# Three on two cores: the binaries wait far more than they compute (with
+# two, the CPUs were 70% busy), and one lane is the real node's.
 # Each binary's output (every test's line, as `cargo test` prints it) is
 # printed whole when the binary ends; the exit status is 1
 # when any binary failed, and the failures are listed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-lanes="${1:-${TESTLAYER_TEST_LANES:-2}}"
+lanes="${1:-${TESTLAYER_TEST_LANES:-3}}"
 cache="${TESTLAYER_CACHE:-$HOME/.cache/testlayer}"
 mkdir -p "$cache"
 times="$cache/test-times.tsv"

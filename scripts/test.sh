@@ -49,7 +49,7 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo test: the test binaries, two at a time"
+step "cargo test: the test binaries, three at a time"
 bash scripts/test-binaries.sh
 
 step "cargo test --doc"
