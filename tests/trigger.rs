@@ -66,6 +66,24 @@ async fn wait_trigger(
     .await
 }
 
+/// The `Stalled` condition of trigger `name`, once it is `True`.
+async fn wait_stalled(
+    fx: &Fixture,
+    name: &str,
+    timeout: Duration,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    let stalled = |t: &TestLayerTrigger| {
+        t.status.as_ref().and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == "Stalled" && c.status == "True")
+                .cloned()
+        })
+    };
+    let t = wait_trigger(fx, name, timeout, "Stalled", |t| stalled(t).is_some()).await;
+    stalled(&t).expect("stalled")
+}
+
 fn watching(t: &TestLayerTrigger) -> bool {
     t.status
         .as_ref()
@@ -258,16 +276,7 @@ async fn a_trigger_on_a_kind_the_cluster_does_not_serve_stalls_naming_it() {
         ),
         ("nolayer", "spec.template.spec.layer: "),
     ] {
-        let t = wait_trigger(&fx, name, Duration::from_secs(20), "Stalled", |t| {
-            t.status.as_ref().is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Stalled" && c.status == "True")
-            })
-        })
-        .await;
-        let st = t.status.unwrap();
-        let c = st.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+        let c = wait_stalled(&fx, name, Duration::from_secs(20)).await;
         assert!(c.message.starts_with(want), "{name}: {}", c.message);
     }
     assert!(
@@ -770,16 +779,7 @@ spec:
         )
         .await
         .unwrap();
-    let t = wait_trigger(&fx, "on-box", Duration::from_secs(30), "Stalled", |t| {
-        t.status.as_ref().is_some_and(|s| {
-            s.conditions
-                .iter()
-                .any(|c| c.type_ == "Stalled" && c.status == "True")
-        })
-    })
-    .await;
-    let st = t.status.unwrap();
-    let c = st.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+    let c = wait_stalled(&fx, "on-box", Duration::from_secs(30)).await;
     assert!(
         c.message.starts_with(
             "spec.watch.kind: this cluster serves kind Box as resource boxen.odd.example.com, not boxes.odd.example.com"
