@@ -292,7 +292,7 @@ async fn overheads(round: usize, node: &RealNode, c: Controller) -> Vec<Overhead
         let log = node
             .pod_logs_dir()
             .join(format!("{}_{}_{}", fx.ns, name, uid))
-            .join(testlayer::controller::build::CONTAINER)
+            .join(testlayer::api::names::CONTAINER)
             .join("0.log");
         let Some((first, last)) = log_span(&log) else {
             panic!("no log at {}", log.display());

@@ -14,9 +14,9 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use super::{EXIT_BAD_INPUT, OutputFormat};
+use crate::api::names::{CASES_KEY, LABEL_SUITE};
 use crate::api::{CategoryRun, LayerPhase, TestLayerRun};
 use crate::config::Config;
-use crate::controller::build::{CASES_KEY, LABEL_SUITE};
 use crate::plan::Phase;
 use crate::report::RunReport;
 use crate::results::read_case_list;

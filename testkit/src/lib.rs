@@ -7,6 +7,7 @@
 mod certs;
 mod control_plane;
 mod error;
+pub mod imports;
 pub mod kubelet;
 pub mod kueue;
 pub mod node;

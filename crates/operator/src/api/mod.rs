@@ -8,6 +8,7 @@ mod common;
 mod crds;
 mod decoded;
 pub mod limits;
+pub mod names;
 mod resource;
 mod schedule;
 mod test_layer_run;

@@ -191,7 +191,10 @@ pub async fn apply(
                     .category_runs
                     .forget(&ns, &|cr| cr.spec.run_name == run_name);
                 ctx.own.pods.forget(&ns, &|p| {
-                    p.labels().get(super::build::LABEL_RUN).map(String::as_str) == Some(run_name)
+                    p.labels()
+                        .get(crate::api::names::LABEL_RUN)
+                        .map(String::as_str)
+                        == Some(run_name)
                 });
                 delete_all(
                     &api,

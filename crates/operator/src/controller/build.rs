@@ -13,6 +13,10 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::ObjectMeta;
 use kube::{Resource, ResourceExt};
 
+use crate::api::names::{
+    CONTAINER, LABEL_ATTEMPT, LABEL_CATEGORY, LABEL_KUEUE_QUEUE, LABEL_LAYER, LABEL_MANAGED_BY,
+    LABEL_RUN, MANAGER,
+};
 use crate::api::{
     Amounts, CategoryResources, CategoryRun, CategoryRunSpec, PlanSnapshot, TestLayerRun,
 };
@@ -25,30 +29,8 @@ use crate::layer::{
 use crate::results::wrapped_command;
 
 mod test_cases;
-pub use test_cases::{CASES_KEY, LABEL_TEST_CASES, test_cases_config_map, test_cases_name};
+pub use test_cases::{test_cases_config_map, test_cases_name};
 
-/// Label naming the TestLayerRun an object belongs to.
-pub const LABEL_RUN: &str = "testlayer.dev/run";
-/// Label naming the layer key (as a DNS label).
-pub const LABEL_LAYER: &str = "testlayer.dev/layer";
-/// Label naming the category (as a DNS label).
-pub const LABEL_CATEGORY: &str = "testlayer.dev/category";
-/// Label with the attempt number of a Pod.
-pub const LABEL_ATTEMPT: &str = "testlayer.dev/attempt";
-/// Standard label of what manages an object.
-pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-/// Label of the runs of one suite (`testlayer submit --all`): their layer
-/// dependencies are on each other, not on the latest run of a layer.
-pub const LABEL_SUITE: &str = "testlayer.dev/suite";
-/// Annotation of a suite's runs: the layer keys the suite runs,
-/// comma-separated (a dependency on another layer is not waited for).
-pub const ANNOTATION_SUITE_LAYERS: &str = "testlayer.dev/suite-layers";
-/// Its value.
-pub const MANAGER: &str = "testlayer";
-/// Name of the test container in every Pod.
-pub const CONTAINER: &str = "test";
-/// Label naming the Kueue `LocalQueue` of a Pod (`pod.queueName`).
-pub const LABEL_KUEUE_QUEUE: &str = "kueue.x-k8s.io/queue-name";
 /// Longest CategoryRun name, so `<name>-<attempt>` stays a valid DNS label
 /// (Pod host names are cut at 63 characters).
 const MAX_CATEGORY_RUN_NAME: usize = 58;

@@ -15,17 +15,11 @@ use kube::api::ObjectMeta;
 use kube::{Resource, ResourceExt};
 use serde::{Deserialize, Serialize};
 
-use super::build::{
-    LABEL_CATEGORY, LABEL_LAYER, LABEL_MANAGED_BY, LABEL_RUN, MANAGER, category_run_object,
-};
+use super::build::category_run_object;
+use crate::api::names::{FORMAT, FORMAT_KEY, PLAN_KEY};
+use crate::api::names::{LABEL_CATEGORY, LABEL_LAYER, LABEL_MANAGED_BY, LABEL_RUN, MANAGER};
 use crate::api::{CategoryRun, CategoryRunSpec, FrozenPlanRef, PodSettings, TestLayerRun};
 
-/// Key of the format version in the ConfigMap's `data`.
-pub const FORMAT_KEY: &str = "format";
-/// The format this controller writes and reads.
-pub const FORMAT: &str = "testlayer.dev/frozen-plan/v1";
-/// Key of the compressed plan in the ConfigMap's `binaryData`.
-pub const PLAN_KEY: &str = "plan.json.gz";
 /// Most compressed bytes a plan may have (a ConfigMap holds 1 MiB in all).
 pub const MAX_COMPRESSED: usize = 1000 * 1024;
 /// Most bytes a plan may decompress to (a guard against a hostile object).

@@ -16,10 +16,10 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use kube::{Resource, ResourceExt};
 
-use super::build::{LABEL_ATTEMPT, LABEL_RUN};
 use super::context::Context;
 use super::grant_writes::{delete_grant, unfinalize};
 use super::step::shared::{Grant, GrantRef, release_when_stopped};
+use crate::api::names::{LABEL_ATTEMPT, LABEL_RUN};
 use crate::api::{CategoryRun, TestLayerRun};
 
 /// How often deleted grants are looked at.

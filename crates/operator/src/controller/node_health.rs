@@ -18,8 +18,8 @@ use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
-use super::build::LABEL_RUN;
 use super::step::NodeDown;
+use crate::api::names::LABEL_RUN;
 use crate::api::{Decoded, TestLayerRun};
 
 /// What the Node cache keeps of a Node: its metadata without labels,

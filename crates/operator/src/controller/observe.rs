@@ -4,7 +4,7 @@
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::build::CONTAINER;
+use crate::api::names::CONTAINER;
 use crate::plan::AttemptOutcome;
 use crate::words::AttemptReason;
 

@@ -19,8 +19,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Preconditions};
 
-use super::build::LABEL_RUN;
 use super::context::Context;
+use crate::api::names::LABEL_RUN;
 
 /// How often the caches are looked at.
 const EVERY: Duration = Duration::from_millis(500);

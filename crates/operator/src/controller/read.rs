@@ -15,14 +15,16 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, LogParams};
 
-use super::build::{CONTAINER, LABEL_RUN, owned_by};
+use super::build::owned_by;
 use super::context::{Context, ControllerError};
 use super::frozen_plan::{self, FrozenPlan};
 use super::step::shared::{Grant, RecordedClaim, SharedView};
 use super::step::{
-    Answers, AttemptLog, CaseList, ConfigAnswer, DEFAULT_CONFIG_KEY, FrozenPlanAnswer, LogAnswer,
-    Observed, Question, ReportRead, RerunAnswer, RerunSource,
+    Answers, AttemptLog, CaseList, ConfigAnswer, FrozenPlanAnswer, LogAnswer, Observed, Question,
+    ReportRead, RerunAnswer, RerunSource,
 };
+use crate::api::names::DEFAULT_CONFIG_KEY;
+use crate::api::names::{CONTAINER, LABEL_RUN};
 use crate::api::{CategoryRun, Decoded, ResourceClaim, TestLayerRun};
 use crate::config::service_k8s_name;
 use crate::history::measured;

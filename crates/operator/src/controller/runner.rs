@@ -17,20 +17,20 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 
-use super::build::{LABEL_MANAGED_BY, LABEL_RUN, MANAGER};
 use super::context::{Context, ControllerError, FIELD_MANAGER};
 use super::metrics::{ErrorLabels, Metrics};
 use super::reconcile::reconcile;
 use super::schedule::reconcile::{
     ScheduleContext, error_policy as schedule_error_policy, reconcile as reconcile_schedule,
 };
-use super::schedule::ticks::{LABEL_SCHEDULE, LABEL_TRIGGER};
 use super::server::{Readiness, serve};
-use super::step::shared::{LABEL_HOLDER_NAMESPACE, LABEL_RESOURCE};
 use super::trigger::reconcile::{
     TriggerContext, error_policy as trigger_error_policy, reconcile as reconcile_trigger,
 };
 use super::trigger::watches::follow as follow_watched;
+use crate::api::names::{LABEL_HOLDER_NAMESPACE, LABEL_RESOURCE};
+use crate::api::names::{LABEL_MANAGED_BY, LABEL_RUN, MANAGER};
+use crate::api::names::{LABEL_SCHEDULE, LABEL_TRIGGER};
 use crate::api::{
     CategoryRun, Decoded, TestLayerResource, TestLayerRun, TestLayerSchedule, TestLayerTrigger,
 };

@@ -7,14 +7,11 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::ObjectMeta;
 use kube::{Resource, ResourceExt};
 
-use super::{LABEL_ATTEMPT, pod_name};
+use super::pod_name;
 use crate::api::CategoryRun;
+use crate::api::names::LABEL_ATTEMPT;
+use crate::api::names::{CASES_KEY, LABEL_TEST_CASES};
 use crate::controller::step::CaseList;
-
-/// Key of the compressed list in the ConfigMap's `binaryData`.
-pub const CASES_KEY: &str = "cases.jsonl.gz";
-/// Label on every such ConfigMap.
-pub const LABEL_TEST_CASES: &str = "testlayer.dev/test-cases";
 
 /// The name of the ConfigMap of attempt `attempt` of a CategoryRun.
 pub fn test_cases_name(category_run: &str, attempt: u32) -> String {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::api::names::{LABEL_ATTEMPT, LABEL_CATEGORY, LABEL_RUN};
 use crate::config::Config;
 use serde_json::json;
 

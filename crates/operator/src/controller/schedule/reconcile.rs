@@ -16,7 +16,8 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
 use super::step::{ScheduleNote, ScheduleObserved, ScheduleStep, stalled, step};
-use super::ticks::{LABEL_SCHEDULE, Problem};
+use super::ticks::Problem;
+use crate::api::names::LABEL_SCHEDULE;
 use crate::api::{Decoded, TestLayerRun, TestLayerSchedule};
 use crate::controller::apply::{merge_conditions, patch_status, send};
 use crate::controller::context::{ControllerError, FIELD_MANAGER};

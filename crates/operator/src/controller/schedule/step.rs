@@ -18,9 +18,10 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use super::ticks::{
-    LABEL_SCHEDULE, Problem, TickGroup, TickNames, ready_conditions, refresh_phases,
-    stalled_conditions, template_layers, tick_groups, tick_names, tick_runs, upkeep,
+    Problem, TickGroup, TickNames, ready_conditions, refresh_phases, stalled_conditions,
+    template_layers, tick_groups, tick_names, tick_runs, upkeep,
 };
+use crate::api::names::LABEL_SCHEDULE;
 use crate::api::{
     ConcurrencyPolicy, LayerPhase, MAX_TICK_HISTORY, ScheduledRun, TestLayerRun, TestLayerSchedule,
     TestLayerScheduleStatus, TickAction, TickRecord,

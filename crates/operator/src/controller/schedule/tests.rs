@@ -7,9 +7,10 @@ use kube::ResourceExt;
 use serde_json::{Value, json};
 
 use super::step::{ScheduleObserved, ScheduleStep, step};
-use super::ticks::{ANNOTATION_SCHEDULED_AT, LABEL_SCHEDULE, Problem};
+use super::ticks::Problem;
+use crate::api::names::{ANNOTATION_SCHEDULED_AT, LABEL_SCHEDULE};
+use crate::api::names::{ANNOTATION_SUITE_LAYERS, LABEL_SUITE};
 use crate::api::{LayerPhase, TestLayerRun, TestLayerSchedule, TickAction};
-use crate::controller::build::{ANNOTATION_SUITE_LAYERS, LABEL_SUITE};
 
 const CONFIG: &str = r#"
 layers:

@@ -9,18 +9,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Owne
 use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 
+use crate::api::names::ANNOTATION_SCHEDULED_AT;
+use crate::api::names::{ANNOTATION_SUITE_LAYERS, LABEL_SUITE};
 use crate::api::{ConditionType, LayerPhase, RunTemplate, ScheduledRun, TestLayerRun};
 use crate::config::Config;
-use crate::controller::build::{ANNOTATION_SUITE_LAYERS, LABEL_SUITE};
 use crate::controller::step::conditions::{Stall, condition};
 use crate::plan::suite::{Suite, SuiteLayer};
 
-/// Label of the runs a schedule created: its name.
-pub const LABEL_SCHEDULE: &str = "testlayer.dev/schedule";
-/// Label of the runs a trigger created: its name.
-pub const LABEL_TRIGGER: &str = "testlayer.dev/trigger";
-/// Annotation of a created run: the tick (or firing) it belongs to, RFC 3339.
-pub const ANNOTATION_SCHEDULED_AT: &str = "testlayer.dev/scheduled-at";
 /// Longest name of an object that is also a label value.
 const MAX_NAME: usize = 63;
 

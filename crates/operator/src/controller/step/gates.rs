@@ -5,8 +5,8 @@
 
 use kube::ResourceExt;
 
+use crate::api::names::{ANNOTATION_SUITE_LAYERS, LABEL_SUITE};
 use crate::api::{LayerPhase, TestLayerRun};
-use crate::controller::build::{ANNOTATION_SUITE_LAYERS, LABEL_SUITE};
 use crate::plan::gate::Gate;
 use crate::words::Reason;
 

@@ -43,7 +43,7 @@ pub use observed::{
     Answers, AttemptLog, CaseList, ConfigAnswer, FrozenPlanAnswer, LogAnswer, NodeDown, Observed,
     Question, Refusal, ReportRead, RerunAnswer, RerunSource,
 };
-pub use plan_freeze::{DEFAULT_CONFIG_KEY, resolve, spec_changed, spec_hash};
+pub use plan_freeze::{resolve, spec_changed, spec_hash};
 pub use writes::{Next, Note, Step, Write};
 
 use crate::api::LayerPhase;

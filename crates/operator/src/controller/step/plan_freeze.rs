@@ -27,8 +27,6 @@ use crate::controller::build;
 use crate::controller::frozen_plan::{self, FrozenPlan};
 use crate::layer::{EstimateSource, LayerPlan};
 
-/// Key of the layer config in a ConfigMap when the reference names none.
-pub const DEFAULT_CONFIG_KEY: &str = "test_layers.yaml";
 /// Longest TestLayerRun name: it is a label value on every object of the run.
 const MAX_RUN_NAME: usize = 63;
 

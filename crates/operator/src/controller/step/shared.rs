@@ -16,28 +16,15 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use kube::{Resource, ResourceExt};
 
+use crate::api::names::{
+    GRANT_FINALIZER, LABEL_GRANT_ATTEMPT, LABEL_HOLDER, LABEL_HOLDER_NAMESPACE, LABEL_HOLDER_UID,
+    LABEL_RESOURCE,
+};
+use crate::api::names::{LABEL_MANAGED_BY, LABEL_RUN, MANAGER};
 use crate::api::{
     MAX_LISTED_HOLDERS, ResourceClaim, ResourceHolder, ResourceUnits, TestLayerResourceStatus,
 };
-use crate::controller::build::{LABEL_MANAGED_BY, LABEL_RUN, MANAGER};
 use crate::resources::{Claim, allocate};
-
-/// Label of a grant: the resource.
-pub const LABEL_RESOURCE: &str = "testlayer.dev/resource";
-/// Label of a grant: the name of its holder.
-pub const LABEL_HOLDER: &str = "testlayer.dev/holder";
-/// Label of a grant: the attempt it is for (0: the whole run).
-pub const LABEL_GRANT_ATTEMPT: &str = "testlayer.dev/grant-attempt";
-/// Label of a grant: the uid of its holder (a grant in another namespace
-/// than its holder's has no owner reference).
-pub const LABEL_HOLDER_UID: &str = "testlayer.dev/holder-uid";
-/// Label of a grant: the namespace of its holder.
-pub const LABEL_HOLDER_NAMESPACE: &str = "testlayer.dev/holder-namespace";
-
-/// The finalizer of every grant: a grant the garbage collector deletes
-/// (its holder was deleted) keeps its unit until the holder's Pods have
-/// stopped running, and only then goes (see [`release_when_stopped`]).
-pub const GRANT_FINALIZER: &str = "testlayer.dev/holder-stopped";
 
 /// The name of the grant of `unit` of `resource`.
 pub fn grant_name(resource: &str, unit: u32) -> String {
@@ -535,7 +522,7 @@ impl Grant {
                     .as_ref()
                     .is_some_and(|o| o.iter().any(|o| o.uid == self.holder_uid))
                     && p.labels()
-                        .get(crate::controller::build::LABEL_ATTEMPT)
+                        .get(crate::api::names::LABEL_ATTEMPT)
                         .is_none_or(|a| *a == attempt));
             let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
             mine && !matches!(phase, Some("Succeeded" | "Failed"))

@@ -21,24 +21,20 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::rollout::{Path, Rollout, rollout};
+use crate::api::names::LABEL_TRIGGER;
+use crate::api::names::{ANNOTATION_IMAGE, ANNOTATION_REVISION, ANNOTATION_TRIGGERED_BY};
 use crate::api::{
     ConcurrencyPolicy, FiringRecord, LayerPhase, MAX_TICK_HISTORY, MAX_WATCHED, PendingRevision,
     ScheduledRun, TestLayerRun, TestLayerTrigger, TestLayerTriggerStatus, TickAction, WatchedState,
 };
 use crate::controller::schedule::step::{ScheduleNote, ScheduleStep, stalled_step, wait_until};
 use crate::controller::schedule::ticks::{
-    LABEL_TRIGGER, Problem, TickGroup, TickNames, ready_conditions, refresh_phases,
-    template_layers, tick_groups, tick_names, tick_runs, upkeep,
+    Problem, TickGroup, TickNames, ready_conditions, refresh_phases, template_layers, tick_groups,
+    tick_names, tick_runs, upkeep,
 };
 use crate::controller::step::conditions::{bounded, one_line};
 use crate::plan::suite::Suite;
 
-/// Annotation of a triggered run: the resource, `Kind/name`.
-pub const ANNOTATION_TRIGGERED_BY: &str = "testlayer.dev/triggered-by";
-/// Annotation of a triggered run: the revision.
-pub const ANNOTATION_REVISION: &str = "testlayer.dev/revision";
-/// Annotation of a triggered run: the resource's first container image.
-pub const ANNOTATION_IMAGE: &str = "testlayer.dev/image";
 /// Reason of `Stalled` on a trigger that cannot work.
 pub const INVALID_TRIGGER: &str = "InvalidTrigger";
 /// How often a stalled trigger looks again.

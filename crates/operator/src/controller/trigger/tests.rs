@@ -11,12 +11,12 @@ use super::access::{group_of, resource_name, resource_of, served_as_checked};
 use super::rollout::{
     LAST_APPLIED, MAX_IMAGE, MAX_REVISION, Path, known_kind, rollout, shown_revision,
 };
-use super::step::{
-    ANNOTATION_IMAGE, ANNOTATION_REVISION, ANNOTATION_TRIGGERED_BY, TriggerObserved, step,
-};
+use super::step::{TriggerObserved, step};
+use crate::api::names::LABEL_TRIGGER;
+use crate::api::names::{ANNOTATION_IMAGE, ANNOTATION_REVISION, ANNOTATION_TRIGGERED_BY};
 use crate::api::{TestLayerRun, TestLayerTrigger, TestLayerTriggerStatus, TickAction};
 use crate::controller::schedule::step::ScheduleStep;
-use crate::controller::schedule::ticks::{LABEL_TRIGGER, Problem};
+use crate::controller::schedule::ticks::Problem;
 
 const CONFIG: &str = r#"
 layers:

@@ -2,8 +2,8 @@
 //! failing tests from the report, and a report that cannot be used named.
 
 use super::*;
-use crate::controller::build::CASES_KEY;
-use crate::controller::build::CONTAINER;
+use crate::api::names::CASES_KEY;
+use crate::api::names::CONTAINER;
 use crate::results::{
     CaseResult, MAX_LISTED_TESTS, REPORT_MARK, read_case_list, unwrapped_command,
 };

@@ -20,8 +20,8 @@ use super::super::{
     Answers, AttemptLog, ConfigAnswer, FrozenPlanAnswer, Next, NodeDown, Note, Observed, Question,
     Refusal, RerunAnswer, RerunSource, Step, Write, step,
 };
+use crate::api::names::{LABEL_CATEGORY, LABEL_RUN};
 use crate::api::{CategoryRun, LayerPhase, TestLayerRun, Undecodable};
-use crate::controller::build::{LABEL_CATEGORY, LABEL_RUN};
 use crate::controller::frozen_plan;
 use crate::controller::step::shared::{Grant, RecordedClaim, SharedView};
 use crate::plan::Phase;
