@@ -50,8 +50,8 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, Resource};
 use serde_json::json;
 use testlayer::api::{CategoryRun, TestLayerRun};
-use testlayer::controller::build::attempt_pod;
-use testlayer::controller::step::resolve;
+use testlayer::controller::run::build::attempt_pod;
+use testlayer::controller::run::step::resolve;
 use testlayer_testkit::ControlPlane;
 use testlayer_testkit::kubelet::KubeletEventKind;
 

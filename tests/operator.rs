@@ -1148,7 +1148,7 @@ async fn an_upgrade_starts_no_run_over() {
         fx.runs()
             .patch_status(
                 name,
-                &PatchParams::apply(testlayer::controller::context::FIELD_MANAGER).force(),
+                &PatchParams::apply(testlayer::controller::kit::context::FIELD_MANAGER).force(),
                 &Patch::Apply(json!({"apiVersion": "testlayer.dev/v1alpha1",
                     "kind": "TestLayerRun", "status": status})),
             )

@@ -381,8 +381,8 @@ async fn runs_that_keep_what_each_other_waits_for_are_stalled_naming_the_cycle_u
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_give_back_leaves_the_next_holders_grant_of_the_same_unit_alone() {
     use testlayer::api::names::GRANT_FINALIZER;
-    use testlayer::controller::grant_writes::release_grants;
-    use testlayer::controller::step::shared::GrantRef;
+    use testlayer::controller::shared::claims::GrantRef;
+    use testlayer::controller::shared::writes::release_grants;
     let fx = Fixture::new("res-late").await;
     let api: Api<Lease> = fx.api();
     let lease = |holder: &str| -> Lease {

@@ -22,7 +22,7 @@ pub fn run_report(
     let secs =
         |s: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
          e: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| match (s, e) {
-            (Some(s), Some(e)) => crate::controller::step::offset(&s.0, &e.0).as_secs_f64(),
+            (Some(s), Some(e)) => crate::controller::run::step::offset(&s.0, &e.0).as_secs_f64(),
             _ => 0.0,
         };
     // Every category's detail is in its CategoryRun (a large run's status

@@ -9,6 +9,7 @@ mod crds;
 mod decoded;
 pub mod limits;
 pub mod names;
+pub mod reference;
 mod resource;
 mod schedule;
 mod test_layer_run;

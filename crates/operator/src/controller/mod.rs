@@ -1,30 +1,22 @@
 //! The Kubernetes operator: TestLayerRuns and CategoryRuns reconciled into
 //! Pods, driven by the same planner as the local executor.
 //!
-//! The decision for a run is one pure function, [`step::step`], over what was
-//! observed (with the pure builders of objects in [`build`] and the reading
-//! of Pods in [`observe`]); the reconciler reads ([`read`]), steps and
-//! writes ([`apply`]), and the runner wires the watches and caches.
+//! In layers, each importing only from those below it:
+//! - [`status`]: the pure vocabulary of every resource's status;
+//! - [`kit`]: what every reconciler shares (context, errors and retries,
+//!   caches, the guard around a reconcile, status writes, Events, metrics);
+//! - one folder per resource, siblings: [`run`] (TestLayerRuns and their
+//!   CategoryRuns and Pods: read → the pure [`run::step`] → apply),
+//!   [`shared`] (shared resources: the pure rules of claims, their I/O),
+//!   [`schedule`] and [`trigger`];
+//! - [`runner`]: the wiring of watches, caches and reconcilers.
 
-pub(crate) mod apply;
-pub mod build;
-pub mod context;
-pub mod frozen_plan;
-mod grant_sweep;
-pub mod grant_writes;
-pub mod metrics;
-pub mod node_health;
-pub mod observe;
-mod own_writes;
-mod pod_sweep;
-pub(crate) mod read;
-pub mod reconcile;
-mod refused;
-mod resource_status;
+pub mod kit;
+pub mod run;
 pub mod runner;
 pub mod schedule;
-pub mod server;
-pub mod step;
+pub mod shared;
+pub mod status;
 pub mod trigger;
 
 pub use runner::{ControllerOptions, LeaderElection, RunError, run};

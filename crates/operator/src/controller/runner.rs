@@ -17,23 +17,23 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 
-use super::context::{Context, ControllerError, FIELD_MANAGER};
-use super::metrics::{ErrorLabels, Metrics};
-use super::reconcile::reconcile;
-use super::schedule::reconcile::{
-    ScheduleContext, error_policy as schedule_error_policy, reconcile as reconcile_schedule,
-};
-use super::server::{Readiness, serve};
-use super::trigger::reconcile::{
-    TriggerContext, error_policy as trigger_error_policy, reconcile as reconcile_trigger,
-};
-use super::trigger::watches::follow as follow_watched;
 use crate::api::names::{LABEL_HOLDER_NAMESPACE, LABEL_RESOURCE};
 use crate::api::names::{LABEL_MANAGED_BY, LABEL_RUN, MANAGER};
 use crate::api::names::{LABEL_SCHEDULE, LABEL_TRIGGER};
 use crate::api::{
     CategoryRun, Decoded, TestLayerResource, TestLayerRun, TestLayerSchedule, TestLayerTrigger,
 };
+use crate::controller::kit::context::{Context, ControllerError, FIELD_MANAGER};
+use crate::controller::kit::metrics::{ErrorLabels, Metrics};
+use crate::controller::kit::server::{Readiness, serve};
+use crate::controller::run::reconcile::reconcile;
+use crate::controller::schedule::reconcile::{
+    ScheduleContext, error_policy as schedule_error_policy, reconcile as reconcile_schedule,
+};
+use crate::controller::trigger::reconcile::{
+    TriggerContext, error_policy as trigger_error_policy, reconcile as reconcile_trigger,
+};
+use crate::controller::trigger::watches::follow as follow_watched;
 
 /// How the controller runs.
 #[derive(Debug, Clone)]
@@ -398,7 +398,8 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
     let (node_reader, node_writer) = reflector::store();
     let node_stream = reflector::reflector(
         node_writer,
-        watcher(Api::<Node>::all(client.clone()), wc.clone()).modify(super::node_health::trim_node),
+        watcher(Api::<Node>::all(client.clone()), wc.clone())
+            .modify(crate::controller::run::node_health::trim_node),
     )
     .backoff(watch_backoff())
     .touched_objects();
@@ -523,9 +524,9 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
             }
         })
     };
-    let sweeper = tokio::spawn(super::grant_sweep::sweep(ctx.clone()));
-    let pod_sweeper = tokio::spawn(super::pod_sweep::sweep(ctx.clone()));
-    let resource_statuses = tokio::spawn(super::resource_status::keep(ctx.clone()));
+    let sweeper = tokio::spawn(crate::controller::shared::sweep::sweep(ctx.clone()));
+    let pod_sweeper = tokio::spawn(crate::controller::run::pod_sweep::sweep(ctx.clone()));
+    let resource_statuses = tokio::spawn(crate::controller::shared::status::keep(ctx.clone()));
     let readiness = {
         let (runs, crs, pods) = (runs.clone(), cr_reader.clone(), pod_reader.clone());
         tokio::spawn(async move {
@@ -571,7 +572,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
             futures::future::ready(())
         })
     });
-    let node_wakes = tokio::spawn(super::node_health::wake_runs(
+    let node_wakes = tokio::spawn(crate::controller::run::node_health::wake_runs(
         node_stream,
         pod_reader.clone(),
         wake.clone(),

@@ -19,14 +19,16 @@ use super::step::{ScheduleNote, ScheduleObserved, ScheduleStep, stalled, step};
 use super::ticks::Problem;
 use crate::api::names::LABEL_SCHEDULE;
 use crate::api::{Decoded, TestLayerRun, TestLayerSchedule};
-use crate::controller::apply::{merge_conditions, patch_status, send};
-use crate::controller::context::{ControllerError, FIELD_MANAGER};
-use crate::controller::metrics::Metrics;
-use crate::controller::read::source_text;
-use crate::controller::reconcile::caught;
-use crate::controller::step::conditions::Stall;
-use crate::controller::step::invalid::{CONTROLLER_ERROR, INVALID_SPEC, reference, with_stall};
-use crate::controller::step::{ConfigAnswer, Note};
+use crate::controller::kit::context::{ControllerError, FIELD_MANAGER};
+use crate::controller::kit::metrics::Metrics;
+use crate::controller::run::apply::{merge_conditions, patch_status, send};
+use crate::controller::run::read::source_text;
+use crate::controller::run::reconcile::caught;
+use crate::controller::run::step::invalid::{
+    CONTROLLER_ERROR, INVALID_SPEC, reference, with_stall,
+};
+use crate::controller::run::step::{ConfigAnswer, Note};
+use crate::controller::status::conditions::Stall;
 
 /// What every schedule reconcile shares.
 pub struct ScheduleContext {

@@ -26,7 +26,7 @@ use crate::api::{
     ConcurrencyPolicy, LayerPhase, MAX_TICK_HISTORY, ScheduledRun, TestLayerRun, TestLayerSchedule,
     TestLayerScheduleStatus, TickAction, TickRecord,
 };
-use crate::controller::step::conditions::Stall;
+use crate::controller::status::conditions::Stall;
 use crate::plan::suite::Suite;
 use testlayer_core::schedule::{self, Cron, ScheduleObs, Tick};
 

@@ -13,7 +13,7 @@ use crate::api::names::ANNOTATION_SCHEDULED_AT;
 use crate::api::names::{ANNOTATION_SUITE_LAYERS, LABEL_SUITE};
 use crate::api::{ConditionType, LayerPhase, RunTemplate, ScheduledRun, TestLayerRun};
 use crate::config::Config;
-use crate::controller::step::conditions::{Stall, condition};
+use crate::controller::status::conditions::{Stall, condition};
 use crate::plan::suite::{Suite, SuiteLayer};
 
 /// Longest name of an object that is also a label value.

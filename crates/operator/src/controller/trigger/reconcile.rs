@@ -17,14 +17,14 @@ use serde_json::Value;
 use super::step::{TriggerObserved, step};
 use crate::api::names::LABEL_TRIGGER;
 use crate::api::{Decoded, TestLayerRun, TestLayerTrigger, WatchedResource};
-use crate::controller::apply::{patch_status, send};
-use crate::controller::context::ControllerError;
-use crate::controller::metrics::Metrics;
-use crate::controller::read::source_text;
+use crate::controller::kit::context::ControllerError;
+use crate::controller::kit::metrics::Metrics;
+use crate::controller::run::apply::{patch_status, send};
+use crate::controller::run::read::source_text;
+use crate::controller::run::step::{ConfigAnswer, Note};
 use crate::controller::schedule::reconcile::{apply_runs, guarded};
 use crate::controller::schedule::ticks::Problem;
-use crate::controller::step::conditions::{bounded, one_line};
-use crate::controller::step::{ConfigAnswer, Note};
+use crate::controller::status::conditions::{bounded, one_line};
 
 /// What every trigger reconcile shares.
 pub struct TriggerContext {

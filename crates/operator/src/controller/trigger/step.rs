@@ -32,7 +32,7 @@ use crate::controller::schedule::ticks::{
     Problem, TickGroup, TickNames, ready_conditions, refresh_phases, template_layers, tick_groups,
     tick_names, tick_runs, upkeep,
 };
-use crate::controller::step::conditions::{bounded, one_line};
+use crate::controller::status::conditions::{bounded, one_line};
 use crate::plan::suite::Suite;
 
 /// Reason of `Stalled` on a trigger that cannot work.
@@ -337,8 +337,9 @@ fn check(o: &TriggerObserved) -> Result<(Suite, Option<Path>), Problem> {
         secret_revision(w.revision_path.as_deref(), path.as_ref())?;
     }
     if path.is_none() && !super::rollout::known_kind(&w.api_version, &w.kind) {
-        // The kind is what is wrong (or incomplete): the field the README
-        // names, and the one a user looks at.
+        // The kind is what is wrong (or incomplete): the field the docs
+        // (`docs/usage/schedules-and-triggers.md`) name, and the one a user
+        // looks at.
         return Err(Problem::new(
             "spec.watch.kind",
             super::rollout::NoRevision(w.kind.clone()).to_string(),

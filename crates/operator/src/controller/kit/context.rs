@@ -1,0 +1,102 @@
+//! What every reconcile shares: the client, caches of the objects the
+//! controller watches, the event recorder and the metrics.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Client;
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::Store;
+
+use crate::api::{CategoryRun, Decoded, TestLayerResource, TestLayerRun};
+use crate::controller::kit::metrics::Metrics;
+use crate::controller::kit::own_writes::OwnWrites;
+use crate::controller::kit::refused::RefusedCreates;
+
+/// Field manager of every write (server-side apply and patches).
+pub const FIELD_MANAGER: &str = "testlayer-controller";
+
+/// Shared state of the reconcilers.
+#[derive(Clone)]
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// Every TestLayerRun (for layer dependencies), valid or not.
+    pub runs: Store<Decoded<TestLayerRun>>,
+    /// Every CategoryRun, valid or not.
+    pub category_runs: Store<Decoded<CategoryRun>>,
+    /// Every Pod the controller manages.
+    pub pods: Store<Pod>,
+    /// Every Node, trimmed to its readiness (empty when Nodes may not be
+    /// read).
+    pub nodes: Store<Node>,
+    /// Every TestLayerResource (shared resources and their capacities).
+    pub resources: Store<Decoded<TestLayerResource>>,
+    /// Every grant of a shared resource (Leases labelled with a resource).
+    pub grants: Store<Lease>,
+    /// Where the TestLayerResources of every namespace's runs are, when one
+    /// line serves them all (else each namespace has its own).
+    pub resources_namespace: Option<String>,
+    /// Publishes Events.
+    pub recorder: Recorder,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// This controller's recent writes, newer than the caches may be.
+    pub own: Arc<Own>,
+}
+
+/// This controller's recent writes, by kind.
+#[derive(Default)]
+pub struct Own {
+    /// TestLayerRun statuses.
+    pub runs: OwnWrites<TestLayerRun>,
+    /// CategoryRuns created and their statuses.
+    pub category_runs: OwnWrites<CategoryRun>,
+    /// Pods created and deleted.
+    pub pods: OwnWrites<Pod>,
+    /// Grants of shared resources created.
+    pub grants: OwnWrites<Lease>,
+    /// Pod creates the apiserver refused.
+    pub refused: RefusedCreates,
+}
+
+/// Why a reconcile failed (it is retried with backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// An API call failed.
+    #[error("{what}: {source}")]
+    Kube {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: kube::Error,
+    },
+    /// The object is missing its namespace or name.
+    #[error("object without {0}")]
+    Incomplete(&'static str),
+    /// The reconcile of this object panicked (a defect of the controller);
+    /// the object is marked Stalled and the others go on.
+    #[error("the controller failed on this object: {0}")]
+    Panicked(String),
+}
+
+impl ControllerError {
+    pub(crate) fn kube(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ControllerError {
+        let what = what.into();
+        move |source| ControllerError::Kube { what, source }
+    }
+
+    /// A label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            ControllerError::Kube {
+                source: kube::Error::Api(e),
+                ..
+            } if e.code == 409 => "conflict",
+            ControllerError::Kube { .. } => "kube",
+            ControllerError::Incomplete(_) => "incomplete",
+            ControllerError::Panicked(_) => "panic",
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The Pod creates the apiserver refused, as this controller remembers
+//! them: the facts a step decides a refused Pod's backoff from (see
+//! `step::refusals`). Each refusal is recorded as it is answered, with the
+//! uid of the CategoryRun that owns the Pod (so a run that starts over, or
+//! is deleted and created again under its name, starts with none), and
+//! forgotten once a create of that Pod goes through or it is old. After a
+//! restart this is empty, and the first step tries each refused Pod again
+//! at once. No decisions are made here.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+use crate::controller::run::step::Refusal;
+
+/// A refusal not repeated for this long is forgotten (far longer than the
+/// longest backoff: nothing tries that Pod any more).
+const FORGET_AFTER: Duration = Duration::from_secs(600);
+
+/// Refused Pod creates, by namespace and Pod name, with the uid of the
+/// Pod's owner.
+#[derive(Default)]
+pub struct RefusedCreates {
+    refused: Mutex<HashMap<(String, String), (String, Refusal)>>,
+}
+
+impl RefusedCreates {
+    /// Records that the apiserver refused Pod `pod`, owned by the object
+    /// with uid `owner`, at `at`.
+    pub fn record(&self, namespace: &str, owner: &str, pod: &str, message: &str, at: Timestamp) {
+        let Ok(mut m) = self.refused.lock() else {
+            return;
+        };
+        let horizon = at
+            .checked_sub(SignedDuration::try_from(FORGET_AFTER).unwrap_or(SignedDuration::MAX))
+            .unwrap_or(Timestamp::MIN);
+        m.retain(|_, (_, r)| r.last > horizon);
+        let key = (namespace.to_string(), pod.to_string());
+        let previous = m.get(&key).filter(|(o, _)| o == owner).map(|(_, r)| r);
+        let next = Refusal::after(previous, message, at);
+        m.insert(key, (owner.to_string(), next));
+    }
+
+    /// Forgets the refusals of Pod `pod` (it was created, or exists).
+    pub fn created(&self, namespace: &str, pod: &str) {
+        if let Ok(mut m) = self.refused.lock() {
+            m.remove(&(namespace.to_string(), pod.to_string()));
+        }
+    }
+
+    /// The refusals of Pods owned by one of `owners` (uids), by Pod name.
+    pub fn owned_by(&self, namespace: &str, owners: &BTreeSet<&str>) -> BTreeMap<String, Refusal> {
+        let Ok(m) = self.refused.lock() else {
+            return BTreeMap::new();
+        };
+        m.iter()
+            .filter(|((ns, _), (owner, _))| ns == namespace && owners.contains(owner.as_str()))
+            .map(|((_, pod), (_, refusal))| (pod.clone(), refusal.clone()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_count_up_until_the_pod_is_created() {
+        let t = |s: i64| Timestamp::from_second(s).unwrap();
+        let m = RefusedCreates::default();
+        let a = BTreeSet::from(["uid-a"]);
+        m.record("ns", "uid-a", "r-a-1", "quota", t(100));
+        m.record("ns", "uid-a", "r-a-1", "quota!", t(102));
+        m.record("ns", "uid-b", "r-b-1", "quota", t(102));
+        m.record("other", "uid-a", "r-a-1", "quota", t(102));
+        let of_a = m.owned_by("ns", &a);
+        assert_eq!(of_a.len(), 1);
+        let r = &of_a["r-a-1"];
+        assert_eq!(
+            (r.message.as_str(), r.first, r.last, r.count),
+            ("quota!", t(100), t(102), 2)
+        );
+        m.created("ns", "r-a-1");
+        assert!(m.owned_by("ns", &a).is_empty());
+
+        // A Pod of the same name with another owner (the run started over)
+        // starts with no refusals before it.
+        m.record("ns", "uid-a", "r-b-1", "quota", t(103));
+        let r = &m.owned_by("ns", &a)["r-b-1"];
+        assert_eq!((r.first, r.count), (t(103), 1));
+        assert!(m.owned_by("ns", &BTreeSet::from(["uid-b"])).is_empty());
+
+        // Old refusals are forgotten.
+        m.record("ns", "uid-a", "r-c-1", "quota", t(2000));
+        assert_eq!(m.owned_by("ns", &a).keys().collect::<Vec<_>>(), ["r-c-1"]);
+    }
+}

@@ -1,0 +1,465 @@
+//! The writing side of a reconcile: a step's writes, in order, each entry's
+//! requests concurrently; every answer is remembered as this controller's
+//! own write (see [`own_writes`](crate::controller::kit::own_writes)). No decisions are made
+//! here: a create of an object that exists is fine (names are
+//! deterministic), a delete of one that is gone is fine, a Pod the apiserver
+//! refuses (400, 403, 422: admission, quota, validation) is remembered as a
+//! fact for the next step (see [`refused`](crate::controller::kit::refused)) and the step's
+//! later writes are left to it, anything else (a conflict, a 5xx, a
+//! timeout) stops the reconcile with its error and it is retried.
+
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use crate::controller::kit::context::{Context, ControllerError, FIELD_MANAGER};
+use crate::controller::run::step::{Note, Write};
+use crate::controller::shared::writes::{create_grants, release_grants};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+use crate::api::{CategoryRun, Decoded, TestLayerRun};
+
+/// Writes sent to the apiserver at once.
+const CONCURRENT_WRITES: usize = 32;
+
+/// What applying a step's writes came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Every write was made.
+    All,
+    /// The apiserver refused a Pod create; the writes after it were not
+    /// made (the next step decides them knowing of the refusal).
+    PodRefused,
+}
+
+/// Whether an error answer to a create is the apiserver refusing the object
+/// (bad request, forbidden by admission or a quota, invalid), rather than a
+/// failure that passes (a conflict, too many requests, a 5xx, a timeout).
+fn is_refusal(code: u16) -> bool {
+    matches!(code, 400 | 403 | 422)
+}
+
+/// Applies `writes` for the run `run_name` in `ns`, in order.
+pub async fn apply(
+    ctx: &Context,
+    ns: &str,
+    run_name: &str,
+    writes: Vec<Write>,
+) -> Result<Applied, ControllerError> {
+    let ns = ns.to_string();
+    for w in writes {
+        match w {
+            Write::RunStatus(status) => {
+                let api: Api<TestLayerRun> = Api::namespaced(ctx.client.clone(), &ns);
+                let stored = patch_status(&api, run_name, &*status).await?;
+                ctx.own.runs.remember(stored, false);
+            }
+            Write::CreatePlan(cm) => {
+                let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+                create_all(&api, vec![*cm], "ConfigMap", trim_config_map).await?;
+            }
+            Write::CreateTestCases(cms) => {
+                let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+                for c in create_all(&api, cms, "ConfigMap", trim_config_map).await? {
+                    if let Created::Refused { error, obj } = c {
+                        // The results are in the status; only the full
+                        // list of test cases is lost.
+                        tracing::warn!(configmap = %obj.name_any(), code = error.code, message = %error.message, "the apiserver refused a ConfigMap of test cases");
+                    }
+                }
+            }
+            Write::CreateCategoryRuns(crs) => {
+                let api: Api<CategoryRun> = Api::namespaced(ctx.client.clone(), &ns);
+                for c in create_all(&api, crs, "CategoryRun", trim_category_run).await? {
+                    match c {
+                        Created::New(cr) => ctx.own.category_runs.remember(cr, true),
+                        Created::Existed(_) => {}
+                        Created::Refused { error, obj } => {
+                            return Err(ControllerError::Kube {
+                                what: format!("creating CategoryRun {}", obj.name_any()),
+                                source: kube::Error::Api(error),
+                            });
+                        }
+                    }
+                }
+            }
+            Write::CreatePods(pods) => {
+                let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+                let mut refused = false;
+                for c in create_all(&api, pods, "Pod", crate::controller::runner::trim_pod).await? {
+                    match c {
+                        Created::New(p) => {
+                            ctx.own.refused.created(&ns, &p.name_any());
+                            ctx.own.pods.remember(p, true);
+                        }
+                        Created::Existed(ours) => {
+                            let name = ours.name_any();
+                            match foreign_pod(&api, &ours).await? {
+                                // A Pod of an earlier CategoryRun of the same
+                                // name (deleted, made again): never adopted;
+                                // its create is tried again once it is gone.
+                                Some(owner) => {
+                                    ctx.own.refused.record(
+                                        &ns,
+                                        &controller_uid(&ours).unwrap_or_default(),
+                                        &name,
+                                        &format!(
+                                            "pod {name} exists and belongs to another owner ({owner}); waiting for it to be removed"
+                                        ),
+                                        Timestamp::now(),
+                                    );
+                                    refused = true;
+                                }
+                                None => ctx.own.refused.created(&ns, &name),
+                            }
+                        }
+                        Created::Refused { error, obj } => {
+                            let name = obj.name_any();
+                            tracing::info!(pod = %name, code = error.code, message = %error.message, "the apiserver refused a pod");
+                            let owner = controller_uid(&obj).unwrap_or_default();
+                            ctx.own.refused.record(
+                                &ns,
+                                &owner,
+                                &name,
+                                &error.message,
+                                Timestamp::now(),
+                            );
+                            refused = true;
+                        }
+                    }
+                }
+                if refused {
+                    return Ok(Applied::PodRefused);
+                }
+            }
+            Write::CategoryRunStatuses(statuses) => {
+                let api: Api<CategoryRun> = Api::namespaced(ctx.client.clone(), &ns);
+                // Each answer is trimmed as it comes in: thousands of
+                // whole objects must not wait for the last one.
+                let futs = statuses.into_iter().map(|(name, st)| {
+                    let api = api.clone();
+                    async move {
+                        let mut cr = patch_status(&api, &name, &st).await?;
+                        trim_category_run(&mut cr);
+                        Ok::<_, ControllerError>(cr)
+                    }
+                });
+                let results: Vec<_> = futures::stream::iter(futs)
+                    .buffer_unordered(CONCURRENT_WRITES)
+                    .collect()
+                    .await;
+                for r in results {
+                    ctx.own.category_runs.remember(r?, false);
+                }
+            }
+            Write::CreateGrants(leases) => {
+                // Grants live with their resources, maybe not in the run's
+                // namespace.
+                let home = leases
+                    .first()
+                    .and_then(|l| l.namespace())
+                    .unwrap_or_else(|| ns.clone());
+                create_grants(ctx, &home, leases).await?
+            }
+            Write::DeleteGrants(home, grants) => {
+                tracing::info!(run = %run_name, namespace = %home, grants = ?grants, "giving back grants");
+                let api: Api<Lease> = Api::namespaced(ctx.client.clone(), &home);
+                ctx.own
+                    .grants
+                    .forget(&home, &|l| grants.iter().any(|g| g.is(l)));
+                release_grants(&api, grants).await?;
+            }
+            Write::DeletePods(names) => {
+                let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+                for mut p in delete_all(&api, names, "pod", None)
+                    .await?
+                    .into_iter()
+                    .flatten()
+                {
+                    crate::controller::runner::trim_pod(&mut p);
+                    ctx.own.pods.remember(p, false);
+                }
+            }
+            Write::DeleteCategoryRuns(names) => {
+                let api: Api<CategoryRun> = Api::namespaced(ctx.client.clone(), &ns);
+                ctx.own
+                    .category_runs
+                    .forget(&ns, &|cr| cr.spec.run_name == run_name);
+                ctx.own.pods.forget(&ns, &|p| {
+                    p.labels()
+                        .get(crate::api::names::LABEL_RUN)
+                        .map(String::as_str)
+                        == Some(run_name)
+                });
+                delete_all(
+                    &api,
+                    names,
+                    "CategoryRun",
+                    Some(PropagationPolicy::Background),
+                )
+                .await?;
+            }
+            Write::DeleteRun => {
+                let api: Api<TestLayerRun> = Api::namespaced(ctx.client.clone(), &ns);
+                delete_all(
+                    &api,
+                    vec![run_name.to_string()],
+                    "finished TestLayerRun",
+                    Some(PropagationPolicy::Background),
+                )
+                .await?;
+            }
+            Write::RunConditions(conditions) => {
+                let api: Api<Decoded<TestLayerRun>> = Api::namespaced(ctx.client.clone(), &ns);
+                merge_conditions(&api, run_name, conditions).await?;
+            }
+            Write::CategoryRunConditions(marks) => {
+                let api: Api<Decoded<CategoryRun>> = Api::namespaced(ctx.client.clone(), &ns);
+                for (name, conditions) in marks {
+                    merge_conditions(&api, &name, conditions).await?;
+                }
+            }
+            Write::Event(n) => publish(ctx, n).await,
+        }
+    }
+    Ok(Applied::All)
+}
+
+/// Server-side apply of a whole status (with apiVersion and kind, as apply
+/// requires) under the controller's field manager; the object as stored.
+pub(crate) async fn patch_status<K>(
+    api: &Api<K>,
+    name: &str,
+    status: &impl serde::Serialize,
+) -> Result<K, ControllerError>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(ControllerError::kube(format!(
+        "updating the status of {} {name}",
+        K::kind(&())
+    )))
+}
+
+/// A JSON merge patch of the conditions of an object's status (which may
+/// not decode, so its whole status cannot be applied).
+pub(crate) async fn merge_conditions<K>(
+    api: &Api<Decoded<K>>,
+    name: &str,
+    conditions: Vec<Condition>,
+) -> Result<(), ControllerError>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = json!({"status": {"conditions": conditions}});
+    api.patch_status(
+        name,
+        &PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        },
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(ControllerError::kube(format!(
+        "marking {} {name} stalled",
+        K::kind(&())
+    )))?;
+    Ok(())
+}
+
+/// What became of one create.
+enum Created<K> {
+    /// Created: the object as stored.
+    New(K),
+    /// One of this name exists already (this one, as it was to be created).
+    Existed(K),
+    /// The apiserver refused it ([`is_refusal`]).
+    Refused {
+        /// The object.
+        obj: K,
+        /// The apiserver's answer.
+        error: Box<kube::core::Status>,
+    },
+}
+
+/// The uid of an object's controller.
+fn controller_uid(obj: &impl Resource) -> Option<String> {
+    obj.meta()
+        .owner_references
+        .as_ref()?
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.uid.clone())
+}
+
+/// When a Pod of the name of `ours` exists with another controller: that
+/// owner (kind and name), else `None` (it is ours, or gone by now).
+async fn foreign_pod(api: &Api<Pod>, ours: &Pod) -> Result<Option<String>, ControllerError> {
+    let name = ours.name_any();
+    let theirs = api
+        .get_opt(&name)
+        .await
+        .map_err(ControllerError::kube(format!("reading pod {name}")))?;
+    Ok(theirs.and_then(|p| {
+        (controller_uid(&p) != controller_uid(ours)).then(|| {
+            p.owner_references()
+                .iter()
+                .find(|o| o.controller == Some(true))
+                .map_or_else(
+                    || "no owner".to_string(),
+                    |o| format!("{} {} with uid {}", o.kind, o.name, o.uid),
+                )
+        })
+    }))
+}
+
+/// What is kept of a created ConfigMap: its metadata.
+fn trim_config_map(cm: &mut ConfigMap) {
+    cm.metadata.managed_fields = None;
+    cm.data = None;
+    cm.binary_data = None;
+}
+
+/// What is kept of a created CategoryRun: all but its managedFields.
+fn trim_category_run(cr: &mut CategoryRun) {
+    cr.metadata.managed_fields = None;
+}
+
+/// Creates objects, [`CONCURRENT_WRITES`] at a time; ones that exist already
+/// are fine. Returns what became of each, every object passed through
+/// `trim` as soon as its answer is in (a batch of thousands of Pods must
+/// not be held whole until its last create).
+async fn create_all<K>(
+    api: &Api<K>,
+    objs: Vec<K>,
+    kind: &str,
+    trim: fn(&mut K),
+) -> Result<Vec<Created<K>>, ControllerError>
+where
+    K: Resource
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let futs = objs.into_iter().map(|o| {
+        let api = api.clone();
+        async move {
+            let pp = PostParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..Default::default()
+            };
+            let mut o = o;
+            let created = api.create(&pp, &o).await;
+            trim(&mut o);
+            match created {
+                Ok(mut created) => {
+                    trim(&mut created);
+                    Ok(Created::New(created))
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 => Ok(Created::Existed(o)),
+                Err(kube::Error::Api(e)) if is_refusal(e.code) => {
+                    Ok(Created::Refused { obj: o, error: e })
+                }
+                Err(e) => Err(ControllerError::Kube {
+                    what: format!("creating {kind} {}", o.name_any()),
+                    source: e,
+                }),
+            }
+        }
+    });
+    let results: Vec<Result<Created<K>, ControllerError>> = futures::stream::iter(futs)
+        .buffer_unordered(CONCURRENT_WRITES)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+/// Deletes objects by name; ones that are gone are fine. Returns what the
+/// apiserver answered for each (the object while it terminates).
+async fn delete_all<K>(
+    api: &Api<K>,
+    names: Vec<String>,
+    kind: &str,
+    propagation: Option<PropagationPolicy>,
+) -> Result<Vec<Option<K>>, ControllerError>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let dp = DeleteParams {
+        propagation_policy: propagation,
+        ..DeleteParams::default()
+    };
+    let futs = names.into_iter().map(|name| {
+        let (api, dp) = (api.clone(), dp.clone());
+        async move {
+            match api.delete(&name, &dp).await {
+                Ok(either) => Ok(either.left()),
+                Err(kube::Error::Api(e)) if e.code == 404 => Ok(None),
+                Err(e) => Err(ControllerError::Kube {
+                    what: format!("deleting {kind} {name}"),
+                    source: e,
+                }),
+            }
+        }
+    });
+    let results: Vec<_> = futures::stream::iter(futs)
+        .buffer_unordered(CONCURRENT_WRITES)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+async fn publish(ctx: &Context, n: Note) {
+    send(&ctx.recorder, n, "Reconcile").await;
+}
+
+/// Publishes `n` through `recorder` as done in `action`; a failure is only
+/// logged (an Event is never worth a retry).
+pub(crate) async fn send(recorder: &kube::runtime::events::Recorder, n: Note, action: &str) {
+    let ev = Event {
+        type_: if n.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: n.reason,
+        note: Some(crate::controller::status::conditions::event_note(&n.note)),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&ev, &n.regarding).await {
+        tracing::warn!(error = %e, "cannot publish an event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_refusal;
+
+    #[test]
+    fn only_a_refusal_is_a_fact_for_the_step_and_transient_failures_stay_errors() {
+        for code in [400, 403, 422] {
+            assert!(is_refusal(code), "{code}");
+        }
+        for code in [401, 404, 408, 409, 429, 500, 503, 504] {
+            assert!(!is_refusal(code), "{code}");
+        }
+    }
+}

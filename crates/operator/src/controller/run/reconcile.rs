@@ -1,0 +1,170 @@
+//! The TestLayerRun reconciler: read → [`step`] → ask or apply, until the
+//! step has nothing more to do in this pass. Every decision is the pure
+//! step's; this loop only reads (caches, and the facts a step asks for) and
+//! writes what the step said, in its order.
+//!
+//! A run that does not decode is marked Stalled with the field named, and a
+//! reconcile that panics is caught and reported on its run: neither stops
+//! the controller for the other runs.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::controller::Action as Requeue;
+use kube::{Resource, ResourceExt};
+
+use crate::api::{Decoded, TestLayerRun};
+use crate::controller::kit::context::{Context, ControllerError};
+use crate::controller::run::step::invalid::{
+    CONTROLLER_ERROR, INVALID_SPEC, panic_message, stalled_object, stored_conditions,
+};
+use crate::controller::run::step::{Answers, Next, step};
+use crate::controller::run::{apply, read};
+
+/// Passes of one reconcile at most (a step that asks, then one that writes,
+/// then one that goes on with what the writes made, ...).
+const MAX_PASSES: usize = 6;
+/// When a reconcile used its passes up.
+const AGAIN_SOON: Duration = Duration::from_millis(200);
+
+/// Longest wait before a run is looked at again: a far wake-up (a long TTL)
+/// is reached by looking again, never by one timer past what a clock holds.
+const LONGEST_WAIT: Duration = Duration::from_secs(3600);
+
+/// Reconciles one TestLayerRun as stored; a panic is caught and reported
+/// on the run.
+pub async fn reconcile(
+    obj: Arc<Decoded<TestLayerRun>>,
+    ctx: Arc<Context>,
+) -> Result<Requeue, ControllerError> {
+    // Decide only on caches that hold everything. After a restart the first
+    // runs arrive before the CategoryRuns and Pods are all listed; a Pod the
+    // cache does not hold yet, whose attempt its crashed predecessor had not
+    // recorded, would look like a free slot.
+    crate::controller::runner::synced(&ctx.category_runs).await;
+    crate::controller::runner::synced(&ctx.pods).await;
+    crate::controller::runner::synced(&ctx.resources).await;
+    crate::controller::runner::synced(&ctx.grants).await;
+    let _timer = ctx.metrics.reconcile();
+    let Some(ns) = obj.namespace() else {
+        return Err(ControllerError::Incomplete("namespace"));
+    };
+    let name = obj.name_any();
+    let panic = match caught(reconcile_object(&obj, &ctx, &ns, &name)).await {
+        Ok(result) => return result,
+        Err(panic) => panic,
+    };
+    tracing::error!(namespace = %ns, run = %name, panic = %panic, "the reconcile of a run panicked");
+    let problem =
+        format!("the controller failed on this run ({panic}); it tries again in a minute");
+    let s = stalled_object(
+        obj.meta(),
+        &stored_conditions(&obj),
+        CONTROLLER_ERROR,
+        &problem,
+        Timestamp::now(),
+    );
+    if let Err(e) = apply::apply(&ctx, &ns, &name, s.writes).await {
+        tracing::warn!(error = %e, "cannot mark the run stalled");
+    }
+    Err(ControllerError::Panicked(panic))
+}
+
+/// The output of `fut`, or the message of its panic.
+pub(crate) async fn caught<T>(fut: impl Future<Output = T>) -> Result<T, String> {
+    AssertUnwindSafe(fut)
+        .catch_unwind()
+        .await
+        .map_err(|payload| panic_message(payload.as_ref()))
+}
+
+async fn reconcile_object(
+    obj: &Decoded<TestLayerRun>,
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+) -> Result<Requeue, ControllerError> {
+    match obj {
+        Decoded::Valid(run) => reconcile_run(run, ctx, ns, name).await,
+        Decoded::Invalid(u) => {
+            tracing::warn!(namespace = %ns, run = %name, problem = %u.problem, "a run does not decode");
+            let problem = format!(
+                "{}; the controller cannot use this run until it is fixed",
+                u.problem
+            );
+            let s = stalled_object(
+                &u.metadata,
+                &u.conditions,
+                INVALID_SPEC,
+                &problem,
+                Timestamp::now(),
+            );
+            apply::apply(ctx, ns, name, s.writes).await?;
+            Ok(Requeue::await_change())
+        }
+    }
+}
+
+async fn reconcile_run(
+    run: &Arc<TestLayerRun>,
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+) -> Result<Requeue, ControllerError> {
+    let began = std::time::Instant::now();
+    let mut answers = Answers::default();
+    let mut result = Requeue::requeue(AGAIN_SOON);
+    for _ in 0..MAX_PASSES {
+        let observed = read::observe(ctx, run, answers.clone());
+        let s = step(&observed, Timestamp::now());
+        if !s.questions.is_empty() {
+            if s.questions.iter().all(|q| answers.has(q)) {
+                // A step must not ask what it was told; look again later.
+                tracing::warn!(questions = ?s.questions, "a step asked again what it was answered");
+                break;
+            }
+            read::ask(ctx, &observed.run, s.questions, &mut answers).await?;
+            continue;
+        }
+        for _ in 0..s.pods_created() {
+            ctx.metrics.pod_started(began.elapsed());
+        }
+        if apply::apply(ctx, ns, name, s.writes).await? == apply::Applied::PodRefused {
+            // The next step decides, knowing of the refusal.
+            answers = Answers::default();
+            continue;
+        }
+        match s.next {
+            Next::Again => {
+                answers = Answers::default();
+                continue;
+            }
+            Next::After(d) => result = Requeue::requeue(d.min(LONGEST_WAIT)),
+            Next::AwaitChange => result = Requeue::await_change(),
+        }
+        break;
+    }
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::caught;
+
+    #[tokio::test]
+    async fn a_panic_is_caught_with_its_message() {
+        let index = 7;
+        let fut = async move {
+            let plan: Vec<u32> = Vec::new();
+            plan[index]
+        };
+        let err = caught(fut).await.expect_err("the panic escaped");
+        assert!(err.contains("index out of bounds"), "{err}");
+        assert_eq!(caught(async { 3 }).await, Ok(3));
+        let fmt = caught(async { panic!("run {} is odd", "r") }).await;
+        assert_eq!(fmt, Err::<(), _>("run r is odd".into()));
+    }
+}

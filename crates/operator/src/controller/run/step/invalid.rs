@@ -1,0 +1,245 @@
+//! Objects the controller cannot use as they are: a TestLayerRun or
+//! CategoryRun that did not decode (stored under an older, looser CRD, or
+//! edited by hand), a CategoryRun whose values are out of range or do not
+//! fit the run's plan, and an object whose reconcile failed. Each is marked
+//! `Stalled=True` with the field named (and a Warning Event when that
+//! changes); nothing else of it is touched until it is fixed, and every
+//! other object goes on.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::{Resource, ResourceExt};
+
+use super::observed::Observed;
+use super::writes::{Next, Note, Step, Write};
+use super::{note, wall_clock};
+use crate::api::{ConditionType, TestLayerRun, TestLayerRunStatus};
+use crate::controller::status::conditions::{Stall, condition};
+
+/// Reason of `Stalled` on an object with a value the controller cannot use.
+pub const INVALID_SPEC: &str = "InvalidSpec";
+/// Reason of `Stalled` on a run one of whose CategoryRuns is invalid.
+pub const INVALID_CATEGORY_RUN: &str = "InvalidCategoryRun";
+/// Reason of `Stalled` on an object whose reconcile failed.
+pub const CONTROLLER_ERROR: &str = "ControllerError";
+/// How often a stalled run looks again if nothing wakes it.
+const STALLED_POLL: Duration = Duration::from_secs(60);
+/// Invalid CategoryRuns named in a run's message at most.
+const NAMED: usize = 3;
+
+/// `previous` with `Stalled` set as `stall` says (and `Reconciling` False
+/// while stalled); the other conditions are kept as they are.
+pub fn with_stall(
+    previous: &[Condition],
+    stall: Option<&Stall>,
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    let (reason, message) = stall.map_or(("NotStalled", ""), |s| {
+        (s.reason.as_str(), s.message.as_str())
+    });
+    let mut set = vec![condition(
+        previous,
+        ConditionType::Stalled,
+        Some(stall.is_some()),
+        reason,
+        message,
+        generation,
+        now,
+    )];
+    if stall.is_some() {
+        set.push(condition(
+            previous,
+            ConditionType::Reconciling,
+            Some(false),
+            reason,
+            message,
+            generation,
+            now,
+        ));
+    }
+    let mut out: Vec<Condition> = previous
+        .iter()
+        .filter(|c| !set.iter().any(|s| s.type_ == c.type_))
+        .cloned()
+        .collect();
+    out.extend(set);
+    out
+}
+
+/// A reference to an object known only by its metadata.
+pub(crate) fn reference<K: Resource<DynamicType = ()>>(meta: &ObjectMeta) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(K::api_version(&()).into_owned()),
+        kind: Some(K::kind(&()).into_owned()),
+        name: meta.name.clone(),
+        namespace: meta.namespace.clone(),
+        uid: meta.uid.clone(),
+        ..ObjectReference::default()
+    }
+}
+
+/// The step for a TestLayerRun that cannot be used as stored (it did not
+/// decode, or its reconcile failed): `Stalled=True` with `reason` and
+/// `problem`, and a Warning Event when that is new.
+pub fn stalled_object(
+    meta: &ObjectMeta,
+    previous: &[Condition],
+    reason: &str,
+    problem: &str,
+    now: Timestamp,
+) -> Step {
+    let stall = Stall {
+        reason: reason.into(),
+        message: problem.into(),
+    };
+    let conditions = with_stall(previous, Some(&stall), meta.generation, &wall_clock(now));
+    if conditions == previous {
+        return Step::idle(Next::AwaitChange);
+    }
+    Step::write(
+        vec![
+            Write::RunConditions(conditions),
+            Write::Event(Note {
+                regarding: reference::<TestLayerRun>(meta),
+                warning: true,
+                reason: reason.into(),
+                note: problem.chars().take(1000).collect(),
+            }),
+        ],
+        Next::AwaitChange,
+    )
+}
+
+/// One CategoryRun of the run that the controller cannot use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unusable {
+    /// Its name.
+    pub name: String,
+    /// The field and what is wrong with it.
+    pub problem: String,
+    /// Its conditions as stored.
+    pub conditions: Vec<Condition>,
+    /// Its generation.
+    pub generation: Option<i64>,
+}
+
+/// The CategoryRuns of the run of `o` that the controller cannot use: those
+/// that did not decode, and those whose values are out of range or do not
+/// fit a plan of `categories` categories.
+pub fn unusable(o: &Observed, categories: Option<usize>) -> Vec<Unusable> {
+    let mut out: Vec<Unusable> = o
+        .invalid
+        .iter()
+        .map(|u| Unusable {
+            name: u.metadata.name.clone().unwrap_or_default(),
+            problem: u.problem.clone(),
+            conditions: u.conditions.clone(),
+            generation: u.metadata.generation,
+        })
+        .collect();
+    for cr in &o.category_runs {
+        if let Err(e) = cr.spec.check(categories) {
+            out.push(Unusable {
+                name: cr.name_any(),
+                problem: e.to_string(),
+                conditions: cr
+                    .status
+                    .as_ref()
+                    .map(|s| s.conditions.clone())
+                    .unwrap_or_default(),
+                generation: cr.metadata.generation,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// The step of a run with unusable CategoryRuns: each of them and the run
+/// are marked `Stalled`, and nothing else happens until they are fixed
+/// (or deleted, to be made again from the run's plan).
+pub fn stalled_run(
+    o: &Observed,
+    mut status: TestLayerRunStatus,
+    bad: &[Unusable],
+    now: Timestamp,
+) -> Step {
+    let run: &TestLayerRun = o.run.as_ref();
+    let wall = wall_clock(now);
+    let mut writes = Vec::new();
+    let mut events = Vec::new();
+    let mut marks = Vec::new();
+    for b in bad {
+        let stall = Stall {
+            reason: INVALID_SPEC.into(),
+            message: format!(
+                "{}; fix it, or delete it to have it made again from the run's plan",
+                b.problem
+            ),
+        };
+        let conditions = with_stall(&b.conditions, Some(&stall), b.generation, &wall);
+        if conditions != b.conditions {
+            events.push(Write::Event(note(
+                run,
+                true,
+                INVALID_CATEGORY_RUN,
+                &format!("CategoryRun {}: {}", b.name, b.problem),
+            )));
+            marks.push((b.name.clone(), conditions));
+        }
+    }
+    if !marks.is_empty() {
+        writes.push(Write::CategoryRunConditions(marks));
+    }
+    let mut named: Vec<String> = bad
+        .iter()
+        .take(NAMED)
+        .map(|b| format!("CategoryRun {}: {}", b.name, b.problem))
+        .collect();
+    if bad.len() > NAMED {
+        named.push(format!("and {} more", bad.len() - NAMED));
+    }
+    let stall = Stall {
+        reason: INVALID_CATEGORY_RUN.into(),
+        message: format!(
+            "{}; the run waits until they are fixed or deleted",
+            named.join("; ")
+        ),
+    };
+    status.conditions = with_stall(
+        &status.conditions,
+        Some(&stall),
+        run.metadata.generation,
+        &wall,
+    );
+    if run.status.as_ref() != Some(&status) {
+        writes.push(Write::RunStatus(Box::new(status)));
+    }
+    writes.extend(events);
+    Step::write(writes, Next::After(STALLED_POLL))
+}
+
+/// The message of a panic.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// The conditions of a run as stored, valid or not.
+pub fn stored_conditions(run: &crate::api::Decoded<TestLayerRun>) -> Vec<Condition> {
+    match run {
+        crate::api::Decoded::Valid(r) => r
+            .status
+            .as_ref()
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default(),
+        crate::api::Decoded::Invalid(u) => u.conditions.clone(),
+    }
+}

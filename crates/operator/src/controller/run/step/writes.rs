@@ -1,0 +1,125 @@
+//! What [`step`](super::step) decides: the writes of one pass, in the order
+//! they must happen, and when to look again.
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+use super::observed::Question;
+use crate::api::{CategoryRun, CategoryRunStatus, TestLayerRunStatus};
+
+/// One write. A reconcile applies a [`Step`]'s writes in order and stops at
+/// the first that fails; the writes inside one entry go out concurrently.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Server-side apply of the run's whole status.
+    RunStatus(Box<TestLayerRunStatus>),
+    /// Create the run's frozen plan (one that exists already is fine: its
+    /// name holds the digest of its content).
+    CreatePlan(Box<ConfigMap>),
+    /// Create these CategoryRuns (one that exists already is fine).
+    CreateCategoryRuns(Vec<CategoryRun>),
+    /// Create these grants of shared resources, all or none: a unit that is
+    /// held already (a create conflict) fails the reconcile, and the grants
+    /// made before it are deleted again.
+    CreateGrants(Vec<Lease>),
+    /// Give back these grants, of this namespace: each deleted only if it
+    /// is still the Lease of that uid (gone already is fine).
+    DeleteGrants(String, Vec<crate::controller::shared::claims::GrantRef>),
+    /// Create these Pods (one that exists already is fine).
+    CreatePods(Vec<Pod>),
+    /// Create these ConfigMaps keeping attempts' test cases (one that
+    /// exists already is fine; one the apiserver refuses is reported and
+    /// left out, the attempt's results stand).
+    CreateTestCases(Vec<ConfigMap>),
+    /// Server-side apply of these CategoryRuns' statuses, by name.
+    CategoryRunStatuses(Vec<(String, CategoryRunStatus)>),
+    /// Delete these Pods (gone already is fine).
+    DeletePods(Vec<String>),
+    /// Delete these CategoryRuns and what they own.
+    DeleteCategoryRuns(Vec<String>),
+    /// Delete the run itself (its TTL after finishing passed).
+    DeleteRun,
+    /// Merge these conditions into the run's status (for a run that may not
+    /// decode, so its whole status cannot be applied).
+    RunConditions(Vec<Condition>),
+    /// Merge these conditions into these CategoryRuns' statuses, by name.
+    CategoryRunConditions(Vec<(String, Vec<Condition>)>),
+    /// Publish an Event.
+    Event(Note),
+}
+
+/// An Event to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Note {
+    /// The object it is about.
+    pub regarding: ObjectReference,
+    /// A warning rather than a normal event.
+    pub warning: bool,
+    /// CamelCase reason.
+    pub reason: String,
+    /// What happened (bounded).
+    pub note: String,
+}
+
+/// When to reconcile the run again if nothing else happens first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Only when something changes.
+    AwaitChange,
+    /// After this long.
+    After(Duration),
+    /// At once, with what the writes made (objects created need a moment in
+    /// this controller's view before the next step can use them).
+    Again,
+}
+
+/// The outcome of one step.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Facts to get first; when any are asked, there are no writes and the
+    /// reconciler steps again with the answers.
+    pub questions: Vec<Question>,
+    /// The writes, in order.
+    pub writes: Vec<Write>,
+    /// When to look again.
+    pub next: Next,
+}
+
+impl Step {
+    /// A step that asks before it decides.
+    pub fn ask(questions: Vec<Question>) -> Step {
+        Step {
+            questions,
+            writes: Vec::new(),
+            next: Next::Again,
+        }
+    }
+
+    /// A step with these writes.
+    pub fn write(writes: Vec<Write>, next: Next) -> Step {
+        Step {
+            questions: Vec::new(),
+            writes,
+            next,
+        }
+    }
+
+    /// A step with nothing to do.
+    pub fn idle(next: Next) -> Step {
+        Step::write(Vec::new(), next)
+    }
+
+    /// The Pods this step creates.
+    pub fn pods_created(&self) -> usize {
+        self.writes
+            .iter()
+            .map(|w| match w {
+                Write::CreatePods(p) => p.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+}
