@@ -1,6 +1,6 @@
-//! The README's config reference is checked against the Rust types: the
-//! parser's own "expected one of ..." list at every level of the file must be
-//! documented there.
+//! The config reference (`docs/reference/layer-config.md`) is checked
+//! against the Rust types: the parser's own "expected one of ..." list at
+//! every level of the file must be documented there.
 
 use testlayer::config::Config;
 
@@ -31,14 +31,11 @@ fn accepted(yaml: &str) -> Vec<String> {
 
 #[test]
 fn every_config_field_is_documented() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let start = readme.find("## The layer config").expect("config section");
-    let section = &readme[start
-        ..start
-            + readme[start..]
-                .find("\n## Planning")
-                .unwrap_or(readme.len() - start)];
+    let section = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/reference/layer-config.md"
+    ))
+    .expect("docs/reference/layer-config.md");
     let levels = [
         ("top level", "bogus_field: 1\nlayers:\n  l:\n    categories:\n      - name: a\n".to_string() + CAT),
         ("layer", "layers:\n  l:\n    bogus_field: 1\n    categories:\n      - name: a\n".to_string() + CAT),
@@ -67,19 +64,49 @@ fn every_config_field_is_documented() {
     }
     assert!(
         missing.is_empty(),
-        "fields missing from the README's config reference: {missing:?}"
+        "fields missing from docs/reference/layer-config.md: {missing:?}"
     );
 }
 
-/// The README states once which runner's counts win when a log holds the
-/// summaries of several, in the scanner's own order.
+/// The README and the docs, every markdown page of them, as one text.
+fn all_docs() -> String {
+    fn walk(dir: &std::path::Path, out: &mut String) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+            .map(|e| e.expect("a directory entry").path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|x| x == "md") {
+                out.push_str(&std::fs::read_to_string(&path).expect("a page"));
+                out.push('\n');
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut text = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    walk(&root.join("docs"), &mut text);
+    text
+}
+
+/// The command-line reference states once (in the README and the docs)
+/// which runner's counts win when a log holds the summaries of several, in
+/// the scanner's own order.
 #[test]
-fn the_readmes_order_of_runners_is_the_scanners() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+fn the_documented_order_of_runners_is_the_scanners() {
+    let reference = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/reference/command-line.md"
+    ))
+    .expect("docs/reference/command-line.md");
     let lead = "the counts of the first of\nthese win: ";
-    let start = readme.find(lead).expect("the README states the order") + lead.len();
-    let stated: Vec<String> = readme[start..]
+    let start = reference
+        .find(lead)
+        .expect("docs/reference/command-line.md states the order")
+        + lead.len();
+    let stated: Vec<String> = reference[start..]
         .split_once('.')
         .expect("a sentence")
         .0
@@ -91,9 +118,10 @@ fn the_readmes_order_of_runners_is_the_scanners() {
         .map(|f| f.as_str().to_string())
         .collect();
     assert_eq!(stated, code);
+    let docs = all_docs();
     assert_eq!(
-        readme.matches(" win: ").count() + readme.matches("most specific wins").count(),
+        docs.matches(" win: ").count() + docs.matches("most specific wins").count(),
         1,
-        "the order is stated once"
+        "the order is stated once in the README and the docs"
     );
 }

@@ -1,4 +1,4 @@
-//! The README's table of guarantees names, for each, the test that proves
+//! The table of guarantees (`docs/reference/guarantees.md`) names, for each, the test that proves
 //! it: every test it names must exist (a `fn` of that name in that file),
 //! and every row must name one and say where it runs.
 
@@ -14,14 +14,14 @@ struct Row {
 }
 
 /// The table's rows.
-fn rows(readme: &str) -> Vec<Row> {
-    let start = readme
+fn rows(page: &str) -> Vec<Row> {
+    let start = page
         .find("<!-- guarantees -->")
-        .expect("the README has no <!-- guarantees --> table");
-    let end = readme
+        .expect("the guarantees page has no <!-- guarantees --> table");
+    let end = page
         .find("<!-- /guarantees -->")
-        .expect("the README's guarantees table is not closed");
-    readme[start..end]
+        .expect("the guarantees page's table is not closed");
+    page[start..end]
         .lines()
         .filter(|l| l.starts_with("| ") && !l.starts_with("| guarantee"))
         .map(|l| {
@@ -48,8 +48,9 @@ fn rows(readme: &str) -> Vec<Row> {
 #[test]
 fn every_guarantee_names_a_test_that_exists() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
-    let rows = rows(&readme);
+    let page = std::fs::read_to_string(root.join("docs/reference/guarantees.md"))
+        .expect("docs/reference/guarantees.md");
+    let rows = rows(&page);
     assert!(rows.len() >= 20, "only {} guarantees listed", rows.len());
     let mut missing = Vec::new();
     for Row {
@@ -75,8 +76,8 @@ fn every_guarantee_names_a_test_that_exists() {
 
 #[test]
 fn a_row_naming_a_test_that_is_gone_is_found() {
-    let readme = "<!-- guarantees -->\n| guarantee | test | where |\n|---|---|---|\n| x | `tests/guarantees.rs` `no_such_test` | locally |\n<!-- /guarantees -->\n";
-    let rows = rows(readme);
+    let page = "<!-- guarantees -->\n| guarantee | test | where |\n|---|---|---|\n| x | `tests/guarantees.rs` `no_such_test` | locally |\n<!-- /guarantees -->\n";
+    let rows = rows(page);
     assert_eq!(
         rows[0].tests,
         [(

@@ -173,8 +173,8 @@ async fn the_installed_chart_runs_the_shop_example_and_uninstalls_cleanly() {
         .await;
     assert!(version.contains("testlayer"), "{version}");
 
-    // The shop example as the README gives it, run by the controller in
-    // its Pod.
+    // The shop example as `docs/getting-started/real-node.md` gives it, run
+    // by the controller in its Pod.
     let run = fx.run_shop_example("240s").await;
     assert_eq!(
         phase(&run),

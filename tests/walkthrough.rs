@@ -1,11 +1,13 @@
-//! The README's walk-through on a real node, as a newcomer follows it:
-//! `bash tests/cluster/up.sh --node` in one terminal; in another, the
-//! README's block of commands line by line (the two `export` lines as
-//! `up.sh` printed them); then Ctrl-C in the first, which stops everything
-//! and cleans up the node.
+//! The real-node walk-through (`docs/getting-started/real-node.md`), as a
+//! newcomer follows it: its first block, `bash tests/cluster/up.sh --node`,
+//! in one terminal; in another, every other command block of the page line
+//! by line (the two `export` lines as `up.sh` printed them); then Ctrl-C in
+//! the first, which stops everything and cleans up the node.
 //!
 //! Needs what `scripts/test.sh` builds first (the control plane, the node,
 //! the image); `up.sh` reuses them.
+
+mod doc_blocks;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -14,25 +16,29 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const README: &str = include_str!("../README.md");
+/// The page this test follows.
+const PAGE: &str = "docs/getting-started/real-node.md";
 
-/// The README's block of commands after `up.sh --node`: the lines of the
-/// fenced block that starts with `export KUBECONFIG=`.
-fn readme_block() -> Vec<String> {
-    let mut lines = README.lines();
-    let mut block = Vec::new();
-    while let Some(l) = lines.next() {
-        if l.starts_with("export KUBECONFIG=/tmp/testlayer-up-") {
-            block.push(l.to_string());
-            for l in lines.by_ref() {
-                if l.starts_with("```") {
-                    return block;
-                }
-                block.push(l.to_string());
-            }
-        }
-    }
-    panic!("the README has no block starting with `export KUBECONFIG=/tmp/testlayer-up-`");
+/// The page's first command block, which starts the cluster in the first
+/// terminal (its words), and the commands of every other block, typed in
+/// the second.
+fn page_commands() -> (Vec<String>, Vec<String>) {
+    let blocks = doc_blocks::to_run(PAGE);
+    let first = blocks[0].commands();
+    assert_eq!(
+        first,
+        ["bash tests/cluster/up.sh --node"],
+        "{PAGE}: the first command block starts the cluster, and only that"
+    );
+    let words = first[0].split_whitespace().map(str::to_string).collect();
+    let typed: Vec<String> = blocks[1..].iter().flat_map(|b| b.commands()).collect();
+    assert!(
+        typed
+            .first()
+            .is_some_and(|l| l.starts_with("export KUBECONFIG=/tmp/testlayer-up-")),
+        "{PAGE}: the commands after up.sh start with `export KUBECONFIG=/tmp/testlayer-up-`: {typed:?}"
+    );
+    (words, typed)
 }
 
 /// Runs `line` in bash as typed in a terminal where `exports` were typed
@@ -54,25 +60,6 @@ fn typed(exports: &[String], line: &str, dir: &Path) -> (Option<i32>, String) {
     )
 }
 
-/// Whether `cargo test` sets `name` for the crate it runs (the variables
-/// of <https://doc.rust-lang.org/cargo/reference/environment-variables.html>
-/// that a plain shell lacks); `CARGO_TARGET_DIR` and `CARGO_HOME` are the
-/// user's own and stay.
-fn set_by_cargo_for_a_crate(name: &str) -> bool {
-    [
-        "CARGO_MANIFEST_",
-        "CARGO_PKG_",
-        "CARGO_CRATE_",
-        "CARGO_BIN_",
-        "CARGO_PRIMARY_PACKAGE",
-        "CARGO_TARGET_TMPDIR",
-    ]
-    .iter()
-    .any(|prefix| name.starts_with(prefix))
-        || name == "CARGO"
-        || name == "OUT_DIR"
-}
-
 /// The first terminal: `up.sh --node` in a process group of its own, as a
 /// shell runs a foreground job (Ctrl-C signals the whole group).
 struct Terminal {
@@ -82,21 +69,12 @@ struct Terminal {
 }
 
 impl Terminal {
-    fn start(dir: &Path) -> Terminal {
-        let mut command = Command::new("bash");
-        command
-            .args(["tests/cluster/up.sh", "--node"])
-            .current_dir(dir);
+    fn start(words: &[String], dir: &Path) -> Terminal {
+        let mut command = Command::new(&words[0]);
+        command.args(&words[1..]).current_dir(dir);
         // A user's shell has none of the variables `cargo test` sets for
-        // the crate under test; with them, up.sh's cargo builds would rerun
-        // the build scripts that watch them (ring's) and rebuild everything
-        // above them, here and again in the next plain build.
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy().into_owned();
-            if set_by_cargo_for_a_crate(&name) {
-                command.env_remove(name);
-            }
-        }
+        // the crate under test (up.sh runs cargo builds).
+        doc_blocks::as_in_a_shell(&mut command);
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -192,10 +170,10 @@ impl Drop for Terminal {
 }
 
 #[test]
-fn the_readme_walk_through_works_as_written_on_a_real_node() {
+fn the_real_node_page_works_as_written_on_a_real_node() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let block = readme_block();
-    let mut term = Terminal::start(repo);
+    let (up, block) = page_commands();
+    let mut term = Terminal::start(&up, repo);
     // Everything is built already when the suite runs; a first run on a
     // fresh machine builds it (about 35 minutes).
     let kubeconfig = term.wait_for("export KUBECONFIG=", Duration::from_secs(600));
@@ -217,8 +195,8 @@ fn the_readme_walk_through_works_as_written_on_a_real_node() {
         }
         if command.starts_with("export PATH=") {
             // As written; it must name the directory up.sh printed. The
-            // README names the default cache; with TESTLAYER_CACHE set, its
-            // reader (and this test) reads the README's path there.
+            // page names the default cache; with TESTLAYER_CACHE set, its
+            // reader (and this test) reads the page's path there.
             let command = match std::env::var("TESTLAYER_CACHE") {
                 Ok(cache) if !cache.is_empty() => command.replace("~/.cache/testlayer", &cache),
                 _ => command.to_string(),
@@ -233,7 +211,7 @@ fn the_readme_walk_through_works_as_written_on_a_real_node() {
             let (_, expanded) = typed(&[], &format!("{command}; printf %s \"$PATH\""), repo);
             assert!(
                 expanded.split(':').any(|d| d == printed),
-                "the README's `{command}` does not put {printed} (what up.sh printed) on PATH"
+                "{PAGE}'s `{command}` does not put {printed} (what up.sh printed) on PATH"
             );
             exports.push(command.to_string());
             continue;
@@ -262,7 +240,7 @@ fn the_readme_walk_through_works_as_written_on_a_real_node() {
         }
     }
     eprintln!("the walk-through's commands took {:?}", started.elapsed());
-    // What the last line applied ends as the README says.
+    // What the last line applied ends as the page says.
     let (code, out) = typed(
         &exports,
         "kubectl wait --for=condition=Succeeded tlr/smoke-then-unit --timeout=3m",

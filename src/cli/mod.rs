@@ -41,7 +41,12 @@ pub enum Command {
     Run(run::RunArgs),
     /// Print the CustomResourceDefinitions (TestLayerRun, CategoryRun,
     /// TestLayerSchedule, TestLayerTrigger, TestLayerResource) as YAML.
-    Crds,
+    Crds {
+        /// Print the reference of the resources as markdown instead (what
+        /// docs/reference/resources.md holds).
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Run the Kubernetes operator.
     Controller(controller::ControllerArgs),
     /// Create a TestLayerRun in the cluster and, with --wait, follow it to its end.
@@ -115,7 +120,11 @@ pub fn main(cli: Cli) -> i32 {
         Command::Controller(a) => controller::controller(&a),
         Command::Submit(a) => submit::submit(&a),
         Command::Report(a) => report::report(&a),
-        Command::Crds => match crate::api::crds_yaml() {
+        Command::Crds { markdown: true } => {
+            print!("{}", crate::api::reference::resources_markdown());
+            0
+        }
+        Command::Crds { markdown: false } => match crate::api::crds_yaml() {
             Ok(yaml) => {
                 print!("{yaml}");
                 0
@@ -170,7 +179,9 @@ fn print_reports(
 mod tests {
     use clap::CommandFactory;
 
-    const README: &str = include_str!("../../README.md");
+    /// The command-line reference, which the command table and the
+    /// `testlayer run` options are read from.
+    const COMMAND_LINE: &str = include_str!("../../docs/reference/command-line.md");
 
     /// The flags (`-l`, `--all`) that `text` names.
     fn flags(text: &str) -> Vec<String> {
@@ -209,25 +220,22 @@ mod tests {
     }
 
     #[test]
-    fn every_verb_and_flag_in_the_readmes_command_table_exists() {
-        let section = README
-            .split("\n## The command\n")
-            .nth(1)
-            .expect("the README's section \"The command\"");
+    fn every_verb_and_flag_in_the_command_line_reference_exists() {
+        let section = COMMAND_LINE;
         let mut rows = 0;
-        for row in section.lines().take_while(|l| !l.starts_with("## ")) {
+        for row in section.lines() {
             let Some(rest) = row.strip_prefix("| `testlayer ") else {
                 continue;
             };
             let verb = rest.split([' ', '`']).next().unwrap_or_default();
             assert!(
                 super::Cli::command().find_subcommand(verb).is_some(),
-                "the README lists `testlayer {verb}`, which is no command"
+                "docs/reference/command-line.md lists `testlayer {verb}`, which is no command"
             );
             for flag in flags(row) {
                 assert!(
                     takes(verb, &flag),
-                    "the README gives `testlayer {verb} {flag}`, which it does not take"
+                    "docs/reference/command-line.md gives `testlayer {verb} {flag}`, which it does not take"
                 );
             }
             rows += 1;
@@ -243,7 +251,7 @@ mod tests {
         for flag in listed {
             assert!(
                 takes("run", &flag),
-                "the README gives `testlayer run {flag}`, which it does not take"
+                "docs/reference/command-line.md gives `testlayer run {flag}`, which it does not take"
             );
         }
     }

@@ -724,7 +724,7 @@ impl Fixture {
     }
 
     /// Runs `kubectl ARGS` in the fixture's namespace, from the repository
-    /// root (where the README's commands run), and fails with its output.
+    /// root (where the docs' commands run), and fails with its output.
     pub async fn kubectl(&self, args: &[&str]) -> String {
         let mut cmd = self.cp.kubectl();
         cmd.current_dir(env!("CARGO_MANIFEST_DIR"))

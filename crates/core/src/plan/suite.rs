@@ -446,7 +446,8 @@ mod tests {
         .unwrap()
     }
 
-    /// Every way a layer ends, against the states the README lists
+    /// Every way a layer ends, against the states the command-line reference
+    /// (`docs/reference/command-line.md`) lists
     /// (`Passed`, `Failed`, `Skipped` naming the dependency, `Cancelled`),
     /// and the suite's outcome and exit code for each combination.
     #[test]

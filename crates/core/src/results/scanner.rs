@@ -54,8 +54,9 @@ impl RunnerFormat {
 }
 
 /// Order of precedence when several formats were seen: the counts of the
-/// first seen win. The README states this order, and a test holds it to
-/// this list.
+/// first seen win. The command-line reference
+/// (`docs/reference/command-line.md`) states this order, and a test holds it
+/// to this list.
 pub const PRECEDENCE: [RunnerFormat; 7] = [
     RunnerFormat::CargoTest,
     RunnerFormat::Pytest,
