@@ -12,6 +12,7 @@
 //! - [`runner`]: the wiring of watches, caches and reconcilers.
 
 pub mod kit;
+pub mod launch;
 pub mod run;
 pub mod runner;
 pub mod schedule;

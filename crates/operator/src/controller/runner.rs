@@ -11,8 +11,6 @@ use kube::api::Api;
 use kube::runtime::controller::{self, Action as Requeue, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::utils::ResetTimerBackoff;
-use kube::runtime::watcher::ExponentialBackoff;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
@@ -23,8 +21,13 @@ use crate::api::names::{LABEL_SCHEDULE, LABEL_TRIGGER};
 use crate::api::{
     CategoryRun, Decoded, TestLayerResource, TestLayerRun, TestLayerSchedule, TestLayerTrigger,
 };
-use crate::controller::kit::context::{Context, ControllerError, FIELD_MANAGER};
-use crate::controller::kit::metrics::{ErrorLabels, Metrics};
+use crate::controller::kit::cache::synced;
+use crate::controller::kit::cache::trim_pod;
+use crate::controller::kit::cache::watch_backoff;
+use crate::controller::kit::context::{Context, FIELD_MANAGER};
+use crate::controller::kit::error::ControllerError;
+use crate::controller::kit::error::requeue_after;
+use crate::controller::kit::metrics::Metrics;
 use crate::controller::kit::server::{Readiness, serve};
 use crate::controller::run::reconcile::reconcile;
 use crate::controller::schedule::reconcile::{
@@ -106,76 +109,12 @@ pub enum RunError {
     },
 }
 
-/// Waits until a cache has had its first full list. Asks again every 200 ms
-/// rather than relying on one wake-up, which was seen to be missed when the
-/// list completes while the first wait is being set up.
-pub(crate) async fn synced<K: kube::Resource + Clone>(store: &reflector::Store<K>)
-where
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    while tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready())
-        .await
-        .is_err()
-    {}
-}
-
-/// The backoff of the controller's watches after an error: kube's default
-/// (from 0.8 s, doubling, with jitter) but at most 5 s apart rather than
-/// 30, so that the caches are back within seconds of an apiserver or etcd
-/// restart (each retry is one request of one client); reset after a minute
-/// without errors.
-pub(crate) fn watch_backoff() -> ResetTimerBackoff<ExponentialBackoff> {
-    ResetTimerBackoff::new(
-        ExponentialBackoff::from(
-            backon::ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(800))
-                .with_max_delay(Duration::from_secs(5))
-                .with_factor(2.0)
-                .with_jitter()
-                .without_max_times(),
-        ),
-        Duration::from_secs(60),
-    )
-}
-
-/// What the Pod cache keeps of a Pod: its metadata, its status, its
-/// scheduling gates and its node, which is all a step reads (the rest of the spec is the
-/// controller's own, from its CategoryRun).
-pub(crate) fn trim_pod(pod: &mut Pod) {
-    pod.managed_fields_mut().clear();
-    pod.spec = pod.spec.take().and_then(|s| {
-        let gates = s.scheduling_gates.filter(|g| !g.is_empty());
-        (gates.is_some() || s.node_name.is_some()).then(|| k8s_openapi::api::core::v1::PodSpec {
-            scheduling_gates: gates,
-            node_name: s.node_name,
-            ..Default::default()
-        })
-    });
-}
-
 fn error_policy(
     _run: Arc<Decoded<TestLayerRun>>,
     err: &ControllerError,
     ctx: Arc<Context>,
 ) -> Requeue {
     requeue_after(&ctx.metrics, err, "run")
-}
-
-/// When an object whose reconcile failed with `err` is tried again (and
-/// the error counted): a conflict soon, a panic in a minute, else in 2 s.
-pub(crate) fn requeue_after(metrics: &Metrics, err: &ControllerError, what: &str) -> Requeue {
-    metrics
-        .errors
-        .get_or_create(&ErrorLabels {
-            error: err.metric_label().into(),
-        })
-        .inc();
-    tracing::warn!(error = %err, "{what} reconcile failed");
-    match err.metric_label() {
-        "conflict" => Requeue::requeue(Duration::from_millis(200)),
-        "panic" => Requeue::requeue(Duration::from_secs(60)),
-        _ => Requeue::requeue(Duration::from_secs(2)),
-    }
 }
 
 /// A cache of the objects `api` lists under `wc` (without their

@@ -2,8 +2,13 @@
 //! retried, the caches, the guard around a reconcile, status writes,
 //! Events and metrics. Imports nothing of the reconcilers above it.
 
+pub mod cache;
 pub mod context;
+pub mod error;
+pub mod events;
+pub mod guard;
 pub mod metrics;
 pub(crate) mod own_writes;
+pub mod patch;
 pub(crate) mod refused;
 pub mod server;

@@ -12,17 +12,19 @@ use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
-use kube::runtime::events::{Event, EventType};
+use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy};
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 
-use crate::controller::kit::context::{Context, ControllerError, FIELD_MANAGER};
-use crate::controller::run::step::{Note, Write};
+use crate::controller::kit::context::{Context, FIELD_MANAGER};
+use crate::controller::kit::error::ControllerError;
+use crate::controller::run::step::Write;
 use crate::controller::shared::writes::{create_grants, release_grants};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use crate::controller::status::note::Note;
 
 use crate::api::{CategoryRun, Decoded, TestLayerRun};
+use crate::controller::kit::events::send;
+use crate::controller::kit::patch::merge_conditions;
+use crate::controller::kit::patch::patch_status;
 
 /// Writes sent to the apiserver at once.
 const CONCURRENT_WRITES: usize = 32;
@@ -91,7 +93,9 @@ pub async fn apply(
             Write::CreatePods(pods) => {
                 let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
                 let mut refused = false;
-                for c in create_all(&api, pods, "Pod", crate::controller::runner::trim_pod).await? {
+                for c in
+                    create_all(&api, pods, "Pod", crate::controller::kit::cache::trim_pod).await?
+                {
                     match c {
                         Created::New(p) => {
                             ctx.own.refused.created(&ns, &p.name_any());
@@ -181,7 +185,7 @@ pub async fn apply(
                     .into_iter()
                     .flatten()
                 {
-                    crate::controller::runner::trim_pod(&mut p);
+                    crate::controller::kit::cache::trim_pod(&mut p);
                     ctx.own.pods.remember(p, false);
                 }
             }
@@ -228,56 +232,6 @@ pub async fn apply(
         }
     }
     Ok(Applied::All)
-}
-
-/// Server-side apply of a whole status (with apiVersion and kind, as apply
-/// requires) under the controller's field manager; the object as stored.
-pub(crate) async fn patch_status<K>(
-    api: &Api<K>,
-    name: &str,
-    status: &impl serde::Serialize,
-) -> Result<K, ControllerError>
-where
-    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let patch = json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(ControllerError::kube(format!(
-        "updating the status of {} {name}",
-        K::kind(&())
-    )))
-}
-
-/// A JSON merge patch of the conditions of an object's status (which may
-/// not decode, so its whole status cannot be applied).
-pub(crate) async fn merge_conditions<K>(
-    api: &Api<Decoded<K>>,
-    name: &str,
-    conditions: Vec<Condition>,
-) -> Result<(), ControllerError>
-where
-    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let patch = json!({"status": {"conditions": conditions}});
-    api.patch_status(
-        name,
-        &PatchParams {
-            field_manager: Some(FIELD_MANAGER.into()),
-            ..PatchParams::default()
-        },
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(ControllerError::kube(format!(
-        "marking {} {name} stalled",
-        K::kind(&())
-    )))?;
-    Ok(())
 }
 
 /// What became of one create.
@@ -428,25 +382,6 @@ where
 
 async fn publish(ctx: &Context, n: Note) {
     send(&ctx.recorder, n, "Reconcile").await;
-}
-
-/// Publishes `n` through `recorder` as done in `action`; a failure is only
-/// logged (an Event is never worth a retry).
-pub(crate) async fn send(recorder: &kube::runtime::events::Recorder, n: Note, action: &str) {
-    let ev = Event {
-        type_: if n.warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: n.reason,
-        note: Some(crate::controller::status::conditions::event_note(&n.note)),
-        action: action.into(),
-        secondary: None,
-    };
-    if let Err(e) = recorder.publish(&ev, &n.regarding).await {
-        tracing::warn!(error = %e, "cannot publish an event");
-    }
 }
 
 #[cfg(test)]

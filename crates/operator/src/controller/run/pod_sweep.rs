@@ -98,9 +98,9 @@ impl Owners for Cached<'_> {
 
 /// Deletes the Pods of runs that are gone; runs until aborted.
 pub async fn sweep(ctx: Arc<Context>) {
-    crate::controller::runner::synced(&ctx.pods).await;
-    crate::controller::runner::synced(&ctx.runs).await;
-    crate::controller::runner::synced(&ctx.category_runs).await;
+    crate::controller::kit::cache::synced(&ctx.pods).await;
+    crate::controller::kit::cache::synced(&ctx.runs).await;
+    crate::controller::kit::cache::synced(&ctx.category_runs).await;
     // Pods asked to stop, while the cache still shows them running.
     let mut asked: BTreeSet<String> = BTreeSet::new();
     loop {

@@ -19,7 +19,8 @@ use crate::api::names::DEFAULT_CONFIG_KEY;
 use crate::api::names::{CONTAINER, LABEL_RUN};
 use crate::api::{CategoryRun, Decoded, ResourceClaim, TestLayerRun};
 use crate::config::service_k8s_name;
-use crate::controller::kit::context::{Context, ControllerError};
+use crate::controller::kit::context::Context;
+use crate::controller::kit::error::ControllerError;
 use crate::controller::run::build::owned_by;
 use crate::controller::run::frozen_plan::{self, FrozenPlan};
 use crate::controller::run::step::{

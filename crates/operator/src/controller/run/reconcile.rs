@@ -7,22 +7,21 @@
 //! reconcile that panics is caught and reported on its run: neither stops
 //! the controller for the other runs.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action as Requeue;
 use kube::{Resource, ResourceExt};
 
 use crate::api::{Decoded, TestLayerRun};
-use crate::controller::kit::context::{Context, ControllerError};
-use crate::controller::run::step::invalid::{
-    CONTROLLER_ERROR, INVALID_SPEC, panic_message, stalled_object, stored_conditions,
-};
+use crate::controller::kit::context::Context;
+use crate::controller::kit::error::ControllerError;
+use crate::controller::kit::guard::caught;
+use crate::controller::run::step::invalid::{stalled_object, stored_conditions};
 use crate::controller::run::step::{Answers, Next, step};
 use crate::controller::run::{apply, read};
+use crate::controller::status::invalid::{CONTROLLER_ERROR, INVALID_SPEC};
 
 /// Passes of one reconcile at most (a step that asks, then one that writes,
 /// then one that goes on with what the writes made, ...).
@@ -44,10 +43,10 @@ pub async fn reconcile(
     // runs arrive before the CategoryRuns and Pods are all listed; a Pod the
     // cache does not hold yet, whose attempt its crashed predecessor had not
     // recorded, would look like a free slot.
-    crate::controller::runner::synced(&ctx.category_runs).await;
-    crate::controller::runner::synced(&ctx.pods).await;
-    crate::controller::runner::synced(&ctx.resources).await;
-    crate::controller::runner::synced(&ctx.grants).await;
+    crate::controller::kit::cache::synced(&ctx.category_runs).await;
+    crate::controller::kit::cache::synced(&ctx.pods).await;
+    crate::controller::kit::cache::synced(&ctx.resources).await;
+    crate::controller::kit::cache::synced(&ctx.grants).await;
     let _timer = ctx.metrics.reconcile();
     let Some(ns) = obj.namespace() else {
         return Err(ControllerError::Incomplete("namespace"));
@@ -71,14 +70,6 @@ pub async fn reconcile(
         tracing::warn!(error = %e, "cannot mark the run stalled");
     }
     Err(ControllerError::Panicked(panic))
-}
-
-/// The output of `fut`, or the message of its panic.
-pub(crate) async fn caught<T>(fut: impl Future<Output = T>) -> Result<T, String> {
-    AssertUnwindSafe(fut)
-        .catch_unwind()
-        .await
-        .map_err(|payload| panic_message(payload.as_ref()))
 }
 
 async fn reconcile_object(

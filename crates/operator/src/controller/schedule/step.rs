@@ -13,28 +13,26 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
-use super::ticks::{
-    Problem, TickGroup, TickNames, ready_conditions, refresh_phases, stalled_conditions,
-    template_layers, tick_groups, tick_names, tick_runs, upkeep,
-};
 use crate::api::names::LABEL_SCHEDULE;
 use crate::api::{
     ConcurrencyPolicy, LayerPhase, MAX_TICK_HISTORY, ScheduledRun, TestLayerRun, TestLayerSchedule,
     TestLayerScheduleStatus, TickAction, TickRecord,
 };
-use crate::controller::status::conditions::Stall;
+use crate::controller::launch::decision::ScheduleNote;
+use crate::controller::launch::decision::ScheduleStep;
+use crate::controller::launch::decision::stalled_step;
+use crate::controller::launch::decision::wait_until;
+use crate::controller::launch::ticks::{
+    Problem, TickGroup, TickNames, ready_conditions, refresh_phases, template_layers, tick_groups,
+    tick_names, tick_runs, upkeep,
+};
 use crate::plan::suite::Suite;
 use testlayer_core::schedule::{self, Cron, ScheduleObs, Tick};
 
-/// How often a stalled schedule looks again (its ConfigMap may be fixed
-/// without a change to the schedule itself).
-pub const STALLED_POLL: Duration = Duration::from_secs(10);
-/// Longest wait for a far tick: it is reached by looking again.
-const LONGEST_WAIT: Duration = Duration::from_secs(3600);
 /// Reason of `Stalled` on a schedule that cannot tick.
 pub const INVALID_SCHEDULE: &str = "InvalidSchedule";
 
@@ -48,35 +46,6 @@ pub struct ScheduleObserved {
     /// The layer config of its template and where it came from, or why it
     /// cannot be read.
     pub config: Result<(String, String), Problem>,
-}
-
-/// An Event about the schedule.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScheduleNote {
-    /// A warning rather than a normal event.
-    pub warning: bool,
-    /// CamelCase reason.
-    pub reason: String,
-    /// What happened.
-    pub note: String,
-}
-
-/// What to do for a schedule (or a trigger, with its status `S`), in this
-/// order.
-#[derive(Debug, Clone, Default)]
-pub struct ScheduleStep<S = TestLayerScheduleStatus> {
-    /// Runs to cancel (`spec.cancel`), for Replace.
-    pub cancel: Vec<String>,
-    /// Runs to create, in dependency order.
-    pub create: Vec<TestLayerRun>,
-    /// Runs of ticks past the history limits to delete.
-    pub delete: Vec<String>,
-    /// The new status, when it changed.
-    pub status: Option<S>,
-    /// Events to publish.
-    pub events: Vec<ScheduleNote>,
-    /// When to look again if nothing else happens first.
-    pub requeue: Option<Duration>,
 }
 
 /// What schedule `o.schedule` does at `now`.
@@ -309,14 +278,6 @@ fn check(o: &ScheduleObserved) -> Result<(Cron, Suite), Problem> {
     Ok((cron, suite))
 }
 
-/// How long from `now` until `at`, bounded to `(0, LONGEST_WAIT]`.
-pub fn wait_until(now: Timestamp, at: Timestamp) -> Duration {
-    let d = at.duration_since(now);
-    Duration::try_from(d)
-        .unwrap_or(Duration::ZERO)
-        .clamp(Duration::from_millis(50), LONGEST_WAIT)
-}
-
 fn started(name: String, at: Timestamp, missed: Option<u64>) -> TickRecord {
     TickRecord {
         at: Time(at),
@@ -371,44 +332,4 @@ pub fn stalled(
             ..stored.clone()
         },
     )
-}
-
-/// The step of a schedule or trigger that cannot work (`reason`, `p`): its
-/// status as `status` makes it from the stalled conditions and the message,
-/// a Warning Event when the message is new, and a look again in
-/// [`STALLED_POLL`]; no write when nothing changed. `previous`: the stored
-/// conditions and message.
-pub fn stalled_step<S: PartialEq>(
-    stored: Option<&S>,
-    previous: (&[Condition], Option<&str>),
-    (reason, p): (&str, &Problem),
-    generation: Option<i64>,
-    now: Timestamp,
-    status: impl FnOnce(Vec<Condition>, String) -> S,
-) -> ScheduleStep<S> {
-    let stall = Stall {
-        reason: reason.into(),
-        message: p.to_string(),
-    };
-    let conditions = stalled_conditions(previous.0, &stall, generation, &Time(now));
-    let status = status(conditions, stall.message.clone());
-    let mut out = ScheduleStep {
-        cancel: Vec::new(),
-        create: Vec::new(),
-        delete: Vec::new(),
-        status: None,
-        events: Vec::new(),
-        requeue: Some(STALLED_POLL),
-    };
-    if Some(&status) != stored {
-        if previous.1 != Some(stall.message.as_str()) {
-            out.events.push(ScheduleNote {
-                warning: true,
-                reason: reason.into(),
-                note: stall.message.chars().take(1000).collect(),
-            });
-        }
-        out.status = Some(status);
-    }
-    out
 }

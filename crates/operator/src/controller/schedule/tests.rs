@@ -6,11 +6,12 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use serde_json::{Value, json};
 
-use super::step::{ScheduleObserved, ScheduleStep, step};
-use super::ticks::Problem;
+use super::step::{ScheduleObserved, step};
 use crate::api::names::{ANNOTATION_SCHEDULED_AT, LABEL_SCHEDULE};
 use crate::api::names::{ANNOTATION_SUITE_LAYERS, LABEL_SUITE};
 use crate::api::{LayerPhase, TestLayerRun, TestLayerSchedule, TickAction};
+use crate::controller::launch::decision::ScheduleStep;
+use crate::controller::launch::ticks::Problem;
 
 const CONFIG: &str = r#"
 layers:

@@ -11,7 +11,7 @@ use kube::api::Api;
 
 use crate::api::TestLayerResource;
 use crate::controller::kit::context::Context;
-use crate::controller::run::apply::patch_status;
+use crate::controller::kit::patch::patch_status;
 use crate::controller::run::read::shared_view;
 use crate::controller::shared::claims::{SharedView, resource_status};
 
@@ -20,10 +20,10 @@ const EVERY: Duration = Duration::from_secs(1);
 
 /// Keeps the statuses of TestLayerResources; runs until aborted.
 pub async fn keep(ctx: Arc<Context>) {
-    crate::controller::runner::synced(&ctx.resources).await;
-    crate::controller::runner::synced(&ctx.grants).await;
-    crate::controller::runner::synced(&ctx.category_runs).await;
-    crate::controller::runner::synced(&ctx.runs).await;
+    crate::controller::kit::cache::synced(&ctx.resources).await;
+    crate::controller::kit::cache::synced(&ctx.grants).await;
+    crate::controller::kit::cache::synced(&ctx.category_runs).await;
+    crate::controller::kit::cache::synced(&ctx.runs).await;
     loop {
         let mut views: BTreeMap<String, SharedView> = BTreeMap::new();
         for r in ctx.resources.state() {

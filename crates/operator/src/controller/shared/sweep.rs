@@ -28,10 +28,10 @@ const EVERY: Duration = Duration::from_millis(500);
 /// Lets deleted grants go once their holders' Pods have stopped; runs
 /// until aborted.
 pub async fn sweep(ctx: Arc<Context>) {
-    crate::controller::runner::synced(&ctx.grants).await;
-    crate::controller::runner::synced(&ctx.pods).await;
-    crate::controller::runner::synced(&ctx.runs).await;
-    crate::controller::runner::synced(&ctx.category_runs).await;
+    crate::controller::kit::cache::synced(&ctx.grants).await;
+    crate::controller::kit::cache::synced(&ctx.pods).await;
+    crate::controller::kit::cache::synced(&ctx.runs).await;
+    crate::controller::kit::cache::synced(&ctx.category_runs).await;
     loop {
         for grant in ctx.grants.state() {
             let ns = grant.namespace().unwrap_or_default();

@@ -11,7 +11,8 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use serde_json::json;
 
-use crate::controller::kit::context::{Context, ControllerError, FIELD_MANAGER};
+use crate::controller::kit::context::{Context, FIELD_MANAGER};
+use crate::controller::kit::error::ControllerError;
 use crate::controller::shared::claims::{Grant, GrantRef};
 
 /// Grants written to the apiserver at once.

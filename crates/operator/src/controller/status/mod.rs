@@ -2,3 +2,5 @@
 //! words of a stalled or invalid object.
 
 pub(crate) mod conditions;
+pub mod invalid;
+pub mod note;

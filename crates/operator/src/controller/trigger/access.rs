@@ -9,7 +9,7 @@
 //! under another resource ([`served_as_checked`]): whatever it reads is what
 //! the policy checked.
 
-use crate::controller::schedule::ticks::Problem;
+use crate::controller::launch::ticks::Problem;
 
 /// Kinds whose resource the rule does not give, lower case: (kind,
 /// resource). The policy has the same table.

@@ -17,14 +17,17 @@ use serde_json::Value;
 use super::step::{TriggerObserved, step};
 use crate::api::names::LABEL_TRIGGER;
 use crate::api::{Decoded, TestLayerRun, TestLayerTrigger, WatchedResource};
-use crate::controller::kit::context::ControllerError;
+use crate::controller::kit::error::ControllerError;
+use crate::controller::kit::events::send;
+use crate::controller::kit::guard::guarded;
 use crate::controller::kit::metrics::Metrics;
-use crate::controller::run::apply::{patch_status, send};
+use crate::controller::kit::patch::patch_status;
+use crate::controller::launch::apply::apply_runs;
+use crate::controller::launch::ticks::Problem;
 use crate::controller::run::read::source_text;
-use crate::controller::run::step::{ConfigAnswer, Note};
-use crate::controller::schedule::reconcile::{apply_runs, guarded};
-use crate::controller::schedule::ticks::Problem;
+use crate::controller::run::step::ConfigAnswer;
 use crate::controller::status::conditions::{bounded, one_line};
+use crate::controller::status::note::Note;
 
 /// What every trigger reconcile shares.
 pub struct TriggerContext {
@@ -159,7 +162,7 @@ pub async fn reconcile(
     obj: Arc<Decoded<TestLayerTrigger>>,
     ctx: Arc<TriggerContext>,
 ) -> Result<Requeue, ControllerError> {
-    crate::controller::runner::synced(&ctx.runs).await;
+    crate::controller::kit::cache::synced(&ctx.runs).await;
     let conditions = |t: &TestLayerTrigger| t.status.clone().unwrap_or_default().conditions;
     guarded(
         &obj,
@@ -241,5 +244,5 @@ pub fn error_policy(
     err: &ControllerError,
     ctx: Arc<TriggerContext>,
 ) -> Requeue {
-    crate::controller::runner::requeue_after(&ctx.metrics, err, "trigger")
+    crate::controller::kit::error::requeue_after(&ctx.metrics, err, "trigger")
 }

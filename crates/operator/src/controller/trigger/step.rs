@@ -27,8 +27,8 @@ use crate::api::{
     ConcurrencyPolicy, FiringRecord, LayerPhase, MAX_TICK_HISTORY, MAX_WATCHED, PendingRevision,
     ScheduledRun, TestLayerRun, TestLayerTrigger, TestLayerTriggerStatus, TickAction, WatchedState,
 };
-use crate::controller::schedule::step::{ScheduleNote, ScheduleStep, stalled_step, wait_until};
-use crate::controller::schedule::ticks::{
+use crate::controller::launch::decision::{ScheduleNote, ScheduleStep, stalled_step, wait_until};
+use crate::controller::launch::ticks::{
     Problem, TickGroup, TickNames, ready_conditions, refresh_phases, template_layers, tick_groups,
     tick_names, tick_runs, upkeep,
 };

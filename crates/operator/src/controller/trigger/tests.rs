@@ -15,8 +15,8 @@ use super::step::{TriggerObserved, step};
 use crate::api::names::LABEL_TRIGGER;
 use crate::api::names::{ANNOTATION_IMAGE, ANNOTATION_REVISION, ANNOTATION_TRIGGERED_BY};
 use crate::api::{TestLayerRun, TestLayerTrigger, TestLayerTriggerStatus, TickAction};
-use crate::controller::schedule::step::ScheduleStep;
-use crate::controller::schedule::ticks::Problem;
+use crate::controller::launch::decision::ScheduleStep;
+use crate::controller::launch::ticks::Problem;
 
 const CONFIG: &str = r#"
 layers:

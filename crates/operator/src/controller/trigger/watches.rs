@@ -68,7 +68,7 @@ pub async fn follow(
             let (ctx, wake, key2) = (ctx.clone(), wake.clone(), key.clone());
             let task = tokio::spawn(async move {
                 let mut changes = watcher(api, watcher::Config::default())
-                    .backoff(crate::controller::runner::watch_backoff())
+                    .backoff(crate::controller::kit::cache::watch_backoff())
                     .touched_objects()
                     .boxed();
                 while let Some(change) = changes.next().await {

@@ -8,79 +8,26 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
-use kube::{Resource, ResourceExt};
+use kube::ResourceExt;
 
 use super::observed::Observed;
-use super::writes::{Next, Note, Step, Write};
+use super::writes::{Next, Step, Write};
 use super::{note, wall_clock};
-use crate::api::{ConditionType, TestLayerRun, TestLayerRunStatus};
-use crate::controller::status::conditions::{Stall, condition};
+use crate::api::{TestLayerRun, TestLayerRunStatus};
+use crate::controller::status::conditions::Stall;
+use crate::controller::status::invalid::INVALID_SPEC;
+use crate::controller::status::invalid::reference;
+use crate::controller::status::invalid::with_stall;
+use crate::controller::status::note::Note;
 
-/// Reason of `Stalled` on an object with a value the controller cannot use.
-pub const INVALID_SPEC: &str = "InvalidSpec";
 /// Reason of `Stalled` on a run one of whose CategoryRuns is invalid.
 pub const INVALID_CATEGORY_RUN: &str = "InvalidCategoryRun";
-/// Reason of `Stalled` on an object whose reconcile failed.
-pub const CONTROLLER_ERROR: &str = "ControllerError";
 /// How often a stalled run looks again if nothing wakes it.
 const STALLED_POLL: Duration = Duration::from_secs(60);
 /// Invalid CategoryRuns named in a run's message at most.
 const NAMED: usize = 3;
-
-/// `previous` with `Stalled` set as `stall` says (and `Reconciling` False
-/// while stalled); the other conditions are kept as they are.
-pub fn with_stall(
-    previous: &[Condition],
-    stall: Option<&Stall>,
-    generation: Option<i64>,
-    now: &Time,
-) -> Vec<Condition> {
-    let (reason, message) = stall.map_or(("NotStalled", ""), |s| {
-        (s.reason.as_str(), s.message.as_str())
-    });
-    let mut set = vec![condition(
-        previous,
-        ConditionType::Stalled,
-        Some(stall.is_some()),
-        reason,
-        message,
-        generation,
-        now,
-    )];
-    if stall.is_some() {
-        set.push(condition(
-            previous,
-            ConditionType::Reconciling,
-            Some(false),
-            reason,
-            message,
-            generation,
-            now,
-        ));
-    }
-    let mut out: Vec<Condition> = previous
-        .iter()
-        .filter(|c| !set.iter().any(|s| s.type_ == c.type_))
-        .cloned()
-        .collect();
-    out.extend(set);
-    out
-}
-
-/// A reference to an object known only by its metadata.
-pub(crate) fn reference<K: Resource<DynamicType = ()>>(meta: &ObjectMeta) -> ObjectReference {
-    ObjectReference {
-        api_version: Some(K::api_version(&()).into_owned()),
-        kind: Some(K::kind(&()).into_owned()),
-        name: meta.name.clone(),
-        namespace: meta.namespace.clone(),
-        uid: meta.uid.clone(),
-        ..ObjectReference::default()
-    }
-}
 
 /// The step for a TestLayerRun that cannot be used as stored (it did not
 /// decode, or its reconcile failed): `Stalled=True` with `reason` and
@@ -221,15 +168,6 @@ pub fn stalled_run(
     }
     writes.extend(events);
     Step::write(writes, Next::After(STALLED_POLL))
-}
-
-/// The message of a panic.
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// The conditions of a run as stored, valid or not.

@@ -42,10 +42,11 @@ pub use observed::{
     Question, Refusal, ReportRead, RerunAnswer, RerunSource,
 };
 pub use plan_freeze::{resolve, spec_changed, spec_hash};
-pub use writes::{Next, Note, Step, Write};
+pub use writes::{Next, Step, Write};
 
 use crate::api::LayerPhase;
 use crate::controller::shared::claims as shared;
+use crate::controller::status::note::Note;
 use crate::plan::gate::{Gate, services_gate};
 use crate::plan::{LayerObs, ResourceWait, plan};
 use categories::Categories;

@@ -22,9 +22,9 @@ use k8s_openapi::jiff::Timestamp;
 use super::attempts::offset;
 use super::note;
 use super::observed::Refusal;
-use super::writes::Note;
 use crate::api::{AttemptStatus, CategoryRun, CategoryRunStatus};
 use crate::controller::status::conditions::{Stall, bounded};
+use crate::controller::status::note::Note;
 use crate::words::{AttemptReason, Reason};
 
 /// The wait before the first retry.

@@ -4,11 +4,12 @@
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use super::observed::Question;
 use crate::api::{CategoryRun, CategoryRunStatus, TestLayerRunStatus};
+use crate::controller::status::note::Note;
 
 /// One write. A reconcile applies a [`Step`]'s writes in order and stops at
 /// the first that fails; the writes inside one entry go out concurrently.
@@ -49,19 +50,6 @@ pub enum Write {
     CategoryRunConditions(Vec<(String, Vec<Condition>)>),
     /// Publish an Event.
     Event(Note),
-}
-
-/// An Event to publish.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Note {
-    /// The object it is about.
-    pub regarding: ObjectReference,
-    /// A warning rather than a normal event.
-    pub warning: bool,
-    /// CamelCase reason.
-    pub reason: String,
-    /// What happened (bounded).
-    pub note: String,
 }
 
 /// When to reconcile the run again if nothing else happens first.

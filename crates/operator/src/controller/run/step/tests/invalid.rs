@@ -7,9 +7,10 @@ use std::sync::Arc;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use proptest::prelude::*;
 
-use super::super::invalid::{INVALID_CATEGORY_RUN, INVALID_SPEC, stalled_object};
+use super::super::invalid::{INVALID_CATEGORY_RUN, stalled_object};
 use super::*;
 use crate::api::{CategoryRun, Decoded, TestLayerRun, Undecodable};
+use crate::controller::status::invalid::INVALID_SPEC;
 
 fn condition<'a>(conditions: &'a [Condition], type_: &str) -> &'a Condition {
     conditions
