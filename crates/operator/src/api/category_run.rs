@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::test_layer_run::PodSettings;
+use crate::api::Amounts;
 use crate::plan::Phase;
 use crate::results::{FailedTests, TestCounts};
 use crate::words::{AttemptReason, Reason};
@@ -281,20 +282,6 @@ pub struct AttemptStop {
     /// The category whose failure caused it (fail-fast).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caused_by: Option<String>,
-}
-
-/// CPU (millicores) and memory (bytes) of a container.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Amounts {
-    /// CPU in millicores.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(max = super::limits::MAX_CPU_MILLIS))]
-    pub cpu_millis: Option<u64>,
-    /// Memory in bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(max = super::limits::MAX_MEMORY_BYTES))]
-    pub memory_bytes: Option<u64>,
 }
 
 /// Requests and limits of a category's container.

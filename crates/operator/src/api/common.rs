@@ -67,3 +67,17 @@ impl ConditionType {
         }
     }
 }
+
+/// CPU (millicores) and memory (bytes) of a container.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Amounts {
+    /// CPU in millicores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = super::limits::MAX_CPU_MILLIS))]
+    pub cpu_millis: Option<u64>,
+    /// Memory in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = super::limits::MAX_MEMORY_BYTES))]
+    pub memory_bytes: Option<u64>,
+}

@@ -18,10 +18,9 @@ mod trigger;
 pub use crate::plan::Phase as CategoryPhase;
 pub use crate::results::TestCounts;
 pub use category_run::{
-    Amounts, AttemptStatus, AttemptStop, CategoryResources, CategoryRun, CategoryRunSpec,
-    CategoryRunStatus,
+    AttemptStatus, AttemptStop, CategoryResources, CategoryRun, CategoryRunSpec, CategoryRunStatus,
 };
-pub use common::{ConditionType, LayerPhase};
+pub use common::{Amounts, ConditionType, LayerPhase};
 pub use crds::{all_crds, crds_yaml};
 pub use decoded::{Decoded, Undecodable};
 pub use resource::{

@@ -371,7 +371,7 @@ pub struct PlanSnapshot {
     pub max_parallel: Option<u32>,
     /// CPU (millicores) and memory (bytes) budget of running categories.
     #[serde(default)]
-    pub budget: super::Amounts,
+    pub budget: super::common::Amounts,
     /// Cancel everything at the first failure.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fail_fast: bool,

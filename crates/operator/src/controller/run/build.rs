@@ -28,8 +28,7 @@ use crate::layer::{
 };
 use crate::results::wrapped_command;
 
-mod test_cases;
-pub use test_cases::{test_cases_config_map, test_cases_name};
+pub mod test_cases;
 
 /// Longest CategoryRun name, so `<name>-<attempt>` stays a valid DNS label
 /// (Pod host names are cut at 63 characters).

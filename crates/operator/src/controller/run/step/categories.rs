@@ -17,8 +17,7 @@ use super::attempts::{
 use super::log_results::{keep_test_cases, read_results};
 use super::observed::{Answers, Observed, Question, Refusal};
 use super::refusals;
-use super::rerun::carried_message;
-use super::{note, wall_clock};
+use super::writes::{note, wall_clock};
 use crate::api::names::{LABEL_ATTEMPT, LABEL_CATEGORY};
 use crate::api::{AttemptStatus, CategoryRun, CategoryRunStatus, ResourceClaim};
 use crate::controller::run::build::{self, owned_by};
@@ -554,4 +553,9 @@ fn passed_on_retry(st: &CategoryRunStatus) -> bool {
     st.attempts[..n]
         .iter()
         .any(|a| !a.infrastructure && a.stop.is_none() && a.exit_code.is_some_and(|c| c != 0))
+}
+
+/// The message of a category carried over from run `of`.
+pub fn carried_message(of: &str) -> String {
+    format!("passed in run {of}; not run again")
 }

@@ -14,7 +14,7 @@ use kube::ResourceExt;
 
 use super::observed::Observed;
 use super::writes::{Next, Step, Write};
-use super::{note, wall_clock};
+use super::writes::{note, wall_clock};
 use crate::api::{TestLayerRun, TestLayerRunStatus};
 use crate::controller::status::conditions::Stall;
 use crate::controller::status::invalid::INVALID_SPEC;

@@ -173,7 +173,7 @@ pub(super) fn keep_test_cases(
     if a.stop.is_some() || a.test_cases.is_some() {
         return None;
     }
-    let cm = build::test_cases_config_map(cr, number, &read.cases);
+    let cm = build::test_cases::test_cases_config_map(cr, number, &read.cases);
     a.test_cases = cm.metadata.name.clone();
     Some(cm)
 }

@@ -14,6 +14,7 @@
 //! only after its Pod exists (a Pod is found again by its name) or the
 //! apiserver refused it (see [`refusals`]).
 
+mod accepted;
 mod attempts;
 mod categories;
 mod claims;
@@ -26,6 +27,7 @@ mod plan_freeze;
 mod refusals;
 mod rerun;
 mod run_status;
+mod spec;
 pub mod writes;
 
 #[cfg(test)]
@@ -34,19 +36,20 @@ mod tests;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
-use kube::{Resource, ResourceExt};
+use kube::ResourceExt;
 
 pub use attempts::{offset, stored};
 pub use observed::{
     Answers, AttemptLog, CaseList, ConfigAnswer, FrozenPlanAnswer, LogAnswer, NodeDown, Observed,
     Question, Refusal, ReportRead, RerunAnswer, RerunSource,
 };
-pub use plan_freeze::{resolve, spec_changed, spec_hash};
+pub use spec::{resolve, spec_changed, spec_hash};
 pub use writes::{Next, Step, Write};
 
 use crate::api::LayerPhase;
+use crate::controller::run::step::writes::note;
+use crate::controller::run::step::writes::wall_clock;
 use crate::controller::shared::claims as shared;
-use crate::controller::status::note::Note;
 use crate::plan::gate::{Gate, services_gate};
 use crate::plan::{LayerObs, ResourceWait, plan};
 use categories::Categories;
@@ -337,28 +340,4 @@ pub fn step(o: &Observed, now: Timestamp) -> Step {
         Next::After(wake.min(IDLE_REQUEUE))
     };
     Step::write(writes, next)
-}
-
-/// `now` as a status records it: `metav1.Time` keeps whole seconds, so a
-/// time written with more would come back different and be written again.
-pub(crate) fn wall_clock(now: Timestamp) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
-    let whole = Timestamp::from_second(now.as_second()).unwrap_or(now);
-    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(whole)
-}
-
-/// A reference to an object for an Event.
-fn regarding<K: Resource<DynamicType = ()>>(
-    obj: &K,
-) -> k8s_openapi::api::core::v1::ObjectReference {
-    obj.object_ref(&())
-}
-
-/// A bounded Event note.
-fn note<K: Resource<DynamicType = ()>>(obj: &K, warning: bool, reason: &str, text: &str) -> Note {
-    Note {
-        regarding: regarding(obj),
-        warning,
-        reason: reason.to_string(),
-        note: text.chars().take(1000).collect(),
-    }
 }

@@ -20,8 +20,8 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 
 use super::attempts::offset;
-use super::note;
 use super::observed::Refusal;
+use super::writes::note;
 use crate::api::{AttemptStatus, CategoryRun, CategoryRunStatus};
 use crate::controller::status::conditions::{Stall, bounded};
 use crate::controller::status::note::Note;

@@ -8,24 +8,20 @@ use std::collections::BTreeMap;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
+use super::accepted::{accepted_status, accepted_writes};
 use super::observed::{Observed, Question, RerunAnswer};
-use super::plan_freeze::{accepted_status, accepted_writes};
 use super::run_status;
 use super::writes::{Next, Step};
 use crate::api::{CategoryRun, CategoryRunStatus, RerunStatus, TestLayerRunStatus};
 use crate::controller::run::build;
 use crate::controller::run::frozen_plan::{self, FrozenPlan};
+use crate::controller::run::step::categories::carried_message;
 use crate::plan::Phase;
 
 /// The reason of a rerun whose earlier run cannot be used.
 pub const RERUN_SOURCE_NOT_FOUND: &str = "RerunSourceNotFound";
 /// The reason of a rerun waiting for its earlier run to finish.
 pub const WAITING_FOR_RERUN_SOURCE: &str = "WaitingForRerunSource";
-
-/// The message of a category carried over from run `of`.
-pub fn carried_message(of: &str) -> String {
-    format!("passed in run {of}; not run again")
-}
 
 /// Accepts the rerun of `o` of the earlier run `of`: asks for that run,
 /// waits while it runs, fails (Stalled) when it is gone or is not of the

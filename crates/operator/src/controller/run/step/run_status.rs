@@ -6,11 +6,12 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
+use super::attempts::offset;
 use super::categories::Categories;
 use super::observed::Observed;
 use super::refusals;
 use super::writes::{Next, Step, Write};
-use super::{note, offset, wall_clock};
+use super::writes::{note, wall_clock};
 use crate::api::{
     CategoryRunStatus, CategorySummary, FlakyCounts, LISTED_FAILURES, LayerPhase,
     MAX_LISTED_CATEGORIES, PhaseCounts, TestCounts, TestLayerRun, TestLayerRunStatus,
@@ -291,7 +292,7 @@ pub fn invalid(
     problem: &str,
     now: Timestamp,
 ) -> Step {
-    status.spec_hash = Some(super::spec_hash(&o.run));
+    status.spec_hash = Some(super::spec::spec_hash(&o.run));
     fail_run(o, status, reason, problem, now)
 }
 

@@ -7,6 +7,9 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
+use k8s_openapi::jiff::Timestamp;
+use kube::Resource;
+
 use super::observed::Question;
 use crate::api::{CategoryRun, CategoryRunStatus, TestLayerRunStatus};
 use crate::controller::status::note::Note;
@@ -109,5 +112,34 @@ impl Step {
                 _ => 0,
             })
             .sum()
+    }
+}
+
+/// `now` as a status records it: `metav1.Time` keeps whole seconds, so a
+/// time written with more would come back different and be written again.
+pub fn wall_clock(now: Timestamp) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    let whole = Timestamp::from_second(now.as_second()).unwrap_or(now);
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(whole)
+}
+
+/// A reference to an object for an Event.
+pub fn regarding<K: Resource<DynamicType = ()>>(
+    obj: &K,
+) -> k8s_openapi::api::core::v1::ObjectReference {
+    obj.object_ref(&())
+}
+
+/// A bounded Event note.
+pub fn note<K: Resource<DynamicType = ()>>(
+    obj: &K,
+    warning: bool,
+    reason: &str,
+    text: &str,
+) -> Note {
+    Note {
+        regarding: regarding(obj),
+        warning,
+        reason: reason.to_string(),
+        note: text.chars().take(1000).collect(),
     }
 }

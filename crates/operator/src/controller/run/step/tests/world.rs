@@ -17,13 +17,14 @@ use kube::ResourceExt;
 use serde_json::json;
 
 use super::super::{
-    Answers, AttemptLog, ConfigAnswer, FrozenPlanAnswer, Next, NodeDown, Note, Observed, Question,
+    Answers, AttemptLog, ConfigAnswer, FrozenPlanAnswer, Next, NodeDown, Observed, Question,
     Refusal, RerunAnswer, RerunSource, Step, Write, step,
 };
 use crate::api::names::{LABEL_CATEGORY, LABEL_RUN};
 use crate::api::{CategoryRun, LayerPhase, TestLayerRun, Undecodable};
 use crate::controller::run::frozen_plan;
 use crate::controller::shared::claims::{Grant, RecordedClaim, SharedView};
+use crate::controller::status::note::Note;
 use crate::plan::Phase;
 use k8s_openapi::api::core::v1::ConfigMap;
 
