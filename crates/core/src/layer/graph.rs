@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::CategoryPlan;
+use super::category::CategoryPlan;
 
 /// Graph facts computed once per plan.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Claim, allocate};
+use super::allocate::{Allocation, Claim, allocate, impossible, in_line};
 
 /// A waiting claim and the run it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,7 +128,7 @@ fn any_free<K: Clone + Ord>(
     capacities: &BTreeMap<String, u32>,
     held: &BTreeMap<String, u32>,
     claims: &[Claim<K>],
-) -> super::Allocation<K> {
+) -> Allocation<K> {
     let mut out = allocate(capacities, held, &[]);
     let mut free: BTreeMap<&str, u32> = capacities
         .iter()
@@ -139,8 +139,8 @@ fn any_free<K: Clone + Ord>(
             )
         })
         .collect();
-    for c in super::in_line(claims) {
-        match super::impossible(capacities, c) {
+    for c in in_line(claims) {
+        match impossible(capacities, c) {
             Some(why) => out.impossible.push((c.key.clone(), why)),
             None if c
                 .wants

@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::checks::check_env_name;
-use super::overrides::Resolver;
-use super::{
+use super::bounds::{
     DEFAULT_BACKOFF_SECS, DEFAULT_INFRA_RETRIES, MAX_QUARANTINE, MAX_RETRIES, MAX_TIMEOUT_SECS,
 };
+use super::checks::check_env_name;
+use super::overrides::Resolver;
 use crate::config::error::Collector;
 use crate::config::names;
 use crate::config::raw::{RawCategory, RawResources};

@@ -5,11 +5,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use super::bounds::{DEFAULT_SERVICE_WAIT_SECS, MAX_DEADLINE_MINUTES, MAX_PARALLEL, MAX_RETRIES};
 use super::category::CategoryDefaults;
 use super::checks::{check_env_name, check_service_name, service_k8s_name};
 use super::overrides::{Resolver, merge_limits};
 use super::resources::{cpu, memory};
-use super::{DEFAULT_SERVICE_WAIT_SECS, MAX_DEADLINE_MINUTES, MAX_PARALLEL, MAX_RETRIES};
 use crate::config::error::Collector;
 use crate::config::names;
 use crate::config::raw::{ExecutionMode, LlmMode, Strategy};

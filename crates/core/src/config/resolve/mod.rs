@@ -7,6 +7,7 @@
 //! `resources` (CPU and memory), `shared` (shared resources), `validate` (the whole-config check) and
 //! `checks` (names and addresses).
 
+mod bounds;
 mod category;
 mod checks;
 mod layer;
@@ -24,27 +25,6 @@ use super::raw::{RawEnvironment, RawLayerOverride};
 use super::{Config, ConfigErrors};
 use crate::layer::LayerPlan;
 use overrides::Resolver;
-
-/// Longest per-category timeout: one day.
-const MAX_TIMEOUT_SECS: f64 = 86_400.0;
-/// Longest layer deadline: one week.
-const MAX_DEADLINE_MINUTES: f64 = 10_080.0;
-/// Most CPU one category or layer may name: 1024 cores.
-const MAX_CPU_MILLIS: u64 = 1_024_000;
-/// Most memory one category or layer may name: 16 TiB.
-const MAX_MEMORY_BYTES: u64 = 16 << 40;
-/// Most retries of either kind.
-const MAX_RETRIES: i64 = 10;
-/// Most categories running at once.
-const MAX_PARALLEL: i64 = 10_000;
-/// Default bound on waiting for required services.
-const DEFAULT_SERVICE_WAIT_SECS: i64 = 300;
-/// Default backoff before the first retry.
-const DEFAULT_BACKOFF_SECS: f64 = 2.0;
-/// Default retries after infrastructure failures.
-const DEFAULT_INFRA_RETRIES: i64 = 2;
-/// Most quarantine patterns of one category, its layer's included.
-const MAX_QUARANTINE: usize = 500;
 
 impl Config {
     /// Resolves `layer` for `environment` (or the base config when `None`) into a

@@ -2,9 +2,9 @@
 //! the layer's), checked against each other and against the layer's budget,
 //! and the CPU and memory quantity checks.
 
+use super::bounds::{MAX_CPU_MILLIS, MAX_MEMORY_BYTES};
 use super::category::CategoryDefaults;
 use super::overrides::Resolver;
-use super::{MAX_CPU_MILLIS, MAX_MEMORY_BYTES};
 use crate::config::error::Collector;
 use crate::config::quantity::{format_cpu, format_memory, parse_cpu_millis, parse_memory_bytes};
 use crate::config::raw::{RawQuantities, RawResources};
