@@ -2,6 +2,7 @@
 //! machine, through the same planner as the Kubernetes controller.
 
 mod attempt;
+pub mod lock_error;
 pub mod lock_state;
 pub mod locks;
 pub mod progress;

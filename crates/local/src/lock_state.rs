@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use testlayer_core::resources::{Claim, Serving, StuckRun, Waiter, deadlock};
 
-use crate::locks::LockError;
+use crate::lock_error::LockError;
 
 /// State files made by this process so far (several runs may share it).
 static MADE: AtomicU64 = AtomicU64::new(0);

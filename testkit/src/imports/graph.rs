@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::ImportGraph;
+/// Files (relative to the workspace root) and, for each, the files it
+/// imports with one example path per edge.
+pub type ImportGraph = BTreeMap<PathBuf, BTreeMap<PathBuf, String>>;
 
 /// A set of files each reachable from the others, with the edges among
 /// them (importer, imported, an example path).

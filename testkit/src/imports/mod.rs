@@ -8,47 +8,16 @@
 //! defined. A `mod` declaration is not an edge: a parent that only
 //! declares its children does not import them.
 
+mod error;
 mod graph;
 mod modules;
 mod resolve;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-pub use graph::circles;
-
-/// Why the import graph could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum ImportsError {
-    /// A file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A file is not valid Rust.
-    #[error("cannot parse {path}: {message}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// The parser's message.
-        message: String,
-    },
-    /// A `mod name;` whose file is missing.
-    #[error("{path}: module {name} has no file {name}.rs or {name}/mod.rs")]
-    MissingModule {
-        /// The declaring file.
-        path: PathBuf,
-        /// The module.
-        name: String,
-    },
-}
-
-/// Files (relative to the workspace root) and, for each, the files it
-/// imports with one example path per edge.
-pub type ImportGraph = BTreeMap<PathBuf, BTreeMap<PathBuf, String>>;
+pub use error::ImportsError;
+pub use graph::{Circle, ImportGraph, circles};
 
 /// The import graph of every crate root under `root`: `src/lib.rs`,
 /// `src/main.rs`, `src/bin/*.rs`, `tests/*.rs`, `benches/*.rs`, and the
@@ -111,4 +80,81 @@ fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
         .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
     set.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A crate in a temporary directory: `files` as (path under `src`,
+    /// text).
+    fn crate_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        for (path, text) in files {
+            let p = dir.path().join("src").join(path);
+            std::fs::create_dir_all(p.parent().expect("a parent")).expect("mkdir");
+            std::fs::write(p, text).expect("write");
+        }
+        dir
+    }
+
+    fn found(dir: &tempfile::TempDir) -> Vec<Vec<String>> {
+        let graph = workspace_graph(dir.path()).expect("graph");
+        circles(&graph)
+            .into_iter()
+            .map(|c| c.files.iter().map(|f| f.display().to_string()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_parent_that_uses_its_child_which_uses_the_parent_is_a_circle() {
+        let dir = crate_with(&[
+            (
+                "lib.rs",
+                "mod a;\npub struct Top;\npub fn f() { a::g(); }\n",
+            ),
+            ("a.rs", "pub fn g() { let _ = crate::Top; }\n"),
+        ]);
+        assert_eq!(found(&dir), [["src/a.rs", "src/lib.rs"]]);
+    }
+
+    #[test]
+    fn re_exports_are_followed_to_the_file_that_defines_the_item() {
+        // b uses `crate::Item`, which lib.rs only re-exports from c: b
+        // imports c, not lib.rs, so there is no circle.
+        let dir = crate_with(&[
+            (
+                "lib.rs",
+                "mod b;\nmod c;\npub use c::Item;\npub fn f() { b::g(); }\n",
+            ),
+            ("b.rs", "use crate::Item;\npub fn g() { let _ = Item; }\n"),
+            ("c.rs", "pub struct Item;\n"),
+        ]);
+        assert!(found(&dir).is_empty());
+        let graph = workspace_graph(dir.path()).expect("graph");
+        assert!(graph[Path::new("src/b.rs")].contains_key(Path::new("src/c.rs")));
+    }
+
+    #[test]
+    fn a_loop_through_siblings_and_globs_is_one_circle() {
+        let dir = crate_with(&[
+            ("lib.rs", "mod x;\nmod y;\nmod z;\n"),
+            ("x.rs", "use super::y::*;\npub fn fx() { fy(); }\n"),
+            ("y.rs", "pub fn fy() { super::z::fz(); }\n"),
+            ("z.rs", "pub fn fz() { crate::x::fx(); }\n"),
+        ]);
+        assert_eq!(found(&dir), [["src/x.rs", "src/y.rs", "src/z.rs"]]);
+    }
+
+    #[test]
+    fn visibility_and_external_paths_are_no_imports() {
+        let dir = crate_with(&[
+            (
+                "lib.rs",
+                "mod d;\npub(crate) fn f() -> std::string::String { d::g() }\n",
+            ),
+            ("d.rs", "pub(super) fn g() -> String { String::new() }\n"),
+        ]);
+        assert!(found(&dir).is_empty());
+    }
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::ImportsError;
+use super::error::ImportsError;
 
 /// A module path from the crate root (`[]` is the root).
 pub type ModPath = Vec<String>;
