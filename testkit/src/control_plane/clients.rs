@@ -9,7 +9,7 @@ use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
-use super::ControlPlane;
+use super::handle::ControlPlane;
 use crate::TestkitError;
 
 impl ControlPlane {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::api::{Api, PostParams};
 
-use super::ControlPlane;
+use super::handle::ControlPlane;
 use crate::TestkitError;
 
 static NAMESPACES: AtomicU32 = AtomicU32::new(0);

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::binaries::{BINARIES, bin_dir};
 use super::clients::write_kubeconfig;
-use super::{BINARIES, ControlPlane, bin_dir};
+use super::handle::ControlPlane;
 use crate::TestkitError;
 use crate::certs;
 use crate::process::{Component, free_port};

@@ -11,9 +11,10 @@ use kube::runtime::watcher;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::control::Control;
+use super::options::ScriptFn;
 use super::pod::{self, Cmd, WorkerInput};
 use super::shared::Shared;
-use super::{Control, ScriptFn};
 
 /// A Pod's worker, from the loop's side. Dropping it tells the worker its
 /// Pod is gone.

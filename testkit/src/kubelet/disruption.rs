@@ -7,8 +7,10 @@ use kube::ResourceExt;
 use kube::api::{EvictParams, Patch, PatchParams};
 use serde_json::json;
 
+use super::control::Control;
+use super::handle::TestKubelet;
+use super::record::KubeletNoteKind;
 use super::shared::now;
-use super::{Control, KubeletNoteKind, TestKubelet};
 use crate::TestkitError;
 
 impl TestKubelet {

@@ -23,8 +23,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
+use super::node_states::NodeStates;
 use super::script::LogServing;
-use super::shared::NodeStates;
 use crate::TestkitError;
 
 /// What the endpoint knows of one container.

@@ -55,16 +55,21 @@
 //! [`TestKubelet::notes`] (the rest, [`KubeletNoteKind`]); both use the same
 //! clock.
 //!
-//! This file holds [`TestKubelet`] itself (starting it, reading what it
-//! did, setting log serving); `node` registers Nodes and fails and recovers
-//! them; `disruption` preempts and drains Pods; `dispatch` is the loop that
-//! binds Pods and hands each to its worker in `pod`; `record` and `options`
-//! hold the public types; `shared` what the kubelet's tasks share.
+//! This file starts a [`TestKubelet`] and reads what it did (and sets log
+//! serving); `handle` holds the type itself; `node` registers Nodes and
+//! fails and recovers them; `disruption` preempts and drains Pods;
+//! `dispatch` is the loop that binds Pods and hands each to its worker in
+//! `pod`, and `control` what the handle asks of it; `record` and `options`
+//! hold the public types; `shared` what the kubelet's tasks share,
+//! `node_states` whether each node is up.
 
+mod control;
 mod dispatch;
 mod disruption;
+mod handle;
 mod logs;
 mod node;
+mod node_states;
 mod options;
 mod pod;
 mod record;
@@ -76,8 +81,8 @@ use std::sync::{Arc, Mutex};
 use kube::Client;
 use kube::api::Api;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
+pub use handle::TestKubelet;
 pub use node::NodeFailure;
 pub use options::{KubeletOptions, ScriptFn};
 pub use record::{KubeletEvent, KubeletEventKind, KubeletNote, KubeletNoteKind};
@@ -86,29 +91,10 @@ pub use script::{DEFAULT_SIGTERM_EXIT, LogServing, OnSigterm, PodEnd, PodScript}
 use dispatch::Loop;
 use logs::{LogServer, LogStore};
 use node::register_node;
-use shared::{NodeStates, Shared};
+use node_states::NodeStates;
+use shared::Shared;
 
 use crate::TestkitError;
-
-/// Asks of the kubelet's loop.
-enum Control {
-    /// A node came back: bind Pods that waited for one.
-    NodeUp,
-    /// Preempt the Pod of this uid.
-    Preempt(String),
-}
-
-/// A running test kubelet. Dropping it stops it (Pods it was running stay as
-/// they are).
-pub struct TestKubelet {
-    task: JoinHandle<()>,
-    _logs: LogServer,
-    shared: Arc<Shared>,
-    nodes: Vec<String>,
-    client: Client,
-    control: mpsc::UnboundedSender<Control>,
-    log_serving: watch::Sender<LogServing>,
-}
 
 impl TestKubelet {
     /// Registers `nodes` Nodes named `<namespace>-node-<i>` and starts
@@ -213,11 +199,5 @@ impl TestKubelet {
     /// setting says.
     pub fn set_log_serving(&self, serving: LogServing) {
         self.log_serving.send_replace(serving);
-    }
-}
-
-impl Drop for TestKubelet {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }

@@ -7,8 +7,10 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
+use super::control::Control;
+use super::handle::TestKubelet;
+use super::record::KubeletNoteKind;
 use super::shared::now;
-use super::{Control, KubeletNoteKind, TestKubelet};
 use crate::TestkitError;
 
 /// How a node fails in [`TestKubelet::fail_node`].

@@ -1,7 +1,7 @@
 //! What the kubelet's tasks share: whether each node is up, the Pods API,
 //! the record of events and notes, the served logs, and Pods being drained.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -9,39 +9,10 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
-use tokio::sync::watch;
 
 use super::logs::LogStore;
+use super::node_states::NodeStates;
 use super::{KubeletEvent, KubeletEventKind, KubeletNote, KubeletNoteKind};
-
-/// Whether each node is up (`true`) or down.
-pub(crate) struct NodeStates(HashMap<String, watch::Sender<bool>>);
-
-impl NodeStates {
-    pub(super) fn new(names: &[String]) -> Self {
-        Self(
-            names
-                .iter()
-                .map(|n| (n.clone(), watch::Sender::new(true)))
-                .collect(),
-        )
-    }
-
-    /// Whether `node` is up (unknown nodes count as up).
-    pub(crate) fn is_up(&self, node: &str) -> bool {
-        self.0.get(node).is_none_or(|s| *s.borrow())
-    }
-
-    pub(super) fn set(&self, node: &str, up: bool) {
-        if let Some(s) = self.0.get(node) {
-            s.send_replace(up);
-        }
-    }
-
-    pub(super) fn subscribe(&self, node: &str) -> Option<watch::Receiver<bool>> {
-        self.0.get(node).map(|s| s.subscribe())
-    }
-}
 
 /// What the kubelet's tasks share.
 pub(crate) struct Shared {

@@ -7,18 +7,20 @@
 //! on (as under a dead kubelet), and its end is reported when the node is
 //! back.
 //!
-//! This file holds the worker's lifecycle (its state, waiting, binding,
-//! finishing the deletion); `status` the status writes; `stop` how a
-//! running or not yet started container is stopped.
+//! This file holds the worker's lifecycle (waiting, binding, finishing the
+//! deletion); `worker` the worker's state and orders; `ending` how a wait,
+//! the worker and the container end; `status` the status writes; `stop` how
+//! a running or not yet started container is stopped.
 
+mod ending;
 mod status;
 mod stop;
+mod worker;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{DeleteParams, PostParams, Preconditions};
 use tokio::sync::{mpsc, watch};
@@ -26,55 +28,9 @@ use tokio::sync::{mpsc, watch};
 use super::script::{PodEnd, PodScript};
 use super::shared::Shared;
 use super::{KubeletEventKind, KubeletNoteKind};
-
-/// Orders for a worker from the kubelet.
-#[derive(Debug)]
-pub(crate) enum Cmd {
-    /// Kill the container now (exit 137) and end the Pod `Failed`: the Pod
-    /// was preempted (its DisruptionTarget condition is written).
-    Preempt,
-}
-
-/// Why a worker stops waiting.
-#[derive(Debug, PartialEq)]
-enum Stop {
-    /// The Pod's deletion was first seen.
-    Deleted,
-    /// The Pod is gone from the API (or the kubelet stopped).
-    Gone,
-    /// [`Cmd::Preempt`].
-    Preempted,
-}
-
-/// Why a worker ends early.
-#[derive(Debug)]
-pub(crate) enum Halt {
-    /// The Pod (this uid) is gone, or the kubelet stopped.
-    Gone,
-    /// An API call failed.
-    Api(kube::Error),
-}
-
-impl From<kube::Error> for Halt {
-    fn from(e: kube::Error) -> Self {
-        match &e {
-            // Gone, replaced by a Pod of the same name, or no longer ours.
-            kube::Error::Api(a) if a.code == 404 || a.code == 409 || a.code == 422 => Halt::Gone,
-            _ => Halt::Api(e),
-        }
-    }
-}
-
-/// How the container ended.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Ending {
-    /// As scripted.
-    Natural,
-    /// It exited on SIGTERM with this code.
-    Term(i32),
-    /// Killed (SIGKILL: grace period over, drain, preemption).
-    Killed,
-}
+use ending::{Halt, Stop};
+pub(crate) use worker::Cmd;
+use worker::PodWorker;
 
 /// What the loop gives a worker.
 pub(crate) struct WorkerInput {
@@ -84,26 +40,6 @@ pub(crate) struct WorkerInput {
     pub script: PodScript,
     pub pod_rx: watch::Receiver<Pod>,
     pub cmd_rx: mpsc::UnboundedReceiver<Cmd>,
-}
-
-pub(crate) struct PodWorker {
-    sh: Arc<Shared>,
-    name: String,
-    uid: String,
-    node: String,
-    ip: String,
-    script: PodScript,
-    up: watch::Receiver<bool>,
-    pod_rx: watch::Receiver<Pod>,
-    cmd_rx: mpsc::UnboundedReceiver<Cmd>,
-    /// The newest Pod seen.
-    pod: Pod,
-    /// Whether its deletion was seen.
-    deletion_seen: bool,
-    /// Containers: (name, image).
-    containers: Vec<(String, String)>,
-    /// When the container started (for its status).
-    started: Option<Time>,
 }
 
 fn terminal(pod: &Pod) -> bool {

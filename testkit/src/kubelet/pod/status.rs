@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
-use super::{Ending, Halt, PodWorker, Stop};
+use super::ending::{Ending, Halt, Stop};
+use super::worker::PodWorker;
 use crate::kubelet::logs::ContainerLog;
 use crate::kubelet::script::PodEnd;
 use crate::kubelet::shared::now;

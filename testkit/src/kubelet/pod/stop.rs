@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
 
+use super::ending::{Ending, Halt, Stop};
 use super::status::condition;
-use super::{Ending, Halt, PodWorker, Stop};
+use super::worker::PodWorker;
 use crate::kubelet::KubeletEventKind;
 use crate::kubelet::KubeletNoteKind;
 use crate::kubelet::script::OnSigterm;
