@@ -2,7 +2,9 @@
 //! link leads to a file, every `#anchor` to a heading of its page (as GitHub
 //! makes their ids), every page is reachable from `docs/README.md` or the
 //! README, and every command block of a getting-started page is run by the
-//! test `tests/doc_blocks/mod.rs` names for the page, or says why not.
+//! test `tests/doc_blocks/mod.rs` names for the page, or says why not; and
+//! every test binary is in the fast tier (`cargo fast-test`) or named on
+//! `docs/contributing/test-tiers.md` as needing more.
 
 mod doc_blocks;
 
@@ -387,4 +389,185 @@ fn commands_are_read_as_a_user_types_them() {
     );
     assert_eq!(blocks[0].commands(), ["first --a   --b   # why", "second"]);
     assert_eq!(blocks[1].commands(), ["third", "fourth   --c"]);
+}
+
+/// The integration tests `cargo fast-test` runs: the names after `--test`
+/// in its alias (`.cargo/config.toml`), and the alias's other words.
+fn fast_tier() -> (Vec<String>, Vec<String>) {
+    let config = std::fs::read_to_string(doc_blocks::repo().join(".cargo/config.toml"))
+        .expect(".cargo/config.toml");
+    let start = config
+        .find("fast-test = [")
+        .expect(".cargo/config.toml has no fast-test alias");
+    let list = &config[start..];
+    let list = &list[..list.find(']').expect("the alias's list is not closed")];
+    let words: Vec<String> = list
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
+    let tests = words
+        .windows(2)
+        .filter(|w| w[0] == "--test")
+        .map(|w| w[1].clone())
+        .collect();
+    (tests, words)
+}
+
+/// The test binaries the test-tiers page names as needing more than
+/// `cargo test`'s own build: the first cell of each row of its marked table.
+fn named_cluster_tests(page: &str) -> Vec<String> {
+    let start = page
+        .find("<!-- cluster tests -->")
+        .expect("the test-tiers page has no <!-- cluster tests --> table");
+    let end = page
+        .find("<!-- /cluster tests -->")
+        .expect("the test-tiers page's table is not closed");
+    page[start..end]
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .filter_map(|l| l.split('`').nth(1).map(str::to_string))
+        .collect()
+}
+
+/// Every test target of the workspace: (name, source path relative to the
+/// root), as `cargo metadata` lists them.
+fn test_targets() -> Vec<(String, String)> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let out = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
+        .current_dir(doc_blocks::repo())
+        .output()
+        .expect("running cargo metadata");
+    assert!(
+        out.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("cargo metadata's JSON");
+    let root = doc_blocks::repo();
+    let mut found = Vec::new();
+    for package in metadata["packages"].as_array().expect("packages") {
+        for target in package["targets"].as_array().expect("targets") {
+            if target["kind"] != serde_json::json!(["test"]) {
+                continue;
+            }
+            let src = Path::new(target["src_path"].as_str().expect("src_path"));
+            let src = src.strip_prefix(root).unwrap_or(src);
+            found.push((
+                target["name"].as_str().expect("name").to_string(),
+                src.display().to_string(),
+            ));
+        }
+    }
+    found
+}
+
+/// What in a test's source says it needs a cluster (the test support that
+/// starts a control plane, a node or Kueue, or reads what a Go build or the
+/// image build made). Written in two halves so that this file does not
+/// name them whole.
+fn cluster_markers() -> Vec<String> {
+    [
+        ("Fix", "ture"),
+        ("Control", "Plane"),
+        ("Real", "Node"),
+        ("real_", "node()"),
+        ("bin_", "dir()"),
+        ("node_build", "_dir"),
+        ("kueue_build", "_dir"),
+        ("Kue", "ue::"),
+        ("image_", "archive"),
+        ("TESTLAYER_CRON", "_REFERENCE"),
+        ("TESTLAYER_GITOPS", "_CRDS"),
+        ("cluster/", "up.sh"),
+    ]
+    .iter()
+    .map(|(a, b)| format!("{a}{b}"))
+    .collect()
+}
+
+#[test]
+fn every_test_binary_is_in_the_fast_tier_or_named_as_needing_more() {
+    let (fast, words) = fast_tier();
+    for word in ["test", "--workspace", "--lib", "--bins", "--no-fail-fast"] {
+        assert!(
+            words.contains(&word.to_string()),
+            "the fast-test alias lacks {word}: {words:?}"
+        );
+    }
+    let page = doc_blocks::page("docs/contributing/test-tiers.md");
+    let named = named_cluster_tests(&page);
+    let targets = test_targets();
+    assert!(
+        targets.len() > 30,
+        "only {} test targets found",
+        targets.len()
+    );
+    let markers = cluster_markers();
+    let mut problems = Vec::new();
+    for (name, src) in &targets {
+        let in_fast = fast.contains(name);
+        let in_named = named.contains(src);
+        let source = std::fs::read_to_string(doc_blocks::repo().join(src)).unwrap_or_default();
+        let needs = markers.iter().find(|m| source.contains(m.as_str()));
+        match (in_fast, in_named, needs) {
+            (true, true, _) => problems.push(format!(
+                "{src} is both in the fast tier and named as needing more"
+            )),
+            (false, false, _) => problems.push(format!(
+                "{src} is in no tier: add `--test {name}` to the fast-test alias in \
+                 .cargo/config.toml, or name it in docs/contributing/test-tiers.md with \
+                 what it needs"
+            )),
+            (true, false, Some(marker)) => problems.push(format!(
+                "{src} is in the fast tier but needs a cluster (it uses {marker}): \
+                 name it in docs/contributing/test-tiers.md instead"
+            )),
+            _ => {}
+        }
+    }
+    for name in &fast {
+        if !targets.iter().any(|(n, _)| n == name) {
+            problems.push(format!(
+                "the fast-test alias runs `--test {name}`, which is no test binary"
+            ));
+        }
+    }
+    for src in &named {
+        if !targets.iter().any(|(_, s)| s == src) {
+            problems.push(format!(
+                "docs/contributing/test-tiers.md names {src}, which is no test binary"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_tier_lists_are_read_as_written() {
+    let page = "text\n<!-- cluster tests -->\n| test binary | needs |\n|---|---|\n| `tests/a.rs` | x |\n| `testkit/tests/b.rs` | y |\n<!-- /cluster tests -->\n| `tests/c.rs` | z |\n";
+    assert_eq!(
+        named_cluster_tests(page),
+        ["tests/a.rs", "testkit/tests/b.rs"]
+    );
+    let (fast, _) = fast_tier();
+    assert!(fast.contains(&"docs".to_string()), "{fast:?}");
+    let markers = cluster_markers();
+    assert!(
+        markers
+            .iter()
+            .any(|m| m.starts_with("Fix") && m.ends_with("ture"))
+    );
+    let operator = std::fs::read_to_string(doc_blocks::repo().join("tests/operator.rs"))
+        .expect("tests/operator.rs");
+    assert!(markers.iter().any(|m| operator.contains(m.as_str())));
 }
