@@ -60,7 +60,7 @@ fn default_identity() -> String {
 
 /// `name` with a suffix that no other process has (random per process).
 fn process_identity(name: &str) -> String {
-    format!("{name}-{}", super::random_hex())
+    format!("{name}-{}", super::common::random_hex())
 }
 
 /// A client from a kubeconfig file, or the default (in-cluster, then
@@ -105,7 +105,7 @@ pub fn controller(a: &ControllerArgs) -> i32 {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("error: {e}");
-                return super::EXIT_BAD_INPUT;
+                return super::common::EXIT_BAD_INPUT;
             }
         };
         if a.leader_elect && a.lease_grace_seconds >= a.lease_seconds {
@@ -113,7 +113,7 @@ pub fn controller(a: &ControllerArgs) -> i32 {
                 "error: --lease-grace-seconds ({}) must be less than --lease-seconds ({})",
                 a.lease_grace_seconds, a.lease_seconds
             );
-            return super::EXIT_BAD_INPUT;
+            return super::common::EXIT_BAD_INPUT;
         }
         let opts = ControllerOptions {
             listen: a.listen,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use kube::Api;
 
-use super::EXIT_BAD_INPUT;
+use super::common::EXIT_BAD_INPUT;
 use crate::api::{CategoryRun, TestLayerRun};
 use crate::parse_words::{json_from_str, json_from_value};
 use crate::report::RunReport;
@@ -124,7 +124,7 @@ fn from_cluster(a: &ReportArgs, name: &str) -> Result<RunReport, String> {
             .map_err(|e| format!("cannot read TestLayerRun {name} in namespace {ns}: {e}"))?
             .ok_or_else(|| format!("run {name} not found in namespace {ns}"))?;
         let crs: Api<CategoryRun> = Api::namespaced(client, &ns);
-        let list = super::submit::category_runs(&crs, name)
+        let list = super::run_results::category_runs(&crs, name)
             .await
             .map_err(|e| format!("cannot list the CategoryRuns of {name}: {e}"))?;
         Ok(testlayer_operator::report::run_report(&run, &list))

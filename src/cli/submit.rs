@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -13,74 +12,15 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use super::{EXIT_BAD_INPUT, OutputFormat};
-use crate::api::names::{CASES_KEY, LABEL_SUITE};
+use super::common::EXIT_BAD_INPUT;
+use crate::api::names::LABEL_SUITE;
 use crate::api::{CategoryRun, LayerPhase, TestLayerRun};
+use crate::cli::run_results::add_test_cases;
+use crate::cli::run_results::category_runs;
+use crate::cli::submit_args::SubmitArgs;
 use crate::config::Config;
 use crate::plan::Phase;
 use crate::report::RunReport;
-use crate::results::read_case_list;
-
-/// Options of `testlayer submit`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct SubmitArgs {
-    /// Layer key, e.g. `fast_feedback`; several, comma-separated, are
-    /// submitted as a suite (one run per layer, in dependency order).
-    #[arg(long, short = 'l', required_unless_present_any = ["rerun_failed", "all"])]
-    pub layer: Option<String>,
-    /// Submit every layer of the config as a suite.
-    #[arg(long, conflicts_with_all = ["layer", "rerun_failed"])]
-    pub all: bool,
-    /// Run again only what did not pass in this earlier run (same
-    /// namespace): its frozen plan, not the config; its passes carried over.
-    /// A suite's name reruns every layer of that suite as a new suite.
-    #[arg(long, value_name = "RUN", conflicts_with_all = ["layer", "config_map", "env", "image", "command"])]
-    pub rerun_failed: Option<String>,
-    /// Environment whose overrides apply.
-    #[arg(long, short = 'e')]
-    pub env: Option<String>,
-    /// Layer config file, sent inline (checked here first).
-    #[arg(
-        long,
-        short = 'c',
-        default_value = "config/test_layers.yaml",
-        conflicts_with = "config_map"
-    )]
-    pub config: PathBuf,
-    /// Use the layer config in this ConfigMap (key `test_layers.yaml`) instead of a file.
-    #[arg(long)]
-    pub config_map: Option<String>,
-    /// Default image of the category Pods.
-    #[arg(long)]
-    pub image: Option<String>,
-    /// Default command template of the category Pods (`{category}`, `{layer}`).
-    #[arg(long)]
-    pub command: Option<String>,
-    /// Name of the run (default: `<layer>-` and a random suffix).
-    #[arg(long)]
-    pub name: Option<String>,
-    /// Namespace (default: the kubeconfig context's).
-    #[arg(long, short = 'n')]
-    pub namespace: Option<String>,
-    /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config, or in-cluster).
-    #[arg(long)]
-    pub kubeconfig: Option<PathBuf>,
-    /// Follow the run to its end and exit 0 only if it passed.
-    #[arg(long)]
-    pub wait: bool,
-    /// Give up waiting after this many seconds (exit 1; the run goes on).
-    #[arg(long, default_value_t = 3600)]
-    pub timeout: u64,
-    /// Report format on standard output, once the run ended.
-    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
-    /// Also write a JUnit XML report here.
-    #[arg(long)]
-    pub junit: Option<PathBuf>,
-    /// Delete the finished run this many seconds after it ends.
-    #[arg(long)]
-    pub ttl: Option<i64>,
-}
 
 /// Runs `submit`; returns the exit code.
 pub fn submit(a: &SubmitArgs) -> i32 {
@@ -359,78 +299,6 @@ async fn follow(a: &SubmitArgs, client: Client, ns: &str, name: &str) -> i32 {
     }
 }
 
-/// CategoryRuns listed per request.
-const LIST_PAGE: u32 = 500;
-
-/// The test cases of each category's last attempt, from the ConfigMaps
-/// that keep them, into `report` (for the JUnit file). A ConfigMap that
-/// cannot be read is said; that category keeps one test case of its own.
-pub(super) async fn add_test_cases(
-    cms: &Api<ConfigMap>,
-    list: &[CategoryRun],
-    report: &mut RunReport,
-) {
-    for cr in list {
-        let Some(name) = cr
-            .status
-            .as_ref()
-            .and_then(|s| s.attempts.last())
-            .and_then(|a| a.test_cases.clone())
-        else {
-            continue;
-        };
-        let cases = match cms.get_opt(&name).await {
-            Ok(Some(cm)) => cm
-                .binary_data
-                .as_ref()
-                .and_then(|d| d.get(CASES_KEY))
-                .map(|b| read_case_list(&b.0))
-                .unwrap_or_default(),
-            Ok(None) => {
-                eprintln!(
-                    "warning: ConfigMap {name} (test cases of {}) is gone",
-                    cr.spec.category
-                );
-                continue;
-            }
-            Err(e) => {
-                eprintln!(
-                    "warning: cannot read ConfigMap {name} (test cases of {}): {e}",
-                    cr.spec.category
-                );
-                continue;
-            }
-        };
-        if let Some(c) = report
-            .categories
-            .iter_mut()
-            .find(|c| c.name == cr.spec.category)
-        {
-            c.cases = cases;
-        }
-    }
-}
-
-/// Every CategoryRun of the run `name`, a page at a time (a large run has
-/// thousands).
-pub(super) async fn category_runs(
-    crs: &Api<CategoryRun>,
-    name: &str,
-) -> Result<Vec<CategoryRun>, kube::Error> {
-    let mut lp = ListParams::default()
-        .labels(&format!("testlayer.dev/run={name}"))
-        .limit(LIST_PAGE);
-    let mut all = Vec::new();
-    loop {
-        let page = crs.list(&lp).await?;
-        all.extend(page.items);
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(token) => lp = lp.continue_token(&token),
-            None => return Ok(all),
-        }
-    }
-}
-
 /// `done/all: N passed, N failed, ...` from a run's counts per phase.
 fn progress_line(st: &crate::api::TestLayerRunStatus) -> Option<String> {
     let p = st.phases?;
@@ -468,5 +336,5 @@ fn confirm_cancel(name: &str) -> bool {
 }
 
 fn finish(a: &SubmitArgs, report: &RunReport) -> i32 {
-    super::print_reports(report, a.output, a.junit.as_deref())
+    super::common::print_reports(report, a.output, a.junit.as_deref())
 }

@@ -13,9 +13,10 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use super::submit::{SubmitArgs, add_test_cases, category_runs};
+use super::common::{EXIT_BAD_INPUT, OutputFormat};
+use super::run_results::{add_test_cases, category_runs};
+use super::submit_args::SubmitArgs;
 use super::suite::suite_line;
-use super::{EXIT_BAD_INPUT, OutputFormat};
 use crate::api::names::{ANNOTATION_SUITE_LAYERS, LABEL_SUITE};
 use crate::api::{CategoryRun, LayerPhase, TestLayerRun};
 use crate::config::Config;
@@ -46,7 +47,7 @@ fn plan(a: &SubmitArgs) -> Result<Planned, String> {
     let text = std::fs::read_to_string(&a.config)
         .map_err(|e| format!("{origin}: cannot read the file: {e}"))?;
     let config = Config::parse(&text, &origin).map_err(|e| e.to_string())?;
-    let keys = super::suite_keys(a.all, a.layer.as_deref(), &config);
+    let keys = super::common::suite_keys(a.all, a.layer.as_deref(), &config);
     let mut layers = Vec::new();
     let mut problems = Vec::new();
     for key in &keys {
@@ -65,7 +66,7 @@ fn plan(a: &SubmitArgs) -> Result<Planned, String> {
     let suite = Suite::new(layers).map_err(|e| format!("-l: {e}"))?;
     let name = match &a.name {
         Some(n) => n.clone(),
-        None => format!("suite-{}", super::random_hex()),
+        None => format!("suite-{}", super::common::random_hex()),
     };
     let mut runs = Vec::new();
     for l in suite.layers() {
@@ -105,7 +106,7 @@ pub(super) async fn submit_suite(a: &SubmitArgs) -> i32 {
             return EXIT_BAD_INPUT;
         }
     };
-    super::note_outside(&planned.suite);
+    super::common::note_outside(&planned.suite);
     let (client, ns) =
         match super::controller::client_in(a.kubeconfig.as_ref(), a.namespace.as_deref()).await {
             Ok(c) => c,
@@ -228,7 +229,7 @@ pub(super) async fn rerun_suite(
             format!(
                 "{}-rerun-{}",
                 stem.trim_end_matches('-'),
-                super::random_hex()
+                super::common::random_hex()
             )
         }
     };

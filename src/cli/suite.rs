@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
-use super::run::{RunArgs, overrides, progress_for, save_history, stop_signal};
-use super::{EXIT_BAD_INPUT, OutputFormat};
+use super::common::{EXIT_BAD_INPUT, OutputFormat};
+use super::run_options::{RunArgs, overrides, progress_for, save_history, stop_signal};
 use crate::config::Config;
 use crate::history::History;
 use crate::layer::LayerPlan;
@@ -186,7 +186,7 @@ pub(super) fn run_suite_cli(a: &RunArgs, history: &History, earlier: Option<Earl
     };
     let keys = match &earlier {
         Some(e) => e.plan.layers.clone(),
-        None => super::suite_keys(a.all, a.layer.as_deref(), &config),
+        None => super::common::suite_keys(a.all, a.layer.as_deref(), &config),
     };
     if let Some(e) = earlier.as_ref().filter(|e| e.all_passed) {
         eprintln!(
@@ -280,12 +280,12 @@ pub(super) fn run_suite_cli(a: &RunArgs, history: &History, earlier: Option<Earl
                 .unwrap_or_default()
         })
         .collect();
-    super::note_outside(&suite);
+    super::common::note_outside(&suite);
     let opts = LocalOptions {
         carried: Default::default(),
         working_dir: a.workdir.clone(),
         log_dir: Some(a.log_dir.clone()),
-        lock_dir: super::run::lock_dir(a),
+        lock_dir: super::run_options::lock_dir(a),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

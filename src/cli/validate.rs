@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{EXIT_BAD_INPUT, LayerArgs, OutputFormat};
+use super::common::{EXIT_BAD_INPUT, LayerArgs, OutputFormat};
 use crate::config::{Config, ConfigErrors};
 use crate::layer::LayerPlan;
 use crate::plan::describe::human_duration;

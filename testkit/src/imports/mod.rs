@@ -147,6 +147,18 @@ mod tests {
     }
 
     #[test]
+    fn a_local_variable_named_like_a_module_is_no_import() {
+        let dir = crate_with(&[
+            (
+                "lib.rs",
+                "mod stop;\npub struct T;\npub fn f(stop: u8) -> u8 { stop }\n",
+            ),
+            ("stop.rs", "pub fn g() { let _ = crate::T; }\n"),
+        ]);
+        assert!(found(&dir).is_empty());
+    }
+
+    #[test]
     fn visibility_and_external_paths_are_no_imports() {
         let dir = crate_with(&[
             (

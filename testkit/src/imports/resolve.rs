@@ -17,6 +17,7 @@ pub fn edges(tree: &ModuleTree) -> Vec<(PathBuf, PathBuf, String)> {
             tree,
             file,
             at: path.clone(),
+            in_use: false,
             out: &mut out,
         };
         c.visit_file(ast);
@@ -61,6 +62,8 @@ struct Collector<'a> {
     file: &'a PathBuf,
     /// The module being walked (inline modules push their names).
     at: ModPath,
+    /// Whether a `use` tree is being read.
+    in_use: bool,
     out: &'a mut Vec<(PathBuf, PathBuf, String)>,
 }
 
@@ -68,6 +71,11 @@ impl Collector<'_> {
     /// Records the file `segments`, written in the current module, names.
     fn record(&mut self, segments: &[String]) {
         let abs = absolute(&self.at, segments);
+        // A lone module name in code is a local variable of that name (a
+        // module is no value); `use m;` is recorded by the use tree.
+        if segments.len() == 1 && self.tree.modules.contains_key(&abs) && !self.in_use {
+            return;
+        }
         if let Some(to) = resolve(self.tree, &abs, 0)
             && to != self.file
         {
@@ -112,7 +120,9 @@ impl<'ast> Visit<'ast> for Collector<'_> {
 
     fn visit_item_use(&mut self, u: &'ast syn::ItemUse) {
         if u.leading_colon.is_none() {
+            self.in_use = true;
             self.use_tree(&u.tree, Vec::new());
+            self.in_use = false;
         }
     }
 

@@ -1,0 +1,65 @@
+//! The options of `testlayer submit`.
+
+use super::common::OutputFormat;
+use std::path::PathBuf;
+
+/// Options of `testlayer submit`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SubmitArgs {
+    /// Layer key, e.g. `fast_feedback`; several, comma-separated, are
+    /// submitted as a suite (one run per layer, in dependency order).
+    #[arg(long, short = 'l', required_unless_present_any = ["rerun_failed", "all"])]
+    pub layer: Option<String>,
+    /// Submit every layer of the config as a suite.
+    #[arg(long, conflicts_with_all = ["layer", "rerun_failed"])]
+    pub all: bool,
+    /// Run again only what did not pass in this earlier run (same
+    /// namespace): its frozen plan, not the config; its passes carried over.
+    /// A suite's name reruns every layer of that suite as a new suite.
+    #[arg(long, value_name = "RUN", conflicts_with_all = ["layer", "config_map", "env", "image", "command"])]
+    pub rerun_failed: Option<String>,
+    /// Environment whose overrides apply.
+    #[arg(long, short = 'e')]
+    pub env: Option<String>,
+    /// Layer config file, sent inline (checked here first).
+    #[arg(
+        long,
+        short = 'c',
+        default_value = "config/test_layers.yaml",
+        conflicts_with = "config_map"
+    )]
+    pub config: PathBuf,
+    /// Use the layer config in this ConfigMap (key `test_layers.yaml`) instead of a file.
+    #[arg(long)]
+    pub config_map: Option<String>,
+    /// Default image of the category Pods.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Default command template of the category Pods (`{category}`, `{layer}`).
+    #[arg(long)]
+    pub command: Option<String>,
+    /// Name of the run (default: `<layer>-` and a random suffix).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Namespace (default: the kubeconfig context's).
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+    /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config, or in-cluster).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Follow the run to its end and exit 0 only if it passed.
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this many seconds (exit 1; the run goes on).
+    #[arg(long, default_value_t = 3600)]
+    pub timeout: u64,
+    /// Report format on standard output, once the run ended.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Also write a JUnit XML report here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Delete the finished run this many seconds after it ends.
+    #[arg(long)]
+    pub ttl: Option<i64>,
+}
