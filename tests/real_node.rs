@@ -346,7 +346,7 @@ layers:
     assert!(tail.contains("uid=1000 gid=1000"), "whoami's tail: {tail}");
 
     // An image's command that needs root fails under the restricted
-    // defaults, with the reason the README documents.
+    // defaults, with the reason `docs/operations/troubleshooting.md` documents.
     let root = status(&fx, "uid", "needs-root").await;
     assert_eq!(root.phase, Some(Phase::Failed), "{root:#?}");
     assert_eq!(reason(&root).as_deref(), Some("TestsFailed"), "{root:#?}");
