@@ -3,11 +3,20 @@
 //! depends on; for a run of a suite, the run of that layer in the same
 //! suite). Pure: over the runs of the namespace the caller observed.
 
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
+use super::attempts::{offset, stored};
+use super::observed::{Observed, Question};
+use super::run_status;
+use super::writes::{Step, wall_clock};
+
 use crate::api::names::{ANNOTATION_SUITE_LAYERS, LABEL_SUITE};
-use crate::api::{LayerPhase, TestLayerRun};
-use crate::plan::gate::Gate;
+use crate::api::{LayerPhase, TestLayerRun, TestLayerRunStatus};
+use crate::layer::LayerPlan;
+use crate::plan::gate::{Gate, services_gate};
 use crate::words::Reason;
 
 /// The reason of a run that never started because a run it depends on was
@@ -110,6 +119,87 @@ pub fn dependencies(
         Gate::Waiting(format!("waiting for {}", waiting.join(", ")))
     };
     (gate, missing)
+}
+
+/// Seconds a run waits for a dependency that has no run, by default.
+const DEPENDENCY_WAIT_SECONDS: u32 = 3600;
+/// The reason of a run whose dependency never had a run.
+const DEPENDENCY_NOT_FOUND: &str = "DependencyNotFound";
+
+/// The gate stage: before the run's clock starts, its layer dependencies
+/// and required services. `Ok`: what the run waits for, if anything;
+/// `Err`: the step that asks which services are ready, or that fails the
+/// run at a gate.
+pub fn gate(
+    o: &Observed,
+    layer: &LayerPlan,
+    status: &mut TestLayerRunStatus,
+    now: Timestamp,
+) -> Result<Option<String>, Step> {
+    let run = o.run.as_ref();
+    let mut hold = None;
+    if status.start_time.is_none() && !run.spec.cancel {
+        let (deps, missing) = dependencies(run, &layer.dependencies, &o.runs);
+        let deps = if missing.is_empty() {
+            status.dependency_missing_since = None;
+            deps
+        } else {
+            // A dependency with no run may never come (deleted by its TTL
+            // before this run saw it): wait for it within a bound.
+            let since = status
+                .dependency_missing_since
+                .get_or_insert_with(|| wall_clock(now))
+                .clone();
+            let bound = Duration::from_secs(u64::from(
+                run.spec
+                    .dependency_wait_seconds
+                    .unwrap_or(DEPENDENCY_WAIT_SECONDS),
+            ));
+            if offset(&stored(&since), &now) >= bound {
+                Gate::Failed {
+                    reason: crate::words::Reason::Other(DEPENDENCY_NOT_FOUND.into()),
+                    message: format!(
+                        "no run of {} after {}",
+                        missing.join(", "),
+                        crate::plan::describe::human_duration(bound)
+                    ),
+                }
+            } else {
+                deps
+            }
+        };
+        let gate = match deps {
+            Gate::Open if !layer.required_services.is_empty() => {
+                let Some(unready) = &o.answers.unready_services else {
+                    return Err(Step::ask(vec![Question::UnreadyServices(
+                        layer.required_services.clone(),
+                    )]));
+                };
+                // The wait counts from when the run reached this gate.
+                let since = status
+                    .services_wait_start
+                    .get_or_insert_with(|| wall_clock(now))
+                    .clone();
+                services_gate(unready, offset(&stored(&since), &now), layer.service_wait)
+            }
+            g => g,
+        };
+        match gate {
+            Gate::Open => {}
+            Gate::Waiting(m) => hold = Some(m),
+            Gate::Failed { reason, message } => {
+                return Err(run_status::gate_failed(
+                    o,
+                    status.clone(),
+                    layer,
+                    &reason,
+                    &message,
+                    now,
+                ));
+            }
+        }
+    }
+    Ok(hold)
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use crate::api::{
 use crate::controller::status::conditions::{
     Stall, category_terminal, layer_terminal, phase_conditions,
 };
+use crate::controller::status::note::Note;
 use crate::layer::LayerPlan;
 use crate::plan::describe::human_duration;
 use crate::plan::{LayerOutcome, Phase};
@@ -199,19 +200,19 @@ pub fn stalled_by(
 }
 
 /// The Event of a run whose phase changed.
-pub fn phase_event(run: &TestLayerRun, next: &TestLayerRunStatus) -> Option<Write> {
+pub fn phase_event(run: &TestLayerRun, next: &TestLayerRunStatus) -> Option<Note> {
     let was = run.status.as_ref().and_then(|s| s.phase);
     let phase = next.phase?;
     if was == Some(phase) {
         return None;
     }
     let warning = matches!(phase, LayerPhase::Failed | LayerPhase::TimedOut);
-    Some(Write::Event(note(
+    Some(note(
         run,
         warning,
         phase.as_str(),
         next.message.as_deref().unwrap_or_default(),
-    )))
+    ))
 }
 
 /// `first` (at most [`LISTED_FAILURES`] entries) of `total`, with "and N
