@@ -137,6 +137,15 @@ pub enum Reason {
     /// The apiserver refuses to create the attempt's Pod (admission, quota,
     /// validation); the create is retried with backoff.
     PodCreateFailed,
+    /// Ended before starting: the layer's required services were not ready
+    /// within its bound.
+    ServicesNotReady,
+    /// Ended before starting: a layer dependency had no run within the
+    /// run's bound.
+    DependencyNotFound,
+    /// Ended before starting: a layer dependency's run was cancelled (and
+    /// none failed).
+    DependencyCancelled,
     /// Anything else (a gate's reason, or a word of another version).
     Other(String),
 }
@@ -164,6 +173,9 @@ open_vocabulary!(Reason {
     Cancelled => "Cancelled",
     Interrupted => "Interrupted",
     PodCreateFailed => "PodCreateFailed",
+    ServicesNotReady => "ServicesNotReady",
+    DependencyNotFound => "DependencyNotFound",
+    DependencyCancelled => "DependencyCancelled",
 });
 
 impl From<Cause> for Reason {
@@ -454,9 +466,12 @@ mod tests {
             assert_eq!(back.cause(by), Some(c));
         }
         assert_eq!(Reason::FailFast.cause(None), None);
-        let odd: Reason = serde_json::from_str("\"ServicesNotReady\"").unwrap();
-        assert_eq!(odd, Reason::Other("ServicesNotReady".into()));
-        assert_eq!(serde_json::to_string(&odd).unwrap(), "\"ServicesNotReady\"");
+        let odd: Reason = serde_json::from_str("\"AWordOfANewerVersion\"").unwrap();
+        assert_eq!(odd, Reason::Other("AWordOfANewerVersion".into()));
+        assert_eq!(
+            serde_json::to_string(&odd).unwrap(),
+            "\"AWordOfANewerVersion\""
+        );
         assert_eq!(odd.cause(None), None);
     }
 

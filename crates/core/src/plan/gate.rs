@@ -23,9 +23,6 @@ pub enum Gate {
     },
 }
 
-/// The reason of a layer whose required services were not ready in time.
-pub const SERVICES_NOT_READY: &str = "ServicesNotReady";
-
 /// The required-services gate: `unready` are the services not ready yet,
 /// `waited` how long the layer has waited for them, `bound` how long it may.
 pub fn services_gate(unready: &[String], waited: Duration, bound: Duration) -> Gate {
@@ -33,7 +30,7 @@ pub fn services_gate(unready: &[String], waited: Duration, bound: Duration) -> G
         Gate::Open
     } else if waited >= bound {
         Gate::Failed {
-            reason: Reason::Other(SERVICES_NOT_READY.into()),
+            reason: Reason::ServicesNotReady,
             message: format!(
                 "required services not ready after {}: {}",
                 human_duration(bound),
@@ -61,7 +58,7 @@ mod tests {
         assert_eq!(
             services_gate(&db, s(10), s(10)),
             Gate::Failed {
-                reason: Reason::Other("ServicesNotReady".into()),
+                reason: Reason::ServicesNotReady,
                 message: "required services not ready after 10.0s: postgresql".into()
             }
         );

@@ -20,10 +20,9 @@ use crate::controller::kit::error::ControllerError;
 use crate::controller::kit::events::send;
 use crate::controller::kit::patch::merge_conditions;
 use crate::controller::status::conditions::Stall;
-use crate::controller::status::invalid::{
-    CONTROLLER_ERROR, INVALID_SPEC, panic_message, reference, with_stall,
-};
+use crate::controller::status::invalid::{panic_message, reference, with_stall};
 use crate::controller::status::note::Note;
+use crate::controller::status::reasons::StallReason;
 
 /// The output of `fut`, or the message of its panic.
 pub async fn caught<T>(fut: impl Future<Output = T>) -> Result<T, String> {
@@ -67,7 +66,7 @@ where
                     "{}; the controller cannot use this {word} until it is fixed",
                     u.problem
                 );
-                let why = (INVALID_SPEC, problem.as_str());
+                let why = (StallReason::InvalidSpec.as_str(), problem.as_str());
                 mark_stalled::<K>(client, recorder, &u.metadata, &u.conditions, why, &action)
                     .await?;
                 Ok(Requeue::await_change())
@@ -86,7 +85,7 @@ where
         Decoded::Valid(k) => (k.meta().clone(), conditions(k)),
         Decoded::Invalid(u) => (u.metadata.clone(), u.conditions.clone()),
     };
-    let why = (CONTROLLER_ERROR, problem.as_str());
+    let why = (StallReason::ControllerError.as_str(), problem.as_str());
     if let Err(e) = mark_stalled::<K>(client, recorder, &meta, &previous, why, &action).await {
         tracing::warn!(error = %e, "cannot mark the {word} stalled");
     }

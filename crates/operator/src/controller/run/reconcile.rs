@@ -21,7 +21,7 @@ use crate::controller::kit::guard::caught;
 use crate::controller::run::step::invalid::{stalled_object, stored_conditions};
 use crate::controller::run::step::{Answers, Next, step};
 use crate::controller::run::{apply, read};
-use crate::controller::status::invalid::{CONTROLLER_ERROR, INVALID_SPEC};
+use crate::controller::status::reasons::StallReason;
 
 /// Passes of one reconcile at most (a step that asks, then one that writes,
 /// then one that goes on with what the writes made, ...).
@@ -62,7 +62,7 @@ pub async fn reconcile(
     let s = stalled_object(
         obj.meta(),
         &stored_conditions(&obj),
-        CONTROLLER_ERROR,
+        StallReason::ControllerError.as_str(),
         &problem,
         Timestamp::now(),
     );
@@ -89,7 +89,7 @@ async fn reconcile_object(
             let s = stalled_object(
                 &u.metadata,
                 &u.conditions,
-                INVALID_SPEC,
+                StallReason::InvalidSpec.as_str(),
                 &problem,
                 Timestamp::now(),
             );

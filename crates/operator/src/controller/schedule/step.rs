@@ -30,11 +30,9 @@ use crate::controller::launch::ticks::{
     Problem, TickGroup, TickNames, ready_conditions, refresh_phases, template_layers, tick_groups,
     tick_names, tick_runs, upkeep,
 };
+use crate::controller::status::reasons::StallReason;
 use crate::plan::suite::Suite;
 use testlayer_core::schedule::{self, Cron, ScheduleObs, Tick};
-
-/// Reason of `Stalled` on a schedule that cannot tick.
-pub const INVALID_SCHEDULE: &str = "InvalidSchedule";
 
 /// What the reconcile read for a schedule.
 #[derive(Debug, Clone)]
@@ -321,7 +319,7 @@ pub fn stalled(
     stalled_step(
         s.status.as_ref(),
         previous,
-        (INVALID_SCHEDULE, p),
+        (StallReason::InvalidSchedule.as_str(), p),
         generation,
         now,
         |conditions, message| TestLayerScheduleStatus {

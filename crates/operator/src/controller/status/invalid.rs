@@ -9,12 +9,6 @@ use kube::Resource;
 use crate::api::ConditionType;
 use crate::controller::status::conditions::{Stall, condition};
 
-/// Reason of `Stalled` on an object with a value the controller cannot use.
-pub const INVALID_SPEC: &str = "InvalidSpec";
-
-/// Reason of `Stalled` on an object whose reconcile failed.
-pub const CONTROLLER_ERROR: &str = "ControllerError";
-
 /// `previous` with `Stalled` set as `stall` says (and `Reconciling` False
 /// while stalled); the other conditions are kept as they are.
 pub fn with_stall(

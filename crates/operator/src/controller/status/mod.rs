@@ -4,3 +4,4 @@
 pub(crate) mod conditions;
 pub mod invalid;
 pub mod note;
+pub mod reasons;

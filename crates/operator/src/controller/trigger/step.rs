@@ -33,10 +33,9 @@ use crate::controller::launch::ticks::{
     tick_names, tick_runs, upkeep,
 };
 use crate::controller::status::conditions::{bounded, one_line};
+use crate::controller::status::reasons::StallReason;
 use crate::plan::suite::Suite;
 
-/// Reason of `Stalled` on a trigger that cannot work.
-pub const INVALID_TRIGGER: &str = "InvalidTrigger";
 /// How often a stalled trigger looks again.
 pub const STALLED_POLL: Duration = Duration::from_secs(10);
 
@@ -402,7 +401,7 @@ fn stalled(
     stalled_step(
         t.status.as_ref(),
         previous,
-        (INVALID_TRIGGER, p),
+        (StallReason::InvalidTrigger.as_str(), p),
         generation,
         now,
         |conditions, message| TestLayerTriggerStatus {

@@ -19,16 +19,11 @@ use crate::layer::LayerPlan;
 use crate::plan::gate::{Gate, services_gate};
 use crate::words::Reason;
 
-/// The reason of a run that never started because a run it depends on was
-/// cancelled: it ends Cancelled too (a cancel is no failure), as a layer
-/// of a local suite that waited on a cancelled one does.
-pub const DEPENDENCY_CANCELLED: &str = "DependencyCancelled";
-
 /// The gate of the runs this run depends on (the named ones, and the latest
 /// run of each layer its layer depends on), and those dependencies that have
 /// no run at all (not created yet, or deleted before this run saw them end).
 /// A dependency that failed fails the gate (`DependencyFailed`); one that
-/// was cancelled, when none failed, fails it with [`DEPENDENCY_CANCELLED`]:
+/// was cancelled, when none failed, fails it with `DependencyCancelled`:
 /// the run is cancelled with it.
 pub fn dependencies(
     run: &TestLayerRun,
@@ -55,7 +50,7 @@ pub fn dependencies(
                 Some(LayerPhase::Succeeded) => None,
                 Some(LayerPhase::Cancelled) => {
                     cancelled.get_or_insert(Gate::Failed {
-                        reason: Reason::Other(DEPENDENCY_CANCELLED.into()),
+                        reason: Reason::DependencyCancelled,
                         message: format!("{label} was cancelled"),
                     });
                     None
@@ -123,8 +118,6 @@ pub fn dependencies(
 
 /// Seconds a run waits for a dependency that has no run, by default.
 const DEPENDENCY_WAIT_SECONDS: u32 = 3600;
-/// The reason of a run whose dependency never had a run.
-const DEPENDENCY_NOT_FOUND: &str = "DependencyNotFound";
 
 /// The gate stage: before the run's clock starts, its layer dependencies
 /// and required services. `Ok`: what the run waits for, if anything;
@@ -157,7 +150,7 @@ pub fn gate(
             ));
             if offset(&stored(&since), &now) >= bound {
                 Gate::Failed {
-                    reason: crate::words::Reason::Other(DEPENDENCY_NOT_FOUND.into()),
+                    reason: Reason::DependencyNotFound,
                     message: format!(
                         "no run of {} after {}",
                         missing.join(", "),
@@ -347,7 +340,7 @@ mod tests {
         assert_eq!(
             dependencies(&me, &[], &[me.clone(), a.clone()]).0,
             Gate::Failed {
-                reason: Reason::Other(DEPENDENCY_CANCELLED.into()),
+                reason: Reason::DependencyCancelled,
                 message: "TestLayerRun a was cancelled".into()
             }
         );

@@ -17,13 +17,12 @@ use super::writes::{Next, Step, Write};
 use super::writes::{note, wall_clock};
 use crate::api::{TestLayerRun, TestLayerRunStatus};
 use crate::controller::status::conditions::Stall;
-use crate::controller::status::invalid::INVALID_SPEC;
+
 use crate::controller::status::invalid::reference;
 use crate::controller::status::invalid::with_stall;
 use crate::controller::status::note::Note;
+use crate::controller::status::reasons::StallReason;
 
-/// Reason of `Stalled` on a run one of whose CategoryRuns is invalid.
-pub const INVALID_CATEGORY_RUN: &str = "InvalidCategoryRun";
 /// How often a stalled run looks again if nothing wakes it.
 const STALLED_POLL: Duration = Duration::from_secs(60);
 /// Invalid CategoryRuns named in a run's message at most.
@@ -122,7 +121,7 @@ pub fn stalled_run(
     let mut marks = Vec::new();
     for b in bad {
         let stall = Stall {
-            reason: INVALID_SPEC.into(),
+            reason: StallReason::InvalidSpec.as_str().into(),
             message: format!(
                 "{}; fix it, or delete it to have it made again from the run's plan",
                 b.problem
@@ -133,7 +132,7 @@ pub fn stalled_run(
             events.push(Write::Event(note(
                 run,
                 true,
-                INVALID_CATEGORY_RUN,
+                StallReason::InvalidCategoryRun.as_str(),
                 &format!("CategoryRun {}: {}", b.name, b.problem),
             )));
             marks.push((b.name.clone(), conditions));
@@ -151,7 +150,7 @@ pub fn stalled_run(
         named.push(format!("and {} more", bad.len() - NAMED));
     }
     let stall = Stall {
-        reason: INVALID_CATEGORY_RUN.into(),
+        reason: StallReason::InvalidCategoryRun.as_str().into(),
         message: format!(
             "{}; the run waits until they are fixed or deleted",
             named.join("; ")

@@ -23,6 +23,7 @@ use crate::controller::run::step::accepted::accepted_status;
 use crate::controller::run::step::accepted::accepted_writes;
 use crate::controller::run::step::spec::resolve;
 use crate::controller::run::step::spec::resolve_learning;
+use crate::controller::status::reasons::StallReason;
 use crate::layer::{EstimateSource, LayerPlan};
 
 /// The frozen plan, or the step that gets it.
@@ -59,7 +60,7 @@ pub fn frozen(o: &Observed, status: TestLayerRunStatus, hash: &str, now: Timesta
             return Frozen::Step(run_status::invalid(
                 o,
                 status,
-                "Inconsistent",
+                StallReason::Inconsistent.as_str(),
                 &e.to_string(),
                 now,
             ));
@@ -142,7 +143,7 @@ fn accept(o: &Observed, mut status: TestLayerRunStatus, hash: &str, now: Timesta
             return Frozen::Step(run_status::invalid(
                 o,
                 status,
-                "InvalidConfig",
+                StallReason::InvalidConfig.as_str(),
                 &problem,
                 now,
             ));
@@ -208,7 +209,13 @@ fn recreate(o: &Observed, status: TestLayerRunStatus, count: usize, now: Timesta
                 "the frozen plan has {} categories and the run {count}",
                 plan.categories.len()
             );
-            return run_status::invalid(o, status, "Inconsistent", &problem, now);
+            return run_status::invalid(
+                o,
+                status,
+                StallReason::Inconsistent.as_str(),
+                &problem,
+                now,
+            );
         }
         FrozenPlanAnswer::Missing(why) => {
             let problem = format!(
@@ -216,7 +223,7 @@ fn recreate(o: &Observed, status: TestLayerRunStatus, count: usize, now: Timesta
                 missing.len(),
                 missing.first().copied().unwrap_or_default()
             );
-            return run_status::invalid(o, status, "PlanLost", &problem, now);
+            return run_status::invalid(o, status, StallReason::PlanLost.as_str(), &problem, now);
         }
     };
     let crs: Vec<CategoryRun> = missing
@@ -259,7 +266,15 @@ fn legacy_recreate(o: &Observed, status: TestLayerRunStatus, now: Timestamp) -> 
     };
     let crs = match resolve(run, text, origin) {
         Ok((_, crs)) => crs,
-        Err(problem) => return run_status::invalid(o, status, "InvalidConfig", &problem, now),
+        Err(problem) => {
+            return run_status::invalid(
+                o,
+                status,
+                StallReason::InvalidConfig.as_str(),
+                &problem,
+                now,
+            );
+        }
     };
     let existing: BTreeSet<String> = o.category_runs.iter().map(|c| c.name_any()).collect();
     let missing: Vec<CategoryRun> = crs
@@ -270,7 +285,7 @@ fn legacy_recreate(o: &Observed, status: TestLayerRunStatus, now: Timestamp) -> 
         return run_status::invalid(
             o,
             status,
-            "Inconsistent",
+            StallReason::Inconsistent.as_str(),
             "its CategoryRuns do not match its plan",
             now,
         );

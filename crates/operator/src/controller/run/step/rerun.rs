@@ -16,12 +16,8 @@ use crate::api::{CategoryRun, CategoryRunStatus, RerunStatus, TestLayerRunStatus
 use crate::controller::run::build;
 use crate::controller::run::frozen_plan::{self, FrozenPlan};
 use crate::controller::run::step::categories::carried_message;
+use crate::controller::status::reasons::StallReason;
 use crate::plan::Phase;
-
-/// The reason of a rerun whose earlier run cannot be used.
-pub const RERUN_SOURCE_NOT_FOUND: &str = "RerunSourceNotFound";
-/// The reason of a rerun waiting for its earlier run to finish.
-pub const WAITING_FOR_RERUN_SOURCE: &str = "WaitingForRerunSource";
 
 /// Accepts the rerun of `o` of the earlier run `of`: asks for that run,
 /// waits while it runs, fails (Stalled) when it is gone or is not of the
@@ -42,11 +38,24 @@ pub fn accept(
         RerunAnswer::Unfinished(phase) => {
             let problem =
                 format!("run {of} has not finished ({phase}); this rerun starts when it has");
-            return run_status::waiting(o, status, WAITING_FOR_RERUN_SOURCE, &problem, false, now);
+            return run_status::waiting(
+                o,
+                status,
+                StallReason::WaitingForRerunSource.as_str(),
+                &problem,
+                false,
+                now,
+            );
         }
         RerunAnswer::Missing(why) => {
             let problem = format!("spec.rerunOf: {why}");
-            return run_status::invalid(o, status, RERUN_SOURCE_NOT_FOUND, &problem, now);
+            return run_status::invalid(
+                o,
+                status,
+                StallReason::RerunSourceNotFound.as_str(),
+                &problem,
+                now,
+            );
         }
     };
     if src.run.spec.layer != run.spec.layer {
@@ -54,11 +63,23 @@ pub fn accept(
             "spec.layer: {:?}, but run {of} ran layer {:?}; a rerun runs the same layer",
             run.spec.layer, src.run.spec.layer
         );
-        return run_status::invalid(o, status, RERUN_SOURCE_NOT_FOUND, &problem, now);
+        return run_status::invalid(
+            o,
+            status,
+            StallReason::RerunSourceNotFound.as_str(),
+            &problem,
+            now,
+        );
     }
     let Some(mut snap) = src.run.status.as_ref().and_then(|s| s.plan.clone()) else {
         let problem = format!("spec.rerunOf: run {of} records no plan");
-        return run_status::invalid(o, status, RERUN_SOURCE_NOT_FOUND, &problem, now);
+        return run_status::invalid(
+            o,
+            status,
+            StallReason::RerunSourceNotFound.as_str(),
+            &problem,
+            now,
+        );
     };
 
     // Its categories as they ended there, by index.
@@ -96,12 +117,26 @@ pub fn accept(
         Ok(l) => l,
         Err(e) => {
             let problem = format!("spec.rerunOf: the plan of run {of} cannot be used: {e}");
-            return run_status::invalid(o, status, RERUN_SOURCE_NOT_FOUND, &problem, now);
+            return run_status::invalid(
+                o,
+                status,
+                StallReason::RerunSourceNotFound.as_str(),
+                &problem,
+                now,
+            );
         }
     };
     let (cm, reference) = match frozen_plan::encode(run, &FrozenPlan::of(&crs)) {
         Ok(r) => r,
-        Err(e) => return run_status::invalid(o, status, "InvalidConfig", &e.to_string(), now),
+        Err(e) => {
+            return run_status::invalid(
+                o,
+                status,
+                StallReason::InvalidConfig.as_str(),
+                &e.to_string(),
+                now,
+            );
+        }
     };
     snap.background = run.spec.background;
     snap.frozen = Some(reference);

@@ -20,6 +20,7 @@ use crate::controller::status::conditions::{
     Stall, category_terminal, layer_terminal, phase_conditions,
 };
 use crate::controller::status::note::Note;
+use crate::controller::status::reasons::StallReason;
 use crate::layer::LayerPlan;
 use crate::plan::describe::human_duration;
 use crate::plan::{LayerOutcome, Phase};
@@ -367,7 +368,14 @@ pub fn waiting_for_config(
     problem: &str,
     now: Timestamp,
 ) -> Step {
-    waiting(o, status, "ConfigNotFound", problem, true, now)
+    waiting(
+        o,
+        status,
+        StallReason::ConfigNotFound.as_str(),
+        problem,
+        true,
+        now,
+    )
 }
 
 /// A run that cannot be accepted yet: Pending, saying why (`reason`,
@@ -413,7 +421,7 @@ pub fn waiting(
 
 /// A dependency or service gate that cannot open: every category is
 /// skipped and the run fails; or, when what it waited on was cancelled
-/// ([`super::gates::DEPENDENCY_CANCELLED`]), every category and the run
+/// (`DependencyCancelled`), every category and the run
 /// are cancelled.
 pub fn gate_failed(
     o: &Observed,
@@ -423,7 +431,7 @@ pub fn gate_failed(
     message: &str,
     now: Timestamp,
 ) -> Step {
-    let cancelled = reason.as_str() == super::gates::DEPENDENCY_CANCELLED;
+    let cancelled = *reason == crate::words::Reason::DependencyCancelled;
     let (phase, category_reason) = if cancelled {
         (Phase::Cancelled, Reason::Cancelled)
     } else {

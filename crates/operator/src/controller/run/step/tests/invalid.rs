@@ -7,10 +7,10 @@ use std::sync::Arc;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use proptest::prelude::*;
 
-use super::super::invalid::{INVALID_CATEGORY_RUN, stalled_object};
+use super::super::invalid::stalled_object;
 use super::*;
 use crate::api::{CategoryRun, Decoded, TestLayerRun, Undecodable};
-use crate::controller::status::invalid::INVALID_SPEC;
+use crate::controller::status::reasons::StallReason;
 
 fn condition<'a>(conditions: &'a [Condition], type_: &str) -> &'a Condition {
     conditions
@@ -65,7 +65,7 @@ fn an_index_past_the_plan_stalls_the_run_until_it_is_fixed() {
     run_until_stalled(&mut w);
     let conds = run_conditions(&w);
     let stalled = condition(&conds, "Stalled");
-    assert_eq!(stalled.reason, INVALID_CATEGORY_RUN);
+    assert_eq!(stalled.reason, StallReason::InvalidCategoryRun.as_str());
     assert!(
         stalled
             .message
@@ -78,13 +78,11 @@ fn an_index_past_the_plan_stalls_the_run_until_it_is_fixed() {
     let cr_stalled = condition(&cr, "Stalled");
     assert_eq!(
         (cr_stalled.status.as_str(), cr_stalled.reason.as_str()),
-        ("True", INVALID_SPEC)
+        ("True", StallReason::InvalidSpec.as_str())
     );
-    assert!(
-        w.events.iter().any(|e| e.warning
-            && e.reason == INVALID_CATEGORY_RUN
-            && e.note.contains("spec.index"))
-    );
+    assert!(w.events.iter().any(|e| e.warning
+        && e.reason == StallReason::InvalidCategoryRun.as_str()
+        && e.note.contains("spec.index")));
     // Stalled: nothing else happens, and nothing is written again.
     let writes = w.writes.len();
     w.advance_to(w.now + std::time::Duration::from_secs(120));
@@ -161,14 +159,26 @@ fn a_run_that_does_not_decode_is_marked_once() {
         u.problem,
         "spec.overrides.maxParallel: expected a whole number, 0 or more, found the text \"lots\""
     );
-    let s = stalled_object(&u.metadata, &u.conditions, INVALID_SPEC, &u.problem, w.now);
+    let s = stalled_object(
+        &u.metadata,
+        &u.conditions,
+        StallReason::InvalidSpec.as_str(),
+        &u.problem,
+        w.now,
+    );
     let Some(Write::RunConditions(conds)) = s.writes.first() else {
         panic!("{:?}", s.writes)
     };
     assert_eq!(condition(conds, "Stalled").status, "True");
     assert!(matches!(s.writes.get(1), Some(Write::Event(n)) if n.warning));
     // Once marked, a later step writes nothing.
-    let again = stalled_object(&u.metadata, conds, INVALID_SPEC, &u.problem, w.now);
+    let again = stalled_object(
+        &u.metadata,
+        conds,
+        StallReason::InvalidSpec.as_str(),
+        &u.problem,
+        w.now,
+    );
     assert!(again.writes.is_empty(), "{:?}", again.writes);
 }
 

@@ -2,8 +2,8 @@
 //! plan, its passes carried over, the rest run again; a missing or
 //! unfinished earlier run said so.
 
-use super::super::rerun::{RERUN_SOURCE_NOT_FOUND, WAITING_FOR_RERUN_SOURCE};
 use super::*;
+use crate::controller::status::reasons::StallReason;
 
 /// The chain run to its end with `unit` failing: `e2e` is skipped.
 fn failed_chain() -> World {
@@ -108,7 +108,7 @@ fn a_missing_or_unfinished_earlier_run_is_said() {
     let stalled = st.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
     assert_eq!(
         (stalled.status.as_str(), stalled.reason.as_str()),
-        ("True", RERUN_SOURCE_NOT_FOUND)
+        ("True", StallReason::RerunSourceNotFound.as_str())
     );
     assert!(
         stalled.message.contains("spec.rerunOf: run gone not found"),
@@ -138,7 +138,7 @@ fn a_missing_or_unfinished_earlier_run_is_said() {
     assert!(
         st.conditions
             .iter()
-            .any(|c| c.reason == WAITING_FOR_RERUN_SOURCE)
+            .any(|c| c.reason == StallReason::WaitingForRerunSource.as_str())
     );
     old.run_to_end(LONG);
     w.rerun_source = Some(old.as_rerun_source());
