@@ -60,11 +60,11 @@ fn reference_config_is_valid_in_every_environment() {
 fn environment_overrides_resolve_into_the_plan() {
     let c = Config::load(std::path::Path::new("config/test_layers.yaml")).unwrap();
     let base = c.resolve("fast_feedback", None).unwrap();
-    assert_eq!(base.display_name, "Fast Feedback");
-    assert_eq!(base.strategy, Strategy::Sequential);
-    assert!(base.fail_fast);
-    assert_eq!(base.llm_mode, LlmMode::Mock);
-    assert_eq!(base.deadline, Some(Duration::from_secs(120)));
+    assert_eq!(base.settings.display_name, "Fast Feedback");
+    assert_eq!(base.settings.strategy, Strategy::Sequential);
+    assert!(base.settings.fail_fast);
+    assert_eq!(base.settings.llm_mode, LlmMode::Mock);
+    assert_eq!(base.settings.deadline, Some(Duration::from_secs(120)));
     assert_eq!(base.categories[0].timeout, Duration::from_secs(60));
     assert_eq!(
         base.categories[0].command.as_deref(),
@@ -73,23 +73,23 @@ fn environment_overrides_resolve_into_the_plan() {
     assert_eq!(base.categories[1].dependencies, vec![0]);
 
     let staging = c.resolve("fast_feedback", Some("staging")).unwrap();
-    assert_eq!(staging.llm_mode, LlmMode::Real);
+    assert_eq!(staging.settings.llm_mode, LlmMode::Real);
     assert_eq!(
-        staging.required_services,
+        staging.settings.required_services,
         ["postgresql", "redis", "backend_service"]
     );
     assert_eq!(staging.categories[0].timeout, Duration::from_secs(90));
-    assert_eq!(staging.deadline, Some(Duration::from_secs(180)));
+    assert_eq!(staging.settings.deadline, Some(Duration::from_secs(180)));
 
     let prod = c.resolve("e2e_background", Some("production")).unwrap();
-    assert_eq!(prod.max_parallel, Some(1));
-    assert!(prod.background);
-    assert_eq!(prod.strategy, Strategy::HybridSmart);
+    assert_eq!(prod.settings.max_parallel, Some(1));
+    assert!(prod.settings.background());
+    assert_eq!(prod.settings.strategy, Strategy::HybridSmart);
     let si = c.resolve("service_integration", None).unwrap();
     assert_eq!(si.categories[1].k8s_name, "e2e-critical");
     assert_eq!(si.categories[0].k8s_name, "agent-workflows");
-    assert_eq!(si.k8s_name, "service-integration");
-    assert_eq!(si.budget.cpu_millis, Some(8000));
+    assert_eq!(si.settings.k8s_name, "service-integration");
+    assert_eq!(si.settings.budget.cpu_millis, Some(8000));
     assert_eq!(
         si.categories[0].resources.limits.memory_bytes,
         Some(8 << 30)
@@ -497,11 +497,14 @@ layers:\n  e2e:\n    uses: [staging_db]\n    deadline_counts_resource_wait: true
             .collect::<std::collections::BTreeMap<_, _>>()
     };
     // Names are the Kubernetes ones: `_` as `-`.
-    assert_eq!(p.uses, map(&[("staging-db", 1)]));
+    assert_eq!(p.settings.uses, map(&[("staging-db", 1)]));
     assert_eq!(p.categories[0].uses, map(&[("sandbox", 2)]));
     assert!(p.categories[1].uses.is_empty());
-    assert_eq!(p.capacities, map(&[("sandbox", 3), ("staging-db", 1)]));
-    assert!(p.deadline_counts_resource_wait);
+    assert_eq!(
+        p.settings.capacities,
+        map(&[("sandbox", 3), ("staging-db", 1)])
+    );
+    assert!(p.settings.deadline_counts_resource_wait);
     assert!(p.uses_shared_resources());
 }
 

@@ -145,7 +145,7 @@ fn check(case: &Case, r: &SimResult) -> Result<(), String> {
                         ));
                     }
                 }
-                if layer.fail_fast && first_failure.is_some() {
+                if layer.settings.fail_fast && first_failure.is_some() {
                     return Err(format!("{i} started after a failure under fail-fast"));
                 }
                 if let Some((end, AttemptOutcome::Failed { .. })) = last_end[i] {
@@ -169,7 +169,7 @@ fn check(case: &Case, r: &SimResult) -> Result<(), String> {
                         ev.at
                     ));
                 }
-                if let Some(cap) = layer.budget.cpu_millis {
+                if let Some(cap) = layer.settings.budget.cpu_millis {
                     let used: u64 = running
                         .keys()
                         .map(|&j| {
@@ -255,7 +255,7 @@ fn check(case: &Case, r: &SimResult) -> Result<(), String> {
             return Err(format!("{i} succeeded without a passing attempt"));
         }
     }
-    if let (true, Some(t)) = (layer.fail_fast, first_failure)
+    if let (true, Some(t)) = (layer.settings.fail_fast, first_failure)
         && r.makespan != t
     {
         return Err(format!(
@@ -263,7 +263,7 @@ fn check(case: &Case, r: &SimResult) -> Result<(), String> {
             r.makespan
         ));
     }
-    if let Some(d) = layer.deadline
+    if let Some(d) = layer.settings.deadline
         && r.makespan > d
     {
         return Err(format!(

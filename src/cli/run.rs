@@ -122,7 +122,7 @@ pub fn run(a: &RunArgs) -> i32 {
     let opts = LocalOptions {
         carried,
         working_dir: a.workdir.clone(),
-        log_dir: Some(a.log_dir.join(&plan.k8s_name)),
+        log_dir: Some(a.log_dir.join(&plan.settings.k8s_name)),
         lock_dir: lock_dir(a),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -53,9 +53,9 @@ fn plan(a: &SubmitArgs) -> Result<Planned, String> {
     for key in &keys {
         match config.resolve(key, a.env.as_deref()) {
             Ok(p) => layers.push(SuiteLayer {
-                key: p.key.clone(),
-                dependencies: p.dependencies.clone(),
-                background: p.background,
+                key: p.settings.key.clone(),
+                dependencies: p.settings.dependencies.clone(),
+                background: p.settings.background(),
             }),
             Err(e) => problems.push(e.to_string()),
         }

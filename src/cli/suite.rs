@@ -237,9 +237,9 @@ pub(super) fn run_suite_cli(a: &RunArgs, history: &History, earlier: Option<Earl
         plans
             .iter()
             .map(|p| SuiteLayer {
-                key: p.key.clone(),
-                dependencies: p.dependencies.clone(),
-                background: p.background,
+                key: p.settings.key.clone(),
+                dependencies: p.settings.dependencies.clone(),
+                background: p.settings.background(),
             })
             .collect(),
     ) {

@@ -48,11 +48,12 @@ pub fn validate(a: &ValidateArgs) -> i32 {
             println!(
                 "{key}: {} categories, {}{}{}",
                 p.categories.len(),
-                p.strategy.as_str(),
+                p.settings.strategy.as_str(),
                 p.effective_parallelism()
                     .map(|n| format!(" (at most {n} at once)"))
                     .unwrap_or_default(),
-                p.deadline
+                p.settings
+                    .deadline
                     .map(|d| format!(", deadline {}", human_duration(d)))
                     .unwrap_or_default(),
             );
@@ -110,20 +111,20 @@ fn plan_json(p: &LayerPlan) -> String {
         })
         .collect();
     let v = serde_json::json!({
-        "layer": p.key,
-        "name": p.display_name,
-        "k8s_name": p.k8s_name,
-        "environment": p.environment,
-        "strategy": p.strategy.as_str(),
-        "background": p.background,
-        "max_parallel": p.max_parallel,
-        "budget": p.budget,
-        "fail_fast": p.fail_fast,
-        "deadline_seconds": p.deadline.map(|d| d.as_secs_f64()),
-        "timeout_multiplier": p.timeout_multiplier,
-        "dependencies": p.dependencies,
-        "required_services": p.required_services,
-        "llm_mode": p.llm_mode.as_str(),
+        "layer": p.settings.key,
+        "name": p.settings.display_name,
+        "k8s_name": p.settings.k8s_name,
+        "environment": p.settings.environment,
+        "strategy": p.settings.strategy.as_str(),
+        "background": p.settings.background(),
+        "max_parallel": p.settings.max_parallel,
+        "budget": p.settings.budget,
+        "fail_fast": p.settings.fail_fast,
+        "deadline_seconds": p.settings.deadline.map(|d| d.as_secs_f64()),
+        "timeout_multiplier": p.settings.timeout_multiplier,
+        "dependencies": p.settings.dependencies,
+        "required_services": p.settings.required_services,
+        "llm_mode": p.settings.llm_mode.as_str(),
         "critical_path_seconds": p.critical_path().as_secs_f64(),
         "categories": cats,
     });
@@ -133,27 +134,32 @@ fn plan_json(p: &LayerPlan) -> String {
 fn plan_text(p: &LayerPlan) -> String {
     let mut out = format!(
         "{} ({}){}\n  strategy {}{}, fail-fast {}, deadline {}, LLM {}\n",
-        p.display_name,
-        p.key,
-        p.environment
+        p.settings.display_name,
+        p.settings.key,
+        p.settings
+            .environment
             .as_ref()
             .map(|e| format!(" in {e}"))
             .unwrap_or_default(),
-        p.strategy.as_str(),
+        p.settings.strategy.as_str(),
         p.effective_parallelism()
             .map(|n| format!(" (at most {n} at once)"))
             .unwrap_or_default(),
-        if p.fail_fast { "on" } else { "off" },
-        p.deadline
+        if p.settings.fail_fast { "on" } else { "off" },
+        p.settings
+            .deadline
             .map(human_duration)
             .unwrap_or_else(|| "none".into()),
-        p.llm_mode.as_str(),
+        p.settings.llm_mode.as_str(),
     );
-    if !p.dependencies.is_empty() {
-        out += &format!("  after layers: {}\n", p.dependencies.join(", "));
+    if !p.settings.dependencies.is_empty() {
+        out += &format!("  after layers: {}\n", p.settings.dependencies.join(", "));
     }
-    if !p.required_services.is_empty() {
-        out += &format!("  needs services: {}\n", p.required_services.join(", "));
+    if !p.settings.required_services.is_empty() {
+        out += &format!(
+            "  needs services: {}\n",
+            p.settings.required_services.join(", ")
+        );
     }
     out += &format!("  critical path {}\n", human_duration(p.critical_path()));
     for &i in p.topo_order() {

@@ -102,7 +102,7 @@ pub async fn run_layer(
     for c in &layer.categories {
         if c.command.is_none() {
             return Err(LocalError::NoCommand {
-                layer: layer.key.clone(),
+                layer: layer.settings.key.clone(),
                 category: c.name.clone(),
             });
         }
@@ -114,7 +114,7 @@ pub async fn run_layer(
         })?;
     }
     progress.layer_started(layer);
-    if !layer.required_services.is_empty() {
+    if !layer.settings.required_services.is_empty() {
         wait_for_services(layer, progress.as_ref()).await?;
     }
     let locks = join_resources(layer, opts)?;
@@ -188,9 +188,9 @@ pub async fn run_layer(
 
     let outcome = loop {
         let now = start.elapsed();
-        let mut layer_held = layer.uses.is_empty() || layer_grant.is_some();
+        let mut layer_held = layer.settings.uses.is_empty() || layer_grant.is_some();
         if !layer_held && !cancel {
-            match take(&locks, &layer.uses, "(the whole layer)") {
+            match take(&locks, &layer.settings.uses, "(the whole layer)") {
                 Ok(g) => {
                     layer_grant = Some(g);
                     layer_held = true;
@@ -382,10 +382,10 @@ pub async fn run_layer(
         },
     );
     Ok(RunReport {
-        layer: layer.key.clone(),
-        display_name: layer.display_name.clone(),
-        environment: layer.environment.clone(),
-        strategy: layer.strategy.as_str().to_string(),
+        layer: layer.settings.key.clone(),
+        display_name: layer.settings.display_name.clone(),
+        environment: layer.settings.environment.clone(),
+        strategy: layer.settings.strategy.as_str().to_string(),
         outcome,
         duration_secs: start.elapsed().as_secs_f64(),
         counts,
@@ -403,17 +403,19 @@ fn join_resources(layer: &LayerPlan, opts: &LocalOptions) -> Result<Option<Locks
     }
     let mut caps = BTreeMap::new();
     let used = layer
+        .settings
         .uses
         .keys()
         .chain(layer.categories.iter().flat_map(|c| c.uses.keys()));
     for r in used {
         let capacity = layer
+            .settings
             .capacities
             .get(r)
             .ok_or_else(|| LockError::Undeclared(r.clone()))?;
         caps.insert(r.clone(), *capacity);
     }
-    let who = format!("layer {}", layer.key);
+    let who = format!("layer {}", layer.settings.key);
     Ok(Some(Locks::open(&opts.lock_dir, caps, &who)?))
 }
 
@@ -447,13 +449,13 @@ impl DeadlockWatch {
         now: Duration,
     ) -> Option<Deadlocked> {
         let keeps = if keeps {
-            layer.uses.clone()
+            layer.settings.uses.clone()
         } else {
             BTreeMap::new()
         };
         let mut waits = Vec::new();
-        if !layer.uses.is_empty() && keeps.is_empty() {
-            waits.push((true, layer.uses.clone()));
+        if !layer.settings.uses.is_empty() && keeps.is_empty() {
+            waits.push((true, layer.settings.uses.clone()));
         }
         for &i in claims {
             if !cats[i].granted {
@@ -524,8 +526,8 @@ fn tell(progress: &dyn Progress, said: &mut String, text: &str) {
 /// Waits for the layer's required services, up to its bound.
 async fn wait_for_services(layer: &LayerPlan, progress: &dyn Progress) -> Result<(), LocalError> {
     let mut addrs = Vec::new();
-    for s in &layer.required_services {
-        match layer.service_addresses.get(s) {
+    for s in &layer.settings.required_services {
+        match layer.settings.service_addresses.get(s) {
             Some(a) => addrs.push((s.clone(), a.clone())),
             None => return Err(LocalError::ServiceWithoutAddress(s.clone())),
         }
@@ -534,7 +536,7 @@ async fn wait_for_services(layer: &LayerPlan, progress: &dyn Progress) -> Result
     let mut said = String::new();
     loop {
         let unready = services::unreachable(&addrs).await;
-        match services_gate(&unready, began.elapsed(), layer.service_wait) {
+        match services_gate(&unready, began.elapsed(), layer.settings.service_wait) {
             Gate::Open => return Ok(()),
             Gate::Waiting(m) => {
                 if m != said {

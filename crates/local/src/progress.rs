@@ -96,10 +96,10 @@ impl Progress for PlainProgress {
     fn layer_started(&self, l: &LayerPlan) {
         self.line(&format!(
             "layer {} ({}): {} categories, strategy {}{}",
-            l.display_name,
-            l.key,
+            l.settings.display_name,
+            l.settings.key,
             l.categories.len(),
-            l.strategy.as_str(),
+            l.settings.strategy.as_str(),
             l.effective_parallelism()
                 .map(|p| format!(", at most {p} at once"))
                 .unwrap_or_default()
@@ -196,7 +196,7 @@ impl Progress for TerminalProgress {
     }
     fn layer_started(&self, l: &LayerPlan) {
         self.overall.set_length(l.categories.len() as u64);
-        self.overall.set_prefix(l.display_name.clone());
+        self.overall.set_prefix(l.settings.display_name.clone());
         self.overall.enable_steady_tick(Duration::from_millis(200));
     }
     fn attempt_started(&self, i: usize, name: &str, attempt: u32) {
@@ -307,10 +307,10 @@ impl Progress for LayerPrefixed {
     fn layer_started(&self, l: &LayerPlan) {
         self.inner.note(&format!(
             "layer {} ({}) started: {} categories, strategy {}",
-            l.display_name,
-            l.key,
+            l.settings.display_name,
+            l.settings.key,
             l.categories.len(),
-            l.strategy.as_str()
+            l.settings.strategy.as_str()
         ));
     }
     fn attempt_started(&self, i: usize, name: &str, attempt: u32) {

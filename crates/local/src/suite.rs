@@ -102,9 +102,12 @@ pub async fn run_suite(
                     if let Some(c) = carried.get(i) {
                         opts.carried = c.clone();
                     }
-                    opts.log_dir = opts.log_dir.map(|d| d.join(&plan.k8s_name));
-                    let layer_progress: Arc<dyn Progress> =
-                        Arc::new(LayerPrefixed::new(progress.clone(), &plan.key, bases[i]));
+                    opts.log_dir = opts.log_dir.map(|d| d.join(&plan.settings.k8s_name));
+                    let layer_progress: Arc<dyn Progress> = Arc::new(LayerPrefixed::new(
+                        progress.clone(),
+                        &plan.settings.key,
+                        bases[i],
+                    ));
                     let mut rx = cancel_rx.clone();
                     let task = running.spawn(async move {
                         let cancel: CancelSignal = Box::pin(async move {
@@ -118,7 +121,7 @@ pub async fn run_suite(
                 SuiteStep::Skip(i, because) => {
                     progress.note(&format!(
                         "layer {}: skipped, layer {because} did not pass",
-                        plans[i].key
+                        plans[i].settings.key
                     ));
                     states[i] = LayerState::Skipped(because.clone());
                     ends[i] = Some(LayerEnd::Skipped(because));
@@ -147,7 +150,7 @@ pub async fn run_suite(
                     // A layer's task panicked: a defect, said, not hidden;
                     // the layer counts as failed.
                     if let Some(&i) = tasks.get(&e.id()) {
-                        progress.note(&format!("layer {}: its task failed: {e}", plans[i].key));
+                        progress.note(&format!("layer {}: its task failed: {e}", plans[i].settings.key));
                         states[i] = LayerState::Failed;
                         ends[i] = Some(LayerEnd::Crashed(e.to_string()));
                     }

@@ -22,49 +22,8 @@ use graph::{Derived, derive};
 /// A layer resolved for one environment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LayerPlan {
-    /// Key in the config (`fast_feedback`).
-    pub key: String,
-    /// Display name (`Fast Feedback`).
-    pub display_name: String,
-    /// Kubernetes name part.
-    pub k8s_name: String,
-    /// Environment the overrides came from.
-    pub environment: Option<String>,
-    /// Mode as written.
-    pub execution_mode: ExecutionMode,
-    /// Strategy the planner follows.
-    pub strategy: Strategy,
-    /// Nobody waits for the result.
-    pub background: bool,
-    /// Most categories running at once (`None`: no limit).
-    pub max_parallel: Option<u32>,
-    /// Layer-wide CPU and memory budget of running categories.
-    pub budget: Quantities,
-    /// Cancel everything at the first failure.
-    pub fail_fast: bool,
-    /// Whole-layer deadline, multiplier applied.
-    pub deadline: Option<Duration>,
-    /// The multiplier that was applied.
-    pub timeout_multiplier: f64,
-    /// Layer keys that must have passed first.
-    pub dependencies: Vec<String>,
-    /// Services that must be ready first.
-    pub required_services: Vec<String>,
-    /// Addresses of required services for local runs.
-    pub service_addresses: BTreeMap<String, String>,
-    /// Bound on waiting for required services.
-    pub service_wait: Duration,
-    /// LLM mode.
-    pub llm_mode: LlmMode,
-    /// Units of shared resources the layer holds from its start to its
-    /// end, by resource name.
-    pub uses: BTreeMap<String, u32>,
-    /// Whether time spent waiting for shared resources counts against the
-    /// deadline.
-    pub deadline_counts_resource_wait: bool,
-    /// Capacities of the shared resources the config declares (what local
-    /// runs use; in a cluster the resources' objects say).
-    pub capacities: BTreeMap<String, u32>,
+    /// The layer-wide settings, as resolved.
+    pub settings: LayerSettings,
     /// The categories.
     pub categories: Vec<CategoryPlan>,
     derived: Derived,
@@ -114,6 +73,11 @@ pub struct LayerSettings {
 }
 
 impl LayerSettings {
+    /// Nobody waits for the result (the execution mode `background`).
+    pub fn background(&self) -> bool {
+        self.execution_mode == ExecutionMode::Background
+    }
+
     /// Plain settings for a layer with the given strategy and limit (for tests and
     /// simulations).
     pub fn new(key: &str, strategy: Strategy, max_parallel: Option<u32>) -> Self {
@@ -175,28 +139,8 @@ impl LayerPlan {
     /// Builds a plan, checking the dependency graph and computing its derived facts.
     pub fn new(settings: LayerSettings, categories: Vec<CategoryPlan>) -> Result<Self, GraphError> {
         let derived = derive(&categories)?;
-        let s = settings;
         Ok(LayerPlan {
-            key: s.key,
-            display_name: s.display_name,
-            k8s_name: s.k8s_name,
-            environment: s.environment,
-            background: s.execution_mode == ExecutionMode::Background,
-            execution_mode: s.execution_mode,
-            strategy: s.strategy,
-            max_parallel: s.max_parallel,
-            budget: s.budget,
-            fail_fast: s.fail_fast,
-            deadline: s.deadline,
-            timeout_multiplier: s.timeout_multiplier,
-            dependencies: s.dependencies,
-            required_services: s.required_services,
-            service_addresses: s.service_addresses,
-            service_wait: s.service_wait,
-            llm_mode: s.llm_mode,
-            uses: s.uses,
-            deadline_counts_resource_wait: s.deadline_counts_resource_wait,
-            capacities: s.capacities,
+            settings,
             categories,
             derived,
         })
@@ -239,13 +183,16 @@ impl LayerPlan {
             .map(|c| c.env.clone())
             .unwrap_or_default();
         let name = self.categories.get(i).map(|c| c.name.clone());
-        env.insert("TESTLAYER_LAYER".into(), self.key.clone());
+        env.insert("TESTLAYER_LAYER".into(), self.settings.key.clone());
         env.insert("TESTLAYER_CATEGORY".into(), name.unwrap_or_default());
         env.insert(
             "TESTLAYER_ENVIRONMENT".into(),
-            self.environment.clone().unwrap_or_default(),
+            self.settings.environment.clone().unwrap_or_default(),
         );
-        env.insert("TESTLAYER_LLM_MODE".into(), self.llm_mode.to_string());
+        env.insert(
+            "TESTLAYER_LLM_MODE".into(),
+            self.settings.llm_mode.to_string(),
+        );
         if let Some(run) = run {
             env.insert("TESTLAYER_RUN".into(), run.to_string());
         }
@@ -263,14 +210,14 @@ impl LayerPlan {
 
     /// Whether the layer or any of its categories uses shared resources.
     pub fn uses_shared_resources(&self) -> bool {
-        !self.uses.is_empty() || self.categories.iter().any(|c| !c.uses.is_empty())
+        !self.settings.uses.is_empty() || self.categories.iter().any(|c| !c.uses.is_empty())
     }
 
     /// The limit on running categories the strategy enforces.
     pub fn effective_parallelism(&self) -> Option<u32> {
-        match self.strategy {
+        match self.settings.strategy {
             Strategy::Sequential => Some(1),
-            _ => self.max_parallel,
+            _ => self.settings.max_parallel,
         }
     }
 }

@@ -16,7 +16,7 @@ pub fn describe_terminal(layer: &LayerPlan, t: Terminal) -> String {
         Cause::TestsFailed => "tests failed and no retries were left".into(),
         Cause::InfraFailed => "the infrastructure failed and no retries were left".into(),
         Cause::Timeout => "ran past its timeout".into(),
-        Cause::LayerDeadline => match layer.deadline {
+        Cause::LayerDeadline => match layer.settings.deadline {
             Some(d) => format!("the layer deadline of {} passed", human_duration(d)),
             None => "the layer deadline passed".into(),
         },

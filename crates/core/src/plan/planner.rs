@@ -67,7 +67,7 @@ pub fn plan(layer: &LayerPlan, cats: &[CategoryObs], obs: &LayerObs) -> Decision
     }
 
     // 3. Layer-wide ends: cancel, deadline, fail-fast.
-    let deadline_at = layer.deadline.map(|d| obs.started_at + d);
+    let deadline_at = layer.settings.deadline.map(|d| obs.started_at + d);
     let layer_stop = if obs.cancel {
         Some((
             Terminal {
@@ -90,7 +90,7 @@ pub fn plan(layer: &LayerPlan, cats: &[CategoryObs], obs: &LayerObs) -> Decision
                 cause: Cause::LayerDeadline,
             },
         ))
-    } else if layer.fail_fast {
+    } else if layer.settings.fail_fast {
         first_failure(layer, &st).map(|f| {
             let t = Terminal {
                 phase: Phase::Cancelled,
@@ -419,7 +419,7 @@ fn admit(
             None
         };
     }
-    match layer.strategy {
+    match layer.settings.strategy {
         Strategy::HybridSmart => ready.sort_by_key(|&(i, _)| {
             (
                 Reverse(layer.remaining_path(i)),
@@ -440,8 +440,8 @@ fn admit(
             (Some(need), Some(have)) => used + need <= have,
             _ => true,
         };
-        if !fits(cpu, size.cpu_millis, layer.budget.cpu_millis)
-            || !fits(mem, size.memory_bytes, layer.budget.memory_bytes)
+        if !fits(cpu, size.cpu_millis, layer.settings.budget.cpu_millis)
+            || !fits(mem, size.memory_bytes, layer.settings.budget.memory_bytes)
         {
             waiting[i] = Some(WaitReason::Budget);
             continue;

@@ -42,7 +42,7 @@ impl ResourceWait {
     /// When the layer's deadline counts from: its start, moved on by the
     /// wait unless the layer counts the wait.
     pub fn deadline_start(&self, layer: &LayerPlan, started: Duration, now: Duration) -> Duration {
-        if layer.deadline_counts_resource_wait {
+        if layer.settings.deadline_counts_resource_wait {
             started
         } else {
             started + self.at(now)
@@ -69,7 +69,7 @@ mod tests {
         let mut layer =
             LayerPlan::new(LayerSettings::new("l", Strategy::Sequential, None), vec![]).unwrap();
         assert_eq!(w.deadline_start(&layer, s(1), s(9)), s(6));
-        layer.deadline_counts_resource_wait = true;
+        layer.settings.deadline_counts_resource_wait = true;
         assert_eq!(w.deadline_start(&layer, s(1), s(9)), s(1));
     }
 }

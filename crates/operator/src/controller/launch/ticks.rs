@@ -105,9 +105,9 @@ pub fn template_layers(
             .resolve(key, env)
             .map_err(|e| Problem::new(field, e.to_string()))?;
         out.push(SuiteLayer {
-            key: p.key.clone(),
-            dependencies: p.dependencies.clone(),
-            background: p.background,
+            key: p.settings.key.clone(),
+            dependencies: p.settings.dependencies.clone(),
+            background: p.settings.background(),
         });
     }
     Suite::new(out).map_err(|e| Problem::new("spec.layers", e.to_string()))

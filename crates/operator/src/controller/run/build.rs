@@ -104,23 +104,23 @@ fn label_value(s: &str) -> String {
 /// The layer-wide settings to freeze in the run's status.
 pub fn snapshot(layer: &LayerPlan) -> PlanSnapshot {
     PlanSnapshot {
-        display_name: layer.display_name.clone(),
-        strategy: layer.strategy.into(),
-        max_parallel: layer.max_parallel,
-        budget: amounts(layer.budget),
-        fail_fast: layer.fail_fast,
-        background: layer.background,
-        deadline_seconds: layer.deadline.map(|d| d.as_secs_f64()),
-        timeout_multiplier: layer.timeout_multiplier,
-        layer_dependencies: layer.dependencies.clone(),
-        required_services: layer.required_services.clone(),
-        service_wait_seconds: layer.service_wait.as_secs_f64(),
-        llm_mode: layer.llm_mode.into(),
+        display_name: layer.settings.display_name.clone(),
+        strategy: layer.settings.strategy.into(),
+        max_parallel: layer.settings.max_parallel,
+        budget: amounts(layer.settings.budget),
+        fail_fast: layer.settings.fail_fast,
+        background: layer.settings.background(),
+        deadline_seconds: layer.settings.deadline.map(|d| d.as_secs_f64()),
+        timeout_multiplier: layer.settings.timeout_multiplier,
+        layer_dependencies: layer.settings.dependencies.clone(),
+        required_services: layer.settings.required_services.clone(),
+        service_wait_seconds: layer.settings.service_wait.as_secs_f64(),
+        llm_mode: layer.settings.llm_mode.into(),
         category_count: layer.categories.len() as u32,
         categories: Vec::new(),
         frozen: None,
-        uses: layer.uses.clone(),
-        deadline_counts_resource_wait: layer.deadline_counts_resource_wait,
+        uses: layer.settings.uses.clone(),
+        deadline_counts_resource_wait: layer.settings.deadline_counts_resource_wait,
     }
 }
 
@@ -159,7 +159,7 @@ pub fn category_run(
             run.spec
                 .command
                 .as_deref()
-                .map(|t| substitute_command(t, &layer.key, &c.name))
+                .map(|t| substitute_command(t, &layer.settings.key, &c.name))
         })
         .ok_or_else(|| BuildError::NoCommand {
             category: c.name.clone(),
@@ -168,7 +168,7 @@ pub fn category_run(
     let env = layer.command_env(i, Some(&run_name));
     let spec = CategoryRunSpec {
         run_name: run_name.clone(),
-        layer: layer.key.clone(),
+        layer: layer.settings.key.clone(),
         category: c.name.clone(),
         index: i as u32,
         priority_order: c.priority_order,
@@ -196,7 +196,12 @@ pub fn category_run(
         pod: run.spec.pod.clone(),
         uses: c.uses.clone(),
     };
-    Ok(category_run_object(run, &layer.k8s_name, &c.k8s_name, spec))
+    Ok(category_run_object(
+        run,
+        &layer.settings.k8s_name,
+        &c.k8s_name,
+        spec,
+    ))
 }
 
 /// The CategoryRun of `run` with this spec: its name, labels and owner

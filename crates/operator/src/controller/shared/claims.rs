@@ -191,16 +191,16 @@ impl SharedView {
     /// TestLayerResource, or fewer units than it wants.
     pub fn missing(&self, layer: &crate::layer::LayerPlan) -> Option<String> {
         let namespace = &self.namespace;
-        let wanted =
-            layer
-                .uses
-                .iter()
-                .map(|(r, n)| (r, *n, None))
-                .chain(layer.categories.iter().flat_map(|c| {
-                    c.uses
-                        .iter()
-                        .map(move |(r, n)| (r, *n, Some(c.name.as_str())))
-                }));
+        let wanted = layer
+            .settings
+            .uses
+            .iter()
+            .map(|(r, n)| (r, *n, None))
+            .chain(layer.categories.iter().flat_map(|c| {
+                c.uses
+                    .iter()
+                    .map(move |(r, n)| (r, *n, Some(c.name.as_str())))
+            }));
         let mut problems = BTreeSet::new();
         for (r, n, who) in wanted {
             match self.capacities.get(r) {

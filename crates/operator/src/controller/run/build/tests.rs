@@ -148,22 +148,22 @@ fn the_plan_rebuilds_from_the_objects() {
     // Order of the objects does not matter.
     let refs: Vec<&CategoryRun> = crs.iter().rev().collect();
     let back = layer_from_objects("core", Some("staging"), &snap, &refs).unwrap();
-    assert_eq!(back.strategy, layer.strategy);
+    assert_eq!(back.settings.strategy, layer.settings.strategy);
     assert_eq!(
         (
-            back.max_parallel,
-            back.budget,
-            back.fail_fast,
-            back.deadline
+            back.settings.max_parallel,
+            back.settings.budget,
+            back.settings.fail_fast,
+            back.settings.deadline
         ),
         (
-            layer.max_parallel,
-            layer.budget,
-            layer.fail_fast,
-            layer.deadline
+            layer.settings.max_parallel,
+            layer.settings.budget,
+            layer.settings.fail_fast,
+            layer.settings.deadline
         )
     );
-    assert_eq!(back.llm_mode, crate::layer::LlmMode::Real);
+    assert_eq!(back.settings.llm_mode, crate::layer::LlmMode::Real);
     for (a, b) in back.categories.iter().zip(&layer.categories) {
         assert_eq!(
             (&a.name, &a.k8s_name, a.timeout, &a.dependencies),

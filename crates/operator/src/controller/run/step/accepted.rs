@@ -23,7 +23,7 @@ pub fn accepted_status(
     let n = layer.categories.len();
     status.plan = Some(snap);
     status.spec_hash = Some(hash.to_string());
-    status.strategy = Some(layer.strategy.into());
+    status.strategy = Some(layer.settings.strategy.into());
     status.phases = Some(PhaseCounts {
         pending: n as u32,
         ..PhaseCounts::default()

@@ -46,11 +46,11 @@ pub(super) fn mark_granted(
 
 /// Whether the run holds the grant of its layer's `uses`.
 pub(super) fn run_holds(view: &SharedView, run: &TestLayerRun, layer: &LayerPlan) -> bool {
-    layer.uses.is_empty()
+    layer.settings.uses.is_empty()
         || view.holds(
             run.metadata.uid.as_deref().unwrap_or_default(),
             0,
-            &layer.uses,
+            &layer.settings.uses,
         )
 }
 
@@ -73,7 +73,7 @@ pub(super) fn mine(
             run: run.name_any(),
             namespace: run.namespace().unwrap_or_default(),
             attempt: 0,
-            wants: layer.uses.clone(),
+            wants: layer.settings.uses.clone(),
         });
     }
     for &i in &d.claims {

@@ -132,7 +132,7 @@ pub fn gate(
     let run = o.run.as_ref();
     let mut hold = None;
     if status.start_time.is_none() && !run.spec.cancel {
-        let (deps, missing) = dependencies(run, &layer.dependencies, &o.runs);
+        let (deps, missing) = dependencies(run, &layer.settings.dependencies, &o.runs);
         let deps = if missing.is_empty() {
             status.dependency_missing_since = None;
             deps
@@ -162,10 +162,10 @@ pub fn gate(
             }
         };
         let gate = match deps {
-            Gate::Open if !layer.required_services.is_empty() => {
+            Gate::Open if !layer.settings.required_services.is_empty() => {
                 let Some(unready) = &o.answers.unready_services else {
                     return Err(Step::ask(vec![Question::UnreadyServices(
-                        layer.required_services.clone(),
+                        layer.settings.required_services.clone(),
                     )]));
                 };
                 // The wait counts from when the run reached this gate.
@@ -173,7 +173,11 @@ pub fn gate(
                     .services_wait_start
                     .get_or_insert_with(|| wall_clock(now))
                     .clone();
-                services_gate(unready, offset(&stored(&since), &now), layer.service_wait)
+                services_gate(
+                    unready,
+                    offset(&stored(&since), &now),
+                    layer.settings.service_wait,
+                )
             }
             g => g,
         };

@@ -160,10 +160,10 @@ fn accept(o: &Observed, mut status: TestLayerRunStatus, hash: &str, now: Timesta
         .count();
     let mut text = format!(
         "layer {} ({}), {} categories, {}",
-        layer.key,
-        layer.display_name,
+        layer.settings.key,
+        layer.settings.display_name,
         layer.categories.len(),
-        layer.strategy
+        layer.settings.strategy
     );
     if let (Some(name), true) = (&source, learned > 0) {
         text.push_str(&format!(
