@@ -211,7 +211,7 @@ pub async fn run_layer(
             )
         };
         let d = plan(layer, &cats, &obs);
-        resource_wait = resource_wait.observe(now, !layer_held || d.blocked_on_resources);
+        resource_wait = resource_wait.account(now, !layer_held || d.blocked_on_resources);
         for action in &d.actions {
             match *action {
                 Action::Start {

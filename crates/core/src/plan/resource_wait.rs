@@ -20,7 +20,7 @@ impl ResourceWait {
     /// The wait after observing at `now` whether the layer is `blocked`
     /// ([`Decision::blocked_on_resources`](super::Decision), or waiting for
     /// the layer's own grant).
-    pub fn observe(self, now: Duration, blocked: bool) -> ResourceWait {
+    pub fn account(self, now: Duration, blocked: bool) -> ResourceWait {
         match (self.since, blocked) {
             (None, true) => ResourceWait {
                 since: Some(now),
@@ -59,11 +59,11 @@ mod tests {
     fn spans_add_up_and_the_deadline_moves_only_when_not_counted() {
         let s = Duration::from_secs;
         let w = ResourceWait::default()
-            .observe(s(1), false)
-            .observe(s(2), true)
-            .observe(s(3), true)
-            .observe(s(5), false)
-            .observe(s(7), true);
+            .account(s(1), false)
+            .account(s(2), true)
+            .account(s(3), true)
+            .account(s(5), false)
+            .account(s(7), true);
         assert_eq!(w.total, s(3));
         assert_eq!(w.at(s(9)), s(5));
         let mut layer =

@@ -52,7 +52,7 @@ const REPORT_BYTES: u64 = 12 << 20;
 static REPORT_READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 
 /// What `run` owns, as the caches and this controller's own writes show it.
-pub fn observe(ctx: &Context, run: &Arc<TestLayerRun>, answers: Answers) -> Observed {
+pub fn gather(ctx: &Context, run: &Arc<TestLayerRun>, answers: Answers) -> Observed {
     let ns = run.namespace().unwrap_or_default();
     let name = run.name_any();
     let run = ctx.own.runs.fresher(run.clone());

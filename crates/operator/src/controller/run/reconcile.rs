@@ -109,7 +109,7 @@ async fn reconcile_run(
     let mut answers = Answers::default();
     let mut result = Requeue::requeue(AGAIN_SOON);
     for _ in 0..MAX_PASSES {
-        let observed = read::observe(ctx, run, answers.clone());
+        let observed = read::gather(ctx, run, answers.clone());
         let s = step(&observed, Timestamp::now());
         if !s.questions.is_empty() {
             if s.questions.iter().all(|q| answers.has(q)) {

@@ -35,7 +35,7 @@ pub fn advance(
 ) -> Step {
     let run = o.run.as_ref();
     // Every category brought up to date with its Pods.
-    let mut cats = match Categories::observe(o, layer, now) {
+    let mut cats = match Categories::update(o, layer, now) {
         Ok(c) => c,
         Err(questions) => return Step::ask(questions),
     };
@@ -96,7 +96,7 @@ pub fn advance(
         hold = Some(shared::describe_claim(c));
     }
     let released = claims::releases(&o.shared, &o.pods, run, &cats, &obs, &decision, false);
-    let resource_wait = resource_wait.observe(
+    let resource_wait = resource_wait.account(
         now_offset,
         status.start_time.is_some() && decision.blocked_on_resources,
     );

@@ -11,7 +11,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::observed::NodeDown;
 use crate::api::{AttemptStatus, AttemptStop, CategoryRunStatus};
-use crate::controller::run::observe::{PodState, finished_at, pod_state};
+use crate::controller::run::pod_state::{PodState, finished_at, pod_state};
 use crate::layer::LayerPlan;
 use crate::plan::{AttemptObs, AttemptOutcome, CategoryObs, Cause, Phase, Stop, Terminal};
 use crate::words::{AttemptReason, Reason};

@@ -21,7 +21,7 @@ use super::writes::{note, wall_clock};
 use crate::api::names::{LABEL_ATTEMPT, LABEL_CATEGORY};
 use crate::api::{AttemptStatus, CategoryRun, CategoryRunStatus, ResourceClaim};
 use crate::controller::run::build::{self, owned_by};
-use crate::controller::run::observe::running_since;
+use crate::controller::run::pod_state::running_since;
 use crate::controller::status::conditions::{category_terminal, phase_conditions};
 use crate::controller::status::note::Note;
 use crate::layer::LayerPlan;
@@ -102,7 +102,7 @@ pub struct StatusWrites {
 impl Categories {
     /// Every category brought up to date with its Pods, or the questions
     /// whose answers that needs (a Pod missing from the cache, a log).
-    pub fn observe(
+    pub fn update(
         o: &Observed,
         layer: &LayerPlan,
         now: Timestamp,
