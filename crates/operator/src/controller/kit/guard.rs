@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use kube::runtime::controller::Action as Requeue;
@@ -20,7 +20,7 @@ use crate::controller::kit::error::ControllerError;
 use crate::controller::kit::events::send;
 use crate::controller::kit::patch::merge_conditions;
 use crate::controller::status::conditions::Stall;
-use crate::controller::status::invalid::{panic_message, reference, with_stall};
+use crate::controller::status::invalid::{marked_stalled, panic_message, reference};
 use crate::controller::status::note::Note;
 use crate::controller::status::reasons::StallReason;
 
@@ -113,15 +113,10 @@ where
         reason: reason.into(),
         message: problem.into(),
     };
-    let conditions = with_stall(
-        previous,
-        Some(&stall),
-        meta.generation,
-        &Time(Timestamp::now()),
-    );
-    if conditions == previous {
+    let Some(conditions) = marked_stalled(previous, &stall, meta.generation, Timestamp::now())
+    else {
         return Ok(());
-    }
+    };
     let name = meta.name.clone().unwrap_or_default();
     let ns = meta.namespace.clone().unwrap_or_default();
     let api: Api<Decoded<K>> = Api::namespaced(client.clone(), &ns);
@@ -134,4 +129,23 @@ where
     };
     send(recorder, n, action).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::caught;
+
+    #[tokio::test]
+    async fn a_panic_is_caught_with_its_message() {
+        let index = 7;
+        let fut = async move {
+            let plan: Vec<u32> = Vec::new();
+            plan[index]
+        };
+        let err = caught(fut).await.expect_err("the panic escaped");
+        assert!(err.contains("index out of bounds"), "{err}");
+        assert_eq!(caught(async { 3 }).await, Ok(3));
+        let fmt = caught(async { panic!("run {} is odd", "r") }).await;
+        assert_eq!(fmt, Err::<(), _>("run r is odd".into()));
+    }
 }

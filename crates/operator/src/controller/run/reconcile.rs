@@ -3,25 +3,24 @@
 //! step's; this loop only reads (caches, and the facts a step asks for) and
 //! writes what the step said, in its order.
 //!
-//! A run that does not decode is marked Stalled with the field named, and a
-//! reconcile that panics is caught and reported on its run: neither stops
-//! the controller for the other runs.
+//! Inside the controller's one guard ([`guarded`]): a run that does not
+//! decode is marked Stalled with the field named, and a reconcile that
+//! panics is caught and reported on its run; neither stops the controller
+//! for the other runs.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::runtime::controller::Action as Requeue;
-use kube::{Resource, ResourceExt};
 
 use crate::api::{Decoded, TestLayerRun};
 use crate::controller::kit::context::Context;
 use crate::controller::kit::error::ControllerError;
-use crate::controller::kit::guard::caught;
-use crate::controller::run::step::invalid::{stalled_object, stored_conditions};
+use crate::controller::kit::guard::guarded;
 use crate::controller::run::step::{Answers, Next, step};
 use crate::controller::run::{apply, read};
-use crate::controller::status::reasons::StallReason;
 
 /// Passes of one reconcile at most (a step that asks, then one that writes,
 /// then one that goes on with what the writes made, ...).
@@ -33,8 +32,9 @@ const AGAIN_SOON: Duration = Duration::from_millis(200);
 /// is reached by looking again, never by one timer past what a clock holds.
 const LONGEST_WAIT: Duration = Duration::from_secs(3600);
 
-/// Reconciles one TestLayerRun as stored; a panic is caught and reported
-/// on the run.
+/// Reconciles one TestLayerRun as stored, inside the controller's one
+/// guard (a run that does not decode is marked Stalled; a panic is caught
+/// and reported on the run).
 pub async fn reconcile(
     obj: Arc<Decoded<TestLayerRun>>,
     ctx: Arc<Context>,
@@ -48,55 +48,21 @@ pub async fn reconcile(
     crate::controller::kit::cache::synced(&ctx.resources).await;
     crate::controller::kit::cache::synced(&ctx.grants).await;
     let _timer = ctx.metrics.reconcile();
-    let Some(ns) = obj.namespace() else {
-        return Err(ControllerError::Incomplete("namespace"));
-    };
-    let name = obj.name_any();
-    let panic = match caught(reconcile_object(&obj, &ctx, &ns, &name)).await {
-        Ok(result) => return result,
-        Err(panic) => panic,
-    };
-    tracing::error!(namespace = %ns, run = %name, panic = %panic, "the reconcile of a run panicked");
-    let problem =
-        format!("the controller failed on this run ({panic}); it tries again in a minute");
-    let s = stalled_object(
-        obj.meta(),
-        &stored_conditions(&obj),
-        StallReason::ControllerError.as_str(),
-        &problem,
-        Timestamp::now(),
-    );
-    if let Err(e) = apply::apply(&ctx, &ns, &name, s.writes).await {
-        tracing::warn!(error = %e, "cannot mark the run stalled");
-    }
-    Err(ControllerError::Panicked(panic))
-}
-
-async fn reconcile_object(
-    obj: &Decoded<TestLayerRun>,
-    ctx: &Context,
-    ns: &str,
-    name: &str,
-) -> Result<Requeue, ControllerError> {
-    match obj {
-        Decoded::Valid(run) => reconcile_run(run, ctx, ns, name).await,
-        Decoded::Invalid(u) => {
-            tracing::warn!(namespace = %ns, run = %name, problem = %u.problem, "a run does not decode");
-            let problem = format!(
-                "{}; the controller cannot use this run until it is fixed",
-                u.problem
-            );
-            let s = stalled_object(
-                &u.metadata,
-                &u.conditions,
-                StallReason::InvalidSpec.as_str(),
-                &problem,
-                Timestamp::now(),
-            );
-            apply::apply(ctx, ns, name, s.writes).await?;
-            Ok(Requeue::await_change())
-        }
-    }
+    let conditions = |r: &TestLayerRun| r.status.clone().unwrap_or_default().conditions;
+    guarded(
+        &obj,
+        (&ctx.client, &ctx.recorder),
+        "run",
+        conditions,
+        |run, ns| {
+            let ctx = ctx.clone();
+            async move {
+                let name = run.name_any();
+                reconcile_run(&run, &ctx, &ns, &name).await
+            }
+        },
+    )
+    .await
 }
 
 async fn reconcile_run(
@@ -139,23 +105,4 @@ async fn reconcile_run(
         break;
     }
     Ok(result)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::caught;
-
-    #[tokio::test]
-    async fn a_panic_is_caught_with_its_message() {
-        let index = 7;
-        let fut = async move {
-            let plan: Vec<u32> = Vec::new();
-            plan[index]
-        };
-        let err = caught(fut).await.expect_err("the panic escaped");
-        assert!(err.contains("index out of bounds"), "{err}");
-        assert_eq!(caught(async { 3 }).await, Ok(3));
-        let fmt = caught(async { panic!("run {} is odd", "r") }).await;
-        assert_eq!(fmt, Err::<(), _>("run r is odd".into()));
-    }
 }

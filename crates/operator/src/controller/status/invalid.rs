@@ -69,3 +69,17 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
 }
+
+/// The conditions of an object marked stalled as `stall` says, at `now`
+/// (whole seconds, as a status keeps them), or `None` when `previous`
+/// says so already: an object is marked, and its Event sent, once.
+pub fn marked_stalled(
+    previous: &[Condition],
+    stall: &Stall,
+    generation: Option<i64>,
+    now: k8s_openapi::jiff::Timestamp,
+) -> Option<Vec<Condition>> {
+    let whole = k8s_openapi::jiff::Timestamp::from_second(now.as_second()).unwrap_or(now);
+    let conditions = with_stall(previous, Some(stall), generation, &Time(whole));
+    (conditions != previous).then_some(conditions)
+}

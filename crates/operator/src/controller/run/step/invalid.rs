@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
@@ -18,47 +18,13 @@ use super::writes::{note, wall_clock};
 use crate::api::{TestLayerRun, TestLayerRunStatus};
 use crate::controller::status::conditions::Stall;
 
-use crate::controller::status::invalid::reference;
 use crate::controller::status::invalid::with_stall;
-use crate::controller::status::note::Note;
 use crate::controller::status::reasons::StallReason;
 
 /// How often a stalled run looks again if nothing wakes it.
 const STALLED_POLL: Duration = Duration::from_secs(60);
 /// Invalid CategoryRuns named in a run's message at most.
 const NAMED: usize = 3;
-
-/// The step for a TestLayerRun that cannot be used as stored (it did not
-/// decode, or its reconcile failed): `Stalled=True` with `reason` and
-/// `problem`, and a Warning Event when that is new.
-pub fn stalled_object(
-    meta: &ObjectMeta,
-    previous: &[Condition],
-    reason: &str,
-    problem: &str,
-    now: Timestamp,
-) -> Step {
-    let stall = Stall {
-        reason: reason.into(),
-        message: problem.into(),
-    };
-    let conditions = with_stall(previous, Some(&stall), meta.generation, &wall_clock(now));
-    if conditions == previous {
-        return Step::idle(Next::AwaitChange);
-    }
-    Step::write(
-        vec![
-            Write::RunConditions(conditions),
-            Write::Event(Note {
-                regarding: reference::<TestLayerRun>(meta),
-                warning: true,
-                reason: reason.into(),
-                note: problem.chars().take(1000).collect(),
-            }),
-        ],
-        Next::AwaitChange,
-    )
-}
 
 /// One CategoryRun of the run that the controller cannot use.
 #[derive(Debug, Clone, PartialEq)]
@@ -167,16 +133,4 @@ pub fn stalled_run(
     }
     writes.extend(events);
     Step::write(writes, Next::After(STALLED_POLL))
-}
-
-/// The conditions of a run as stored, valid or not.
-pub fn stored_conditions(run: &crate::api::Decoded<TestLayerRun>) -> Vec<Condition> {
-    match run {
-        crate::api::Decoded::Valid(r) => r
-            .status
-            .as_ref()
-            .map(|s| s.conditions.clone())
-            .unwrap_or_default(),
-        crate::api::Decoded::Invalid(u) => u.conditions.clone(),
-    }
 }

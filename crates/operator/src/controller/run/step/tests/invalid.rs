@@ -7,9 +7,10 @@ use std::sync::Arc;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use proptest::prelude::*;
 
-use super::super::invalid::stalled_object;
 use super::*;
 use crate::api::{CategoryRun, Decoded, TestLayerRun, Undecodable};
+use crate::controller::status::conditions::Stall;
+use crate::controller::status::invalid::marked_stalled;
 use crate::controller::status::reasons::StallReason;
 
 fn condition<'a>(conditions: &'a [Condition], type_: &str) -> &'a Condition {
@@ -159,27 +160,22 @@ fn a_run_that_does_not_decode_is_marked_once() {
         u.problem,
         "spec.overrides.maxParallel: expected a whole number, 0 or more, found the text \"lots\""
     );
-    let s = stalled_object(
-        &u.metadata,
-        &u.conditions,
-        StallReason::InvalidSpec.as_str(),
-        &u.problem,
-        w.now,
-    );
-    let Some(Write::RunConditions(conds)) = s.writes.first() else {
-        panic!("{:?}", s.writes)
+    let stall = Stall {
+        reason: StallReason::InvalidSpec.as_str().into(),
+        message: u.problem.clone(),
     };
-    assert_eq!(condition(conds, "Stalled").status, "True");
-    assert!(matches!(s.writes.get(1), Some(Write::Event(n)) if n.warning));
-    // Once marked, a later step writes nothing.
-    let again = stalled_object(
-        &u.metadata,
-        conds,
-        StallReason::InvalidSpec.as_str(),
-        &u.problem,
-        w.now,
+    let Some(conds) = marked_stalled(&u.conditions, &stall, u.metadata.generation, w.now) else {
+        panic!("not marked: {:?}", u.conditions)
+    };
+    assert_eq!(condition(&conds, "Stalled").status, "True");
+    assert_eq!(condition(&conds, "Stalled").reason, "InvalidSpec");
+    assert_eq!(condition(&conds, "Reconciling").status, "False");
+    // Once marked, it is not marked again (no write, no second Event).
+    let later = w.now + std::time::Duration::from_secs(90);
+    assert_eq!(
+        marked_stalled(&conds, &stall, u.metadata.generation, later),
+        None
     );
-    assert!(again.writes.is_empty(), "{:?}", again.writes);
 }
 
 /// Any value of a number field, and some that are none.
