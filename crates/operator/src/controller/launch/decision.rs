@@ -8,8 +8,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{TestLayerRun, TestLayerScheduleStatus};
-use crate::controller::launch::ticks::{Problem, stalled_conditions};
+use crate::controller::launch::ticks::Problem;
 use crate::controller::status::conditions::Stall;
+use crate::controller::status::conditions::stalled_conditions;
 
 /// How often a stalled schedule looks again (its ConfigMap may be fixed
 /// without a change to the schedule itself).

@@ -5,15 +5,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 
 use crate::api::names::ANNOTATION_SCHEDULED_AT;
 use crate::api::names::{ANNOTATION_SUITE_LAYERS, LABEL_SUITE};
-use crate::api::{ConditionType, LayerPhase, RunTemplate, ScheduledRun, TestLayerRun};
+use crate::api::{LayerPhase, RunTemplate, ScheduledRun, TestLayerRun};
 use crate::config::Config;
-use crate::controller::status::conditions::{Stall, condition};
 use crate::plan::suite::{Suite, SuiteLayer};
 
 /// Longest name of an object that is also a label value.
@@ -354,61 +353,6 @@ pub fn upkeep(
     active.sort();
     active.dedup();
     (delete, active)
-}
-
-/// `Ready=True` (with `reason` and `message`) and `Stalled=False`, keeping
-/// the transition times of `previous`.
-pub fn ready_conditions(
-    previous: &[Condition],
-    reason: &str,
-    message: &str,
-    generation: Option<i64>,
-    now: &Time,
-) -> Vec<Condition> {
-    vec![
-        condition(
-            previous,
-            ConditionType::Ready,
-            Some(true),
-            reason,
-            message,
-            generation,
-            now,
-        ),
-        condition(
-            previous,
-            ConditionType::Stalled,
-            Some(false),
-            "NotStalled",
-            "",
-            generation,
-            now,
-        ),
-    ]
-}
-
-/// `Ready=False` and `Stalled=True`, both with `stall`'s reason and message.
-pub fn stalled_conditions(
-    previous: &[Condition],
-    stall: &Stall,
-    generation: Option<i64>,
-    now: &Time,
-) -> Vec<Condition> {
-    [ConditionType::Ready, ConditionType::Stalled]
-        .into_iter()
-        .map(|t| {
-            let stalled = t == ConditionType::Stalled;
-            condition(
-                previous,
-                t,
-                Some(stalled),
-                &stall.reason,
-                &stall.message,
-                generation,
-                now,
-            )
-        })
-        .collect()
 }
 
 /// Brings the phases of remembered ticks or firings (`entries`: each one's

@@ -27,9 +27,10 @@ use crate::controller::launch::decision::ScheduleStep;
 use crate::controller::launch::decision::stalled_step;
 use crate::controller::launch::decision::wait_until;
 use crate::controller::launch::ticks::{
-    Problem, TickGroup, TickNames, ready_conditions, refresh_phases, template_layers, tick_groups,
-    tick_names, tick_runs, upkeep,
+    Problem, TickGroup, TickNames, refresh_phases, template_layers, tick_groups, tick_names,
+    tick_runs, upkeep,
 };
+use crate::controller::status::conditions::ready_conditions;
 use crate::controller::status::reasons::StallReason;
 use crate::plan::suite::Suite;
 use testlayer_core::schedule::{self, Cron, ScheduleObs, Tick};

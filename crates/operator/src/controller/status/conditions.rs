@@ -168,6 +168,61 @@ pub fn category_terminal(phase: Phase) -> Option<bool> {
     phase.is_terminal().then_some(phase == Phase::Succeeded)
 }
 
+/// `Ready=True` (with `reason` and `message`) and `Stalled=False`, keeping
+/// the transition times of `previous`.
+pub fn ready_conditions(
+    previous: &[Condition],
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    vec![
+        condition(
+            previous,
+            ConditionType::Ready,
+            Some(true),
+            reason,
+            message,
+            generation,
+            now,
+        ),
+        condition(
+            previous,
+            ConditionType::Stalled,
+            Some(false),
+            "NotStalled",
+            "",
+            generation,
+            now,
+        ),
+    ]
+}
+
+/// `Ready=False` and `Stalled=True`, both with `stall`'s reason and message.
+pub fn stalled_conditions(
+    previous: &[Condition],
+    stall: &Stall,
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    [ConditionType::Ready, ConditionType::Stalled]
+        .into_iter()
+        .map(|t| {
+            let stalled = t == ConditionType::Stalled;
+            condition(
+                previous,
+                t,
+                Some(stalled),
+                &stall.reason,
+                &stall.message,
+                generation,
+                now,
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
 

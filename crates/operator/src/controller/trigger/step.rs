@@ -29,9 +29,10 @@ use crate::api::{
 };
 use crate::controller::launch::decision::{ScheduleNote, ScheduleStep, stalled_step, wait_until};
 use crate::controller::launch::ticks::{
-    Problem, TickGroup, TickNames, ready_conditions, refresh_phases, template_layers, tick_groups,
-    tick_names, tick_runs, upkeep,
+    Problem, TickGroup, TickNames, refresh_phases, template_layers, tick_groups, tick_names,
+    tick_runs, upkeep,
 };
+use crate::controller::status::conditions::ready_conditions;
 use crate::controller::status::conditions::{bounded, one_line};
 use crate::controller::status::reasons::StallReason;
 use crate::plan::suite::Suite;
