@@ -13,8 +13,6 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-use crate::controller::run::step::Refusal;
-
 /// A refusal not repeated for this long is forgotten (far longer than the
 /// longest backoff: nothing tries that Pod any more).
 const FORGET_AFTER: Duration = Duration::from_secs(600);
@@ -59,6 +57,34 @@ impl RefusedCreates {
             .filter(|((ns, _), (owner, _))| ns == namespace && owners.contains(owner.as_str()))
             .map(|((_, pod), (_, refusal))| (pod.clone(), refusal.clone()))
             .collect()
+    }
+}
+
+/// A Pod the apiserver refused to create (a 4xx answer other than "it
+/// exists": admission such as Pod Security, a quota, validation, a missing
+/// ServiceAccount), each time since the last create that went through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The apiserver's words, last time.
+    pub message: String,
+    /// When it was first refused.
+    pub first: Timestamp,
+    /// When it was last refused.
+    pub last: Timestamp,
+    /// Refusals in a row.
+    pub count: u32,
+}
+
+impl Refusal {
+    /// The record after one more refusal at `at` (`previous`: the one before,
+    /// if the Pod was refused before).
+    pub fn after(previous: Option<&Refusal>, message: &str, at: Timestamp) -> Refusal {
+        Refusal {
+            message: message.to_string(),
+            first: previous.map_or(at, |p| p.first),
+            last: at,
+            count: previous.map_or(1, |p| p.count.saturating_add(1)),
+        }
     }
 }
 

@@ -11,7 +11,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::EnvVar;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -36,9 +35,6 @@ use crate::controller::status::conditions::ready_conditions;
 use crate::controller::status::conditions::{bounded, one_line};
 use crate::controller::status::reasons::StallReason;
 use crate::plan::suite::Suite;
-
-/// How often a stalled trigger looks again.
-pub const STALLED_POLL: Duration = Duration::from_secs(10);
 
 /// What the reconcile read for a trigger.
 #[derive(Debug, Clone)]

@@ -15,7 +15,7 @@ use super::order::{Pending, order};
 use super::writes::{Next, Step, note, wall_clock};
 use super::{claims, deadlock, run_status};
 use crate::api::{LayerPhase, TestLayerRunStatus};
-use crate::controller::shared::claims as shared;
+use crate::controller::shared::claims::describe_claim;
 use crate::layer::LayerPlan;
 use crate::plan::{LayerObs, ResourceWait, plan};
 
@@ -93,7 +93,7 @@ pub fn advance(
     let deadlocked = deadlock::stall(&o.shared, run, &served);
     let layer_waits = served.waiting.get(&run.name_any()).cloned();
     if let Some(c) = &layer_waits {
-        hold = Some(shared::describe_claim(c));
+        hold = Some(describe_claim(c));
     }
     let released = claims::releases(&o.shared, &o.pods, run, &cats, &obs, &decision, false);
     let resource_wait = resource_wait.account(

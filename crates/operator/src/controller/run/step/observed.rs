@@ -3,6 +3,7 @@
 //! creates the apiserver refused, plus the answers to the questions an
 //! earlier step of the same reconcile asked.
 
+pub use crate::controller::kit::refused::Refusal;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -71,34 +72,6 @@ pub enum Question {
     RerunSource(String),
     /// How long each category of this earlier run of the layer took.
     History(String),
-}
-
-/// A Pod the apiserver refused to create (a 4xx answer other than "it
-/// exists": admission such as Pod Security, a quota, validation, a missing
-/// ServiceAccount), each time since the last create that went through.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    /// The apiserver's words, last time.
-    pub message: String,
-    /// When it was first refused.
-    pub first: Timestamp,
-    /// When it was last refused.
-    pub last: Timestamp,
-    /// Refusals in a row.
-    pub count: u32,
-}
-
-impl Refusal {
-    /// The record after one more refusal at `at` (`previous`: the one before,
-    /// if the Pod was refused before).
-    pub fn after(previous: Option<&Refusal>, message: &str, at: Timestamp) -> Refusal {
-        Refusal {
-            message: message.to_string(),
-            first: previous.map_or(at, |p| p.first),
-            last: at,
-            count: previous.map_or(1, |p| p.count.saturating_add(1)),
-        }
-    }
 }
 
 /// The config text of a run, or why there is none.
