@@ -1614,3 +1614,44 @@ async fn a_recreated_category_never_adopts_the_pod_of_its_predecessor() {
         "the old Pod was adopted"
     );
 }
+
+/// A controller whose task is aborted (a crash, or a host program dropping
+/// it) leaves none of its own tasks behind: no sweeper or status keeper of
+/// a stopped controller goes on writing from a cache nobody updates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aborted_controller_leaves_none_of_its_tasks_running() {
+    let mut fx = Fixture::builder("aborted")
+        .nodes(0)
+        .without_controller()
+        .start()
+        .await;
+    let alive = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    let before = alive();
+    fx.start_controller().await;
+    // Its watches, sweepers, status keepers and wakes: more than five tasks.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while alive() < before + 6 {
+        assert!(
+            Instant::now() < deadline,
+            "the controller started {} tasks",
+            alive().saturating_sub(before)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let running = alive();
+    fx.stop_controller();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while alive() > before {
+        assert!(
+            Instant::now() < deadline,
+            "{} of the controller's {} tasks still run 20 s after it was aborted",
+            alive() - before,
+            running - before
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -33,6 +33,38 @@ where
     )))
 }
 
+/// Server-side apply of a whole status computed from the object as read at
+/// `resource_version`: the apiserver refuses it (409, tried again soon) if
+/// the object changed since, so a status derived from a stale cache never
+/// overwrites a newer one (a reconcile woken by the runs it created can see
+/// them before the status that recorded them).
+pub async fn patch_status_read_at<K>(
+    api: &Api<K>,
+    name: &str,
+    resource_version: Option<&str>,
+    status: &impl serde::Serialize,
+) -> Result<K, ControllerError>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": {"resourceVersion": resource_version},
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(ControllerError::kube(format!(
+        "updating the status of {} {name}",
+        K::kind(&())
+    )))
+}
+
 /// A JSON merge patch of the conditions of an object's status (which may
 /// not decode, so its whole status cannot be applied).
 pub async fn merge_conditions<K>(

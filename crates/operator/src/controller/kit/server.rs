@@ -12,6 +12,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::controller::kit::metrics::Metrics;
 
@@ -59,16 +60,16 @@ fn respond<B>(req: &Request<B>, metrics: &Metrics, ready: &Readiness) -> Respons
     r
 }
 
-/// Binds `addr` and serves until the task is dropped. Returns the bound
+/// Binds `addr` and serves until the returned task is dropped. Returns the bound
 /// address (useful with port 0).
 pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     ready: Readiness,
-) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+) -> std::io::Result<(SocketAddr, AbortOnDropHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let task = tokio::spawn(async move {
+    let task = AbortOnDropHandle::new(tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let metrics = metrics.clone();
             let ready = ready.clone();
@@ -82,6 +83,6 @@ pub async fn serve(
                     .await;
             });
         }
-    });
+    }));
     Ok((bound, task))
 }

@@ -2,6 +2,7 @@
 //! cache of the runs it created.
 
 use std::sync::Arc;
+use tokio_util::task::AbortOnDropHandle;
 
 use futures::StreamExt;
 use kube::Client;
@@ -68,7 +69,7 @@ pub(super) fn triggers(
     metrics: &Arc<Metrics>,
 ) -> (
     reflector::Store<Decoded<TestLayerRun>>,
-    tokio::task::JoinHandle<()>,
+    AbortOnDropHandle<()>,
     impl std::future::Future<Output = ()> + use<>,
 ) {
     // Triggers, with the runs they created, woken also by the watches of
@@ -90,11 +91,11 @@ pub(super) fn triggers(
         metrics: metrics.clone(),
         kinds: Default::default(),
     });
-    let watches = tokio::spawn(follow_watched(
+    let watches = AbortOnDropHandle::new(tokio::spawn(follow_watched(
         trigger_ctx.clone(),
         ns.map(String::from),
         wake,
-    ));
+    )));
     let triggers = trigger_controller
         .shutdown_on_signal()
         .run(reconcile_trigger, trigger_error_policy, trigger_ctx)

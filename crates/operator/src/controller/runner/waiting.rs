@@ -6,6 +6,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::ResourceExt;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::api::names::{LABEL_HOLDER_NAMESPACE, LABEL_RESOURCE, LABEL_RUN};
 use crate::api::{CategoryRun, Decoded, TestLayerResource, TestLayerRun};
@@ -73,12 +74,12 @@ pub(super) fn wakes(
     + Send
     + 'static,
     wake: futures::channel::mpsc::UnboundedSender<ObjectRef<Decoded<TestLayerRun>>>,
-) -> (tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>) {
+) -> (AbortOnDropHandle<()>, AbortOnDropHandle<()>) {
     // Grants and TestLayerResources wake the runs that wait for them
     // through a channel, from tasks of their own, rather than as streams
     // of the run controller: so joined, they were seen to leave the
     // controller blind to Pod changes for a minute after an etcd restart.
-    let grant_wakes = tokio::spawn({
+    let grant_wakes = AbortOnDropHandle::new(tokio::spawn({
         let (waiting, wake) = (waiting.clone(), wake.clone());
         grants.for_each(move |grant| {
             if let Ok(grant) = grant {
@@ -97,8 +98,8 @@ pub(super) fn wakes(
             }
             futures::future::ready(())
         })
-    });
-    let resource_wakes = tokio::spawn(resources.for_each(move |r| {
+    }));
+    let resource_wakes = AbortOnDropHandle::new(tokio::spawn(resources.for_each(move |r| {
         if let Ok(r) = r {
             let ns = r.namespace().unwrap_or_default();
             for run in waiting.runs(&ns, None) {
@@ -106,6 +107,6 @@ pub(super) fn wakes(
             }
         }
         futures::future::ready(())
-    }));
+    })));
     (grant_wakes, resource_wakes)
 }

@@ -2,6 +2,7 @@
 //! together and run until SIGTERM or Ctrl-C.
 
 use std::sync::Arc;
+use tokio_util::task::AbortOnDropHandle;
 
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -138,13 +139,24 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
         own: Default::default(),
     });
 
-    let gauge = tokio::spawn(gauge::keep(cr_reader.clone(), ctx.metrics.clone()));
-    let sweeper = tokio::spawn(crate::controller::shared::sweep::sweep(ctx.clone()));
-    let pod_sweeper = tokio::spawn(crate::controller::run::pod_sweep::sweep(ctx.clone()));
-    let resource_statuses = tokio::spawn(crate::controller::shared::status::keep(ctx.clone()));
+    // Every task below ends with this function, returned or dropped (a
+    // controller stopped by abort leaves nothing running).
+    let gauge = AbortOnDropHandle::new(tokio::spawn(gauge::keep(
+        cr_reader.clone(),
+        ctx.metrics.clone(),
+    )));
+    let sweeper = AbortOnDropHandle::new(tokio::spawn(crate::controller::shared::sweep::sweep(
+        ctx.clone(),
+    )));
+    let pod_sweeper = AbortOnDropHandle::new(tokio::spawn(
+        crate::controller::run::pod_sweep::sweep(ctx.clone()),
+    ));
+    let resource_statuses = AbortOnDropHandle::new(tokio::spawn(
+        crate::controller::shared::status::keep(ctx.clone()),
+    ));
     let readiness = {
         let (runs, crs, pods) = (runs.clone(), cr_reader.clone(), pod_reader.clone());
-        tokio::spawn(async move {
+        AbortOnDropHandle::new(tokio::spawn(async move {
             synced(&runs).await;
             synced(&sched_runs).await;
             synced(&trig_runs).await;
@@ -154,7 +166,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
             synced(&grant_reader).await;
             ready.set(true);
             tracing::info!("caches synced; ready");
-        })
+        }))
     };
 
     let waiting = Waiting {
@@ -164,10 +176,12 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
     };
     let (wake, woken) = futures::channel::mpsc::unbounded::<ObjectRef<Decoded<TestLayerRun>>>();
     let (grant_wakes, resource_wakes) = wakes(waiting, grant_stream, res_stream, wake.clone());
-    let node_wakes = tokio::spawn(crate::controller::run::node_health::wake_runs(
-        node_stream,
-        pod_reader.clone(),
-        wake.clone(),
+    let node_wakes = AbortOnDropHandle::new(tokio::spawn(
+        crate::controller::run::node_health::wake_runs(
+            node_stream,
+            pod_reader.clone(),
+            wake.clone(),
+        ),
     ));
     let controller = controller
         .owns_stream(cr_stream)
@@ -197,15 +211,9 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
             Ok(())
         }
     };
-    readiness.abort();
-    gauge.abort();
-    sweeper.abort();
-    pod_sweeper.abort();
-    resource_statuses.abort();
-    grant_wakes.abort();
-    resource_wakes.abort();
-    node_wakes.abort();
-    watches.abort();
+    // Nothing of this controller runs once it gives up its lease.
+    drop((readiness, gauge, sweeper, pod_sweeper, resource_statuses));
+    drop((grant_wakes, resource_wakes, node_wakes, watches));
     if let Some(l) = leadership {
         l.release().await;
     }

@@ -19,7 +19,7 @@ use crate::controller::kit::error::ControllerError;
 use crate::controller::kit::events::send;
 use crate::controller::kit::guard::guarded;
 use crate::controller::kit::metrics::Metrics;
-use crate::controller::kit::patch::patch_status;
+use crate::controller::kit::patch::patch_status_read_at;
 use crate::controller::launch::apply::apply_runs;
 use crate::controller::launch::decision::ScheduleNote;
 use crate::controller::launch::ticks::Problem;
@@ -107,7 +107,7 @@ async fn reconcile_schedule(
     };
     let api: Api<TestLayerSchedule> = Api::namespaced(ctx.client.clone(), ns);
     if let Some(status) = &decided.status {
-        patch_status(&api, &s.name_any(), status).await?;
+        patch_status_read_at(&api, &s.name_any(), s.resource_version().as_deref(), status).await?;
     }
     for n in &decided.events {
         ctx.metrics.tick("schedule", &n.reason);

@@ -116,7 +116,12 @@ pub fn step(o: &ScheduleObserved, now: Timestamp) -> ScheduleStep {
     {
         last_schedule_time = Some(Time(g.at));
         last_run = Some(scheduled(g));
-        history.insert(0, started(g.name.clone(), g.at, None));
+        // The ticks between the one recorded and this one were passed over
+        // when it started, as they would have been counted then.
+        let since = stored_last.unwrap_or(obs.created).max(obs.created);
+        let (_, due) = cron.latest_due(since, g.at);
+        let missed = u64::try_from(due.saturating_sub(1)).unwrap_or(u64::MAX);
+        history.insert(0, started(g.name.clone(), g.at, Some(missed)));
     }
     let next = match &tick {
         Tick::Wait { next } => *next,

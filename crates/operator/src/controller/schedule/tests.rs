@@ -292,6 +292,30 @@ fn a_downtime_over_several_ticks_runs_the_latest_once_or_misses_it_past_the_dead
 }
 
 #[test]
+fn a_tick_seen_by_its_run_before_its_status_counts_the_ticks_it_passed_over() {
+    // The status recorded 00:10; the run of 00:50 exists (started after a
+    // downtime, its status write not yet seen, or lost to a crash): the
+    // history says 20, 30 and 40 were passed over, as the start did.
+    let s = schedule(json!({}));
+    let st = step(&observe(&s, vec![]), ts("2026-01-01T00:10:01Z"));
+    assert_eq!(names(&st), ["nightly-1767226200"]);
+    let s = after(&s, &st);
+    let runs = vec![run(
+        "nightly-1767228600",
+        "nightly-1767228600",
+        "2026-01-01T00:50:00Z",
+        "fast",
+        None,
+    )];
+    let st = step(&observe(&s, runs), ts("2026-01-01T00:50:02Z"));
+    assert!(st.create.is_empty(), "{:?}", names(&st));
+    let history = st.status.unwrap().history;
+    assert_eq!(history[0].name.as_deref(), Some("nightly-1767228600"));
+    assert_eq!(history[0].missed_before, Some(3));
+    assert_eq!(history[1].missed_before, None);
+}
+
+#[test]
 fn concurrency_policies_allow_forbid_and_replace() {
     let going = || {
         vec![run(

@@ -21,7 +21,7 @@ use crate::controller::kit::error::ControllerError;
 use crate::controller::kit::events::send;
 use crate::controller::kit::guard::guarded;
 use crate::controller::kit::metrics::Metrics;
-use crate::controller::kit::patch::patch_status;
+use crate::controller::kit::patch::patch_status_read_at;
 use crate::controller::launch::apply::apply_runs;
 use crate::controller::launch::ticks::Problem;
 use crate::controller::run::read::source_text;
@@ -220,7 +220,7 @@ async fn reconcile_trigger(
     }
     let api: Api<TestLayerTrigger> = Api::namespaced(ctx.client.clone(), ns);
     if let Some(status) = &decided.status {
-        patch_status(&api, &t.name_any(), status).await?;
+        patch_status_read_at(&api, &t.name_any(), t.resource_version().as_deref(), status).await?;
     }
     for n in &decided.events {
         ctx.metrics.tick("trigger", &n.reason);

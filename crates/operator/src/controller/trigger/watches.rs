@@ -14,6 +14,7 @@ use kube::ResourceExt;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
+use tokio_util::task::AbortOnDropHandle;
 
 use super::reconcile::{TriggerContext, api_resource};
 use crate::api::{Decoded, TestLayerTrigger};
@@ -32,7 +33,7 @@ pub async fn follow(
     wake: UnboundedSender<ObjectRef<Decoded<TestLayerTrigger>>>,
 ) {
     type Key = (String, String, Option<String>);
-    let mut running: HashMap<Key, tokio::task::JoinHandle<()>> = HashMap::new();
+    let mut running: HashMap<Key, AbortOnDropHandle<()>> = HashMap::new();
     loop {
         let mut wanted = HashMap::new();
         for t in ctx.triggers.state() {
@@ -66,7 +67,7 @@ pub async fn follow(
             };
             tracing::info!(api_version = %key.0, kind = %key.1, namespace = ?key.2, "watching a kind for triggers");
             let (ctx, wake, key2) = (ctx.clone(), wake.clone(), key.clone());
-            let task = tokio::spawn(async move {
+            let task = AbortOnDropHandle::new(tokio::spawn(async move {
                 let mut changes = watcher(api, watcher::Config::default())
                     .backoff(crate::controller::kit::cache::watch_backoff())
                     .touched_objects()
@@ -91,7 +92,7 @@ pub async fn follow(
                         }
                     }
                 }
-            });
+            }));
             running.insert(key, task);
         }
         tokio::time::sleep(FOLLOW).await;
