@@ -223,3 +223,47 @@ fn after_a_controller_restart_the_create_is_tried_at_once_and_nothing_is_rewritt
         .collect();
     assert_eq!(next, [2.0, 6.0]);
 }
+
+#[test]
+fn a_category_made_again_never_adopts_its_predecessors_pod_and_waits_for_it_to_go() {
+    let config = "layers:\n  q:\n    execution_mode: parallel\n    categories:\n      - name: a\n        timeout_seconds: 600\n";
+    let mut w = World::new("q", config, json!({"command": "true"}))
+        .scripts(|_, _| Script::pass(40.0, "1 passed in 0.1s"));
+    w.run_until(LONG, |w| w.cat_phase("a") == Some(Phase::Running));
+    let old = w.pods["r-a-1"].clone();
+    let creates = |w: &World| w.writes.iter().filter(|x| *x == "create pod r-a-1").count();
+    assert_eq!(creates(&w), 1);
+
+    // Deleted by hand while its Pod runs: made again (a new object), its
+    // first attempt's Pod name taken by the old one.
+    w.crs.remove("r-a");
+    w.run_for(Duration::from_secs(20));
+    let a = a(&w);
+    let new_uid = w.category("a").metadata.uid.clone();
+    assert_ne!(new_uid, Some("uid-r-a".to_string()), "made again");
+    assert_eq!(a.reason, Some(Reason::PodCreateFailed), "{a:#?}");
+    let message = a.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("belongs to another owner") && message.contains("uid-r-a"),
+        "{message}"
+    );
+    assert_eq!(
+        w.pods["r-a-1"].metadata.uid, old.metadata.uid,
+        "not replaced"
+    );
+    assert_eq!(creates(&w), 1, "no create while the old Pod is there");
+    assert_eq!(w.cat_phase("a"), Some(Phase::Running));
+
+    // Once it is gone, the attempt's own Pod is created and the run ends.
+    w.pods.remove("r-a-1");
+    w.run_to_end(LONG);
+    assert_eq!(
+        w.phase(),
+        Some(LayerPhase::Succeeded),
+        "{:#?}",
+        w.run.status
+    );
+    assert_eq!(creates(&w), 2);
+    let owner = &w.pods["r-a-1"].metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(Some(&owner.uid), new_uid.as_ref());
+}
