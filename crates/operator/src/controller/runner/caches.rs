@@ -6,7 +6,11 @@ use kube::runtime::reflector::{self};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
-use crate::controller::kit::cache::watch_backoff;
+use k8s_openapi::api::core::v1::{Node, Pod};
+
+use crate::api::names::{LABEL_MANAGED_BY, MANAGER};
+use crate::controller::kit::cache::{trim_pod, watch_backoff};
+use crate::controller::run::node_health::trim_node;
 
 /// Seconds a watch lasts before it is renewed.
 pub(super) const WATCH_SECONDS: u32 = 30;
@@ -90,4 +94,42 @@ where
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     }
+}
+
+/// The cache of the Pods this controller made (labelled as managed by it,
+/// trimmed to what a step reads) and the stream of those that change.
+pub(super) fn pods(
+    client: &Client,
+    ns: Option<&str>,
+    wc: &watcher::Config,
+) -> (
+    reflector::Store<Pod>,
+    impl futures::Stream<Item = Result<Pod, watcher::Error>> + Send + use<>,
+) {
+    let (reader, writer) = reflector::store();
+    let wc = wc.clone().labels(&format!("{LABEL_MANAGED_BY}={MANAGER}"));
+    let stream = reflector::reflector(writer, watcher(api::<Pod>(client, ns), wc).modify(trim_pod))
+        .backoff(watch_backoff())
+        .touched_objects();
+    (reader, stream)
+}
+
+/// The cache of the cluster's Nodes (for attempts whose node stopped
+/// answering; empty when they may not be read) and the stream of those
+/// that change.
+pub(super) fn nodes(
+    client: &Client,
+    wc: &watcher::Config,
+) -> (
+    reflector::Store<Node>,
+    impl futures::Stream<Item = Result<Node, watcher::Error>> + Send + use<>,
+) {
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(
+        writer,
+        watcher(Api::<Node>::all(client.clone()), wc.clone()).modify(trim_node),
+    )
+    .backoff(watch_backoff())
+    .touched_objects();
+    (reader, stream)
 }

@@ -3,6 +3,7 @@
 //! wiring joins: caches, leadership, the runs that wait for shared
 //! resources, and the gauges.
 
+mod background;
 mod caches;
 mod gauge;
 mod launchers;

@@ -2,30 +2,25 @@
 //! together and run until SIGTERM or Ctrl-C.
 
 use std::sync::Arc;
-use tokio_util::task::AbortOnDropHandle;
 
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::Api;
+use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::controller::{self, Action as Requeue};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
-use super::caches::{WATCH_SECONDS, api, cached, controller_of};
-use super::gauge;
+use super::background::{Background, listed, ready_once};
+use super::caches::{WATCH_SECONDS, api, cached, controller_of, nodes, pods};
 use super::launchers::{schedules, triggers};
 use super::leadership::lead;
 use super::options::{ControllerOptions, RunError};
 use super::waiting::{Waiting, wakes};
 use crate::api::names::LABEL_RESOURCE;
-use crate::api::names::{LABEL_MANAGED_BY, LABEL_RUN, MANAGER};
+use crate::api::names::LABEL_RUN;
 use crate::api::{CategoryRun, Decoded, TestLayerResource, TestLayerRun};
-use crate::controller::kit::cache::synced;
-use crate::controller::kit::cache::trim_pod;
-use crate::controller::kit::cache::watch_backoff;
 use crate::controller::kit::context::Context;
 use crate::controller::kit::error::ControllerError;
 use crate::controller::kit::error::requeue_after;
@@ -79,25 +74,8 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
     // (seen after an etcd restart) costs at most that.
     let wc = watcher::Config::default().timeout(WATCH_SECONDS);
     let (cr_reader, cr_stream) = cached(api::<Decoded<CategoryRun>>(&client, ns), wc.clone());
-    let (pod_reader, pod_writer) = reflector::store();
-    let pod_wc = wc.clone().labels(&format!("{LABEL_MANAGED_BY}={MANAGER}"));
-    let pod_stream = reflector::reflector(
-        pod_writer,
-        watcher(api::<Pod>(&client, ns), pod_wc).modify(trim_pod),
-    )
-    .backoff(watch_backoff())
-    .touched_objects();
-
-    // Nodes, for attempts whose node stopped answering (cluster-wide; an
-    // empty cache when they may not be read).
-    let (node_reader, node_writer) = reflector::store();
-    let node_stream = reflector::reflector(
-        node_writer,
-        watcher(Api::<Node>::all(client.clone()), wc.clone())
-            .modify(crate::controller::run::node_health::trim_node),
-    )
-    .backoff(watch_backoff())
-    .touched_objects();
+    let (pod_reader, pod_stream) = pods(&client, ns, &wc);
+    let (node_reader, node_stream) = nodes(&client, &wc);
 
     // Shared resources: their declarations, and the grants of their units
     // (all in one namespace when it serves every namespace's runs).
@@ -139,35 +117,22 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
         own: Default::default(),
     });
 
-    // Every task below ends with this function, returned or dropped (a
-    // controller stopped by abort leaves nothing running).
-    let gauge = AbortOnDropHandle::new(tokio::spawn(gauge::keep(
-        cr_reader.clone(),
-        ctx.metrics.clone(),
-    )));
-    let sweeper = AbortOnDropHandle::new(tokio::spawn(crate::controller::shared::sweep::sweep(
-        ctx.clone(),
-    )));
-    let pod_sweeper = AbortOnDropHandle::new(tokio::spawn(
-        crate::controller::run::pod_sweep::sweep(ctx.clone()),
+    // Every task of this controller ends with this function, returned or
+    // dropped (a controller stopped by abort leaves nothing running).
+    let mut background = Background::start(&ctx);
+    background.spawn(ready_once(
+        ready,
+        vec![
+            listed(&runs),
+            listed(&sched_runs),
+            listed(&trig_runs),
+            listed(&cr_reader),
+            listed(&pod_reader),
+            listed(&res_reader),
+            listed(&grant_reader),
+        ],
     ));
-    let resource_statuses = AbortOnDropHandle::new(tokio::spawn(
-        crate::controller::shared::status::keep(ctx.clone()),
-    ));
-    let readiness = {
-        let (runs, crs, pods) = (runs.clone(), cr_reader.clone(), pod_reader.clone());
-        AbortOnDropHandle::new(tokio::spawn(async move {
-            synced(&runs).await;
-            synced(&sched_runs).await;
-            synced(&trig_runs).await;
-            synced(&crs).await;
-            synced(&pods).await;
-            synced(&res_reader).await;
-            synced(&grant_reader).await;
-            ready.set(true);
-            tracing::info!("caches synced; ready");
-        }))
-    };
+    background.hold(watches);
 
     let waiting = Waiting {
         category_runs: cr_reader.clone(),
@@ -176,12 +141,12 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
     };
     let (wake, woken) = futures::channel::mpsc::unbounded::<ObjectRef<Decoded<TestLayerRun>>>();
     let (grant_wakes, resource_wakes) = wakes(waiting, grant_stream, res_stream, wake.clone());
-    let node_wakes = AbortOnDropHandle::new(tokio::spawn(
-        crate::controller::run::node_health::wake_runs(
-            node_stream,
-            pod_reader.clone(),
-            wake.clone(),
-        ),
+    background.hold(grant_wakes);
+    background.hold(resource_wakes);
+    background.spawn(crate::controller::run::node_health::wake_runs(
+        node_stream,
+        pod_reader.clone(),
+        wake.clone(),
     ));
     let controller = controller
         .owns_stream(cr_stream)
@@ -212,8 +177,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
         }
     };
     // Nothing of this controller runs once it gives up its lease.
-    drop((readiness, gauge, sweeper, pod_sweeper, resource_statuses));
-    drop((grant_wakes, resource_wakes, node_wakes, watches));
+    drop(background);
     if let Some(l) = leadership {
         l.release().await;
     }
