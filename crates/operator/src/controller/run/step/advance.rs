@@ -148,17 +148,12 @@ pub fn advance(
     };
     let run_changed = run.status.as_ref() != Some(&next_status);
     // The writes, in the order crash safety needs (see `order`).
-    let mut events = Vec::new();
-    if let Some(stall) = &deadlocked {
-        let known = status.conditions.iter().any(|c| {
-            c.type_ == crate::api::ConditionType::Stalled.as_str()
-                && c.status == "True"
-                && c.reason == stall.reason
-        });
-        if !known {
-            events.push(note(run, true, &stall.reason, &stall.message));
-        }
-    }
+    let mut events: Vec<_> = deadlocked
+        .as_ref()
+        .filter(|stall| !stalled_already(&status, &stall.reason))
+        .map(|stall| note(run, true, &stall.reason, &stall.message))
+        .into_iter()
+        .collect();
     events.extend(carried.notes);
     events.extend(cr_writes.notes);
     if run_changed {
@@ -176,24 +171,42 @@ pub fn advance(
         events,
     });
 
-    let phase = next_status.phase.unwrap_or(LayerPhase::Pending);
-    let next = if phase.is_terminal() {
+    let planner_wake = decision
+        .wake_at
+        .map(|w| w.saturating_sub(layer_obs.now) + Duration::from_millis(50));
+    let wakes = [planner_wake, cr_writes.wake, carried.wake, cats.wake];
+    let next = next_look(run, next_status.phase, hold.is_some(), wakes);
+    Step::write(writes, next)
+}
+
+/// Whether `status` says the run is Stalled for `reason` already.
+fn stalled_already(status: &TestLayerRunStatus, reason: &str) -> bool {
+    status.conditions.iter().any(|c| {
+        c.type_ == crate::api::ConditionType::Stalled.as_str()
+            && c.status == "True"
+            && c.reason == reason
+    })
+}
+
+/// When run `run` in `phase` is looked at again: at its TTL once it ended,
+/// soon while it waits for a gate or a shared resource (`held`), else at
+/// the earliest of `wakes` (the planner's, a category's, an attempt's), at
+/// most [`IDLE_REQUEUE`] away.
+fn next_look(
+    run: &crate::api::TestLayerRun,
+    phase: Option<LayerPhase>,
+    held: bool,
+    wakes: [Option<Duration>; 4],
+) -> Next {
+    if phase.unwrap_or(LayerPhase::Pending).is_terminal() {
         match run.spec.ttl_seconds_after_finished {
             Some(ttl) => Next::After(Duration::from_secs(ttl.max(0) as u64)),
             None => Next::AwaitChange,
         }
-    } else if hold.is_some() {
+    } else if held {
         Next::After(GATE_POLL)
     } else {
-        let planner_wake = decision
-            .wake_at
-            .map(|w| w.saturating_sub(layer_obs.now) + Duration::from_millis(50));
-        let wake = [planner_wake, cr_writes.wake, carried.wake, cats.wake]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(IDLE_REQUEUE);
+        let wake = wakes.into_iter().flatten().min().unwrap_or(IDLE_REQUEUE);
         Next::After(wake.min(IDLE_REQUEUE))
-    };
-    Step::write(writes, next)
+    }
 }
