@@ -26,19 +26,34 @@ fn chart() -> PathBuf {
 }
 
 fn render(namespace: &str, sets: &[&str]) -> Vec<serde_json::Value> {
+    documents(&template("tl", namespace, None, sets))
+}
+
+/// `helm template RELEASE` of the chart into `namespace`, with the values
+/// file `values` (YAML text) if any and `sets`; the rendered text.
+fn template(release: &str, namespace: &str, values: Option<&str>, sets: &[&str]) -> String {
     let chart = chart();
+    let file = tempfile::NamedTempFile::new().unwrap();
     let mut args = vec![
         "template",
-        "tl",
+        release,
         chart.to_str().unwrap(),
         "--namespace",
         namespace,
     ];
+    if let Some(values) = values {
+        std::fs::write(file.path(), values).unwrap();
+        args.extend(["-f", file.path().to_str().unwrap()]);
+    }
     for s in sets {
         args.extend(["--set", s]);
     }
-    let text = helm(&args);
-    serde_yaml::Deserializer::from_str(&text)
+    helm(&args)
+}
+
+/// The documents of a rendered chart.
+fn documents(text: &str) -> Vec<serde_json::Value> {
+    serde_yaml::Deserializer::from_str(text)
         .filter_map(|d| {
             let v: serde_json::Value = serde::Deserialize::deserialize(d).ok()?;
             (!v.is_null()).then_some(v)
@@ -176,7 +191,17 @@ fn the_chart_lints_and_renders() {
         "testlayer-system",
         &["watchNamespace=ci", "rbac.readNodes=false"],
     );
-    assert!(!no_nodes.iter().any(|d| d["kind"] == "ClusterRole"));
+    // The controller then has no cluster-wide grant (the ClusterRoles left
+    // are the users' view and edit roles, bound by no one).
+    let cluster_wide: Vec<&serde_json::Value> = no_nodes
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "ClusterRoleBinding")
+        .map(|d| &d["metadata"]["name"])
+        .collect();
+    assert_eq!(
+        cluster_wide,
+        [&json!("tl-testlayer-view"), &json!("tl-testlayer-edit")]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -702,4 +727,836 @@ subjects: [{{kind: ServiceAccount, name: bob, namespace: {n}}}]
         )
         .await
         .unwrap();
+}
+
+/// `helm template` of the chart with `sets`, which must be refused; Helm's
+/// error output.
+fn refused(sets: &[&str]) -> String {
+    let bin = testlayer_testkit::bin_dir().expect("bin dir").join("helm");
+    let chart = chart();
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.args(["template", "tl", chart.to_str().unwrap()]);
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+    assert!(
+        !out.status.success(),
+        "helm template accepted {sets:?}:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Where the values under `path` of values.yaml are not described by
+/// `schema` (following `$ref`s into `root`): a key it has no property for,
+/// a leaf it gives no type.
+fn undescribed(
+    values: &serde_json::Value,
+    schema: &serde_json::Value,
+    root: &serde_json::Value,
+    path: &str,
+    out: &mut Vec<String>,
+) {
+    let schema = match schema["$ref"].as_str() {
+        Some(r) => root
+            .pointer(r.trim_start_matches('#'))
+            .unwrap_or_else(|| panic!("{path}: the schema has no {r}")),
+        None => schema,
+    };
+    match values {
+        serde_json::Value::Object(map) => {
+            if schema["type"] != "object" {
+                out.push(format!("{path} (not an object in the schema)"));
+            }
+            for (k, v) in map {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match schema["properties"].get(k) {
+                    Some(s) => undescribed(v, s, root, &p, out),
+                    None if schema["additionalProperties"].is_object() => {
+                        undescribed(v, &schema["additionalProperties"], root, &p, out)
+                    }
+                    None => out.push(p),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            if schema["type"] != "array" {
+                out.push(format!("{path} (not an array in the schema)"));
+            }
+            for (i, v) in items.iter().enumerate() {
+                undescribed(v, &schema["items"], root, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {
+            if schema.get("type").is_none()
+                && schema.get("oneOf").is_none()
+                && schema.get("enum").is_none()
+            {
+                out.push(format!("{path} (no type)"));
+            }
+        }
+    }
+}
+
+/// Where `schema` describes an object's properties but accepts others.
+fn open_objects(schema: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+    match schema {
+        serde_json::Value::Object(map) => {
+            if map.get("properties").is_some_and(|p| p.is_object())
+                && map.get("additionalProperties") != Some(&json!(false))
+            {
+                out.push(path.to_string());
+            }
+            for (k, v) in map {
+                open_objects(v, &format!("{path}/{k}"), out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                open_objects(v, &format!("{path}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// values.schema.json describes every value of values.yaml, refuses
+/// unknown keys wherever the chart defines the keys, and `helm template`
+/// (as `helm install` and `helm upgrade`) refuses a bad value with Helm's
+/// message naming it.
+#[test]
+fn the_values_schema_describes_every_value_and_refuses_bad_ones() {
+    let read = |f: &str| std::fs::read_to_string(chart().join(f)).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&read("values.schema.json")).unwrap();
+    let values: serde_json::Value = serde_yaml::from_str(&read("values.yaml")).unwrap();
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+    let mut missing = Vec::new();
+    undescribed(&values, &schema, &schema, "", &mut missing);
+    assert!(
+        missing.is_empty(),
+        "values of values.yaml the schema does not describe: {missing:?}"
+    );
+    let mut open = Vec::new();
+    open_objects(&schema, "#", &mut open);
+    assert!(
+        open.is_empty(),
+        "objects of the schema that take unknown keys: {open:?}"
+    );
+
+    let schema_refusal = "values don't meet the specifications of the schema";
+    for (set, says) in [
+        ("replicaCount=-1", vec!["at '/replicaCount'", "minimum"]),
+        (
+            "replicaCount=two",
+            vec!["at '/replicaCount'", "want integer"],
+        ),
+        ("replicas=2", vec!["at ''", "'replicas' not allowed"]),
+        (
+            "image.pullPolicy=Sometimes",
+            vec!["at '/image/pullPolicy'", "'IfNotPresent'"],
+        ),
+        ("image.tagg=v1", vec!["at '/image'", "'tagg' not allowed"]),
+        ("image.tag=1", vec!["at '/image/tag'", "want string"]),
+        ("concurrency=0", vec!["at '/concurrency'"]),
+        ("watchNamespace=Team_A", vec!["at '/watchNamespace'"]),
+        (
+            "logging.json=yes",
+            vec!["at '/logging/json'", "want boolean"],
+        ),
+        (
+            "leaderElection.leaseSeconds=0",
+            vec!["at '/leaderElection/leaseSeconds'"],
+        ),
+        ("metrics.port=70000", vec!["at '/metrics/port'", "maximum"]),
+        (
+            "metrics.service.type=ExternalName",
+            vec!["at '/metrics/service/type'"],
+        ),
+        (
+            "resources.limits.memory=lots",
+            vec!["at '/resources/limits/memory'"],
+        ),
+        (
+            "securityContext.runAsNonroot=true",
+            vec!["at '/securityContext'", "'runAsNonroot' not allowed"],
+        ),
+        (
+            "podSecurityContext.runAsUser=-1",
+            vec!["at '/podSecurityContext/runAsUser'"],
+        ),
+        (
+            "tolerations[0].operator=Maybe",
+            vec!["at '/tolerations/0/operator'"],
+        ),
+        (
+            "podDisruptionBudget.maxUnavailable=half",
+            vec!["at '/podDisruptionBudget/maxUnavailable'"],
+        ),
+        (
+            "podDisruptionBudget.maxUnavailable=-1",
+            vec!["at '/podDisruptionBudget/maxUnavailable'"],
+        ),
+        (
+            "podDisruptionBudget.unhealthyPodEvictionPolicy=Never",
+            vec!["at '/podDisruptionBudget/unhealthyPodEvictionPolicy'"],
+        ),
+        (
+            "rbac.aggregatedRoles=sometimes",
+            vec!["at '/rbac/aggregatedRoles'", "want boolean"],
+        ),
+        (
+            "admissionPolicy.validationActions={Deny,Warn}",
+            vec!["at '/admissionPolicy/validationActions/1'"],
+        ),
+    ] {
+        let err = refused(&[set]);
+        assert!(err.contains(schema_refusal), "{set}: {err}");
+        for s in says {
+            assert!(err.contains(s), "{set}: no {s:?} in\n{err}");
+        }
+    }
+    // What the schema cannot say: one value against another.
+    let err = refused(&["leaderElection.graceSeconds=15"]);
+    assert!(
+        err.contains(
+            "leaderElection.graceSeconds (15) must be less than leaderElection.leaseSeconds (15)"
+        ),
+        "{err}"
+    );
+    let err = refused(&["watchNamespace=ci", "sharedResources.namespace=shared"]);
+    assert!(err.contains("sharedResources.namespace"), "{err}");
+}
+
+/// Every value set to something other than its default (sharedResources
+/// needs watchNamespace empty: that one is a case of its own).
+const EVERY_OPTION: &str = r#"
+crds: {install: true, keep: false}
+replicaCount: 3
+image: {repository: registry.example.com/testlayer, tag: "0.1.0-rc.1", pullPolicy: Always}
+imagePullSecrets: [{name: regcred}]
+watchNamespace: ""
+sharedResources: {namespace: shared-runs}
+concurrency: 4
+leaderElection: {enabled: true, leaseName: tl-lease, leaseSeconds: 30, graceSeconds: 10}
+logging: {level: "testlayer=debug,info", json: false}
+serviceAccount: {create: true, name: tl-controller, annotations: {iam.example.com/role: ci}}
+rbac: {create: true, readNodes: false, aggregatedRoles: true}
+triggers:
+  watch:
+    - {apiGroup: apps, resources: [deployments]}
+    - {apiGroup: argoproj.io, resources: [rollouts]}
+metrics: {port: 9090, service: {enabled: true, type: NodePort, annotations: {prometheus.io/scrape: "true"}}}
+podDisruptionBudget: {enabled: true, maxUnavailable: "50%", unhealthyPodEvictionPolicy: IfHealthyBudget}
+resources:
+  requests: {cpu: 100m, memory: 128Mi}
+  limits: {cpu: 2, memory: 512Mi, ephemeral-storage: 1Gi}
+podSecurityContext:
+  runAsNonRoot: true
+  runAsUser: 1000
+  runAsGroup: 1000
+  fsGroup: 1000
+  seccompProfile: {type: RuntimeDefault}
+securityContext:
+  allowPrivilegeEscalation: false
+  readOnlyRootFilesystem: true
+  runAsNonRoot: true
+  capabilities: {drop: [ALL]}
+  seccompProfile: {type: RuntimeDefault}
+podLabels: {team: ci}
+podAnnotations: {example.com/owner: ci}
+nodeSelector: {kubernetes.io/os: linux}
+tolerations: [{key: dedicated, operator: Equal, value: ci, effect: NoSchedule}]
+affinity:
+  nodeAffinity:
+    requiredDuringSchedulingIgnoredDuringExecution:
+      nodeSelectorTerms:
+        - matchExpressions: [{key: kubernetes.io/arch, operator: In, values: [amd64, arm64]}]
+admissionPolicy: {enabled: true, validationActions: [Warn, Audit], requirePodCreateForEveryRun: true}
+"#;
+
+/// The defaults are the restricted security context and bounded
+/// resources; every documented option renders where it belongs.
+#[test]
+fn every_documented_option_renders() {
+    let docs = render("testlayer-system", &[]);
+    let deploy = find(&docs, "Deployment", "tl-testlayer");
+    let pod = &deploy["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    assert_eq!(
+        pod["securityContext"],
+        json!({"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532,
+            "seccompProfile": {"type": "RuntimeDefault"}})
+    );
+    assert_eq!(
+        c["securityContext"],
+        json!({"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+            "capabilities": {"drop": ["ALL"]}})
+    );
+    assert_eq!(
+        c["resources"],
+        json!({"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}})
+    );
+    assert_eq!(c["imagePullPolicy"], "IfNotPresent");
+    assert_eq!(c["image"], "ghcr.io/testlayer/testlayer:0.1.0");
+
+    let docs = documents(&template("tl", "testlayer-system", Some(EVERY_OPTION), &[]));
+    let deploy = find(&docs, "Deployment", "tl-testlayer");
+    let pod = &deploy["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    assert_eq!(deploy["spec"]["replicas"], 3);
+    assert_eq!(c["image"], "registry.example.com/testlayer:0.1.0-rc.1");
+    assert_eq!(c["imagePullPolicy"], "Always");
+    assert_eq!(pod["imagePullSecrets"], json!([{"name": "regcred"}]));
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    for a in [
+        "--listen=0.0.0.0:9090",
+        "--concurrency=4",
+        "--log=testlayer=debug,info",
+        "--resources-namespace=shared-runs",
+        "--leader-elect",
+        "--lease-name=tl-lease",
+        "--lease-seconds=30",
+        "--lease-grace-seconds=10",
+    ] {
+        assert!(args.contains(&a), "no {a} in {args:?}");
+    }
+    assert!(!args.contains(&"--log-json"), "{args:?}");
+    assert_eq!(c["ports"][0]["containerPort"], 9090);
+    assert_eq!(pod["serviceAccountName"], "tl-controller");
+    assert_eq!(
+        find(&docs, "ServiceAccount", "tl-controller")["metadata"]["annotations"],
+        json!({"iam.example.com/role": "ci"})
+    );
+    assert_eq!(
+        c["resources"]["limits"],
+        json!({"cpu": 2, "memory": "512Mi", "ephemeral-storage": "1Gi"})
+    );
+    assert_eq!(pod["securityContext"]["fsGroup"], 1000);
+    assert_eq!(c["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        deploy["spec"]["template"]["metadata"]["labels"]["team"],
+        "ci"
+    );
+    assert_eq!(
+        deploy["spec"]["template"]["metadata"]["annotations"],
+        json!({"example.com/owner": "ci"})
+    );
+    assert_eq!(pod["nodeSelector"], json!({"kubernetes.io/os": "linux"}));
+    assert_eq!(pod["tolerations"][0]["key"], "dedicated");
+    assert!(
+        pod["affinity"]["nodeAffinity"].is_object(),
+        "{}",
+        pod["affinity"]
+    );
+    let service = find(&docs, "Service", "tl-testlayer-metrics");
+    assert_eq!(service["spec"]["type"], "NodePort");
+    assert_eq!(service["spec"]["ports"][0]["port"], 9090);
+    assert_eq!(
+        service["metadata"]["annotations"],
+        json!({"prometheus.io/scrape": "true"})
+    );
+    let pdb = find(&docs, "PodDisruptionBudget", "tl-testlayer");
+    assert_eq!(pdb["spec"]["maxUnavailable"], "50%");
+    assert_eq!(pdb["spec"]["unhealthyPodEvictionPolicy"], "IfHealthyBudget");
+    let role = find(&docs, "ClusterRole", "tl-testlayer");
+    assert!(
+        role["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["apiGroups"] == json!(["argoproj.io"])
+                && r["resources"] == json!(["rollouts"])),
+        "{}",
+        role["rules"]
+    );
+    assert!(
+        !docs
+            .iter()
+            .any(|d| d["metadata"]["name"] == "tl-testlayer-nodes"),
+        "rbac.readNodes=false"
+    );
+    find(&docs, "ClusterRole", "tl-testlayer-view");
+    find(&docs, "ClusterRole", "tl-testlayer-edit");
+    let policy = find(
+        &docs,
+        "ValidatingAdmissionPolicyBinding",
+        "tl-testlayer-no-escalation",
+    );
+    assert_eq!(
+        policy["spec"]["validationActions"],
+        json!(["Warn", "Audit"])
+    );
+    let crds: Vec<&serde_json::Value> = docs
+        .iter()
+        .filter(|d| d["kind"] == "CustomResourceDefinition")
+        .collect();
+    assert_eq!(crds.len(), 5);
+    assert!(crds.iter().all(|c| c["metadata"]["annotations"].is_null()));
+
+    // Set keys merge into the defaults; null removes one.
+    let docs = render(
+        "testlayer-system",
+        &[
+            "resources.limits.memory=512Mi",
+            "securityContext.readOnlyRootFilesystem=null",
+        ],
+    );
+    let c = &find(&docs, "Deployment", "tl-testlayer")["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        c["resources"],
+        json!({"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}})
+    );
+    assert_eq!(
+        c["securityContext"],
+        json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}})
+    );
+
+    // The switches that leave objects out.
+    let none = render(
+        "testlayer-system",
+        &[
+            "crds.install=false",
+            "serviceAccount.create=false",
+            "rbac.create=false",
+            "rbac.aggregatedRoles=false",
+            "metrics.service.enabled=false",
+            "admissionPolicy.enabled=false",
+            "replicaCount=2",
+            "podDisruptionBudget.enabled=false",
+        ],
+    );
+    let kinds: Vec<&str> = none.iter().filter_map(|d| d["kind"].as_str()).collect();
+    assert_eq!(kinds, ["Deployment"]);
+}
+
+/// A PodDisruptionBudget keeps the standby through a drain: only with more
+/// than one replica, `maxUnavailable: 1` unless told otherwise, selecting
+/// exactly the controller's Pods.
+#[test]
+fn a_pod_disruption_budget_only_with_more_than_one_replica() {
+    let pdbs = |sets: &[&str]| -> Vec<serde_json::Value> {
+        render("testlayer-system", sets)
+            .into_iter()
+            .filter(|d| d["kind"] == "PodDisruptionBudget")
+            .collect()
+    };
+    assert!(pdbs(&[]).is_empty());
+    assert!(pdbs(&["leaderElection.enabled=true"]).is_empty());
+    assert!(pdbs(&["replicaCount=0"]).is_empty());
+    let docs = render("testlayer-system", &["replicaCount=2"]);
+    let pdb = find(&docs, "PodDisruptionBudget", "tl-testlayer");
+    let deploy = find(&docs, "Deployment", "tl-testlayer");
+    assert_eq!(pdb["metadata"]["namespace"], "testlayer-system");
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    assert_eq!(pdb["spec"]["unhealthyPodEvictionPolicy"], "AlwaysAllow");
+    assert_eq!(
+        pdb["spec"]["selector"]["matchLabels"],
+        deploy["spec"]["selector"]["matchLabels"]
+    );
+    let three = pdbs(&["replicaCount=3", "podDisruptionBudget.maxUnavailable=2"]);
+    assert_eq!(three[0]["spec"]["maxUnavailable"], 2);
+    let percent = pdbs(&["replicaCount=3", "podDisruptionBudget.maxUnavailable=50%"]);
+    assert_eq!(percent[0]["spec"]["maxUnavailable"], "50%");
+    assert!(pdbs(&["replicaCount=2", "podDisruptionBudget.enabled=false"]).is_empty());
+}
+
+/// The roles of the people who use testlayer: `-view` reads everything of
+/// testlayer.dev and aggregates into `view`; `-edit` also writes runs,
+/// schedules, triggers and resources (never a status, never a
+/// CategoryRun) and aggregates into `edit` and `admin`.
+#[test]
+fn the_view_and_edit_roles_render_aggregated() {
+    let docs = render("testlayer-system", &[]);
+    let all = [
+        "testlayerruns",
+        "categoryruns",
+        "testlayerschedules",
+        "testlayertriggers",
+        "testlayerresources",
+    ];
+    let reads: Vec<String> = all
+        .iter()
+        .flat_map(|r| [r.to_string(), format!("{r}/status")])
+        .collect();
+    let view = find(&docs, "ClusterRole", "tl-testlayer-view");
+    assert_eq!(
+        view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"],
+        "true"
+    );
+    assert_eq!(
+        view["rules"],
+        json!([{"apiGroups": ["testlayer.dev"], "resources": reads, "verbs": ["get", "list", "watch"]}])
+    );
+    let edit = find(&docs, "ClusterRole", "tl-testlayer-edit");
+    let labels = &edit["metadata"]["labels"];
+    assert_eq!(
+        labels["rbac.authorization.k8s.io/aggregate-to-edit"],
+        "true"
+    );
+    assert_eq!(
+        labels["rbac.authorization.k8s.io/aggregate-to-admin"],
+        "true"
+    );
+    assert!(labels["rbac.authorization.k8s.io/aggregate-to-view"].is_null());
+    assert_eq!(
+        edit["rules"],
+        json!([
+            {"apiGroups": ["testlayer.dev"], "resources": reads, "verbs": ["get", "list", "watch"]},
+            {"apiGroups": ["testlayer.dev"],
+             "resources": ["testlayerruns", "testlayerschedules", "testlayertriggers", "testlayerresources"],
+             "verbs": ["create", "update", "patch", "delete", "deletecollection"]},
+        ])
+    );
+    // Off, and independent of the controller's own RBAC.
+    let off = render("testlayer-system", &["rbac.aggregatedRoles=false"]);
+    assert!(
+        !off.iter()
+            .any(|d| d["metadata"]["name"] == "tl-testlayer-view"
+                || d["metadata"]["name"] == "tl-testlayer-edit")
+    );
+    let only = render("testlayer-system", &["rbac.create=false"]);
+    find(&only, "ClusterRole", "tl-testlayer-view");
+    find(&only, "ClusterRole", "tl-testlayer-edit");
+}
+
+/// The answer to a request the caller may not make: 403, naming the verb
+/// and the resource RBAC refused.
+fn forbidden<T: std::fmt::Debug>(result: Result<T, kube::Error>, verb_resource: &str) {
+    match result {
+        Err(kube::Error::Api(e)) if e.code == 403 => assert!(
+            e.message.contains(&format!("cannot {verb_resource}")),
+            "{}",
+            e.message
+        ),
+        other => panic!("{verb_resource}: not refused with 403: {other:?}"),
+    }
+}
+
+/// The `-edit` and `-view` roles, as rendered, bound in one namespace to
+/// ServiceAccounts that have nothing else, against the real apiserver:
+/// real requests, not access reviews.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_view_and_edit_roles_grant_what_they_say_and_no_more() {
+    use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
+    let cp = common::control_plane();
+    let chart_path = chart();
+    // A release name of its own: ClusterRoles are cluster-wide.
+    let roles = helm(&[
+        "template",
+        "roles",
+        chart_path.to_str().unwrap(),
+        "--show-only",
+        "templates/user-roles.yaml",
+    ]);
+    kubectl_apply(cp, &roles);
+    let ns = cp.create_namespace("roles").await.unwrap();
+    let other = cp.create_namespace("roles-other").await.unwrap();
+    kubectl_apply(
+        cp,
+        &format!(
+            "---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: editor, namespace: {ns}}}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: viewer, namespace: {ns}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: edit, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: roles-testlayer-edit}}
+subjects: [{{kind: ServiceAccount, name: editor, namespace: {ns}}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: view, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: roles-testlayer-view}}
+subjects: [{{kind: ServiceAccount, name: viewer, namespace: {ns}}}]
+"
+        ),
+    );
+    let editor = cp.service_account_client(&ns, "editor").await.unwrap();
+    let viewer = cp.service_account_client(&ns, "viewer").await.unwrap();
+    let pp = PostParams::default();
+    let config =
+        "layers:\n  unit:\n    categories:\n      - name: unit\n        timeout_seconds: 30\n";
+    let run = |name: &str| common::test_layer_run(name, "unit", config, json!({}));
+
+    // The editor creates a run (once the binding is in force), changes it,
+    // reads it and its status, and writes schedules, triggers and
+    // resources.
+    let runs: Api<TestLayerRun> = Api::namespaced(editor.clone(), &ns);
+    eventually(
+        Duration::from_secs(20),
+        "the edit binding in force",
+        async || runs.create(&pp, &run("mine")).await.map(|_| ()),
+    )
+    .await;
+    let labelled = runs
+        .patch(
+            "mine",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"team": "ci"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(labelled.metadata.labels.unwrap()["team"], "ci");
+    runs.get_status("mine").await.unwrap();
+    let schedules: Api<TestLayerSchedule> = Api::namespaced(editor.clone(), &ns);
+    schedules
+        .create(
+            &pp,
+            &serde_json::from_value(json!({"apiVersion": "testlayer.dev/v1alpha1", "kind": "TestLayerSchedule",
+                "metadata": {"name": "nightly"},
+                "spec": {"schedule": "@daily", "template": {"spec": {"layer": "unit", "image": "busybox",
+                    "config": {"inline": config}}}}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let declared: Api<TestLayerResource> = Api::namespaced(editor.clone(), &ns);
+    declared
+        .create(
+            &pp,
+            &TestLayerResource::new(
+                "sandbox",
+                TestLayerResourceSpec {
+                    capacity: 1,
+                    description: None,
+                },
+            ),
+        )
+        .await
+        .unwrap();
+    // Deleting a trigger is allowed: the answer is that there is none.
+    let triggers: Api<TestLayerTrigger> = Api::namespaced(editor.clone(), &ns);
+    match triggers.delete("none", &DeleteParams::default()).await {
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        other => panic!("deleting a missing trigger: {other:?}"),
+    }
+    let category_runs: Api<testlayer::api::CategoryRun> = Api::namespaced(editor.clone(), &ns);
+    category_runs.list(&ListParams::default()).await.unwrap();
+
+    // Never a status, never a CategoryRun: those are the controller's.
+    forbidden(
+        runs.patch_status(
+            "mine",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Succeeded"}})),
+        )
+        .await,
+        "patch resource \"testlayerruns/status\"",
+    );
+    forbidden(
+        declared
+            .patch_status(
+                "sandbox",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"holders": []}})),
+            )
+            .await,
+        "patch resource \"testlayerresources/status\"",
+    );
+    let any_category_runs = common::dynamic_api(
+        &editor,
+        &ns,
+        ("testlayer.dev", "v1alpha1", "CategoryRun"),
+        "categoryruns",
+    );
+    let category_run: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "testlayer.dev/v1alpha1", "kind": "CategoryRun",
+        "metadata": {"name": "mine-unit"}, "spec": {}}))
+    .unwrap();
+    forbidden(
+        any_category_runs.create(&pp, &category_run).await,
+        "create resource \"categoryruns\"",
+    );
+    forbidden(
+        any_category_runs
+            .delete("mine-unit", &DeleteParams::default())
+            .await,
+        "delete resource \"categoryruns\"",
+    );
+    // And only in the namespace of the binding.
+    forbidden(
+        Api::<TestLayerRun>::namespaced(editor.clone(), &other)
+            .create(&pp, &run("elsewhere"))
+            .await,
+        "create resource \"testlayerruns\"",
+    );
+
+    // The viewer lists and reads, and writes nothing.
+    let seen: Api<TestLayerRun> = Api::namespaced(viewer.clone(), &ns);
+    let listed = eventually(
+        Duration::from_secs(20),
+        "the view binding in force",
+        async || seen.list(&ListParams::default()).await,
+    )
+    .await;
+    assert!(
+        listed
+            .items
+            .iter()
+            .any(|r| r.metadata.name.as_deref() == Some("mine")),
+        "{listed:?}"
+    );
+    seen.get_status("mine").await.unwrap();
+    Api::<TestLayerSchedule>::namespaced(viewer.clone(), &ns)
+        .get("nightly")
+        .await
+        .unwrap();
+    Api::<TestLayerResource>::namespaced(viewer.clone(), &ns)
+        .get_status("sandbox")
+        .await
+        .unwrap();
+    Api::<TestLayerTrigger>::namespaced(viewer.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    Api::<testlayer::api::CategoryRun>::namespaced(viewer.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    forbidden(
+        seen.create(&pp, &run("theirs")).await,
+        "create resource \"testlayerruns\"",
+    );
+    forbidden(
+        seen.patch(
+            "mine",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"cancel": true}})),
+        )
+        .await,
+        "patch resource \"testlayerruns\"",
+    );
+    forbidden(
+        seen.delete("mine", &DeleteParams::default()).await,
+        "delete resource \"testlayerruns\"",
+    );
+    forbidden(
+        Api::<TestLayerRun>::namespaced(viewer.clone(), &other)
+            .list(&ListParams::default())
+            .await,
+        "list resource \"testlayerruns\"",
+    );
+
+    // The editor's run goes as it came.
+    runs.delete("mine", &DeleteParams::default()).await.unwrap();
+}
+
+/// Applies `yaml` with a server-side dry run: every object is validated by
+/// the apiserver (its OpenAPI schemas, strict field validation, the CRDs'
+/// schemas, CEL compilation of the admission policies, admission) and
+/// nothing is stored. Returns kubectl's output.
+fn dry_run_apply(cp: &ControlPlane, yaml: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("chart.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let out = cp
+        .kubectl()
+        .args([
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=chart-dry-run",
+            "--dry-run=server",
+            "--validate=strict",
+            "-f",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl apply --dry-run=server refused the chart:\n{}\n{yaml}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `helm template` against the control plane's own schemas: every object
+/// the chart renders (the defaults, two replicas with the
+/// PodDisruptionBudget and the Lease role, one watched namespace, every
+/// option set) passes the apiserver's validation in a server-side dry run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rendered_chart_passes_the_apiservers_validation() {
+    let cp = common::control_plane();
+    let ns = cp.create_namespace("dry").await.unwrap();
+    let watched = cp.create_namespace("dry-watched").await.unwrap();
+    let watch = format!("watchNamespace={watched}");
+    for (what, values, sets) in [
+        ("the defaults", None, vec![]),
+        ("two replicas", None, vec!["replicaCount=2"]),
+        ("one watched namespace", None, vec![watch.as_str()]),
+        ("every option", Some(EVERY_OPTION), vec![]),
+    ] {
+        let text = template("dry", &ns, values, &sets);
+        let docs = documents(&text);
+        let out = dry_run_apply(cp, &text);
+        let validated = out
+            .lines()
+            .filter(|l| l.ends_with("(server dry run)"))
+            .count();
+        assert_eq!(validated, docs.len(), "{what}: {out}");
+        for d in &docs {
+            let kind = d["kind"].as_str().unwrap().to_ascii_lowercase();
+            let name = d["metadata"]["name"].as_str().unwrap();
+            assert!(
+                out.lines().any(|l| (l.starts_with(&format!("{kind}."))
+                    || l.starts_with(&format!("{kind}/")))
+                    && l.contains(&format!("/{name} "))),
+                "{what}: {kind} {name} not validated:\n{out}"
+            );
+        }
+        if what == "two replicas" {
+            find(&docs, "PodDisruptionBudget", "dry-testlayer");
+            find(&docs, "Role", "dry-testlayer-leader-election");
+            find(&docs, "ClusterRole", "dry-testlayer-edit");
+            find(&docs, "ClusterRole", "dry-testlayer-view");
+        }
+    }
+    // And a bad object is refused there (the check is not vacuous): a
+    // field the Deployment does not have.
+    let text = template("dry", &ns, None, &[]).replace(
+        "serviceAccountName: dry-testlayer",
+        "serviceAcountName: x\n      serviceAccountName: dry-testlayer",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(&file, text).unwrap();
+    let out = cp
+        .kubectl()
+        .args([
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=chart-dry-run",
+            "--dry-run=server",
+            "--validate=strict",
+            "-f",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("serviceAcountName"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
