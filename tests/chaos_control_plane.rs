@@ -25,6 +25,18 @@ async fn runs_survive_restarts_of_the_apiserver_and_etcd() {
         .try_init();
     let fx = Fixture::new("cp-chaos").await;
     fx.submit("work", "work", WORK, json!({})).await;
+    // `testlayer wait` follows the run through the restarts.
+    let waiting = std::process::Command::new(env!("CARGO_BIN_EXE_testlayer"))
+        .arg("wait")
+        .arg("work")
+        .arg("--kubeconfig")
+        .arg(fx.cp.kubeconfig())
+        .args(["-n", &fx.ns, "--timeout", "180"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let cp = fx.cp;
     for (component, after) in [("kube-apiserver", 2), ("etcd", 3)] {
         tokio::time::sleep(Duration::from_secs(after)).await;
@@ -40,6 +52,24 @@ async fn runs_survive_restarts_of_the_apiserver_and_etcd() {
         "{:#?}",
         done.status
     );
+    let waited = tokio::task::spawn_blocking(move || waiting.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&waited.stdout),
+        String::from_utf8_lossy(&waited.stderr),
+    );
+    // To the run's own end and summary (exit 1: it failed), not given up
+    // on an error of the apiserver.
+    assert_eq!(waited.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("flaky") && stdout.contains("Failed"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(!stderr.contains("error:"), "{stderr}");
+    if stderr.contains("cannot watch work") {
+        assert!(stderr.contains("watching work again"), "{stderr}");
+    }
     let crs = fx.crs().list(&Default::default()).await.unwrap().items;
     let expect = [
         ("work-a", Phase::Succeeded, 1),

@@ -927,3 +927,245 @@ async fn a_cancelled_suite_in_the_cluster_is_cancelled_never_failed() {
     }
     junit_says_cancelled(&std::fs::read_to_string(&c2_junit).unwrap());
 }
+
+impl Env {
+    /// `testlayer VERB` against the fixture's cluster and namespace.
+    fn verb(&self, verb: &str, extra: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_testlayer"));
+        c.arg(verb)
+            .arg("--kubeconfig")
+            .arg(self.fx.cp.kubeconfig())
+            .args(["-n", &self.fx.ns])
+            .args(extra)
+            .stdin(Stdio::null());
+        c
+    }
+}
+
+/// After `submit` without `--wait`: `wait` follows the run to the same
+/// summary and exit code, `kubectl wait --for=condition=Failed` returns as
+/// for a Job, `list` finds it, `get` shows it as a tree with its failing
+/// test, and `logs` prints its output, from the Pod and, once the Pod is
+/// gone, from what its CategoryRun keeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submitted_run_is_waited_for_listed_shown_and_its_logs_read() {
+    let env = env("verbs").await;
+    let out = output(env.submit(&["-l", "fail", "--name", "broken1"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "broken1");
+
+    let out = output(env.verb("wait", &["broken1", "--timeout", "60"])).await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("broken: Failed"), "{stderr}");
+    assert!(
+        stdout.contains("broken") && stdout.contains("Failed"),
+        "{stdout}"
+    );
+
+    let mut kubectl = Command::new(env.fx.cp.binary("kubectl"));
+    kubectl
+        .env("KUBECONFIG", env.fx.cp.kubeconfig())
+        .args(["wait", "-n", &env.fx.ns, "--for=condition=Failed"])
+        .args(["testlayerrun/broken1", "--timeout=30s"]);
+    let out = output(kubectl).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let out = output(env.verb("list", &[])).await;
+    let table = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let header = table.lines().next().unwrap_or_default();
+    assert!(
+        header.starts_with("NAME") && header.contains("PHASE"),
+        "{table}"
+    );
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("broken1 "))
+        .unwrap_or_else(|| panic!("{table}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cells[..4], ["broken1", "fail", "Failed", "1/1"], "{table}");
+    let out = output(env.verb("list", &["-l", "testlayer.dev/suite=none"])).await;
+    assert!(
+        text(&out.stderr).contains("No TestLayerRuns"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = output(env.verb("get", &["broken1"])).await;
+    let tree = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        tree.starts_with(&format!(
+            "TestLayerRun {}/broken1  layer fail  Failed",
+            env.fx.ns
+        )),
+        "{tree}"
+    );
+    assert!(tree.contains("└── broken  Failed"), "{tree}");
+    assert!(tree.contains("attempt 1  exit code 1"), "{tree}");
+    assert!(
+        tree.contains("✗ shop.cart::test_total — assert 1 == 2"),
+        "{tree}"
+    );
+    let out = output(env.verb("get", &["broken1", "-o", "json"])).await;
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["TestLayerRun", "CategoryRun"]);
+
+    let out = output(env.verb("logs", &["broken1"])).await;
+    let log = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(log.contains("[broken#1] 1 failed in 0.1s"), "{log}");
+    let out = output(env.verb("logs", &["broken1", "broken"])).await;
+    assert!(
+        text(&out.stdout).starts_with("1 failed in 0.1s"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = output(env.verb("logs", &["broken1", "brokn"])).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("run broken1 has no category \"brokn\""),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // The Pod gone: what its CategoryRun keeps, said as such.
+    env.fx
+        .pods()
+        .delete("broken1-broken-1", &Default::default())
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(30), "the Pod to go", async || {
+        env.fx
+            .pods()
+            .get_opt("broken1-broken-1")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let out = output(env.verb("logs", &["broken1", "broken"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Pod broken1-broken-1 is gone"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("1 failed in 0.1s"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = output(env.verb("wait", &["nosuchrun"])).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("TestLayerRun nosuchrun not found"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// `logs -f` joins a run's attempts as they start and ends with the run;
+/// `cancel` stops a run; a second SIGTERM leaves `submit --wait` at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_a_run_to_its_end_cancel_stops_it_and_a_second_signal_leaves() {
+    let env = env("follow").await;
+    let out = output(env.submit(&["-l", "pass", "--name", "live"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = output(env.verb("logs", &["live", "-f"])).await;
+    let log = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{log}\n{}", text(&out.stderr));
+    // Both categories, the second started after the first ended.
+    assert!(log.contains("[smoke#1] 2 passed in 0.1s"), "{log}");
+    assert!(
+        log.contains("[unit#1] 3 passed, 1 skipped in 0.1s"),
+        "{log}"
+    );
+
+    let out = output(env.submit(&["-l", "slow", "--name", "stuck"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let following = env
+        .verb("logs", &["stuck", "-f"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let runs = env.fx.runs();
+    eventually(Duration::from_secs(30), "stuck to run", async || {
+        let r = runs.get("stuck").await.unwrap();
+        (phase(&r) == Some(LayerPhase::Running)).then_some(())
+    })
+    .await;
+    let out = output(env.verb("cancel", &["stuck"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("testlayerrun/stuck cancelled"));
+    let out = tokio::task::spawn_blocking(move || following.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        phase(&runs.get("stuck").await.unwrap()),
+        Some(LayerPhase::Cancelled)
+    );
+    let out = output(env.verb("cancel", &["stuck"])).await;
+    assert!(
+        text(&out.stdout).contains("already ended (Cancelled)"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Two SIGTERMs: the first cancels the run, the second leaves at once.
+    let child = env
+        .submit(&["-l", "slow", "--name", "twice", "--wait"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually(Duration::from_secs(30), "twice to run", async || match runs
+        .get_opt("twice")
+        .await
+        .unwrap()
+    {
+        Some(r) if phase(&r) == Some(LayerPhase::Running) => Some(()),
+        _ => None,
+    })
+    .await;
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    eventually(Duration::from_secs(30), "the cancel", async || {
+        runs.get("twice").await.unwrap().spec.cancel.then_some(())
+    })
+    .await;
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("cancelling twice"), "{stderr}");
+    // Left at once (130), or the run had already ended as Cancelled (1).
+    assert!(
+        out.status.code() == Some(130) && stderr.contains("goes on in the cluster")
+            || out.status.code() == Some(1) && stderr.contains("Cancelled"),
+        "{:?}\n{stderr}",
+        out.status.code()
+    );
+
+    let mut c = Command::new(env!("CARGO_BIN_EXE_testlayer"));
+    c.args(["completions", "bash"]);
+    let out = output(c).await;
+    let script = text(&out.stdout);
+    assert!(
+        script.contains("complete -F") && script.contains("logs") && script.contains("--follow"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -1,8 +1,15 @@
 //! Command-line interface: one binary, one subcommand per job.
 
+mod cancel;
+mod cluster_args;
 mod common;
 mod controller;
+mod follow;
+mod get;
+mod list;
+mod logs;
 mod report;
+mod rerun;
 mod run;
 mod run_options;
 mod run_results;
@@ -11,17 +18,22 @@ mod submit_args;
 mod submit_suite;
 mod suite;
 mod validate;
+mod views;
+mod wait;
 
 use clap::{Parser, Subcommand};
 
 pub use common::{EXIT_BAD_INPUT, LayerArgs, OutputFormat};
+
+/// The log filter when none is given.
+const DEFAULT_LOG: &str = "warn";
 
 /// testlayer runs a test suite as layers of categories, in Kubernetes or on this machine.
 #[derive(Debug, Parser)]
 #[command(name = "testlayer", version, about, long_about = None)]
 pub struct Cli {
     /// Log filter (e.g. `info`, `testlayer=debug`); also RUST_LOG.
-    #[arg(long, global = true, env = "TESTLAYER_LOG", default_value = "warn")]
+    #[arg(long, global = true, env = "TESTLAYER_LOG", default_value = DEFAULT_LOG)]
     pub log: String,
     /// Log as JSON lines.
     #[arg(long, global = true)]
@@ -54,11 +66,37 @@ pub enum Command {
     Submit(submit_args::SubmitArgs),
     /// Write one self-contained HTML picture of a run (timeline, tests, logs).
     Report(report::ReportArgs),
+    /// List the runs in the cluster (phase, progress, counts, age, suite).
+    List(list::ListArgs),
+    /// Show one run as a tree of its categories and attempts.
+    Get(get::GetArgs),
+    /// Print (or follow, -f) the logs of a run's attempts.
+    Logs(logs::LogsArgs),
+    /// Follow a submitted run to its end, as `submit --wait` does.
+    Wait(wait::WaitArgs),
+    /// Cancel runs (or every run of a suite).
+    Cancel(cancel::CancelArgs),
+    /// Run again what did not pass in a run (or suite) in the cluster.
+    Rerun(rerun::RerunArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Runs the CLI and returns the process exit code.
 pub fn main(cli: Cli) -> i32 {
-    init_logging(&cli.log, cli.log_json);
+    // The verbs that talk to a cluster say in their own words when it does
+    // not answer; the client library's own retries are not shown unless a
+    // log filter was asked for.
+    let filter = match &cli.command {
+        Command::Controller(_) => cli.log.clone(),
+        _ if cli.log == DEFAULT_LOG => format!("{DEFAULT_LOG},kube_client=off,kube_runtime=off"),
+        _ => cli.log.clone(),
+    };
+    init_logging(&filter, cli.log_json);
     match cli.command {
         Command::Validate(a) => validate::validate(&a),
         Command::Plan(a) => validate::plan(&a),
@@ -66,6 +104,22 @@ pub fn main(cli: Cli) -> i32 {
         Command::Controller(a) => controller::controller(&a),
         Command::Submit(a) => submit::submit(&a),
         Command::Report(a) => report::report(&a),
+        Command::List(a) => list::list(&a),
+        Command::Get(a) => get::get(&a),
+        Command::Logs(a) => logs::logs(&a),
+        Command::Wait(a) => wait::wait(&a),
+        Command::Cancel(a) => cancel::cancel(&a),
+        Command::Rerun(a) => rerun::rerun(&a),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "testlayer",
+                &mut std::io::stdout(),
+            );
+            0
+        }
         Command::Crds { markdown: true } => {
             print!("{}", crate::api::reference::resources_markdown());
             0

@@ -3,24 +3,15 @@
 //! summary, reports, and an exit code that says whether it passed. Also a
 //! kubectl plugin when installed as `kubectl-testlayer`.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, IsTerminal, Write};
-use std::time::{Duration, Instant};
-
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use super::common::EXIT_BAD_INPUT;
+use crate::api::TestLayerRun;
 use crate::api::names::LABEL_SUITE;
-use crate::api::{CategoryRun, LayerPhase, TestLayerRun};
-use crate::cli::run_results::add_test_cases;
-use crate::cli::run_results::category_runs;
 use crate::cli::submit_args::SubmitArgs;
 use crate::config::Config;
-use crate::plan::Phase;
-use crate::report::RunReport;
 
 /// Runs `submit`; returns the exit code.
 pub fn submit(a: &SubmitArgs) -> i32 {
@@ -187,154 +178,10 @@ async fn submit_async(a: &SubmitArgs) -> i32 {
 }
 
 async fn follow(a: &SubmitArgs, client: Client, ns: &str, name: &str) -> i32 {
-    let runs: Api<TestLayerRun> = Api::namespaced(client.clone(), ns);
-    let crs: Api<CategoryRun> = Api::namespaced(client.clone(), ns);
-    let cms: Api<ConfigMap> = Api::namespaced(client, ns);
-    let start = Instant::now();
-    let mut seen: BTreeMap<String, (Phase, u32)> = BTreeMap::new();
-    let mut last_progress = None;
-    let mut last_stall: Option<String> = None;
-    let mut asked = false;
-    // Listeners made once, so that a signal that arrives while the loop reads
-    // the run is not lost.
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
-    loop {
-        let run = match runs.get(name).await {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("error: cannot read TestLayerRun {name}: {e}");
-                return 1;
-            }
-        };
-        let st = run.status.clone().unwrap_or_default();
-        for c in &st.categories {
-            let prev = seen.insert(c.name.clone(), (c.phase, c.attempts));
-            if prev != Some((c.phase, c.attempts)) && (prev.is_some() || c.phase != Phase::Pending)
-            {
-                let counts = c
-                    .counts
-                    .map(|n| {
-                        format!(
-                            " — {} passed, {} failed, {} skipped",
-                            n.passed, n.failed, n.skipped
-                        )
-                    })
-                    .unwrap_or_default();
-                let reason = c
-                    .reason
-                    .as_ref()
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default();
-                eprintln!(
-                    "[{:>6.1}s] {}: {}{reason}{counts}",
-                    start.elapsed().as_secs_f64(),
-                    c.name,
-                    c.phase
-                );
-            }
-        }
-        if st.categories.is_empty() {
-            // A large run lists no category in its status: its counts say
-            // how far it got.
-            if let Some(line) = progress_line(&st).filter(|l| last_progress.as_ref() != Some(l)) {
-                eprintln!("[{:>6.1}s] {line}", start.elapsed().as_secs_f64());
-                last_progress = Some(line);
-            }
-        }
-        // A run that cannot go on by itself (shared resources that runs
-        // waiting for each other keep, a Pod the apiserver refuses) says
-        // why, once.
-        let stall = st
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "Stalled" && c.status == "True")
-            .map(|c| format!("stalled ({}): {}", c.reason, c.message));
-        if let Some(line) = stall.as_ref().filter(|l| last_stall.as_ref() != Some(*l)) {
-            eprintln!("[{:>6.1}s] {line}", start.elapsed().as_secs_f64());
-        }
-        last_stall = stall;
-        if st.phase.is_some_and(LayerPhase::is_terminal) {
-            let list = match category_runs(&crs, name).await {
-                Ok(l) => l,
-                Err(e) => {
-                    eprintln!("error: cannot list the CategoryRuns of {name}: {e}");
-                    Vec::new()
-                }
-            };
-            let mut report = testlayer_operator::report::run_report(&run, &list);
-            if a.junit.is_some() {
-                add_test_cases(&cms, &list, &mut report).await;
-            }
-            return finish(a, &report);
-        }
-        if start.elapsed() > Duration::from_secs(a.timeout) {
-            eprintln!(
-                "error: {name} did not finish within {}s; it goes on in the cluster",
-                a.timeout
-            );
-            return 1;
-        }
-        let interrupted = tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(500)) => false,
-            _ = async { match int.as_mut() { Some(i) => { i.recv().await; } None => std::future::pending().await } } => true,
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => true,
-        };
-        if interrupted && !asked {
-            asked = true;
-            if confirm_cancel(name) {
-                let patch = json!({"spec": {"cancel": true}});
-                match runs
-                    .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await
-                {
-                    Ok(_) => eprintln!("cancelling {name}; waiting for it to stop"),
-                    Err(e) => eprintln!("error: cannot cancel {name}: {e}"),
-                }
-            } else {
-                eprintln!("{name} goes on in the cluster; stopped waiting");
-                return 130;
-            }
-        }
-    }
-}
-
-/// `done/all: N passed, N failed, ...` from a run's counts per phase.
-fn progress_line(st: &crate::api::TestLayerRunStatus) -> Option<String> {
-    let p = st.phases?;
-    let parts: Vec<String> = [
-        (p.running, "running"),
-        (p.succeeded, "passed"),
-        (p.failed, "failed"),
-        (p.timed_out, "timed out"),
-        (p.cancelled, "cancelled"),
-        (p.skipped, "skipped"),
-    ]
-    .iter()
-    .filter(|(n, _)| *n > 0)
-    .map(|(n, w)| format!("{n} {w}"))
-    .collect();
-    Some(format!(
-        "{}/{} done{}{}",
-        p.finished(),
-        p.total(),
-        if parts.is_empty() { "" } else { ": " },
-        parts.join(", ")
-    ))
-}
-
-/// On a terminal, asks; elsewhere (CI was cancelled) cancels.
-fn confirm_cancel(name: &str) -> bool {
-    if !std::io::stdin().is_terminal() {
-        return true;
-    }
-    eprint!("\ncancel the run {name} too? [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut line);
-    matches!(line.trim(), "y" | "Y" | "yes")
-}
-
-fn finish(a: &SubmitArgs, report: &RunReport) -> i32 {
-    super::common::print_reports(report, a.output, a.junit.as_deref())
+    let f = super::follow::FollowArgs {
+        timeout: a.timeout,
+        output: a.output,
+        junit: a.junit.as_deref(),
+    };
+    super::follow::follow(client, ns, name, &f).await
 }

@@ -47,6 +47,9 @@ pub enum ConditionType {
     Succeeded,
     /// The run finished, whatever the outcome (`kubectl wait --for=condition=Complete`).
     Complete,
+    /// The run finished and did not pass (failed, timed out, cancelled), as
+    /// a Job's `Failed` (`kubectl wait --for=condition=Failed`).
+    Failed,
     /// GitOps health: True when finished and passed.
     Ready,
     /// GitOps progress: True while the run is still working.
@@ -61,6 +64,7 @@ impl ConditionType {
         match self {
             ConditionType::Succeeded => "Succeeded",
             ConditionType::Complete => "Complete",
+            ConditionType::Failed => "Failed",
             ConditionType::Ready => "Ready",
             ConditionType::Reconciling => "Reconciling",
             ConditionType::Stalled => "Stalled",

@@ -88,11 +88,12 @@ pub struct Stall {
     pub message: String,
 }
 
-/// The five conditions of a run or category in `phase`: `Succeeded`
+/// The six conditions of a run or category in `phase`: `Succeeded`
 /// (`Unknown` while it works, then whether it passed: the Tekton/Knative
 /// convention, so `kubectl wait --for=condition=Succeeded=False` waits for a
-/// failure), `Ready` (passed), `Complete` (ended), `Reconciling` (still
-/// working), `Stalled` (cannot go on).
+/// failure), `Complete` (ended), `Failed` (ended and did not pass, as a
+/// Job's: `kubectl wait --for=condition=Failed`), `Ready` (passed),
+/// `Reconciling` (still working), `Stalled` (cannot go on).
 pub fn phase_conditions(
     previous: &[Condition],
     terminal: Option<bool>,
@@ -121,6 +122,15 @@ pub fn phase_conditions(
             previous,
             ConditionType::Complete,
             Some(done),
+            reason,
+            message,
+            generation,
+            now,
+        ),
+        condition(
+            previous,
+            ConditionType::Failed,
+            Some(done && !passed),
             reason,
             message,
             generation,
@@ -302,6 +312,14 @@ mod tests {
             ),
             ("False", &t(300))
         );
+        // Failed was False from the start and stays so.
+        assert_eq!(
+            (
+                get("Failed").status.as_str(),
+                &get("Failed").last_transition_time
+            ),
+            ("False", &t(100))
+        );
         assert_eq!(
             (
                 get("Stalled").status.as_str(),
@@ -342,6 +360,10 @@ mod tests {
         let get = |n: &str| c.iter().find(|x| x.type_ == n).unwrap();
         assert_eq!(get("Succeeded").status, "False");
         assert_eq!(get("Complete").status, "True");
+        assert_eq!(
+            (get("Failed").status.as_str(), get("Failed").reason.as_str()),
+            ("True", "InvalidConfig")
+        );
         assert_eq!(get("Ready").status, "False");
         assert_eq!(get("Reconciling").status, "False");
         assert_eq!(
