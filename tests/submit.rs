@@ -1169,3 +1169,60 @@ async fn logs_follow_a_run_to_its_end_cancel_stops_it_and_a_second_signal_leaves
         text(&out.stderr)
     );
 }
+
+/// `submit` takes `run`'s overrides of the config (checked here, against the
+/// layer, before anything is created) and labels to find the run by.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_takes_the_overrides_of_run_and_labels() {
+    let env = env("overrides").await;
+    let out = output(env.submit(&[
+        "-l",
+        "pass",
+        "--name",
+        "tuned",
+        "--strategy",
+        "SEQUENTIAL",
+        "--max-parallel",
+        "1",
+        "--fail-fast",
+        "true",
+        "--retries",
+        "2",
+        "--timeout-multiplier",
+        "1.5",
+        "--label",
+        "team=shop",
+        "--wait",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let run = env.fx.runs().get("tuned").await.unwrap();
+    let spec = serde_json::to_value(&run.spec).unwrap();
+    assert_eq!(
+        spec["overrides"],
+        serde_json::json!({"strategy": "SEQUENTIAL", "maxParallel": 1, "failFast": true,
+            "retries": 2, "timeoutMultiplier": "1.5"})
+    );
+    assert_eq!(run.labels().get("team").map(String::as_str), Some("shop"));
+    // The layer ran as the overrides said.
+    let status = run.status.unwrap();
+    assert_eq!(
+        status.strategy.map(|s| serde_json::to_value(s).unwrap()),
+        Some(serde_json::json!("SEQUENTIAL"))
+    );
+    let out = output(env.verb("list", &["-l", "team=shop"])).await;
+    let table = text(&out.stdout);
+    assert!(table.lines().any(|l| l.starts_with("tuned ")), "{table}");
+    assert_eq!(table.lines().count(), 2, "{table}");
+
+    // Refused here, naming the flag, before any run exists.
+    let out = output(env.submit(&["-l", "pass", "--name", "zero", "--max-parallel", "0"])).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr)
+            .contains("command line: max_parallel: must be between 1 and 10000, got 0"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(env.fx.runs().get_opt("zero").await.unwrap().is_none());
+}

@@ -54,5 +54,7 @@ pub fn rerun(a: &RerunArgs) -> i32 {
         output: a.output,
         junit: a.junit.clone(),
         ttl: a.ttl,
+        labels: Vec::new(),
+        overrides: Default::default(),
     })
 }

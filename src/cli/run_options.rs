@@ -103,6 +103,13 @@ pub struct RunArgs {
     /// Echo every output line, prefixed with its category (plain progress only).
     #[arg(long, short = 'v')]
     pub verbose: bool,
+    #[command(flatten)]
+    pub overrides: OverrideArgs,
+}
+
+/// Overrides of the layer's settings for one run (`run` and `submit`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OverrideArgs {
     /// Override the strategy.
     #[arg(long, value_enum)]
     pub strategy: Option<StrategyArg>,
@@ -120,16 +127,44 @@ pub struct RunArgs {
     pub timeout_multiplier: Option<f64>,
 }
 
+impl OverrideArgs {
+    /// The overrides, for the planner (`source` names them in errors).
+    pub(super) fn to_overrides(&self) -> Overrides {
+        Overrides {
+            source: "command line".into(),
+            strategy: self.strategy.map(Into::into),
+            max_parallel: self.max_parallel,
+            fail_fast: self.fail_fast,
+            retries: self.retries,
+            timeout_multiplier: self.timeout_multiplier,
+        }
+    }
+
+    /// The overrides as a TestLayerRun's `spec.overrides`, if any is set.
+    pub(super) fn to_spec(&self) -> Option<serde_json::Value> {
+        let mut o = serde_json::Map::new();
+        if let Some(s) = self.strategy {
+            o.insert("strategy".into(), Strategy::from(s).as_str().into());
+        }
+        if let Some(n) = self.max_parallel {
+            o.insert("maxParallel".into(), n.into());
+        }
+        if let Some(b) = self.fail_fast {
+            o.insert("failFast".into(), b.into());
+        }
+        if let Some(n) = self.retries {
+            o.insert("retries".into(), n.into());
+        }
+        if let Some(m) = self.timeout_multiplier {
+            o.insert("timeoutMultiplier".into(), m.to_string().into());
+        }
+        (!o.is_empty()).then_some(serde_json::Value::Object(o))
+    }
+}
+
 /// The command line's overrides of the config.
 pub(super) fn overrides(a: &RunArgs) -> Overrides {
-    Overrides {
-        source: "command line".into(),
-        strategy: a.strategy.map(Into::into),
-        max_parallel: a.max_parallel,
-        fail_fast: a.fail_fast,
-        retries: a.retries,
-        timeout_multiplier: a.timeout_multiplier,
-    }
+    a.overrides.to_overrides()
 }
 
 /// How progress is shown, as the flags and the terminal say.

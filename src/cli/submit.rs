@@ -34,7 +34,7 @@ fn spec(a: &SubmitArgs, layer: &str) -> Result<serde_json::Value, String> {
             // Refuse bad config here, with the file's own name in the errors.
             let origin = a.config.display().to_string();
             Config::parse(&text, &origin)
-                .and_then(|c| c.resolve(layer, a.env.as_deref()))
+                .and_then(|c| c.resolve_with(layer, a.env.as_deref(), &a.overrides.to_overrides()))
                 .map_err(|e| {
                     e.0.iter()
                         .map(|l| format!("error: {l}"))
@@ -57,7 +57,18 @@ fn spec(a: &SubmitArgs, layer: &str) -> Result<serde_json::Value, String> {
     if let Some(ttl) = a.ttl {
         spec["ttlSecondsAfterFinished"] = json!(ttl);
     }
+    if let Some(o) = a.overrides.to_spec() {
+        spec["overrides"] = o;
+    }
     Ok(spec)
+}
+
+/// The labels `--label` gives a run.
+pub(super) fn labels(a: &SubmitArgs) -> serde_json::Map<String, serde_json::Value> {
+    a.labels
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect()
 }
 
 /// The spec of a rerun of `old` (read from namespace `ns`).
@@ -138,7 +149,7 @@ async fn submit_async(a: &SubmitArgs) -> i32 {
             }
         },
     };
-    let mut meta = json!({});
+    let mut meta = json!({"labels": labels(a)});
     match (&a.name, &a.rerun_failed) {
         (Some(n), _) => meta["name"] = json!(n),
         (None, Some(old)) => {

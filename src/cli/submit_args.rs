@@ -1,6 +1,7 @@
 //! The options of `testlayer submit`.
 
 use super::common::OutputFormat;
+use super::run_options::OverrideArgs;
 use std::path::PathBuf;
 
 /// Options of `testlayer submit`.
@@ -16,7 +17,7 @@ pub struct SubmitArgs {
     /// Run again only what did not pass in this earlier run (same
     /// namespace): its frozen plan, not the config; its passes carried over.
     /// A suite's name reruns every layer of that suite as a new suite.
-    #[arg(long, value_name = "RUN", conflicts_with_all = ["layer", "config_map", "env", "image", "command"])]
+    #[arg(long, value_name = "RUN", conflicts_with_all = ["layer", "config_map", "env", "image", "command", "strategy", "max_parallel", "fail_fast", "retries", "timeout_multiplier"])]
     pub rerun_failed: Option<String>,
     /// Environment whose overrides apply.
     #[arg(long, short = 'e')]
@@ -62,4 +63,17 @@ pub struct SubmitArgs {
     /// Delete the finished run this many seconds after it ends.
     #[arg(long)]
     pub ttl: Option<i64>,
+    /// A label of the run, `KEY=VALUE` (repeatable), e.g. to find it again
+    /// with `testlayer list -l`.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = label)]
+    pub labels: Vec<(String, String)>,
+    #[command(flatten)]
+    pub overrides: OverrideArgs,
+}
+
+fn label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
 }

@@ -51,7 +51,7 @@ fn plan(a: &SubmitArgs) -> Result<Planned, String> {
     let mut layers = Vec::new();
     let mut problems = Vec::new();
     for key in &keys {
-        match config.resolve(key, a.env.as_deref()) {
+        match config.resolve_with(key, a.env.as_deref(), &a.overrides.to_overrides()) {
             Ok(p) => layers.push(SuiteLayer {
                 key: p.settings.key.clone(),
                 dependencies: p.settings.dependencies.clone(),
@@ -130,6 +130,9 @@ pub(super) async fn submit_suite(a: &SubmitArgs) -> i32 {
                     spec[k] = json!(v);
                 }
             }
+            if let Some(o) = a.overrides.to_spec() {
+                spec["overrides"] = o;
+            }
             spec
         })
         .collect();
@@ -156,9 +159,11 @@ async fn create_and_follow(
         if let Some(ttl) = a.ttl {
             spec["ttlSecondsAfterFinished"] = json!(ttl);
         }
+        let mut labels = super::submit::labels(a);
+        labels.insert(LABEL_SUITE.to_string(), json!(planned.name));
         let obj = json!({"apiVersion": "testlayer.dev/v1alpha1", "kind": "TestLayerRun",
             "metadata": {"name": run_name,
-                "labels": {LABEL_SUITE: planned.name},
+                "labels": labels,
                 "annotations": {ANNOTATION_SUITE_LAYERS: keys.join(",")}},
             "spec": spec});
         let run: TestLayerRun = match serde_json::from_value(obj) {
