@@ -9,6 +9,7 @@ mod crds;
 mod decoded;
 pub mod limits;
 pub mod names;
+mod notify;
 pub mod reference;
 mod resource;
 mod schedule;
@@ -23,6 +24,10 @@ pub use category_run::{
 pub use common::{Amounts, ConditionType, LayerPhase};
 pub use crds::{all_crds, crds_yaml};
 pub use decoded::{Decoded, Undecodable};
+pub use notify::{
+    GithubStatusTarget, MAX_NOTIFY_TARGETS, NotificationState, NotificationStatus, NotifyTarget,
+    NotifyWhen, SecretKeyRef, SlackTarget, WebhookTarget,
+};
 pub use resource::{
     MAX_LISTED_HOLDERS, ResourceClaim, ResourceHolder, ResourceUnits, TestLayerResource,
     TestLayerResourceSpec, TestLayerResourceStatus,

@@ -111,6 +111,12 @@ pub struct TestLayerRunSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = super::limits::MAX_WHOLE_SECONDS))]
     pub ttl_seconds_after_finished: Option<i64>,
+    /// Where to tell the run's outcome (webhook, Slack, GitHub commit
+    /// status), each at most once; the runs of a suite tell the suite's
+    /// outcome once, when its last run ends (see docs/usage/notifications.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub notify: Vec<super::notify::NotifyTarget>,
 }
 
 /// Where the layer config comes from. Exactly one of the fields is set.
@@ -294,6 +300,11 @@ pub struct TestLayerRunStatus {
     /// each category's CategoryRun).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub categories: Vec<CategorySummary>,
+    /// The notifications of the run's outcome (`spec.notify`), each
+    /// recorded before it is sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub notifications: Vec<super::notify::NotificationStatus>,
 }
 
 /// Most categories a run's status lists one by one (`status.categories`).

@@ -9,10 +9,13 @@
 //!   CategoryRuns and Pods: read → the pure [`run::step`] → apply),
 //!   [`shared`] (shared resources: the pure rules of claims, their I/O),
 //!   [`schedule`] and [`trigger`];
+//! - [`notify`]: notifications of a run's outcome: the pure decision the
+//!   run step records, and the task that sends what was recorded;
 //! - [`runner`]: the wiring of watches, caches and reconcilers.
 
 pub mod kit;
 pub mod launch;
+pub mod notify;
 pub mod run;
 pub mod runner;
 pub mod schedule;

@@ -62,6 +62,19 @@ pub async fn apply(
                 let stored = patch_status(&api, run_name, &*status).await?;
                 ctx.own.runs.remember(stored, false);
             }
+            Write::RecordNotifications { status, read_at } => {
+                // A conflict fails the reconcile: the next step decides
+                // again on the run as it is.
+                let api: Api<TestLayerRun> = Api::namespaced(ctx.client.clone(), &ns);
+                let stored = crate::controller::kit::patch::patch_status_read_at(
+                    &api,
+                    run_name,
+                    read_at.as_deref(),
+                    &*status,
+                )
+                .await?;
+                ctx.own.runs.remember(stored, false);
+            }
             Write::CreatePlan(cm) => {
                 let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
                 create_all(&api, vec![*cm], "ConfigMap", trim_config_map).await?;

@@ -1,5 +1,6 @@
 //! The controller's tasks beside its reconcilers (the gauge, the sweepers,
-//! the keeper of shared resources' statuses, readiness, wakes): each ends
+//! the keeper of shared resources' statuses, the sender of
+//! notifications, readiness, wakes): each ends
 //! when the [`Background`] that holds it is dropped, so a controller that
 //! stops, or whose own task is aborted, leaves none of them running.
 
@@ -22,13 +23,15 @@ pub(super) struct Background(Vec<AbortOnDropHandle<()>>);
 
 impl Background {
     /// The tasks over the controller's context: the gauge of CategoryRuns,
-    /// the sweepers of grants and Pods, the keeper of resources' statuses.
+    /// the sweepers of grants and Pods, the keeper of resources' statuses,
+    /// the sender of notifications.
     pub(super) fn start(ctx: &Arc<Context>) -> Background {
         let mut b = Background::default();
         b.spawn(gauge::keep(ctx.category_runs.clone(), ctx.metrics.clone()));
         b.spawn(crate::controller::shared::sweep::sweep(ctx.clone()));
         b.spawn(crate::controller::run::pod_sweep::sweep(ctx.clone()));
         b.spawn(crate::controller::shared::status::keep(ctx.clone()));
+        b.spawn(crate::controller::notify::deliver::deliver(ctx.clone()));
         b
     }
 

@@ -25,6 +25,7 @@ mod deadlock;
 mod gates;
 pub mod invalid;
 mod log_results;
+mod notifications;
 pub mod observed;
 pub mod order;
 mod plan_freeze;

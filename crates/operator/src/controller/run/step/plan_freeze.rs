@@ -107,6 +107,16 @@ fn config_text<'a>(
 /// first, then the run's status naming it, then the CategoryRuns).
 fn accept(o: &Observed, mut status: TestLayerRunStatus, hash: &str, now: Timestamp) -> Frozen {
     let run = o.run.as_ref();
+    // Mistakes in `spec.notify` are found before anything starts.
+    if let Err(problem) = crate::controller::notify::check::check(&run.spec.notify) {
+        return Frozen::Step(run_status::invalid(
+            o,
+            status,
+            StallReason::InvalidSpec.as_str(),
+            &problem,
+            now,
+        ));
+    }
     if let Some(of) = &run.spec.rerun_of {
         return Frozen::Step(rerun::accept(o, status, hash, of, now));
     }

@@ -7,7 +7,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::observed::Observed;
 use super::spec::spec_changed;
 use super::writes::{Next, Step, Write};
-use super::{claims, invalid, run_status};
+use super::{claims, invalid, notifications, run_status};
 use crate::api::TestLayerRunStatus;
 
 /// The step of a run that does not work on (deleted, changed, finished or
@@ -30,7 +30,15 @@ pub fn settle(
         return Some(run_status::restart(o));
     }
     if let Some(phase) = status.phase.filter(|p| p.is_terminal()) {
-        let mut s = run_status::finished(o, phase, status, now);
+        let s = run_status::finished(o, phase, status, now);
+        let mut s = notifications::with_notifications(o, status, s, now);
+        if s.writes
+            .iter()
+            .any(|w| matches!(w, Write::RecordNotifications { .. }))
+        {
+            // Recorded first; what the run held goes back on the next pass.
+            return Some(s);
+        }
         // What the run and its categories held goes back.
         let crs: Vec<String> = o
             .category_runs

@@ -53,6 +53,16 @@ pub enum Write {
     CategoryRunConditions(Vec<(String, Vec<Condition>)>),
     /// Publish an Event.
     Event(Note),
+    /// Record the run's notifications (its whole status, with them) before
+    /// any is sent: written only if the run is still at `read_at` (its
+    /// resourceVersion as observed), so that a stale view never takes an
+    /// entry the sender moved on back to Pending.
+    RecordNotifications {
+        /// The status, with the entries.
+        status: Box<TestLayerRunStatus>,
+        /// The run's resourceVersion the status was derived from.
+        read_at: Option<String>,
+    },
 }
 
 /// When to reconcile the run again if nothing else happens first.

@@ -445,6 +445,17 @@ impl World {
                     self.run.status = Some(stored(&*st));
                     self.run.metadata.resource_version = Some(self.rv());
                 }
+                Write::RecordNotifications { status, read_at } => {
+                    // Written only on the run as it was read, as the
+                    // apiserver checks a resourceVersion.
+                    if read_at != self.run.metadata.resource_version {
+                        self.writes.push("notifications conflict".into());
+                        return false;
+                    }
+                    self.writes.push("record notifications".into());
+                    self.run.status = Some(stored(&*status));
+                    self.run.metadata.resource_version = Some(self.rv());
+                }
                 Write::CreatePlan(cm) => {
                     let name = cm.name_any();
                     self.writes.push(format!("create plan {name}"));
