@@ -22,3 +22,6 @@ pub mod prepare;
 pub mod record;
 pub mod retry;
 pub mod sign;
+
+#[cfg(test)]
+mod tests;
