@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the tests and the example need and the machine may lack:
+# Installs what the tests need and the machine may lack (the example needs
+# only Rust and pytest: scripts/example.sh installs pytest itself):
 # rustfmt and clippy, Python's pytest (for the example project), Lua 5.4
 # (for the Argo CD health check test), Chromium (for the HTML report test),
 # GNU time, unshare.

@@ -48,6 +48,10 @@ cargo fmt --all -- --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The local-only build of scripts/example.sh (no default features), in the
+# target directory example.sh builds in.
+cargo clippy --locked --no-default-features --bin testlayer \
+  --target-dir "${CARGO_TARGET_DIR:-target}/local" -- -D warnings
 
 step "cargo test: the test binaries, three at a time"
 bash scripts/test-binaries.sh

@@ -31,6 +31,7 @@ pub struct LayerArgs {
 }
 
 /// Eight hex digits, random per call (a suffix no other process has).
+#[cfg(feature = "cluster")]
 pub(super) fn random_hex() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();

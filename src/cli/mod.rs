@@ -1,24 +1,38 @@
 //! Command-line interface: one binary, one subcommand per job.
 
+#[cfg(feature = "cluster")]
 mod cancel;
+#[cfg(feature = "cluster")]
 mod cluster_args;
 mod common;
+#[cfg(feature = "cluster")]
 mod controller;
+#[cfg(feature = "cluster")]
 mod follow;
+#[cfg(feature = "cluster")]
 mod get;
+#[cfg(feature = "cluster")]
 mod list;
+#[cfg(feature = "cluster")]
 mod logs;
 mod report;
+#[cfg(feature = "cluster")]
 mod rerun;
 mod run;
 mod run_options;
+#[cfg(feature = "cluster")]
 mod run_results;
+#[cfg(feature = "cluster")]
 mod submit;
+#[cfg(feature = "cluster")]
 mod submit_args;
+#[cfg(feature = "cluster")]
 mod submit_suite;
 mod suite;
 mod validate;
+#[cfg(feature = "cluster")]
 mod views;
+#[cfg(feature = "cluster")]
 mod wait;
 
 use clap::{Parser, Subcommand};
@@ -52,6 +66,7 @@ pub enum Command {
     Plan(validate::PlanArgs),
     /// Run one layer on this machine as child processes.
     Run(run_options::RunArgs),
+    #[cfg(feature = "cluster")]
     /// Print the CustomResourceDefinitions (TestLayerRun, CategoryRun,
     /// TestLayerSchedule, TestLayerTrigger, TestLayerResource) as YAML.
     Crds {
@@ -60,22 +75,30 @@ pub enum Command {
         #[arg(long)]
         markdown: bool,
     },
+    #[cfg(feature = "cluster")]
     /// Run the Kubernetes operator.
     Controller(controller::ControllerArgs),
+    #[cfg(feature = "cluster")]
     /// Create a TestLayerRun in the cluster and, with --wait, follow it to its end.
     Submit(submit_args::SubmitArgs),
     /// Write one self-contained HTML picture of a run (timeline, tests, logs).
     Report(report::ReportArgs),
+    #[cfg(feature = "cluster")]
     /// List the runs in the cluster (phase, progress, counts, age, suite).
     List(list::ListArgs),
+    #[cfg(feature = "cluster")]
     /// Show one run as a tree of its categories and attempts.
     Get(get::GetArgs),
+    #[cfg(feature = "cluster")]
     /// Print (or follow, -f) the logs of a run's attempts.
     Logs(logs::LogsArgs),
+    #[cfg(feature = "cluster")]
     /// Follow a submitted run to its end, as `submit --wait` does.
     Wait(wait::WaitArgs),
+    #[cfg(feature = "cluster")]
     /// Cancel runs (or every run of a suite).
     Cancel(cancel::CancelArgs),
+    #[cfg(feature = "cluster")]
     /// Run again what did not pass in a run (or suite) in the cluster.
     Rerun(rerun::RerunArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -92,6 +115,7 @@ pub fn main(cli: Cli) -> i32 {
     // not answer; the client library's own retries are not shown unless a
     // log filter was asked for.
     let filter = match &cli.command {
+        #[cfg(feature = "cluster")]
         Command::Controller(_) => cli.log.clone(),
         _ if cli.log == DEFAULT_LOG => format!("{DEFAULT_LOG},kube_client=off,kube_runtime=off"),
         _ => cli.log.clone(),
@@ -101,14 +125,22 @@ pub fn main(cli: Cli) -> i32 {
         Command::Validate(a) => validate::validate(&a),
         Command::Plan(a) => validate::plan(&a),
         Command::Run(a) => run::run(&a),
+        #[cfg(feature = "cluster")]
         Command::Controller(a) => controller::controller(&a),
+        #[cfg(feature = "cluster")]
         Command::Submit(a) => submit::submit(&a),
         Command::Report(a) => report::report(&a),
+        #[cfg(feature = "cluster")]
         Command::List(a) => list::list(&a),
+        #[cfg(feature = "cluster")]
         Command::Get(a) => get::get(&a),
+        #[cfg(feature = "cluster")]
         Command::Logs(a) => logs::logs(&a),
+        #[cfg(feature = "cluster")]
         Command::Wait(a) => wait::wait(&a),
+        #[cfg(feature = "cluster")]
         Command::Cancel(a) => cancel::cancel(&a),
+        #[cfg(feature = "cluster")]
         Command::Rerun(a) => rerun::rerun(&a),
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -120,10 +152,12 @@ pub fn main(cli: Cli) -> i32 {
             );
             0
         }
+        #[cfg(feature = "cluster")]
         Command::Crds { markdown: true } => {
             print!("{}", crate::api::reference::resources_markdown());
             0
         }
+        #[cfg(feature = "cluster")]
         Command::Crds { markdown: false } => match crate::api::crds_yaml() {
             Ok(yaml) => {
                 print!("{yaml}");
@@ -231,6 +265,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "cluster")]
     #[test]
     fn the_help_of_crds_names_every_kind_it_prints() {
         let mut cli = super::Cli::command();

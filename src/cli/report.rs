@@ -3,9 +3,11 @@
 
 use std::path::PathBuf;
 
+#[cfg(feature = "cluster")]
 use kube::Api;
 
 use super::common::EXIT_BAD_INPUT;
+#[cfg(feature = "cluster")]
 use crate::api::{CategoryRun, TestLayerRun};
 use crate::parse_words::{json_from_str, json_from_value};
 use crate::report::RunReport;
@@ -111,6 +113,14 @@ fn from_file(file: &PathBuf, layer: Option<&str>) -> Result<RunReport, String> {
     })
 }
 
+#[cfg(not(feature = "cluster"))]
+fn from_cluster(_a: &ReportArgs, name: &str) -> Result<RunReport, String> {
+    Err(format!(
+        "--run {name}: this testlayer was built without the cluster verbs (--no-default-features); build it with them to read a run from a cluster"
+    ))
+}
+
+#[cfg(feature = "cluster")]
 fn from_cluster(a: &ReportArgs, name: &str) -> Result<RunReport, String> {
     let rt = tokio::runtime::Runtime::new()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;

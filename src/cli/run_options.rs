@@ -141,6 +141,7 @@ impl OverrideArgs {
     }
 
     /// The overrides as a TestLayerRun's `spec.overrides`, if any is set.
+    #[cfg(feature = "cluster")]
     pub(super) fn to_spec(&self) -> Option<serde_json::Value> {
         let mut o = serde_json::Map::new();
         if let Some(s) = self.strategy {

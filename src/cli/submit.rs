@@ -63,14 +63,6 @@ fn spec(a: &SubmitArgs, layer: &str) -> Result<serde_json::Value, String> {
     Ok(spec)
 }
 
-/// The labels `--label` gives a run.
-pub(super) fn labels(a: &SubmitArgs) -> serde_json::Map<String, serde_json::Value> {
-    a.labels
-        .iter()
-        .map(|(k, v)| (k.clone(), json!(v)))
-        .collect()
-}
-
 /// The spec of a rerun of `old` (read from namespace `ns`).
 async fn rerun_spec(
     a: &SubmitArgs,
@@ -149,7 +141,7 @@ async fn submit_async(a: &SubmitArgs) -> i32 {
             }
         },
     };
-    let mut meta = json!({"labels": labels(a)});
+    let mut meta = json!({"labels": a.label_map()});
     match (&a.name, &a.rerun_failed) {
         (Some(n), _) => meta["name"] = json!(n),
         (None, Some(old)) => {

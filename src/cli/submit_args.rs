@@ -71,6 +71,16 @@ pub struct SubmitArgs {
     pub overrides: OverrideArgs,
 }
 
+impl SubmitArgs {
+    /// The labels `--label` gives a run.
+    pub(super) fn label_map(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.labels
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
+            .collect()
+    }
+}
+
 fn label(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),

@@ -159,7 +159,7 @@ async fn create_and_follow(
         if let Some(ttl) = a.ttl {
             spec["ttlSecondsAfterFinished"] = json!(ttl);
         }
-        let mut labels = super::submit::labels(a);
+        let mut labels = a.label_map();
         labels.insert(LABEL_SUITE.to_string(), json!(planned.name));
         let obj = json!({"apiVersion": "testlayer.dev/v1alpha1", "kind": "TestLayerRun",
             "metadata": {"name": run_name,
