@@ -864,3 +864,57 @@ async fn mistakes_are_named_and_no_secret_shows_in_status_events_or_logs() {
         assert!(!logged.contains(s), "{s} in the controller's logs");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suite_notifies_once_with_its_outcome_when_its_last_run_ended() {
+    capture_logs();
+    let fx = Fixture::new("notify-suite").await;
+    secret(&fx, "hook", json!({"key": HMAC_KEY})).await;
+    let rx = Receiver::start(vec![200], Duration::ZERO).await;
+    let config = "layers:\n  fast:\n    execution_mode: sequential\n    categories:\n      - name: smoke\n        timeout_seconds: 30\n        command: \"echo '1 failed in 0.1s'; exit 1\"\n  slow:\n    execution_mode: sequential\n    categories:\n      - name: e2e\n        timeout_seconds: 30\n        command: \"sleep 3; echo '4 passed in 3s'\"\n";
+    for layer in ["fast", "slow"] {
+        let name = format!("s1-{layer}");
+        let mut run = test_layer_run(
+            &name,
+            layer,
+            config,
+            json!({"notify": [webhook(&format!("{}/suite", rx.url), "Always")]}),
+        );
+        run.metadata.labels = Some([("testlayer.dev/suite".to_string(), "s1".to_string())].into());
+        run.metadata.annotations = Some(
+            [(
+                "testlayer.dev/suite-layers".to_string(),
+                "fast,slow".to_string(),
+            )]
+            .into(),
+        );
+        fx.runs()
+            .create(&PostParams::default(), &run)
+            .await
+            .expect("a suite run");
+    }
+    // The first run by name tells the suite's outcome, once the last ended.
+    let (_, n) = settled(&fx, "s1-fast", 1).await;
+    assert_eq!(
+        (n[0].state, n[0].outcome),
+        (NotificationState::Sent, LayerPhase::Failed),
+        "{n:?}"
+    );
+    let other = fx.wait_done("s1-slow", Duration::from_secs(60)).await;
+    assert!(other.status.unwrap_or_default().notifications.is_empty());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = rx.requests();
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let doc = got[0].json();
+    assert_schema_valid(&doc);
+    assert_eq!(
+        (doc["suite"].as_str(), doc["outcome"].as_str()),
+        (Some("s1"), Some("Failed"))
+    );
+    assert_eq!(
+        doc["counts"],
+        json!({"passed": 4, "failed": 1, "skipped": 0})
+    );
+    assert_eq!(doc["runs"].as_array().map(Vec::len), Some(2));
+    assert!(doc["completionTime"].is_string());
+}

@@ -5,6 +5,7 @@
 mod frozen;
 mod gates;
 mod invalid;
+mod notifications;
 mod refused;
 mod reports;
 mod reruns;

@@ -436,7 +436,7 @@ impl World {
 
     /// Applies writes in order, as the apiserver would; `true` when it
     /// refused a Pod (the writes after it are not made).
-    fn apply(&mut self, writes: Vec<Write>) -> bool {
+    pub fn apply(&mut self, writes: Vec<Write>) -> bool {
         let wall = Time(self.now);
         for w in writes {
             match w {
