@@ -34,7 +34,7 @@ pub struct NotifyTarget {
 }
 
 /// When a target is notified.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum NotifyWhen {
     /// After every run.
     Always,
@@ -44,6 +44,23 @@ pub enum NotifyWhen {
     /// After a run whose outcome differs from the previous run's (a first
     /// run counts as a change).
     OnChange,
+}
+
+// Read as a string first, so that a wrong value is told in words (a
+// template's spec is read from a JSON value, where serde's own words for an
+// enum name its representation).
+impl<'de> Deserialize<'de> for NotifyWhen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "Always" => Ok(NotifyWhen::Always),
+            "OnFailure" => Ok(NotifyWhen::OnFailure),
+            "OnChange" => Ok(NotifyWhen::OnChange),
+            other => Err(serde::de::Error::custom(format!(
+                "unknown value {other:?}; use Always, OnFailure or OnChange"
+            ))),
+        }
+    }
 }
 
 impl NotifyWhen {
