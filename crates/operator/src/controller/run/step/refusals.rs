@@ -15,13 +15,9 @@
 //! the status still shows the refusal, the first step tries the create at
 //! once, and the backoff starts again from 2 s.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::ResourceExt;
 
 use super::attempts::offset;
 use super::observed::Refusal;
@@ -65,59 +61,6 @@ pub fn retry_in(r: Option<&Refusal>, now: Timestamp) -> Option<Duration> {
     let waited = offset(&r.last, &now);
     let wait = backoff(r.count);
     (waited < wait).then(|| wait - waited)
-}
-
-/// The refusals a step decides from: those this controller remembers,
-/// and every Pod of the run that exists under an attempt's name with
-/// another owner than the run's CategoryRuns (`owners`, uids): one of a
-/// CategoryRun deleted and made again, never adopted. Its create is held
-/// back (looked at again every [`FIRST_BACKOFF`]) until it is gone. A
-/// remembered "it exists" whose Pod the cache shows as the attempt's own
-/// (the create's answer was lost, the Pod is ours) is no refusal.
-pub fn seen(
-    remembered: &BTreeMap<String, Refusal>,
-    pods: &[Arc<Pod>],
-    owners: &BTreeSet<&str>,
-    now: Timestamp,
-) -> BTreeMap<String, Refusal> {
-    let mut seen = remembered.clone();
-    for p in pods {
-        let name = p.name_any();
-        let controller = p
-            .owner_references()
-            .iter()
-            .find(|o| o.controller == Some(true));
-        match controller {
-            Some(o) if owners.contains(o.uid.as_str()) => {
-                seen.remove(&name);
-            }
-            _ => {
-                let owner = controller.map_or_else(
-                    || "no owner".to_string(),
-                    |o| format!("{} {} with uid {}", o.kind, o.name, o.uid),
-                );
-                let message = format!(
-                    "pod {name} exists and belongs to another owner ({owner}); waiting for it to be removed"
-                );
-                let r = seen.get(&name).map_or(
-                    Refusal {
-                        message: message.clone(),
-                        first: now,
-                        last: now,
-                        count: 1,
-                    },
-                    |r| Refusal {
-                        message: message.clone(),
-                        last: r.last.max(now),
-                        count: r.count.max(1),
-                        ..r.clone()
-                    },
-                );
-                seen.insert(name, r);
-            }
-        }
-    }
-    seen
 }
 
 /// The sentence of a category whose attempt `a` is refused.

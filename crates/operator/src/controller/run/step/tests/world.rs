@@ -138,8 +138,6 @@ pub struct World {
     /// Nodes that are not Ready, as the controller would see them.
     pub nodes_down: BTreeMap<String, NodeDown>,
     scripts: ScriptFn,
-    /// Names of every CategoryRun ever created.
-    crs_made: std::collections::BTreeSet<String>,
     start: Timestamp,
     next_rv: u64,
     /// Pods' scheduled ends (container end, or removal after deletion).
@@ -195,7 +193,6 @@ impl World {
             crs: BTreeMap::new(),
             invalid: BTreeMap::new(),
             pods: BTreeMap::new(),
-            crs_made: Default::default(),
             test_cases: BTreeMap::new(),
             others: Vec::new(),
             config_maps: BTreeMap::new(),
@@ -475,14 +472,7 @@ impl World {
                         if self.crs.contains_key(&name) {
                             continue;
                         }
-                        // A CategoryRun made again under its name is a new
-                        // object: a new uid.
-                        let uid = if self.crs_made.insert(name.clone()) {
-                            format!("uid-{name}")
-                        } else {
-                            format!("uid-{name}-{}", self.next_rv)
-                        };
-                        cr.metadata.uid = Some(uid);
+                        cr.metadata.uid = Some(format!("uid-{name}"));
                         cr.metadata.generation = Some(1);
                         cr.metadata.resource_version = Some(self.rv());
                         cr.metadata.creation_timestamp = Some(wall.clone());
@@ -503,16 +493,10 @@ impl World {
                             continue;
                         }
                         self.writes.push(format!("create pod {name}"));
+                        self.refused.remove(&name);
                         if self.pods.contains_key(&name) {
-                            // 409, as the apiserver answers: remembered,
-                            // the step's later writes left to the next.
-                            let message = format!("a Pod named {name} exists already");
-                            let r = Refusal::after(self.refused.get(&name), &message, self.now);
-                            self.refused.insert(name.clone(), r);
-                            refused = true;
                             continue;
                         }
-                        self.refused.remove(&name);
                         let attempt: u32 = name
                             .rsplit('-')
                             .next()
