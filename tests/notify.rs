@@ -15,9 +15,11 @@ use std::time::Duration;
 use common::{Fixture, eventually, test_layer_run};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{ListParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use testlayer::api::{LayerPhase, NotificationState, NotificationStatus, TestLayerRun};
+use testlayer::api::{
+    LayerPhase, NotificationState, NotificationStatus, TestLayerRun, TestLayerSchedule,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -917,4 +919,67 @@ async fn a_suite_notifies_once_with_its_outcome_when_its_last_run_ended() {
     );
     assert_eq!(doc["runs"].as_array().map(Vec::len), Some(2));
     assert!(doc["completionTime"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedules_template_notify_flows_into_its_runs() {
+    capture_logs();
+    let fx = Fixture::new("notify-sched").await;
+    secret(&fx, "hook", json!({"key": HMAC_KEY})).await;
+    let rx = Receiver::start(vec![200], Duration::ZERO).await;
+    let notify = json!([webhook(&format!("{}/nightly", rx.url), "Always")]);
+    let schedule: TestLayerSchedule = serde_json::from_value(json!({
+        "apiVersion": "testlayer.dev/v1alpha1", "kind": "TestLayerSchedule",
+        "metadata": {"name": "nightly"},
+        "spec": {"schedule": "*/3 * * * * *", "concurrencyPolicy": "Forbid",
+            "template": {"spec": {"layer": "nightly", "image": "busybox",
+                "config": {"inline": config(FAIL)}, "notify": notify}}},
+    }))
+    .expect("schedule");
+    let api = fx.api::<TestLayerSchedule>();
+    api.create(&PostParams::default(), &schedule)
+        .await
+        .expect("schedule");
+    let first = eventually(
+        Duration::from_secs(30),
+        "a run of the schedule",
+        async || {
+            let runs = fx
+                .runs()
+                .list(&ListParams::default().labels("testlayer.dev/schedule=nightly"))
+                .await
+                .expect("runs");
+            runs.items.into_iter().next()
+        },
+    )
+    .await;
+    api.patch(
+        "nightly",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"suspend": true}})),
+    )
+    .await
+    .expect("suspend");
+    let name = first.metadata.name.clone().expect("a name");
+    assert_eq!(
+        serde_json::to_value(&first.spec.notify).expect("json"),
+        notify
+    );
+    let (_, n) = settled(&fx, &name, 1).await;
+    assert_eq!(n[0].state, NotificationState::Sent, "{n:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let told: Vec<Value> = rx
+        .requests()
+        .iter()
+        .map(Received::json)
+        .filter(|d| d["name"] == name.as_str())
+        .collect();
+    assert_eq!(told.len(), 1, "{told:#?}");
+    assert_schema_valid(&told[0]);
+    assert_eq!(told[0]["schedule"], "nightly");
+    assert_eq!(
+        told[0]["suite"],
+        Value::Null,
+        "a tick of one layer is told as its run"
+    );
 }

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::api::names::{ANNOTATION_REVISION, LABEL_SCHEDULE, LABEL_SUITE, LABEL_TRIGGER};
+use crate::api::names::{ANNOTATION_REVISION, LABEL_SCHEDULE, LABEL_TRIGGER};
 use crate::api::{CategoryRun, ConditionType, LayerPhase, TestLayerRun};
 use crate::plan::Phase;
 
@@ -29,6 +29,9 @@ pub struct Subject<'a> {
     /// Every run told of (the leader alone, or the suite's runs) with its
     /// CategoryRuns.
     pub runs: &'a [(TestLayerRun, Vec<CategoryRun>)],
+    /// The suite whose outcome this is (`None`: the leader's own; also for
+    /// a suite of one layer, a schedule's tick).
+    pub suite: Option<&'a str>,
 }
 
 fn label<'a>(r: &'a TestLayerRun, key: &str) -> Option<&'a str> {
@@ -37,7 +40,7 @@ fn label<'a>(r: &'a TestLayerRun, key: &str) -> Option<&'a str> {
 
 impl Subject<'_> {
     fn suite(&self) -> Option<&str> {
-        label(self.leader, LABEL_SUITE)
+        self.suite
     }
 
     fn revision(&self) -> Option<&str> {

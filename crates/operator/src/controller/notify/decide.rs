@@ -352,6 +352,29 @@ mod tests {
     }
 
     #[test]
+    fn a_tick_of_one_layer_is_told_as_its_run() {
+        let t = vec![slack(NotifyWhen::OnChange)];
+        let tick = |name: &str, created: i64, phase| {
+            let mut r = (*labelled(
+                run(name, created, Some(phase), t.clone()),
+                &[(LABEL_SUITE, name), (LABEL_SCHEDULE, "nightly")],
+                "unit",
+            ))
+            .clone();
+            r.metadata.annotations =
+                Some([(ANNOTATION_SUITE_LAYERS.to_string(), "unit".to_string())].into());
+            Arc::new(r)
+        };
+        let first = tick("nightly-1", 1, Failed);
+        let second = tick("nightly-2", 2, Failed);
+        let third = tick("nightly-3", 3, Succeeded);
+        assert_eq!(states(&decide(&first, &[], &now())), vec![Pending]);
+        let all = [first, second.clone(), third.clone()];
+        assert_eq!(states(&decide(&second, &all, &now())), vec![Skipped]);
+        assert_eq!(states(&decide(&third, &all, &now())), vec![Pending]);
+    }
+
+    #[test]
     fn a_commit_status_without_a_revision_is_recorded_failed_not_sent() {
         let gh = NotifyTarget {
             when: NotifyWhen::Always,

@@ -14,7 +14,7 @@ use crate::api::{LayerPhase, TestLayerRun};
 /// What a finished run tells.
 #[derive(Debug, Clone)]
 pub enum Scope {
-    /// Its own outcome.
+    /// Its own outcome (also that of a run alone in a suite of one layer).
     Alone(LayerPhase),
     /// Its suite's outcome: it leads the suite (the first of its runs by
     /// name) and every run of the suite ended. `runs`: the suite's runs,
@@ -88,9 +88,6 @@ pub fn scope(run: &Arc<TestLayerRun>, runs: &[Arc<TestLayerRun>]) -> Option<Scop
         .map(|r| (r.name_any(), r.clone()))
         .collect();
     members.insert(run.name_any(), run.clone());
-    if members.keys().next() != Some(&run.name_any()) {
-        return Some(Scope::NotLeader);
-    }
     let layers: Vec<&str> = run
         .annotations()
         .get(ANNOTATION_SUITE_LAYERS)
@@ -101,6 +98,14 @@ pub fn scope(run: &Arc<TestLayerRun>, runs: &[Arc<TestLayerRun>]) -> Option<Scop
                 .collect()
         })
         .unwrap_or_default();
+    // A suite of one layer (a schedule's or trigger's tick of one layer)
+    // is its run.
+    if layers.len() <= 1 && members.len() == 1 {
+        return Some(Scope::Alone(own));
+    }
+    if members.keys().next() != Some(&run.name_any()) {
+        return Some(Scope::NotLeader);
+    }
     let all_made = layers
         .iter()
         .all(|l| members.values().any(|r| r.spec.layer == *l));

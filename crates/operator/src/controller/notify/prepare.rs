@@ -97,7 +97,11 @@ fn secret_url(at: &str, r: &SecretKeyRef, value: &str) -> Result<Uri, NotifyErro
 
 /// The runs told of, with their CategoryRuns, as the caches hold them:
 /// the suite's when `run` tells its suite's outcome, else `run` alone.
-fn told(ctx: &Context, run: &TestLayerRun, ns: &str) -> Vec<(TestLayerRun, Vec<CategoryRun>)> {
+fn told(
+    ctx: &Context,
+    run: &TestLayerRun,
+    ns: &str,
+) -> (Option<String>, Vec<(TestLayerRun, Vec<CategoryRun>)>) {
     let runs: Vec<std::sync::Arc<TestLayerRun>> = ctx
         .runs
         .state()
@@ -107,18 +111,20 @@ fn told(ctx: &Context, run: &TestLayerRun, ns: &str) -> Vec<(TestLayerRun, Vec<C
         .map(|r| ctx.own.runs.fresher(r))
         .collect();
     let me = std::sync::Arc::new(run.clone());
-    let members: Vec<TestLayerRun> = match scope(&me, &runs) {
-        Some(Scope::Suite { runs, .. }) => runs
-            .iter()
-            .map(|r| {
-                if r.name_any() == run.name_any() {
-                    run.clone()
-                } else {
-                    (**r).clone()
-                }
-            })
-            .collect(),
-        _ => vec![run.clone()],
+    let (suite, members): (Option<String>, Vec<TestLayerRun>) = match scope(&me, &runs) {
+        Some(Scope::Suite { suite, runs, .. }) => (
+            Some(suite),
+            runs.iter()
+                .map(|r| {
+                    if r.name_any() == run.name_any() {
+                        run.clone()
+                    } else {
+                        (**r).clone()
+                    }
+                })
+                .collect(),
+        ),
+        _ => (None, vec![run.clone()]),
     };
     let crs: Vec<std::sync::Arc<CategoryRun>> = ctx
         .category_runs
@@ -127,7 +133,7 @@ fn told(ctx: &Context, run: &TestLayerRun, ns: &str) -> Vec<(TestLayerRun, Vec<C
         .filter(|c| c.namespace().as_deref() == Some(ns))
         .filter_map(|c| c.valid().cloned())
         .collect();
-    members
+    let told = members
         .into_iter()
         .map(|r| {
             let name = r.name_any();
@@ -138,7 +144,8 @@ fn told(ctx: &Context, run: &TestLayerRun, ns: &str) -> Vec<(TestLayerRun, Vec<C
                 .collect();
             (r, mine)
         })
-        .collect()
+        .collect();
+    (suite, told)
 }
 
 fn json(v: &serde_json::Value) -> Bytes {
@@ -164,11 +171,12 @@ pub async fn prepare(
             "{at}: set exactly one of webhook, slack and githubStatus"
         ))
     })?;
-    let runs = told(ctx, run, &ns);
+    let (suite, runs) = told(ctx, run, &ns);
     let subject = Subject {
         leader: run,
         outcome,
         runs: &runs,
+        suite: suite.as_deref(),
     };
     let mut secrets = Vec::new();
     let mut headers = Vec::new();

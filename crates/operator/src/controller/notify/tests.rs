@@ -182,6 +182,7 @@ async fn webhook_documents_as_sent_match_the_schema_and_their_signature() {
         leader: &r,
         outcome: LayerPhase::Failed,
         runs: &runs,
+        suite: None,
     });
     let key = b"hook-secret";
     let sent = doc.to_string();
@@ -241,6 +242,7 @@ async fn webhook_documents_as_sent_match_the_schema_and_their_signature() {
         leader: &a,
         outcome: LayerPhase::Cancelled,
         runs: &suite,
+        suite: Some("s"),
     });
     valid(&v, &doc);
     assert_eq!(doc["suite"], "s");
@@ -250,6 +252,7 @@ async fn webhook_documents_as_sent_match_the_schema_and_their_signature() {
         leader: &b,
         outcome: LayerPhase::Cancelled,
         runs: &alone,
+        suite: None,
     });
     valid(&v, &doc);
     assert_eq!(doc["startTime"], Value::Null);
@@ -283,6 +286,7 @@ async fn slack_and_github_bodies_have_their_documented_shapes() {
         leader: &r,
         outcome: LayerPhase::Failed,
         runs: &runs,
+        suite: None,
     };
     let (_, (_, _, _, bytes)) = over_the_wire(&body::slack(&s), vec![]).await;
     let slack: Value = serde_json::from_slice(&bytes).expect("JSON");
