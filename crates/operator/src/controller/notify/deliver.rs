@@ -45,6 +45,14 @@ const AFTER_ERROR: Duration = Duration::from_secs(5);
 pub const INTERRUPTED: &str =
     "the controller stopped while sending it; not sent again, so that it is sent at most once";
 
+/// Longest `lastError` kept in a status.
+const MAX_ERROR: usize = 500;
+
+/// `why`, at most [`MAX_ERROR`] characters.
+fn bounded(why: &str) -> String {
+    why.chars().take(MAX_ERROR).collect()
+}
+
 /// A notification being handled: namespace, run, run uid, target.
 type Key = (String, String, String, u32);
 
@@ -142,7 +150,7 @@ async fn finish(
         }
         e.state = state;
         e.response_code = code.or(e.response_code);
-        e.last_error = why.map(str::to_string);
+        e.last_error = why.map(bounded);
         e.time = Some(time.clone());
         true
     })
@@ -244,7 +252,9 @@ async fn attempts(
             Some(Answer::Status(c)) => Some(*c),
             _ => None,
         };
-        let retry_why = last.as_ref().map(|a| scrub(&describe(a), &secrets));
+        let retry_why = last
+            .as_ref()
+            .map(|a| bounded(&scrub(&describe(a), &secrets)));
         let marked = update(ctx, api, &name, target, |e: &mut NotificationStatus| {
             let ours = e.state == NotificationState::Pending
                 || (e.state == NotificationState::Sending && e.attempts == attempt - 1);
