@@ -22,6 +22,10 @@ const FORGET_AFTER: Duration = Duration::from_secs(600);
 #[derive(Default)]
 pub struct RefusedCreates {
     refused: Mutex<HashMap<(String, String), (String, Refusal)>>,
+    /// Creates answered 409: a Pod of that name exists (this controller's,
+    /// whose create's answer was lost, or another owner's), with the uid of
+    /// the owner the create was for and when.
+    existing: Mutex<HashMap<(String, String), (String, Timestamp)>>,
 }
 
 impl RefusedCreates {
@@ -41,10 +45,43 @@ impl RefusedCreates {
         m.insert(key, (owner.to_string(), next));
     }
 
-    /// Forgets the refusals of Pod `pod` (it was created, or exists).
+    /// Records that a create of Pod `pod` (for the object with uid `owner`)
+    /// was answered "it exists" at `at`: whose it is, the step asks.
+    pub fn met_existing(&self, namespace: &str, owner: &str, pod: &str, at: Timestamp) {
+        let Ok(mut m) = self.existing.lock() else {
+            return;
+        };
+        let horizon = at
+            .checked_sub(SignedDuration::try_from(FORGET_AFTER).unwrap_or(SignedDuration::MAX))
+            .unwrap_or(Timestamp::MIN);
+        m.retain(|_, (_, t)| *t > horizon);
+        m.insert(
+            (namespace.to_string(), pod.to_string()),
+            (owner.to_string(), at),
+        );
+    }
+
+    /// The Pods (owned by one of `owners`, uids) whose create met a Pod of
+    /// their name.
+    pub fn existing_owned_by(&self, namespace: &str, owners: &BTreeSet<&str>) -> BTreeSet<String> {
+        let Ok(m) = self.existing.lock() else {
+            return BTreeSet::new();
+        };
+        m.iter()
+            .filter(|((ns, _), (owner, _))| ns == namespace && owners.contains(owner.as_str()))
+            .map(|((_, pod), _)| pod.clone())
+            .collect()
+    }
+
+    /// Forgets the refusals of Pod `pod`, and that its create met one of
+    /// its name (it was created).
     pub fn created(&self, namespace: &str, pod: &str) {
+        let key = (namespace.to_string(), pod.to_string());
         if let Ok(mut m) = self.refused.lock() {
-            m.remove(&(namespace.to_string(), pod.to_string()));
+            m.remove(&key);
+        }
+        if let Ok(mut m) = self.existing.lock() {
+            m.remove(&key);
         }
     }
 
@@ -117,6 +154,20 @@ mod tests {
         let r = &m.owned_by("ns", &a)["r-b-1"];
         assert_eq!((r.first, r.count), (t(103), 1));
         assert!(m.owned_by("ns", &BTreeSet::from(["uid-b"])).is_empty());
+
+        // A create that met a Pod of its name is remembered apart, for its
+        // owner, until a create goes through.
+        m.met_existing("ns", "uid-a", "r-d-1", t(104));
+        assert_eq!(
+            m.existing_owned_by("ns", &a),
+            BTreeSet::from(["r-d-1".to_string()])
+        );
+        assert!(
+            m.existing_owned_by("ns", &BTreeSet::from(["uid-b"]))
+                .is_empty()
+        );
+        m.created("ns", "r-d-1");
+        assert!(m.existing_owned_by("ns", &a).is_empty());
 
         // Old refusals are forgotten.
         m.record("ns", "uid-a", "r-c-1", "quota", t(2000));

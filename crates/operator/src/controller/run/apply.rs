@@ -3,8 +3,9 @@
 //! own write (see [`own_writes`](crate::controller::kit::own_writes)). No decisions are made
 //! here: a create of an object that exists is fine (names are
 //! deterministic), a delete of one that is gone is fine, a Pod the apiserver
-//! refuses (400, 403, 422: admission, quota, validation) is remembered as a
-//! fact for the next step (see [`refused`](crate::controller::kit::refused)) and the step's
+//! refuses (400, 403, 422: admission, quota, validation) or that exists
+//! already (the run's own, or another owner's: the step tells) is
+//! remembered as a fact for the next step (see [`refused`](crate::controller::kit::refused)) and the step's
 //! later writes are left to it, anything else (a conflict, a 5xx, a
 //! timeout) stops the reconcile with its error and it is retried.
 
@@ -115,25 +116,17 @@ pub async fn apply(
                             ctx.own.pods.remember(p, true);
                         }
                         Created::Existed(ours) => {
-                            let name = ours.name_any();
-                            match foreign_pod(&api, &ours).await? {
-                                // A Pod of an earlier CategoryRun of the same
-                                // name (deleted, made again): never adopted;
-                                // its create is tried again once it is gone.
-                                Some(owner) => {
-                                    ctx.own.refused.record(
-                                        &ns,
-                                        &controller_uid(&ours).unwrap_or_default(),
-                                        &name,
-                                        &format!(
-                                            "pod {name} exists and belongs to another owner ({owner}); waiting for it to be removed"
-                                        ),
-                                        Timestamp::now(),
-                                    );
-                                    refused = true;
-                                }
-                                None => ctx.own.refused.created(&ns, &name),
-                            }
+                            // The run's own (a create whose answer was
+                            // lost) or another owner's: the step tells,
+                            // knowing the create met it; the step's later
+                            // writes are left to it.
+                            ctx.own.refused.met_existing(
+                                &ns,
+                                &controller_uid(&ours).unwrap_or_default(),
+                                &ours.name_any(),
+                                Timestamp::now(),
+                            );
+                            refused = true;
                         }
                         Created::Refused { error, obj } => {
                             let name = obj.name_any();
@@ -270,27 +263,6 @@ fn controller_uid(obj: &impl Resource) -> Option<String> {
         .iter()
         .find(|o| o.controller == Some(true))
         .map(|o| o.uid.clone())
-}
-
-/// When a Pod of the name of `ours` exists with another controller: that
-/// owner (kind and name), else `None` (it is ours, or gone by now).
-async fn foreign_pod(api: &Api<Pod>, ours: &Pod) -> Result<Option<String>, ControllerError> {
-    let name = ours.name_any();
-    let theirs = api
-        .get_opt(&name)
-        .await
-        .map_err(ControllerError::kube(format!("reading pod {name}")))?;
-    Ok(theirs.and_then(|p| {
-        (controller_uid(&p) != controller_uid(ours)).then(|| {
-            p.owner_references()
-                .iter()
-                .find(|o| o.controller == Some(true))
-                .map_or_else(
-                    || "no owner".to_string(),
-                    |o| format!("{} {} with uid {}", o.kind, o.name, o.uid),
-                )
-        })
-    }))
 }
 
 /// What is kept of a created ConfigMap: its metadata.

@@ -24,8 +24,8 @@ use crate::controller::kit::error::ControllerError;
 use crate::controller::run::build::owned_by;
 use crate::controller::run::frozen_plan::{self, FrozenPlan};
 use crate::controller::run::step::{
-    Answers, AttemptLog, CaseList, ConfigAnswer, FrozenPlanAnswer, LogAnswer, Observed, Question,
-    ReportRead, RerunAnswer, RerunSource,
+    Answers, AttemptLog, CaseList, ConfigAnswer, FrozenPlanAnswer, LogAnswer, Observed, PodOwner,
+    Question, ReportRead, RerunAnswer, RerunSource,
 };
 use crate::controller::shared::claims::{Grant, RecordedClaim, SharedView};
 use crate::history::measured;
@@ -113,6 +113,7 @@ pub fn gather(ctx: &Context, run: &Arc<TestLayerRun>, answers: Answers) -> Obser
         .filter_map(|c| c.metadata.uid.as_deref())
         .collect();
     let refused = ctx.own.refused.owned_by(&ns, &owners);
+    let existing = ctx.own.refused.existing_owned_by(&ns, &owners);
     let shared = shared_view(ctx, &ns);
     let nodes_down = crate::controller::run::node_health::nodes_down(
         &ctx.nodes,
@@ -126,6 +127,7 @@ pub fn gather(ctx: &Context, run: &Arc<TestLayerRun>, answers: Answers) -> Obser
         pods,
         runs,
         refused,
+        existing,
         shared,
         nodes_down,
         answers,
@@ -210,6 +212,7 @@ enum Answer {
     Config(ConfigAnswer),
     FrozenPlan(FrozenPlanAnswer),
     PodExists(String, bool),
+    PodOwner(String, PodOwner),
     Logs(String, LogAnswer),
     Unready(Vec<String>),
     Rerun(RerunAnswer),
@@ -239,6 +242,14 @@ pub async fn ask(
                         .is_some();
                     Answer::PodExists(p, exists)
                 }
+                Question::PodOwner(p) => {
+                    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+                    let found = pods
+                        .get_opt(&p)
+                        .await
+                        .map_err(ControllerError::kube(format!("reading pod {p}")))?;
+                    Answer::PodOwner(p, found.as_ref().map_or(PodOwner::Gone, owner_of))
+                }
                 Question::Logs(p, report) => {
                     let log = match report {
                         None => logs(ctx, &ns, &p).await.map(AttemptLog::plain),
@@ -265,6 +276,9 @@ pub async fn ask(
             Answer::PodExists(p, e) => {
                 answers.pod_exists.insert(p, e);
             }
+            Answer::PodOwner(p, o) => {
+                answers.pod_owners.insert(p, o);
+            }
             Answer::Logs(p, l) => {
                 answers.logs.insert(p, l);
             }
@@ -274,6 +288,24 @@ pub async fn ask(
         }
     }
     Ok(())
+}
+
+/// Whose `pod` is: its controller's uid and, in words, which object.
+fn owner_of(pod: &Pod) -> PodOwner {
+    match pod
+        .owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true))
+    {
+        Some(o) => PodOwner::Of {
+            uid: o.uid.clone(),
+            described: format!("{} {} with uid {}", o.kind, o.name, o.uid),
+        },
+        None => PodOwner::Of {
+            uid: String::new(),
+            described: "no owner".to_string(),
+        },
+    }
 }
 
 async fn logs(ctx: &Context, ns: &str, pod: &str) -> Result<String, String> {

@@ -13,7 +13,7 @@ use super::categories::Categories;
 use super::observed::Observed;
 use super::order::{Pending, order};
 use super::writes::{Next, Step, note, wall_clock};
-use super::{claims, deadlock, run_status};
+use super::{claims, deadlock, refusals, run_status};
 use crate::api::{LayerPhase, TestLayerRunStatus};
 use crate::controller::shared::claims::describe_claim;
 use crate::layer::LayerPlan;
@@ -100,7 +100,17 @@ pub fn advance(
         now_offset,
         status.start_time.is_some() && decision.blocked_on_resources,
     );
-    let mut carried = cats.carry_out(layer, &decision, &o.answers, &o.refused, now);
+    let owners = o
+        .category_runs
+        .iter()
+        .filter_map(|c| c.metadata.uid.as_deref())
+        .collect();
+    let existing = refusals::existing(o, &owners, now);
+    if !existing.questions.is_empty() {
+        // Whose the Pods in the way of creates are, before deciding.
+        return Step::ask(existing.questions);
+    }
+    let mut carried = cats.carry_out(layer, &decision, &o.answers, &existing, now);
     if !carried.questions.is_empty() {
         // The logs of attempts about to be stopped, read before their Pods go.
         return Step::ask(carried.questions);

@@ -15,7 +15,7 @@ use super::attempts::{
     LostBounds, category_obs, caused_by, complete_lost, offset, stop_record, stored, sync_attempts,
 };
 use super::log_results::{keep_test_cases, read_results};
-use super::observed::{Answers, Observed, Question, Refusal};
+use super::observed::{Answers, Observed, Question};
 use super::refusals;
 use super::writes::{note, wall_clock};
 use crate::api::names::{LABEL_ATTEMPT, LABEL_CATEGORY};
@@ -230,16 +230,18 @@ impl Categories {
     }
 
     /// Carries out the planner's actions on the statuses, and says what the
-    /// cluster must do for them; Pods the apiserver refused (`refused`) are
-    /// created again once their backoff is over.
+    /// cluster must do for them; Pods the apiserver refused, or that another
+    /// owner's Pod of their name is in the way of (`existing`), are created
+    /// again once their backoff is over.
     pub fn carry_out(
         &mut self,
         layer: &LayerPlan,
         d: &Decision,
         answers: &Answers,
-        refused: &BTreeMap<String, Refusal>,
+        existing: &refusals::Existing,
         now: Timestamp,
     ) -> Carried {
+        let refused = &existing.refused;
         let wall = wall_clock(now);
         let mut out = Carried::default();
         for action in &d.actions {
@@ -257,7 +259,10 @@ impl Categories {
                     // tried again below once its backoff is over.
                     let refusal = refused.get(&pod_name);
                     if refusal.is_none() {
-                        out.pods_to_create.push(pod);
+                        // One whose create's answer was lost exists: started.
+                        if !existing.ours.contains(&pod_name) {
+                            out.pods_to_create.push(pod);
+                        }
                         out.started += 1;
                     }
                     let started = refusal.map_or_else(|| wall.clone(), |r| wall_clock(r.first));
@@ -364,23 +369,23 @@ impl Categories {
                 }
             }
         }
-        self.retry_refused(refused, now, &mut out);
+        self.retry_refused(existing, now, &mut out);
         out
     }
 
     /// The Pods of refused attempts (not being stopped) created again once
     /// their backoff is over; the words of newer refusals recorded.
-    fn retry_refused(
-        &mut self,
-        refused: &BTreeMap<String, Refusal>,
-        now: Timestamp,
-        out: &mut Carried,
-    ) {
+    fn retry_refused(&mut self, existing: &refusals::Existing, now: Timestamp, out: &mut Carried) {
+        let refused = &existing.refused;
         for c in &mut self.items {
             let Some(a) = c.status.attempts.last_mut() else {
                 continue;
             };
-            if !refusals::is_refused(a) || a.stop.is_some() || c.pods.contains_key(&a.number) {
+            if !refusals::is_refused(a)
+                || a.stop.is_some()
+                || c.pods.contains_key(&a.number)
+                || existing.ours.contains(&a.pod_name)
+            {
                 continue;
             }
             let refusal = refused.get(&a.pod_name);

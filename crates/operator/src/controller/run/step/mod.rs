@@ -44,7 +44,7 @@ use k8s_openapi::jiff::Timestamp;
 pub use attempts::{offset, stored};
 pub use observed::{
     Answers, AttemptLog, CaseList, ConfigAnswer, FrozenPlanAnswer, LogAnswer, NodeDown, Observed,
-    Question, Refusal, ReportRead, RerunAnswer, RerunSource,
+    PodOwner, Question, Refusal, ReportRead, RerunAnswer, RerunSource,
 };
 pub use spec::{resolve, spec_changed, spec_hash};
 pub use writes::{Next, Step, Write};

@@ -4,7 +4,7 @@
 //! earlier step of the same reconcile asked.
 
 pub use crate::controller::kit::refused::Refusal;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -31,6 +31,9 @@ pub struct Observed {
     /// The Pods of its CategoryRuns that the apiserver refused to create, by
     /// Pod name, as this controller remembers them (none after a restart).
     pub refused: BTreeMap<String, Refusal>,
+    /// The Pods of its CategoryRuns whose create was answered "it exists"
+    /// (whose it is, a [`Question::PodOwner`] tells when the cache does not).
+    pub existing: BTreeSet<String>,
     /// The shared resources of its namespace: capacities, grants, claims.
     pub shared: crate::controller::shared::claims::SharedView,
     /// The nodes of its Pods that are not Ready, by node name (none when
@@ -62,6 +65,9 @@ pub enum Question {
     FrozenPlan,
     /// Does this Pod exist? (It is missing from the cache.)
     PodExists(String),
+    /// Whose is this Pod? (Its create met one of its name, which the cache
+    /// does not show.)
+    PodOwner(String),
     /// The log of this Pod's test container, and the JUnit report in it
     /// when the category names one (its path, for messages).
     Logs(String, Option<String>),
@@ -159,6 +165,20 @@ impl PartialEq for RerunAnswer {
 // Decoded objects compare equal to themselves (their numbers are never NaN).
 impl Eq for RerunAnswer {}
 
+/// Whose a Pod is, as read from the apiserver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodOwner {
+    /// There is no Pod of that name (any more).
+    Gone,
+    /// It is controlled by the object with this uid (empty: by none).
+    Of {
+        /// The controller's uid.
+        uid: String,
+        /// The controller, in words (`CategoryRun x with uid y`).
+        described: String,
+    },
+}
+
 /// The log of a Pod, or why it could not be read.
 pub type LogAnswer = Result<AttemptLog, String>;
 
@@ -212,6 +232,8 @@ pub struct Answers {
     pub frozen_plan: Option<FrozenPlanAnswer>,
     /// [`Question::PodExists`], by Pod name.
     pub pod_exists: BTreeMap<String, bool>,
+    /// [`Question::PodOwner`], by Pod name.
+    pub pod_owners: BTreeMap<String, PodOwner>,
     /// [`Question::Logs`], by Pod name.
     pub logs: BTreeMap<String, LogAnswer>,
     /// [`Question::UnreadyServices`]: the services without a ready endpoint.
@@ -229,6 +251,7 @@ impl Answers {
             Question::Config => self.config.is_some(),
             Question::FrozenPlan => self.frozen_plan.is_some(),
             Question::PodExists(p) => self.pod_exists.contains_key(p),
+            Question::PodOwner(p) => self.pod_owners.contains_key(p),
             Question::Logs(p, _) => self.logs.contains_key(p),
             Question::UnreadyServices(_) => self.unready_services.is_some(),
             Question::RerunSource(_) => self.rerun.is_some(),

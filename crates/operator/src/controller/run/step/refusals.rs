@@ -15,12 +15,14 @@
 //! the status still shows the refusal, the first step tries the create at
 //! once, and the backoff starts again from 2 s.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 
 use super::attempts::offset;
-use super::observed::Refusal;
+use super::observed::{Observed, PodOwner, Question, Refusal};
 use super::writes::note;
 use crate::api::{AttemptStatus, CategoryRun, CategoryRunStatus};
 use crate::controller::status::conditions::{Stall, bounded};
@@ -61,6 +63,84 @@ pub fn retry_in(r: Option<&Refusal>, now: Timestamp) -> Option<Duration> {
     let waited = offset(&r.last, &now);
     let wait = backoff(r.count);
     (waited < wait).then(|| wait - waited)
+}
+
+/// What the step makes of the Pod creates that met a Pod of their name.
+#[derive(Debug, Default)]
+pub struct Existing {
+    /// The refusals to decide from: those remembered, and each Pod of
+    /// another owner in the way of an attempt's (never adopted: its create
+    /// waits, looked at again every [`FIRST_BACKOFF`], until it is gone).
+    pub refused: BTreeMap<String, Refusal>,
+    /// Pods that are the attempts' own though the cache does not show them
+    /// yet (a create whose answer was lost): started, not created again.
+    pub ours: BTreeSet<String>,
+    /// Whose Pods to ask the apiserver, when the cache does not say.
+    pub questions: Vec<Question>,
+}
+
+/// Decides, for every Pod whose create met one of its name (`o.existing`),
+/// whose it is: from the cache when it shows the Pod, else from the
+/// apiserver's answer (asked for when missing). `owners`: the uids of the
+/// run's CategoryRuns.
+pub fn existing(o: &Observed, owners: &BTreeSet<&str>, now: Timestamp) -> Existing {
+    let mut out = Existing {
+        refused: o.refused.clone(),
+        ..Existing::default()
+    };
+    for name in &o.existing {
+        let cached = o.pods.iter().find(|p| p.name_any() == *name);
+        let owner = match cached {
+            Some(p) => match p
+                .owner_references()
+                .iter()
+                .find(|r| r.controller == Some(true))
+            {
+                Some(r) => PodOwner::Of {
+                    uid: r.uid.clone(),
+                    described: format!("{} {} with uid {}", r.kind, r.name, r.uid),
+                },
+                None => PodOwner::Of {
+                    uid: String::new(),
+                    described: "no owner".into(),
+                },
+            },
+            None => match o.answers.pod_owners.get(name) {
+                Some(a) => a.clone(),
+                None => {
+                    out.questions.push(Question::PodOwner(name.clone()));
+                    continue;
+                }
+            },
+        };
+        match owner {
+            // Gone: its create is tried again.
+            PodOwner::Gone => {}
+            // The attempt's own: the cache shows it (synced already) or
+            // will.
+            PodOwner::Of { uid, .. } if owners.contains(uid.as_str()) => {
+                if cached.is_none() {
+                    out.ours.insert(name.clone());
+                }
+            }
+            PodOwner::Of { described, .. } => {
+                let message = format!(
+                    "pod {name} exists and belongs to another owner ({described}); waiting for it to be removed"
+                );
+                let first = out.refused.get(name).map_or(now, |r| r.first);
+                out.refused.insert(
+                    name.clone(),
+                    Refusal {
+                        message,
+                        first,
+                        last: now,
+                        count: 1,
+                    },
+                );
+            }
+        }
+    }
+    out
 }
 
 /// The sentence of a category whose attempt `a` is refused.

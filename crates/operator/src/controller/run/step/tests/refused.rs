@@ -3,6 +3,8 @@
 
 use super::*;
 use crate::api::CategoryRunStatus;
+use crate::controller::run::step::PodOwner;
+use crate::controller::run::step::refusals;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 const QUOTA: &str = "pods \"r-a-1\" is forbidden: exceeded quota: no-pods, requested: pods=1, used: pods=0, limited: pods=0";
@@ -222,4 +224,105 @@ fn after_a_controller_restart_the_create_is_tried_at_once_and_nothing_is_rewritt
         .map(|(t, _)| t - at)
         .collect();
     assert_eq!(next, [2.0, 6.0]);
+}
+
+#[test]
+fn a_category_made_again_never_adopts_its_predecessors_pod_and_waits_for_it_to_go() {
+    let config = "layers:\n  q:\n    execution_mode: parallel\n    categories:\n      - name: a\n        timeout_seconds: 600\n";
+    let mut w = World::new("q", config, json!({"command": "true"}))
+        .scripts(|_, _| Script::pass(40.0, "1 passed in 0.1s"));
+    w.run_until(LONG, |w| w.cat_phase("a") == Some(Phase::Running));
+    let old = w.pods["r-a-1"].clone();
+    let creates = |w: &World| w.writes.iter().filter(|x| *x == "create pod r-a-1").count();
+    assert_eq!(creates(&w), 1);
+
+    // Deleted by hand while its Pod runs: made again (a new object), its
+    // first attempt's Pod name taken by the old one.
+    w.crs.remove("r-a");
+    w.run_for(Duration::from_secs(20));
+    let a = a(&w);
+    let new_uid = w.category("a").metadata.uid.clone();
+    assert_ne!(new_uid, Some("uid-r-a".to_string()), "made again");
+    assert_eq!(a.reason, Some(Reason::PodCreateFailed), "{a:#?}");
+    let message = a.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("belongs to another owner") && message.contains("uid-r-a"),
+        "{message}"
+    );
+    assert_eq!(
+        w.pods["r-a-1"].metadata.uid, old.metadata.uid,
+        "not replaced"
+    );
+    // One create met the old Pod (409); none after while it is there.
+    assert_eq!(
+        creates(&w),
+        2,
+        "one create, then none while the old Pod is there"
+    );
+    // The cache showed whose it is: nothing to ask.
+    assert!(!w.questions.contains(&Question::PodOwner("r-a-1".into())));
+    assert_eq!(w.cat_phase("a"), Some(Phase::Running));
+
+    // Once it is gone, the attempt's own Pod is created and the run ends.
+    w.pods.remove("r-a-1");
+    w.run_to_end(LONG);
+    assert_eq!(
+        w.phase(),
+        Some(LayerPhase::Succeeded),
+        "{:#?}",
+        w.run.status
+    );
+    assert_eq!(creates(&w), 3);
+    let owner = &w.pods["r-a-1"].metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(Some(&owner.uid), new_uid.as_ref());
+}
+
+#[test]
+fn whose_a_pod_in_the_way_is_asked_when_the_cache_does_not_show_it() {
+    let config = "layers:\n  q:\n    execution_mode: parallel\n    categories:\n      - name: a\n        timeout_seconds: 600\n";
+    let mut w = World::new("q", config, json!({"command": "true"}))
+        .scripts(|_, _| Script::pass(40.0, "1 passed in 0.1s"));
+    w.run_until(LONG, |w| w.cat_phase("a") == Some(Phase::Running));
+    let mut o = w.observed(Answers::default());
+    // A create of r-a-1 met a Pod of its name, which the cache (relisting
+    // after an apiserver restart) does not show.
+    o.existing.insert("r-a-1".into());
+    o.pods.clear();
+    let ours = w.category("a").metadata.uid.clone().unwrap();
+    let owners = std::collections::BTreeSet::from([ours.as_str()]);
+    let e = refusals::existing(&o, &owners, w.now);
+    assert_eq!(e.questions, [Question::PodOwner("r-a-1".into())]);
+    assert!(e.ours.is_empty() && e.refused.is_empty());
+
+    // The run's own (its create's answer was lost): started, not made again.
+    o.answers.pod_owners.insert(
+        "r-a-1".into(),
+        PodOwner::Of {
+            uid: ours.clone(),
+            described: format!("CategoryRun r-a with uid {ours}"),
+        },
+    );
+    let e = refusals::existing(&o, &owners, w.now);
+    assert!(e.questions.is_empty() && e.refused.is_empty());
+    assert!(e.ours.contains("r-a-1"));
+
+    // Another owner's: in the way, said so.
+    o.answers.pod_owners.insert(
+        "r-a-1".into(),
+        PodOwner::Of {
+            uid: "uid-old".into(),
+            described: "CategoryRun r-a with uid uid-old".into(),
+        },
+    );
+    let e = refusals::existing(&o, &owners, w.now);
+    assert!(e.ours.is_empty());
+    assert_eq!(
+        e.refused["r-a-1"].message,
+        "pod r-a-1 exists and belongs to another owner (CategoryRun r-a with uid uid-old); waiting for it to be removed"
+    );
+
+    // Gone: made again.
+    o.answers.pod_owners.insert("r-a-1".into(), PodOwner::Gone);
+    let e = refusals::existing(&o, &owners, w.now);
+    assert!(e.questions.is_empty() && e.ours.is_empty() && e.refused.is_empty());
 }

@@ -17,8 +17,8 @@ use kube::ResourceExt;
 use serde_json::json;
 
 use super::super::{
-    Answers, AttemptLog, ConfigAnswer, FrozenPlanAnswer, Next, NodeDown, Observed, Question,
-    Refusal, RerunAnswer, RerunSource, Step, Write, step,
+    Answers, AttemptLog, ConfigAnswer, FrozenPlanAnswer, Next, NodeDown, Observed, PodOwner,
+    Question, Refusal, RerunAnswer, RerunSource, Step, Write, step,
 };
 use crate::api::names::{LABEL_CATEGORY, LABEL_RUN};
 use crate::api::{CategoryRun, LayerPhase, TestLayerRun, Undecodable};
@@ -123,6 +123,8 @@ pub struct World {
     pub refuse: BTreeMap<String, String>,
     /// The refusals the controller remembers (cleared: a controller restart).
     pub refused: BTreeMap<String, Refusal>,
+    /// Creates that met a Pod of their name (cleared: a controller restart).
+    pub existing: std::collections::BTreeSet<String>,
     /// Every refused create: (seconds since start, pod).
     pub refusal_log: Vec<(f64, String)>,
     /// The answer about the earlier run of a rerun.
@@ -138,6 +140,8 @@ pub struct World {
     /// Nodes that are not Ready, as the controller would see them.
     pub nodes_down: BTreeMap<String, NodeDown>,
     scripts: ScriptFn,
+    /// Names of every CategoryRun ever created.
+    crs_made: std::collections::BTreeSet<String>,
     start: Timestamp,
     next_rv: u64,
     /// Pods' scheduled ends (container end, or removal after deletion).
@@ -193,6 +197,7 @@ impl World {
             crs: BTreeMap::new(),
             invalid: BTreeMap::new(),
             pods: BTreeMap::new(),
+            crs_made: Default::default(),
             test_cases: BTreeMap::new(),
             others: Vec::new(),
             config_maps: BTreeMap::new(),
@@ -207,6 +212,7 @@ impl World {
             grace: Duration::ZERO,
             refuse: BTreeMap::new(),
             refused: BTreeMap::new(),
+            existing: Default::default(),
             refusal_log: Vec::new(),
             rerun_source: None,
             histories: BTreeMap::new(),
@@ -251,6 +257,7 @@ impl World {
                 .map(Arc::new)
                 .collect(),
             refused: self.refused.clone(),
+            existing: self.existing.clone(),
             shared: self.shared_view(),
             nodes_down: self.nodes_down.clone(),
             answers,
@@ -374,6 +381,19 @@ impl World {
                 let exists = self.pods.contains_key(&p);
                 answers.pod_exists.insert(p, exists);
             }
+            Question::PodOwner(p) => {
+                let owner = match self.pods.get(&p) {
+                    None => PodOwner::Gone,
+                    Some(pod) => {
+                        let r = &pod.metadata.owner_references.as_ref().unwrap()[0];
+                        PodOwner::Of {
+                            uid: r.uid.clone(),
+                            described: format!("{} {} with uid {}", r.kind, r.name, r.uid),
+                        }
+                    }
+                };
+                answers.pod_owners.insert(p, owner);
+            }
             Question::Logs(p, report) => {
                 let log = match self.pods.get(&p) {
                     Some(pod) => {
@@ -472,7 +492,14 @@ impl World {
                         if self.crs.contains_key(&name) {
                             continue;
                         }
-                        cr.metadata.uid = Some(format!("uid-{name}"));
+                        // A CategoryRun made again under its name is a new
+                        // object: a new uid.
+                        let uid = if self.crs_made.insert(name.clone()) {
+                            format!("uid-{name}")
+                        } else {
+                            format!("uid-{name}-{}", self.next_rv)
+                        };
+                        cr.metadata.uid = Some(uid);
                         cr.metadata.generation = Some(1);
                         cr.metadata.resource_version = Some(self.rv());
                         cr.metadata.creation_timestamp = Some(wall.clone());
@@ -493,10 +520,15 @@ impl World {
                             continue;
                         }
                         self.writes.push(format!("create pod {name}"));
-                        self.refused.remove(&name);
                         if self.pods.contains_key(&name) {
+                            // 409, as the apiserver answers: remembered,
+                            // the step's later writes left to the next.
+                            self.existing.insert(name.clone());
+                            refused = true;
                             continue;
                         }
+                        self.refused.remove(&name);
+                        self.existing.remove(&name);
                         let attempt: u32 = name
                             .rsplit('-')
                             .next()
