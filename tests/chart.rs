@@ -77,10 +77,10 @@ fn the_chart_lints_and_renders() {
             .find(|d| d["kind"] == "ValidatingAdmissionPolicy")
             .map(|p| p["spec"]["validations"].as_array().unwrap().len())
     };
-    assert_eq!(validations(&[]), Some(4));
+    assert_eq!(validations(&[]), Some(5));
     assert_eq!(
         validations(&["admissionPolicy.requirePodCreateForEveryRun=true"]),
-        Some(5)
+        Some(6)
     );
     assert_eq!(validations(&["admissionPolicy.enabled=false"]), None);
     // And a trigger's author must be allowed to read what it watches
@@ -668,6 +668,77 @@ subjects: [{{kind: ServiceAccount, name: bob, namespace: {n}}}]
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
+    // A notification's Secrets: the controller reads them and sends them
+    // on, so only an author who may read them (or create Pods) names them.
+    let notifying = |name: &str, notify: serde_json::Value| -> TestLayerRun {
+        serde_json::from_value(json!({
+            "apiVersion": "testlayer.dev/v1alpha1", "kind": "TestLayerRun",
+            "metadata": {"name": name},
+            "spec": {"layer": "unit", "config": {"inline": config}, "image": "busybox",
+                "notify": notify},
+        }))
+        .unwrap()
+    };
+    let targets = [
+        json!([{"webhook": {"url": "http://example.invalid/", "secretRef": {"name": "hook", "key": "k"}}}]),
+        json!([{"webhook": {"urlFrom": {"name": "hook", "key": "url"}}}]),
+        json!([{"slack": {"urlFrom": {"name": "hook", "key": "url"}}}]),
+        json!([{"githubStatus": {"repository": "o/r", "tokenFrom": {"name": "hook", "key": "token"}}}]),
+    ];
+    for (i, notify) in targets.iter().enumerate() {
+        let e = alice
+            .create(&pp, &notifying(&format!("notify-{i}"), notify.clone()))
+            .await
+            .expect_err("a Secret its author may not read, admitted");
+        assert!(
+            e.to_string()
+                .contains("spec.notify: only a user who may read the Secrets"),
+            "{i}: {e}"
+        );
+        bob.create(&pp, &notifying(&format!("notify-{i}"), notify.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("{i}: {e}"));
+    }
+    // Without a Secret, or by one who may read it (and nothing more), fine.
+    alice
+        .create(
+            &pp,
+            &notifying(
+                "notify-plain",
+                json!([{"webhook": {"url": "http://example.invalid/"}}]),
+            ),
+        )
+        .await
+        .unwrap();
+    kubectl_apply(
+        cp,
+        &format!(
+            "apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: hook, namespace: {ns}}}
+rules: [{{apiGroups: [''], resources: [secrets], resourceNames: [hook], verbs: [get]}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: hook, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: hook}}
+subjects: [{{kind: ServiceAccount, name: alice, namespace: {ns}}}]
+"
+        ),
+    );
+    eventually(
+        Duration::from_secs(20),
+        "alice may read the Secret hook",
+        async || match alice
+            .create(&pp, &notifying("notify-reader", targets[3].clone()))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        },
+    )
+    .await;
+
     let e = bob_restricted
         .create(&pp, &run("root", json!({"unrestricted": true})))
         .await
