@@ -6,7 +6,7 @@
 //! CI); a second one leaves at once, the run going on.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -25,14 +25,19 @@ use crate::api::{CategoryRun, LayerPhase, TestLayerRun};
 /// Exit code when the user stopped waiting.
 pub(super) const EXIT_INTERRUPTED: i32 = 130;
 
-/// How a followed run is reported at its end.
-pub(super) struct FollowArgs<'a> {
-    /// Give up waiting after this many seconds (the run goes on).
+/// How a followed run is waited for and reported at its end (the options
+/// of `wait`, and of `submit` and `rerun` with `--wait`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct FollowFlags {
+    /// Give up waiting after this many seconds (exit 1; the run goes on).
+    #[arg(long, default_value_t = 3600)]
     pub timeout: u64,
-    /// Report format on standard output.
+    /// Report format on standard output, once the run ended.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
     /// Also write a JUnit XML report here.
-    pub junit: Option<&'a Path>,
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
 }
 
 /// Ctrl-C and SIGTERM, made once so that none that arrives between two
@@ -75,7 +80,7 @@ impl Interrupts {
 }
 
 /// Follows run `name` in namespace `ns` to its end; returns the exit code.
-pub(super) async fn follow(client: Client, ns: &str, name: &str, f: &FollowArgs<'_>) -> i32 {
+pub(super) async fn follow(client: Client, ns: &str, name: &str, f: &FollowFlags) -> i32 {
     let runs: Api<TestLayerRun> = Api::namespaced(client.clone(), ns);
     let start = Instant::now();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(f.timeout);
@@ -183,7 +188,7 @@ async fn cancel(runs: &Api<TestLayerRun>, name: &str) {
 }
 
 /// The summary and reports of run `run`, which ended; its exit code.
-async fn finish(client: Client, ns: &str, run: &TestLayerRun, f: &FollowArgs<'_>) -> i32 {
+async fn finish(client: Client, ns: &str, run: &TestLayerRun, f: &FollowFlags) -> i32 {
     let name = kube::ResourceExt::name_any(run);
     let crs: Api<CategoryRun> = Api::namespaced(client.clone(), ns);
     let list = match category_runs(&crs, &name).await {
@@ -198,5 +203,5 @@ async fn finish(client: Client, ns: &str, run: &TestLayerRun, f: &FollowArgs<'_>
         let cms: Api<ConfigMap> = Api::namespaced(client, ns);
         add_test_cases(&cms, &list, &mut report).await;
     }
-    super::common::print_reports(&report, f.output, f.junit)
+    super::common::print_reports(&report, f.output, f.junit.as_deref())
 }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::cluster_args::Target;
-use super::common::OutputFormat;
+use super::follow::FollowFlags;
 use super::submit_args::SubmitArgs;
 
 /// Options of `testlayer rerun`.
@@ -21,15 +21,8 @@ pub struct RerunArgs {
     /// Follow the new run to its end and exit 0 only if it passed.
     #[arg(long)]
     pub wait: bool,
-    /// Give up waiting after this many seconds (exit 1; the run goes on).
-    #[arg(long, default_value_t = 3600)]
-    pub timeout: u64,
-    /// Report format on standard output, once the run ended.
-    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
-    /// Also write a JUnit XML report here.
-    #[arg(long)]
-    pub junit: Option<PathBuf>,
+    #[command(flatten)]
+    pub follow: FollowFlags,
     /// Delete the finished run this many seconds after it ends.
     #[arg(long)]
     pub ttl: Option<i64>,
@@ -50,9 +43,7 @@ pub fn rerun(a: &RerunArgs) -> i32 {
         namespace: a.target.namespace.clone(),
         kubeconfig: a.target.kubeconfig.clone(),
         wait: a.wait,
-        timeout: a.timeout,
-        output: a.output,
-        junit: a.junit.clone(),
+        follow: a.follow.clone(),
         ttl: a.ttl,
         labels: Vec::new(),
         overrides: Default::default(),

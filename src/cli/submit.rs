@@ -181,10 +181,5 @@ async fn submit_async(a: &SubmitArgs) -> i32 {
 }
 
 async fn follow(a: &SubmitArgs, client: Client, ns: &str, name: &str) -> i32 {
-    let f = super::follow::FollowArgs {
-        timeout: a.timeout,
-        output: a.output,
-        junit: a.junit.as_deref(),
-    };
-    super::follow::follow(client, ns, name, &f).await
+    super::follow::follow(client, ns, name, &a.follow).await
 }

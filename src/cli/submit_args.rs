@@ -1,6 +1,6 @@
 //! The options of `testlayer submit`.
 
-use super::common::OutputFormat;
+use super::follow::FollowFlags;
 use super::run_options::OverrideArgs;
 use std::path::PathBuf;
 
@@ -51,15 +51,8 @@ pub struct SubmitArgs {
     /// Follow the run to its end and exit 0 only if it passed.
     #[arg(long)]
     pub wait: bool,
-    /// Give up waiting after this many seconds (exit 1; the run goes on).
-    #[arg(long, default_value_t = 3600)]
-    pub timeout: u64,
-    /// Report format on standard output, once the run ended.
-    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
-    /// Also write a JUnit XML report here.
-    #[arg(long)]
-    pub junit: Option<PathBuf>,
+    #[command(flatten)]
+    pub follow: FollowFlags,
     /// Delete the finished run this many seconds after it ends.
     #[arg(long)]
     pub ttl: Option<i64>,

@@ -305,7 +305,7 @@ async fn follow(a: &SubmitArgs, client: Client, ns: &str, planned: &Planned) -> 
     let layers = suite.layers();
     let start = Instant::now();
     let colour = std::io::stdout().is_terminal();
-    let text_output = a.output == OutputFormat::Text;
+    let text_output = a.follow.output == OutputFormat::Text;
     let mut seen: BTreeMap<String, LayerPhase> = BTreeMap::new();
     let mut reports: Vec<Option<RunReport>> = layers.iter().map(|_| None).collect();
     let mut endings: Vec<Option<LayerEnding>> = layers.iter().map(|_| None).collect();
@@ -345,7 +345,7 @@ async fn follow(a: &SubmitArgs, client: Client, ns: &str, planned: &Planned) -> 
             if phase.is_terminal() && reports[i].is_none() {
                 let list = category_runs(&crs, name).await.unwrap_or_default();
                 let mut report = testlayer_operator::report::run_report(run, &list);
-                if a.junit.is_some() {
+                if a.follow.junit.is_some() {
                     add_test_cases(&cms, &list, &mut report).await;
                 }
                 reports[i] = Some(report);
@@ -384,10 +384,10 @@ async fn follow(a: &SubmitArgs, client: Client, ns: &str, planned: &Planned) -> 
         if states.iter().all(LayerState::is_done) {
             break states;
         }
-        if start.elapsed() > Duration::from_secs(a.timeout) {
+        if start.elapsed() > Duration::from_secs(a.follow.timeout) {
             eprintln!(
                 "error: suite {} did not finish within {}s; it goes on in the cluster",
-                planned.name, a.timeout
+                planned.name, a.follow.timeout
             );
             return 1;
         }
@@ -423,7 +423,7 @@ async fn follow(a: &SubmitArgs, client: Client, ns: &str, planned: &Planned) -> 
         }
         println!("background: {}", suite_line(suite, &states, true));
     }
-    if let Some(path) = &a.junit {
+    if let Some(path) = &a.follow.junit {
         let junit: Vec<SuiteJunitLayer> = layers
             .iter()
             .enumerate()
@@ -446,7 +446,7 @@ async fn follow(a: &SubmitArgs, client: Client, ns: &str, planned: &Planned) -> 
         }
     }
     let outcome = SuiteOutcome::of(suite, &states);
-    if a.output == OutputFormat::Json {
+    if a.follow.output == OutputFormat::Json {
         let json = SuiteReport {
             suite: Some(planned.name.clone()),
             outcome: outcome.word().into(),

@@ -20,17 +20,7 @@ pub async fn patch_status<K>(
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let patch = json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(ControllerError::kube(format!(
-        "updating the status of {} {name}",
-        K::kind(&())
-    )))
+    apply_status(api, name, None, status).await
 }
 
 /// Server-side apply of a whole status computed from the object as read at
@@ -47,12 +37,25 @@ pub async fn patch_status_read_at<K>(
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let patch = json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "metadata": {"resourceVersion": resource_version},
-        "status": status,
-    });
+    apply_status(api, name, Some(resource_version), status).await
+}
+
+/// The status apply of both: with `read_at`, the resourceVersion the
+/// status was computed from as a precondition.
+async fn apply_status<K>(
+    api: &Api<K>,
+    name: &str,
+    read_at: Option<Option<&str>>,
+    status: &impl serde::Serialize,
+) -> Result<K, ControllerError>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut patch =
+        json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
+    if let Some(rv) = read_at {
+        patch["metadata"] = json!({"resourceVersion": rv});
+    }
     api.patch_status(
         name,
         &PatchParams::apply(FIELD_MANAGER).force(),
