@@ -2,7 +2,7 @@
 # The whole test suite: formatting, lints, unit, property, local-executor,
 # control-plane and real-node tests. Builds (or reuses) the Kubernetes
 # control-plane binaries, the real node (kubelet, containerd, images),
-# Kueue and the controller's image first; the cluster tests fail loudly when they cannot be had.
+# Kueue, promtool and the controller's image first; the cluster tests fail loudly when they cannot be had.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +33,12 @@ step "the cron reference: robfig/cron v3, as a CronJob uses it (from its Go modu
 bash tests/cron/build.sh
 TESTLAYER_CRON_REFERENCE="$(bash tests/cron/build.sh --print-path)"
 export TESTLAYER_CRON_REFERENCE
+
+step "promtool, the ServiceMonitor and PrometheusRule CRDs (from their Go modules)"
+bash tests/prometheus/build.sh
+TESTLAYER_PROMTOOL="$(bash tests/prometheus/build.sh --print-path)"
+TESTLAYER_PROMETHEUS_CRDS="$(bash tests/prometheus/build.sh --print-crds)"
+export TESTLAYER_PROMTOOL TESTLAYER_PROMETHEUS_CRDS
 
 step "Flux and Argo CD CRDs (from their Go modules)"
 TESTLAYER_GITOPS_CRDS="$(bash scripts/gitops-crds.sh | tail -n 1)"
