@@ -952,22 +952,46 @@ async fn health_readiness_and_metrics_are_served() {
     wait_ready(port, "/readyz to answer 200").await;
     fx.submit("m", "chain", CHAIN, json!({})).await;
     fx.wait_done("m", Duration::from_secs(60)).await;
-    let (health, metrics) = tokio::task::spawn_blocking(move || {
-        (http_get(port, "/healthz"), http_get(port, "/metrics"))
-    })
-    .await
-    .unwrap();
+    let health = tokio::task::spawn_blocking(move || http_get(port, "/healthz"))
+        .await
+        .unwrap();
     assert_eq!(health, (200, "ok\n".to_string()));
-    let (code, text) = metrics;
-    assert_eq!(code, 200);
-    for needle in [
-        "testlayer_reconciles_total",
-        "testlayer_pods_created_total 4",
-        "testlayer_pod_start_latency_seconds_bucket",
-        "testlayer_reconcile_duration_seconds_count",
-        "testlayer_categories{phase=\"Succeeded\"}",
-    ] {
-        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    let layer = format!("namespace=\"{}\",layer=\"chain\"", fx.ns);
+    let needles = [
+        "testlayer_reconciles_total".to_string(),
+        "testlayer_pods_created_total 4".into(),
+        "testlayer_pod_start_latency_seconds_bucket".into(),
+        "testlayer_reconcile_duration_seconds_count".into(),
+        "testlayer_categories{phase=\"Succeeded\"}".into(),
+        "testlayer_leader 1".into(),
+        // What the run came to, once, by namespace and layer.
+        format!("testlayer_runs_finished_total{{{layer},outcome=\"Succeeded\"}} 1"),
+        format!("testlayer_run_duration_seconds_count{{{layer},outcome=\"Succeeded\"}} 1"),
+        format!("testlayer_categories_finished_total{{{layer},outcome=\"Succeeded\"}} 4"),
+        format!("testlayer_category_duration_seconds_count{{{layer},category=\"smoke\"}} 1"),
+        format!("testlayer_tests_total{{{layer},result=\"passed\"}}"),
+        // Kept from the runs' cache once a second.
+        format!("testlayer_layer_failure_streak{{{layer}}} 0"),
+    ];
+    // The kept gauges follow within a second or two of the run's end.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, text) = tokio::task::spawn_blocking(move || http_get(port, "/metrics"))
+            .await
+            .unwrap();
+        assert_eq!(code, 200);
+        let missing: Vec<_> = needles
+            .iter()
+            .filter(|n| !text.contains(n.as_str()))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{missing:?} missing from:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

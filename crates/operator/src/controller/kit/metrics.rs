@@ -4,12 +4,13 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::described::Described;
+use super::outcome_metrics::OutcomeMetrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
 
 /// Labels of error counts.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -36,7 +37,7 @@ pub struct TickLabels {
 
 /// The controller's metrics.
 pub struct Metrics {
-    registry: Mutex<Registry>,
+    registry: Mutex<Described>,
     /// Reconciles run.
     pub reconciles: Counter,
     /// Reconciles that failed, by kind.
@@ -58,12 +59,16 @@ pub struct Metrics {
     pub flaky_tests: Gauge,
     /// Ticks of schedules and firings of triggers, by what they did.
     pub ticks: Family<TickLabels, Counter>,
+    /// 1 while this replica leads (and reconciles), else 0.
+    pub leader: Gauge,
+    /// What runs came to.
+    pub outcomes: OutcomeMetrics,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         let m = Metrics {
-            registry: Mutex::new(Registry::with_prefix("testlayer")),
+            registry: Mutex::new(Described::default()),
             reconciles: Counter::default(),
             errors: Family::default(),
             reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
@@ -73,49 +78,69 @@ impl Default for Metrics {
             flaky_categories: Gauge::default(),
             flaky_tests: Gauge::default(),
             ticks: Family::default(),
+            leader: Gauge::default(),
+            outcomes: OutcomeMetrics::new(),
         };
         if let Ok(mut r) = m.registry.lock() {
-            r.register(
+            r.add(
                 "reconciles",
                 "Reconciles of TestLayerRuns",
+                "counter",
                 m.reconciles.clone(),
             );
-            r.register(
+            r.add(
                 "reconcile_errors",
                 "Failed reconciles by kind",
+                "counter",
                 m.errors.clone(),
             );
-            r.register(
+            r.add(
                 "reconcile_duration_seconds",
                 "Duration of reconciles",
+                "histogram",
                 m.reconcile_duration.clone(),
             );
-            r.register("categories", "Categories by phase", m.categories.clone());
-            r.register(
-                "pod_start_latency_seconds",
-                "Time from the start of the reconcile that admitted a category to its Pod being created",
-                m.pod_start_latency.clone(),
+            r.add(
+                "categories",
+                "Categories by phase",
+                "gauge",
+                m.categories.clone(),
             );
-            r.register(
+            r.add("pod_start_latency_seconds",
+                "Time from the start of the reconcile that admitted a category to its Pod being created",
+                "histogram", m.pod_start_latency.clone(),
+            );
+            r.add(
                 "pods_created",
                 "Pods created for attempts",
+                "counter",
                 m.pods_created.clone(),
             );
-            r.register(
+            r.add(
                 "flaky_categories",
                 "Categories that passed only on a retry",
+                "gauge",
                 m.flaky_categories.clone(),
             );
-            r.register(
+            r.add(
                 "flaky_tests",
                 "Tests that failed in one attempt and passed in a later one",
+                "gauge",
                 m.flaky_tests.clone(),
             );
-            r.register(
+            r.add(
                 "ticks",
                 "Ticks of TestLayerSchedules and firings of TestLayerTriggers, by what they did",
+                "counter",
                 m.ticks.clone(),
             );
+            r.add(
+                "leader",
+                "1 while this replica holds the leadership and reconciles, else 0",
+                "gauge",
+                m.leader.clone(),
+            );
+            m.outcomes.register(&mut r);
         }
         m
     }
@@ -133,11 +158,7 @@ impl Metrics {
 
     /// The text exposition.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        if let Ok(r) = self.registry.lock() {
-            let _ = prometheus_client::encoding::text::encode(&mut out, &r);
-        }
-        out
+        self.registry.lock().map(|r| r.encode()).unwrap_or_default()
     }
 
     /// Sets the categories-by-phase gauge from every CategoryRun known.
@@ -229,5 +250,36 @@ mod tests {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }
         assert!(!text.contains("InvalidSchedule"), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod described {
+    use super::Metrics;
+
+    /// Dashboards and alert rules name metrics before any run has ended:
+    /// each family is described (`# TYPE`) from the start.
+    #[test]
+    fn every_family_is_described_before_it_has_a_sample() {
+        let text = Metrics::default().encode();
+        for (name, kind) in [
+            ("testlayer_runs_finished", "counter"),
+            ("testlayer_run_duration_seconds", "histogram"),
+            ("testlayer_categories_finished", "counter"),
+            ("testlayer_category_duration_seconds", "histogram"),
+            ("testlayer_tests", "counter"),
+            ("testlayer_flaky_tests_seen", "counter"),
+            ("testlayer_queue_wait_seconds", "histogram"),
+            ("testlayer_waiting_longest_seconds", "gauge"),
+            ("testlayer_layer_failure_streak", "gauge"),
+            ("testlayer_notifications", "counter"),
+            ("testlayer_leader", "gauge"),
+            ("testlayer_reconcile_errors", "counter"),
+            ("testlayer_categories", "gauge"),
+            ("testlayer_ticks", "counter"),
+        ] {
+            let line = format!("# TYPE {name} {kind}");
+            assert!(text.contains(&line), "{line} missing from:\n{text}");
+        }
     }
 }

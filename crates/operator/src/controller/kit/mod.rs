@@ -4,10 +4,12 @@
 
 pub mod cache;
 pub mod context;
+pub mod described;
 pub mod error;
 pub mod events;
 pub mod guard;
 pub mod metrics;
+pub mod outcome_metrics;
 pub(crate) mod own_writes;
 pub mod patch;
 pub(crate) mod refused;

@@ -34,6 +34,7 @@ use super::retry::{Answer, MAX_ATTEMPTS, Verdict, backoff, describe, verdict};
 use crate::api::{NotificationState, NotificationStatus, TestLayerRun};
 use crate::controller::kit::context::Context;
 use crate::controller::kit::events::send;
+use crate::controller::kit::outcome_metrics::Happened;
 use crate::controller::status::note::Note;
 
 /// How often the runs' cache is looked through.
@@ -144,7 +145,7 @@ async fn finish(
     why: Option<&str>,
 ) -> Result<Option<TestLayerRun>, NotifyError> {
     let time = now();
-    update(ctx, api, name, target, |e: &mut NotificationStatus| {
+    let stored = update(ctx, api, name, target, |e: &mut NotificationStatus| {
         if e.state.is_final() {
             return false;
         }
@@ -154,7 +155,23 @@ async fn finish(
         e.time = Some(time.clone());
         true
     })
-    .await
+    .await?;
+    let entry = stored
+        .as_ref()
+        .and_then(|r| r.status.as_ref())
+        .and_then(|s| s.notifications.iter().find(|n| n.target == target));
+    if let Some(e) = entry {
+        let result = match state {
+            NotificationState::Sent => "sent",
+            NotificationState::Skipped => "skipped",
+            _ => "failed",
+        };
+        ctx.metrics.outcomes.record(&Happened::Notified {
+            kind: e.kind.clone(),
+            result,
+        });
+    }
+    Ok(stored)
 }
 
 /// Handles notification `target` of run `name` in `ns` (see the module's

@@ -35,9 +35,13 @@ const CONCURRENT_WRITES: usize = 32;
 pub enum Applied {
     /// Every write was made.
     All,
-    /// The apiserver refused a Pod create; the writes after it were not
-    /// made (the next step decides them knowing of the refusal).
-    PodRefused,
+    /// The apiserver refused a Pod create, that of write number `at`; the
+    /// writes after it were not made (the next step decides them knowing
+    /// of the refusal).
+    PodRefused {
+        /// The index of the write that created the Pods.
+        at: usize,
+    },
 }
 
 /// Whether an error answer to a create is the apiserver refusing the object
@@ -55,7 +59,7 @@ pub async fn apply(
     writes: Vec<Write>,
 ) -> Result<Applied, ControllerError> {
     let ns = ns.to_string();
-    for w in writes {
+    for (at, w) in writes.into_iter().enumerate() {
         match w {
             Write::RunStatus(status) => {
                 let api: Api<TestLayerRun> = Api::namespaced(ctx.client.clone(), &ns);
@@ -144,7 +148,7 @@ pub async fn apply(
                     }
                 }
                 if refused {
-                    return Ok(Applied::PodRefused);
+                    return Ok(Applied::PodRefused { at });
                 }
             }
             Write::CategoryRunStatuses(statuses) => {

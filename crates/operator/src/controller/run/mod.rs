@@ -6,6 +6,7 @@
 pub(crate) mod apply;
 pub mod build;
 pub mod frozen_plan;
+pub mod happened;
 pub mod node_health;
 pub mod pod_state;
 pub(crate) mod pod_sweep;

@@ -19,6 +19,7 @@ use crate::api::{Decoded, TestLayerRun};
 use crate::controller::kit::context::Context;
 use crate::controller::kit::error::ControllerError;
 use crate::controller::kit::guard::guarded;
+use crate::controller::run::happened::happened;
 use crate::controller::run::step::{Answers, Next, step};
 use crate::controller::run::{apply, read};
 
@@ -76,7 +77,8 @@ async fn reconcile_run(
     let mut result = Requeue::requeue(AGAIN_SOON);
     for _ in 0..MAX_PASSES {
         let observed = read::gather(ctx, run, answers.clone());
-        let s = step(&observed, Timestamp::now());
+        let now = Timestamp::now();
+        let s = step(&observed, now);
         if !s.questions.is_empty() {
             if s.questions.iter().all(|q| answers.has(q)) {
                 // A step must not ask what it was told; look again later.
@@ -89,7 +91,20 @@ async fn reconcile_run(
         for _ in 0..s.pods_created() {
             ctx.metrics.pod_started(began.elapsed());
         }
-        if apply::apply(ctx, ns, name, s.writes).await? == apply::Applied::PodRefused {
+        // Counted for the writes made (a refused Pod create leaves the
+        // writes after it to the next step, which counts them then).
+        let happened: Vec<_> = (s.writes.iter())
+            .map(|w| happened(&observed, std::slice::from_ref(w), now))
+            .collect();
+        let applied = apply::apply(ctx, ns, name, s.writes).await?;
+        let made = match applied {
+            apply::Applied::All => happened.len(),
+            apply::Applied::PodRefused { at } => at,
+        };
+        for h in happened.iter().take(made).flatten() {
+            ctx.metrics.outcomes.record(h);
+        }
+        if applied != apply::Applied::All {
             // The next step decides, knowing of the refusal.
             answers = Answers::default();
             continue;

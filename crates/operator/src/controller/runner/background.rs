@@ -27,7 +27,11 @@ impl Background {
     /// the sender of notifications.
     pub(super) fn start(ctx: &Arc<Context>) -> Background {
         let mut b = Background::default();
-        b.spawn(gauge::keep(ctx.category_runs.clone(), ctx.metrics.clone()));
+        b.spawn(gauge::keep(
+            ctx.runs.clone(),
+            ctx.category_runs.clone(),
+            ctx.metrics.clone(),
+        ));
         b.spawn(crate::controller::shared::sweep::sweep(ctx.clone()));
         b.spawn(crate::controller::run::pod_sweep::sweep(ctx.clone()));
         b.spawn(crate::controller::shared::status::keep(ctx.clone()));

@@ -69,6 +69,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
         Some(le) => Some(lead(&client, le, &opts.identity).await?),
         None => None,
     };
+    metrics.leader.set(1);
 
     // A watch is renewed every 30 s: one that an apiserver leaves silent
     // (seen after an etcd restart) costs at most that.
@@ -159,7 +160,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
         .reconcile_on(woken)
         .with_config(controller::Config::default().concurrency(opts.concurrency))
         .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, error_policy, ctx.clone())
         .for_each(|res| async move {
             if let Err(e) = res {
                 tracing::debug!(error = %e, "reconcile error");
@@ -178,6 +179,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
     };
     // Nothing of this controller runs once it gives up its lease.
     drop(background);
+    ctx.metrics.leader.set(0);
     if let Some(l) = leadership {
         l.release().await;
     }

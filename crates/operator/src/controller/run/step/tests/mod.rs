@@ -5,6 +5,7 @@
 mod frozen;
 mod gates;
 mod invalid;
+mod metrics;
 mod notifications;
 mod refused;
 mod reports;

@@ -127,6 +127,8 @@ pub struct World {
     pub existing: std::collections::BTreeSet<String>,
     /// Every refused create: (seconds since start, pod).
     pub refusal_log: Vec<(f64, String)>,
+    /// What the applied writes made happen, as the metrics count it.
+    pub happened: Vec<crate::controller::kit::outcome_metrics::Happened>,
     /// The answer about the earlier run of a rerun.
     pub rerun_source: Option<RerunAnswer>,
     /// Durations (ms by category) of each other run, by name.
@@ -214,6 +216,7 @@ impl World {
             refused: BTreeMap::new(),
             existing: Default::default(),
             refusal_log: Vec::new(),
+            happened: Vec::new(),
             rerun_source: None,
             histories: BTreeMap::new(),
             capacities: BTreeMap::new(),
@@ -319,6 +322,10 @@ impl World {
                 }
                 continue;
             }
+            let observed = self.observed(answers.clone());
+            let happened =
+                crate::controller::run::happened::happened(&observed, &s.writes, self.now);
+            self.happened.extend(happened);
             let refused = self.apply(s.writes);
             if !refused && s.next != Next::Again {
                 return s.next;
