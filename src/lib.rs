@@ -10,7 +10,9 @@
 
 pub mod cli;
 
-pub use testlayer_core::{config, history, layer, parse_words, plan, report, results, words};
+pub use testlayer_core::{
+    config, history, layer, parse_words, plan, report, results, trend, words,
+};
 pub use testlayer_local as local;
 #[cfg(feature = "cluster")]
 pub use testlayer_operator::{api, controller};

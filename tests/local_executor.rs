@@ -1217,3 +1217,104 @@ fn rerun_failed_of_a_suite_report_reruns_the_layers_and_categories_that_did_not_
         assert!(!err.contains(serde_words), "{err}");
     }
 }
+
+/// `testlayer history --local` shows a layer's last runs from the history
+/// file `testlayer run` records, and a run's summary names the tests that
+/// failed in some of the last runs and not in others (flaky), never one that
+/// fails every time (broken).
+#[test]
+fn history_shows_the_last_runs_and_a_summary_names_tests_flaky_across_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let history = tmp.path().join("history.json");
+    std::fs::write(
+        tmp.path().join("flip.sh"),
+        r#"n=$(cat n 2>/dev/null || echo 0); n=$((n + 1)); echo "$n" > n
+flip='<testcase classname="t" name="test_flip"/>'
+if [ $((n % 2)) -eq 1 ]; then flip='<testcase classname="t" name="test_flip"><failure message="odd"/></testcase>'; fi
+printf '<testsuite>%s<testcase classname="t" name="test_broken"><failure message="always"/></testcase><testcase classname="t" name="test_stable"/></testsuite>' "$flip" > unit.xml
+exit 1
+"#,
+    )
+    .unwrap();
+    let body = [
+        "layers:",
+        "  h:",
+        "    execution_mode: parallel",
+        "    categories:",
+        "      - {name: unit, timeout_seconds: 30, junit_report: unit.xml, command: \"sh flip.sh\"}",
+    ]
+    .join("\n");
+    let cfg = write_config(tmp.path(), &body);
+    let mut notes = Vec::new();
+    for _ in 0..4 {
+        let out = testlayer()
+            .env("TESTLAYER_HISTORY", &history)
+            .args([
+                "run",
+                "-c",
+                cfg.to_str().unwrap(),
+                "-l",
+                "h",
+                "--progress",
+                "plain",
+            ])
+            .arg("--workdir")
+            .arg(tmp.path())
+            .arg("--log-dir")
+            .arg(tmp.path().join("logs"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        notes.push(
+            stderr
+                .split_once("Flaky across runs")
+                .map(|(_, n)| n.to_string()),
+        );
+    }
+    // Run 1 has no past; in run 2 test_flip passed; in run 3 it failed
+    // again: failed in 2 of the 3 runs, passed in the other.
+    assert_eq!((&notes[0], &notes[1]), (&None, &None), "{notes:?}");
+    let third = notes[2].as_deref().expect("a note under run 3");
+    assert!(third.contains("unit › t::test_flip: 2 of 3"), "{third}");
+    assert!(!third.contains("test_broken"), "broken, not flaky: {third}");
+    let out = testlayer()
+        .args(["history", "h", "--local", "--history"])
+        .arg(&history)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.starts_with("layer h: 0 of the last 4 runs passed\n"),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.contains(" Failed ")).count(),
+        4,
+        "{text}"
+    );
+    assert!(
+        text.contains("Failed most:\n  unit › t::test_broken  in 4 of 4 runs\n"),
+        "{text}"
+    );
+    let flaky = text.split_once("Flaky").map(|(_, f)| f).unwrap_or_default();
+    assert!(
+        flaky.contains("unit › t::test_flip  in 2 of 4 runs"),
+        "{text}"
+    );
+    assert!(!flaky.contains("test_broken"), "{text}");
+    // A history file that is not one is named, with its path.
+    std::fs::write(tmp.path().join("bad.json"), "[1]").unwrap();
+    let out = testlayer()
+        .args(["history", "h", "--local", "--history"])
+        .arg(tmp.path().join("bad.json"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("bad.json (--history) is a JSON array, not a testlayer history"),
+        "{err}"
+    );
+}

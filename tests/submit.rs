@@ -1226,3 +1226,80 @@ async fn submit_takes_the_overrides_of_run_and_labels() {
     );
     assert!(env.fx.runs().get_opt("zero").await.unwrap().is_none());
 }
+
+/// `testlayer history` reads a layer's last runs from the cluster (its
+/// TestLayerRuns and their CategoryRuns), and `wait` names, under the
+/// summary, the failing tests that failed in some of the layer's last runs
+/// and passed in others (flaky), not the one that failed in every run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_shows_a_layers_last_runs_and_wait_names_tests_flaky_across_runs() {
+    let env = env("history").await;
+    // One layer `flip`, two configs: its test_flip fails in one, passes in
+    // the other; test_broken fails in both.
+    let config = |flip_fails: bool| {
+        let flip = if flip_fails {
+            "<testcase classname='t' name='test_flip'><failure message='odd'/></testcase>"
+        } else {
+            "<testcase classname='t' name='test_flip'/>"
+        };
+        format!(
+            "layers:\n  flip:\n    execution_mode: parallel\n    categories:\n      - name: unit\n        timeout_seconds: 30\n        junit_report: out/junit.xml\n        command: \"junit \\\"<testsuite>{flip}<testcase classname='t' name='test_broken'><failure message='always'/></testcase></testsuite>\\\"; exit 1\"\n"
+        )
+    };
+    std::fs::write(env.path("fails.yaml"), config(true)).unwrap();
+    std::fs::write(env.path("passes.yaml"), config(false)).unwrap();
+    let mut notes = Vec::new();
+    for (i, file) in ["fails.yaml", "passes.yaml", "fails.yaml"]
+        .iter()
+        .enumerate()
+    {
+        let name = format!("flip{i}");
+        let out = output(env.submit_file(file, &["-l", "flip", "--name", &name, "--wait"])).await;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        notes.push(
+            stderr
+                .split_once("Flaky across runs")
+                .map(|(_, n)| n.to_string()),
+        );
+    }
+    assert_eq!((&notes[0], &notes[1]), (&None, &None), "{notes:?}");
+    let third = notes[2].as_deref().expect("a note under the third run");
+    assert!(third.contains("unit › t::test_flip: 2 of 3"), "{third}");
+    assert!(!third.contains("test_broken"), "broken, not flaky: {third}");
+
+    let out = output(env.verb("history", &["flip"])).await;
+    let shown = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        shown.starts_with("layer flip: 0 of the last 3 runs passed\n"),
+        "{shown}"
+    );
+    let rows: Vec<&str> = shown.lines().filter(|l| l.starts_with("20")).collect();
+    assert_eq!(rows.len(), 3, "{shown}");
+    // Newest first.
+    assert!(
+        rows[0].contains("flip2") && rows[2].contains("flip0"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Failed most:\n  unit › t::test_broken  in 3 of 3 runs\n"),
+        "{shown}"
+    );
+    let flaky = shown
+        .split_once("Flaky")
+        .map(|(_, f)| f)
+        .unwrap_or_default();
+    assert!(
+        flaky.contains("unit › t::test_flip  in 2 of 3 runs"),
+        "{shown}"
+    );
+    // `--last` looks at fewer.
+    let out = output(env.verb("history", &["flip", "--last", "1"])).await;
+    assert!(text(&out.stdout).starts_with("layer flip: 0 of the last 1 runs passed\n"));
+    let out = output(env.verb("history", &["nothing"])).await;
+    assert_eq!(
+        text(&out.stdout),
+        "no finished runs of layer nothing are kept\n"
+    );
+}

@@ -18,6 +18,7 @@ use serde_json::json;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::common::OutputFormat;
+use super::history_cluster::{past_run, past_runs};
 use super::run_results::{add_test_cases, category_runs};
 use super::views::progress::Progress;
 use crate::api::{CategoryRun, LayerPhase, TestLayerRun};
@@ -200,8 +201,32 @@ async fn finish(client: Client, ns: &str, run: &TestLayerRun, f: &FollowFlags) -
     };
     let mut report = testlayer_operator::report::run_report(run, &list);
     if f.junit.is_some() {
-        let cms: Api<ConfigMap> = Api::namespaced(client, ns);
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
         add_test_cases(&cms, &list, &mut report).await;
     }
-    super::common::print_reports(&report, f.output, f.junit.as_deref())
+    let code = super::common::print_reports(&report, f.output, f.junit.as_deref());
+    flaky_note(&client, ns, run, &list).await;
+    code
+}
+
+/// Says on stderr which of `run`'s failing or flaky tests were flaky across
+/// the last runs of its layer that the namespace keeps (nothing when they
+/// cannot be read: the note is a help, not the result).
+async fn flaky_note(client: &Client, ns: &str, run: &TestLayerRun, crs: &[CategoryRun]) {
+    use super::trend_view::{NOTE_AT_LEAST, NOTE_RUNS, flaky_note};
+    let now = past_run(run, crs);
+    if now.failed.is_empty() && now.flaky.is_empty() {
+        return;
+    }
+    let name = kube::ResourceExt::name_any(run);
+    match past_runs(client, ns, &run.spec.layer, NOTE_RUNS, Some(&name)).await {
+        Ok(earlier) => {
+            let (named, looked) =
+                crate::trend::flaky_across(&now, &earlier, NOTE_RUNS, NOTE_AT_LEAST);
+            if let Some(note) = flaky_note(&named, looked) {
+                eprint!("{note}");
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "cannot read the earlier runs for the flaky note"),
+    }
 }

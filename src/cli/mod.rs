@@ -11,6 +11,9 @@ mod controller;
 mod follow;
 #[cfg(feature = "cluster")]
 mod get;
+mod history;
+#[cfg(feature = "cluster")]
+mod history_cluster;
 #[cfg(feature = "cluster")]
 mod list;
 #[cfg(feature = "cluster")]
@@ -29,6 +32,7 @@ mod submit_args;
 #[cfg(feature = "cluster")]
 mod submit_suite;
 mod suite;
+mod trend_view;
 mod validate;
 #[cfg(feature = "cluster")]
 mod views;
@@ -101,6 +105,10 @@ pub enum Command {
     #[cfg(feature = "cluster")]
     /// Run again what did not pass in a run (or suite) in the cluster.
     Rerun(rerun::RerunArgs),
+    /// Show a layer's last outcomes and durations, and the tests that
+    /// failed or flaked most (from the runs the cluster keeps, or the local
+    /// history file with --local).
+    History(history::HistoryArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -142,6 +150,7 @@ pub fn main(cli: Cli) -> i32 {
         Command::Cancel(a) => cancel::cancel(&a),
         #[cfg(feature = "cluster")]
         Command::Rerun(a) => rerun::rerun(&a),
+        Command::History(a) => history::history(&a),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

@@ -140,6 +140,7 @@ pub fn run(a: &RunArgs) -> i32 {
         Ok(mut r) => {
             r.plan = Some(what);
             r.rerun_of = a.rerun_failed.as_ref().map(|p| p.display().to_string());
+            flaky_note(&history, &r);
             save_history(&a.history, &r);
             r
         }
@@ -157,4 +158,16 @@ pub fn run(a: &RunArgs) -> i32 {
         }
     };
     super::common::print_reports(&report, a.output, a.junit.as_deref())
+}
+
+/// Says on stderr which of `report`'s failing or flaky tests were flaky
+/// across the layer's last runs in `history` (read before this run).
+fn flaky_note(history: &History, report: &crate::report::RunReport) {
+    use super::trend_view::{NOTE_AT_LEAST, NOTE_RUNS, flaky_note};
+    let now = crate::trend::PastRun::from_report(report, String::from("~now"));
+    let earlier = history.runs(&report.layer);
+    let (named, looked) = crate::trend::flaky_across(&now, earlier, NOTE_RUNS, NOTE_AT_LEAST);
+    if let Some(note) = flaky_note(&named, looked) {
+        eprint!("{note}");
+    }
 }

@@ -232,6 +232,10 @@ pub(super) fn read_history(path: &Path) -> Result<History, String> {
 /// never leaves half a file. A file that has meanwhile become something
 /// else than a history is left as it is. A failure is said, not fatal.
 pub(super) fn save_history(path: &Path, report: &RunReport) {
+    let now = jiff::Timestamp::now();
+    let ended_at = jiff::Timestamp::from_second(now.as_second())
+        .unwrap_or(now)
+        .to_string();
     let shown = path.display();
     let mut history = match read_history(path) {
         Ok(h) => h,
@@ -242,7 +246,7 @@ pub(super) fn save_history(path: &Path, report: &RunReport) {
             return;
         }
     };
-    history.record(report);
+    history.record(report, ended_at);
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = path

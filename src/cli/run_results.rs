@@ -66,9 +66,15 @@ pub(super) async fn category_runs(
     crs: &Api<CategoryRun>,
     name: &str,
 ) -> Result<Vec<CategoryRun>, kube::Error> {
-    let mut lp = ListParams::default()
-        .labels(&format!("testlayer.dev/run={name}"))
-        .limit(LIST_PAGE);
+    category_runs_where(crs, &format!("testlayer.dev/run={name}")).await
+}
+
+/// Every CategoryRun that the label `selector` selects, a page at a time.
+pub(super) async fn category_runs_where(
+    crs: &Api<CategoryRun>,
+    selector: &str,
+) -> Result<Vec<CategoryRun>, kube::Error> {
+    let mut lp = ListParams::default().labels(selector).limit(LIST_PAGE);
     let mut all = Vec::new();
     loop {
         let page = crs.list(&lp).await?;

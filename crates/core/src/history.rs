@@ -10,13 +10,15 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::report::{RunReport, json_in_words};
+use crate::trend::{KEPT_RUNS, PastRun};
 use crate::words::AttemptReason;
 
-/// The format of the history file.
-pub const HISTORY_FORMAT: u32 = 1;
+/// The format of the history file: 2 added `runs` (format 1 is read as
+/// a history with no runs yet).
+pub const HISTORY_FORMAT: u32 = 2;
 
 /// Measured durations in seconds, by layer key and category name: each the
-/// latest run's.
+/// latest run's; and the last runs of each layer, for the trend.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
     /// [`HISTORY_FORMAT`].
@@ -25,6 +27,9 @@ pub struct History {
     /// By layer key, then category name.
     #[serde(default)]
     pub layers: BTreeMap<String, BTreeMap<String, f64>>,
+    /// The last [`KEPT_RUNS`] runs of each layer, oldest first.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub runs: BTreeMap<String, Vec<PastRun>>,
 }
 
 /// How long a category took, from its attempts (why each ended, and how
@@ -65,7 +70,7 @@ pub enum NotAHistory {
     },
     /// JSON of another shape: what it is.
     #[error(
-        "is {0}, not a testlayer history (a JSON object with `format` and `layers`: seconds by layer and category)"
+        "is {0}, not a testlayer history (a JSON object with `format`, `layers`: seconds by layer and category, and `runs`)"
     )]
     OtherShape(String),
     /// A history written by a newer testlayer.
@@ -101,7 +106,10 @@ impl History {
         if format > u64::from(HISTORY_FORMAT) {
             return Err(NotAHistory::NewerFormat(format));
         }
-        if format != u64::from(HISTORY_FORMAT) || o.keys().any(|k| k != "format" && k != "layers") {
+        if format == 0
+            || o.keys()
+                .any(|k| !["format", "layers", "runs"].contains(&k.as_str()))
+        {
             return Err(shape());
         }
         let Some(Value::Object(layers)) = o.get("layers") else {
@@ -110,6 +118,7 @@ impl History {
         let mut history = History {
             format: HISTORY_FORMAT,
             layers: BTreeMap::new(),
+            runs: BTreeMap::new(),
         };
         for (layer, categories) in layers {
             let Value::Object(categories) = categories else {
@@ -134,6 +143,9 @@ impl History {
             }
             history.layers.insert(layer.clone(), seconds);
         }
+        if let Some(runs) = o.get("runs") {
+            history.runs = parse_runs(runs)?;
+        }
         Ok(history)
     }
 
@@ -149,10 +161,21 @@ impl History {
         self.layers.get(layer).cloned().unwrap_or_default()
     }
 
-    /// Records what `report` measured: its categories' durations replace
-    /// the ones known; a category it did not measure keeps its old one.
-    pub fn record(&mut self, report: &RunReport) {
+    /// The runs of `layer` kept, oldest first.
+    pub fn runs(&self, layer: &str) -> &[PastRun] {
+        self.runs.get(layer).map_or(&[], Vec::as_slice)
+    }
+
+    /// Records what `report` measured, the run having ended at `ended_at`
+    /// (RFC 3339): its categories' durations replace the ones known (a
+    /// category it did not measure keeps its old one), and the run is added
+    /// to the layer's last runs (the oldest past [`KEPT_RUNS`] go).
+    pub fn record(&mut self, report: &RunReport, ended_at: String) {
         self.format = HISTORY_FORMAT;
+        let runs = self.runs.entry(report.layer.clone()).or_default();
+        runs.push(PastRun::from_report(report, ended_at));
+        let extra = runs.len().saturating_sub(KEPT_RUNS);
+        runs.drain(..extra);
         let layer = self.layers.entry(report.layer.clone()).or_default();
         for c in &report.categories {
             let took = measured(c.attempts.iter().map(|a| (&a.reason, a.duration_secs)));
@@ -161,6 +184,27 @@ impl History {
             }
         }
     }
+}
+
+/// The `runs` of a history file: lists of runs by layer.
+fn parse_runs(v: &serde_json::Value) -> Result<BTreeMap<String, Vec<PastRun>>, NotAHistory> {
+    let serde_json::Value::Object(layers) = v else {
+        return Err(NotAHistory::OtherShape(format!(
+            "a JSON object whose `runs` is {}, not runs by layer",
+            json_in_words(v)
+        )));
+    };
+    let mut out = BTreeMap::new();
+    for (layer, runs) in layers {
+        let list: Vec<PastRun> = serde_json::from_value(runs.clone()).map_err(|_| {
+            NotAHistory::OtherShape(format!(
+                "a JSON object whose `runs.{layer}` is {}, not a list of runs (each with `ended_at`, `outcome`, `duration_secs`, and lists `failed` and `flaky`)",
+                json_in_words(runs)
+            ))
+        })?;
+        out.insert(layer.clone(), list);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -181,6 +225,14 @@ mod tests {
             .entry("core".into())
             .or_default()
             .insert("api".into(), 2.5);
+        h.runs.entry("core".into()).or_default().push(PastRun {
+            name: None,
+            ended_at: "2026-12-01T10:00:00Z".into(),
+            outcome: "Failed".into(),
+            duration_secs: 3.5,
+            failed: vec!["api › test_a".into()],
+            flaky: vec![],
+        });
         assert_eq!(History::parse(&h.to_text()), Ok(h));
         assert_eq!(History::parse(""), Ok(History::default()));
         assert_eq!(History::parse(" \n"), Ok(History::default()));
@@ -194,7 +246,7 @@ mod tests {
         );
         assert_eq!(
             refused("[1, 2]"),
-            "is a JSON array, not a testlayer history (a JSON object with `format` and `layers`: seconds by layer and category)"
+            "is a JSON array, not a testlayer history (a JSON object with `format`, `layers`: seconds by layer and category, and `runs`)"
         );
         assert!(refused("{}").starts_with("is an empty JSON object, not"));
         assert!(refused("3").starts_with("is a number, not"));
@@ -203,8 +255,17 @@ mod tests {
             "is not JSON (line 2, column 13), so it is no testlayer history"
         );
         assert_eq!(
-            refused(r#"{"format": 2, "layers": {}}"#),
-            "is a testlayer history of format 2, written by a newer testlayer; this one reads format 1"
+            refused(r#"{"format": 3, "layers": {}}"#),
+            "is a testlayer history of format 3, written by a newer testlayer; this one reads format 2"
+        );
+        // Format 1 (no runs) is still read.
+        let old = History::parse(r#"{"format": 1, "layers": {"core": {"api": 2.5}}}"#).unwrap();
+        assert_eq!(old.durations("core").get("api"), Some(&2.5));
+        assert!(old.runs("core").is_empty());
+        let e = refused(r#"{"format": 2, "layers": {}, "runs": {"core": [{"outcome": 3}]}}"#);
+        assert!(
+            e.contains("`runs.core` is a JSON array, not a list of runs"),
+            "{e}"
         );
         let e = refused(r#"{"format": 1, "layers": {"core": {"api": "fast"}}}"#);
         assert!(
@@ -217,7 +278,8 @@ mod tests {
             r#"{"layer": "core", "categories": []}"#,
             "[1, 2]",
             "{not json",
-            r#"{"format": 2, "layers": {}}"#,
+            r#"{"format": 3, "layers": {}}"#,
+            r#"{"format": 2, "layers": {}, "runs": {"core": [{"outcome": 3}]}}"#,
         ] {
             let e = refused(text);
             for serde_words in ["missing field", "invalid type", "expected", "struct", "u32"] {

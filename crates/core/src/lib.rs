@@ -17,4 +17,5 @@ mod report_html;
 pub mod resources;
 pub mod results;
 pub mod schedule;
+pub mod trend;
 pub mod words;
