@@ -31,3 +31,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "testlayer.leaderElection" -}}
 {{- if or .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1) -}}true{{- end -}}
 {{- end -}}
+
+{{/* The job label of the controller's series in Prometheus: the metrics
+Service's name, as a ServiceMonitor names its job, unless told. */}}
+{{- define "testlayer.metricsJob" -}}
+{{- default (printf "%s-metrics" (include "testlayer.fullname" .)) .Values.metrics.prometheusRule.job -}}
+{{- end -}}
