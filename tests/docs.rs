@@ -488,6 +488,7 @@ fn cluster_markers() -> Vec<String> {
         ("image_", "archive"),
         ("TESTLAYER_CRON", "_REFERENCE"),
         ("TESTLAYER_GITOPS", "_CRDS"),
+        ("TESTLAYER_PROM", "TOOL"),
         ("cluster/", "up.sh"),
     ]
     .iter()
