@@ -279,15 +279,39 @@ async fn timeouts_stop_pods_and_cancel_stops_everything() {
         "{:?}\n{details}",
         category_phases(&done),
     );
+    // Nothing runs on after the cancel; each stopped Pod is kept (ended
+    // `DeadlineExceeded` by its kubelet, marked stopped), so its log can
+    // still be read.
     eventually(
         Duration::from_secs(20),
-        "no pods left behind after cancel",
+        "every pod stopped and kept after cancel",
         async || {
-            let left = fx.pod_names("testlayer.dev/run=long").await;
-            if left.is_empty() {
+            let pods = fx
+                .pods()
+                .list(&ListParams::default().labels("testlayer.dev/run=long"))
+                .await
+                .map_err(|e| e.to_string())?
+                .items;
+            let seen: Vec<(String, Option<String>, Option<String>, bool)> = pods
+                .iter()
+                .map(|p| {
+                    let st = p.status.clone().unwrap_or_default();
+                    let marked = p
+                        .annotations()
+                        .contains_key(testlayer::api::names::ANNOTATION_STOPPED_AT);
+                    (p.name_any(), st.phase, st.reason, marked)
+                })
+                .collect();
+            let stopped =
+                |(_, phase, reason, marked): &(_, Option<String>, Option<String>, bool)| {
+                    phase.as_deref() == Some("Failed")
+                        && reason.as_deref() == Some("DeadlineExceeded")
+                        && *marked
+                };
+            if seen.len() == 2 && seen.iter().all(stopped) {
                 Ok(())
             } else {
-                Err(format!("pods {left:?}"))
+                Err(format!("pods {seen:?}"))
             }
         },
     )

@@ -38,6 +38,12 @@ pub const ANNOTATION_REVISION: &str = "testlayer.dev/revision";
 /// Annotation of a triggered run: the resource's first container image.
 pub const ANNOTATION_IMAGE: &str = "testlayer.dev/image";
 
+/// Annotation of an attempt's Pod that the controller stopped without
+/// deleting it (its `activeDeadlineSeconds` cut short, so the kubelet stops
+/// its container and the Pod, with its log, stays until the run is
+/// deleted): when, RFC 3339.
+pub const ANNOTATION_STOPPED_AT: &str = "testlayer.dev/stopped-at";
+
 // Kueue.
 
 /// Label naming the Kueue `LocalQueue` of a Pod (`pod.queueName`).

@@ -10,6 +10,10 @@ pub(super) enum Stop {
     Gone,
     /// [`Cmd::Preempt`](super::worker::Cmd::Preempt).
     Preempted,
+    /// The Pod's `activeDeadlineSeconds` passed (counted from its start, as
+    /// a kubelet counts it): it is stopped with its grace period and ends
+    /// `Failed`, reason `DeadlineExceeded`, and stays.
+    Deadline,
 }
 
 /// Why a worker ends early.

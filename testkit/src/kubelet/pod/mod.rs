@@ -76,6 +76,8 @@ impl PodWorker {
             pod: input.pod,
             containers,
             started: None,
+            started_at: None,
+            deadline_hit: false,
         }
     }
 
@@ -109,6 +111,16 @@ impl PodWorker {
         changed
     }
 
+    /// When the Pod's `activeDeadlineSeconds` runs out, if it has one and
+    /// has started (and has not run out already).
+    fn deadline(&self) -> Option<Instant> {
+        if self.deadline_hit {
+            return None;
+        }
+        let secs = self.pod.spec.as_ref()?.active_deadline_seconds?;
+        Some(self.started_at? + std::time::Duration::from_secs(secs.max(0).unsigned_abs()))
+    }
+
     /// Waits for the next thing that stops what the worker is doing.
     async fn interrupt(&mut self) -> Stop {
         loop {
@@ -116,9 +128,21 @@ impl PodWorker {
                 self.deletion_seen = true;
                 return Stop::Deleted;
             }
+            let deadline = self.deadline();
+            if deadline.is_some_and(|d| d <= Instant::now()) {
+                self.deadline_hit = true;
+                return Stop::Deadline;
+            }
+            let until_deadline = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
             let changed = tokio::select! {
                 r = self.pod_rx.changed() => Ok(r.is_ok()),
                 c = self.cmd_rx.recv() => Err(c),
+                _ = until_deadline => continue,
             };
             match changed {
                 Ok(changed) => {

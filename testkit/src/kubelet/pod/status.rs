@@ -135,6 +135,7 @@ impl PodWorker {
             "containerStatuses": running}))
         .await?;
         self.started = Some(started);
+        self.started_at.get_or_insert(at);
         self.record(KubeletEventKind::Running, at);
         if let (Ok(mut g), Some(ns)) = (self.sh.store.lock(), self.pod.metadata.namespace.clone()) {
             for (i, (c, _)) in self.containers.iter().enumerate() {
@@ -228,10 +229,15 @@ impl PodWorker {
             })
             .collect();
         let mut status = json!({
-            "phase": if code == 0 && !evicted { "Succeeded" } else { "Failed" },
+            "phase": if code == 0 && !evicted && !self.deadline_hit { "Succeeded" } else { "Failed" },
             "conditions": [condition("PodScheduled", true), condition("Initialized", true), condition("ContainersReady", false), condition("Ready", false)],
             "containerStatuses": terminated,
         });
+        if self.deadline_hit {
+            status["reason"] = json!("DeadlineExceeded");
+            status["message"] =
+                json!("Pod was active on the node longer than the specified deadline");
+        }
         if evicted {
             status["reason"] = json!("Evicted");
             status["message"] = json!(

@@ -52,6 +52,8 @@ impl PodWorker {
                 Err(Halt::Gone)
             }
             Some(Stop::Deleted) => self.terminate(natural).await,
+            // As for a deletion, but the Pod stays.
+            Some(Stop::Deadline) => self.terminate(natural).await,
         }
     }
 
@@ -135,7 +137,7 @@ impl PodWorker {
             Stop::Gone => Err(Halt::Gone),
             // Nothing runs yet: the deletion is finished at once.
             Stop::Deleted => self.finish().await,
-            Stop::Preempted => {
+            Stop::Preempted | Stop::Deadline => {
                 // Never started: a kubelet reports it as it cannot find it.
                 let uid = self.uid.clone();
                 let statuses: Vec<_> = self
@@ -146,10 +148,15 @@ impl PodWorker {
                             "message": "The container could not be located when the pod was terminated",
                             "containerID": format!("test://{uid}-{c}")}}}))
                     .collect();
-                self.set_status(json!({"phase": "Failed",
+                let mut status = json!({"phase": "Failed",
                     "conditions": [condition("PodScheduled", true), condition("Initialized", true), condition("ContainersReady", false), condition("Ready", false)],
-                    "containerStatuses": statuses}))
-                .await?;
+                    "containerStatuses": statuses});
+                if self.deadline_hit {
+                    status["reason"] = json!("DeadlineExceeded");
+                    status["message"] =
+                        json!("Pod was active on the node longer than the specified deadline");
+                }
+                self.set_status(status).await?;
                 self.record(KubeletEventKind::Terminated(137), Instant::now());
                 self.finish().await
             }

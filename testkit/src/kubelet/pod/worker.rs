@@ -38,4 +38,8 @@ pub(crate) struct PodWorker {
     pub(super) containers: Vec<(String, String)>,
     /// When the container started (for its status).
     pub(super) started: Option<Time>,
+    /// When the Pod started, for its `activeDeadlineSeconds`.
+    pub(super) started_at: Option<std::time::Instant>,
+    /// Its `activeDeadlineSeconds` passed (the end is written so).
+    pub(super) deadline_hit: bool,
 }

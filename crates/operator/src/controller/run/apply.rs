@@ -13,7 +13,7 @@ use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use kube::{Resource, ResourceExt};
 
 use crate::controller::kit::context::{Context, FIELD_MANAGER};
@@ -187,6 +187,23 @@ pub async fn apply(
                     .grants
                     .forget(&home, &|l| grants.iter().any(|g| g.is(l)));
                 release_grants(&api, grants).await?;
+            }
+            Write::StopPods(stops) => {
+                let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+                let (stopped, refused) = stop_all(&api, stops).await?;
+                for mut p in stopped {
+                    crate::controller::kit::cache::trim_pod(&mut p);
+                    ctx.own.pods.remember(p, false);
+                }
+                // A Pod that cannot take the change is stopped by deletion.
+                for mut p in delete_all(&api, refused, "pod", None)
+                    .await?
+                    .into_iter()
+                    .flatten()
+                {
+                    crate::controller::kit::cache::trim_pod(&mut p);
+                    ctx.own.pods.remember(p, false);
+                }
             }
             Write::DeletePods(names) => {
                 let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
@@ -367,6 +384,53 @@ where
         .collect()
         .await;
     results.into_iter().collect()
+}
+
+/// Stops each Pod of `stops` and keeps it (see [`Write::StopPods`]):
+/// the Pods patched, and the names of those the apiserver would not change
+/// (to delete instead). A Pod that is gone is left out of both.
+async fn stop_all(
+    api: &Api<Pod>,
+    stops: Vec<crate::controller::run::step::PodStop>,
+) -> Result<(Vec<Pod>, Vec<String>), ControllerError> {
+    use crate::api::names::ANNOTATION_STOPPED_AT;
+    let futs = stops.into_iter().map(|s| {
+        let api = api.clone();
+        async move {
+            let patch = serde_json::json!({
+                "metadata": {"annotations": {ANNOTATION_STOPPED_AT: s.at}},
+                "spec": {"activeDeadlineSeconds": s.deadline_seconds},
+            });
+            match api
+                .patch(&s.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(p) => Ok((Some(p), None)),
+                Err(kube::Error::Api(e)) if e.code == 404 => Ok((None, None)),
+                // Refused (or not allowed: RBAC without `patch` on Pods):
+                // stopped the other way.
+                Err(kube::Error::Api(e)) if e.code == 422 || e.code == 403 => {
+                    tracing::info!(pod = %s.name, code = e.code, message = %e.message, "a pod cannot be stopped and kept; deleting it");
+                    Ok((None, Some(s.name)))
+                }
+                Err(e) => Err(ControllerError::Kube {
+                    what: format!("stopping pod {}", s.name),
+                    source: e,
+                }),
+            }
+        }
+    });
+    let results: Vec<Result<_, ControllerError>> = futures::stream::iter(futs)
+        .buffer_unordered(CONCURRENT_WRITES)
+        .collect()
+        .await;
+    let (mut stopped, mut refused) = (Vec::new(), Vec::new());
+    for r in results {
+        let (p, name) = r?;
+        stopped.extend(p);
+        refused.extend(name);
+    }
+    Ok((stopped, refused))
 }
 
 async fn publish(ctx: &Context, n: Note) {

@@ -3,6 +3,8 @@
 
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 
 use crate::api::names::CONTAINER;
 use crate::plan::AttemptOutcome;
@@ -207,6 +209,38 @@ pub fn pod_state(pod: &Pod) -> PodState {
             None => PodState::Pending,
         },
     }
+}
+
+/// Whether the controller stopped `pod` already: deleted, or stopped and
+/// kept ([`ANNOTATION_STOPPED_AT`](crate::api::names::ANNOTATION_STOPPED_AT)).
+pub fn stopping(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_some() || stopped_at(pod).is_some()
+}
+
+/// When the controller stopped `pod` and kept it.
+pub fn stopped_at(pod: &Pod) -> Option<Timestamp> {
+    pod.annotations()
+        .get(crate::api::names::ANNOTATION_STOPPED_AT)?
+        .parse()
+        .ok()
+}
+
+/// The `activeDeadlineSeconds` that stops `pod` at `now` while keeping it
+/// (and its log): the whole seconds since its kubelet started it, at least
+/// 1, never more than it has (the apiserver refuses a longer one). `None`
+/// when only a delete stops it: no kubelet has it yet (not scheduled,
+/// held by a scheduling gate, no start time), or its container ended.
+pub fn keep_on_stop(pod: &Pod, now: Timestamp) -> Option<i64> {
+    let spec = pod.spec.as_ref()?;
+    spec.node_name.as_ref()?;
+    let status = pod.status.as_ref()?;
+    let started = status.start_time.as_ref()?.0;
+    if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+        return None;
+    }
+    let active = now.duration_since(started).as_secs().max(1);
+    let before = spec.active_deadline_seconds.unwrap_or(i64::MAX);
+    Some(active.min(before).max(1))
 }
 
 #[cfg(test)]

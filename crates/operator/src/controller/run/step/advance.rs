@@ -170,6 +170,7 @@ pub fn advance(
         create_pods: carried.pods_to_create,
         test_cases: std::mem::take(&mut cats.test_cases),
         category_run_statuses: cr_writes.statuses,
+        stop_pods: carried.pods_to_stop,
         delete_pods: carried.pods_to_delete,
         release: (o.shared.namespace.clone(), released),
         events,

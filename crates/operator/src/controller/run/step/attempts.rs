@@ -11,7 +11,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::observed::NodeDown;
 use crate::api::{AttemptStatus, AttemptStop, CategoryRunStatus};
-use crate::controller::run::pod_state::{PodState, finished_at, pod_state};
+use crate::controller::run::pod_state::{PodState, finished_at, pod_state, stopped_at};
 use crate::layer::LayerPlan;
 use crate::plan::{AttemptObs, AttemptOutcome, CategoryObs, Cause, Phase, Stop, Terminal};
 use crate::words::{AttemptReason, Reason};
@@ -162,10 +162,21 @@ pub fn sync_attempts(
                         }
                         let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
                         let down = node.and_then(|n| bounds.down.get_key_value(n));
-                        let wait = if let Some(gone_by) = deleting {
-                            let past = offset(&stored(gone_by), &now.0);
+                        // Stopped and kept: its kubelet is due to end it
+                        // within its grace period, as for a deletion.
+                        let kept_by = stopped_at(pod).map(|at| {
+                            let grace = (pod.spec.as_ref())
+                                .and_then(|s| s.termination_grace_period_seconds)
+                                .unwrap_or(30);
+                            at + Duration::from_secs(grace.max(0).unsigned_abs())
+                        });
+                        let wait = if let Some(gone_by) = deleting.map(stored).or(kept_by) {
+                            let past = offset(&gone_by, &now.0);
                             if past >= terminating_bound {
                                 node_lost.push(a.number);
+                                if deleting.is_none() {
+                                    needs.delete.push(a.number);
+                                }
                                 None
                             } else {
                                 Some(terminating_bound - past)

@@ -17,11 +17,11 @@ use super::attempts::{
 use super::log_results::{keep_test_cases, read_results};
 use super::observed::{Answers, Observed, Question};
 use super::refusals;
-use super::writes::{note, wall_clock};
+use super::writes::{PodStop, note, wall_clock};
 use crate::api::names::{LABEL_ATTEMPT, LABEL_CATEGORY};
 use crate::api::{AttemptStatus, CategoryRun, CategoryRunStatus, ResourceClaim};
 use crate::controller::run::build::{self, owned_by};
-use crate::controller::run::pod_state::running_since;
+use crate::controller::run::pod_state::{keep_on_stop, running_since, stopping};
 use crate::controller::status::conditions::{category_terminal, phase_conditions};
 use crate::controller::status::note::Note;
 use crate::layer::LayerPlan;
@@ -77,8 +77,12 @@ pub struct Carried {
     pub started: usize,
     /// Pods of started attempts, and refused ones whose backoff is over.
     pub pods_to_create: Vec<Pod>,
-    /// Pods of stopped attempts (their stops are recorded first).
+    /// Pods of stopped attempts that never ran on a node, or ended
+    /// already (their stops are recorded first).
     pub pods_to_delete: Vec<String>,
+    /// Pods of stopped attempts running on a node: stopped and kept, with
+    /// their logs (their stops are recorded first).
+    pub pods_to_stop: Vec<PodStop>,
     /// Events about categories.
     pub notes: Vec<Note>,
     /// Logs to read first: of attempts about to be stopped, whose Pods are
@@ -291,10 +295,7 @@ impl Categories {
                     };
                     let number = a.number;
                     let pod = build::pod_name(&c.cr.name_any(), number);
-                    let live = c
-                        .pods
-                        .get(&number)
-                        .is_some_and(|p| p.metadata.deletion_timestamp.is_none());
+                    let live = c.pods.get(&number).is_some_and(|p| !stopping(p));
                     if live && a.stop.is_none() {
                         // Its log is read before its Pod is deleted.
                         match answers.logs.get(&pod) {
@@ -311,7 +312,14 @@ impl Categories {
                     };
                     a.stop.get_or_insert_with(|| stop_record(layer, stop));
                     if live {
-                        out.pods_to_delete.push(pod);
+                        match c.pods.get(&number).and_then(|p| keep_on_stop(p, now)) {
+                            Some(deadline_seconds) => out.pods_to_stop.push(PodStop {
+                                name: pod,
+                                deadline_seconds,
+                                at: wall.0.to_string(),
+                            }),
+                            None => out.pods_to_delete.push(pod),
+                        }
                     }
                     if let Stop::End(t) = stop {
                         c.status.message =

@@ -47,7 +47,7 @@ pub use observed::{
     PodOwner, Question, Refusal, ReportRead, RerunAnswer, RerunSource,
 };
 pub use spec::{resolve, spec_changed, spec_hash};
-pub use writes::{Next, Step, Write};
+pub use writes::{Next, PodStop, Step, Write};
 
 use plan_freeze::Frozen;
 

@@ -15,7 +15,7 @@
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 
-use super::writes::Write;
+use super::writes::{PodStop, Write};
 use crate::api::{CategoryRunStatus, TestLayerRunStatus};
 use crate::controller::shared::claims::GrantRef;
 use crate::controller::status::note::Note;
@@ -35,6 +35,8 @@ pub struct Pending {
     pub test_cases: Vec<ConfigMap>,
     /// CategoryRun statuses, by name (stops among them).
     pub category_run_statuses: Vec<(String, CategoryRunStatus)>,
+    /// Pods of stopped attempts to stop and keep.
+    pub stop_pods: Vec<PodStop>,
     /// Pods of stopped or ended attempts to delete.
     pub delete_pods: Vec<String>,
     /// Grants to give back, of this namespace.
@@ -64,6 +66,9 @@ pub fn order(p: Pending) -> Vec<Write> {
     }
     if !p.category_run_statuses.is_empty() {
         writes.push(Write::CategoryRunStatuses(p.category_run_statuses));
+    }
+    if !p.stop_pods.is_empty() {
+        writes.push(Write::StopPods(p.stop_pods));
     }
     if !p.delete_pods.is_empty() {
         writes.push(Write::DeletePods(p.delete_pods));
@@ -108,6 +113,11 @@ mod tests {
                 ..ConfigMap::default()
             }],
             category_run_statuses: vec![("cat".into(), CategoryRunStatus::default())],
+            stop_pods: vec![PodStop {
+                name: "pod-2".into(),
+                deadline_seconds: 5,
+                at: "2026-12-01T10:00:00Z".into(),
+            }],
             delete_pods: vec!["pod-0".into()],
             release: (
                 "ns".into(),
@@ -135,6 +145,7 @@ mod tests {
                 Write::CreatePods(_) => "create pods",
                 Write::CreateTestCases(_) => "test cases",
                 Write::CategoryRunStatuses(_) => "category statuses",
+                Write::StopPods(_) => "stop pods",
                 Write::DeletePods(_) => "delete pods",
                 Write::DeleteGrants(..) => "release grants",
                 Write::Event(_) => "event",
@@ -162,6 +173,7 @@ mod tests {
                 "create pods",
                 "test cases",
                 "category statuses",
+                "stop pods",
                 "delete pods",
                 "release grants",
                 "event"
@@ -180,6 +192,7 @@ mod tests {
                 "create pods",
                 "test cases",
                 "category statuses",
+                "stop pods",
                 "delete pods",
                 "release grants",
                 "run status",
@@ -192,7 +205,7 @@ mod tests {
     fn the_rules_hold_for_any_subset_of_writes() {
         // Leave out each combination of parts: the order of what remains
         // keeps every rule.
-        for mask in 0u32..(1 << 8) {
+        for mask in 0u32..(1 << 9) {
             for starting in [false, true] {
                 let mut p = everything(starting);
                 let on = |i: u32| mask & (1 << i) != 0;
@@ -220,6 +233,9 @@ mod tests {
                 if !on(7) {
                     p.events.clear();
                 }
+                if !on(8) {
+                    p.stop_pods.clear();
+                }
                 let w = order(p);
                 let k = kinds(&w);
                 let before = |a: &str, b: &str| {
@@ -230,6 +246,8 @@ mod tests {
                 before("grants", "create pods");
                 before("test cases", "category statuses");
                 before("category statuses", "delete pods");
+                before("category statuses", "stop pods");
+                before("stop pods", "release grants");
                 before("delete pods", "release grants");
                 if starting {
                     before("run status", "create pods");

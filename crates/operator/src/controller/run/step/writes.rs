@@ -40,6 +40,14 @@ pub enum Write {
     CreateTestCases(Vec<ConfigMap>),
     /// Server-side apply of these CategoryRuns' statuses, by name.
     CategoryRunStatuses(Vec<(String, CategoryRunStatus)>),
+    /// Stop these Pods' containers and keep the Pods (and so their logs):
+    /// each Pod's `activeDeadlineSeconds` cut to the seconds it has been
+    /// active, so its kubelet ends it `DeadlineExceeded` with its grace
+    /// period, and annotated [`ANNOTATION_STOPPED_AT`]. A Pod that is gone
+    /// is fine; one that cannot take the change is deleted instead.
+    ///
+    /// [`ANNOTATION_STOPPED_AT`]: crate::api::names::ANNOTATION_STOPPED_AT
+    StopPods(Vec<PodStop>),
     /// Delete these Pods (gone already is fine).
     DeletePods(Vec<String>),
     /// Delete these CategoryRuns and what they own.
@@ -63,6 +71,18 @@ pub enum Write {
         /// The run's resourceVersion the status was derived from.
         read_at: Option<String>,
     },
+}
+
+/// A Pod to stop and keep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodStop {
+    /// The Pod's name.
+    pub name: String,
+    /// Its new `activeDeadlineSeconds`: the whole seconds it has been
+    /// active (at least 1), never more than it had.
+    pub deadline_seconds: i64,
+    /// When it was stopped, RFC 3339 (the annotation's value).
+    pub at: String,
 }
 
 /// When to reconcile the run again if nothing else happens first.

@@ -269,14 +269,14 @@ fn a_timed_out_attempt_gives_its_grant_back() {
     assert_eq!(w.cat_phase("a"), Some(Phase::TimedOut));
     assert_eq!(w.cat_phase("b"), Some(Phase::Succeeded));
     assert!(w.grants.is_empty(), "{:#?}", w.writes);
-    // b got the unit only once a's Pod was gone.
-    assert!(w.first("r-b-", &PodEvent::Created) >= w.first("r-a-", &PodEvent::Deleted));
+    // b got the unit only once a's Pod had stopped.
+    assert!(w.first("r-b-", &PodEvent::Created) >= w.first("r-a-", &PodEvent::Ended(143)));
 }
 
 #[test]
 fn a_stopped_pod_keeps_its_grant_through_its_grace_period() {
-    // Timed out: b gets the unit only once a's Pod is gone, 3 s after its
-    // stop, not when the stop is recorded.
+    // Timed out: b gets the unit only once a's Pod has stopped, 3 s after
+    // its stop, not when the stop is recorded.
     let config = SHARED.replace("timeout_seconds: 30", "timeout_seconds: 3");
     let mut w = world(&config).scripts(|c, _| match c {
         "a" => Script::forever(),
@@ -286,7 +286,7 @@ fn a_stopped_pod_keeps_its_grant_through_its_grace_period() {
     w.run_to_end(LONG);
     assert_eq!(w.cat_phase("a"), Some(Phase::TimedOut));
     assert_eq!(w.cat_phase("b"), Some(Phase::Succeeded));
-    let gone = w.first("r-a-", &PodEvent::Deleted);
+    let gone = w.first("r-a-", &PodEvent::Ended(143));
     assert!(
         w.first("r-b-", &PodEvent::Created) >= gone,
         "{:#?}",
@@ -294,24 +294,20 @@ fn a_stopped_pod_keeps_its_grant_through_its_grace_period() {
     );
     assert!(w.grants.is_empty(), "{:#?}", w.writes);
 
-    // Cancelled: the run ends at once, its grant stays until its Pod is
-    // gone.
+    // Cancelled: the run ends at once, its grant stays until its Pod has
+    // stopped.
     let mut w = world(SHARED).scripts(|_, _| Script::forever());
     w.grace = Duration::from_secs(3);
     w.run_until(LONG, |w| w.count("create pod") >= 2);
     w.run.spec.cancel = true;
-    w.run_until(LONG, |w| {
-        w.pods
-            .values()
-            .any(|p| p.metadata.deletion_timestamp.is_some())
-    });
+    w.run_until(LONG, |w| w.count("stop pod") > 0);
     w.run_for(Duration::from_secs(1));
     assert_eq!(w.grants.len(), 1, "{:#?}", w.writes);
     assert_eq!(w.count("release testlayer-grant"), 0, "{:#?}", w.writes);
     w.run_to_end(LONG);
     w.run_for(Duration::from_secs(5));
     assert_eq!(w.phase(), Some(LayerPhase::Cancelled));
-    assert!(w.pods.is_empty(), "{:#?}", w.pods.keys());
+    assert_eq!(w.live_pods(), 0, "{:#?}", w.pods.keys());
     assert!(w.grants.is_empty(), "{:#?}", w.writes);
 }
 

@@ -3,7 +3,7 @@
 use super::*;
 
 #[test]
-fn the_log_of_a_stopped_attempt_is_read_before_its_pod_is_deleted() {
+fn the_log_of_a_stopped_attempt_is_read_before_its_pod_is_stopped() {
     let config = "layers:\n  slow:\n    execution_mode: parallel\n    categories:\n      - name: hang\n        timeout_seconds: 1\n        retries: 1\n";
     // The first attempt fails, the second hangs and times out.
     let mut w = World::new("slow", config, json!({"command": "true"})).scripts(|_, n| {
@@ -30,7 +30,7 @@ fn the_log_of_a_stopped_attempt_is_read_before_its_pod_is_deleted() {
     }
     let tail = hang.log_tail.unwrap();
     assert!(tail.starts_with("attempt 2\n"), "{tail:?}");
-    // Asked before the stop is recorded and the Pod deleted.
+    // Asked before the stop is recorded and the Pod stopped.
     for pod in ["r-hang-1", "r-hang-2"] {
         let asked = w
             .questions
@@ -41,7 +41,7 @@ fn the_log_of_a_stopped_attempt_is_read_before_its_pod_is_deleted() {
     let deleted = w
         .writes
         .iter()
-        .position(|x| x == "delete pod r-hang-2")
+        .position(|x| x == "stop pod r-hang-2")
         .unwrap();
     assert!(w.writes[..deleted].iter().any(|x| x == "cr status r-hang"));
 }
@@ -184,4 +184,48 @@ fn a_deleted_run_is_left_to_the_garbage_collector() {
     let s = w.peek(Answers::default());
     assert!(s.writes.is_empty() && s.questions.is_empty());
     assert_eq!(s.next, Next::AwaitChange);
+}
+
+/// A stopped attempt's Pod stays, ended `DeadlineExceeded` by its kubelet,
+/// so its log can be read after the run; a kubelet that never stops it
+/// (its node silent) gets it deleted once its grace period and the
+/// Terminating bound have passed, and the attempt ends as its stop said.
+#[test]
+fn a_stopped_attempts_pod_is_kept_with_its_log_unless_its_kubelet_never_stops_it() {
+    let config = "layers:\n  s:\n    execution_mode: parallel\n    categories:\n      - name: hang\n        timeout_seconds: 2\n";
+    let mut w =
+        World::new("s", config, json!({"command": "true"})).scripts(|_, _| Script::forever());
+    w.grace = Duration::from_secs(3);
+    w.run_to_end(LONG);
+    assert_eq!(w.cat_phase("hang"), Some(Phase::TimedOut));
+    let pod = w.pods.get("r-hang-1").expect("the stopped Pod is kept");
+    let status = pod.status.clone().unwrap();
+    assert_eq!(
+        (status.phase.as_deref(), status.reason.as_deref()),
+        (Some("Failed"), Some("DeadlineExceeded"))
+    );
+    let deadline = pod.spec.as_ref().and_then(|s| s.active_deadline_seconds);
+    assert!(
+        matches!(deadline, Some(2..=3)),
+        "cut to the seconds it ran: {deadline:?}"
+    );
+    assert!(
+        kube::ResourceExt::annotations(pod).contains_key(crate::api::names::ANNOTATION_STOPPED_AT)
+    );
+    assert_eq!(w.count("delete pod"), 0, "{:?}", w.writes);
+
+    // Its kubelet does not answer: deleted once 3 s of grace and the 60 s
+    // bound have passed (at the next look: the run itself has ended), and
+    // the attempt ends TimedOut all the same.
+    let mut w =
+        World::new("s", config, json!({"command": "true"})).scripts(|_, _| Script::forever());
+    w.grace = Duration::from_secs(3);
+    w.kubelet_silent = true;
+    w.run_until(LONG, |w| w.count("stop pod") > 0);
+    let stopped = w.now;
+    w.run_until(LONG, |w| w.count("delete pod") > 0);
+    let waited = w.now.duration_since(stopped).as_secs_f64();
+    assert!((63.0..=75.0).contains(&waited), "deleted after {waited} s");
+    w.run_to_end(LONG);
+    assert_eq!(w.cat_phase("hang"), Some(Phase::TimedOut));
 }

@@ -118,6 +118,8 @@ pub struct World {
     pub questions: Vec<Question>,
     /// Seconds a deleted Pod takes to go away.
     pub grace: Duration,
+    /// Its kubelet does not answer: a Pod stopped and kept never ends.
+    pub kubelet_silent: bool,
     /// Categories (Kubernetes names) whose Pods the apiserver refuses to
     /// create, with its words.
     pub refuse: BTreeMap<String, String>,
@@ -212,6 +214,7 @@ impl World {
             pod_log: Vec::new(),
             questions: Vec::new(),
             grace: Duration::ZERO,
+            kubelet_silent: false,
             refuse: BTreeMap::new(),
             refused: BTreeMap::new(),
             existing: Default::default(),
@@ -554,9 +557,16 @@ impl World {
                             .annotations
                             .get_or_insert_with(Default::default)
                             .insert("end".into(), format!("{:?}", script.end));
+                        let started = Timestamp::from_second(self.now.as_second())
+                            .unwrap()
+                            .to_string();
                         p.status =
-                            Some(serde_json::from_value(json!({"phase": "Running", "containerStatuses": [{"name": "test", "image": "busybox", "imageID": "", "ready": true, "restartCount": 0,
-                            "state": {"running": {"startedAt": Timestamp::from_second(self.now.as_second()).unwrap().to_string()}}}]})).unwrap());
+                            Some(serde_json::from_value(json!({"phase": "Running", "startTime": started, "containerStatuses": [{"name": "test", "image": "busybox", "imageID": "", "ready": true, "restartCount": 0,
+                            "state": {"running": {"startedAt": started}}}]})).unwrap());
+                        // On a node, as its kubelet has it.
+                        if let Some(spec) = p.spec.as_mut() {
+                            spec.node_name = Some("n1".into());
+                        }
                         if !matches!(script.end, End::Forever) {
                             self.ends
                                 .insert(name.clone(), later(self.now, script.run_for));
@@ -601,6 +611,12 @@ impl World {
                         if self.grants.get(&g.name).is_some_and(|l| g.is(l)) {
                             self.grants.remove(&g.name);
                         }
+                    }
+                }
+                Write::StopPods(stops) => {
+                    for s in stops {
+                        self.writes.push(format!("stop pod {}", s.name));
+                        self.stop_pod(&s);
                     }
                 }
                 Write::DeletePods(names) => {
@@ -654,6 +670,37 @@ impl World {
         false
     }
 
+    /// A Pod stopped and kept: its kubelet ends it `DeadlineExceeded`
+    /// within its grace period (here, the world's grace), and it stays.
+    fn stop_pod(&mut self, s: &super::super::PodStop) {
+        let Some(p) = self.pods.get_mut(&s.name) else {
+            return;
+        };
+        let deadline = p.spec.as_ref().and_then(|sp| sp.active_deadline_seconds);
+        assert!(
+            deadline.is_none_or(|d| s.deadline_seconds <= d) && s.deadline_seconds >= 1,
+            "the apiserver refuses a longer or non-positive activeDeadlineSeconds: {s:?}, had {deadline:?}"
+        );
+        p.annotations_mut().insert(
+            crate::api::names::ANNOTATION_STOPPED_AT.into(),
+            s.at.clone(),
+        );
+        p.annotations_mut().insert("end".into(), "Deadline".into());
+        if let Some(spec) = p.spec.as_mut() {
+            spec.active_deadline_seconds = Some(s.deadline_seconds);
+        }
+        p.metadata.resource_version = Some((self.next_rv + 1).to_string());
+        self.next_rv += 1;
+        let running = p.status.as_ref().and_then(|st| st.phase.as_deref()) == Some("Running");
+        if running && !self.kubelet_silent {
+            self.ends
+                .insert(s.name.clone(), later(self.now, self.grace));
+            if self.grace.is_zero() {
+                self.advance_to(self.now);
+            }
+        }
+    }
+
     fn delete_pod(&mut self, name: &str) {
         let Some(p) = self.pods.get_mut(name) else {
             return;
@@ -702,6 +749,7 @@ impl World {
             let (phase, code, reason, pod_reason) = match end.as_str() {
                 "Oom" => ("Failed", 137, "OOMKilled", None),
                 "Evicted" => ("Failed", 137, "Error", Some("Evicted")),
+                "Deadline" => ("Failed", 143, "Error", Some("DeadlineExceeded")),
                 e => {
                     let code: i32 = e
                         .trim_start_matches("Exit(")
@@ -719,8 +767,16 @@ impl World {
             let mut status = json!({"phase": phase, "containerStatuses": [{"name": "test", "image": "busybox", "imageID": "",
                 "ready": false, "restartCount": 0,
                 "state": {"terminated": {"exitCode": code, "reason": reason, "finishedAt": finished}}}]});
-            if let Some(r) = pod_reason {
-                status = json!({"phase": "Failed", "reason": r, "message": "the node was low on memory"});
+            match pod_reason {
+                Some("DeadlineExceeded") => {
+                    status["reason"] = json!("DeadlineExceeded");
+                    status["message"] =
+                        json!("Pod was active on the node longer than the specified deadline");
+                }
+                Some(r) => {
+                    status = json!({"phase": "Failed", "reason": r, "message": "the node was low on memory"});
+                }
+                None => {}
             }
             p.status = Some(serde_json::from_value(status).unwrap());
             p.metadata.resource_version = Some(rv);

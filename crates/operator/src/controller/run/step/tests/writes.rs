@@ -3,7 +3,7 @@
 use super::*;
 
 #[test]
-fn a_stop_is_recorded_before_its_pod_is_deleted_and_the_clock_before_the_first_pod() {
+fn a_stop_is_recorded_before_its_pod_is_stopped_and_the_clock_before_the_first_pod() {
     let config = "layers:\n  s:\n    execution_mode: parallel\n    categories:\n      - name: hang\n        timeout_seconds: 1\n";
     let mut w =
         World::new("s", config, json!({"command": "true"})).scripts(|_, _| Script::forever());
@@ -17,12 +17,14 @@ fn a_stop_is_recorded_before_its_pod_is_deleted_and_the_clock_before_the_first_p
     };
     assert!(at("run status") < at("create pod"), "{:?}", w.writes);
     assert!(
-        at("cr status r-hang") < at("delete pod r-hang-1"),
+        at("cr status r-hang") < at("stop pod r-hang-1"),
         "{:?}",
         w.writes
     );
-    // A Pod that terminates is not deleted again while it does.
-    assert_eq!(w.count("delete pod"), 1, "{:?}", w.writes);
+    // A Pod that stops is not stopped again while it does, nor deleted:
+    // it is kept with its log.
+    assert_eq!(w.count("stop pod"), 1, "{:?}", w.writes);
+    assert_eq!(w.count("delete pod"), 0, "{:?}", w.writes);
     assert_eq!(w.cat_phase("hang"), Some(Phase::TimedOut));
 }
 
@@ -84,7 +86,7 @@ fn the_spec_hash_is_a_stable_digest_and_an_older_format_starts_nothing_over() {
     w.run.status.as_mut().unwrap().spec_hash = Some("0123456789abcdef".into());
     w.reconcile();
     assert_eq!(
-        w.count("delete"),
+        w.count("delete") + w.count("stop pod"),
         2,
         "only the stopped Pods: {:?}",
         w.writes
