@@ -980,7 +980,7 @@ fn the_dashboard_is_consistent_and_its_promql_parses() {
         "testlayer_categories_finished_total",
         "testlayer_category_duration_seconds_bucket",
         "testlayer_tests_total",
-        "testlayer_flaky_tests_total",
+        "testlayer_flaky_tests_seen_total",
         "testlayer_queue_wait_seconds_bucket",
         "testlayer_waiting_longest_seconds",
         "testlayer_layer_failure_streak",

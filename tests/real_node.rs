@@ -188,7 +188,7 @@ layers:
       - name: "stubborn"
         timeout_seconds: 8
         priority_order: 1
-        command: "trap '' TERM; echo started; while true; do sleep 1; done"
+        command: "trap '' TERM; echo started; seq 1 50000; echo counted; while true; do sleep 1; done"
       - name: "after"
         timeout_seconds: 30
         priority_order: 2
@@ -196,7 +196,8 @@ layers:
 "#;
     // Its timeout leaves its container time to start on a loaded machine:
     // its log is to show that it ran before the stop.
-    // Watch the stubborn Pod: when its deletion was asked, when it was gone.
+    // Watch the stubborn Pod: when its stop was asked (the controller marks
+    // it and cuts its deadline), when its kubelet had ended it.
     let pods = fx.pods();
     let watch = tokio::spawn(async move {
         use futures::StreamExt;
@@ -207,21 +208,22 @@ layers:
         );
         let mut stream = std::pin::pin!(stream);
         while let Some(ev) = stream.next().await {
-            match ev {
-                Ok(watcher::Event::Apply(p)) | Ok(watcher::Event::InitApply(p))
-                    if p.metadata.deletion_timestamp.is_some() && asked.is_none() =>
-                {
-                    asked = Some(Instant::now());
-                }
-                Ok(watcher::Event::Delete(_)) => {
-                    if let Some(a) = asked {
-                        return a.elapsed();
-                    }
-                }
-                _ => {}
+            let (Ok(watcher::Event::Apply(p)) | Ok(watcher::Event::InitApply(p))) = ev else {
+                continue;
+            };
+            let marked = kube::ResourceExt::annotations(&p)
+                .contains_key(testlayer::api::names::ANNOTATION_STOPPED_AT);
+            if marked && asked.is_none() {
+                asked = Some(Instant::now());
+            }
+            let st = p.status.clone().unwrap_or_default();
+            if let Some(a) = asked
+                && st.phase.as_deref() == Some("Failed")
+            {
+                return (a.elapsed(), st.reason);
             }
         }
-        Duration::ZERO
+        (Duration::ZERO, None)
     });
     let started = Instant::now();
     fx.submit("term", "term", config, json!({"image": BUSYBOX}))
@@ -232,7 +234,7 @@ layers:
     assert_eq!(stubborn.phase, Some(Phase::TimedOut), "{stubborn:#?}");
     let tail = stubborn.attempts[0].log_tail.clone().unwrap_or_default();
     assert!(
-        tail.contains("started"),
+        tail.contains("50000\ncounted"),
         "the stopped attempt's log was read: {stubborn:#?}"
     );
     let after = status(&fx, "term", "after").await;
@@ -243,18 +245,52 @@ layers:
     );
     assert_eq!(phase(&run), Some(LayerPhase::Failed), "{:#?}", run.status);
 
-    let terminating = tokio::time::timeout(Duration::from_secs(60), watch)
+    let (terminating, reason) = tokio::time::timeout(Duration::from_secs(60), watch)
         .await
-        .expect("the stubborn Pod went away")
+        .expect("the stubborn Pod ended")
         .expect("watch task");
     // The kubelet sent SIGTERM, the container ignored it, and runc killed it
-    // when the Pod's 10 s grace period ran out.
+    // when the Pod's 10 s grace period ran out; the Pod stays.
     assert!(
         terminating >= Duration::from_secs(8) && terminating < Duration::from_secs(40),
-        "the stubborn Pod was Terminating for {terminating:?}"
+        "the stubborn Pod took {terminating:?} to stop"
     );
+    assert_eq!(reason.as_deref(), Some("DeadlineExceeded"));
     assert!(running_in(RealNode::shared().1, &fx.ns).is_empty());
-    eprintln!("timeout 8 s + grace: Terminating for {terminating:?}, run {took:?}");
+    eprintln!("timeout 8 s + grace: stopping for {terminating:?}, run {took:?}");
+
+    // Its whole log, far beyond the 4 KiB its CategoryRun keeps, is read
+    // from the kept Pod after the run ended, as a user reads it.
+    let out = tokio::task::spawn_blocking({
+        let (kubeconfig, ns) = (fx.cp.kubeconfig(), fx.ns.clone());
+        move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_testlayer"))
+                .arg("logs")
+                .arg("--kubeconfig")
+                .arg(kubeconfig)
+                .args(["-n", &ns, "term", "stubborn"])
+                .output()
+                .expect("testlayer logs")
+        }
+    })
+    .await
+    .expect("logs task");
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(
+        lines.first(),
+        Some(&"started"),
+        "{:?}",
+        &lines[..lines.len().min(3)]
+    );
+    assert!(lines.contains(&"1") && lines.contains(&"50000") && lines.contains(&"counted"));
+    assert!(log.len() > 280_000, "{} bytes", log.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -300,16 +336,26 @@ layers:
         "{:#?}",
         run.status
     );
+    // No container runs on; the Pods stay, ended by their kubelet, so
+    // their logs can be read.
     eventually(
         Duration::from_secs(60),
         "no container left on the node",
         async || {
             let running = running_in(node, &ns);
-            let pods = fx.pod_names("").await;
-            if running.is_empty() && pods.is_empty() {
+            let pods = fx
+                .pods()
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let phases: Vec<Option<String>> = (pods.items.iter())
+                .map(|p| p.status.clone().unwrap_or_default().phase)
+                .collect();
+            let ended = phases.iter().all(|p| p.as_deref() == Some("Failed"));
+            if running.is_empty() && phases.len() == 2 && ended {
                 Ok(())
             } else {
-                Err(format!("running: {running:?}, Pods left: {pods:?}"))
+                Err(format!("running: {running:?}, Pods: {phases:?}"))
             }
         },
     )

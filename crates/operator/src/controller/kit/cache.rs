@@ -42,16 +42,22 @@ pub fn watch_backoff() -> ResetTimerBackoff<ExponentialBackoff> {
 }
 
 /// What the Pod cache keeps of a Pod: its metadata, its status, its
-/// scheduling gates and its node, which is all a step reads (the rest of the spec is the
-/// controller's own, from its CategoryRun).
+/// scheduling gates, its node, its grace period and its deadline, which is
+/// all a step reads (the rest of the spec is the controller's own, from its
+/// CategoryRun).
 pub fn trim_pod(pod: &mut Pod) {
     pod.managed_fields_mut().clear();
-    pod.spec = pod.spec.take().and_then(|s| {
+    pod.spec = pod.spec.take().map(|s| {
         let gates = s.scheduling_gates.filter(|g| !g.is_empty());
-        (gates.is_some() || s.node_name.is_some()).then(|| k8s_openapi::api::core::v1::PodSpec {
+        // The grace period and deadline: a stopped Pod that is kept is
+        // due to end within its grace period, and its deadline is only
+        // ever cut.
+        k8s_openapi::api::core::v1::PodSpec {
             scheduling_gates: gates,
             node_name: s.node_name,
+            termination_grace_period_seconds: s.termination_grace_period_seconds,
+            active_deadline_seconds: s.active_deadline_seconds,
             ..Default::default()
-        })
+        }
     });
 }
