@@ -8,8 +8,10 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
@@ -313,17 +315,17 @@ async fn follow(a: &SubmitArgs, client: Client, ns: &str, planned: &Planned) -> 
     let mut cancelled = false;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let lp = ListParams::default().labels(&format!("{LABEL_SUITE}={}", planned.name));
+    // The suite's runs, followed through a watch: errors are retried with
+    // backoff and said once per outage; a relist replaces what is known.
+    let wc = watcher::Config::default()
+        .labels(&format!("{LABEL_SUITE}={}", planned.name))
+        .timeout(30);
+    let mut events = watcher(runs.clone(), wc).default_backoff().boxed();
+    let mut by_name: BTreeMap<String, TestLayerRun> = BTreeMap::new();
+    let mut relisted: BTreeMap<String, TestLayerRun> = BTreeMap::new();
+    let mut outage: Option<Instant> = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(a.follow.timeout);
     let states = loop {
-        let list = match runs.list(&lp).await {
-            Ok(l) => l.items,
-            Err(e) => {
-                eprintln!("error: cannot list the runs of suite {}: {e}", planned.name);
-                return 1;
-            }
-        };
-        let by_name: BTreeMap<String, TestLayerRun> =
-            list.into_iter().map(|r| (r.name_any(), r)).collect();
         for (i, name) in planned.runs.iter().enumerate() {
             let Some(run) = by_name.get(name) else {
                 continue;
@@ -384,18 +386,59 @@ async fn follow(a: &SubmitArgs, client: Client, ns: &str, planned: &Planned) -> 
         if states.iter().all(LayerState::is_done) {
             break states;
         }
-        if start.elapsed() > Duration::from_secs(a.follow.timeout) {
-            eprintln!(
-                "error: suite {} did not finish within {}s; it goes on in the cluster",
-                planned.name, a.follow.timeout
-            );
-            return 1;
-        }
         let interrupted = tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(500)) => false,
+            ev = events.next() => {
+                match ev {
+                    None => {
+                        eprintln!("error: the watch of suite {} ended", planned.name);
+                        return 1;
+                    }
+                    Some(Err(e)) => {
+                        if outage.is_none() {
+                            eprintln!("cannot watch the runs of suite {} ({e}); trying again", planned.name);
+                            outage = Some(Instant::now());
+                        }
+                    }
+                    Some(Ok(ev)) => {
+                        if let Some(since) = outage.take() {
+                            eprintln!("watching the runs of suite {} again after {:.0}s", planned.name, since.elapsed().as_secs_f64());
+                        }
+                        match ev {
+                            watcher::Event::Init => relisted.clear(),
+                            watcher::Event::InitApply(r) => {
+                                relisted.insert(r.name_any(), r);
+                            }
+                            watcher::Event::InitDone => by_name = std::mem::take(&mut relisted),
+                            watcher::Event::Apply(r) => {
+                                by_name.insert(r.name_any(), r);
+                            }
+                            watcher::Event::Delete(r) => {
+                                by_name.remove(&r.name_any());
+                            }
+                        }
+                    }
+                }
+                false
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                eprintln!(
+                    "error: suite {} did not finish within {}s; it goes on in the cluster",
+                    planned.name, a.follow.timeout
+                );
+                return 1;
+            }
             _ = async { match int.as_mut() { Some(i) => { i.recv().await; } None => std::future::pending().await } } => true,
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => true,
         };
+        // A second Ctrl-C (or SIGTERM) leaves at once; the runs stop in
+        // the cluster.
+        if interrupted && cancelled {
+            eprintln!(
+                "leaving; suite {} is being cancelled in the cluster",
+                planned.name
+            );
+            return 130;
+        }
         if interrupted && !cancelled {
             cancelled = true;
             let patch = json!({"spec": {"cancel": true}});
