@@ -513,16 +513,23 @@ async fn suspend_stops_pods_and_resume_finishes_the_run() {
                 .list(&ListParams::default().labels("testlayer.dev/run=sus"))
                 .await
                 .unwrap();
+            // Stopped: kept and marked (its kubelet ends it), or deleted
+            // when it had not started yet.
             let live: Vec<String> = pods
                 .items
                 .iter()
-                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .filter(|p| {
+                    p.metadata.deletion_timestamp.is_none()
+                        && !p
+                            .annotations()
+                            .contains_key(testlayer::api::names::ANNOTATION_STOPPED_AT)
+                })
                 .map(|p| p.name_any())
                 .collect();
             if live.is_empty() {
                 Ok(())
             } else {
-                Err(format!("pods not being deleted: {live:?}"))
+                Err(format!("pods not stopped: {live:?}"))
             }
         },
     )

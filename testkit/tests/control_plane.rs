@@ -288,12 +288,22 @@ async fn test_kubelet_drives_pods_through_their_lifecycle() {
         },
     )
     .await;
+    // The kubelet records the deletion when its own delete is answered,
+    // which may come a moment after the Pod is gone from the API.
+    eventually(
+        "the kubelet to record the deletion",
+        Duration::from_secs(10),
+        || {
+            let events = kubelet.events();
+            async move {
+                events
+                    .iter()
+                    .any(|e| e.pod == "forever" && e.kind == KubeletEventKind::Deleted)
+            }
+        },
+    )
+    .await;
     let events = kubelet.events();
-    assert!(
-        events
-            .iter()
-            .any(|e| e.pod == "forever" && e.kind == KubeletEventKind::Deleted)
-    );
     assert!(
         events
             .iter()
