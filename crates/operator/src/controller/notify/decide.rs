@@ -80,9 +80,22 @@ pub fn decide(run: &Arc<TestLayerRun>, runs: &[Arc<TestLayerRun>], now: &Time) -
         .status
         .as_ref()
         .is_some_and(|s| !s.notifications.is_empty());
-    if targets.is_empty() || decided || check::check(targets).is_err() {
+    if targets.is_empty() || decided {
         return Decision::Nothing;
     }
+    // Checked when the run was accepted; one edited into a mistake since
+    // sends nothing, each entry saying why (never silently).
+    // A run refused at acceptance for that mistake says so in its Stalled
+    // condition and records nothing.
+    let invalid = match check::check(targets) {
+        Ok(()) => None,
+        Err(_) if run.status.as_ref().is_none_or(|s| s.plan.is_none()) => {
+            return Decision::Nothing;
+        }
+        Err(problem) => Some(format!(
+            "spec.notify was changed after the run was accepted and is not valid ({problem}): nothing was sent"
+        )),
+    };
     let (outcome, previous) = match scope(run, runs) {
         None | Some(Scope::NotLeader) => return Decision::Nothing,
         Some(Scope::SuiteRunning) => return Decision::WaitForSuite,
@@ -94,7 +107,7 @@ pub fn decide(run: &Arc<TestLayerRun>, runs: &[Arc<TestLayerRun>], now: &Time) -
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            let kind = check::kind(t).unwrap_or_default();
+            let kind = check::kind(t).unwrap_or("unknown");
             let mut entry = NotificationStatus {
                 target: i as u32,
                 kind: kind.to_string(),
@@ -105,7 +118,10 @@ pub fn decide(run: &Arc<TestLayerRun>, runs: &[Arc<TestLayerRun>], now: &Time) -
                 last_error: None,
                 time: Some(now.clone()),
             };
-            if !fires(t.when, outcome, previous) {
+            if let Some(why) = &invalid {
+                entry.state = NotificationState::Failed;
+                entry.last_error = Some(why.chars().take(500).collect());
+            } else if !fires(t.when, outcome, previous) {
                 entry.state = NotificationState::Skipped;
                 entry.last_error = Some(match t.when {
                     NotifyWhen::OnChange => {
@@ -124,6 +140,7 @@ pub fn decide(run: &Arc<TestLayerRun>, runs: &[Arc<TestLayerRun>], now: &Time) -
             entry
         })
         .collect();
+    unsendable.extend(invalid);
     Decision::Record {
         entries,
         unsendable,

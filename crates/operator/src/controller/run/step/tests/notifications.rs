@@ -180,3 +180,36 @@ fn mistakes_in_notify_stall_the_run_before_anything_starts() {
         w.events
     );
 }
+
+/// `spec.notify` edited into a mistake after the run was accepted (the
+/// check runs at acceptance, and notify is no part of what restarts a run):
+/// at the end nothing is sent, each entry is recorded Failed saying why,
+/// and an Event names the mistake.
+#[test]
+fn a_notify_edited_into_a_mistake_after_acceptance_sends_nothing_and_says_why() {
+    let mut w = failing(json!({"notify": targets(), "command": "false"}));
+    w.run_until(LONG, |w| w.count("create pod") > 0);
+    // A Slack target that names no Secret.
+    w.run.spec.notify = serde_json::from_value(json!([{"when": "Always", "slack": {}}]))
+        .expect("a target of the right shape");
+    w.run_to_end(LONG);
+    w.run_for(Duration::from_secs(30));
+    assert_eq!(w.phase(), Some(LayerPhase::Failed));
+    let entries = w.run.status.clone().unwrap().notifications;
+    assert_eq!(entries.len(), 1, "{entries:#?}");
+    assert_eq!(entries[0].state, NotificationState::Failed);
+    let why = entries[0].last_error.clone().unwrap_or_default();
+    assert!(
+        why.starts_with(
+            "spec.notify was changed after the run was accepted and is not valid (spec.notify[0]"
+        ),
+        "{why}"
+    );
+    assert!(
+        w.events
+            .iter()
+            .any(|e| e.reason == "NotificationNotSent" && e.note.contains("spec.notify[0]")),
+        "{:#?}",
+        w.events
+    );
+}
