@@ -20,8 +20,7 @@ pub struct HistoryArgs {
     #[arg(long, default_value_t = 10)]
     pub top: u32,
     /// Read the local history file (what `testlayer run` records) instead
-    /// of the cluster.
-    #[cfg(feature = "cluster")]
+    /// of the cluster (a build without the cluster verbs always does).
     #[arg(long)]
     pub local: bool,
     /// The local history file.
