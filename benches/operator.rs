@@ -29,9 +29,12 @@
 //!     ending to the next holder's Pod seen by the kubelet, and apiserver
 //!     writes per grant.
 //!
-//! Arguments: the parts to run (`a` to `g`; default all), and
+//! Arguments: the parts to run (`a` to `g`; default all),
 //! `--reps=N` (or `TESTLAYER_BENCH_REPS=N`): how many times (a) and (b) are
-//! repeated, default 3; each repetition is printed, then min / median / max.
+//! repeated, default 3; each repetition is printed, then min / median / max;
+//! and `--check`: exit 1 when a figure misses its target. Every part ends
+//! by checking its figures against its targets; the run ends with the list
+//! of them, met or missed.
 //! Every repetition starts from a clean apiserver: the namespaces of the one
 //! before are deleted and gone.
 
@@ -407,6 +410,15 @@ async fn creation_rate(cp: &'static ControlPlane, reps: usize) {
     row("operator / one-at-a-time loop (target >= 70%)", "%", &|r| {
         100.0 * r.0 / r.2
     });
+    let worst = rates
+        .iter()
+        .map(|r| 100.0 * r.0 / r.2)
+        .fold(f64::INFINITY, f64::min);
+    target(
+        "(a) operator / one-at-a-time loop, every repetition",
+        worst >= 70.0,
+        format!("worst {worst:.0}% (target >= 70%)"),
+    );
 }
 
 impl Creation {
@@ -546,9 +558,14 @@ async fn writes_of(cp: &'static ControlPlane, reps: usize, case: &WriteCase) {
         );
     }
     let (lo, mid, hi) = spread(&totals);
+    let per_attempt = mid / case.attempts as f64;
     println!(
-        "    total: {lo:.2} / {mid:.2} / {hi:.2} writes per category lifecycle, min / median / max ({:.2} per attempt at the median; target <= 6 per category with one attempt)",
-        mid / case.attempts as f64
+        "    total: {lo:.2} / {mid:.2} / {hi:.2} writes per category lifecycle, min / median / max ({per_attempt:.2} per attempt at the median; target <= 6 per category with one attempt)",
+    );
+    target(
+        "(b) apiserver writes per attempt, median",
+        per_attempt <= 6.0,
+        format!("{per_attempt:.2} (target <= 6)"),
     );
 }
 
@@ -586,6 +603,12 @@ async fn dependency_latency() {
         percentile(&lat, 0.9),
         percentile(&lat, 0.99),
         lat[lat.len() - 1]
+    );
+    let p99 = percentile(&lat, 0.99);
+    target(
+        "(c) dependency's end -> dependent's Pod, p99",
+        !lat.is_empty() && p99 <= 200.0,
+        format!("{p99:.0} ms over {} links (target <= 200 ms)", lat.len()),
     );
 }
 
@@ -644,6 +667,11 @@ async fn controller_memory(cp: &'static ControlPlane) {
         "    peak RSS {:.1} MiB, RSS at the end {:.1} MiB (target <= 150 MiB)",
         peak, now
     );
+    target(
+        "(d) controller peak RSS, concurrent runs",
+        peak <= 150.0 && ok == RUNS,
+        format!("{peak:.1} MiB, {ok}/{RUNS} runs succeeded (target <= 150 MiB, all succeed)"),
+    );
 }
 
 /// One run of `n` categories with 95-character names, every one exiting
@@ -699,6 +727,20 @@ async fn status_sizes() {
     for n in [100, 1000, 10_000] {
         for (code, label) in [(0, "all passing"), (1, "all failing")] {
             let (took, status, object) = status_size(n, code).await;
+            if n == 1000 {
+                target(
+                    &format!("(e) status at 1,000 categories, {label}"),
+                    status <= 64 * 1024,
+                    format!("{:.1} KiB (target <= 64 KiB)", status as f64 / 1024.0),
+                );
+            }
+            if n == 10_000 {
+                target(
+                    &format!("(e) object at 10,000 categories, {label}"),
+                    object < 1024 * 1024,
+                    format!("{:.1} KiB (target < 1 MiB)", object as f64 / 1024.0),
+                );
+            }
             println!(
                 "    {n:>6} categories, {label}: status {:>6.1} KiB, object {:>6.1} KiB, run took {took:.0} s",
                 status as f64 / 1024.0,
@@ -797,6 +839,16 @@ async fn ten_thousand(cp: &'static ControlPlane) {
         status as f64 / 1024.0,
         object as f64 / 1024.0
     );
+    target(
+        "(f) controller peak RSS, 10,000 categories",
+        peak <= 256.0,
+        format!("{peak:.1} MiB (target <= 256 MiB)"),
+    );
+    target(
+        "(f) live TestLayerRun object, 10,000 categories",
+        object < 1024 * 1024,
+        format!("{:.1} KiB (target < 1 MiB)", object as f64 / 1024.0),
+    );
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -848,6 +900,36 @@ async fn main() {
             shared_resources(cp, rep, reps).await;
         }
     }
+    let missed = report_targets();
+    if args.iter().any(|a| a == "--check") && missed > 0 {
+        eprintln!("{missed} target(s) missed");
+        std::process::exit(1);
+    }
+}
+
+/// Each figure checked against its target: what, whether it met it, the
+/// figure and the target in words.
+static TARGETS: std::sync::Mutex<Vec<(String, bool, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Records whether the figure `what` met its target.
+fn target(what: &str, met: bool, detail: String) {
+    if let Ok(mut t) = TARGETS.lock() {
+        t.push((what.to_string(), met, detail));
+    }
+}
+
+/// Prints every figure checked, and returns how many missed their target.
+fn report_targets() -> usize {
+    let targets = TARGETS.lock().map(|t| t.clone()).unwrap_or_default();
+    let missed = targets.iter().filter(|t| !t.1).count();
+    println!("targets: {} met, {missed} missed", targets.len() - missed);
+    for (what, met, detail) in &targets {
+        println!(
+            "  {}  {what}: {detail}",
+            if *met { "met   " } else { "MISSED" }
+        );
+    }
+    missed
 }
 
 /// The most Pods of `holders` running at once, and for each Pod that ended,
@@ -973,6 +1055,15 @@ async fn shared_resources(cp: &'static ControlPlane, rep: usize, reps: usize) {
     .map(|l| l.items.len())
     .unwrap_or(0);
     println!("    grants left after every run ended: {left}");
+    target(
+        &format!(
+            "(g) shared resources, repetition {rep}: never over capacity, every run passed, no grant left"
+        ),
+        mutex_peak <= 1 && pool_peak <= 3 && passed == RUNS && left == 0,
+        format!(
+            "mutex {mutex_peak}/1, pool {pool_peak}/3 at once, {passed}/{RUNS} passed, {left} grants left"
+        ),
+    );
     // The controller stays while the namespace goes: it lets the grants'
     // finalizers go.
     delete_namespaces(&fx.client, std::slice::from_ref(&fx.ns)).await;
