@@ -19,36 +19,14 @@ use testlayer::api::{
 use testlayer::controller::{ControllerOptions, LeaderElection, run as run_controller};
 use testlayer_testkit::{ControlPlane, TestKubelet};
 
-use common::{eventually, helm};
+use common::{eventually, helm, helm_template};
 
 fn chart() -> PathBuf {
     common::chart_dir()
 }
 
 fn render(namespace: &str, sets: &[&str]) -> Vec<serde_json::Value> {
-    documents(&template("tl", namespace, None, sets))
-}
-
-/// `helm template RELEASE` of the chart into `namespace`, with the values
-/// file `values` (YAML text) if any and `sets`; the rendered text.
-fn template(release: &str, namespace: &str, values: Option<&str>, sets: &[&str]) -> String {
-    let chart = chart();
-    let file = tempfile::NamedTempFile::new().unwrap();
-    let mut args = vec![
-        "template",
-        release,
-        chart.to_str().unwrap(),
-        "--namespace",
-        namespace,
-    ];
-    if let Some(values) = values {
-        std::fs::write(file.path(), values).unwrap();
-        args.extend(["-f", file.path().to_str().unwrap()]);
-    }
-    for s in sets {
-        args.extend(["--set", s]);
-    }
-    helm(&args)
+    documents(&helm_template("tl", namespace, None, sets))
 }
 
 /// The documents of a rendered chart.
@@ -1077,7 +1055,12 @@ fn every_documented_option_renders() {
     assert_eq!(c["imagePullPolicy"], "IfNotPresent");
     assert_eq!(c["image"], "ghcr.io/testlayer/testlayer:0.1.0");
 
-    let docs = documents(&template("tl", "testlayer-system", Some(EVERY_OPTION), &[]));
+    let docs = documents(&helm_template(
+        "tl",
+        "testlayer-system",
+        Some(EVERY_OPTION),
+        &[],
+    ));
     let deploy = find(&docs, "Deployment", "tl-testlayer");
     let pod = &deploy["spec"]["template"]["spec"];
     let c = &pod["containers"][0];
@@ -1576,7 +1559,7 @@ async fn the_rendered_chart_passes_the_apiservers_validation() {
         ("one watched namespace", None, vec![watch.as_str()]),
         ("every option", Some(EVERY_OPTION), vec![]),
     ] {
-        let text = template("dry", &ns, values, &sets);
+        let text = helm_template("dry", &ns, values, &sets);
         let docs = documents(&text);
         let out = dry_run_apply(cp, &text);
         let validated = out
@@ -1603,7 +1586,7 @@ async fn the_rendered_chart_passes_the_apiservers_validation() {
     }
     // And a bad object is refused there (the check is not vacuous): a
     // field the Deployment does not have.
-    let text = template("dry", &ns, None, &[]).replace(
+    let text = helm_template("dry", &ns, None, &[]).replace(
         "serviceAccountName: dry-testlayer",
         "serviceAcountName: x\n      serviceAccountName: dry-testlayer",
     );

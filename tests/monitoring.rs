@@ -29,7 +29,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use testlayer_testkit::ControlPlane;
 
-use common::{Fixture, eventually, helm};
+use common::{Fixture, eventually, helm_template, http_get};
 
 const ALL_ON: [&str; 3] = [
     "metrics.serviceMonitor.enabled=true",
@@ -101,28 +101,6 @@ const CUSTOM_RULES: [&str; 10] = [
 // ---------------------------------------------------------------------------
 // Rendering
 
-/// `helm template RELEASE` of the chart into `namespace`, with the values
-/// file `values` (YAML text) if any and `sets`; the rendered text.
-fn template(release: &str, namespace: &str, values: Option<&str>, sets: &[&str]) -> String {
-    let chart = common::chart_dir();
-    let file = tempfile::NamedTempFile::new().unwrap();
-    let mut args = vec![
-        "template",
-        release,
-        chart.to_str().unwrap(),
-        "--namespace",
-        namespace,
-    ];
-    if let Some(values) = values {
-        std::fs::write(file.path(), values).unwrap();
-        args.extend(["-f", file.path().to_str().unwrap()]);
-    }
-    for s in sets {
-        args.extend(["--set", s]);
-    }
-    helm(&args)
-}
-
 /// The documents of a rendered chart.
 fn documents(text: &str) -> Vec<Value> {
     serde_yaml::Deserializer::from_str(text)
@@ -135,7 +113,7 @@ fn documents(text: &str) -> Vec<Value> {
 
 /// The chart rendered as release `tl` into `testlayer-system` with `sets`.
 fn render(sets: &[&str]) -> Vec<Value> {
-    documents(&template("tl", "testlayer-system", None, sets))
+    documents(&helm_template("tl", "testlayer-system", None, sets))
 }
 
 fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
@@ -405,7 +383,7 @@ fn each_piece_is_off_by_default_and_on_when_enabled() {
 #[test]
 fn every_monitoring_option_renders_where_it_belongs() {
     let values = every_monitoring_option("dashboards");
-    let docs = documents(&template("tl", "testlayer-system", Some(&values), &[]));
+    let docs = documents(&helm_template("tl", "testlayer-system", Some(&values), &[]));
     let sm = find(&docs, "ServiceMonitor", "tl-testlayer");
     assert_eq!(sm["metadata"]["labels"]["release"], "kube-prometheus-stack");
     assert_eq!(
@@ -602,7 +580,7 @@ async fn the_service_monitor_selects_the_charts_metrics_service() {
     let cp = common::control_plane();
     install_monitoring_crds(cp);
     let ns = cp.create_namespace("mon-select").await.unwrap();
-    let text = template(
+    let text = helm_template(
         "tl",
         &ns,
         None,
@@ -614,7 +592,7 @@ async fn the_service_monitor_selects_the_charts_metrics_service() {
     let deploy = find(&docs, "Deployment", "tl-testlayer");
     // Another release's metrics Service beside it, which it must not
     // select.
-    let other = documents(&template("other", &ns, None, &[]));
+    let other = documents(&helm_template("other", &ns, None, &[]));
     let decoy = find(&other, "Service", "other-testlayer-metrics");
     // Only these, applied for real (a Deployment would need its Pods).
     let objects: String = [service, sm, decoy]
@@ -715,7 +693,7 @@ async fn the_monitoring_objects_pass_the_apiservers_validation() {
         ("each piece on", None, ALL_ON.to_vec()),
         ("every option", Some(every.as_str()), vec![]),
     ] {
-        let text = template("dry", &ns, values, &sets);
+        let text = helm_template("dry", &ns, values, &sets);
         let docs = documents(&text);
         let out = kubectl_apply(cp, &text, &DRY_RUN)
             .unwrap_or_else(|e| panic!("{what}: the apiserver refused:\n{e}"));
@@ -744,7 +722,7 @@ async fn the_monitoring_objects_pass_the_apiservers_validation() {
             "severity",
         ),
     ] {
-        let text = template("dry", &ns, None, &ALL_ON);
+        let text = helm_template("dry", &ns, None, &ALL_ON);
         assert!(text.contains(good), "{good}");
         let text = text.replace(good, bad);
         let err = kubectl_apply(cp, &text, &DRY_RUN).expect_err(bad);
@@ -1223,29 +1201,6 @@ fn served_names(text: &str) -> BTreeSet<String> {
         }
     }
     out
-}
-
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let code = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (
-        code,
-        out.split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default(),
-    )
 }
 
 const CHAIN: &str = r#"

@@ -7,7 +7,7 @@ mod common;
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use common::{Fixture, category_phases, eventually, peak_running, phase};
+use common::{Fixture, category_phases, eventually, http_get, peak_running, phase};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::api::events::v1::Event;
@@ -942,29 +942,6 @@ async fn wait_ready(port: u16, what: &str) {
         }
     })
     .await;
-}
-
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let code = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (
-        code,
-        out.split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -765,6 +765,57 @@ pub fn helm(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `helm template RELEASE` of the chart into `namespace`, with the values
+/// file `values` (YAML text) if any and `sets`; the rendered text.
+pub fn helm_template(
+    release: &str,
+    namespace: &str,
+    values: Option<&str>,
+    sets: &[&str],
+) -> String {
+    let chart = chart_dir();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let mut args = vec![
+        "template",
+        release,
+        chart.to_str().unwrap(),
+        "--namespace",
+        namespace,
+    ];
+    if let Some(values) = values {
+        std::fs::write(file.path(), values).unwrap();
+        args.extend(["-f", file.path().to_str().unwrap()]);
+    }
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    helm(&args)
+}
+
+/// A GET of `path` on 127.0.0.1:`port`: the status code and the body.
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (
+        code,
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default(),
+    )
+}
+
 impl Drop for Fixture {
     fn drop(&mut self) {
         self.stop_controller();
