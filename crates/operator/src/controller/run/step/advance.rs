@@ -96,6 +96,11 @@ pub fn advance(
         hold = Some(describe_claim(c));
     }
     let released = claims::releases(&o.shared, &o.pods, run, &cats, &obs, &decision, false);
+    // A holder's Pod the cache does not show yet may run: asked first.
+    let (released, asked) = claims::unseen_holders(o, released);
+    if !asked.is_empty() {
+        return Step::ask(asked);
+    }
     let resource_wait = resource_wait.account(
         now_offset,
         status.start_time.is_some() && decision.blocked_on_resources,

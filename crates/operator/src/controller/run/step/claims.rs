@@ -10,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use super::categories::Categories;
+use super::observed::{Observed, Question};
 use crate::api::TestLayerRun;
 use crate::controller::shared::claims::{
     Grant, GrantRef, MyClaim, Served, SharedView, owner_of, serve,
@@ -172,4 +173,39 @@ pub(super) fn all_of(
         .filter(|g| !g.kept_by(&pods))
         .map(Grant::to_ref)
         .collect()
+}
+
+/// Of the grants `held` (to give back), those whose holder's Pod is known
+/// not to run. A category's grant is for one attempt, whose Pod's name it
+/// gives; when that attempt is not recorded ended and its Pod is missing
+/// from the cache (made a moment ago, perhaps by another controller, and
+/// perhaps before its CategoryRun's status recorded it), the grant is kept
+/// while the Pod exists, and asked about (a [`Question::PodExists`]) when
+/// that is not known yet.
+pub(super) fn unseen_holders(o: &Observed, held: Vec<GrantRef>) -> (Vec<GrantRef>, Vec<Question>) {
+    let mut asked = Vec::new();
+    let mut out = Vec::new();
+    for g in held {
+        let pod = (o.shared.grants.iter())
+            .find(|x| x.uid == g.uid && x.attempt > 0)
+            .and_then(|gr| {
+                let cr = (o.category_runs.iter())
+                    .find(|c| c.metadata.uid.as_deref() == Some(gr.holder_uid.as_str()))?;
+                let ended = (cr.status.as_ref()).is_some_and(|s| {
+                    s.attempts
+                        .iter()
+                        .any(|a| a.number == gr.attempt && a.completion_time.is_some())
+                });
+                let name = crate::controller::run::build::pod_name(&cr.name_any(), gr.attempt);
+                let seen =
+                    (o.pods.iter()).any(|p| p.metadata.name.as_deref() == Some(name.as_str()));
+                (!ended && !seen).then_some(name)
+            });
+        match pod.map(|p| (o.answers.pod_exists.get(&p).copied(), p)) {
+            None | Some((Some(false), _)) => out.push(g),
+            Some((Some(true), _)) => {}
+            Some((None, p)) => asked.push(Question::PodExists(p)),
+        }
+    }
+    (out, asked)
 }

@@ -46,6 +46,13 @@ pub fn settle(
             .filter_map(|c| c.metadata.uid.clone())
             .collect();
         let held = claims::all_of(&o.shared, &o.pods, run, &crs);
+        // A holder's Pod this controller's cache does not show yet (made a
+        // moment ago, perhaps by another controller) may run: asked first,
+        // and one that exists keeps its grant.
+        let (held, asked) = claims::unseen_holders(o, held);
+        if !asked.is_empty() {
+            return Some(Step::ask(asked));
+        }
         if !held.is_empty() && s.questions.is_empty() {
             s.writes
                 .insert(0, Write::DeleteGrants(o.shared.namespace.clone(), held));

@@ -410,3 +410,49 @@ layers:
         Some("waiting for shared resources: staging-db (1st in line)")
     );
 }
+
+/// A cancelled run gives back what it held only once its holders' Pods
+/// have stopped, even when the cache does not show such a Pod yet (two
+/// controllers: the other made it a moment ago): the step asks whether it
+/// exists, and keeps the grant while it does.
+#[test]
+fn a_holders_pod_the_cache_does_not_show_keeps_its_grant_after_a_cancel() {
+    let mut w = world(SHARED).scripts(|_, _| Script::pass(20.0, "1 passed"));
+    w.run_until(LONG, |w| w.count("create pod") >= 2);
+    let holder = w
+        .pods
+        .keys()
+        .find(|p| p.starts_with("r-a-") || p.starts_with("r-b-"))
+        .cloned()
+        .expect("a holder's Pod");
+    assert_eq!(w.grants.len(), 1);
+    // Its CategoryRun's status does not record the attempt yet (a
+    // category that just started is written a moment later).
+    assert!(
+        w.crs["r-a"]
+            .status
+            .as_ref()
+            .is_none_or(|s| s.attempts.is_empty())
+    );
+    w.unseen.insert(holder.clone());
+    w.run.spec.cancel = true;
+    w.run_for(Duration::from_secs(5));
+    assert_eq!(w.phase(), Some(LayerPhase::Cancelled));
+    assert_eq!(
+        w.grants.len(),
+        1,
+        "given back while its Pod may run: {:?}",
+        w.writes
+    );
+    assert!(
+        w.questions
+            .iter()
+            .any(|q| matches!(q, Question::PodExists(p) if *p == holder)),
+        "{:?}",
+        w.questions
+    );
+    // Seen at last, and ended: the grant goes back.
+    w.unseen.clear();
+    w.run_for(Duration::from_secs(60));
+    assert!(w.grants.is_empty(), "{:?}", w.writes);
+}

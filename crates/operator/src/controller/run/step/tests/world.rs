@@ -120,6 +120,9 @@ pub struct World {
     pub grace: Duration,
     /// Its kubelet does not answer: a Pod stopped and kept never ends.
     pub kubelet_silent: bool,
+    /// Pods that exist but that the controller's cache does not show yet
+    /// (made a moment ago, perhaps by another controller).
+    pub unseen: std::collections::BTreeSet<String>,
     /// Categories (Kubernetes names) whose Pods the apiserver refuses to
     /// create, with its words.
     pub refuse: BTreeMap<String, String>,
@@ -215,6 +218,7 @@ impl World {
             questions: Vec::new(),
             grace: Duration::ZERO,
             kubelet_silent: false,
+            unseen: Default::default(),
             refuse: BTreeMap::new(),
             refused: BTreeMap::new(),
             existing: Default::default(),
@@ -254,7 +258,11 @@ impl World {
             run: Arc::new(self.run.clone()),
             category_runs: self.crs.values().cloned().map(Arc::new).collect(),
             invalid: self.invalid.values().cloned().map(Arc::new).collect(),
-            pods: self.pods.values().cloned().map(Arc::new).collect(),
+            pods: (self.pods.values())
+                .filter(|p| !self.unseen.contains(&p.name_any()))
+                .cloned()
+                .map(Arc::new)
+                .collect(),
             runs: self
                 .others
                 .iter()
