@@ -19,7 +19,7 @@ use testlayer::api::{
 use testlayer::controller::{ControllerOptions, LeaderElection, run as run_controller};
 use testlayer_testkit::{ControlPlane, TestKubelet};
 
-use common::{eventually, helm, helm_template};
+use common::{eventually, helm, helm_refused, helm_template};
 
 fn chart() -> PathBuf {
     common::chart_dir()
@@ -778,27 +778,6 @@ subjects: [{{kind: ServiceAccount, name: alice, namespace: {ns}}}]
         .unwrap();
 }
 
-/// `helm template` of the chart with `sets`, which must be refused; Helm's
-/// error output.
-fn refused(sets: &[&str]) -> String {
-    let bin = testlayer_testkit::bin_dir().expect("bin dir").join("helm");
-    let chart = chart();
-    let mut cmd = std::process::Command::new(&bin);
-    cmd.args(["template", "tl", chart.to_str().unwrap()]);
-    for s in sets {
-        cmd.args(["--set", s]);
-    }
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
-    assert!(
-        !out.status.success(),
-        "helm template accepted {sets:?}:\n{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 /// Where the values under `path` of values.yaml are not described by
 /// `schema` (following `$ref`s into `root`): a key it has no property for,
 /// a leaf it gives no type.
@@ -965,21 +944,21 @@ fn the_values_schema_describes_every_value_and_refuses_bad_ones() {
             vec!["at '/admissionPolicy/validationActions/1'"],
         ),
     ] {
-        let err = refused(&[set]);
+        let err = helm_refused(&[set]);
         assert!(err.contains(schema_refusal), "{set}: {err}");
         for s in says {
             assert!(err.contains(s), "{set}: no {s:?} in\n{err}");
         }
     }
     // What the schema cannot say: one value against another.
-    let err = refused(&["leaderElection.graceSeconds=15"]);
+    let err = helm_refused(&["leaderElection.graceSeconds=15"]);
     assert!(
         err.contains(
             "leaderElection.graceSeconds (15) must be less than leaderElection.leaseSeconds (15)"
         ),
         "{err}"
     );
-    let err = refused(&["watchNamespace=ci", "sharedResources.namespace=shared"]);
+    let err = helm_refused(&["watchNamespace=ci", "sharedResources.namespace=shared"]);
     assert!(err.contains("sharedResources.namespace"), "{err}");
 }
 

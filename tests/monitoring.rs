@@ -29,7 +29,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use testlayer_testkit::ControlPlane;
 
-use common::{Fixture, eventually, helm_template, http_get};
+use common::{Fixture, helm_refused, helm_template, http_get, wait_ready};
 
 const ALL_ON: [&str; 3] = [
     "metrics.serviceMonitor.enabled=true",
@@ -134,27 +134,6 @@ fn monitoring_kinds(docs: &[Value]) -> Vec<String> {
         })
         .map(|d| d["kind"].as_str().unwrap().to_string())
         .collect()
-}
-
-/// `helm template` of the chart with `sets`, which must be refused; Helm's
-/// error output.
-fn refused(sets: &[&str]) -> String {
-    let bin = testlayer_testkit::bin_dir().expect("bin dir").join("helm");
-    let chart = common::chart_dir();
-    let mut cmd = Command::new(&bin);
-    cmd.args(["template", "tl", chart.to_str().unwrap()]);
-    for s in sets {
-        cmd.args(["--set", s]);
-    }
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
-    assert!(
-        !out.status.success(),
-        "helm template accepted {sets:?}:\n{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// The rules of the PrometheusRule in `docs`, by alert name.
@@ -523,12 +502,12 @@ fn bad_monitoring_values_are_refused() {
             "at '/metrics/dashboard/namespace'",
         ),
     ] {
-        let err = refused(&[set]);
+        let err = helm_refused(&[set]);
         assert!(err.contains(schema_refusal), "{set}: {err}");
         assert!(err.contains(says), "{set}: no {says:?} in\n{err}");
     }
     // What the schema cannot say: a ServiceMonitor needs the Service.
-    let err = refused(&[
+    let err = helm_refused(&[
         "metrics.serviceMonitor.enabled=true",
         "metrics.service.enabled=false",
     ]);
@@ -1250,24 +1229,7 @@ async fn every_metric_the_rules_and_the_dashboard_use_is_served() {
     opts.listen = format!("127.0.0.1:{port}").parse().unwrap();
     opts.identity = "monitoring".into();
     fx.start_controller_with(opts).await;
-    eventually(
-        Duration::from_secs(20),
-        "/readyz to answer 200",
-        async || {
-            let answer = tokio::task::spawn_blocking(move || {
-                std::net::TcpStream::connect(("127.0.0.1", port))
-                    .is_ok()
-                    .then(|| http_get(port, "/readyz"))
-            })
-            .await
-            .unwrap();
-            match answer {
-                Some((200, _)) => Ok(()),
-                other => Err(format!("not ready: {other:?}")),
-            }
-        },
-    )
-    .await;
+    wait_ready(port, "/readyz to answer 200").await;
     fx.submit("m", "chain", CHAIN, json!({})).await;
     fx.wait_done("m", Duration::from_secs(60)).await;
     let (code, text) = tokio::task::spawn_blocking(move || http_get(port, "/metrics"))

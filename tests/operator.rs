@@ -7,7 +7,7 @@ mod common;
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use common::{Fixture, category_phases, eventually, http_get, peak_running, phase};
+use common::{Fixture, category_phases, eventually, http_get, peak_running, phase, wait_ready};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::api::events::v1::Event;
@@ -924,24 +924,6 @@ async fn two_replicas_under_leader_election_act_once_and_fail_over() {
         "{seen:?}"
     );
     b.abort();
-}
-
-/// Waits until a controller serving on `port` answers 200 on `/readyz`.
-async fn wait_ready(port: u16, what: &str) {
-    eventually(Duration::from_secs(20), what, async || {
-        let answer = tokio::task::spawn_blocking(move || {
-            std::net::TcpStream::connect(("127.0.0.1", port))
-                .is_ok()
-                .then(|| http_get(port, "/readyz"))
-        })
-        .await
-        .unwrap();
-        match answer {
-            Some((200, _)) => Ok(()),
-            other => Err(format!("not ready: {other:?}")),
-        }
-    })
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

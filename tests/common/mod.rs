@@ -816,6 +816,45 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
     )
 }
 
+/// Waits until a controller serving on `port` answers 200 on `/readyz`.
+pub async fn wait_ready(port: u16, what: &str) {
+    eventually(Duration::from_secs(20), what, async || {
+        let answer = tokio::task::spawn_blocking(move || {
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .is_ok()
+                .then(|| http_get(port, "/readyz"))
+        })
+        .await
+        .unwrap();
+        match answer {
+            Some((200, _)) => Ok(()),
+            other => Err(format!("not ready: {other:?}")),
+        }
+    })
+    .await;
+}
+
+/// `helm template` of the chart with `sets`, which must be refused; Helm's
+/// error output.
+pub fn helm_refused(sets: &[&str]) -> String {
+    let bin = testlayer_testkit::bin_dir().expect("bin dir").join("helm");
+    let chart = chart_dir();
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.args(["template", "tl", chart.to_str().unwrap()]);
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+    assert!(
+        !out.status.success(),
+        "helm template accepted {sets:?}:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 impl Drop for Fixture {
     fn drop(&mut self) {
         self.stop_controller();
