@@ -1282,6 +1282,55 @@ async fn counts_and_tail_come_from_the_end_of_a_long_log_that_is_not_utf8() {
     );
 }
 
+/// A log read that fails once (the kubelet answers 500, as after a dropped
+/// connection or a busy node) is tried again: the attempt keeps its counts
+/// and tail, with and without a JUnit report; a read that fails every time
+/// says so in the tail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_read_that_fails_once_is_tried_again() {
+    let fx = Fixture::new("op-logagain").await;
+    let config = r#"
+layers:
+  again:
+    execution_mode: "parallel"
+    categories:
+      - name: "once"
+        timeout_seconds: 60
+        command: "logs error-once 500; echo 'test_a PASSED'; echo '3 passed in 0.2s'"
+      - name: "report"
+        timeout_seconds: 60
+        junit_report: "report.xml"
+        command: "logs error-once 502; junit \"<testsuite><testcase classname='a' name='t1'/><testcase classname='a' name='t2'><failure message='no'/></testcase></testsuite>\"; exit 1"
+      - name: "always"
+        timeout_seconds: 60
+        command: "logs error 500; echo '5 passed'"
+"#;
+    fx.submit("again", "again", config, json!({})).await;
+    fx.wait_done("again", Duration::from_secs(60)).await;
+    let once = fx.category("again", "once").await.status.expect("status");
+    let counts = once.counts.unwrap_or_else(|| panic!("counts: {once:#?}"));
+    assert_eq!(counts.passed, 3, "{once:#?}");
+    assert!(
+        once.log_tail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("test_a PASSED"),
+        "{once:#?}"
+    );
+    let report = fx.category("again", "report").await.status.expect("status");
+    let counts = report
+        .counts
+        .unwrap_or_else(|| panic!("counts: {report:#?}"));
+    assert_eq!((counts.passed, counts.failed), (1, 1), "{report:#?}");
+    let always = fx.category("again", "always").await.status.expect("status");
+    assert_eq!(always.counts, None, "{always:#?}");
+    let tail = always.log_tail.unwrap_or_default();
+    assert!(
+        tail.contains("logs unavailable") && tail.contains("500"),
+        "{tail:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_of_a_timed_out_attempt_is_kept() {
     let fx = Fixture::new("op-stoplog").await;

@@ -171,6 +171,17 @@ async fn respond<B>(
                 tokio::time::sleep(d).await;
                 break;
             }
+            LogServing::ErrorOnce { status, message } => {
+                if let Ok(mut g) = store.lock()
+                    && let Some(e) = g.get_mut(&key)
+                {
+                    e.serving = Some(LogServing::Prompt);
+                }
+                return Ok(reply(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    message,
+                ));
+            }
             LogServing::Error { status, message } => {
                 return Ok(reply(
                     StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),

@@ -26,7 +26,8 @@
 //!   back-offs as a kubelet does, and then starts normally with the rest of
 //!   the script. `imagepull` alone never pulls ([`PodEnd::ImagePullError`]).
 //! - **Logs** ([`PodScript::log_serving`], words `logs slow SECONDS`,
-//!   `logs hang`, `logs error [STATUS]`, `logs ok`): how the kubelet answers
+//!   `logs hang`, `logs error [STATUS]`, `logs error-once [STATUS]`,
+//!   `logs ok`): how the kubelet answers
 //!   `pods/log` for this Pod; without it the kubelet-wide setting applies
 //!   ([`LogServing`]).
 
@@ -106,6 +107,16 @@ pub enum LogServing {
     /// (kube's default client retries 429, 503 and 504 for minutes before it
     /// gives up: other statuses show the error at once.)
     Error {
+        /// HTTP status code (e.g. 500).
+        status: u16,
+        /// Body of the answer.
+        message: String,
+    },
+    /// The first request with this HTTP status and message, as [`Error`]
+    /// does; every later one at once (a passing fault, once per Pod).
+    ///
+    /// [`Error`]: LogServing::Error
+    ErrorOnce {
         /// HTTP status code (e.g. 500).
         status: u16,
         /// Body of the answer.
@@ -398,16 +409,24 @@ fn parse_logs(args: &str) -> Option<LogServing> {
             .map(|s| LogServing::Slow(Duration::from_secs_f64(s))),
         "hang" => Some(LogServing::Hang),
         "error" | "fail" => Some(LogServing::Error {
-            status: arg
-                .parse()
-                .ok()
-                .filter(|c| (400..600).contains(c))
-                .unwrap_or(500),
+            status: error_status(arg),
             message: "the test kubelet was told to fail this log request".into(),
+        }),
+        "error-once" | "fail-once" => Some(LogServing::ErrorOnce {
+            status: error_status(arg),
+            message: "the test kubelet was told to fail this log request once".into(),
         }),
         "ok" | "prompt" => Some(LogServing::Prompt),
         _ => None,
     }
+}
+
+/// The HTTP status a `logs error` word asks for (500 by default).
+fn error_status(arg: &str) -> u16 {
+    arg.parse()
+        .ok()
+        .filter(|c| (400..600).contains(c))
+        .unwrap_or(500)
 }
 
 /// Splits shell words on white space outside quotes, removing the quotes.
@@ -727,6 +746,10 @@ mod tests {
         assert!(matches!(
             PodScript::parse("logs error").log_serving,
             Some(LogServing::Error { status: 500, .. })
+        ));
+        assert!(matches!(
+            PodScript::parse("logs error-once 502").log_serving,
+            Some(LogServing::ErrorOnce { status: 502, .. })
         ));
     }
 

@@ -39,8 +39,13 @@ const LOG_READ_BYTES: usize = 1 << 20;
 const LOG_READ_LINES: i64 = 20_000;
 /// Questions asked at once.
 const CONCURRENT_READS: usize = 16;
-/// Longest a log read may take.
+/// Longest a log read may wait for its next bytes (a kubelet that does
+/// not answer).
 const LOG_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a log read may take in all (a kubelet that answers slowly).
+const LOG_READ_BOUND: Duration = Duration::from_secs(60);
+/// Wait before a failed log read is tried again.
+const LOG_READ_AGAIN_AFTER: Duration = Duration::from_secs(1);
 /// Bytes read at most of the log of an attempt that prints a JUnit report
 /// (a kubelet serves only the current log file, which it rotates at 10 MiB
 /// by default).
@@ -251,10 +256,7 @@ pub async fn ask(
                     Answer::PodOwner(p, found.as_ref().map_or(PodOwner::Gone, owner_of))
                 }
                 Question::Logs(p, report) => {
-                    let log = match report {
-                        None => logs(ctx, &ns, &p).await.map(AttemptLog::plain),
-                        Some(r) => logs_with_report(ctx, &ns, &p, &r).await,
-                    };
+                    let log = log_read_again_once(ctx, &ns, &p, report.as_deref()).await;
                     Answer::Logs(p, log)
                 }
                 Question::UnreadyServices(s) => {
@@ -308,6 +310,34 @@ fn owner_of(pod: &Pod) -> PodOwner {
     }
 }
 
+/// The log of `pod` (with the JUnit report `report` in it, if any); a read
+/// that failed other than by the kubelet not answering (a dropped
+/// connection, an apiserver error, a kubelet's passing error) is tried once
+/// more before its error is the answer, so one fault does not cost an
+/// attempt its counts.
+async fn log_read_again_once(
+    ctx: &Context,
+    ns: &str,
+    pod: &str,
+    report: Option<&str>,
+) -> LogAnswer {
+    let read = async || match report {
+        None => logs(ctx, ns, pod).await.map(AttemptLog::plain),
+        Some(r) => logs_with_report(ctx, ns, pod, r).await,
+    };
+    match read().await {
+        Err(e) if !e.starts_with(NO_ANSWER) => {
+            tracing::warn!(pod, error = %e, "reading a log failed; trying once more");
+            tokio::time::sleep(LOG_READ_AGAIN_AFTER).await;
+            read().await
+        }
+        answer => answer,
+    }
+}
+
+/// How a log read that got no answer in time begins its error.
+const NO_ANSWER: &str = "no answer in ";
+
 async fn logs(ctx: &Context, ns: &str, pod: &str) -> Result<String, String> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     // The end of the log holds the summary and the tail: ask for its last
@@ -331,8 +361,8 @@ async fn logs(ctx: &Context, ns: &str, pod: &str) -> Result<String, String> {
 }
 
 /// Streams the test container's log of `pod`, as `lp` asks, a chunk at a
-/// time into `each` (which returns false to stop), within
-/// [`LOG_READ_TIMEOUT`].
+/// time into `each` (which returns false to stop), giving up when no bytes
+/// come for [`LOG_READ_TIMEOUT`] or the whole takes [`LOG_READ_BOUND`].
 async fn stream_log<F, Fut>(
     pods: &Api<Pod>,
     pod: &str,
@@ -343,22 +373,33 @@ where
     F: FnMut(Vec<u8>) -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
+    let no_answer = || format!("{NO_ANSWER}{}s", LOG_READ_TIMEOUT.as_secs());
     let read = async {
-        let stream = pods.log_stream(pod, lp).await.map_err(|e| e.to_string())?;
+        let stream = tokio::time::timeout(LOG_READ_TIMEOUT, pods.log_stream(pod, lp))
+            .await
+            .map_err(|_| no_answer())?
+            .map_err(|e| e.to_string())?;
         let mut stream = std::pin::pin!(stream);
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let n = futures::AsyncReadExt::read(&mut stream, &mut buf)
-                .await
-                .map_err(|e| e.to_string())?;
+            let n = tokio::time::timeout(
+                LOG_READ_TIMEOUT,
+                futures::AsyncReadExt::read(&mut stream, &mut buf),
+            )
+            .await
+            .map_err(|_| no_answer())?
+            .map_err(|e| e.to_string())?;
             if n == 0 || !each(buf[..n].to_vec()).await {
                 return Ok(());
             }
         }
     };
-    match tokio::time::timeout(LOG_READ_TIMEOUT, read).await {
+    match tokio::time::timeout(LOG_READ_BOUND, read).await {
         Ok(r) => r,
-        Err(_) => Err(format!("no answer in {}s", LOG_READ_TIMEOUT.as_secs())),
+        Err(_) => Err(format!(
+            "the log was not read whole in {}s",
+            LOG_READ_BOUND.as_secs()
+        )),
     }
 }
 
