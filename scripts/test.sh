@@ -65,4 +65,9 @@ bash scripts/test-binaries.sh
 step "cargo test --doc"
 cargo test --workspace --locked --doc
 
+# Last, on a machine no test loads any more: the quick tier of the operator
+# benchmark, each figure against today's with a margin; a regression fails.
+step "the operator benchmark, quick tier"
+cargo bench --locked --bench operator -- --quick --check
+
 step "done"

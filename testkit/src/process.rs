@@ -139,6 +139,11 @@ impl Component {
         &self.name
     }
 
+    /// The process id of its current process.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends `signal` to the process (SIGSTOP freezes it as a hung
     /// process: its sockets stay open and answer nothing; SIGCONT lets it
     /// go on).

@@ -249,8 +249,19 @@ pub async fn create_layer_config_map(client: &Client, ns: &str, name: &str, conf
 /// The `testlayer controller` process for namespace `ns` (output dropped),
 /// as people run it, for tests that kill it or measure it.
 pub fn controller_process(cp: &ControlPlane, ns: &str, identity: &str) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_testlayer"))
-        .args(["controller", "--listen", "127.0.0.1:0", "--namespace", ns])
+    // A profiler to start the controller under (`heaptrack`, `perf record
+    // -g --`): its words, then the controller's command.
+    let wrapper = std::env::var("TESTLAYER_CONTROLLER_WRAPPER").unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    let mut cmd = match words.next() {
+        Some(program) => {
+            let mut c = std::process::Command::new(program);
+            c.args(words).arg(env!("CARGO_BIN_EXE_testlayer"));
+            c
+        }
+        None => std::process::Command::new(env!("CARGO_BIN_EXE_testlayer")),
+    };
+    cmd.args(["controller", "--listen", "127.0.0.1:0", "--namespace", ns])
         .args(["--identity", identity, "--kubeconfig"])
         .arg(cp.kubeconfig())
         .stdout(std::process::Stdio::null())

@@ -34,6 +34,15 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// Each component's name and the id of its current process (for
+    /// measuring what each costs).
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.components
+            .lock()
+            .map(|g| g.iter().map(|c| (c.name().to_string(), c.pid())).collect())
+            .unwrap_or_default()
+    }
+
     /// The apiserver URL.
     pub fn server(&self) -> &str {
         &self.server
