@@ -552,8 +552,9 @@ struct WriteCase {
     extra: &'static str,
     attempts: usize,
     /// Most writes per category lifecycle (median): today's figure, which
-    /// a change may better but not worsen; the quick tier allows 0.4 more
-    /// (one run, where a slow moment adds a status write or two).
+    /// a change may better but not worsen; the quick tier allows 0.5 more
+    /// per attempt (one run, where slow moments add status writes: single
+    /// repetitions have reached 3.45, 7.11 and 4.33).
     ceiling: f64,
 }
 
@@ -684,7 +685,7 @@ async fn writes_of(cp: &'static ControlPlane, reps: usize, case: &WriteCase) {
         per_attempt <= 6.0,
         format!("{per_attempt:.2} (target <= 6)"),
     );
-    let ceiling = bound(case.ceiling, case.ceiling + 0.4);
+    let ceiling = bound(case.ceiling, case.ceiling + 0.5 * case.attempts as f64);
     target(
         &format!(
             "(b) apiserver writes per category, {}, median: no more than today",

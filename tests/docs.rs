@@ -572,3 +572,45 @@ fn the_tier_lists_are_read_as_written() {
         .expect("tests/operator.rs");
     assert!(markers.iter().any(|m| operator.contains(m.as_str())));
 }
+
+/// The lines from `start` to `end` of `text`, both included.
+fn between<'t>(text: &'t str, start: &str, end: &str) -> Option<Vec<&'t str>> {
+    let lines: Vec<&str> = text.lines().collect();
+    let i = lines.iter().position(|l| *l == start)?;
+    let j = lines.iter().position(|l| *l == end)?;
+    (i < j).then(|| lines[i..=j].to_vec())
+}
+
+/// The README's table of the operator benchmark's targets is the one the
+/// last full run printed (docs/benchmarks/operator-last-run.txt, copied by
+/// scripts/bench-record.sh), never typed: a full run, with every part.
+#[test]
+fn the_readmes_benchmark_table_is_the_last_full_runs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (start, end) = (
+        "<!-- operator benchmark targets: start -->",
+        "<!-- operator benchmark targets: end -->",
+    );
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let run = std::fs::read_to_string(root.join("docs/benchmarks/operator-last-run.txt"))
+        .expect("docs/benchmarks/operator-last-run.txt");
+    assert!(
+        run.lines()
+            .next()
+            .is_some_and(|l| l.starts_with("testlayer operator benchmark, full tier")),
+        "the recorded run is not a full one: {:?}",
+        run.lines().next()
+    );
+    let recorded = between(&run, start, end).expect("the recorded run's table");
+    let shown = between(&readme, start, end).expect("the README's table");
+    assert_eq!(
+        shown, recorded,
+        "the README's table differs from the recorded run's: run `bash scripts/bench-record.sh`"
+    );
+    for part in ["(a)", "(b)", "(c)", "(d)", "(e)", "(f)", "(g)", "(h)"] {
+        assert!(
+            recorded.iter().any(|l| l.starts_with(&format!("| {part}"))),
+            "no figure of part {part} in the recorded table"
+        );
+    }
+}
