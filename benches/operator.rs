@@ -1056,41 +1056,7 @@ async fn ten_thousand_to_the_end(cp: &'static ControlPlane) {
     drop(fx);
     delete_namespaces(&client, &[ns]).await;
 
-    // The same objects from a plain client, their Pods run by the same
-    // test kubelet to the end of every container: what the apiserver and
-    // the kubelet cost without the operator.
-    let fx = Fixture::builder("bench-10k-kubelet")
-        .nodes(20)
-        .without_controller()
-        .start()
-        .await;
-    let ns = fx.ns.clone();
-    let cpu_before = CpuUse::now(cp, None);
-    let t = Instant::now();
-    create_same_objects(&client, &ns, "big", &config, "", json!({})).await;
-    eventually_every(
-        Duration::from_millis(200),
-        Duration::from_secs(1800),
-        "every container ended",
-        async || {
-            let ended = fx
-                .kubelet()
-                .events()
-                .iter()
-                .filter(|e| matches!(e.kind, KubeletEventKind::Terminated(_)))
-                .count();
-            if ended >= N {
-                Ok(())
-            } else {
-                Err(format!("{ended} ended"))
-            }
-        },
-    )
-    .await;
-    let plain = t.elapsed().as_secs_f64();
-    let plain_cpu = CpuUse::now(cp, None).since(&cpu_before, plain);
-    drop(fx);
-    delete_namespaces(&client, &[ns]).await;
+    let (plain, plain_cpu) = without_the_operator(cp, &client, &config, N).await;
 
     println!("(h) 10,000 categories that run, log and end on the test kubelet (20 nodes):");
     println!(
@@ -1125,6 +1091,51 @@ async fn ten_thousand_to_the_end(cp: &'static ControlPlane) {
         peak <= 192.0,
         format!("{peak:.1} MiB (target <= 192 MiB)"),
     );
+}
+
+/// Seconds and CPU use, in words, of the objects of a run of `config`'s
+/// layer `big` created by a plain client, their `n` Pods run by a test
+/// kubelet of 20 nodes to the end of every container: what the apiserver
+/// and the kubelet cost without the operator.
+async fn without_the_operator(
+    cp: &'static ControlPlane,
+    client: &Client,
+    config: &str,
+    n: usize,
+) -> (f64, String) {
+    let fx = Fixture::builder("bench-10k-kubelet")
+        .nodes(20)
+        .without_controller()
+        .start()
+        .await;
+    let ns = fx.ns.clone();
+    let cpu_before = CpuUse::now(cp, None);
+    let t = Instant::now();
+    create_same_objects(client, &ns, "big", config, "", json!({})).await;
+    eventually_every(
+        Duration::from_millis(200),
+        Duration::from_secs(1800),
+        "every container ended",
+        async || {
+            let ended = fx
+                .kubelet()
+                .events()
+                .iter()
+                .filter(|e| matches!(e.kind, KubeletEventKind::Terminated(_)))
+                .count();
+            if ended >= n {
+                Ok(())
+            } else {
+                Err(format!("{ended} ended"))
+            }
+        },
+    )
+    .await;
+    let plain = t.elapsed().as_secs_f64();
+    let cpu = CpuUse::now(cp, None).since(&cpu_before, plain);
+    drop(fx);
+    delete_namespaces(client, &[ns]).await;
+    (plain, cpu)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
