@@ -42,18 +42,25 @@ impl<K> Default for OwnWrites<K> {
 
 /// The resourceVersion of an object as a number (etcd revisions are); `None`
 /// when it is not one, and then the cache is trusted.
-fn version<K: Resource>(o: &K) -> Option<u64> {
+pub(crate) fn version<K: Resource>(o: &K) -> Option<u64> {
     o.meta().resource_version.as_deref()?.parse().ok()
 }
 
 impl<K: Resource + Clone> OwnWrites<K> {
     /// Remembers `obj` as this controller just wrote it (`created`: by a
     /// create, so the cache may not hold it at all yet). Its managedFields
-    /// are dropped, as the caches drop them: large, and never read.
+    /// are dropped, as the caches drop them: large, and never read. A write
+    /// after the create of the same object keeps it created: the cache may
+    /// still not hold it (a status written before the cache saw the object
+    /// must not make it look missing, to be created again).
     pub fn remember(&self, mut obj: K, created: bool) {
         obj.meta_mut().managed_fields = None;
         let key = (obj.namespace().unwrap_or_default(), obj.name_any());
         if let Ok(mut w) = self.written.lock() {
+            let created = created
+                || w.get(&key).is_some_and(|e| {
+                    e.created && e.at.elapsed() < KEEP && e.obj.meta().uid == obj.meta().uid
+                });
             w.insert(
                 key,
                 Entry {
@@ -110,5 +117,46 @@ impl<K: Resource + Clone> OwnWrites<K> {
         if let Ok(mut w) = self.written.lock() {
             w.retain(|(ns, _), e| ns != namespace || !drop(&e.obj));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    fn obj(uid: &str, version: &str) -> ConfigMap {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "a", "namespace": "ns", "uid": uid, "resourceVersion": version},
+        }))
+        .expect("object")
+    }
+
+    fn unseen(w: &OwnWrites<ConfigMap>) -> Vec<String> {
+        w.unseen("ns", &|_| false, &|_| true)
+            .iter()
+            .map(|o| o.meta().resource_version.clone().unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn an_object_created_then_written_stays_unseen_until_the_cache_has_it() {
+        let w = OwnWrites::default();
+        w.remember(obj("u1", "1"), true);
+        w.remember(obj("u1", "2"), false);
+        // The newest write, still an object the cache may lack.
+        assert_eq!(unseen(&w), ["2"]);
+        // Once the cache has it (as new), the write is let go.
+        let cached = w.fresher(Arc::new(obj("u1", "2")));
+        assert_eq!(cached.meta().resource_version.as_deref(), Some("2"));
+        assert!(unseen(&w).is_empty());
+    }
+
+    #[test]
+    fn a_write_of_another_object_of_that_name_is_not_a_create() {
+        let w = OwnWrites::default();
+        w.remember(obj("u1", "1"), true);
+        w.remember(obj("u2", "5"), false);
+        assert!(unseen(&w).is_empty());
     }
 }

@@ -81,11 +81,15 @@ pub async fn apply(
             }
             Write::CreatePlan(cm) => {
                 let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
-                create_all(&api, vec![*cm], "ConfigMap", trim_config_map).await?;
+                create_all(&api, vec![*cm], "ConfigMap", trim_config_map)
+                    .await
+                    .1?;
             }
             Write::CreateTestCases(cms) => {
                 let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
-                for c in create_all(&api, cms, "ConfigMap", trim_config_map).await? {
+                let (created, failed) = create_all(&api, cms, "ConfigMap", trim_config_map).await;
+                failed?;
+                for c in created {
                     if let Created::Refused { error, obj } = c {
                         // The results are in the status; only the full
                         // list of test cases is lost.
@@ -95,7 +99,11 @@ pub async fn apply(
             }
             Write::CreateCategoryRuns(crs) => {
                 let api: Api<CategoryRun> = Api::namespaced(ctx.client.clone(), &ns);
-                for c in create_all(&api, crs, "CategoryRun", trim_category_run).await? {
+                // Every create that succeeded is remembered, even when
+                // another failed: the next step must not make it again.
+                let (created, failed) =
+                    create_all(&api, crs, "CategoryRun", trim_category_run).await;
+                for c in created {
                     match c {
                         Created::New(cr) => ctx.own.category_runs.remember(cr, true),
                         Created::Existed(_) => {}
@@ -107,13 +115,14 @@ pub async fn apply(
                         }
                     }
                 }
+                failed?;
             }
             Write::CreatePods(pods) => {
                 let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
                 let mut refused = false;
-                for c in
-                    create_all(&api, pods, "Pod", crate::controller::kit::cache::trim_pod).await?
-                {
+                let (created, failed) =
+                    create_all(&api, pods, "Pod", crate::controller::kit::cache::trim_pod).await;
+                for c in created {
                     match c {
                         Created::New(p) => {
                             ctx.own.refused.created(&ns, &p.name_any());
@@ -147,6 +156,7 @@ pub async fn apply(
                         }
                     }
                 }
+                failed?;
                 if refused {
                     return Ok(Applied::PodRefused { at });
                 }
@@ -299,15 +309,17 @@ fn trim_category_run(cr: &mut CategoryRun) {
 }
 
 /// Creates objects, [`CONCURRENT_WRITES`] at a time; ones that exist already
-/// are fine. Returns what became of each, every object passed through
-/// `trim` as soon as its answer is in (a batch of thousands of Pods must
-/// not be held whole until its last create).
+/// are fine. Returns what became of each create that was answered, every
+/// object passed through `trim` as soon as its answer is in (a batch of
+/// thousands of Pods must not be held whole until its last create), and
+/// the first failure, if any (a create that failed tells nothing of the
+/// others, which are still to be remembered).
 async fn create_all<K>(
     api: &Api<K>,
     objs: Vec<K>,
     kind: &str,
     trim: fn(&mut K),
-) -> Result<Vec<Created<K>>, ControllerError>
+) -> (Vec<Created<K>>, Result<(), ControllerError>)
 where
     K: Resource
         + Clone
@@ -348,7 +360,20 @@ where
         .buffer_unordered(CONCURRENT_WRITES)
         .collect()
         .await;
-    results.into_iter().collect()
+    let mut created = Vec::with_capacity(results.len());
+    let mut failed = Ok(());
+    for r in results {
+        match r {
+            Ok(c) => created.push(c),
+            Err(e) => {
+                tracing::debug!(error = %e, "a create failed");
+                if failed.is_ok() {
+                    failed = Err(e);
+                }
+            }
+        }
+    }
+    (created, failed)
 }
 
 /// Deletes objects by name; ones that are gone are fine. Returns what the
