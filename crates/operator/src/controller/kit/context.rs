@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::Client;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
+use kube::{Client, Resource, ResourceExt};
 
+use crate::api::names::LABEL_RUN;
 use crate::api::{CategoryRun, Decoded, TestLayerResource, TestLayerRun};
+use crate::controller::kit::by_run::ByRun;
 use crate::controller::kit::metrics::Metrics;
 use crate::controller::kit::own_writes::OwnWrites;
 use crate::controller::kit::refused::RefusedCreates;
@@ -44,6 +46,32 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// This controller's recent writes, newer than the caches may be.
     pub own: Arc<Own>,
+    /// The names of each run's CategoryRuns and Pods in the caches.
+    pub by_run: RunIndexes,
+}
+
+/// The names of each run's objects in the caches, kept from their watches.
+#[derive(Clone)]
+pub struct RunIndexes {
+    /// CategoryRuns, by the TestLayerRun that owns them.
+    pub category_runs: ByRun<Decoded<CategoryRun>>,
+    /// Pods, by their run label.
+    pub pods: ByRun<Pod>,
+}
+
+impl Default for RunIndexes {
+    fn default() -> Self {
+        RunIndexes {
+            category_runs: ByRun::new(|cr: &Decoded<CategoryRun>| {
+                let owner = cr
+                    .owner_references()
+                    .iter()
+                    .find(|o| o.kind == TestLayerRun::kind(&()))?;
+                Some((cr.namespace()?, owner.name.clone()))
+            }),
+            pods: ByRun::new(|p: &Pod| Some((p.namespace()?, p.labels().get(LABEL_RUN)?.clone()))),
+        }
+    }
 }
 
 /// This controller's recent writes, by kind.

@@ -2,6 +2,7 @@
 //! retried, the caches, the guard around a reconcile, status writes,
 //! Events and metrics. Imports nothing of the reconcilers above it.
 
+pub mod by_run;
 pub mod cache;
 pub mod context;
 pub mod described;

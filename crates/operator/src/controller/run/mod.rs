@@ -11,5 +11,6 @@ pub mod node_health;
 pub mod pod_state;
 pub(crate) mod pod_sweep;
 pub(crate) mod read;
+pub(crate) mod read_logs;
 pub mod reconcile;
 pub mod step;

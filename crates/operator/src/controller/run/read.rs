@@ -6,66 +6,52 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, LogParams};
+use kube::api::{Api, ListParams};
+use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::api::names::DEFAULT_CONFIG_KEY;
-use crate::api::names::{CONTAINER, LABEL_RUN};
+use crate::api::names::LABEL_RUN;
 use crate::api::{CategoryRun, Decoded, ResourceClaim, TestLayerRun};
 use crate::config::service_k8s_name;
+use crate::controller::kit::by_run::ByRun;
 use crate::controller::kit::context::Context;
 use crate::controller::kit::error::ControllerError;
+use crate::controller::kit::own_writes::version;
 use crate::controller::run::build::owned_by;
 use crate::controller::run::frozen_plan::{self, FrozenPlan};
+use crate::controller::run::read_logs::log_read_again_once;
 use crate::controller::run::step::{
-    Answers, AttemptLog, CaseList, ConfigAnswer, FrozenPlanAnswer, LogAnswer, Observed, PodOwner,
-    Question, ReportRead, RerunAnswer, RerunSource,
+    Answers, ConfigAnswer, FrozenPlanAnswer, LogAnswer, Observed, PodOwner, Question, RerunAnswer,
+    RerunSource,
 };
 use crate::controller::shared::claims::{Grant, RecordedClaim, SharedView};
 use crate::history::measured;
-use crate::results::{CaseListWriter, FailedTests, ReportOutcome, read_attempt_log};
 use crate::words::AttemptReason;
 
-/// Log bytes kept from the end of a finished attempt's log, for test
-/// counts and the tail.
-const LOG_READ_BYTES: usize = 1 << 20;
-/// Lines asked for from the end of a log (the kubelet sends no more).
-const LOG_READ_LINES: i64 = 20_000;
 /// Questions asked at once.
 const CONCURRENT_READS: usize = 16;
-/// Longest a log read may wait for its next bytes (a kubelet that does
-/// not answer).
-const LOG_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest a log read may take in all (a kubelet that answers slowly).
-const LOG_READ_BOUND: Duration = Duration::from_secs(60);
-/// Wait before a failed log read is tried again.
-const LOG_READ_AGAIN_AFTER: Duration = Duration::from_secs(1);
-/// Bytes read at most of the log of an attempt that prints a JUnit report
-/// (a kubelet serves only the current log file, which it rotates at 10 MiB
-/// by default).
-const REPORT_LOG_BYTES: i64 = 16 << 20;
-/// Largest JUnit report read from a log, in bytes.
-const REPORT_BYTES: u64 = 12 << 20;
-/// Logs with a JUnit report read at once (each holds a few chunks and the
-/// report's largest element).
-static REPORT_READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 
 /// What `run` owns, as the caches and this controller's own writes show it.
 pub fn gather(ctx: &Context, run: &Arc<TestLayerRun>, answers: Answers) -> Observed {
     let ns = run.namespace().unwrap_or_default();
     let name = run.name_any();
-    let run = ctx.own.runs.fresher(run.clone());
+    // The run as the reconcile began may be older than the cache by now (a
+    // reconcile makes several passes): the newer of the two, then this
+    // controller's own write over it.
+    let cached =
+        (ctx.runs.get(&ObjectRef::new(&name).within(&ns))).and_then(|r| r.valid().cloned());
+    let run = ctx.own.runs.fresher(newer(run, cached));
 
     let mut category_runs = Vec::new();
     let mut invalid = Vec::new();
-    for cr in ctx.category_runs.state() {
-        if cr.namespace().as_deref() != Some(&ns) || !owned_by(cr.as_ref(), run.as_ref()) {
+    for cr in of_run(&ctx.category_runs, &ctx.by_run.category_runs, &ns, &name) {
+        if !owned_by(cr.as_ref(), run.as_ref()) {
             continue;
         }
         match cr.as_ref() {
@@ -91,13 +77,9 @@ pub fn gather(ctx: &Context, run: &Arc<TestLayerRun>, answers: Answers) -> Obser
             }),
     );
 
-    let mut pods: Vec<_> = ctx
-        .pods
-        .state()
+    let mut pods: Vec<_> = of_run(&ctx.pods, &ctx.by_run.pods, &ns, &name)
         .into_iter()
-        .filter(|p| {
-            p.namespace().as_deref() == Some(&ns) && p.labels().get(LABEL_RUN) == Some(&name)
-        })
+        .filter(|p| p.labels().get(LABEL_RUN) == Some(&name))
         .map(|p| ctx.own.pods.fresher(p))
         .collect();
     let seen: BTreeSet<String> = pods.iter().map(|p| p.name_any()).collect();
@@ -137,6 +119,34 @@ pub fn gather(ctx: &Context, run: &Arc<TestLayerRun>, answers: Answers) -> Obser
         nodes_down,
         answers,
     }
+}
+
+/// The newer of `run` and `cached`, the same object as the cache holds it
+/// now: a cached copy of another object of that name (deleted and made
+/// again) is not it.
+fn newer(run: &Arc<TestLayerRun>, cached: Option<Arc<TestLayerRun>>) -> Arc<TestLayerRun> {
+    match cached {
+        Some(c)
+            if c.metadata.uid == run.metadata.uid
+                && matches!((version(c.as_ref()), version(run.as_ref())), (Some(a), Some(b)) if a > b) =>
+        {
+            c
+        }
+        _ => run.clone(),
+    }
+}
+
+/// The objects of run `name` in namespace `ns` that `cache` holds, as
+/// `index` names them.
+fn of_run<K>(cache: &Store<K>, index: &ByRun<K>, ns: &str, name: &str) -> Vec<Arc<K>>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    index
+        .names(ns, name)
+        .iter()
+        .filter_map(|n| cache.get(&ObjectRef::new(n).within(ns)))
+        .collect()
 }
 
 /// The shared resources of namespace `ns`: the capacities its
@@ -194,7 +204,13 @@ pub fn shared_view(ctx: &Context, ns: &str) -> SharedView {
             claims.extend(recorded(&r.metadata, &r.name_any(), claim));
         }
     }
-    for cr in ctx.category_runs.state() {
+    // Only the CategoryRuns of runs that still work, as the index names
+    // them.
+    let of_working = working.iter().flat_map(|(ns, name)| {
+        let ns = ns.as_deref().unwrap_or_default();
+        of_run(&ctx.category_runs, &ctx.by_run.category_runs, ns, name)
+    });
+    for cr in of_working.collect::<Vec<_>>() {
         if let Some(cr) = cr.valid().filter(|c| served(c.namespace())) {
             let cr = ctx.own.category_runs.fresher(cr.clone());
             if !working.contains(&(cr.namespace(), cr.spec.run_name.clone())) {
@@ -307,258 +323,6 @@ fn owner_of(pod: &Pod) -> PodOwner {
             uid: String::new(),
             described: "no owner".to_string(),
         },
-    }
-}
-
-/// The log of `pod` (with the JUnit report `report` in it, if any); a read
-/// that failed other than by the kubelet not answering (a dropped
-/// connection, an apiserver error, a kubelet's passing error) is tried once
-/// more before its error is the answer, so one fault does not cost an
-/// attempt its counts.
-async fn log_read_again_once(
-    ctx: &Context,
-    ns: &str,
-    pod: &str,
-    report: Option<&str>,
-) -> LogAnswer {
-    let read = async || match report {
-        None => logs(ctx, ns, pod).await.map(AttemptLog::plain),
-        Some(r) => logs_with_report(ctx, ns, pod, r).await,
-    };
-    match read().await {
-        Err(e) if !e.starts_with(NO_ANSWER) => {
-            tracing::warn!(pod, error = %e, "reading a log failed; trying once more");
-            tokio::time::sleep(LOG_READ_AGAIN_AFTER).await;
-            read().await
-        }
-        answer => answer,
-    }
-}
-
-/// How a log read that got no answer in time begins its error.
-const NO_ANSWER: &str = "no answer in ";
-
-async fn logs(ctx: &Context, ns: &str, pod: &str) -> Result<String, String> {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    // The end of the log holds the summary and the tail: ask for its last
-    // lines, and keep only its last bytes of whatever comes.
-    let lp = LogParams {
-        container: Some(CONTAINER.into()),
-        tail_lines: Some(LOG_READ_LINES),
-        ..LogParams::default()
-    };
-    let mut end = LogEnd::new(LOG_READ_BYTES);
-    stream_log(&pods, pod, &lp, |chunk| {
-        end.push(&chunk);
-        std::future::ready(true)
-    })
-    .await?;
-    let text = end.text();
-    match kubelet_error(&text) {
-        Some(e) => Err(e.to_string()),
-        None => Ok(text),
-    }
-}
-
-/// Streams the test container's log of `pod`, as `lp` asks, a chunk at a
-/// time into `each` (which returns false to stop), giving up when no bytes
-/// come for [`LOG_READ_TIMEOUT`] or the whole takes [`LOG_READ_BOUND`].
-async fn stream_log<F, Fut>(
-    pods: &Api<Pod>,
-    pod: &str,
-    lp: &LogParams,
-    mut each: F,
-) -> Result<(), String>
-where
-    F: FnMut(Vec<u8>) -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let no_answer = || format!("{NO_ANSWER}{}s", LOG_READ_TIMEOUT.as_secs());
-    let read = async {
-        let stream = tokio::time::timeout(LOG_READ_TIMEOUT, pods.log_stream(pod, lp))
-            .await
-            .map_err(|_| no_answer())?
-            .map_err(|e| e.to_string())?;
-        let mut stream = std::pin::pin!(stream);
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = tokio::time::timeout(
-                LOG_READ_TIMEOUT,
-                futures::AsyncReadExt::read(&mut stream, &mut buf),
-            )
-            .await
-            .map_err(|_| no_answer())?
-            .map_err(|e| e.to_string())?;
-            if n == 0 || !each(buf[..n].to_vec()).await {
-                return Ok(());
-            }
-        }
-    };
-    match tokio::time::timeout(LOG_READ_BOUND, read).await {
-        Ok(r) => r,
-        Err(_) => Err(format!(
-            "the log was not read whole in {}s",
-            LOG_READ_BOUND.as_secs()
-        )),
-    }
-}
-
-/// The kubelet's words when it could not read a container's log (a
-/// container that has not started yet, or whose log file is gone), which
-/// it sends as the log itself with a success status: not a log.
-fn kubelet_error(text: &str) -> Option<&str> {
-    let line = text.trim_end();
-    (line.starts_with("unable to retrieve container logs for ") && !line.contains('\n'))
-        .then_some(line)
-}
-
-/// The log of `pod` with the JUnit report `report` in it: the report is
-/// read as the log streams in (in a blocking task, at most
-/// [`REPORT_BYTES`]), its failing tests kept (bounded), and the end of the
-/// other lines kept as [`logs`] keeps them.
-async fn logs_with_report(ctx: &Context, ns: &str, pod: &str, report: &str) -> LogAnswer {
-    let _permit = REPORT_READS.acquire().await.map_err(|e| e.to_string())?;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let lp = LogParams {
-        container: Some(CONTAINER.into()),
-        limit_bytes: Some(REPORT_LOG_BYTES),
-        ..LogParams::default()
-    };
-    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
-    let origin = report.to_string();
-    let parse = tokio::task::spawn_blocking(move || {
-        let input = std::io::BufReader::new(ChunkReader {
-            rx,
-            chunk: Vec::new(),
-            at: 0,
-        });
-        attempt_log(input, &origin)
-    });
-    let sender = &tx;
-    let fed = stream_log(&pods, pod, &lp, move |chunk| async move {
-        sender.send(chunk).await.is_ok()
-    })
-    .await;
-    // The reader sees the end of its input once the sender is gone.
-    drop(tx);
-    let log = parse.await.map_err(|e| e.to_string())?;
-    match fed {
-        Err(e) => Err(e),
-        Ok(()) => match log {
-            Ok(l)
-                if l.report
-                    .as_ref()
-                    .is_some_and(|r| r.outcome == ReportOutcome::Absent) =>
-            {
-                match kubelet_error(&l.text) {
-                    Some(e) => Err(e.to_string()),
-                    None => Ok(l),
-                }
-            }
-            other => other,
-        },
-    }
-}
-
-/// Splits the log of an attempt that printed the JUnit report `report`
-/// into the end of its plain lines and what the report says (failing tests
-/// bounded, attempt numbers left 0 for the step).
-pub(crate) fn attempt_log(input: impl std::io::BufRead, report: &str) -> LogAnswer {
-    let mut end = LogEnd::new(LOG_READ_BYTES);
-    let mut failed = FailedTests::default();
-    let mut list = CaseListWriter::default();
-    let outcome = read_attempt_log(
-        input,
-        report,
-        REPORT_BYTES,
-        |line| {
-            end.push(line.as_bytes());
-            end.push(b"\n");
-        },
-        |case| {
-            failed.record(&case, 0);
-            list.push(&case);
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    let (bytes, count, left_out) = list.finish();
-    Ok(AttemptLog {
-        text: end.text(),
-        report: Some(ReportRead {
-            outcome,
-            failed,
-            cases: CaseList {
-                bytes: Arc::new(bytes),
-                count,
-                left_out,
-            },
-        }),
-    })
-}
-
-/// A blocking reader over chunks sent from an async task.
-struct ChunkReader {
-    rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
-    chunk: Vec<u8>,
-    at: usize,
-}
-
-impl std::io::Read for ChunkReader {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.at >= self.chunk.len() {
-            match self.rx.blocking_recv() {
-                Some(c) => {
-                    self.chunk = c;
-                    self.at = 0;
-                }
-                None => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.chunk.len() - self.at);
-        out[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
-    }
-}
-
-/// The last bytes of a log as it streams in, read as text: bytes that are
-/// not UTF-8 become U+FFFD, and a line cut at the start is dropped.
-struct LogEnd {
-    bytes: std::collections::VecDeque<u8>,
-    keep: usize,
-    cut: bool,
-}
-
-impl LogEnd {
-    fn new(keep: usize) -> Self {
-        Self {
-            bytes: std::collections::VecDeque::with_capacity(keep.min(64 * 1024)),
-            keep,
-            cut: false,
-        }
-    }
-
-    fn push(&mut self, chunk: &[u8]) {
-        if chunk.len() > self.keep {
-            self.cut = true;
-        }
-        let chunk = &chunk[chunk.len().saturating_sub(self.keep)..];
-        let over = (self.bytes.len() + chunk.len()).saturating_sub(self.keep);
-        if over > 0 {
-            self.bytes.drain(..over);
-            self.cut = true;
-        }
-        self.bytes.extend(chunk);
-    }
-
-    fn text(self) -> String {
-        let cut = self.cut;
-        let mut bytes: Vec<u8> = self.bytes.into();
-        if cut {
-            let first = bytes.iter().position(|b| *b == b'\n').map_or(0, |i| i + 1);
-            bytes.drain(..first);
-        }
-        String::from_utf8_lossy(&bytes).into_owned()
     }
 }
 
@@ -772,35 +536,38 @@ async fn unready_services(
 
 #[cfg(test)]
 mod tests {
-    use super::LogEnd;
+    use super::{Arc, TestLayerRun, newer};
 
-    #[test]
-    fn the_kubelets_words_for_a_log_it_cannot_read_are_not_a_log() {
-        let words = "unable to retrieve container logs for containerd://981a72c4";
-        assert_eq!(super::kubelet_error(words), Some(words));
-        assert_eq!(super::kubelet_error(&format!("{words}\n")), Some(words));
-        assert_eq!(super::kubelet_error("started\n3 passed\n"), None);
-        assert_eq!(
-            super::kubelet_error(&format!("started\n{words}")),
-            None,
-            "a log that holds the words among others is a log"
-        );
+    fn run_at(uid: &str, version: &str) -> Arc<TestLayerRun> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "testlayer.dev/v1alpha1", "kind": "TestLayerRun",
+                "metadata": {"name": "r", "namespace": "ns", "uid": uid, "resourceVersion": version},
+                "spec": {"layer": "l", "config": {"inline": ""}},
+            }))
+            .expect("run"),
+        )
     }
 
     #[test]
-    fn the_end_of_a_log_is_kept_whole_lines_and_lossy() {
-        let mut end = LogEnd::new(16);
-        end.push(b"first line\nsecond line\n");
-        end.push(b"caf\xe9 3 passed\n");
-        assert_eq!(end.text(), "caf\u{fffd} 3 passed\n");
-
-        let mut short = LogEnd::new(1024);
-        short.push(b"a\nb\n");
-        assert_eq!(short.text(), "a\nb\n");
-
-        // One chunk larger than what is kept.
-        let mut big = LogEnd::new(8);
-        big.push(b"0123456789\nabc\n");
-        assert_eq!(big.text(), "abc\n");
+    fn a_pass_reads_the_run_as_the_cache_has_it_when_that_is_newer() {
+        let began = run_at("u", "10");
+        let version = |r: Arc<TestLayerRun>| r.metadata.resource_version.clone();
+        // The cache caught up while the reconcile wrote.
+        assert_eq!(
+            version(newer(&began, Some(run_at("u", "12")))).as_deref(),
+            Some("12")
+        );
+        // An older cached copy, none, or another run of that name: the one
+        // the reconcile began with.
+        assert_eq!(
+            version(newer(&began, Some(run_at("u", "9")))).as_deref(),
+            Some("10")
+        );
+        assert_eq!(version(newer(&began, None)).as_deref(), Some("10"));
+        assert_eq!(
+            version(newer(&began, Some(run_at("v", "20")))).as_deref(),
+            Some("10")
+        );
     }
 }

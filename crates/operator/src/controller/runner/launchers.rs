@@ -39,6 +39,7 @@ pub(super) fn schedules(
     let (sched_runs, sched_runs_stream) = cached(
         api::<Decoded<TestLayerRun>>(client, ns),
         wc.clone().labels(LABEL_SCHEDULE),
+        None,
     );
     let schedule_ctx = Arc::new(ScheduleContext {
         client: client.clone(),
@@ -77,6 +78,7 @@ pub(super) fn triggers(
     let (trig_runs, trig_runs_stream) = cached(
         api::<Decoded<TestLayerRun>>(client, ns),
         wc.clone().labels(LABEL_TRIGGER),
+        None,
     );
     let (wake, woken) = futures::channel::mpsc::unbounded();
     let trigger_controller =

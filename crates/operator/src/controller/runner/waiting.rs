@@ -10,6 +10,7 @@ use tokio_util::task::AbortOnDropHandle;
 
 use crate::api::names::{LABEL_HOLDER_NAMESPACE, LABEL_RESOURCE, LABEL_RUN};
 use crate::api::{CategoryRun, Decoded, TestLayerResource, TestLayerRun};
+use crate::controller::kit::by_run::ByRun;
 
 /// The runs whose claims wait for shared resources, to wake when a grant
 /// or a TestLayerResource changes.
@@ -17,6 +18,8 @@ use crate::api::{CategoryRun, Decoded, TestLayerResource, TestLayerRun};
 pub(super) struct Waiting {
     pub(super) category_runs: reflector::Store<Decoded<CategoryRun>>,
     pub(super) runs: reflector::Store<Decoded<TestLayerRun>>,
+    /// The names of each run's CategoryRuns in `category_runs`.
+    pub(super) by_run: ByRun<Decoded<CategoryRun>>,
     /// One line for every namespace: a change in `ns` wakes runs of all.
     pub(super) across: bool,
 }
@@ -34,27 +37,35 @@ impl Waiting {
         };
         let served = |of: Option<String>| self.across || of.as_deref() == Some(ns);
         let mut names = std::collections::BTreeSet::new();
-        for cr in self.category_runs.state() {
-            if let Some(cr) = cr.valid()
-                && served(cr.namespace())
-                && cr
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.resource_claim.as_ref())
-                    .is_some_and(wants)
-            {
-                names.insert((cr.namespace().unwrap_or_default(), cr.spec.run_name.clone()));
-            }
-        }
+        // Only runs that still work wait; their CategoryRuns are found
+        // through the index, not by walking every CategoryRun.
         for r in self.runs.state() {
-            if let Some(r) = r.valid()
-                && served(r.namespace())
-                && r.status
-                    .as_ref()
-                    .and_then(|s| s.resource_claim.as_ref())
-                    .is_some_and(wants)
+            let Some(r) = r.valid().filter(|r| served(r.namespace())) else {
+                continue;
+            };
+            let status = r.status.as_ref();
+            if status
+                .and_then(|s| s.phase)
+                .is_some_and(|p| p.is_terminal())
             {
-                names.insert((r.namespace().unwrap_or_default(), r.name_any()));
+                continue;
+            }
+            let run_ns = r.namespace().unwrap_or_default();
+            let name = r.name_any();
+            let waits = status
+                .and_then(|s| s.resource_claim.as_ref())
+                .is_some_and(wants)
+                || self.by_run.names(&run_ns, &name).iter().any(|n| {
+                    self.category_runs
+                        .get(&ObjectRef::new(n).within(&run_ns))
+                        .and_then(|cr| {
+                            let claim = cr.valid()?.status.as_ref()?.resource_claim.as_ref()?;
+                            Some(wants(claim))
+                        })
+                        .unwrap_or(false)
+                });
+            if waits {
+                names.insert((run_ns, name));
             }
         }
         names

@@ -21,7 +21,7 @@ use super::waiting::{Waiting, wakes};
 use crate::api::names::LABEL_RESOURCE;
 use crate::api::names::LABEL_RUN;
 use crate::api::{CategoryRun, Decoded, TestLayerResource, TestLayerRun};
-use crate::controller::kit::context::Context;
+use crate::controller::kit::context::{Context, RunIndexes};
 use crate::controller::kit::error::ControllerError;
 use crate::controller::kit::error::requeue_after;
 use crate::controller::kit::metrics::Metrics;
@@ -74,8 +74,13 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
     // A watch is renewed every 30 s: one that an apiserver leaves silent
     // (seen after an etcd restart) costs at most that.
     let wc = watcher::Config::default().timeout(WATCH_SECONDS);
-    let (cr_reader, cr_stream) = cached(api::<Decoded<CategoryRun>>(&client, ns), wc.clone());
-    let (pod_reader, pod_stream) = pods(&client, ns, &wc);
+    let by_run = RunIndexes::default();
+    let (cr_reader, cr_stream) = cached(
+        api::<Decoded<CategoryRun>>(&client, ns),
+        wc.clone(),
+        Some(by_run.category_runs.clone()),
+    );
+    let (pod_reader, pod_stream) = pods(&client, ns, &wc, by_run.pods.clone());
     let (node_reader, node_stream) = nodes(&client, &wc);
 
     // Shared resources: their declarations, and the grants of their units
@@ -84,10 +89,12 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
     let (res_reader, res_stream) = cached(
         api::<Decoded<TestLayerResource>>(&client, res_ns),
         wc.clone(),
+        None,
     );
     let (grant_reader, grant_stream) = cached(
         api::<Lease>(&client, res_ns),
         wc.clone().labels(LABEL_RESOURCE),
+        None,
     );
 
     // Runs and CategoryRuns are watched as stored, valid or not: one object
@@ -116,6 +123,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
         recorder,
         metrics,
         own: Default::default(),
+        by_run,
     });
 
     // Every task of this controller ends with this function, returned or
@@ -138,6 +146,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
     let waiting = Waiting {
         category_runs: cr_reader.clone(),
         runs: runs.clone(),
+        by_run: ctx.by_run.category_runs.clone(),
         across: opts.resources_namespace.is_some(),
     };
     let (wake, woken) = futures::channel::mpsc::unbounded::<ObjectRef<Decoded<TestLayerRun>>>();

@@ -419,7 +419,7 @@ impl World {
                         match report {
                             None => Ok(AttemptLog::plain(text)),
                             Some(r) => {
-                                crate::controller::run::read::attempt_log(text.as_bytes(), &r)
+                                crate::controller::run::read_logs::attempt_log(text.as_bytes(), &r)
                             }
                         }
                     }
