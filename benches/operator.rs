@@ -33,10 +33,16 @@
 //!     to the run's end, the controller's peak RSS, and the CPU each
 //!     process used.
 //!
-//! Arguments: the parts to run (`a` to `h`; default all),
+//! (i) many runs at once: 200 runs of 50 categories over 20 namespaces,
+//!     created together, one controller of every namespace: apply to all
+//!     Pods created beside a plain client creating the same objects, the
+//!     wait of the last run for its first Pod beside the median run's, and
+//!     apiserver writes per category.
+//!
+//! Arguments: the parts to run (`a` to `i`; default all),
 //! `--reps=N` (or `TESTLAYER_BENCH_REPS=N`): how many times (a) and (b) are
 //! repeated, default 3; each repetition is printed, then min / median / max;
-//! `--quick`: the quick tier CI runs (parts a, b, c and g, (a) at its
+//! `--quick`: the quick tier CI runs (parts a, b, c, g and i, (a) at its
 //! full size, the others smaller, once, each figure checked against today's with a margin for a loaded
 //! machine, so that a regression fails the build);
 //! and `--check`: exit 1 when a figure misses its target. Every part ends
@@ -45,109 +51,36 @@
 //! Every repetition starts from a clean apiserver: the namespaces of the one
 //! before are deleted and gone.
 
+#[path = "operator/kit.rs"]
+mod kit;
+#[path = "operator/many_runs.rs"]
+mod many_runs;
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{
-    Fixture, control_plane, controller_process, eventually, eventually_every, test_layer_run,
-};
+use common::{Fixture, control_plane, controller_process, eventually, eventually_every};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use kube::{Client, Resource};
+use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
+use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
-use testlayer::api::{CategoryRun, TestLayerRun};
-use testlayer::controller::run::build::attempt_pod;
-use testlayer::controller::run::step::resolve;
+use testlayer::api::TestLayerRun;
 use testlayer_testkit::ControlPlane;
 use testlayer_testkit::kubelet::KubeletEventKind;
 
-/// Writes the controller sends to the apiserver at once: `CONCURRENT_WRITES`
-/// of src/controller/reconcile.rs (private there; keep the two equal).
-const CONCURRENT_WRITES: usize = 32;
+use kit::{
+    CONCURRENT_WRITES, CpuUse, QUICK, TARGETS, apiserver_writes, bound, controller_writes,
+    create_concurrently, create_same_objects, delete_namespaces, diff, not_the_controllers,
+    percentile, quick, rss_mib, size, spread, target, wide_layer, wide_layer_with,
+};
 
 /// Repetitions of (a) and (b) when neither `--reps=N` nor
 /// `TESTLAYER_BENCH_REPS` says otherwise.
 const DEFAULT_REPS: usize = 3;
-
-/// Whether this run is the quick tier (`--quick`).
-static QUICK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Whether this run is the quick tier: parts (a), (b), (c) and (g) only,
-/// at small sizes, once, each figure checked against a bound with a
-/// margin for a loaded machine (the regression guard CI runs).
-fn quick() -> bool {
-    QUICK.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// `full` in a full run, `small` in the quick tier.
-fn size(full: usize, small: usize) -> usize {
-    if quick() { small } else { full }
-}
-
-/// The bound a figure is checked against: the target `full` in a full
-/// run, `margin` (today's figure with room for a noisy machine) in the
-/// quick tier.
-fn bound(full: f64, margin: f64) -> f64 {
-    if quick() { margin } else { full }
-}
-
-/// Min, median and max.
-fn spread(values: &[f64]) -> (f64, f64, f64) {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    let median = if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    };
-    (v[0], median, v[n - 1])
-}
-
-/// Deletes the namespaces and waits until they are gone, so that the next
-/// measurement neither pays for their deletion nor counts its writes.
-async fn delete_namespaces(client: &Client, names: &[String]) {
-    let api: Api<Namespace> = Api::all(client.clone());
-    for n in names {
-        match api.delete(n, &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => panic!("deleting namespace {n}: {e}"),
-        }
-    }
-    for n in names {
-        eventually(
-            Duration::from_secs(300),
-            format!("namespace {n} to be deleted"),
-            async || match api.get_opt(n).await.expect("get namespace") {
-                None => Ok(()),
-                Some(ns) => Err(format!("{:?}", ns.status)),
-            },
-        )
-        .await;
-    }
-}
-
-fn wide_layer(name: &str, n: usize, command: &str) -> String {
-    wide_layer_with(name, n, command, "")
-}
-
-/// [`wide_layer`] with `extra` (lines of YAML) added to every category.
-fn wide_layer_with(name: &str, n: usize, command: &str, extra: &str) -> String {
-    let mut c = format!(
-        "layers:\n  {name}:\n    execution_mode: parallel\n    strategy: PARALLEL_UNLIMITED\n    categories:\n"
-    );
-    for i in 0..n {
-        c.push_str(&format!(
-            "      - name: c{i}\n        timeout_seconds: 600\n        command: \"{command}\"\n{extra}"
-        ));
-    }
-    c
-}
 
 fn chain_layer(name: &str, n: usize) -> String {
     let mut c = format!("layers:\n  {name}:\n    execution_mode: sequential\n    categories:\n");
@@ -176,62 +109,6 @@ async fn bench_fixture(prefix: &str, nodes: usize) -> Fixture {
     fx
 }
 
-/// Write requests the apiserver served, by `resource/subresource verb`.
-fn apiserver_writes(cp: &ControlPlane) -> BTreeMap<String, f64> {
-    let out = cp
-        .kubectl()
-        .args(["get", "--raw", "/metrics"])
-        .output()
-        .expect("kubectl");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut m = BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-    {
-        let Some((labels, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let get = |k: &str| {
-            labels
-                .split(&format!("{k}=\""))
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .unwrap_or("")
-                .to_string()
-        };
-        let verb = get("verb");
-        if !matches!(
-            verb.as_str(),
-            "POST" | "PUT" | "PATCH" | "DELETE" | "APPLY" | "CREATE" | "UPDATE"
-        ) {
-            continue;
-        }
-        let key = format!(
-            "{}{} {verb}",
-            get("resource"),
-            match get("subresource").as_str() {
-                "" => String::new(),
-                s => format!("/{s}"),
-            }
-        );
-        *m.entry(key).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
-    }
-    m
-}
-
-fn diff(after: &BTreeMap<String, f64>, before: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
-    after
-        .iter()
-        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
-        .filter(|(_, v)| *v > 0.0)
-        .collect()
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 /// Seconds a plain loop of `n` Pod creates, one at a time, takes in a fresh
 /// namespace; and the namespace.
 async fn raw_loop(cp: &'static ControlPlane, client: &Client, n: usize) -> (f64, String) {
@@ -247,25 +124,6 @@ async fn raw_loop(cp: &'static ControlPlane, client: &Client, n: usize) -> (f64,
             .expect("create pod");
     }
     (t.elapsed().as_secs_f64(), ns)
-}
-
-/// Creates `objs`, `CONCURRENT_WRITES` at a time, as the controller does;
-/// returns them as created.
-async fn create_concurrently<K>(api: &Api<K>, objs: Vec<K>) -> Vec<K>
-where
-    K: Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    futures::stream::iter(objs.into_iter().map(|o| {
-        let api = api.clone();
-        async move {
-            api.create(&PostParams::default(), &o)
-                .await
-                .expect("create")
-        }
-    }))
-    .buffer_unordered(CONCURRENT_WRITES)
-    .collect()
-    .await
 }
 
 /// Seconds it takes, in a fresh namespace with no controller, to create
@@ -298,103 +156,8 @@ async fn concurrent_baseline_with(
 ) -> (f64, String) {
     let ns = cp.create_namespace("bench-conc").await.expect("ns");
     let t = Instant::now();
-    create_same_objects(client, &ns, layer, config, inline, extra).await;
+    create_same_objects(client, &ns, layer, layer, config, inline, extra).await;
     (t.elapsed().as_secs_f64(), ns)
-}
-
-/// Creates in `ns` what [`concurrent_baseline_with`] times.
-async fn create_same_objects(
-    client: &Client,
-    ns: &str,
-    layer: &str,
-    config: &str,
-    inline: &str,
-    extra: serde_json::Value,
-) {
-    let runs: Api<TestLayerRun> = Api::namespaced(client.clone(), ns);
-    let crs: Api<CategoryRun> = Api::namespaced(client.clone(), ns);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let run = runs
-        .create(
-            &PostParams::default(),
-            &test_layer_run(layer, layer, inline, extra),
-        )
-        .await
-        .expect("create run");
-    let origin = format!("TestLayerRun {ns}/{layer} spec.config.inline");
-    let (_, objs) = resolve(&run, config, &origin).expect("the layer resolves");
-    let created = create_concurrently(&crs, objs).await;
-    let attempts: Vec<Pod> = created.iter().map(|cr| attempt_pod(cr, 1)).collect();
-    create_concurrently(&pods, attempts).await;
-}
-
-/// Peak and current resident memory of process `pid`, in MiB.
-fn rss_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |k: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(k))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
-    };
-    (field("VmHWM:"), field("VmRSS:"))
-}
-
-/// CPU seconds (user and system, all threads) process `pid` has used.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command's name, which ends with the last ')':
-    // state is field 3, utime 14 and stime 15, in USER_HZ (100 a second).
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<f64> = rest
-        .split_whitespace()
-        .map(|v| v.parse().unwrap_or(0.0))
-        .collect();
-    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
-}
-
-/// CPU seconds used so far by each process a part shares the machine with:
-/// the control plane's components, the controller and this program (the
-/// load and the test kubelet).
-struct CpuUse(Vec<(String, u32, f64)>);
-
-impl CpuUse {
-    /// The figures now, for the control plane of `cp`, the controller
-    /// process `controller` (if one runs) and this program.
-    fn now(cp: &ControlPlane, controller: Option<u32>) -> Self {
-        let mut procs = cp.pids();
-        procs.extend(controller.map(|c| ("controller".to_string(), c)));
-        procs.push(("benchmark and test kubelet".into(), std::process::id()));
-        CpuUse(
-            procs
-                .into_iter()
-                .map(|(n, p)| (n, p, cpu_seconds(p)))
-                .collect(),
-        )
-    }
-
-    /// What each used since `before`, over `wall` seconds, in words.
-    fn since(&self, before: &CpuUse, wall: f64) -> String {
-        self.0
-            .iter()
-            .map(|(name, pid, now)| {
-                let was = before
-                    .0
-                    .iter()
-                    .find(|(_, p, _)| p == pid)
-                    .map_or(0.0, |b| b.2);
-                let used = now - was;
-                format!(
-                    "{name} {used:.1} s ({:.0} % of a core)",
-                    100.0 * used / wall
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
 }
 
 /// One repetition of (a): seconds of each measurement.
@@ -590,12 +353,6 @@ async fn writes(cp: &'static ControlPlane, reps: usize) {
 async fn writes_of(cp: &'static ControlPlane, reps: usize, case: &WriteCase) {
     let n_cats = size(100, 50);
     let client = cp.admin_client().await.expect("client");
-    let kubelet_keys = [
-        "pods/binding POST",
-        "pods/status PATCH",
-        "nodes/status PATCH",
-        "nodes POST",
-    ];
     println!(
         "(b) apiserver writes for a {n_cats}-category run, {} (test kubelet's own writes left out), {reps} repetition(s):",
         case.label
@@ -640,18 +397,9 @@ async fn writes_of(cp: &'static ControlPlane, reps: usize, case: &WriteCase) {
             .filter(|c| c.metadata.name.as_deref() != Some("kube-root-ca.crt"))
             .count();
         d.insert("configmaps POST (the controller's)".into(), ours as f64);
-        let mut total = 0.0;
+        let total = controller_writes(&d);
         for (k, v) in &d {
-            let theirs = kubelet_keys.contains(&k.as_str())
-                || k.starts_with("leases")
-                || k.starts_with("endpoints")
-                || k.starts_with("endpointslices")
-                || k.starts_with("namespaces")
-                || k.starts_with("serviceaccounts")
-                || (k.starts_with("configmaps") && !k.contains("the controller's"))
-                || k.starts_with("secrets");
-            if !theirs {
-                total += v;
+            if !not_the_controllers(k) {
                 per_key.entry(k.clone()).or_default().push(*v);
             }
         }
@@ -1111,7 +859,7 @@ async fn without_the_operator(
     let ns = fx.ns.clone();
     let cpu_before = CpuUse::now(cp, None);
     let t = Instant::now();
-    create_same_objects(client, &ns, "big", config, "", json!({})).await;
+    create_same_objects(client, &ns, "big", "big", config, "", json!({})).await;
     eventually_every(
         Duration::from_millis(200),
         Duration::from_secs(1800),
@@ -1194,21 +942,13 @@ async fn main() {
     if want("h") && !quick() {
         ten_thousand_to_the_end(cp).await;
     }
+    if want("i") {
+        many_runs::many_runs(cp).await;
+    }
     let missed = report_targets();
     if args.iter().any(|a| a == "--check") && missed > 0 {
         eprintln!("{missed} target(s) missed");
         std::process::exit(1);
-    }
-}
-
-/// Each figure checked against its target: what, whether it met it, the
-/// figure and the target in words.
-static TARGETS: std::sync::Mutex<Vec<(String, bool, String)>> = std::sync::Mutex::new(Vec::new());
-
-/// Records whether the figure `what` met its target.
-fn target(what: &str, met: bool, detail: String) {
-    if let Ok(mut t) = TARGETS.lock() {
-        t.push((what.to_string(), met, detail));
     }
 }
 

@@ -249,6 +249,16 @@ pub async fn create_layer_config_map(client: &Client, ns: &str, name: &str, conf
 /// The `testlayer controller` process for namespace `ns` (output dropped),
 /// as people run it, for tests that kill it or measure it.
 pub fn controller_process(cp: &ControlPlane, ns: &str, identity: &str) -> std::process::Child {
+    controller_process_of(cp, Some(ns), identity)
+}
+
+/// [`controller_process`] of namespace `ns`, or of every namespace when
+/// `None`.
+pub fn controller_process_of(
+    cp: &ControlPlane,
+    ns: Option<&str>,
+    identity: &str,
+) -> std::process::Child {
     // A profiler to start the controller under (`heaptrack`, `perf record
     // -g --`): its words, then the controller's command.
     let wrapper = std::env::var("TESTLAYER_CONTROLLER_WRAPPER").unwrap_or_default();
@@ -261,13 +271,28 @@ pub fn controller_process(cp: &ControlPlane, ns: &str, identity: &str) -> std::p
         }
         None => std::process::Command::new(env!("CARGO_BIN_EXE_testlayer")),
     };
-    cmd.args(["controller", "--listen", "127.0.0.1:0", "--namespace", ns])
+    cmd.args(["controller", "--listen", "127.0.0.1:0"])
+        .args(ns.map(|ns| ["--namespace", ns]).into_iter().flatten())
         .args(["--identity", identity, "--kubeconfig"])
         .arg(cp.kubeconfig())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(log_file(std::env::var_os("TESTLAYER_CONTROLLER_LOG")))
         .spawn()
         .expect("start the controller process")
+}
+
+/// Where a controller process's log goes: appended to the file `path`
+/// names (`TESTLAYER_CONTROLLER_LOG`, to see what a benchmark's
+/// controller did), else nowhere.
+fn log_file(path: Option<std::ffi::OsString>) -> std::process::Stdio {
+    let file = path.map(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .unwrap_or_else(|e| panic!("opening the controller's log {p:?}: {e}"))
+    });
+    file.map_or_else(std::process::Stdio::null, std::process::Stdio::from)
 }
 
 /// Most Pods whose name starts with `prefix` with a running container at
