@@ -69,12 +69,14 @@ fn overlap(events: &[KubeletEvent], pods: impl Fn(&str) -> bool) -> (usize, Vec<
 async fn runs_take_turns_on_a_mutex_in_the_order_they_were_created() {
     let fx = Fixture::new("res-turns").await;
     fx.declare_resource("staging-db", 1).await;
-    let config = config(&[("a", "sleep 1"), ("b", "sleep 1")], "");
+    // Each holds it 3 s: second-b waits long enough to be looked at.
+    let config = config(&[("a", "sleep 3"), ("b", "sleep 3")], "");
     fx.submit("first", "e2e", &config, json!({})).await;
     // One second later, so that the line's order is the runs' creation.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     fx.submit("second", "e2e", &config, json!({})).await;
-    // A waiting category says what it waits for and its place in line.
+    // A waiting category says what it waits for; its place in line is in
+    // the resource's status, and `testlayer get` shows it from there.
     let waiting = eventually(T, "a category of the second run in line", async || {
         let cr = fx.crs().get("second-b").await.ok()?;
         let st = cr.status?;
@@ -86,14 +88,28 @@ async fn runs_take_turns_on_a_mutex_in_the_order_they_were_created() {
         .clone()
         .expect("the claim is recorded");
     assert_eq!(claim.wants[0].resource, "staging-db");
-    assert!(matches!(claim.wants[0].position, Some(1..=3)), "{claim:#?}");
-    assert!(
-        waiting
-            .message
-            .as_deref()
-            .unwrap_or_default()
-            .starts_with("waiting for shared resources: staging-db ("),
+    assert_eq!(
+        waiting.message.as_deref(),
+        Some("waiting for shared resources: staging-db"),
         "{waiting:#?}"
+    );
+    let place = eventually(T, "second-b in the resource's line", async || {
+        let r: TestLayerResource = fx.api().get("staging-db").await.ok()?;
+        let next = r.status?.next;
+        next.iter().position(|h| h.holder == "second-b")
+    })
+    .await;
+    // Behind first-b and second-a at most (one may hold the unit by now).
+    assert!(place <= 2, "second-b is {place} places behind the first");
+    let get = std::process::Command::new(env!("CARGO_BIN_EXE_testlayer"))
+        .args(["get", "second", "-n", &fx.ns, "--kubeconfig"])
+        .arg(fx.cp.kubeconfig())
+        .output()
+        .expect("testlayer get");
+    let tree = String::from_utf8_lossy(&get.stdout);
+    assert!(
+        tree.contains("waiting for shared resources: staging-db: ") && tree.contains(" in line"),
+        "{tree}"
     );
     for run in ["first", "second"] {
         let r = fx.wait_done(run, T).await;

@@ -93,12 +93,9 @@ async fn runs_of_two_namespaces_take_turns_on_a_resource_of_a_third() {
         st.resource_claim.is_some().then_some(st)
     })
     .await;
-    assert!(
-        waiting
-            .message
-            .as_deref()
-            .unwrap_or_default()
-            .starts_with("waiting for shared resources: staging-db ("),
+    assert_eq!(
+        waiting.message.as_deref(),
+        Some("waiting for shared resources: staging-db"),
         "{waiting:#?}"
     );
     for fx in [&a, &b] {

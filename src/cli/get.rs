@@ -8,8 +8,9 @@ use kube::api::Api;
 
 use super::cluster_args::{Target, with_client};
 use super::run_results::category_runs;
+use super::views::line::Lines;
 use super::views::tree::render;
-use crate::api::{CategoryRun, TestLayerRun};
+use crate::api::{CategoryRun, TestLayerResource, TestLayerRun};
 
 /// How `get` shows a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -49,7 +50,7 @@ pub fn get(a: &GetArgs) -> i32 {
                 return 1;
             }
         };
-        let crs: Api<CategoryRun> = Api::namespaced(client, &ns);
+        let crs: Api<CategoryRun> = Api::namespaced(client.clone(), &ns);
         let list = match category_runs(&crs, &a.run).await {
             Ok(l) => l,
             Err(e) => {
@@ -58,7 +59,10 @@ pub fn get(a: &GetArgs) -> i32 {
             }
         };
         match a.output {
-            GetFormat::Tree => print!("{}", render(&run, &list, Timestamp::now())),
+            GetFormat::Tree => {
+                let lines = lines(client, &ns).await;
+                print!("{}", render(&run, &list, &lines, Timestamp::now()))
+            }
             GetFormat::Yaml | GetFormat::Json => {
                 let mut items = vec![serde_json::to_value(&run).unwrap_or_default()];
                 items.extend(
@@ -82,4 +86,23 @@ pub fn get(a: &GetArgs) -> i32 {
         }
         0
     })
+}
+
+/// The lines of the shared resources of namespace `ns`, as their statuses
+/// say; none when they cannot be read (a user who may not list them sees
+/// what each claim says, without its place).
+async fn lines(client: kube::Client, ns: &str) -> Lines {
+    let api: Api<TestLayerResource> = Api::namespaced(client, ns);
+    match api.list(&Default::default()).await {
+        Ok(list) => Lines(
+            list.items
+                .into_iter()
+                .filter_map(|r| Some((kube::ResourceExt::name_any(&r), r.status?)))
+                .collect(),
+        ),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot read the shared resources' lines");
+            Lines::default()
+        }
+    }
 }

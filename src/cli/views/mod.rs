@@ -3,6 +3,7 @@
 //! `list`, the tree of `get`, the choice of logs of `logs`. No I/O here.
 
 pub mod age;
+pub mod line;
 pub mod logs;
 pub mod progress;
 pub mod table;

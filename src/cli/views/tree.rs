@@ -6,14 +6,16 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use super::age::ran;
+use super::line::Lines;
 use crate::api::{AttemptStatus, CategoryRun, TestLayerRun};
 use crate::words::AttemptReason;
 
 /// Failing tests shown per category; the rest are counted.
 const SHOWN_FAILURES: usize = 10;
 
-/// The tree of `run` and its CategoryRuns `crs` (in any order) at `now`.
-pub fn render(run: &TestLayerRun, crs: &[CategoryRun], now: Timestamp) -> String {
+/// The tree of `run` and its CategoryRuns `crs` (in any order) at `now`;
+/// a category waiting for shared resources shows its place in `lines`.
+pub fn render(run: &TestLayerRun, crs: &[CategoryRun], lines: &Lines, now: Timestamp) -> String {
     let st = run.status.clone().unwrap_or_default();
     let mut head = vec![
         format!(
@@ -45,7 +47,7 @@ pub fn render(run: &TestLayerRun, crs: &[CategoryRun], now: Timestamp) -> String
         out.push_str(branch);
         out.push_str(&category_line(cr, now));
         out.push('\n');
-        for line in children(cr, now) {
+        for line in children(cr, lines, now) {
             out.push_str(under);
             out.push_str(&line);
             out.push('\n');
@@ -97,10 +99,21 @@ fn category_line(cr: &CategoryRun, now: Timestamp) -> String {
     parts.join("  ")
 }
 
-/// The lines under a category: its attempts, then its failing tests.
-fn children(cr: &CategoryRun, now: Timestamp) -> Vec<String> {
+/// The lines under a category: its attempts, its place in the lines of
+/// the shared resources it waits for, then its failing tests.
+fn children(cr: &CategoryRun, lines: &Lines, now: Timestamp) -> Vec<String> {
     let st = cr.status.clone().unwrap_or_default();
     let mut items: Vec<String> = st.attempts.iter().map(|a| attempt_line(a, now)).collect();
+    if let Some(claim) = &st.resource_claim {
+        let ns = cr.namespace().unwrap_or_default();
+        let places = lines.places(&cr.name_any(), &ns, claim);
+        let what = if places.is_empty() {
+            crate::controller::shared::claims::describe_claim(claim)
+        } else {
+            format!("waiting for shared resources: {}", places.join(", "))
+        };
+        items.push(what);
+    }
     let failed = &st.failed_tests;
     for t in failed.listed.iter().take(SHOWN_FAILURES) {
         let message = if t.message.is_empty() {
@@ -213,7 +226,7 @@ mod tests {
                 json!({"phase": "Skipped", "reason": "DependencyFailed"}),
             ),
         ];
-        let shown = render(&run, &crs, now);
+        let shown = render(&run, &crs, &Lines::default(), now);
         let want = "\
 TestLayerRun ci/r  layer fast  Failed  60s  5 passed, 1 failed, 0 skipped
 ├── unit  Succeeded  20s  3 passed, 0 failed, 0 skipped
@@ -225,5 +238,48 @@ TestLayerRun ci/r  layer fast  Failed  60s  5 passed, 1 failed, 0 skipped
 └── e2e  Skipped (DependencyFailed)  -
 ";
         assert_eq!(shown, want, "\n{shown}");
+    }
+
+    #[test]
+    fn a_category_waiting_for_a_shared_resource_shows_its_place_in_line() {
+        let now: Timestamp = "2026-01-01T01:00:00Z".parse().unwrap();
+        let run: TestLayerRun = serde_json::from_value(json!({
+            "apiVersion": "testlayer.dev/v1alpha1", "kind": "TestLayerRun",
+            "metadata": {"name": "r", "namespace": "ci"},
+            "spec": {"layer": "e2e", "config": {"inline": "layers: {}"}},
+            "status": {"phase": "Running", "startTime": "2026-01-01T00:59:00Z"}
+        }))
+        .unwrap();
+        let cr: CategoryRun = serde_json::from_value(json!({
+            "apiVersion": "testlayer.dev/v1alpha1", "kind": "CategoryRun",
+            "metadata": {"name": "r-db", "namespace": "ci"},
+            "spec": {"runName": "r", "layer": "e2e", "category": "db", "index": 0,
+                "image": "busybox", "command": "true", "timeoutSeconds": 60},
+            "status": {"phase": "Pending", "reason": "WaitingForResource",
+                "resourceClaim": {"attempt": 1, "since": "2026-01-01T00:59:00Z",
+                    "wants": [{"resource": "staging-db", "units": 1}]}}
+        }))
+        .unwrap();
+        let mut lines = Lines::default();
+        lines.0.insert(
+            "staging-db".into(),
+            serde_json::from_value(json!({"inUse": 1, "waiting": 2,
+                "next": [{"holder": "o-x", "run": "o", "units": 1},
+                         {"holder": "r-db", "run": "r", "units": 1}]}))
+            .unwrap(),
+        );
+        let shown = render(&run, std::slice::from_ref(&cr), &lines, now);
+        assert!(
+            shown.ends_with(
+                "└── db  Pending (WaitingForResource)  -\n    └── waiting for shared resources: staging-db: 2nd in line\n"
+            ),
+            "\n{shown}"
+        );
+        // Without the resource's status: what the claim says.
+        let shown = render(&run, &[cr], &Lines::default(), now);
+        assert!(
+            shown.ends_with("    └── waiting for shared resources: staging-db\n"),
+            "\n{shown}"
+        );
     }
 }

@@ -90,10 +90,6 @@ pub struct ResourceUnits {
     pub resource: String,
     /// Units.
     pub units: u32,
-    /// Place in the resource's line while waiting (1: next): exact up to
-    /// 10; beyond, rounded up to a multiple of 10 (of 100 beyond 100).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub position: Option<u32>,
 }
 
 /// A claim on shared resources, recorded while its holder waits for them,
@@ -109,7 +105,8 @@ pub struct ResourceClaim {
     /// The run's priority (served first when higher).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub priority: i32,
-    /// The units wanted, with the place in each line.
+    /// The units wanted of each resource (the line itself, in order, is
+    /// in each TestLayerResource's `status.next`).
     pub wants: Vec<ResourceUnits>,
 }
 

@@ -283,7 +283,7 @@ pub struct TestLayerRunStatus {
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub quarantined_tests: u64,
     /// The shared resources the layer (its `uses`) waits for, while it
-    /// waits, with its place in each line.
+    /// waits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_claim: Option<super::ResourceClaim>,
     /// Seconds the run spent with nothing running because of shared

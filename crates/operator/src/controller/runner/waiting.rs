@@ -1,78 +1,57 @@
 //! The runs that wait for shared resources, to wake when a grant or a
 //! TestLayerResource changes.
 
+use std::sync::Arc;
+
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::ResourceExt;
-use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use tokio_util::task::AbortOnDropHandle;
 
-use crate::api::names::{LABEL_HOLDER_NAMESPACE, LABEL_RESOURCE, LABEL_RUN};
-use crate::api::{CategoryRun, Decoded, TestLayerResource, TestLayerRun};
-use crate::controller::kit::by_run::ByRun;
+use crate::api::names::{LABEL_HOLDER_NAMESPACE, LABEL_RUN};
+use crate::api::{Decoded, TestLayerResource, TestLayerRun};
+use crate::controller::kit::context::Context;
+use crate::controller::run::read::shared_view;
+use crate::controller::shared::claims::{may_be_stalled, served_now};
 
-/// The runs whose claims wait for shared resources, to wake when a grant
-/// or a TestLayerResource changes.
+/// The runs whose claims the line of a namespace serves now, to wake when
+/// a grant or a TestLayerResource changes. Only those (and, on a
+/// resource's change while a run keeps units for its whole run, the runs
+/// that may be stalled): every other waiting run would step only to find
+/// it still waits, and with hundreds of claims in line such steps of every
+/// waiting run on every grant (three changes of a Lease each) delay the
+/// one run that has a unit to take.
 #[derive(Clone)]
 pub(super) struct Waiting {
-    pub(super) category_runs: reflector::Store<Decoded<CategoryRun>>,
-    pub(super) runs: reflector::Store<Decoded<TestLayerRun>>,
-    /// The names of each run's CategoryRuns in `category_runs`.
-    pub(super) by_run: ByRun<Decoded<CategoryRun>>,
-    /// One line for every namespace: a change in `ns` wakes runs of all.
-    pub(super) across: bool,
+    pub(super) ctx: Arc<Context>,
 }
 
 impl Waiting {
-    /// The runs served by the line of `ns` with a claim on `resource` (on
-    /// any, when `None`).
-    pub(super) fn runs(
-        &self,
-        ns: &str,
-        resource: Option<&str>,
-    ) -> Vec<ObjectRef<Decoded<TestLayerRun>>> {
-        let wants = |c: &crate::api::ResourceClaim| {
-            resource.is_none_or(|r| c.wants.iter().any(|w| w.resource == r))
-        };
-        let served = |of: Option<String>| self.across || of.as_deref() == Some(ns);
-        let mut names = std::collections::BTreeSet::new();
-        // Only runs that still work wait; their CategoryRuns are found
-        // through the index, not by walking every CategoryRun.
-        for r in self.runs.state() {
-            let Some(r) = r.valid().filter(|r| served(r.namespace())) else {
-                continue;
-            };
-            let status = r.status.as_ref();
-            if status
-                .and_then(|s| s.phase)
-                .is_some_and(|p| p.is_terminal())
-            {
-                continue;
-            }
-            let run_ns = r.namespace().unwrap_or_default();
-            let name = r.name_any();
-            let waits = status
-                .and_then(|s| s.resource_claim.as_ref())
-                .is_some_and(wants)
-                || self.by_run.names(&run_ns, &name).iter().any(|n| {
-                    self.category_runs
-                        .get(&ObjectRef::new(n).within(&run_ns))
-                        .and_then(|cr| {
-                            let claim = cr.valid()?.status.as_ref()?.resource_claim.as_ref()?;
-                            Some(wants(claim))
-                        })
-                        .unwrap_or(false)
-                });
-            if waits {
-                names.insert((run_ns, name));
-            }
-        }
-        names
-            .into_iter()
-            .map(|(ns, n)| ObjectRef::new(&n).within(&ns))
-            .collect()
+    /// The runs whose claims the line of the shared resources of `ns` (or
+    /// of every namespace's line, held in `ns`) grants now.
+    pub(super) fn runs(&self, ns: &str) -> Vec<ObjectRef<Decoded<TestLayerRun>>> {
+        refs(served_now(&shared_view(&self.ctx, ns)))
     }
+
+    /// [`runs`](Self::runs), and while some run keeps units for its whole
+    /// run, every run whose claims wait: a line that changed may have
+    /// closed a cycle that each of its runs must see to say it is stalled.
+    pub(super) fn runs_or_stalled(&self, ns: &str) -> Vec<ObjectRef<Decoded<TestLayerRun>>> {
+        let view = shared_view(&self.ctx, ns);
+        let mut runs = served_now(&view);
+        runs.extend(may_be_stalled(&view));
+        refs(runs)
+    }
+}
+
+fn refs(
+    runs: std::collections::BTreeSet<(String, String)>,
+) -> Vec<ObjectRef<Decoded<TestLayerRun>>> {
+    runs.into_iter()
+        .map(|(ns, n)| ObjectRef::new(&n).within(&ns))
+        .collect()
 }
 
 /// Wakes the runs that wait for shared resources when a grant (`grants`)
@@ -94,16 +73,14 @@ pub(super) fn wakes(
         let (waiting, wake) = (waiting.clone(), wake.clone());
         grants.for_each(move |grant| {
             if let Ok(grant) = grant {
-                // Its holder's run, and every run whose claims wait for a
-                // unit of the resource.
+                // Its holder's run, and the runs the line serves now.
                 let ns = grant.namespace().unwrap_or_default();
                 let labels = grant.labels();
                 let holder_ns = labels.get(LABEL_HOLDER_NAMESPACE).unwrap_or(&ns);
                 let own = labels
                     .get(LABEL_RUN)
                     .map(|r| ObjectRef::<Decoded<TestLayerRun>>::new(r).within(holder_ns));
-                let resource = labels.get(LABEL_RESOURCE).cloned().unwrap_or_default();
-                for r in own.into_iter().chain(waiting.runs(&ns, Some(&resource))) {
+                for r in own.into_iter().chain(waiting.runs(&ns)) {
                     let _ = wake.unbounded_send(r);
                 }
             }
@@ -113,7 +90,7 @@ pub(super) fn wakes(
     let resource_wakes = AbortOnDropHandle::new(tokio::spawn(resources.for_each(move |r| {
         if let Ok(r) = r {
             let ns = r.namespace().unwrap_or_default();
-            for run in waiting.runs(&ns, None) {
+            for run in waiting.runs_or_stalled(&ns) {
                 let _ = wake.unbounded_send(run);
             }
         }

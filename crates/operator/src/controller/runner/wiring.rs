@@ -143,12 +143,7 @@ pub async fn run(client: Client, opts: ControllerOptions) -> Result<(), RunError
     ));
     background.hold(watches);
 
-    let waiting = Waiting {
-        category_runs: cr_reader.clone(),
-        runs: runs.clone(),
-        by_run: ctx.by_run.category_runs.clone(),
-        across: opts.resources_namespace.is_some(),
-    };
+    let waiting = Waiting { ctx: ctx.clone() };
     let (wake, woken) = futures::channel::mpsc::unbounded::<ObjectRef<Decoded<TestLayerRun>>>();
     let (grant_wakes, resource_wakes) = wakes(waiting, grant_stream, res_stream, wake.clone());
     background.hold(grant_wakes);

@@ -341,23 +341,21 @@ fn line_key(namespace: &str, run: &str, holder: &str, attempt: u32, uid: &str) -
     )
 }
 
-/// Serves `mine` (this run's claims, made when `since` with `priority`)
-/// in the order of every claim of the namespace: a claim is granted when
-/// the allocation of the whole line grants it, with the lowest free units.
-pub fn serve(view: &SharedView, mine: &[MyClaim], since: &Time, priority: i32) -> Served {
-    let my_uids: BTreeSet<&str> = mine.iter().map(|m| m.holder_uid.as_str()).collect();
-    let held: BTreeMap<String, u32> = view.grants.iter().fold(BTreeMap::new(), |mut m, g| {
+/// Units held of each resource.
+fn held(view: &SharedView) -> BTreeMap<String, u32> {
+    view.grants.iter().fold(BTreeMap::new(), |mut m, g| {
         *m.entry(g.resource.clone()).or_insert(0) += 1;
         m
-    });
-    let mut waiting: Vec<Claim<LineKey>> = Vec::new();
-    for c in &view.claims {
-        // This run's claims are the fresh ones below; a claim whose grant
-        // was made already waits no more.
-        if my_uids.contains(c.holder_uid.as_str()) || !view.waits(c) {
-            continue;
-        }
-        waiting.push(Claim {
+    })
+}
+
+/// The recorded claims of `view` that still wait (a claim whose grant was
+/// made waits no more) and that `keep` keeps, as claims of the line.
+fn recorded_line(view: &SharedView, keep: &dyn Fn(&RecordedClaim) -> bool) -> Vec<Claim<LineKey>> {
+    view.claims
+        .iter()
+        .filter(|c| keep(c) && view.waits(c))
+        .map(|c| Claim {
             key: line_key(
                 &c.run_namespace,
                 &c.run,
@@ -368,8 +366,45 @@ pub fn serve(view: &SharedView, mine: &[MyClaim], since: &Time, priority: i32) -
             priority: c.claim.priority,
             since: c.claim.since.0.as_second(),
             wants: c.wants(),
-        });
+        })
+        .collect()
+}
+
+/// The runs (namespace, name) whose recorded claims the line grants now:
+/// the ones to wake when a grant or a resource changed. Every other
+/// waiting run would only find that it still waits.
+pub fn served_now(view: &SharedView) -> BTreeSet<(String, String)> {
+    let waiting = recorded_line(view, &|_| true);
+    allocate(&view.capacities, &held(view), &waiting)
+        .granted
+        .into_iter()
+        .map(|(ns, run, ..)| (ns, run))
+        .collect()
+}
+
+/// The runs (namespace, name) with a claim that waits, when some run keeps
+/// units for the whole run (its layer's `uses`): only then can runs wait
+/// for each other for ever, and each of them must step to see the cycle
+/// its last claim closed. Empty otherwise.
+pub fn may_be_stalled(view: &SharedView) -> BTreeSet<(String, String)> {
+    if !view.grants.iter().any(|g| g.attempt == 0) {
+        return BTreeSet::new();
     }
+    view.claims
+        .iter()
+        .filter(|c| view.waits(c))
+        .map(|c| (c.run_namespace.clone(), c.run.clone()))
+        .collect()
+}
+
+/// Serves `mine` (this run's claims, made when `since` with `priority`)
+/// in the order of every claim of the namespace: a claim is granted when
+/// the allocation of the whole line grants it, with the lowest free units.
+pub fn serve(view: &SharedView, mine: &[MyClaim], since: &Time, priority: i32) -> Served {
+    let my_uids: BTreeSet<&str> = mine.iter().map(|m| m.holder_uid.as_str()).collect();
+    let held = held(view);
+    // This run's claims are the fresh ones below.
+    let mut waiting = recorded_line(view, &|c| !my_uids.contains(c.holder_uid.as_str()));
     for m in mine {
         waiting.push(Claim {
             key: line_key(&m.namespace, &m.run, &m.holder, m.attempt, &m.holder_uid),
@@ -408,28 +443,16 @@ pub fn serve(view: &SharedView, mine: &[MyClaim], since: &Time, priority: i32) -
             out.leases.extend(leases);
         }
     }
-    let positions: BTreeMap<&LineKey, &Vec<(String, usize)>> =
-        a.waiting.iter().map(|(k, lines)| (k, lines)).collect();
     for m in mine {
         if out.granted.contains(&m.holder) {
             continue;
         }
-        let lines = positions.get(&line_key(
-            &m.namespace,
-            &m.run,
-            &m.holder,
-            m.attempt,
-            &m.holder_uid,
-        ));
         let wants = m
             .wants
             .iter()
             .map(|(r, &units)| ResourceUnits {
                 resource: r.clone(),
                 units,
-                position: lines
-                    .and_then(|l| l.iter().find(|(lr, _)| lr == r))
-                    .map(|(_, p)| shown_position(*p)),
             })
             .collect();
         out.waiting.insert(
@@ -443,23 +466,6 @@ pub fn serve(view: &SharedView, mine: &[MyClaim], since: &Time, priority: i32) -
         );
     }
     out
-}
-
-/// Places in line shown exactly.
-const EXACT_PLACES: usize = 10;
-
-/// A place in line as a status records it: exact up to
-/// [`EXACT_PLACES`], beyond rounded up to a multiple of 10 (of 100 beyond
-/// 100). Every grant moves everyone in line up one place; recorded
-/// exactly, each waiting holder's status would be written again on every
-/// grant, and a long line would cost hundreds of writes per grant.
-pub fn shown_position(place: usize) -> u32 {
-    let step = match place {
-        0..=EXACT_PLACES => 1,
-        11..=100 => 10,
-        _ => 100,
-    };
-    u32::try_from(place.div_ceil(step) * step).unwrap_or(u32::MAX)
 }
 
 fn grant_lease(resource: &str, unit: u32, m: &MyClaim, namespace: &str) -> Lease {
@@ -544,46 +550,25 @@ pub fn owner_of<K: Resource<DynamicType = ()>>(obj: &K) -> OwnerReference {
     }
 }
 
-/// A sentence on a waiting claim: `waiting for staging-db (2nd in line)`.
+/// A sentence on a waiting claim: `waiting for shared resources:
+/// staging-db, 2 units of pool`. It names no place in line: every grant
+/// moves the whole line up one, and a place recorded in each waiting
+/// status would rewrite every one of them on every grant. The line is in
+/// each TestLayerResource's status (`next`), and `testlayer get` shows a
+/// waiting category's place from it.
 pub fn describe_claim(c: &ResourceClaim) -> String {
     let parts: Vec<String> = c
         .wants
         .iter()
         .map(|w| {
-            let units = if w.units == 1 {
-                String::new()
+            if w.units == 1 {
+                w.resource.clone()
             } else {
-                format!("{} units of ", w.units)
-            };
-            match w.position {
-                Some(p) if p as usize <= EXACT_PLACES => {
-                    format!("{units}{} ({} in line)", w.resource, ordinal(p))
-                }
-                Some(p) => {
-                    let step = if p <= 100 { 10 } else { 100 };
-                    format!(
-                        "{units}{} ({}–{} in line)",
-                        w.resource,
-                        ordinal(p.saturating_sub(step) + 1),
-                        ordinal(p)
-                    )
-                }
-                None => format!("{units}{}", w.resource),
+                format!("{} units of {}", w.units, w.resource)
             }
         })
         .collect();
     format!("waiting for shared resources: {}", parts.join(", "))
-}
-
-fn ordinal(n: u32) -> String {
-    let suffix = match (n % 10, n % 100) {
-        (_, 11..=13) => "th",
-        (1, _) => "st",
-        (2, _) => "nd",
-        (3, _) => "rd",
-        _ => "th",
-    };
-    format!("{n}{suffix}")
 }
 
 #[cfg(test)]
@@ -626,7 +611,6 @@ mod tests {
                     .map(|(r, n)| ResourceUnits {
                         resource: r.to_string(),
                         units: *n,
-                        position: None,
                     })
                     .collect(),
             },
@@ -665,11 +649,7 @@ mod tests {
         // The other run's earlier claim is served (by its own run's
         // reconcile); "a" is next.
         let waiting = &s.waiting["a"];
-        assert_eq!(waiting.wants[0].position, Some(1));
-        assert_eq!(
-            describe_claim(waiting),
-            "waiting for shared resources: db (1st in line)"
-        );
+        assert_eq!(describe_claim(waiting), "waiting for shared resources: db");
         // The other run's claim is granted once made: "a" is next.
         view.grants.push(Grant {
             uid: String::new(),
@@ -684,7 +664,7 @@ mod tests {
         });
         let s = serve(&view, &[mine("a", &[("db", 1)])], &at(20), 0);
         assert!(s.granted.is_empty());
-        assert_eq!(s.waiting["a"].wants[0].position, Some(1));
+        assert!(s.waiting.contains_key("a"));
     }
 
     /// A category claim of `run` (holder `RUN-CATEGORY`) with a uid that
@@ -717,14 +697,19 @@ mod tests {
             .map(|h| h.holder)
             .collect();
         assert_eq!(next, ["a-one", "a-two", "b-one", "b-two"]);
-        // Serving agrees: run b's claim waits behind both of a's (a-one is
-        // granted by its own run's reconcile; b-one is then 2nd).
+        // Serving agrees: run b's claim waits behind a's, and a's first
+        // claim is granted by its own run's reconcile.
         let mut b = mine("b-one", &[("db", 1)]);
         b.run = "b".into();
         b.holder_uid = "uid-1".into();
         let s = serve(&view, &[b], &at(10), 0);
         assert!(s.granted.is_empty());
-        assert_eq!(s.waiting["b-one"].wants[0].position, Some(2));
+        assert!(s.waiting.contains_key("b-one"));
+        let mut a = mine("a-one", &[("db", 1)]);
+        a.run = "a".into();
+        a.holder_uid = "uid-2".into();
+        let s = serve(&view, &[a], &at(10), 0);
+        assert_eq!(s.granted, BTreeSet::from(["a-one".to_string()]));
     }
 
     #[test]
@@ -771,36 +756,26 @@ mod tests {
     }
 
     #[test]
-    fn places_beyond_the_tenth_are_shown_in_steps_so_grants_rewrite_few_statuses() {
-        let shown: Vec<u32> = [1, 10, 11, 20, 21, 100, 101, 250]
-            .into_iter()
-            .map(shown_position)
-            .collect();
-        assert_eq!(shown, [1, 10, 20, 20, 30, 100, 200, 300]);
-        let claim = |p| ResourceClaim {
+    fn a_waiting_claim_names_its_resources_and_units_and_no_place_that_each_grant_would_change() {
+        let claim = ResourceClaim {
             attempt: 1,
             since: at(0),
             priority: 0,
-            wants: vec![ResourceUnits {
-                resource: "db".into(),
-                units: 1,
-                position: Some(shown_position(p)),
-            }],
+            wants: vec![
+                ResourceUnits {
+                    resource: "db".into(),
+                    units: 1,
+                },
+                ResourceUnits {
+                    resource: "pool".into(),
+                    units: 2,
+                },
+            ],
         };
         assert_eq!(
-            describe_claim(&claim(13)),
-            "waiting for shared resources: db (11th–20th in line)"
+            describe_claim(&claim),
+            "waiting for shared resources: db, 2 units of pool"
         );
-        assert_eq!(
-            describe_claim(&claim(101)),
-            "waiting for shared resources: db (101st–200th in line)"
-        );
-        // From 500 waiting, one grant moves every place up one: only the
-        // first ten and those crossing a step change.
-        let changed = (2..=500)
-            .filter(|&p| shown_position(p) != shown_position(p - 1))
-            .count();
-        assert!(changed < 30, "{changed}");
     }
 
     #[test]
@@ -827,6 +802,75 @@ mod tests {
                 run_namespace: "ns".into(),
                 holder: "late".into(),
             }
+        );
+    }
+
+    #[test]
+    fn only_the_runs_the_line_serves_now_are_woken() {
+        let mut view = SharedView {
+            namespace: "ns".into(),
+            ..SharedView::default()
+        };
+        view.capacities.insert("db".into(), 1);
+        view.capacities.insert("pool".into(), 3);
+        for (holder, since, wants) in [
+            ("a", 10, &[("db", 1)][..]),
+            ("b", 11, &[("db", 1)][..]),
+            ("c", 12, &[("pool", 2)][..]),
+            ("d", 13, &[("pool", 2)][..]),
+        ] {
+            view.claims.push(recorded(holder, since, wants));
+        }
+        let runs =
+            |v: &SharedView| -> Vec<String> { served_now(v).into_iter().map(|(_, r)| r).collect() };
+        // The first on the mutex and the pool claim that fits.
+        assert_eq!(runs(&view), ["a", "c"]);
+        // Granted, they wait no more: nobody else fits now.
+        for (holder, resource, unit) in [("a", "db", 0), ("c", "pool", 0), ("c", "pool", 1)] {
+            view.grants.push(Grant {
+                uid: String::new(),
+                name: grant_name(resource, unit),
+                resource: resource.into(),
+                unit,
+                holder_uid: format!("uid-{holder}"),
+                attempt: 1,
+                run: holder.into(),
+                run_namespace: "ns".into(),
+                holder: holder.into(),
+            });
+        }
+        assert!(runs(&view).is_empty());
+        // "a" gives its unit back: "b" is next, and only "b".
+        view.grants.retain(|g| g.holder != "a");
+        view.claims.retain(|c| c.holder != "a");
+        assert_eq!(runs(&view), ["b"]);
+    }
+
+    #[test]
+    fn waiting_runs_may_be_stalled_only_while_a_run_keeps_units_for_its_whole_run() {
+        let mut view = SharedView {
+            namespace: "ns".into(),
+            ..SharedView::default()
+        };
+        view.capacities.insert("db".into(), 1);
+        view.claims.push(recorded("a", 10, &[("db", 1)]));
+        let keep = |attempt: u32| Grant {
+            uid: String::new(),
+            name: grant_name("db", 0),
+            resource: "db".into(),
+            unit: 0,
+            holder_uid: "uid-x".into(),
+            attempt,
+            run: "x".into(),
+            run_namespace: "ns".into(),
+            holder: "x".into(),
+        };
+        view.grants.push(keep(1));
+        assert!(may_be_stalled(&view).is_empty());
+        view.grants[0] = keep(0);
+        assert_eq!(
+            may_be_stalled(&view),
+            BTreeSet::from([("ns".to_string(), "a".to_string())])
         );
     }
 }
