@@ -119,6 +119,14 @@ pub(super) fn releases(
     d: &Decision,
     run_done: bool,
 ) -> Vec<GrantRef> {
+    // The attempts each category starts now, looked up once (a run of
+    // thousands starts thousands in one step).
+    let mut starts: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
+    for a in &d.actions {
+        if let Action::Start { category, attempt } = *a {
+            starts.entry(category).or_default().push(attempt);
+        }
+    }
     let mut live: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
     for (i, c) in cats.items.iter().enumerate() {
         let uid = c.cr.metadata.uid.as_deref().unwrap_or_default();
@@ -128,13 +136,7 @@ pub(super) fn releases(
         {
             entry.push(o.attempts.len() as u32);
         }
-        for a in &d.actions {
-            if let Action::Start { category, attempt } = *a
-                && category == i
-            {
-                entry.push(attempt);
-            }
-        }
+        entry.extend(starts.get(&i).into_iter().flatten());
     }
     let run_uid = run.metadata.uid.as_deref().unwrap_or_default();
     let pods: Vec<&Pod> = pods.iter().map(AsRef::as_ref).collect();
