@@ -596,6 +596,22 @@ mod tests {
         Time(Timestamp::from_second(secs).unwrap())
     }
 
+    /// A grant of `unit` of `resource` to `holder` (of the run of its name)
+    /// for `attempt`.
+    fn held(holder: &str, resource: &str, unit: u32, attempt: u32) -> Grant {
+        Grant {
+            uid: String::new(),
+            name: grant_name(resource, unit),
+            resource: resource.into(),
+            unit,
+            holder_uid: format!("uid-{holder}"),
+            attempt,
+            run: holder.into(),
+            run_namespace: "ns".into(),
+            holder: holder.into(),
+        }
+    }
+
     fn recorded(holder: &str, since: i64, wants: &[(&str, u32)]) -> RecordedClaim {
         RecordedClaim {
             holder: holder.into(),
@@ -626,17 +642,7 @@ mod tests {
         view.capacities.insert("db".into(), 1);
         view.capacities.insert("pool".into(), 3);
         view.claims.push(recorded("other", 10, &[("db", 1)]));
-        view.grants.push(Grant {
-            uid: String::new(),
-            name: grant_name("pool", 0),
-            resource: "pool".into(),
-            unit: 0,
-            holder_uid: "uid-x".into(),
-            attempt: 1,
-            run: "x".into(),
-            run_namespace: "ns".into(),
-            holder: "x".into(),
-        });
+        view.grants.push(held("x", "pool", 0, 1));
         let s = serve(
             &view,
             &[mine("a", &[("db", 1)]), mine("b", &[("pool", 2)])],
@@ -651,17 +657,7 @@ mod tests {
         let waiting = &s.waiting["a"];
         assert_eq!(describe_claim(waiting), "waiting for shared resources: db");
         // The other run's claim is granted once made: "a" is next.
-        view.grants.push(Grant {
-            uid: String::new(),
-            name: grant_name("db", 0),
-            resource: "db".into(),
-            unit: 0,
-            holder_uid: "uid-other".into(),
-            attempt: 1,
-            run: "other".into(),
-            run_namespace: "ns".into(),
-            holder: "other".into(),
-        });
+        view.grants.push(held("other", "db", 0, 1));
         let s = serve(&view, &[mine("a", &[("db", 1)])], &at(20), 0);
         assert!(s.granted.is_empty());
         assert!(s.waiting.contains_key("a"));
@@ -827,17 +823,7 @@ mod tests {
         assert_eq!(runs(&view), ["a", "c"]);
         // Granted, they wait no more: nobody else fits now.
         for (holder, resource, unit) in [("a", "db", 0), ("c", "pool", 0), ("c", "pool", 1)] {
-            view.grants.push(Grant {
-                uid: String::new(),
-                name: grant_name(resource, unit),
-                resource: resource.into(),
-                unit,
-                holder_uid: format!("uid-{holder}"),
-                attempt: 1,
-                run: holder.into(),
-                run_namespace: "ns".into(),
-                holder: holder.into(),
-            });
+            view.grants.push(held(holder, resource, unit, 1));
         }
         assert!(runs(&view).is_empty());
         // "a" gives its unit back: "b" is next, and only "b".
@@ -854,20 +840,9 @@ mod tests {
         };
         view.capacities.insert("db".into(), 1);
         view.claims.push(recorded("a", 10, &[("db", 1)]));
-        let keep = |attempt: u32| Grant {
-            uid: String::new(),
-            name: grant_name("db", 0),
-            resource: "db".into(),
-            unit: 0,
-            holder_uid: "uid-x".into(),
-            attempt,
-            run: "x".into(),
-            run_namespace: "ns".into(),
-            holder: "x".into(),
-        };
-        view.grants.push(keep(1));
+        view.grants.push(held("x", "db", 0, 1));
         assert!(may_be_stalled(&view).is_empty());
-        view.grants[0] = keep(0);
+        view.grants[0] = held("x", "db", 0, 0);
         assert_eq!(
             may_be_stalled(&view),
             BTreeSet::from([("ns".to_string(), "a".to_string())])
