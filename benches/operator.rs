@@ -70,7 +70,6 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::{Fixture, control_plane, controller_process, eventually, eventually_every};
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, ListParams, PostParams};
@@ -82,7 +81,7 @@ use testlayer_testkit::kubelet::KubeletEventKind;
 use kit::{
     CONCURRENT_WRITES, CpuUse, QUICK, TARGETS, apiserver_writes, bound, controller_writes,
     create_concurrently, create_same_objects, delete_namespaces, diff, not_the_controllers,
-    percentile, quick, rss_mib, size, spread, target, wide_layer, wide_layer_with,
+    percentile, quick, rss_mib, size, spread, target, wait_for_pods, wide_layer, wide_layer_with,
 };
 
 /// Repetitions of (a) and (b) when neither `--reps=N` nor
@@ -729,36 +728,6 @@ async fn ten_thousand(cp: &'static ControlPlane) {
         object < 1024 * 1024,
         format!("{:.1} KiB (target < 1 MiB)", object as f64 / 1024.0),
     );
-}
-
-/// Waits until `pods` holds at least `n` Pods, from a watch of their
-/// metadata (a list of 10,000 Pods every second would cost the apiserver
-/// more than the operator's own work does).
-async fn wait_for_pods(client: &Client, ns: &str, n: usize) {
-    use kube::core::PartialObjectMeta;
-    use kube::runtime::{WatchStreamExt, watcher};
-    let pods: Api<PartialObjectMeta<Pod>> = Api::namespaced(client.clone(), ns);
-    let mut seen = std::collections::HashSet::new();
-    let mut events = std::pin::pin!(watcher(pods, watcher::Config::default()).applied_objects());
-    let counted = async {
-        while seen.len() < n {
-            match events.next().await {
-                Some(Ok(p)) => {
-                    seen.insert(p.metadata.name.unwrap_or_default());
-                }
-                Some(Err(e)) => eprintln!("watching Pods: {e}"),
-                None => break,
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(1800), counted)
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "not every Pod of the run in 30 minutes: {} of {n}",
-                seen.len()
-            )
-        });
 }
 
 /// Waits until run `name` has ended, reading only the run (a test's wait

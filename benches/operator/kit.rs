@@ -311,3 +311,33 @@ pub(crate) fn target(what: &str, met: bool, detail: String) {
         t.push((what.to_string(), met, detail));
     }
 }
+
+/// Waits until `pods` holds at least `n` Pods, from a watch of their
+/// metadata (a list of 10,000 Pods every second would cost the apiserver
+/// more than the operator's own work does).
+pub(crate) async fn wait_for_pods(client: &Client, ns: &str, n: usize) {
+    use kube::core::PartialObjectMeta;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let pods: Api<PartialObjectMeta<Pod>> = Api::namespaced(client.clone(), ns);
+    let mut seen = std::collections::HashSet::new();
+    let mut events = std::pin::pin!(watcher(pods, watcher::Config::default()).applied_objects());
+    let counted = async {
+        while seen.len() < n {
+            match events.next().await {
+                Some(Ok(p)) => {
+                    seen.insert(p.metadata.name.unwrap_or_default());
+                }
+                Some(Err(e)) => eprintln!("watching Pods: {e}"),
+                None => break,
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(1800), counted)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "not every Pod of the run in 30 minutes: {} of {n}",
+                seen.len()
+            )
+        });
+}

@@ -21,7 +21,7 @@ use testlayer::controller::run::step::{
 use testlayer::controller::shared::claims::SharedView;
 
 use crate::common::{Fixture, eventually_every};
-use crate::kit::{delete_namespaces, quick, target, wide_layer};
+use crate::kit::{delete_namespaces, quick, target, wait_for_pods, wide_layer};
 
 /// Every object of `api` that `selector` selects, a page at a time.
 async fn list_all<K>(api: &Api<K>, selector: &str) -> Vec<Arc<K>>
@@ -169,7 +169,7 @@ async fn at_size(n: usize) -> (f64, String) {
     // Its Pods are created after their starts are recorded, and their
     // running recorded after that: read until the controller has caught
     // up (its step on what it observes decides nothing).
-    super::wait_for_pods(&fx.client, &fx.ns, n).await;
+    wait_for_pods(&fx.client, &fx.ns, n).await;
     let began = Instant::now();
     let o = loop {
         let o = observed(&fx, name, &config).await;
