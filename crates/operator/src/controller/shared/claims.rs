@@ -596,6 +596,18 @@ mod tests {
         Time(Timestamp::from_second(secs).unwrap())
     }
 
+    /// A view of namespace "ns" with resources of these capacities.
+    fn view(capacities: &[(&str, u32)]) -> SharedView {
+        SharedView {
+            namespace: "ns".into(),
+            capacities: capacities
+                .iter()
+                .map(|(r, c)| (r.to_string(), *c))
+                .collect(),
+            ..SharedView::default()
+        }
+    }
+
     /// A grant of `unit` of `resource` to `holder` (of the run of its name)
     /// for `attempt`.
     fn held(holder: &str, resource: &str, unit: u32, attempt: u32) -> Grant {
@@ -635,12 +647,7 @@ mod tests {
 
     #[test]
     fn an_earlier_claim_of_another_run_goes_first_and_units_are_the_free_ones() {
-        let mut view = SharedView {
-            namespace: "ns".into(),
-            ..SharedView::default()
-        };
-        view.capacities.insert("db".into(), 1);
-        view.capacities.insert("pool".into(), 3);
+        let mut view = view(&[("db", 1), ("pool", 3)]);
         view.claims.push(recorded("other", 10, &[("db", 1)]));
         view.grants.push(held("x", "pool", 0, 1));
         let s = serve(
@@ -676,11 +683,7 @@ mod tests {
 
     #[test]
     fn runs_created_in_the_same_second_are_served_run_by_run_in_name_order() {
-        let mut view = SharedView {
-            namespace: "ns".into(),
-            ..SharedView::default()
-        };
-        view.capacities.insert("db".into(), 1);
+        let mut view = view(&[("db", 1)]);
         // Uids that would interleave the two runs (b, a, b, a) if they
         // broke the tie.
         view.claims.push(category_claim("b", "one", "uid-1", 10));
@@ -710,11 +713,7 @@ mod tests {
 
     #[test]
     fn a_resource_status_names_its_holders_and_who_is_next() {
-        let mut view = SharedView {
-            namespace: "ns".into(),
-            ..SharedView::default()
-        };
-        view.capacities.insert("pool".into(), 3);
+        let mut view = view(&[("pool", 3)]);
         for unit in 0..2 {
             view.grants.push(Grant {
                 uid: String::new(),
@@ -776,11 +775,7 @@ mod tests {
 
     #[test]
     fn a_higher_priority_goes_first_and_grants_read_back_from_leases() {
-        let mut view = SharedView {
-            namespace: "ns".into(),
-            ..SharedView::default()
-        };
-        view.capacities.insert("db".into(), 1);
+        let mut view = view(&[("db", 1)]);
         view.claims.push(recorded("early", 10, &[("db", 1)]));
         let s = serve(&view, &[mine("late", &[("db", 1)])], &at(20), 5);
         assert_eq!(s.granted, BTreeSet::from(["late".to_string()]));
@@ -803,12 +798,7 @@ mod tests {
 
     #[test]
     fn only_the_runs_the_line_serves_now_are_woken() {
-        let mut view = SharedView {
-            namespace: "ns".into(),
-            ..SharedView::default()
-        };
-        view.capacities.insert("db".into(), 1);
-        view.capacities.insert("pool".into(), 3);
+        let mut view = view(&[("db", 1), ("pool", 3)]);
         for (holder, since, wants) in [
             ("a", 10, &[("db", 1)][..]),
             ("b", 11, &[("db", 1)][..]),
@@ -834,11 +824,7 @@ mod tests {
 
     #[test]
     fn waiting_runs_may_be_stalled_only_while_a_run_keeps_units_for_its_whole_run() {
-        let mut view = SharedView {
-            namespace: "ns".into(),
-            ..SharedView::default()
-        };
-        view.capacities.insert("db".into(), 1);
+        let mut view = view(&[("db", 1)]);
         view.claims.push(recorded("a", 10, &[("db", 1)]));
         view.grants.push(held("x", "db", 0, 1));
         assert!(may_be_stalled(&view).is_empty());
