@@ -28,7 +28,8 @@ use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 use crate::control_plane::built_dir;
-use crate::process::{Component, free_port, on_lasting_thread};
+use crate::ports::free_port;
+use crate::process::{Component, on_lasting_thread};
 use crate::{ControlPlane, TestkitError};
 
 /// Pods in namespaces with this label set to `true` are Kueue's.

@@ -11,6 +11,7 @@ pub mod imports;
 pub mod kubelet;
 pub mod kueue;
 pub mod node;
+mod ports;
 mod process;
 
 pub use control_plane::{

@@ -313,37 +313,3 @@ pub fn processes_naming(needle: &[u8]) -> Vec<u32> {
 pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
-
-/// A free TCP port on 127.0.0.1, below the kernel's ephemeral range.
-///
-/// A port from `bind(0)` comes from the ephemeral range, which outgoing
-/// connections use too: between choosing it and the component binding it,
-/// one of the apiserver's connections to etcd may take it (seen as a
-/// kube-controller-manager that exits at start). Ports below the range are
-/// never handed to outgoing connections.
-pub fn free_port() -> Result<u16, TestkitError> {
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
-        .unwrap_or(32768);
-    let (base, top) = (10_000u32, low.max(12_000));
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0)
-        ^ std::process::id().wrapping_mul(2_654_435_761);
-    for i in 0..4_000u32 {
-        let port = base + seed.wrapping_add(i.wrapping_mul(7_919)) % (top - base);
-        let Ok(port) = u16::try_from(port) else {
-            continue;
-        };
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return Ok(port);
-        }
-    }
-    let l = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(TestkitError::io("binding a free port"))?;
-    Ok(l.local_addr()
-        .map_err(TestkitError::io("reading a bound port"))?
-        .port())
-}

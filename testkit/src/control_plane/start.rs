@@ -10,7 +10,8 @@ use super::clients::write_kubeconfig;
 use super::handle::ControlPlane;
 use crate::TestkitError;
 use crate::certs;
-use crate::process::{Component, free_port};
+use crate::ports::free_port;
+use crate::process::Component;
 
 /// Controllers of kube-controller-manager that tests rely on: garbage
 /// collection of owned objects, namespace deletion, default service accounts,
@@ -86,109 +87,118 @@ impl ControlPlane {
         std::fs::write(&admin_key, &pki.admin_key_pem)
             .map_err(TestkitError::io("writing admin.key"))?;
 
-        let etcd_port = free_port()?;
-        let peer_port = free_port()?;
-        let api_port = free_port()?;
-        let server = format!("https://127.0.0.1:{api_port}");
         let kubeconfig = dir.join("admin.kubeconfig");
-        write_kubeconfig(
-            &kubeconfig,
-            &server,
-            &pki.ca_cert,
-            &format!(
-                "client-certificate: {}\n    client-key: {}",
-                admin_crt.display(),
-                admin_key.display()
-            ),
-        )?;
-
         let mut cp = ControlPlane {
             dir: dir.clone(),
             bin_dir: bin_dir.clone(),
-            server: server.clone(),
+            server: String::new(),
             kubeconfig: kubeconfig.clone(),
             pki: pki.clone(),
             components: Mutex::new(Vec::new()),
             owns_dir,
         };
 
-        let etcd_url = format!("http://127.0.0.1:{etcd_port}");
-        let peer_url = format!("http://127.0.0.1:{peer_port}");
-        let etcd_args: Vec<String> = vec![
-            format!("--data-dir={}", dir.join("etcd").display()),
-            format!("--listen-client-urls={etcd_url}"),
-            format!("--advertise-client-urls={etcd_url}"),
-            format!("--listen-peer-urls={peer_url}"),
-            format!("--initial-advertise-peer-urls={peer_url}"),
-            format!("--initial-cluster=default={peer_url}"),
-            "--unsafe-no-fsync=true".into(),
-            // As kubeadm runs it: the apiserver's watch cache learns of
-            // etcd's progress every 5 s, not every 10 minutes, which it needs
-            // to serve consistent lists and to resume watches after an etcd
-            // restart.
-            "--watch-progress-notify-interval=5s".into(),
-            "--log-level=warn".into(),
-        ];
-        let mut etcd = Component::spawn(
+        let etcd_args = |etcd_port: u16| -> Result<Vec<String>, TestkitError> {
+            // A try that exited may have begun a data directory that names
+            // its peer port.
+            let _ = std::fs::remove_dir_all(dir.join("etcd"));
+            let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+            let peer_url = format!("http://127.0.0.1:{}", free_port()?);
+            Ok(vec![
+                format!("--data-dir={}", dir.join("etcd").display()),
+                format!("--listen-client-urls={etcd_url}"),
+                format!("--advertise-client-urls={etcd_url}"),
+                format!("--listen-peer-urls={peer_url}"),
+                format!("--initial-advertise-peer-urls={peer_url}"),
+                format!("--initial-cluster=default={peer_url}"),
+                "--unsafe-no-fsync=true".into(),
+                // As kubeadm runs it: the apiserver's watch cache learns of
+                // etcd's progress every 5 s, not every 10 minutes, which it
+                // needs to serve consistent lists and to resume watches after
+                // an etcd restart.
+                "--watch-progress-notify-interval=5s".into(),
+                "--log-level=warn".into(),
+            ])
+        };
+        let (etcd, etcd_port) = spawn_on_free_port(
             "etcd",
             &bin_dir.join("etcd"),
-            &etcd_args,
-            dir.join("etcd.log"),
+            &dir,
+            etcd_args,
+            Duration::from_secs(60),
+            tcp_open,
         )?;
-        etcd.wait_ready(Duration::from_secs(60), || tcp_open(etcd_port))?;
         cp.push(etcd);
+        let etcd_url = format!("http://127.0.0.1:{etcd_port}");
 
-        let api_args: Vec<String> = vec![
-            format!("--etcd-servers={etcd_url}"),
-            "--advertise-address=127.0.0.1".into(),
-            "--bind-address=127.0.0.1".into(),
-            format!("--secure-port={api_port}"),
-            format!("--cert-dir={}", dir.join("apiserver-certs").display()),
-            format!("--tls-cert-file={}", pki.serving_cert.display()),
-            format!("--tls-private-key-file={}", pki.serving_key.display()),
-            format!("--client-ca-file={}", pki.ca_cert.display()),
-            "--authorization-mode=RBAC".into(),
-            "--service-cluster-ip-range=10.0.0.0/24".into(),
-            "--allow-privileged=true".into(),
-            format!("--service-account-key-file={}", pki.sa_pub.display()),
-            format!(
-                "--service-account-signing-key-file={}",
-                pki.sa_key.display()
-            ),
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-            "--kubelet-preferred-address-types=InternalIP".into(),
-            // A real kubelet asks for a client certificate on logs.
-            format!("--kubelet-client-certificate={}", admin_crt.display()),
-            format!("--kubelet-client-key={}", admin_key.display()),
-            "--enable-priority-and-fairness=false".into(),
-            // MutatingAdmissionPolicies (beta, off by default), which tests
-            // use to stand in for admission webhooks (Kueue's, which gates
-            // the Pods of a queue): webhooks would need a Service the test
-            // control plane cannot route to.
-            "--feature-gates=MutatingAdmissionPolicy=true".into(),
-            "--runtime-config=admissionregistration.k8s.io/v1beta1=true".into(),
-            "--max-requests-inflight=1000".into(),
-            "--max-mutating-requests-inflight=500".into(),
-            "--v=1".into(),
-        ];
-        let mut api = Component::spawn(
+        // The admin's kubeconfig names the apiserver's port: it is written
+        // again for each port the apiserver is tried on.
+        let api_args = |api_port: u16| -> Result<Vec<String>, TestkitError> {
+            write_kubeconfig(
+                &kubeconfig,
+                &format!("https://127.0.0.1:{api_port}"),
+                &pki.ca_cert,
+                &format!(
+                    "client-certificate: {}\n    client-key: {}",
+                    admin_crt.display(),
+                    admin_key.display()
+                ),
+            )?;
+            Ok(vec![
+                format!("--etcd-servers={etcd_url}"),
+                "--advertise-address=127.0.0.1".into(),
+                "--bind-address=127.0.0.1".into(),
+                format!("--secure-port={api_port}"),
+                format!("--cert-dir={}", dir.join("apiserver-certs").display()),
+                format!("--tls-cert-file={}", pki.serving_cert.display()),
+                format!("--tls-private-key-file={}", pki.serving_key.display()),
+                format!("--client-ca-file={}", pki.ca_cert.display()),
+                "--authorization-mode=RBAC".into(),
+                "--service-cluster-ip-range=10.0.0.0/24".into(),
+                "--allow-privileged=true".into(),
+                format!("--service-account-key-file={}", pki.sa_pub.display()),
+                format!(
+                    "--service-account-signing-key-file={}",
+                    pki.sa_key.display()
+                ),
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+                "--kubelet-preferred-address-types=InternalIP".into(),
+                // A real kubelet asks for a client certificate on logs.
+                format!("--kubelet-client-certificate={}", admin_crt.display()),
+                format!("--kubelet-client-key={}", admin_key.display()),
+                "--enable-priority-and-fairness=false".into(),
+                // MutatingAdmissionPolicies (beta, off by default), which
+                // tests use to stand in for admission webhooks (Kueue's,
+                // which gates the Pods of a queue): webhooks would need a
+                // Service the test control plane cannot route to.
+                "--feature-gates=MutatingAdmissionPolicy=true".into(),
+                "--runtime-config=admissionregistration.k8s.io/v1beta1=true".into(),
+                "--max-requests-inflight=1000".into(),
+                "--max-mutating-requests-inflight=500".into(),
+                "--v=1".into(),
+            ])
+        };
+        let kubectl = bin_dir.join("kubectl");
+        let (api, api_port) = spawn_on_free_port(
             "kube-apiserver",
             &bin_dir.join("kube-apiserver"),
-            &api_args,
-            dir.join("kube-apiserver.log"),
+            &dir,
+            api_args,
+            Duration::from_secs(120),
+            |_| {
+                std::process::Command::new(&kubectl)
+                    .arg(format!("--kubeconfig={}", kubeconfig.display()))
+                    .args(["get", "--raw=/readyz", "--request-timeout=5s"])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            },
         )?;
-        let kubectl = bin_dir.join("kubectl");
-        api.wait_ready(Duration::from_secs(120), || {
-            std::process::Command::new(&kubectl)
-                .arg(format!("--kubeconfig={}", kubeconfig.display()))
-                .args(["get", "--raw=/readyz", "--request-timeout=5s"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })?;
         cp.push(api);
+        let server = format!("https://127.0.0.1:{api_port}");
+        cp.server = server.clone();
 
-        let kcm_args = |port: u16| -> Vec<String> {
-            vec![
+        let kcm_args = |port: u16| -> Result<Vec<String>, TestkitError> {
+            Ok(vec![
                 format!("--kubeconfig={}", kubeconfig.display()),
                 format!("--authentication-kubeconfig={}", kubeconfig.display()),
                 format!("--authorization-kubeconfig={}", kubeconfig.display()),
@@ -208,13 +218,15 @@ impl ControlPlane {
                 format!("--cert-dir={}", dir.join("kcm-certs").display()),
                 "--concurrent-gc-syncs=5".into(),
                 "--v=1".into(),
-            ]
+            ])
         };
-        let kcm = spawn_on_free_port(
+        let (kcm, _) = spawn_on_free_port(
             "kube-controller-manager",
             &bin_dir.join("kube-controller-manager"),
             &dir,
             kcm_args,
+            Duration::from_secs(60),
+            tcp_open,
         )?;
         cp.push(kcm);
         if options.scheduler {
@@ -225,8 +237,8 @@ impl ControlPlane {
                     dir: bin_dir,
                 });
             }
-            let sched_args = |port: u16| -> Vec<String> {
-                vec![
+            let sched_args = |port: u16| -> Result<Vec<String>, TestkitError> {
+                Ok(vec![
                     format!("--kubeconfig={}", kubeconfig.display()),
                     format!("--authentication-kubeconfig={}", kubeconfig.display()),
                     format!("--authorization-kubeconfig={}", kubeconfig.display()),
@@ -235,9 +247,16 @@ impl ControlPlane {
                     format!("--secure-port={port}"),
                     format!("--cert-dir={}", dir.join("scheduler-certs").display()),
                     "--v=1".into(),
-                ]
+                ])
             };
-            let sched = spawn_on_free_port("kube-scheduler", &scheduler, &dir, sched_args)?;
+            let (sched, _) = spawn_on_free_port(
+                "kube-scheduler",
+                &scheduler,
+                &dir,
+                sched_args,
+                Duration::from_secs(60),
+                tcp_open,
+            )?;
             cp.push(sched);
         }
         // The service-account controller creating `default` in `default`
@@ -290,15 +309,18 @@ impl ControlPlane {
 }
 
 /// Starts a component that listens on a port of its own and waits until it
-/// does. A component that exits at start (its port taken in the meantime)
-/// is tried again on another port, up to three times; each try has its own
-/// log (`NAME.log`, `NAME.2.log`, ...).
+/// is `ready` (asked with its port). A component that exits at start (its
+/// port taken in the meantime by a process that is not a test's) is tried
+/// again on another port, up to three times; each try has its own log
+/// (`NAME.log`, `NAME.2.log`, ...). Returns it with its port.
 fn spawn_on_free_port(
     name: &str,
     program: &std::path::Path,
     dir: &std::path::Path,
-    args: impl Fn(u16) -> Vec<String>,
-) -> Result<Component, TestkitError> {
+    args: impl Fn(u16) -> Result<Vec<String>, TestkitError>,
+    timeout: Duration,
+    mut ready: impl FnMut(u16) -> bool,
+) -> Result<(Component, u16), TestkitError> {
     let mut tries = 1;
     loop {
         let port = free_port()?;
@@ -307,9 +329,9 @@ fn spawn_on_free_port(
         } else {
             dir.join(format!("{name}.{tries}.log"))
         };
-        let mut c = Component::spawn(name, program, &args(port), log)?;
-        match c.wait_ready(Duration::from_secs(60), || tcp_open(port)) {
-            Ok(()) => return Ok(c),
+        let mut c = Component::spawn(name, program, &args(port)?, log)?;
+        match c.wait_ready(timeout, || ready(port)) {
+            Ok(()) => return Ok((c, port)),
             Err(TestkitError::Exited { .. }) if tries < 3 => {
                 tracing::warn!(
                     component = name,
@@ -329,4 +351,61 @@ fn tcp_open(port: u16) -> bool {
         Duration::from_millis(200),
     )
     .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_component_that_exits_at_start_is_tried_again_on_another_port() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let tried = std::cell::RefCell::new(Vec::new());
+        // Exits on its first port, as a component whose port was taken
+        // does; keeps running on the second.
+        let args = |port: u16| -> Result<Vec<String>, TestkitError> {
+            tried.borrow_mut().push(port);
+            let script = if tried.borrow().len() == 1 {
+                "echo 'bind: address already in use'; exit 1"
+            } else {
+                "exec sleep 30"
+            };
+            Ok(vec!["-c".into(), script.into()])
+        };
+        let (mut c, port) = spawn_on_free_port(
+            "component",
+            std::path::Path::new("/bin/sh"),
+            dir.path(),
+            args,
+            Duration::from_secs(10),
+            |_| tried.borrow().len() == 2,
+        )
+        .expect("started on the second try");
+        let tried = tried.borrow().clone();
+        assert_eq!(tried.len(), 2);
+        assert_eq!(port, tried[1]);
+        assert_ne!(tried[0], tried[1]);
+        assert!(dir.path().join("component.log").is_file());
+        assert!(dir.path().join("component.2.log").is_file());
+        c.stop(Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_component_that_exits_three_times_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let r = spawn_on_free_port(
+            "component",
+            std::path::Path::new("/bin/sh"),
+            dir.path(),
+            |_| Ok(vec!["-c".into(), "echo no; exit 3".into()]),
+            Duration::from_secs(10),
+            |_| false,
+        );
+        match r {
+            Err(TestkitError::Exited { component, .. }) => assert_eq!(component, "component"),
+            Err(e) => panic!("unexpected error: {e}"),
+            Ok(_) => panic!("a component that always exits was started"),
+        }
+        assert!(dir.path().join("component.3.log").is_file());
+    }
 }
