@@ -235,6 +235,30 @@ async fn a_cancel_a_deleted_run_and_a_pod_deleted_by_hand_give_back_the_mutex() 
     let w = fx.wait_done("waiter3", T).await;
     assert_eq!(phase(&w), Some(LayerPhase::Succeeded));
 
+    // The run deleted while its Pod ignores SIGTERM: the Pod runs through
+    // its grace period (10 s), and its grant, which has no owner the
+    // garbage collector could follow, stays until the Pod has stopped.
+    let stubborn = config(&[("long", "trap '' TERM; sleep 300")], "");
+    hold_and_wait(&fx, "holder4", &stubborn, "waiter4").await;
+    let deleted = std::time::Instant::now();
+    fx.runs()
+        .delete(
+            "holder4",
+            &DeleteParams {
+                propagation_policy: Some(kube::api::PropagationPolicy::Background),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let w = fx.wait_done("waiter4", T).await;
+    assert_eq!(phase(&w), Some(LayerPhase::Succeeded));
+    assert!(
+        deleted.elapsed() >= Duration::from_secs(9),
+        "waiter4 ended {:?} after holder4 was deleted, before holder4's Pod's grace period ran out",
+        deleted.elapsed()
+    );
+
     let events = fx.kubelet().events();
     let (peak, _) = overlap(&events, |_| true);
     assert_eq!(
@@ -393,7 +417,8 @@ async fn runs_that_keep_what_each_other_waits_for_are_stalled_naming_the_cycle_u
 
 /// A unit given back and granted again is a new Lease of the same name: a
 /// second give-back decided on the first (two controllers, or a retried
-/// reconcile) leaves the new holder's grant alone.
+/// reconcile) leaves the new holder's grant alone. Grants made by earlier
+/// versions carry a finalizer, which a give-back removes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_give_back_leaves_the_next_holders_grant_of_the_same_unit_alone() {
     use testlayer::api::names::GRANT_FINALIZER;
@@ -401,44 +426,46 @@ async fn a_late_give_back_leaves_the_next_holders_grant_of_the_same_unit_alone()
     use testlayer::controller::shared::writes::release_grants;
     let fx = Fixture::new("res-late").await;
     let api: Api<Lease> = fx.api();
-    let lease = |holder: &str| -> Lease {
-        serde_json::from_value(json!({
-            "metadata": {"name": "testlayer-grant-staging-db-0",
-                "labels": {"testlayer.dev/resource": "staging-db", "testlayer.dev/holder": holder},
-                "finalizers": [GRANT_FINALIZER]},
-            "spec": {"holderIdentity": holder},
-        }))
-        .unwrap()
-    };
-    let pp = kube::api::PostParams::default();
-    let first = api
-        .create(&pp, &lease("first"))
-        .await
-        .expect("grant to first");
-    let old = GrantRef::of(&first);
-    release_grants(&api, vec![old.clone()])
-        .await
-        .expect("give back");
-    assert!(grants(&fx).await.is_empty(), "the first grant is gone");
-    let second = api
-        .create(&pp, &lease("second"))
-        .await
-        .expect("grant to second");
-    assert_ne!(second.uid(), first.uid());
-    release_grants(&api, vec![old])
-        .await
-        .expect("a late give-back is fine");
-    let left = grants(&fx).await;
-    assert_eq!(left.len(), 1, "{left:#?}");
-    assert_eq!(left[0].uid(), second.uid());
-    assert!(
-        left[0].metadata.deletion_timestamp.is_none(),
-        "{:#?}",
-        left[0]
-    );
-    assert_eq!(left[0].finalizers(), [GRANT_FINALIZER]);
-    release_grants(&api, vec![GrantRef::of(&second)])
-        .await
-        .expect("give back the second");
-    assert!(grants(&fx).await.is_empty());
+    for finalizers in [vec![], vec![GRANT_FINALIZER]] {
+        let lease = |holder: &str| -> Lease {
+            serde_json::from_value(json!({
+                "metadata": {"name": "testlayer-grant-staging-db-0",
+                    "labels": {"testlayer.dev/resource": "staging-db", "testlayer.dev/holder": holder},
+                    "finalizers": finalizers},
+                "spec": {"holderIdentity": holder},
+            }))
+            .unwrap()
+        };
+        let pp = kube::api::PostParams::default();
+        let first = api
+            .create(&pp, &lease("first"))
+            .await
+            .expect("grant to first");
+        let old = GrantRef::of(&first);
+        release_grants(&api, vec![old.clone()])
+            .await
+            .expect("give back");
+        assert!(grants(&fx).await.is_empty(), "the first grant is gone");
+        let second = api
+            .create(&pp, &lease("second"))
+            .await
+            .expect("grant to second");
+        assert_ne!(second.uid(), first.uid());
+        release_grants(&api, vec![old])
+            .await
+            .expect("a late give-back is fine");
+        let left = grants(&fx).await;
+        assert_eq!(left.len(), 1, "{left:#?}");
+        assert_eq!(left[0].uid(), second.uid());
+        assert!(
+            left[0].metadata.deletion_timestamp.is_none(),
+            "{:#?}",
+            left[0]
+        );
+        assert_eq!(left[0].finalizers(), finalizers);
+        release_grants(&api, vec![GrantRef::of(&second)])
+            .await
+            .expect("give back the second");
+        assert!(grants(&fx).await.is_empty());
+    }
 }

@@ -69,9 +69,11 @@ pub const LABEL_GRANT_ATTEMPT: &str = "testlayer.dev/grant-attempt";
 pub const LABEL_HOLDER_UID: &str = "testlayer.dev/holder-uid";
 /// Label of a grant: the namespace of its holder.
 pub const LABEL_HOLDER_NAMESPACE: &str = "testlayer.dev/holder-namespace";
-/// The finalizer of every grant: a grant the garbage collector deletes
-/// (its holder was deleted) keeps its unit until the holder's Pods have
-/// stopped running, and only then goes (see `release_when_stopped` in the controller).
+/// The finalizer of grants made by earlier versions, which were owned by
+/// their holder: one the garbage collector deleted with its holder keeps
+/// its unit until the holder's Pods have stopped running, and only then
+/// goes (see `release_when_stopped` in the controller). Grants made now
+/// have neither owner nor finalizer.
 pub const GRANT_FINALIZER: &str = "testlayer.dev/holder-stopped";
 
 // Pods, ConfigMaps and frozen plans.

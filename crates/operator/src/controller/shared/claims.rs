@@ -6,15 +6,18 @@
 //! A grant is a `coordination.k8s.io` Lease per unit, named
 //! `testlayer-grant-RESOURCE-UNIT`: no two holders can ever hold one unit,
 //! because the apiserver refuses a second object of one name, whatever
-//! this or another controller believed. It is owned by its holder, so the
-//! garbage collector gives it back when the holder is deleted; a step gives
-//! it back when the attempt (or the run) it was for has ended.
+//! this or another controller believed. A step gives it back when the
+//! attempt (or the run) it was for has ended, with one delete; the grant
+//! of a holder that was deleted is given back by the controller's sweep
+//! once the holder's Pods have stopped (see `sweep`). A grant has no
+//! owner: the garbage collector would give it back with its holder, while
+//! the holder's Pods may still run through their grace period.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
-use kube::{Resource, ResourceExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::ResourceExt;
 
 use crate::api::names::{
     GRANT_FINALIZER, LABEL_GRANT_ATTEMPT, LABEL_HOLDER, LABEL_HOLDER_NAMESPACE, LABEL_HOLDER_UID,
@@ -299,8 +302,6 @@ pub struct MyClaim {
     pub holder: String,
     /// The holder's uid.
     pub holder_uid: String,
-    /// The holder as an owner of its grants.
-    pub owner: OwnerReference,
     /// The run it belongs to (its grants are labelled with it, so that
     /// their changes wake the run).
     pub run: String,
@@ -486,11 +487,6 @@ fn grant_lease(resource: &str, unit: u32, m: &MyClaim, namespace: &str) -> Lease
             name: Some(grant_name(resource, unit)),
             namespace: Some(namespace.to_string()),
             labels: Some(labels),
-            // An owner must be of the same namespace: a grant held from
-            // another namespace is given back by the controller alone
-            // (see `grant_sweep`).
-            owner_references: (m.namespace == namespace).then(|| vec![m.owner.clone()]),
-            finalizers: Some(vec![GRANT_FINALIZER.to_string()]),
             ..Default::default()
         },
         spec: Some(LeaseSpec {
@@ -500,9 +496,10 @@ fn grant_lease(resource: &str, unit: u32, m: &MyClaim, namespace: &str) -> Lease
     }
 }
 
-/// Whether a grant that is being deleted may go now: it has the
-/// finalizer, and no Pod of its holder may still run (`pods`: the Pods of
-/// the grant's run, as the cache shows them).
+/// Whether a grant that is being deleted may go now: it has the finalizer
+/// (a grant made by an earlier version, which the garbage collector
+/// deleted with its holder), and no Pod of its holder may still run
+/// (`pods`: the Pods of the grant's run, as the cache shows them).
 pub fn release_when_stopped(grant: &Lease, pods: &[&k8s_openapi::api::core::v1::Pod]) -> bool {
     if grant.metadata.deletion_timestamp.is_none()
         || !grant.finalizers().iter().any(|f| f == GRANT_FINALIZER)
@@ -536,20 +533,6 @@ impl Grant {
     }
 }
 
-/// An owner reference to `obj` for its grants (not a controller, so that
-/// nothing else is implied; the garbage collector deletes the grant with
-/// its holder).
-pub fn owner_of<K: Resource<DynamicType = ()>>(obj: &K) -> OwnerReference {
-    OwnerReference {
-        api_version: K::api_version(&()).to_string(),
-        kind: K::kind(&()).to_string(),
-        name: obj.meta().name.clone().unwrap_or_default(),
-        uid: obj.meta().uid.clone().unwrap_or_default(),
-        controller: None,
-        block_owner_deletion: None,
-    }
-}
-
 /// A sentence on a waiting claim: `waiting for shared resources:
 /// staging-db, 2 units of pool`. It names no place in line: every grant
 /// moves the whole line up one, and a place recorded in each waiting
@@ -580,11 +563,6 @@ mod tests {
         MyClaim {
             holder: holder.into(),
             holder_uid: format!("uid-{holder}"),
-            owner: OwnerReference {
-                uid: format!("uid-{holder}"),
-                name: holder.into(),
-                ..Default::default()
-            },
             run: "r".into(),
             namespace: "ns".into(),
             attempt: 1,

@@ -1,13 +1,16 @@
-//! Grants the garbage collector deletes (their holder, a run or a
-//! CategoryRun, was deleted) keep their unit until the holder's Pods have
-//! stopped running: their finalizer is removed here once no Pod of theirs
-//! runs, which a look at the caches twice a second decides and the
-//! apiserver confirms (a cache may lag behind a Pod's start).
+//! Grants whose holder (a run or a CategoryRun) was deleted are given back
+//! here, once the holder's Pods have stopped running: a grant has no owner
+//! (the garbage collector would delete it with its holder, while the
+//! holder's Pods may still run through their grace period), so a look at
+//! the caches twice a second finds the grants whose holder is gone, and the
+//! apiserver confirms both that the holder is gone and that no Pod of it
+//! runs (a cache may lag behind) before the grant is deleted.
 //!
-//! A grant held from another namespace (one line serves every namespace)
-//! can have no owner reference, so no garbage collector deletes it: it is
-//! deleted here once its holder is gone from the caches.
+//! Grants made by earlier versions were owned by their holder and carried
+//! a finalizer: one the garbage collector deleted has its finalizer removed
+//! here on the same condition.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,62 +23,93 @@ use crate::api::names::{LABEL_ATTEMPT, LABEL_RUN};
 use crate::api::{CategoryRun, TestLayerRun};
 use crate::controller::kit::context::Context;
 use crate::controller::shared::claims::{Grant, GrantRef, release_when_stopped};
-use crate::controller::shared::writes::{delete_grant, unfinalize};
+use crate::controller::shared::writes::{Deleted, delete_grant, unfinalize};
 
-/// How often deleted grants are looked at.
+/// How often grants are looked at.
 const EVERY: Duration = Duration::from_millis(500);
 
-/// Lets deleted grants go once their holders' Pods have stopped; runs
-/// until aborted.
+/// Gives back the grants of deleted holders once their Pods have stopped;
+/// runs until aborted.
 pub async fn sweep(ctx: Arc<Context>) {
     crate::controller::kit::cache::synced(&ctx.grants).await;
     crate::controller::kit::cache::synced(&ctx.pods).await;
     crate::controller::kit::cache::synced(&ctx.runs).await;
     crate::controller::kit::cache::synced(&ctx.category_runs).await;
     loop {
-        for grant in ctx.grants.state() {
-            let ns = grant.namespace().unwrap_or_default();
-            if grant.metadata.deletion_timestamp.is_none() {
-                if orphaned(&ctx, &grant) && holder_gone(&ctx, &grant).await {
-                    let api: Api<Lease> = Api::namespaced(ctx.client.clone(), &ns);
-                    match delete_grant(&api, &GrantRef::of(&grant)).await {
-                        Ok(_) => {
-                            tracing::info!(grant = %grant.name_any(), namespace = %ns, "the holder of a grant from another namespace is gone; its grant goes")
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, grant = %grant.name_any(), "cannot delete the grant of a holder that is gone")
-                        }
-                    }
-                }
-                continue;
-            }
-            let Some(g) = Grant::from_lease(&grant) else {
-                continue;
-            };
-            let pods = ctx.pods.state();
-            let of_run: Vec<_> = pods
-                .iter()
-                .filter(|p| {
-                    p.namespace().as_deref() == Some(&g.run_namespace)
-                        && p.labels().get(LABEL_RUN) == Some(&g.run)
-                })
-                .map(|p| p.as_ref())
-                .collect();
-            if !release_when_stopped(&grant, &of_run) || !pods_stopped(&ctx, &g).await {
-                continue;
-            }
-            let api: Api<Lease> = Api::namespaced(ctx.client.clone(), &ns);
-            match unfinalize(&api, &GrantRef::of(&grant)).await {
-                Ok(()) => {
-                    tracing::info!(grant = %grant.name_any(), namespace = %ns, "a deleted holder's Pods stopped; its grant goes")
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, grant = %grant.name_any(), "cannot let a deleted grant go")
-                }
-            }
-        }
+        pass(&ctx).await;
         tokio::time::sleep(EVERY).await;
     }
+}
+
+/// One look at every grant.
+async fn pass(ctx: &Context) {
+    let grants = ctx.grants.state();
+    if grants.is_empty() {
+        return;
+    }
+    let holders = holder_uids(ctx);
+    let pods = ctx.pods.state();
+    for grant in grants {
+        let Some(g) = Grant::from_lease(&grant) else {
+            continue;
+        };
+        let of_run: Vec<&Pod> = pods
+            .iter()
+            .filter(|p| {
+                p.namespace().as_deref() == Some(&g.run_namespace)
+                    && p.labels().get(LABEL_RUN) == Some(&g.run)
+            })
+            .map(|p| p.as_ref())
+            .collect();
+        let ns = grant.namespace().unwrap_or_default();
+        let api: Api<Lease> = Api::namespaced(ctx.client.clone(), &ns);
+        let name = grant.name_any();
+        if grant.metadata.deletion_timestamp.is_some() {
+            // An earlier version's grant, deleted with its holder.
+            if release_when_stopped(&grant, &of_run) && pods_stopped(ctx, &g).await {
+                match unfinalize(&api, &GrantRef::of(&grant)).await {
+                    Ok(()) => {
+                        tracing::info!(grant = %name, namespace = %ns, "a deleted holder's Pods stopped; its grant goes")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, grant = %name, "cannot let a deleted grant go")
+                    }
+                }
+            }
+            continue;
+        }
+        if holders.contains(g.holder_uid.as_str())
+            || g.kept_by(&of_run)
+            || !holder_gone(ctx, &g).await
+            || !pods_stopped(ctx, &g).await
+        {
+            continue;
+        }
+        let gone = match delete_grant(&api, &GrantRef::of(&grant)).await {
+            Ok(Deleted::WaitsForFinalizer) => unfinalize(&api, &GrantRef::of(&grant)).await,
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        };
+        match gone {
+            Ok(()) => {
+                tracing::info!(grant = %name, namespace = %ns, holder = %g.holder, "the holder of a grant is gone and its Pods stopped; its grant goes")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, grant = %name, "cannot give back the grant of a holder that is gone")
+            }
+        }
+    }
+}
+
+/// The uids of every run and CategoryRun in the caches: the holders that
+/// may hold grants.
+fn holder_uids(ctx: &Context) -> HashSet<String> {
+    let runs = ctx.runs.state();
+    let crs = ctx.category_runs.state();
+    runs.iter()
+        .filter_map(|r| r.meta().uid.clone())
+        .chain(crs.iter().filter_map(|c| c.meta().uid.clone()))
+        .collect()
 }
 
 /// Whether the API server confirms that no Pod that keeps `g` may still
@@ -103,12 +137,9 @@ async fn pods_stopped(ctx: &Context, g: &Grant) -> bool {
     }
 }
 
-/// Whether the API server confirms that the holder of `grant` is gone (a
+/// Whether the API server confirms that the holder of `g` is gone (a
 /// holder just made may not be in the caches yet; any doubt keeps it).
-async fn holder_gone(ctx: &Context, grant: &Lease) -> bool {
-    let Some(g) = Grant::from_lease(grant) else {
-        return false;
-    };
+async fn holder_gone(ctx: &Context, g: &Grant) -> bool {
     let uid = if g.attempt == 0 {
         Api::<TestLayerRun>::namespaced(ctx.client.clone(), &g.run_namespace)
             .get_metadata_opt(&g.holder)
@@ -124,32 +155,8 @@ async fn holder_gone(ctx: &Context, grant: &Lease) -> bool {
         Ok(None) => true,
         Ok(Some(uid)) => uid.as_deref() != Some(g.holder_uid.as_str()),
         Err(e) => {
-            tracing::debug!(error = %e, grant = %grant.name_any(), "cannot look up the holder of a grant");
+            tracing::debug!(error = %e, grant = %g.name, "cannot look up the holder of a grant");
             false
         }
     }
-}
-
-/// Whether `grant` has no owner (it is held from another namespace) and
-/// its holder, run or CategoryRun, is no longer in the caches.
-fn orphaned(ctx: &Context, grant: &Lease) -> bool {
-    if grant
-        .metadata
-        .owner_references
-        .as_ref()
-        .is_some_and(|o| !o.is_empty())
-    {
-        return false;
-    }
-    let Some(g) = Grant::from_lease(grant) else {
-        return false;
-    };
-    let uid = Some(g.holder_uid.as_str());
-    let is_holder = |meta: &kube::api::ObjectMeta| meta.uid.as_deref() == uid;
-    !ctx.runs.state().iter().any(|r| is_holder(r.meta()))
-        && !ctx
-            .category_runs
-            .state()
-            .iter()
-            .any(|c| is_holder(c.meta()))
 }

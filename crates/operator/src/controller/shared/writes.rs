@@ -72,9 +72,10 @@ pub async fn create_grants(
 }
 
 /// Gives grants back: each deleted on the condition that it is still the
-/// Lease of its uid, then its finalizer removed (the step gives back only
-/// what no Pod that may run keeps). Gone already, or a Lease of another
-/// uid by now, is fine.
+/// Lease of its uid (the step gives back only what no Pod that may run
+/// keeps); a grant of an earlier version, which waits for its finalizer,
+/// has it removed then. Gone already, or a Lease of another uid by now, is
+/// fine.
 pub async fn release_grants(
     api: &Api<Lease>,
     grants: Vec<GrantRef>,
@@ -82,8 +83,7 @@ pub async fn release_grants(
     let futs = grants.into_iter().map(|g| {
         let api = api.clone();
         async move {
-            if delete_grant(&api, &g).await? {
-                // Deleted, it waits for its finalizer, which goes now.
+            if delete_grant(&api, &g).await? == Deleted::WaitsForFinalizer {
                 unfinalize(&api, &g).await?;
             }
             Ok(())
@@ -97,10 +97,21 @@ pub async fn release_grants(
     Ok(())
 }
 
+/// What deleting a grant came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    /// It is gone.
+    Gone,
+    /// It is being deleted and waits for its finalizer (a grant made by an
+    /// earlier version).
+    WaitsForFinalizer,
+    /// It was gone already, or the name is another Lease's by now.
+    NotThere,
+}
+
 /// Deletes grant `g` on the condition that the Lease of its name still has
-/// its uid; its finalizer keeps it until removed. False: it is gone, or the
-/// name is another Lease's by now.
-pub async fn delete_grant(api: &Api<Lease>, g: &GrantRef) -> Result<bool, ControllerError> {
+/// its uid.
+pub async fn delete_grant(api: &Api<Lease>, g: &GrantRef) -> Result<Deleted, ControllerError> {
     let dp = DeleteParams {
         preconditions: (!g.uid.is_empty()).then(|| Preconditions {
             uid: Some(g.uid.clone()),
@@ -109,9 +120,17 @@ pub async fn delete_grant(api: &Api<Lease>, g: &GrantRef) -> Result<bool, Contro
         ..DeleteParams::default()
     };
     match api.delete(&g.name, &dp).await {
-        Ok(_) => Ok(true),
+        // The Lease back: it is still there, waiting for its finalizer.
+        Ok(r)
+            if r.as_ref()
+                .left()
+                .is_some_and(|l| !l.finalizers().is_empty()) =>
+        {
+            Ok(Deleted::WaitsForFinalizer)
+        }
+        Ok(_) => Ok(Deleted::Gone),
         // Gone, or the uid differs (a precondition failure is a conflict).
-        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(false),
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(Deleted::NotThere),
         Err(e) => Err(ControllerError::Kube {
             what: format!("giving back grant {}", g.name),
             source: e,

@@ -12,9 +12,7 @@ use kube::ResourceExt;
 use super::categories::Categories;
 use super::observed::{Observed, Question};
 use crate::api::TestLayerRun;
-use crate::controller::shared::claims::{
-    Grant, GrantRef, MyClaim, Served, SharedView, owner_of, serve,
-};
+use crate::controller::shared::claims::{Grant, GrantRef, MyClaim, Served, SharedView, serve};
 use crate::layer::LayerPlan;
 use crate::plan::{Action, CategoryObs, Decision};
 
@@ -70,7 +68,6 @@ pub(super) fn mine(
         out.push(MyClaim {
             holder: run.name_any(),
             holder_uid: run.metadata.uid.clone().unwrap_or_default(),
-            owner: owner_of(run),
             run: run.name_any(),
             namespace: run.namespace().unwrap_or_default(),
             attempt: 0,
@@ -84,7 +81,6 @@ pub(super) fn mine(
         out.push(MyClaim {
             holder: c.cr.name_any(),
             holder_uid: c.cr.metadata.uid.clone().unwrap_or_default(),
-            owner: owner_of(c.cr.as_ref()),
             run: run.name_any(),
             namespace: run.namespace().unwrap_or_default(),
             attempt: next_attempt(o),
