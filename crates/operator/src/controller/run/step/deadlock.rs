@@ -22,6 +22,14 @@ pub(super) fn stall(view: &SharedView, run: &TestLayerRun, served: &Served) -> O
     if served.waiting.is_empty() {
         return None;
     }
+    // Only units kept for a whole run, held or claimed, can keep anyone
+    // waiting for ever.
+    let whole_run = view.grants.iter().any(|g| g.attempt == 0)
+        || view.claims.iter().any(|c| c.claim.attempt == 0)
+        || served.waiting.values().any(|c| c.attempt == 0);
+    if !whole_run {
+        return None;
+    }
     let me = run.name_any();
     let my_ns = run.namespace().unwrap_or_default();
     // Runs of other namespaces (one line serves them all) by `ns/name`.
