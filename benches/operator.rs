@@ -864,6 +864,22 @@ async fn without_the_operator(
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    // The controller's log, for looking into a figure: the file in
+    // TESTLAYER_BENCH_LOG, filtered by RUST_LOG (default: testlayer=debug).
+    if let Ok(path) = std::env::var("TESTLAYER_BENCH_LOG") {
+        match std::fs::File::create(&path) {
+            Ok(file) => {
+                let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("testlayer=debug"));
+                let _ = tracing_subscriber::fmt()
+                    .with_env_filter(filter)
+                    .with_writer(std::sync::Mutex::new(file))
+                    .with_ansi(false)
+                    .try_init();
+            }
+            Err(e) => eprintln!("cannot write the controller's log to {path}: {e}"),
+        }
+    }
     let cp = control_plane();
     let version = std::process::Command::new(cp.binary("kube-apiserver"))
         .arg("--version")

@@ -27,6 +27,12 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(super) fn record_at(&self, pod: &str, kind: KubeletEventKind, at: Instant) {
+        tracing::debug!(
+            pod,
+            ?kind,
+            ago_us = at.elapsed().as_micros() as u64,
+            "kubelet event"
+        );
         if let Ok(mut g) = self.events.lock() {
             g.push(KubeletEvent {
                 pod: pod.to_string(),

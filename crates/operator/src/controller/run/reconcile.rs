@@ -75,10 +75,19 @@ async fn reconcile_run(
     let began = std::time::Instant::now();
     let mut answers = Answers::default();
     let mut result = Requeue::requeue(AGAIN_SOON);
-    for _ in 0..MAX_PASSES {
+    for pass in 0..MAX_PASSES {
         let observed = read::gather(ctx, run, answers.clone());
         let now = Timestamp::now();
         let s = step(&observed, now);
+        tracing::debug!(
+            run = name,
+            namespace = ns,
+            pass,
+            questions = s.questions.len(),
+            writes = ?s.writes.iter().map(|w| w.summary()).collect::<Vec<_>>(),
+            since_us = began.elapsed().as_micros() as u64,
+            "step"
+        );
         if !s.questions.is_empty() {
             if s.questions.iter().all(|q| answers.has(q)) {
                 // A step must not ask what it was told; look again later.

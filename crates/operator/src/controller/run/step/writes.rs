@@ -73,6 +73,31 @@ pub enum Write {
     },
 }
 
+impl Write {
+    /// What it writes, in a word and a count, for the controller's log:
+    /// `pods+3`, `grants-1`, `run status`.
+    pub fn summary(&self) -> String {
+        match self {
+            Write::RunStatus(_) => "run status".into(),
+            Write::CreatePlan(_) => "plan+1".into(),
+            Write::CreateCategoryRuns(v) => format!("categoryruns+{}", v.len()),
+            Write::CreateGrants(v) => format!("grants+{}", v.len()),
+            Write::DeleteGrants(_, v) => format!("grants-{}", v.len()),
+            Write::CreatePods(v) => format!("pods+{}", v.len()),
+            Write::CreateTestCases(v) => format!("testcases+{}", v.len()),
+            Write::CategoryRunStatuses(v) => format!("categoryrun statuses {}", v.len()),
+            Write::StopPods(v) => format!("pods stopped {}", v.len()),
+            Write::DeletePods(v) => format!("pods-{}", v.len()),
+            Write::DeleteCategoryRuns(v) => format!("categoryruns-{}", v.len()),
+            Write::DeleteRun => "run-1".into(),
+            Write::RunConditions(v) => format!("run conditions {}", v.len()),
+            Write::CategoryRunConditions(v) => format!("categoryrun conditions {}", v.len()),
+            Write::Event(_) => "event".into(),
+            Write::RecordNotifications { .. } => "notifications".into(),
+        }
+    }
+}
+
 /// A Pod to stop and keep.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodStop {
