@@ -22,6 +22,8 @@ pub const KEEP: Duration = Duration::from_secs(60);
 /// Objects of one kind this controller wrote, by namespace and name.
 pub struct OwnWrites<K> {
     written: Mutex<HashMap<(String, String), Entry<K>>>,
+    /// Objects it deleted, by namespace and name: their uid and when.
+    deleted: Mutex<HashMap<(String, String), (String, Instant)>>,
 }
 
 /// One remembered write.
@@ -36,6 +38,7 @@ impl<K> Default for OwnWrites<K> {
     fn default() -> Self {
         OwnWrites {
             written: Mutex::new(HashMap::new()),
+            deleted: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -118,6 +121,31 @@ impl<K: Resource + Clone> OwnWrites<K> {
             w.retain(|(ns, _), e| ns != namespace || !drop(&e.obj));
         }
     }
+
+    /// Remembers that this controller deleted the object `name` of
+    /// `namespace` with `uid` (it is gone, or was already): a cache that
+    /// still shows it is behind.
+    pub fn remember_deleted(&self, namespace: &str, name: &str, uid: &str) {
+        if let Ok(mut d) = self.deleted.lock() {
+            d.retain(|_, (_, at)| at.elapsed() < KEEP);
+            d.insert(
+                (namespace.to_string(), name.to_string()),
+                (uid.to_string(), Instant::now()),
+            );
+        }
+    }
+
+    /// Whether `cached` is an object this controller deleted a moment ago
+    /// (the same uid: one made again under its name is another object).
+    pub fn deleted(&self, cached: &K) -> bool {
+        let key = (cached.namespace().unwrap_or_default(), cached.name_any());
+        let Ok(d) = self.deleted.lock() else {
+            return false;
+        };
+        d.get(&key).is_some_and(|(uid, at)| {
+            at.elapsed() < KEEP && cached.meta().uid.as_deref() == Some(uid.as_str())
+        })
+    }
 }
 
 #[cfg(test)]
@@ -137,6 +165,23 @@ mod tests {
             .iter()
             .map(|o| o.meta().resource_version.clone().unwrap_or_default())
             .collect()
+    }
+
+    #[test]
+    fn an_object_deleted_here_is_gone_from_the_view_and_one_made_again_is_not() {
+        let w = OwnWrites::default();
+        let mut a = obj("u1", "1");
+        a.metadata.namespace = Some("ns".into());
+        a.metadata.name = Some("cm".into());
+        assert!(!w.deleted(&a));
+        w.remember_deleted("ns", "cm", "u1");
+        assert!(w.deleted(&a));
+        let mut again = a.clone();
+        again.metadata.uid = Some("u2".into());
+        assert!(!w.deleted(&again), "made again under the same name");
+        let mut elsewhere = a.clone();
+        elsewhere.metadata.namespace = Some("other".into());
+        assert!(!w.deleted(&elsewhere));
     }
 
     #[test]

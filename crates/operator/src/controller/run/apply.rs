@@ -196,7 +196,12 @@ pub async fn apply(
                 ctx.own
                     .grants
                     .forget(&home, &|l| grants.iter().any(|g| g.is(l)));
-                release_grants(&api, grants).await?;
+                release_grants(&api, grants.clone()).await?;
+                // Gone: the next step does not see them held, whatever the
+                // cache still shows.
+                for g in &grants {
+                    ctx.own.grants.remember_deleted(&home, &g.name, &g.uid);
+                }
             }
             Write::StopPods(stops) => {
                 let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);

@@ -158,7 +158,7 @@ pub fn shared_view(ctx: &Context, ns: &str) -> SharedView {
     let across = ctx.resources_namespace.is_some();
     let home = ctx.resources_namespace.as_deref().unwrap_or(ns);
     let served = |of: Option<String>| across || of.as_deref() == Some(ns);
-    let capacities = ctx
+    let capacities: BTreeMap<String, u32> = ctx
         .resources
         .state()
         .iter()
@@ -169,7 +169,7 @@ pub fn shared_view(ctx: &Context, ns: &str) -> SharedView {
         .grants
         .state()
         .into_iter()
-        .filter(|l| l.namespace().as_deref() == Some(home))
+        .filter(|l| l.namespace().as_deref() == Some(home) && !ctx.own.grants.deleted(l))
         .map(|l| ctx.own.grants.fresher(l))
         .collect();
     let seen: BTreeSet<String> = leases.iter().map(|l| l.name_any()).collect();
@@ -178,7 +178,18 @@ pub fn shared_view(ctx: &Context, ns: &str) -> SharedView {
             .grants
             .unseen(home, &|n| seen.contains(n), &|_| true),
     );
-    let grants = leases.iter().filter_map(|l| Grant::from_lease(l)).collect();
+    let grants: Vec<Grant> = leases.iter().filter_map(|l| Grant::from_lease(l)).collect();
+    if capacities.is_empty() && grants.is_empty() {
+        // No shared resource here: no claim can be served, and the runs'
+        // and CategoryRuns' claims are not looked for (a run that uses one
+        // is held until it is declared).
+        return SharedView {
+            namespace: home.to_string(),
+            capacities,
+            grants,
+            claims: Vec::new(),
+        };
+    }
     let recorded = |meta: &kube::api::ObjectMeta, run: &str, claim: Option<&ResourceClaim>| {
         claim.map(|c| RecordedClaim {
             holder: meta.name.clone().unwrap_or_default(),

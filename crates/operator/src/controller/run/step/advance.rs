@@ -168,6 +168,10 @@ pub fn advance(
     if run_changed {
         events.extend(run_status::phase_event(run, &next_status));
     }
+    // A unit given back may be this run's next claim's: stepped again at
+    // once, on a view without the grants given back, rather than when the
+    // deletes come back through the watch.
+    let serve_again = !released.is_empty() && !served.waiting.is_empty();
     let writes = order(Pending {
         grants: served.leases,
         run_status: run_changed.then(|| next_status.clone()),
@@ -185,7 +189,11 @@ pub fn advance(
         .wake_at
         .map(|w| w.saturating_sub(layer_obs.now) + Duration::from_millis(50));
     let wakes = [planner_wake, cr_writes.wake, carried.wake, cats.wake];
-    let next = next_look(run, next_status.phase, hold.is_some(), wakes);
+    let next = if serve_again {
+        Next::Again
+    } else {
+        next_look(run, next_status.phase, hold.is_some(), wakes)
+    };
     Step::write(writes, next)
 }
 

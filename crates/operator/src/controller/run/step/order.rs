@@ -8,7 +8,10 @@
 //! - an attempt's test cases exist before the status that names them;
 //! - a stop is recorded in its CategoryRun's status before its Pod is
 //!   deleted, so a deleted Pod is never read as a lost one;
-//! - grants are given back only after the Pods that used them are gone;
+//! - grants are given back first: only those that no Pod that may still
+//!   run keeps are given back at all (decided before, from the Pods), and a
+//!   unit back sooner is a next holder started sooner; a crash after it
+//!   leaves an ended attempt to be recorded, which needs no grant;
 //! - the run's status otherwise comes after what it summarises, and Events
 //!   last (an Event is never worth a retry).
 
@@ -48,6 +51,10 @@ pub struct Pending {
 /// `p`'s writes in the order crash safety needs (see the module's rules).
 pub fn order(p: Pending) -> Vec<Write> {
     let mut writes = Vec::new();
+    let (ns, released) = p.release;
+    if !released.is_empty() {
+        writes.push(Write::DeleteGrants(ns, released));
+    }
     if !p.grants.is_empty() {
         writes.push(Write::CreateGrants(p.grants));
     }
@@ -72,10 +79,6 @@ pub fn order(p: Pending) -> Vec<Write> {
     }
     if !p.delete_pods.is_empty() {
         writes.push(Write::DeletePods(p.delete_pods));
-    }
-    let (ns, released) = p.release;
-    if !released.is_empty() {
-        writes.push(Write::DeleteGrants(ns, released));
     }
     if let Some(s) = late {
         writes.push(Write::RunStatus(Box::new(s)));
@@ -168,6 +171,7 @@ mod tests {
         assert_eq!(
             k,
             [
+                "release grants",
                 "grants",
                 "run status",
                 "create pods",
@@ -175,7 +179,6 @@ mod tests {
                 "category statuses",
                 "stop pods",
                 "delete pods",
-                "release grants",
                 "event"
             ]
         );
@@ -188,13 +191,13 @@ mod tests {
         assert_eq!(
             k,
             [
+                "release grants",
                 "grants",
                 "create pods",
                 "test cases",
                 "category statuses",
                 "stop pods",
                 "delete pods",
-                "release grants",
                 "run status",
                 "event"
             ]
@@ -247,8 +250,11 @@ mod tests {
                 before("test cases", "category statuses");
                 before("category statuses", "delete pods");
                 before("category statuses", "stop pods");
-                before("stop pods", "release grants");
-                before("delete pods", "release grants");
+                // A unit goes back before anything else is written: only
+                // grants no Pod that may run keeps are given back at all.
+                before("release grants", "category statuses");
+                before("release grants", "stop pods");
+                before("release grants", "delete pods");
                 if starting {
                     before("run status", "create pods");
                 } else {
