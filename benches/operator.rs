@@ -980,15 +980,17 @@ fn report_targets() -> usize {
 const TABLE_START: &str = "<!-- operator benchmark targets: start -->";
 const TABLE_END: &str = "<!-- operator benchmark targets: end -->";
 
-/// The most Pods of `holders` running at once, and for each Pod that ended,
+/// The most Pods of `holders` running at once (and which, the first time),
+/// and for each Pod that ended,
 /// the milliseconds from its end to the next holder's Pod bound by the
 /// kubelet (each end paired with the first Bound after it not yet paired).
 fn handovers(
     events: &[testlayer_testkit::kubelet::KubeletEvent],
     holders: impl Fn(&str) -> bool,
-) -> (usize, Vec<f64>) {
+) -> (usize, Vec<String>, Vec<f64>) {
     let mut running = std::collections::BTreeSet::new();
     let mut peak = 0;
+    let mut most: Vec<String> = Vec::new();
     let mut ended: std::collections::VecDeque<Instant> = Default::default();
     let mut lat = Vec::new();
     for e in events.iter().filter(|e| holders(&e.pod)) {
@@ -1000,6 +1002,9 @@ fn handovers(
             }
             KubeletEventKind::Running => {
                 running.insert(e.pod.clone());
+                if running.len() > peak {
+                    most = running.iter().cloned().collect();
+                }
             }
             _ => {
                 if running.remove(&e.pod) {
@@ -1009,7 +1014,7 @@ fn handovers(
         }
         peak = peak.max(running.len());
     }
-    (peak, lat)
+    (peak, most, lat)
 }
 
 /// Submits `runs` runs named `PREFIX-NN` of `config`'s layer `shared`
@@ -1085,8 +1090,8 @@ async fn shared_resources(cp: &'static ControlPlane, rep: usize, reps: usize) {
     let ev = fx.kubelet().events();
     let mutex = |p: &str| p.starts_with("run-") && (0..5).any(|i| p.contains(&format!("-c{i}-")));
     let pool = |p: &str| p.starts_with("run-") && (5..10).any(|i| p.contains(&format!("-c{i}-")));
-    let (mutex_peak, mut mutex_lat) = handovers(&ev, mutex);
-    let (pool_peak, mut pool_lat) = handovers(&ev, pool);
+    let (mutex_peak, mutex_most, mut mutex_lat) = handovers(&ev, mutex);
+    let (pool_peak, pool_most, mut pool_lat) = handovers(&ev, pool);
     mutex_lat.sort_by(f64::total_cmp);
     pool_lat.sort_by(f64::total_cmp);
     let grants = (runs * 10) as f64;
@@ -1096,6 +1101,17 @@ async fn shared_resources(cp: &'static ControlPlane, rep: usize, reps: usize) {
     println!(
         "    most holders at once: mutex {mutex_peak} (capacity 1), pool {pool_peak} (capacity 3)"
     );
+    for (what, peak, capacity, most) in [
+        ("mutex", mutex_peak, 1, &mutex_most),
+        ("pool", pool_peak, 3, &pool_most),
+    ] {
+        if peak > capacity {
+            println!(
+                "    OVER CAPACITY: {what} held by {} at once",
+                most.join(", ")
+            );
+        }
+    }
     for (what, lat) in [("mutex", &mutex_lat), ("pool", &pool_lat)] {
         if lat.is_empty() {
             println!("    {what}: no handover in the kubelet's record");

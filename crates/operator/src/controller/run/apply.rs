@@ -19,7 +19,7 @@ use kube::{Resource, ResourceExt};
 use crate::controller::kit::context::{Context, FIELD_MANAGER};
 use crate::controller::kit::error::ControllerError;
 use crate::controller::run::step::Write;
-use crate::controller::shared::writes::{create_grants, release_grants};
+use crate::controller::shared::writes::{create_grants, given_back, release_grants};
 use crate::controller::status::note::Note;
 
 use crate::api::{CategoryRun, Decoded, TestLayerRun};
@@ -193,15 +193,8 @@ pub async fn apply(
             Write::DeleteGrants(home, grants) => {
                 tracing::info!(run = %run_name, namespace = %home, grants = ?grants, "giving back grants");
                 let api: Api<Lease> = Api::namespaced(ctx.client.clone(), &home);
-                ctx.own
-                    .grants
-                    .forget(&home, &|l| grants.iter().any(|g| g.is(l)));
-                release_grants(&api, grants.clone()).await?;
-                // Gone: the next step does not see them held, whatever the
-                // cache still shows.
-                for g in &grants {
-                    ctx.own.grants.remember_deleted(&home, &g.name, &g.uid);
-                }
+                given_back(ctx, &home, &grants);
+                release_grants(&api, grants).await?;
             }
             Write::StopPods(stops) => {
                 let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);

@@ -23,7 +23,7 @@ use crate::api::names::{LABEL_ATTEMPT, LABEL_RUN};
 use crate::api::{CategoryRun, TestLayerRun};
 use crate::controller::kit::context::Context;
 use crate::controller::shared::claims::{Grant, GrantRef, release_when_stopped};
-use crate::controller::shared::writes::{Deleted, delete_grant, unfinalize};
+use crate::controller::shared::writes::{Deleted, delete_grant, given_back, unfinalize};
 
 /// How often grants are looked at.
 const EVERY: Duration = Duration::from_millis(500);
@@ -85,6 +85,7 @@ async fn pass(ctx: &Context) {
         {
             continue;
         }
+        given_back(ctx, &ns, &[GrantRef::of(&grant)]);
         let gone = match delete_grant(&api, &GrantRef::of(&grant)).await {
             Ok(Deleted::WaitsForFinalizer) => unfinalize(&api, &GrantRef::of(&grant)).await,
             Ok(_) => Ok(()),

@@ -60,7 +60,7 @@ pub async fn create_grants(
             Err(e) => e,
         };
         if !made.is_empty() {
-            ctx.own.grants.forget(ns, &|l| made.iter().any(|g| g.is(l)));
+            given_back(ctx, ns, &made);
             release_grants(&api, made).await?;
         }
         return Err(ControllerError::Kube {
@@ -69,6 +69,21 @@ pub async fn create_grants(
         });
     }
     Ok(())
+}
+
+/// Marks `grants` of namespace `ns` as given back in this controller's
+/// memory of its writes, before they are deleted: no later step may read
+/// them as held from a cache that still shows them (it would start a Pod
+/// on a unit that is free for others to take). Were a delete to fail, the
+/// grant would only look free to this controller, whose create of it
+/// again the apiserver refuses.
+pub fn given_back(ctx: &Context, ns: &str, grants: &[GrantRef]) {
+    ctx.own
+        .grants
+        .forget(ns, &|l| grants.iter().any(|g| g.is(l)));
+    for g in grants {
+        ctx.own.grants.remember_deleted(ns, &g.name, &g.uid);
+    }
 }
 
 /// Gives grants back: each deleted on the condition that it is still the
