@@ -193,7 +193,7 @@ pub async fn apply(
             Write::DeleteGrants(home, grants) => {
                 tracing::info!(run = %run_name, namespace = %home, grants = ?grants, "giving back grants");
                 let api: Api<Lease> = Api::namespaced(ctx.client.clone(), &home);
-                given_back(ctx, &home, &grants);
+                given_back(&ctx.own.grants, &home, &grants);
                 release_grants(&api, grants).await?;
             }
             Write::StopPods(stops) => {

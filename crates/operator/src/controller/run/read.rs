@@ -22,7 +22,7 @@ use crate::config::service_k8s_name;
 use crate::controller::kit::by_run::ByRun;
 use crate::controller::kit::context::Context;
 use crate::controller::kit::error::ControllerError;
-use crate::controller::kit::own_writes::version;
+use crate::controller::kit::own_writes::{OwnWrites, version};
 use crate::controller::run::build::owned_by;
 use crate::controller::run::frozen_plan::{self, FrozenPlan};
 use crate::controller::run::read_logs::log_read_again_once;
@@ -165,19 +165,7 @@ pub fn shared_view(ctx: &Context, ns: &str) -> SharedView {
         .filter(|r| r.namespace().as_deref() == Some(home))
         .filter_map(|r| r.valid().map(|v| (v.name_any(), v.spec.capacity)))
         .collect();
-    let mut leases: Vec<Arc<Lease>> = ctx
-        .grants
-        .state()
-        .into_iter()
-        .filter(|l| l.namespace().as_deref() == Some(home) && !ctx.own.grants.deleted(l))
-        .map(|l| ctx.own.grants.fresher(l))
-        .collect();
-    let seen: BTreeSet<String> = leases.iter().map(|l| l.name_any()).collect();
-    leases.extend(
-        ctx.own
-            .grants
-            .unseen(home, &|n| seen.contains(n), &|_| true),
-    );
+    let leases = grants_held(ctx.grants.state(), &ctx.own.grants, home);
     let grants: Vec<Grant> = leases.iter().filter_map(|l| Grant::from_lease(l)).collect();
     if capacities.is_empty() && grants.is_empty() {
         // No shared resource here: no claim can be served, and the runs'
@@ -237,6 +225,20 @@ pub fn shared_view(ctx: &Context, ns: &str) -> SharedView {
         grants,
         claims,
     }
+}
+
+/// The grants of namespace `home` as this controller knows them: the
+/// cache's (`cached`), less those it gave back a moment ago, each at its
+/// newest write, and those it made that the cache does not show yet.
+fn grants_held(cached: Vec<Arc<Lease>>, own: &OwnWrites<Lease>, home: &str) -> Vec<Arc<Lease>> {
+    let mut leases: Vec<Arc<Lease>> = cached
+        .into_iter()
+        .filter(|l| l.namespace().as_deref() == Some(home) && !own.deleted(l))
+        .map(|l| own.fresher(l))
+        .collect();
+    let seen: BTreeSet<String> = leases.iter().map(|l| l.name_any()).collect();
+    leases.extend(own.unseen(home, &|n| seen.contains(n), &|_| true));
+    leases
 }
 
 /// One answer.
@@ -547,6 +549,63 @@ async fn unready_services(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_grant_given_back_or_taken_back_is_not_held_though_the_cache_still_shows_it() {
+        use super::{Lease, OwnWrites, ResourceExt, grants_held};
+        use crate::controller::shared::claims::GrantRef;
+        use crate::controller::shared::writes::given_back;
+        let lease = |name: &str, uid: &str| -> std::sync::Arc<Lease> {
+            std::sync::Arc::new(
+                serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": name, "namespace": "ns", "uid": uid, "resourceVersion": "5"}
+                }))
+                .expect("lease"),
+            )
+        };
+        let names = |v: Vec<std::sync::Arc<Lease>>| -> Vec<String> {
+            v.iter()
+                .map(|l| {
+                    format!(
+                        "{}/{}",
+                        l.name_any(),
+                        l.metadata.uid.clone().unwrap_or_default()
+                    )
+                })
+                .collect()
+        };
+        let own = OwnWrites::<Lease>::default();
+        // Made here, not in the cache yet: held.
+        own.remember(lease("mine", "m1").as_ref().clone(), true);
+        let cache = vec![lease("db-0", "u1"), lease("pool-0", "p1")];
+        assert_eq!(
+            names(grants_held(cache.clone(), &own, "ns")),
+            ["db-0/u1", "pool-0/p1", "mine/m1"]
+        );
+        // Given back (or taken back after a refused batch): gone from what
+        // is held, though the cache still shows both.
+        given_back(
+            &own,
+            "ns",
+            &[
+                GrantRef {
+                    name: "db-0".into(),
+                    uid: "u1".into(),
+                },
+                GrantRef {
+                    name: "mine".into(),
+                    uid: "m1".into(),
+                },
+            ],
+        );
+        assert_eq!(names(grants_held(cache.clone(), &own, "ns")), ["pool-0/p1"]);
+        // The unit granted again is another Lease of the same name: held.
+        let again = vec![lease("db-0", "u2"), lease("pool-0", "p1")];
+        assert_eq!(
+            names(grants_held(again, &own, "ns")),
+            ["db-0/u2", "pool-0/p1"]
+        );
+    }
+
     use super::{Arc, TestLayerRun, newer};
 
     fn run_at(uid: &str, version: &str) -> Arc<TestLayerRun> {

@@ -85,7 +85,7 @@ async fn pass(ctx: &Context) {
         {
             continue;
         }
-        given_back(ctx, &ns, &[GrantRef::of(&grant)]);
+        given_back(&ctx.own.grants, &ns, &[GrantRef::of(&grant)]);
         let gone = match delete_grant(&api, &GrantRef::of(&grant)).await {
             Ok(Deleted::WaitsForFinalizer) => unfinalize(&api, &GrantRef::of(&grant)).await,
             Ok(_) => Ok(()),

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::controller::kit::context::{Context, FIELD_MANAGER};
 use crate::controller::kit::error::ControllerError;
+use crate::controller::kit::own_writes::OwnWrites;
 use crate::controller::shared::claims::{Grant, GrantRef};
 
 /// Grants written to the apiserver at once.
@@ -60,7 +61,7 @@ pub async fn create_grants(
             Err(e) => e,
         };
         if !made.is_empty() {
-            given_back(ctx, ns, &made);
+            given_back(&ctx.own.grants, ns, &made);
             release_grants(&api, made).await?;
         }
         return Err(ControllerError::Kube {
@@ -77,12 +78,10 @@ pub async fn create_grants(
 /// on a unit that is free for others to take). Were a delete to fail, the
 /// grant would only look free to this controller, whose create of it
 /// again the apiserver refuses.
-pub fn given_back(ctx: &Context, ns: &str, grants: &[GrantRef]) {
-    ctx.own
-        .grants
-        .forget(ns, &|l| grants.iter().any(|g| g.is(l)));
+pub fn given_back(own: &OwnWrites<Lease>, ns: &str, grants: &[GrantRef]) {
+    own.forget(ns, &|l| grants.iter().any(|g| g.is(l)));
     for g in grants {
-        ctx.own.grants.remember_deleted(ns, &g.name, &g.uid);
+        own.remember_deleted(ns, &g.name, &g.uid);
     }
 }
 
