@@ -169,6 +169,21 @@ async fn hold_and_wait(fx: &Fixture, holder: &str, long: &str, waiter: &str) {
     holding(fx, holder, waiter).await;
 }
 
+/// Deletes run `name` as `kubectl delete` does: at once, its CategoryRuns
+/// and Pods left to the garbage collector.
+async fn delete_in_background(fx: &Fixture, name: &str) {
+    fx.runs()
+        .delete(
+            name,
+            &DeleteParams {
+                propagation_policy: Some(kube::api::PropagationPolicy::Background),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_a_deleted_run_and_a_pod_deleted_by_hand_give_back_the_mutex() {
     // The controller's logs (each grant made and given back), shown when
@@ -222,16 +237,7 @@ async fn a_cancel_a_deleted_run_and_a_pod_deleted_by_hand_give_back_the_mutex() 
 
     // The run deleted: the garbage collector takes its grant with it.
     hold_and_wait(&fx, "holder3", &long, "waiter3").await;
-    fx.runs()
-        .delete(
-            "holder3",
-            &DeleteParams {
-                propagation_policy: Some(kube::api::PropagationPolicy::Background),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    delete_in_background(&fx, "holder3").await;
     let w = fx.wait_done("waiter3", T).await;
     assert_eq!(phase(&w), Some(LayerPhase::Succeeded));
 
@@ -241,16 +247,7 @@ async fn a_cancel_a_deleted_run_and_a_pod_deleted_by_hand_give_back_the_mutex() 
     let stubborn = config(&[("long", "trap '' TERM; sleep 300")], "");
     hold_and_wait(&fx, "holder4", &stubborn, "waiter4").await;
     let deleted = std::time::Instant::now();
-    fx.runs()
-        .delete(
-            "holder4",
-            &DeleteParams {
-                propagation_policy: Some(kube::api::PropagationPolicy::Background),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    delete_in_background(&fx, "holder4").await;
     let w = fx.wait_done("waiter4", T).await;
     assert_eq!(phase(&w), Some(LayerPhase::Succeeded));
     assert!(
